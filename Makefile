@@ -1,0 +1,49 @@
+# The user's interface. `make help` lists the targets.
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+DEBS := prometheus prometheus-alertmanager prometheus-node-exporter
+BINARIES := prometheus promtool prometheus-alertmanager amtool prometheus-node-exporter
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.DEFAULT_GOAL := help
+.PHONY: help venv debs generate check-generated validate lint test bench clean
+
+help: ## list the targets with what each does
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(INSTALLED): pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+venv: $(INSTALLED) ## create the virtual environment with every Python dependency
+
+debs: ## install Prometheus, Alertmanager and node exporter from Debian when missing
+	@missing=0; for b in $(BINARIES); do command -v $$b >/dev/null || missing=1; done; \
+	if [ $$missing = 1 ]; then \
+	  echo "installing Debian packages: $(DEBS)"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(DEBS) >/dev/null; \
+	fi
+
+generate: venv ## write dashboards/, rules/, config/ and docs/runbooks/ from the definitions
+	$(BIN)/monitoring generate
+
+check-generated: venv ## fail, naming the files, when committed files differ from a fresh generation
+	$(BIN)/monitoring check-generated
+
+validate: venv debs ## run every validation family on the committed files (promtool, amtool, schemas, cross-checks)
+	$(BIN)/monitoring validate
+
+lint: venv ## ruff on the code
+	$(BIN)/ruff check monitoring generators tests
+
+test: venv debs lint validate ## lint, validate, then the whole test suite against the real binaries
+	$(BIN)/pytest -q
+
+bench: venv debs ## benchmarks: generation time and memory, printed as a table
+	$(BIN)/python -m monitoring.bench
+
+clean: ## remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Pure renderers: each takes the definitions and returns data or text, and writes nothing."""

@@ -1,0 +1,32 @@
+"""Prometheus configuration: global settings, rule files, Alertmanager, scrape jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from monitoring.model import Definitions
+
+
+def prometheus_config(definitions: Definitions) -> dict[str, Any]:
+    profile = definitions.profile
+    return {
+        "global": {
+            "scrape_interval": profile.scrape_interval,
+            "evaluation_interval": profile.evaluation_interval,
+            "external_labels": {"environment": definitions.environment},
+        },
+        "rule_files": list(definitions.paths.rule_files),
+        "alerting": {
+            "alertmanagers": [
+                {"static_configs": [{"targets": [s.address for s in definitions.servers if s.name == "alertmanager"]}]}
+            ]
+        },
+        "scrape_configs": [
+            {
+                "job_name": job.name,
+                "metrics_path": job.metrics_path,
+                "static_configs": [{"targets": list(job.targets)}],
+            }
+            for job in definitions.jobs
+        ],
+    }

@@ -1,0 +1,56 @@
+"""Prometheus rule file: the signals' recording rules and the alerting rules built on them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from monitoring.model import AlertRule, Definitions
+
+
+def alert_expr(definitions: Definitions, alert: AlertRule) -> str:
+    """A band alert compares its signal's recorded series with the band's border."""
+    if alert.expr is not None:
+        return alert.expr
+    signal = definitions.signal(alert.signal)
+    assert signal.bands is not None and alert.band is not None
+    series = definitions.recorded(signal) or definitions.windowed(signal.expr)
+    return f"{series} {signal.bands.breach(alert.band)}"
+
+
+def alert_labels(definitions: Definitions, alert: AlertRule) -> dict[str, str]:
+    labels = {"severity": alert.severity, "signal": alert.signal, "team": definitions.team}
+    if alert.action:
+        labels["action"] = alert.action
+    return labels
+
+
+def recording_rules(definitions: Definitions) -> list[dict[str, Any]]:
+    return [{"record": definitions.recorded(s), "expr": definitions.windowed(s.expr)}
+            for s in definitions.signals if s.record]
+
+
+def alerting_rules(definitions: Definitions) -> list[dict[str, Any]]:
+    return [
+        {
+            "alert": alert.name,
+            "expr": alert_expr(definitions, alert),
+            "for": definitions.alert_for(alert),
+            "labels": alert_labels(definitions, alert),
+            "annotations": {
+                "summary": alert.summary,
+                "description": alert.description,
+                "runbook_url": definitions.runbook_url(alert),
+            },
+        }
+        for alert in definitions.alerts
+    ]
+
+
+def rule_file(definitions: Definitions) -> dict[str, Any]:
+    interval = definitions.profile.evaluation_interval
+    return {
+        "groups": [
+            {"name": f"{definitions.team}.recording", "interval": interval, "rules": recording_rules(definitions)},
+            {"name": f"{definitions.team}.alerts", "interval": interval, "rules": alerting_rules(definitions)},
+        ]
+    }

@@ -1,0 +1,1 @@
+"""Monitoring as code for the Genesis progressive rollout."""

@@ -1,0 +1,33 @@
+"""The whole generated set, rendered in memory: repo-relative path -> file text."""
+
+from __future__ import annotations
+
+import json
+
+from generators import alertmanager, dashboard, grafana, prometheus, rules, runbooks, yamltext
+from monitoring.checks import check
+from monitoring.model import Definitions
+
+DASHBOARD = "dashboards/genesis-rollout.json"
+RULES = "rules/genesis.rules.yml"
+PROMETHEUS = "config/prometheus.yml"
+ALERTMANAGER = "config/alertmanager.yml"
+DATASOURCE = "config/grafana/provisioning/datasources/prometheus.yml"
+DASHBOARD_PROVIDER = "config/grafana/provisioning/dashboards/genesis.yml"
+RUNBOOKS = "docs/runbooks"
+
+
+def render(definitions: Definitions) -> dict[str, str]:
+    """Check the definitions, then render every artifact; nothing is written."""
+    check(definitions)
+    files = {
+        DASHBOARD: json.dumps(dashboard.dashboard(definitions), indent=2, sort_keys=True) + "\n",
+        RULES: yamltext.dump(rules.rule_file(definitions)),
+        PROMETHEUS: yamltext.dump(prometheus.prometheus_config(definitions)),
+        ALERTMANAGER: yamltext.dump(alertmanager.alertmanager_config(definitions)),
+        DATASOURCE: yamltext.dump(grafana.datasource_provisioning(definitions)),
+        DASHBOARD_PROVIDER: yamltext.dump(grafana.dashboard_provisioning(definitions)),
+    }
+    for alert in definitions.alerts:
+        files[f"{RUNBOOKS}/{alert.name}.md"] = runbooks.runbook(definitions, alert)
+    return files

@@ -1,0 +1,36 @@
+"""Where the Prometheus tools are: an environment variable, else PATH under the Debian or upstream name."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+NAMES = {
+    "prometheus": ("prometheus",),
+    "promtool": ("promtool",),
+    "alertmanager": ("prometheus-alertmanager", "alertmanager"),
+    "amtool": ("amtool",),
+    "node-exporter": ("prometheus-node-exporter", "node_exporter"),
+}
+
+
+class MissingBinary(RuntimeError):
+    pass
+
+
+def variable(tool: str) -> str:
+    return "MONITORING_" + tool.upper().replace("-", "_")
+
+
+def find(tool: str) -> str:
+    """The path of `tool`; MONITORING_<TOOL> (e.g. MONITORING_PROMTOOL) wins over PATH."""
+    given = os.environ.get(variable(tool))
+    if given:
+        return given
+    for name in NAMES[tool]:
+        path = shutil.which(name)
+        if path:
+            return path
+    raise MissingBinary(
+        f"{tool}: not found on PATH as {' or '.join(NAMES[tool])}; install the Debian package "
+        f"(`make debs`) or set {variable(tool)}")

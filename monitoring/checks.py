@@ -1,0 +1,99 @@
+"""The rules every set of definitions keeps, checked before anything is generated."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from monitoring.model import SEVERITIES, DefinitionError, Definitions, Worse, duration_seconds
+
+
+def check(definitions: Definitions) -> None:
+    """Raise DefinitionError for the first rule `definitions` break."""
+    _check_durations(definitions)
+    _check_signals(definitions)
+    _check_alerts(definitions)
+    _check_servers_and_jobs(definitions)
+    _check_receivers(definitions)
+
+
+def _unique(kind: str, names: list[str]) -> None:
+    repeated = sorted(name for name, count in Counter(names).items() if count > 1)
+    if repeated:
+        raise DefinitionError(f"{kind} {repeated[0]!r}: the name is used more than once; names must be unique")
+
+
+def _check_durations(definitions: Definitions) -> None:
+    profile = definitions.profile
+    for name, value in vars(profile).items():
+        if name != "name" and value is not None:
+            duration_seconds(value, f"profile {profile.name!r} field {name}")
+    for alert in definitions.alerts:
+        duration_seconds(alert.for_, f"alert {alert.name!r} field for")
+
+
+def _check_signals(definitions: Definitions) -> None:
+    _unique("signal", [s.name for s in definitions.signals])
+    for signal in definitions.signals:
+        bands = signal.bands
+        if bands is None:
+            continue
+        if bands.worse is Worse.HIGHER and not bands.yellow < bands.red:
+            raise DefinitionError(
+                f"signal {signal.name!r} field bands: higher is worse, so yellow ({bands.yellow:g}) "
+                f"must be below red ({bands.red:g})")
+        if bands.worse is Worse.LOWER and not bands.yellow > bands.red:
+            raise DefinitionError(
+                f"signal {signal.name!r} field bands: lower is worse, so yellow ({bands.yellow:g}) "
+                f"must be above red ({bands.red:g})")
+
+
+def _check_alerts(definitions: Definitions) -> None:
+    _unique("alert", [a.name for a in definitions.alerts])
+    signals = {s.name: s for s in definitions.signals}
+    for alert in definitions.alerts:
+        where = f"alert {alert.name!r}"
+        if alert.severity not in SEVERITIES:
+            raise DefinitionError(f"{where} field severity: {alert.severity!r} is not one of {', '.join(SEVERITIES)}")
+        if alert.signal not in signals:
+            raise DefinitionError(f"{where} field signal: {alert.signal!r} is not a defined signal")
+        if alert.action == "rollback" and alert.severity != "critical":
+            raise DefinitionError(f"{where} field severity: a rollback alert must be critical, not {alert.severity!r}")
+        if (alert.band is None) == (alert.expr is None):
+            raise DefinitionError(f"{where}: give exactly one of band (derived from the signal) or expr")
+        if alert.band is not None:
+            if alert.band not in ("yellow", "red"):
+                raise DefinitionError(f"{where} field band: {alert.band!r} is not yellow or red")
+            if signals[alert.signal].bands is None:
+                raise DefinitionError(f"{where} field band: signal {alert.signal!r} has no bands")
+
+
+def _check_servers_and_jobs(definitions: Definitions) -> None:
+    _unique("server", [s.name for s in definitions.servers])
+    owner: dict[str, str] = {}
+    for server in definitions.servers:
+        if server.address in owner:
+            raise DefinitionError(
+                f"server {server.name!r} field port: {server.address} is already server {owner[server.address]!r}; "
+                "two servers cannot share a host:port")
+        owner[server.address] = server.name
+
+    _unique("scrape job", [j.name for j in definitions.jobs])
+    scraped_by: dict[str, str] = {}
+    for job in definitions.jobs:
+        if not job.targets:
+            raise DefinitionError(f"scrape job {job.name!r} field targets: the target list is empty")
+        for target in job.targets:
+            if target in scraped_by:
+                raise DefinitionError(
+                    f"scrape job {job.name!r} field targets: {target} is already a target of job "
+                    f"{scraped_by[target]!r}; one target cannot be in two jobs"
+                    + (f" (it is the address of server {owner[target]!r})" if target in owner else ""))
+            scraped_by[target] = job.name
+
+
+def _check_receivers(definitions: Definitions) -> None:
+    _unique("receiver", [r.name for r in definitions.receivers])
+    names = {r.name for r in definitions.receivers}
+    for role in ("rollback_receiver", "critical_receiver", "warning_receiver"):
+        if getattr(definitions, role) not in names:
+            raise DefinitionError(f"definitions field {role}: {getattr(definitions, role)!r} is not a defined receiver")

@@ -1,0 +1,53 @@
+"""Generation: the definitions rendered and written into a tree, and the drift check against one."""
+
+from __future__ import annotations
+
+import importlib
+import tempfile
+from pathlib import Path
+
+from monitoring.artifacts import RUNBOOKS, render
+from monitoring.files import write_all
+from monitoring.model import DefinitionError, Definitions
+
+
+def load(reference: str) -> Definitions:
+    """Definitions named as `module:attribute` (default: monitoring.genesis:DEFINITIONS)."""
+    module_name, _, attribute = reference.partition(":")
+    try:
+        value = getattr(importlib.import_module(module_name), attribute or "DEFINITIONS")
+    except (ImportError, AttributeError) as error:
+        raise DefinitionError(f"definitions {reference!r}: cannot be loaded ({error})") from error
+    if callable(value):
+        value = value()
+    if not isinstance(value, Definitions):
+        raise DefinitionError(f"definitions {reference!r}: is a {type(value).__name__}, not Definitions")
+    return value
+
+
+def generate(definitions: Definitions, root: Path) -> list[str]:
+    """Render everything, then write it all under `root`; return the paths that changed."""
+    return write_all(root, render(definitions))
+
+
+def drift(definitions: Definitions, root: Path) -> list[str]:
+    """Generated files under `root` that differ from a fresh generation, made in a temporary folder.
+
+    Each entry names the path and how it differs: changed, missing, or stale (a runbook of an alert
+    that no longer exists).
+    """
+    with tempfile.TemporaryDirectory(prefix="monitoring-generate-") as fresh:
+        expected = render(definitions)
+        write_all(Path(fresh), expected)
+        problems = []
+        for relative in sorted(expected):
+            committed = root / relative
+            if not committed.is_file():
+                problems.append(f"{relative}: missing")
+            elif committed.read_bytes() != (Path(fresh) / relative).read_bytes():
+                problems.append(f"{relative}: differs from a fresh generation")
+    for stale in sorted((root / RUNBOOKS).glob("*.md")):
+        relative = stale.relative_to(root).as_posix()
+        if relative not in expected:
+            problems.append(f"{relative}: stale, no alert generates it")
+    return problems

@@ -1,0 +1,254 @@
+"""The monitoring of the Genesis rollout: seven signals, 13 alerts, five scrape jobs, three receivers.
+
+Every threshold of the rollout is written once, in a signal's bands, below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from monitoring.model import (
+    AlertRule,
+    Bands,
+    Definitions,
+    PanelKind,
+    Profile,
+    Query,
+    Receiver,
+    ScrapeJob,
+    Server,
+    Signal,
+    Worse,
+)
+
+PRODUCTION = Profile(name="production")
+
+COMPRESSED = Profile(
+    name="compressed",
+    scrape_interval="1s",
+    evaluation_interval="1s",
+    rate_window="10s",
+    group_wait="1s",
+    group_interval="5s",
+    repeat_interval="1m",
+    rollback_group_wait="1s",
+    rollback_group_interval="5s",
+    rollback_repeat_interval="30s",
+    alert_for="5s",
+    dashboard_refresh="5s",
+)
+
+FLAG = "phase_4_deployment"
+
+SIGNALS = (
+    Signal(
+        name="test_pass_rate",
+        title="Test Pass Rate",
+        panel=PanelKind.GAUGE,
+        unit="percent",
+        expr="100 * sum by (job) (genesis_tests_passed) / sum by (job) (genesis_tests_total)",
+        record="job:genesis_tests_passed:percent",
+        bands=Bands(worse=Worse.LOWER, yellow=98, red=95),
+        minimum=0,
+        maximum=100,
+        width=6,
+        legend="pass rate",
+        description="Share of the post-deployment test suite that passes, across the fleet.",
+    ),
+    Signal(
+        name="error_rate",
+        title="Error Rate",
+        panel=PanelKind.TIMESERIES,
+        unit="percent",
+        expr=(
+            "100 * sum by (job) (rate(genesis_errors_total[{window}]))"
+            " / sum by (job) (rate(genesis_requests_total[{window}]))"
+        ),
+        record="job:genesis_errors:percent_rate{window}",
+        bands=Bands(worse=Worse.HIGHER, yellow=0.1, red=1.0),
+        width=9,
+        legend="error rate",
+        description="Failed requests as a share of all requests, across the fleet.",
+    ),
+    Signal(
+        name="latency_p95",
+        title="P95 Latency",
+        panel=PanelKind.TIMESERIES,
+        unit="ms",
+        expr=(
+            "1000 * histogram_quantile(0.95,"
+            " sum by (job, le) (rate(genesis_request_duration_seconds_bucket[{window}])))"
+        ),
+        record="job:genesis_request_duration_milliseconds:p95_rate{window}",
+        bands=Bands(worse=Worse.HIGHER, yellow=200, red=500),
+        width=9,
+        legend="p95",
+        description="95th percentile of request latency, from the histogram of every instance together.",
+    ),
+    Signal(
+        name="uptime",
+        title="System Uptime",
+        panel=PanelKind.STAT,
+        unit="none",
+        expr='up{job="genesis"}',
+        width=6,
+        legend="{{instance}}",
+        value_names=((0, "DOWN", "red"), (1, "UP", "green")),
+        description="Whether Prometheus reaches each instance of the application.",
+    ),
+    Signal(
+        name="rollout",
+        title="Feature Flag Status",
+        panel=PanelKind.TABLE,
+        unit="none",
+        expr=f'genesis_feature_flag_rollout_percentage{{flag_name="{FLAG}"}}',
+        width=18,
+        queries=(
+            Query(expr=f'max by (flag_name) (genesis_feature_flag_enabled{{flag_name="{FLAG}"}})',
+                  ref="A", instant=True),
+            Query(expr=f'max by (flag_name) (genesis_feature_flag_rollout_percentage{{flag_name="{FLAG}"}})',
+                  ref="B", instant=True),
+        ),
+        columns=("flag_name", "enabled", "rollout_percentage"),
+        description="The feature flag's state, as the rollback receiver (which owns it) exports it.",
+    ),
+    Signal(
+        name="memory",
+        title="Memory Available",
+        panel=PanelKind.TIMESERIES,
+        unit="percent",
+        expr="100 * node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes",
+        record="instance:node_memory_MemAvailable_bytes:percent",
+        bands=Bands(worse=Worse.LOWER, yellow=30, red=10),
+        per="node",
+        minimum=0,
+        maximum=100,
+        width=12,
+        legend="{{instance}}",
+        description="Memory available on each node, as a share of its total.",
+    ),
+    Signal(
+        name="cpu",
+        title="CPU Usage",
+        panel=PanelKind.TIMESERIES,
+        unit="percent",
+        expr='100 - 100 * avg without (cpu, mode) (rate(node_cpu_seconds_total{mode="idle"}[{window}]))',
+        record="instance:node_cpu_utilisation:percent_rate{window}",
+        bands=Bands(worse=Worse.HIGHER, yellow=60, red=80),
+        per="node",
+        minimum=0,
+        maximum=100,
+        width=12,
+        legend="{{instance}}",
+        description="CPU busy time on each node (everything but idle), averaged over its cores.",
+    ),
+)
+
+
+def _band_alerts(signal: str, noun: str, critical: str, warning: str, for_: str,
+                 action: str | None = None) -> tuple[AlertRule, AlertRule]:
+    """The critical (red band) and warning (yellow band) alert of one signal."""
+    value = '{{ $value | printf "%.2f" }}'
+    where = " on {{ $labels.instance }}" if signal in ("memory", "cpu") else ""
+    return (
+        AlertRule(name=critical, signal=signal, severity="critical", band="red", for_=for_, action=action,
+                  summary=f"{noun} is in the red band{where}",
+                  description=f"{noun} is {value}{where}, in the red band."),
+        AlertRule(name=warning, signal=signal, severity="warning", band="yellow", for_=for_,
+                  summary=f"{noun} is in the yellow band{where}",
+                  description=f"{noun} is {value}{where}, in the yellow band or worse."),
+    )
+
+
+ALERTS = (
+    *_band_alerts("error_rate", "Error rate (%)", "HighErrorRate", "ElevatedErrorRate", "5m", "rollback"),
+    *_band_alerts("latency_p95", "P95 latency (ms)", "HighLatency", "ElevatedLatency", "5m", "rollback"),
+    *_band_alerts("test_pass_rate", "Test pass rate (%)", "TestPassRateCritical", "TestPassRateDegraded", "5m"),
+    *_band_alerts("memory", "Memory available (%)", "HighMemoryUsage", "MemoryPressure", "5m"),
+    *_band_alerts("cpu", "CPU usage (%)", "HighCPUUsage", "ElevatedCPUUsage", "10m"),
+    AlertRule(
+        name="GenesisDown", signal="uptime", severity="critical", for_="1m",
+        expr='up{job="genesis"} == 0',
+        condition="an instance of the application does not answer its scrape",
+        summary="Genesis instance {{ $labels.instance }} is down",
+        description="Prometheus cannot scrape {{ $labels.instance }} of job genesis.",
+    ),
+    AlertRule(
+        name="GenesisMetricsAbsent", signal="uptime", severity="critical", for_="5m",
+        expr=(
+            'absent(up{job="genesis"})'
+            ' or (up{job="genesis"} == 1 unless on (job, instance) genesis_requests_total)'
+        ),
+        condition="no genesis target exists, or a target that is up exports no genesis_requests_total",
+        summary="Genesis metrics are missing",
+        description=(
+            "{{ if $labels.instance }}{{ $labels.instance }} is up but exports no genesis_requests_total"
+            "{{ else }}No genesis target is scraped{{ end }}: the rollout's dashboards and alerts are blind."
+        ),
+    ),
+    AlertRule(
+        name="RollbackReceiverDown", signal="rollout", severity="critical", for_="2m",
+        expr='up{job="rollback-receiver"} == 0 or absent(up{job="rollback-receiver"})',
+        condition="the rollback receiver is down or not scraped",
+        summary="The rollback receiver is down: automatic rollback is broken",
+        description="Prometheus cannot scrape the rollback receiver; a red rollout would not be rolled back.",
+    ),
+)
+
+SERVERS = (
+    Server("prometheus", "127.0.0.1", 9090),
+    Server("alertmanager", "127.0.0.1", 9093),
+    Server("node", "127.0.0.1", 9100),
+    Server("genesis", "127.0.0.1", 8000),
+    Server("rollback-receiver", "127.0.0.1", 9097),
+)
+
+_APP_METRICS = (
+    "up",
+    "genesis_requests_total",
+    "genesis_errors_total",
+    "genesis_request_duration_seconds_bucket",
+    "genesis_request_duration_seconds_sum",
+    "genesis_request_duration_seconds_count",
+    "genesis_tests_passed",
+    "genesis_tests_total",
+)
+
+_RECEIVER_METRICS = (
+    "up",
+    "genesis_feature_flag_enabled",
+    "genesis_feature_flag_rollout_percentage",
+)
+
+_NODE_METRICS = ("up", "node_memory_MemAvailable_bytes", "node_memory_MemTotal_bytes", "node_cpu_seconds_total")
+
+
+def jobs_for(servers: tuple[Server, ...]) -> tuple[ScrapeJob, ...]:
+    """One scrape job per server, named after it, with what it exports."""
+    exports = {"genesis": _APP_METRICS, "rollback-receiver": _RECEIVER_METRICS, "node": _NODE_METRICS}
+    return tuple(ScrapeJob(name=s.name, targets=(s.address,), exports=exports.get(s.name, ("up",)))
+                 for s in servers)
+
+
+def receivers_for(servers: tuple[Server, ...]) -> tuple[Receiver, ...]:
+    receiver = next(s for s in servers if s.name == "rollback-receiver")
+    return (
+        Receiver("rollback", f"http://{receiver.address}/alerts", bearer=True),
+        Receiver("oncall", "http://127.0.0.1:9095/oncall"),
+        Receiver("tickets", "http://127.0.0.1:9096/tickets"),
+    )
+
+
+DEFINITIONS = Definitions(
+    signals=SIGNALS,
+    alerts=ALERTS,
+    servers=SERVERS,
+    jobs=jobs_for(SERVERS),
+    receivers=receivers_for(SERVERS),
+    profile=PRODUCTION,
+)
+
+
+def compressed(definitions: Definitions = DEFINITIONS) -> Definitions:
+    """The same monitoring with windows short enough for a test or a demo to run in a minute."""
+    return replace(definitions, profile=COMPRESSED, environment="demo")

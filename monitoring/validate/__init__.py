@@ -1,0 +1,66 @@
+"""Validation of the committed, generated files: each family returns problems, never fixes anything.
+
+A problem reads `file: object: reason`. A family that cannot run here (Grafana's reference schemas not
+found) raises Skipped with the reason, and only that family is skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from monitoring.model import Definitions
+
+
+class Skipped(Exception):
+    """The family cannot run here; the message says why."""
+
+
+Family = Callable[[Path, Definitions], list[str]]
+
+
+def families() -> dict[str, Family]:
+    from monitoring.validate import cross, dashboard, drift, routes, rules, schema
+
+    return {
+        "rules": rules.check,
+        "routes": routes.check,
+        "dashboard": dashboard.check,
+        "schema": schema.check,
+        "cross": cross.check,
+        "drift": drift.check,
+    }
+
+
+def validate(root: Path, definitions: Definitions, names: list[str] | None = None,
+             say: Callable[[str], None] = print) -> bool:
+    """Run the named families (all by default), saying one line per family; True when none failed."""
+    import time
+
+    from monitoring.validate.files import BadFile
+
+    chosen = families()
+    unknown = sorted(set(names or []) - set(chosen))
+    if unknown:
+        raise ValueError(f"unknown validation family {unknown[0]!r}; families: {', '.join(chosen)}")
+    passed = True
+    for name, family in chosen.items():
+        if names and name not in names:
+            continue
+        started = time.monotonic()
+        try:
+            problems = family(root, definitions)
+        except Skipped as reason:
+            say(f"SKIP {name}: {reason}")
+            continue
+        except BadFile as error:
+            problems = [str(error)]
+        seconds = time.monotonic() - started
+        if problems:
+            passed = False
+            say(f"FAIL {name} ({seconds:.1f}s):")
+            for problem in problems:
+                say("  " + problem.replace("\n", "\n    "))
+        else:
+            say(f"ok   {name} ({seconds:.1f}s)")
+    return passed

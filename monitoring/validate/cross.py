@@ -1,0 +1,133 @@
+"""Cross-checks between the artifacts that no single-purpose tool makes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from monitoring.artifacts import ALERTMANAGER, DASHBOARD, PROMETHEUS, RULES
+from monitoring.model import Definitions
+from monitoring.validate.files import alerting_rules, read_json, read_yaml, recording_rules
+from monitoring.validate.promql import metric_names
+from monitoring.validate.tools import run
+
+_BAND_ALERT = re.compile(r"^\s*(?P<series>[a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?P<op>[<>])\s*(?P<value>[0-9.eE+-]+)\s*$")
+
+
+def _queries(root: Path) -> Iterator[tuple[str, str, str]]:
+    """(file, object, expression) of every rule and panel target."""
+    for rule in recording_rules(root):
+        yield RULES, f"recording rule {rule['record']}", rule["expr"]
+    for rule in alerting_rules(root):
+        yield RULES, f"alert {rule['alert']}", rule["expr"]
+    for panel in read_json(root, DASHBOARD).get("panels", []):
+        for target in panel.get("targets", []):
+            yield DASHBOARD, f"panel {panel.get('title')!r} target {target.get('refId')}", target.get("expr", "")
+
+
+def metrics_are_produced(root: Path, definitions: Definitions) -> list[str]:
+    """Every metric read is exported by a scrape job (per the inventory) or recorded by a rule."""
+    known = {name for job in definitions.jobs for name in job.exports}
+    known |= {rule["record"] for rule in recording_rules(root)}
+    return [f"{file}: {thing}: metric {name!r} is exported by no scrape job and recorded by no rule"
+            for file, thing, expr in _queries(root) for name in sorted(metric_names(expr) - known)]
+
+
+def _panel_steps(root: Path, definitions: Definitions) -> dict[str, list[Any]]:
+    """Signal name -> the threshold values of its panel."""
+    titles = {s.title: s.name for s in definitions.signals}
+    return {
+        titles[p["title"]]: [s.get("value") for s in p.get("fieldConfig", {}).get("defaults", {})
+                             .get("thresholds", {}).get("steps", [])]
+        for p in read_json(root, DASHBOARD).get("panels", []) if p.get("title") in titles
+    }
+
+
+def alerts_belong_to_panels(root: Path, definitions: Definitions) -> list[str]:
+    """Each alert's `signal` is a panel's signal; a band alert's number is one of that panel's thresholds."""
+    steps = _panel_steps(root, definitions)
+    problems = []
+    for rule in alerting_rules(root):
+        where = f"{RULES}: alert {rule['alert']}"
+        signal = rule.get("labels", {}).get("signal")
+        if signal not in steps:
+            problems.append(f"{where}: label signal={signal!r} names none of the dashboard's panels "
+                            f"({', '.join(sorted(steps))})")
+            continue
+        band = _BAND_ALERT.match(rule["expr"])
+        if band and float(band["value"]) not in [v for v in steps[signal] if v is not None]:
+            problems.append(f"{where}: threshold {band['value']} is not a threshold of the {signal!r} panel "
+                            f"({steps[signal]}); panel and alert bands must be the same numbers")
+    return problems
+
+
+def runbooks_exist(root: Path, definitions: Definitions) -> list[str]:
+    problems = []
+    for rule in alerting_rules(root):
+        where = f"{RULES}: alert {rule['alert']}"
+        url = rule.get("annotations", {}).get("runbook_url")
+        if not url:
+            problems.append(f"{where}: has no runbook_url annotation")
+            continue
+        relative = url.removeprefix(definitions.runbook_base_url.rstrip("/") + "/")
+        if relative == url or not (root / "docs/runbooks" / relative).is_file():
+            problems.append(f"{where}: runbook_url {url!r} points at no generated runbook in docs/runbooks/")
+    return problems
+
+
+def rollback_alerts_reach_the_receiver(root: Path, definitions: Definitions) -> list[str]:
+    problems = []
+    for rule in alerting_rules(root):
+        labels = {"alertname": rule["alert"], **rule.get("labels", {})}
+        if labels.get("action") != "rollback":
+            continue
+        where = f"{RULES}: alert {rule['alert']}"
+        if labels.get("severity") != "critical":
+            problems.append(f"{where}: action=rollback but severity={labels.get('severity')!r}; it must be critical")
+        code, output = run("amtool", ["config", "routes", "test", f"--config.file={ALERTMANAGER}",
+                                      *(f"{k}={v}" for k, v in sorted(labels.items()))], root)
+        receivers = output.splitlines()[0].split(",") if code == 0 and output else []
+        if definitions.rollback_receiver not in receivers:
+            problems.append(f"{ALERTMANAGER}: alert {rule['alert']} (action=rollback) reaches {receivers}, "
+                            f"not the {definitions.rollback_receiver!r} receiver")
+    return problems
+
+
+def addresses_are_distinct(root: Path, definitions: Definitions) -> list[str]:
+    """No target in two jobs; Alertmanager and the rollback webhook point at the servers that are scraped."""
+    config = read_yaml(root, PROMETHEUS) or {}
+    problems, job_of = [], {}
+    for job in config.get("scrape_configs", []):
+        for static in job.get("static_configs", []):
+            for target in static.get("targets", []):
+                if target in job_of:
+                    problems.append(f"{PROMETHEUS}: job {job['job_name']!r}: target {target} is also in job "
+                                    f"{job_of[target]!r}; two servers cannot share a host:port")
+                job_of.setdefault(target, job["job_name"])
+    for alerting in config.get("alerting", {}).get("alertmanagers", []):
+        for static in alerting.get("static_configs", []):
+            for target in static.get("targets", []):
+                if job_of.get(target, "alertmanager") != "alertmanager":
+                    problems.append(f"{PROMETHEUS}: alerting target {target} is job {job_of[target]!r}, "
+                                    "not an Alertmanager")
+    receivers = (read_yaml(root, ALERTMANAGER) or {}).get("receivers", [])
+    for receiver in receivers:
+        if receiver.get("name") != definitions.rollback_receiver:
+            continue
+        for webhook in receiver.get("webhook_configs", []):
+            address = urlsplit(webhook.get("url", "")).netloc
+            if job_of.get(address) != "rollback-receiver":
+                problems.append(f"{ALERTMANAGER}: receiver {definitions.rollback_receiver!r} calls {address}, "
+                                "which Prometheus does not scrape as job 'rollback-receiver'")
+    return problems
+
+
+CHECKS = (metrics_are_produced, alerts_belong_to_panels, runbooks_exist, rollback_alerts_reach_the_receiver,
+          addresses_are_distinct)
+
+
+def check(root: Path, definitions: Definitions) -> list[str]:
+    return [problem for each in CHECKS for problem in each(root, definitions)]

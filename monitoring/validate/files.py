@@ -1,0 +1,42 @@
+"""Reading the committed artifacts, with errors that name the file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from monitoring.artifacts import RULES
+
+
+class BadFile(ValueError):
+    pass
+
+
+def read_yaml(root: Path, relative: str) -> Any:
+    try:
+        return yaml.safe_load((root / relative).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise BadFile(f"{relative}: cannot be read as YAML: {error}") from error
+
+
+def read_json(root: Path, relative: str) -> Any:
+    try:
+        return json.loads((root / relative).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise BadFile(f"{relative}: cannot be read as JSON: {error}") from error
+
+
+def rules_of(root: Path) -> list[dict[str, Any]]:
+    data = read_yaml(root, RULES) or {}
+    return [rule for group in data.get("groups", []) for rule in group.get("rules", [])]
+
+
+def alerting_rules(root: Path) -> list[dict[str, Any]]:
+    return [rule for rule in rules_of(root) if "alert" in rule]
+
+
+def recording_rules(root: Path) -> list[dict[str, Any]]:
+    return [rule for rule in rules_of(root) if "record" in rule]

@@ -1,0 +1,72 @@
+"""The dashboard against Grafana's own JSON Schemas (grafana-foundation-sdk), read where they are kept.
+
+The schemas are reference data outside the project: MONITORING_REF names the folder that holds
+`grafana-foundation-sdk/jsonschema/`; by default it is `../shared/ref` beside the project.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from monitoring.artifacts import DASHBOARD
+from monitoring.model import Definitions
+from monitoring.validate import Skipped
+from monitoring.validate.files import read_json
+
+SCHEMAS = "grafana-foundation-sdk/jsonschema"
+
+
+def reference_root(project: Path) -> Path:
+    given = os.environ.get("MONITORING_REF")
+    return Path(given) if given else project.resolve().parent / "shared" / "ref"
+
+
+@cache
+def _schema(folder: Path, name: str, definition: str | None = None) -> dict[str, Any]:
+    schema = json.loads((folder / f"{name}.jsonschema.json").read_text(encoding="utf-8"))
+    return {**schema, "$ref": f"#/definitions/{definition}"} if definition else schema
+
+
+def _errors(schema: dict[str, Any], instance: Any, where: str) -> list[str]:
+    validator = jsonschema.Draft7Validator(schema)
+    return [f"{where}: {'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
+            for e in sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path)))]
+
+
+def _units(folder: Path) -> set[str]:
+    return {d["const"] for d in _schema(folder, "units")["definitions"].values() if "const" in d}
+
+
+def check_dashboard(dashboard: dict[str, Any], folder: Path, where: str = DASHBOARD) -> list[str]:
+    problems = _errors(_schema(folder, "dashboard"), dashboard, where)
+    units = _units(folder)
+    for panel in dashboard.get("panels", []):
+        name = f"{where}: panel {panel.get('title')!r}"
+        kind = panel.get("type")
+        if not (folder / f"{kind}.jsonschema.json").is_file():
+            problems.append(f"{name}: no Grafana schema for panel type {kind!r}")
+            continue
+        definitions = _schema(folder, kind)["definitions"]
+        problems += _errors(_schema(folder, kind, "Options"), panel.get("options"), f"{name} options")
+        custom = panel.get("fieldConfig", {}).get("defaults", {}).get("custom")
+        if "FieldConfig" in definitions and custom is not None:
+            problems += _errors(_schema(folder, kind, "FieldConfig"), custom, f"{name} fieldConfig.defaults.custom")
+        for target in panel.get("targets", []):
+            problems += _errors(_schema(folder, "prometheus"), target, f"{name} target {target.get('refId')}")
+        unit = panel.get("fieldConfig", {}).get("defaults", {}).get("unit")
+        if unit is not None and unit not in units:
+            problems.append(f"{name}: unit {unit!r} is not a Grafana unit")
+    return problems
+
+
+def check(root: Path, definitions: Definitions) -> list[str]:
+    folder = reference_root(root) / SCHEMAS
+    if not (folder / "dashboard.jsonschema.json").is_file():
+        raise Skipped(f"Grafana's schemas not found in {folder} (set MONITORING_REF to the reference folder)")
+    return check_dashboard(read_json(root, DASHBOARD), folder)
