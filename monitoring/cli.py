@@ -77,7 +77,8 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--out", default=".", help="the tree to compare (default: the current folder)")
     check.set_defaults(run=cmd_check_generated)
 
-    validate = commands.add_parser("validate", help="check the committed files: promtool, amtool, schemas, cross-checks")
+    validate = commands.add_parser("validate",
+                                   help="check the committed files: promtool, amtool, schemas, cross-checks")
     _add_definitions(validate)
     validate.add_argument("--root", default=".", help="the tree to check (default: the current folder)")
     validate.add_argument("--family", action="append",

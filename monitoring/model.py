@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import cached_property
 
 SEVERITIES = ("critical", "warning")
 
@@ -210,11 +211,15 @@ class Definitions:
     critical_receiver: str = "oncall"
     warning_receiver: str = "tickets"
 
+    @cached_property
+    def _signals_by_name(self) -> dict[str, Signal]:
+        return {signal.name: signal for signal in self.signals}
+
     def signal(self, name: str) -> Signal:
-        for signal in self.signals:
-            if signal.name == name:
-                return signal
-        raise DefinitionError(f"signal {name!r}: no such signal")
+        try:
+            return self._signals_by_name[name]
+        except KeyError:
+            raise DefinitionError(f"signal {name!r}: no such signal") from None
 
     def server(self, name: str) -> Server:
         for server in self.servers:

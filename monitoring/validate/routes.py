@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from monitoring.artifacts import ALERTMANAGER, RULES
+from monitoring.artifacts import ALERTMANAGER
 from monitoring.model import Definitions
 from monitoring.validate.files import alerting_rules
 from monitoring.validate.tools import verdict

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+from jsonschema.exceptions import ValidationError
 
 from monitoring.artifacts import DASHBOARD
 from monitoring.model import Definitions
@@ -33,10 +34,23 @@ def _schema(folder: Path, name: str, definition: str | None = None) -> dict[str,
     return {**schema, "$ref": f"#/definitions/{definition}"} if definition else schema
 
 
+def _causes(error: ValidationError) -> list[ValidationError]:
+    """For an anyOf/oneOf failure, the errors of the branch that matched furthest (e.g. Panel, not RowPanel)."""
+    if not error.context:
+        return [error]
+    branches: dict[Any, list[ValidationError]] = {}
+    for sub in error.context:
+        branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+    closest = max(branches.values(), key=lambda errors: min(len(e.absolute_path) for e in errors))
+    return [cause for sub in closest for cause in _causes(sub)]
+
+
 def _errors(schema: dict[str, Any], instance: Any, where: str) -> list[str]:
+    """Each error as `where: path: message`, descending into anyOf branches to the most relevant cause."""
     validator = jsonschema.Draft7Validator(schema)
+    causes = [cause for error in validator.iter_errors(instance) for cause in _causes(error)]
     return [f"{where}: {'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
-            for e in sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path)))]
+            for e in sorted(causes, key=lambda e: list(map(str, e.absolute_path)))]
 
 
 def _units(folder: Path) -> set[str]:

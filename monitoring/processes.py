@@ -1,0 +1,117 @@
+"""Starting servers as child processes on loopback, waiting until they answer, and stopping them."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+
+class NotReady(RuntimeError):
+    """A server did not answer its readiness endpoint in time; the message has the tail of its log."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+def port_taken(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+@dataclass
+class Server:
+    """A started server: its name, readiness URL, process and log file."""
+
+    name: str
+    ready_url: str
+    process: subprocess.Popen
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def wait_ready(self, timeout: float = 20.0, ready: Callable[[requests.Response], bool] | None = None) -> float:
+        """Seconds until the readiness URL answers 200; NotReady (with the log's tail) otherwise."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if self.process.poll() is not None:
+                raise NotReady(f"{self.name} exited with status {self.process.returncode} before it was ready; "
+                               f"last lines of {self.log}:\n{tail(self.log)}")
+            try:
+                answer = requests.get(self.ready_url, timeout=1)
+                if answer.status_code == 200 and (ready is None or ready(answer)):
+                    return time.monotonic() - started
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        raise NotReady(f"{self.name} did not answer {self.ready_url} within {timeout:.0f}s; "
+                       f"last lines of {self.log}:\n{tail(self.log)}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        stop_pid(self.process.pid, timeout)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=1)
+
+
+def start(name: str, command: list[str], ready_url: str, log: Path, env: dict[str, str] | None = None) -> Server:
+    """Start `command` in its own session (so stopping it stops its children), output to `log`."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True, env={**os.environ, **(env or {})})
+    return Server(name, ready_url, process, log)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[1][0] != "Z"
+    except OSError:
+        return True
+
+
+def stop_pid(pid: int, timeout: float = 10.0) -> None:
+    """SIGTERM the process group of `pid`, SIGKILL it after `timeout`."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            if not alive(pid):
+                return
+            time.sleep(0.05)

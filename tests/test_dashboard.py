@@ -1,0 +1,103 @@
+"""The dashboard: Grafana's schemas accept it, and the checks reject a broken one."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+from generators.dashboard import dashboard
+from monitoring.genesis import DEFINITIONS
+from monitoring.validate.dashboard import check_panels
+from monitoring.validate.schema import check_dashboard
+
+GOOD = dashboard(DEFINITIONS)
+
+
+def test_the_dashboard_validates_against_grafanas_schemas(schemas: Path) -> None:
+    assert check_dashboard(GOOD, schemas) == []
+
+
+def test_the_dashboard_has_the_rollout_settings() -> None:
+    assert GOOD["title"] == "Genesis 48-Hour Post-Deployment Monitoring"
+    assert GOOD["refresh"] == "15s"
+    assert GOOD["time"] == {"from": "now-1h", "to": "now"}
+    assert GOOD["schemaVersion"] >= 39
+    assert [p["id"] for p in GOOD["panels"]] == [1, 2, 3, 4, 5, 6, 7]
+    assert check_panels(GOOD["panels"], DEFINITIONS) == []
+
+
+def test_thresholds_come_from_the_bands() -> None:
+    steps = {p["title"]: p["fieldConfig"]["defaults"]["thresholds"]["steps"] for p in GOOD["panels"]}
+    assert steps["Error Rate"] == [{"value": None, "color": "green"}, {"value": 0.1, "color": "yellow"},
+                                   {"value": 1.0, "color": "red"}]
+    assert steps["Test Pass Rate"] == [{"value": None, "color": "red"}, {"value": 95, "color": "yellow"},
+                                       {"value": 98, "color": "green"}]
+    assert steps["Memory Available"] == [{"value": None, "color": "red"}, {"value": 10, "color": "yellow"},
+                                         {"value": 30, "color": "green"}]
+
+
+def test_uptime_maps_0_and_1_to_down_and_up() -> None:
+    uptime = next(p for p in GOOD["panels"] if p["title"] == "System Uptime")
+    options = uptime["fieldConfig"]["defaults"]["mappings"][0]["options"]
+    assert options["0"]["text"] == "DOWN" and options["0"]["color"] == "red"
+    assert options["1"]["text"] == "UP" and options["1"]["color"] == "green"
+
+
+def test_flag_table_has_its_three_columns() -> None:
+    table = next(p for p in GOOD["panels"] if p["type"] == "table")
+    organize = next(t for t in table["transformations"] if t["id"] == "organize")["options"]
+    assert set(organize["renameByName"].values()) | {"flag_name"} == {"flag_name", "enabled", "rollout_percentage"}
+
+
+def _broken(change) -> dict:
+    broken = copy.deepcopy(GOOD)
+    change(broken)
+    return broken
+
+
+def test_schema_rejects_a_legacy_string_datasource(schemas: Path) -> None:
+    broken = _broken(lambda d: d["panels"][1].__setitem__("datasource", "Prometheus"))
+    problems = check_dashboard(broken, schemas)
+    assert any("panels/1/datasource" in p and "'Prometheus' is not of type 'object'" in p for p in problems)
+    assert any("datasource is 'Prometheus'" in p for p in check_panels(broken["panels"], DEFINITIONS))
+
+
+def test_schema_rejects_the_string_null_threshold_and_legacy_keys(schemas: Path) -> None:
+    def change(d: dict) -> None:
+        d["panels"][0]["fieldConfig"]["defaults"]["thresholds"]["steps"][0]["value"] = "null"
+        d["rows"] = []
+
+    problems = check_dashboard(_broken(change), schemas)
+    assert any("steps/0/value" in p for p in problems)
+    assert any("'rows' was unexpected" in p for p in problems)
+
+
+def test_schema_rejects_bad_panel_options_and_units(schemas: Path) -> None:
+    def change(d: dict) -> None:
+        del d["panels"][1]["options"]["legend"]["placement"]
+        d["panels"][2]["fieldConfig"]["defaults"]["unit"] = "milliseconds"
+
+    problems = check_dashboard(_broken(change), schemas)
+    assert any("panel 'Error Rate' options: legend: 'placement' is a required property" in p for p in problems)
+    assert any("panel 'P95 Latency': unit 'milliseconds' is not a Grafana unit" in p for p in problems)
+
+
+def test_structure_rejects_a_threshold_off_by_one_and_overlapping_panels() -> None:
+    def change(d: dict) -> None:
+        d["panels"][1]["fieldConfig"]["defaults"]["thresholds"]["steps"][2]["value"] = 2.0
+        d["panels"][6]["gridPos"] = dict(d["panels"][5]["gridPos"])
+
+    problems = check_panels(_broken(change)["panels"], DEFINITIONS)
+    assert any("panel 'Error Rate': thresholds" in p and "are not the signal's bands" in p for p in problems)
+    assert any("panel 'CPU Usage': gridPos overlaps panel 'Memory Available'" in p for p in problems)
+
+
+def test_structure_rejects_panels_out_of_order() -> None:
+    broken = _broken(lambda d: d["panels"].reverse())
+    assert "panels: expected" in check_panels(broken["panels"], DEFINITIONS)[0]
+
+
+def test_committed_dashboard_is_the_generated_one() -> None:
+    committed = json.loads((Path(__file__).parent.parent / "dashboards/genesis-rollout.json").read_text())
+    assert committed == GOOD

@@ -1,0 +1,100 @@
+"""Generation: all files, byte-identical twice, all or none, never over hand-written files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from monitoring import artifacts
+from monitoring.cli import main
+from monitoring.generate import drift, generate
+from monitoring.genesis import DEFINITIONS, compressed
+
+EXPECTED = {
+    "dashboards/genesis-rollout.json",
+    "rules/genesis.rules.yml",
+    "config/prometheus.yml",
+    "config/alertmanager.yml",
+    "config/grafana/provisioning/datasources/prometheus.yml",
+    "config/grafana/provisioning/dashboards/genesis.yml",
+}
+
+
+def test_generates_every_artifact_and_one_runbook_per_alert(tmp_path: Path) -> None:
+    generate(DEFINITIONS, tmp_path)
+    written = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
+    runbooks = {f"docs/runbooks/{a.name}.md" for a in DEFINITIONS.alerts}
+    assert len(runbooks) == 13
+    assert written == EXPECTED | runbooks
+
+
+def test_second_generation_is_byte_identical_and_writes_nothing(tmp_path: Path) -> None:
+    generate(DEFINITIONS, tmp_path)
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.is_file()}
+    assert generate(DEFINITIONS, tmp_path) == []
+    after = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.is_file()}
+    assert before == after
+
+
+def test_hand_written_files_beside_the_generated_ones_are_untouched(tmp_path: Path) -> None:
+    hand_written = tmp_path / "rules/tests/mine.yml"
+    hand_written.parent.mkdir(parents=True)
+    hand_written.write_text("tests: []\n")
+    (tmp_path / "docs/runbooks").mkdir(parents=True)
+    generate(DEFINITIONS, tmp_path)
+    assert hand_written.read_text() == "tests: []\n"
+
+
+def test_a_failed_write_leaves_every_file_as_it_was(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    generate(DEFINITIONS, tmp_path)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    calls = {"n": 0}
+    real_fsync = os.fsync
+
+    def failing_fsync(fd: int) -> None:
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise OSError(28, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(OSError, match="No space left"):
+        generate(compressed(), tmp_path)
+    after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert after == before, "a failed generation replaced some files or left temporary files behind"
+
+
+def test_check_generated_names_changed_missing_and_stale_files(tmp_path: Path) -> None:
+    generate(DEFINITIONS, tmp_path)
+    assert drift(DEFINITIONS, tmp_path) == []
+    (tmp_path / artifacts.RULES).write_text("groups: []\n")
+    (tmp_path / artifacts.DASHBOARD).unlink()
+    (tmp_path / "docs/runbooks/OldAlert.md").write_text("# gone\n")
+    problems = drift(DEFINITIONS, tmp_path)
+    assert problems == [
+        "dashboards/genesis-rollout.json: missing",
+        "rules/genesis.rules.yml: differs from a fresh generation",
+        "docs/runbooks/OldAlert.md: stale, no alert generates it",
+    ]
+    assert (tmp_path / artifacts.RULES).read_text() == "groups: []\n", "the check must not regenerate"
+
+
+def test_check_generated_command_fails_and_names_the_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["generate", "--out", str(tmp_path)]) == 0
+    assert main(["check-generated", "--out", str(tmp_path)]) == 0
+    (tmp_path / artifacts.ALERTMANAGER).write_text("route: {}\n")
+    assert main(["check-generated", "--out", str(tmp_path)]) == 1
+    assert "config/alertmanager.yml" in capsys.readouterr().err
+
+
+def test_the_committed_files_match_the_definitions() -> None:
+    assert drift(DEFINITIONS, Path(__file__).resolve().parent.parent) == []
+
+
+def test_compressed_profile_changes_only_windows() -> None:
+    fast = artifacts.render(compressed())
+    assert "for: 5s" in fast[artifacts.RULES] and "[10s]" in fast[artifacts.RULES]
+    assert "scrape_interval: 1s" in fast[artifacts.PROMETHEUS]
+    assert "> 1\n" in fast[artifacts.RULES], "thresholds are the same in every profile"
