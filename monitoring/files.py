@@ -6,7 +6,6 @@ import os
 import tempfile
 from pathlib import Path
 
-
 FSYNC_EACH = 64  # above this many files one os.sync() is far cheaper than an fsync per file
 
 
