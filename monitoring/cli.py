@@ -6,6 +6,7 @@ Exit status: 0 success, 1 a check or an operation failed, 2 bad input (definitio
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -56,6 +57,57 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0 if passed else 1
 
 
+def _store(args: argparse.Namespace):
+    from monitoring.receiver.state import StateStore
+
+    if not args.state:
+        raise UsageError("--state PATH (or MONITORING_STATE) is required")
+    return StateStore(Path(args.state))
+
+
+def cmd_receiver(args: argparse.Namespace) -> int:
+    from monitoring.receiver.service import serve
+
+    if not args.state:
+        raise UsageError("--state PATH (or MONITORING_STATE) is required")
+    serve(args.listen, Path(args.state), Path(args.token_file), args.dry_run)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    print(json.dumps(_store(args).read(), indent=2))
+    return 0
+
+
+def cmd_rollout(args: argparse.Namespace) -> int:
+    if not 0 <= args.percentage <= 100:
+        raise UsageError(f"--percentage {args.percentage}: must be an integer from 0 to 100")
+    change = _store(args).rollout(args.percentage, reason=args.reason)
+    _say_change(change, f"rollout already at {args.percentage}%")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    change = _store(args).rollback(args.reason)
+    _say_change(change, "rollout already at 0%: nothing to roll back")
+    return 0
+
+
+def _say_change(change, unchanged: str) -> None:
+    if change.entry is None:
+        print(unchanged)
+    else:
+        entry = change.entry
+        print(f"{entry['action']}: {entry['from_percentage']}% -> {entry['to_percentage']}%")
+
+
+def _add_state(parser: argparse.ArgumentParser) -> None:
+    from monitoring.receiver.service import default_state
+
+    parser.add_argument("--state", default=default_state(), metavar="PATH",
+                        help="the deployment state file (default: $MONITORING_STATE)")
+
+
 def _add_definitions(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--definitions", default=DEFAULT_DEFINITIONS, metavar="MODULE:NAME",
                         help="the Definitions to use (default: %(default)s)")
@@ -85,6 +137,28 @@ def parser() -> argparse.ArgumentParser:
                           help="run only this family (repeatable): rules, routes, dashboard, schema, cross, drift")
     validate.set_defaults(run=cmd_validate)
 
+    receiver = commands.add_parser("receiver", help="run the rollback receiver (Alertmanager webhook)")
+    receiver.add_argument("--listen", default="127.0.0.1:9097", metavar="HOST:PORT")
+    _add_state(receiver)
+    receiver.add_argument("--token-file", required=True, metavar="PATH", help="file holding the Bearer token")
+    receiver.add_argument("--dry-run", action="store_true", help="log what it would do and change nothing")
+    receiver.set_defaults(run=cmd_receiver)
+
+    status = commands.add_parser("status", help="print the deployment state as JSON")
+    _add_state(status)
+    status.set_defaults(run=cmd_status)
+
+    rollout = commands.add_parser("rollout", help="set the rollout percentage (0-100) and record it")
+    _add_state(rollout)
+    rollout.add_argument("--percentage", type=int, required=True, metavar="N")
+    rollout.add_argument("--reason", default="", help="why, for the history")
+    rollout.set_defaults(run=cmd_rollout)
+
+    rollback = commands.add_parser("rollback", help="roll the deployment back to 0% by hand")
+    _add_state(rollback)
+    rollback.add_argument("--reason", required=True, help="why, for the history")
+    rollback.set_defaults(run=cmd_rollback)
+
     for register in _EXTENSIONS:
         register(commands)
     return root
@@ -95,10 +169,14 @@ _EXTENSIONS: list[Callable[[argparse._SubParsersAction], None]] = []
 
 def main(argv: list[str] | None = None) -> int:
     from monitoring.model import DefinitionError
+    from monitoring.receiver.service import StartRefused
+    from monitoring.receiver.state import CorruptState, StateUnwritable
+
+    bad_input = (StartRefused, CorruptState, StateUnwritable)
 
     args = parser().parse_args(argv)
     try:
         return args.run(args)
-    except (DefinitionError, UsageError) as error:
+    except (DefinitionError, UsageError, *bad_input) as error:
         print(f"monitoring {args.command}: {error}", file=sys.stderr)
         return 2

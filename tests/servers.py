@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+
+import requests
 
 from monitoring.binaries import find
 from monitoring.processes import Server, free_port, start
@@ -24,3 +29,64 @@ def alertmanager(config: Path, workdir: Path, extra: tuple[str, ...] = ()) -> It
         yield server, url
     finally:
         server.stop()
+
+
+@dataclass
+class RunningReceiver:
+    url: str
+    state: Path
+    token: str
+    server: Server
+
+    def post(self, body: bytes | dict, token: str | None = None, **kwargs) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.token if token is None else token}"}
+        if isinstance(body, dict):
+            return requests.post(f"{self.url}/alerts", json=body, headers=headers, timeout=10, **kwargs)
+        return requests.post(f"{self.url}/alerts", data=body, headers=headers, timeout=10, **kwargs)
+
+    def history(self) -> list[dict]:
+        return json.loads(self.state.read_text())["rollout_history"] if self.state.exists() else []
+
+
+def start_receiver(workdir: Path, *extra: str, token: str = "s3cret-token") -> RunningReceiver:
+    """The real receiver as a subprocess on a free loopback port (the caller stops it)."""
+    token_file = workdir / "token"
+    token_file.write_text(token + "\n")
+    token_file.chmod(0o600)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    state = workdir / "state.json"
+    server = start("receiver", [sys.executable, "-m", "monitoring", "receiver", "--listen", f"127.0.0.1:{port}",
+                                "--state", str(state), "--token-file", str(token_file), *extra],
+                   f"{url}/healthz", workdir / "receiver.log")
+    return RunningReceiver(url, state, token, server)
+
+
+@contextmanager
+def receiver(workdir: Path, *extra: str) -> Iterator[RunningReceiver]:
+    running = start_receiver(workdir, *extra)
+    try:
+        running.server.wait_ready()
+        yield running
+    finally:
+        running.server.stop()
+
+
+def notification(status: str = "firing", alertname: str = "HighErrorRate", action: str | None = "rollback",
+                 fingerprint: str = "0123456789abcdef", **extra) -> dict:
+    """A version 4 webhook payload as Alertmanager 0.25 sends it, with one alert."""
+    labels = {"alertname": alertname, "severity": "critical", "signal": "error_rate", "team": "genesis",
+              "job": "genesis"}
+    if action:
+        labels["action"] = action
+    return {
+        "receiver": "rollback", "status": status,
+        "alerts": [{"status": status, "labels": labels, "annotations": {"summary": "s"},
+                    "startsAt": "2026-11-27T10:00:00Z",
+                    "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else "2026-11-27T10:05:00Z",
+                    "generatorURL": "http://127.0.0.1:9090/graph", "fingerprint": fingerprint}],
+        "groupLabels": {"alertname": alertname}, "commonLabels": labels, "commonAnnotations": {},
+        "externalURL": "http://127.0.0.1:9093", "version": "4",
+        "groupKey": f'{{}}/{{action="rollback",severity="critical"}}:{{alertname="{alertname}"}}',
+        "truncatedAlerts": 0, **extra,
+    }

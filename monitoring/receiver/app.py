@@ -1,0 +1,166 @@
+"""The rollback receiver's HTTP interface (Starlette): Alertmanager's webhook rolls the deployment back.
+
+Only firing alerts labelled action="rollback" act, and they set a target (0 %): a repeated, duplicated or
+concurrent notification changes nothing once the rollout is at 0 %, and a resolved one never raises it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from monitoring.receiver.metrics import ReceiverMetrics
+from monitoring.receiver.payload import BadPayload, Notification, parse
+from monitoring.receiver.state import CorruptState, StateStore, StateUnwritable, now
+
+MAX_BODY = 1024 * 1024
+PATHS = ("/alerts", "/healthz", "/readyz", "/metrics")
+
+log = logging.getLogger("monitoring.receiver")
+
+
+def log_event(**fields: Any) -> None:
+    """One JSON line per decision."""
+    log.info(json.dumps({"at": now(), **fields}, sort_keys=True))
+
+
+class TooLarge(Exception):
+    pass
+
+
+async def _body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The body, refused as soon as it is known to exceed `limit` (from Content-Length or while streaming)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise TooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def rollback_alerts(notification: Notification) -> list:
+    return [a for a in notification.alerts if a.status == "firing" and a.labels.get("action") == "rollback"]
+
+
+class Receiver:
+    """The handlers and what they share: the state store, the token, the metrics."""
+
+    def __init__(self, store: StateStore, token: bytes, dry_run: bool = False) -> None:
+        self.store = store
+        self.token = b"Bearer " + token
+        self.dry_run = dry_run
+        self.metrics = ReceiverMetrics(store)
+
+    def _answer(self, status: int, outcome: str, group_key: str | None = None, **fields: Any) -> JSONResponse:
+        self.metrics.notifications.labels(outcome).inc()
+        log_event(event="notification", outcome=outcome, groupKey=group_key, status=status, **fields)
+        return JSONResponse({"outcome": outcome, **fields}, status_code=status)
+
+    async def alerts(self, request: Request) -> Response:
+        given = request.headers.get("authorization", "").encode("latin-1", "replace")
+        if not hmac.compare_digest(given, self.token):
+            return self._answer(401, "unauthorized")
+        try:
+            body = await _body(request)
+        except TooLarge:
+            return self._answer(413, "too_large", reason=f"body over {MAX_BODY} bytes")
+        try:
+            data = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            return self._answer(400, "not_json", reason=str(error))
+        try:
+            notification = parse(data)
+        except BadPayload as error:
+            return self._answer(422, "invalid", reason=str(error))
+        return await self._act(notification)
+
+    async def _act(self, notification: Notification) -> Response:
+        acting = rollback_alerts(notification)
+        key = notification.group_key
+        if not acting:
+            return self._answer(200, "ignored", key, reason="no firing alert labelled action=rollback")
+        names = ",".join(sorted({a.labels.get("alertname", "") for a in acting}))
+        try:
+            current = self.store.read()["current_percentage"]
+        except CorruptState as error:
+            return self._answer(503, "state_corrupt", key, reason=str(error))
+        if current == 0:
+            return self._answer(200, "already_at_zero", key, alertname=names)
+        if self.dry_run:
+            return self._answer(200, "dry_run", key, alertname=names, would_change=f"{current}% -> 0%")
+        try:
+            change = await run_in_threadpool(
+                self.store.rollback, f"{names} firing", by="alertmanager", alertname=names,
+                fingerprints=sorted(a.fingerprint for a in acting), group_key=key)
+        except (StateUnwritable, OSError) as error:
+            return self._answer(503, "state_unwritable", key, reason=str(error))
+        except CorruptState as error:
+            return self._answer(503, "state_corrupt", key, reason=str(error))
+        if change.entry is None:
+            return self._answer(200, "already_at_zero", key, alertname=names)
+        self.metrics.rollbacks.inc()
+        return self._answer(200, "rolled_back", key, alertname=names,
+                            from_percentage=change.entry["from_percentage"], to_percentage=0)
+
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "alive"})
+
+    async def readyz(self, request: Request) -> Response:
+        try:
+            self.store.read()
+        except (CorruptState, OSError) as error:
+            return JSONResponse({"status": "not ready", "reason": str(error)}, status_code=503)
+        if not self.store.writable():
+            return JSONResponse({"status": "not ready", "reason": f"{self.store.path}: not writable"},
+                                status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    async def metrics_page(self, request: Request) -> Response:
+        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class Timing:
+    """Pure ASGI middleware: request latency by path into the receiver's histogram."""
+
+    def __init__(self, app: ASGIApp, receiver: Receiver) -> None:
+        self.app = app
+        self.histogram = receiver.metrics.latency
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            path = scope["path"] if scope["path"] in PATHS else "other"
+            self.histogram.labels(path).observe(time.perf_counter() - started)
+
+
+def create_app(store: StateStore, token: bytes, dry_run: bool = False) -> Starlette:
+    receiver = Receiver(store, token, dry_run)
+    app = Starlette(routes=[
+        Route("/alerts", receiver.alerts, methods=["POST"]),
+        Route("/healthz", receiver.healthz, methods=["GET"]),
+        Route("/readyz", receiver.readyz, methods=["GET"]),
+        Route("/metrics", receiver.metrics_page, methods=["GET"]),
+    ])
+    app.state.receiver = receiver
+    app.add_middleware(Timing, receiver=receiver)
+    return app

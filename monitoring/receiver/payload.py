@@ -1,0 +1,77 @@
+"""Alertmanager's webhook payload, version 4 (Alertmanager 0.25): checked field by field.
+
+Newer Alertmanagers add keys (notification_reason, routeLabels); unknown keys are accepted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+STATUSES = ("firing", "resolved")
+_TOP = {"receiver": str, "status": str, "alerts": list, "groupLabels": dict, "commonLabels": dict,
+        "commonAnnotations": dict, "externalURL": str, "version": str, "groupKey": str, "truncatedAlerts": int}
+_ALERT = {"status": str, "labels": dict, "annotations": dict, "startsAt": str, "endsAt": str, "generatorURL": str,
+          "fingerprint": str}
+
+
+class BadPayload(ValueError):
+    """Not a version 4 webhook payload; the message says which field and why."""
+
+
+@dataclass(frozen=True)
+class Alert:
+    status: str
+    labels: dict[str, str]
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class Notification:
+    status: str
+    group_key: str
+    receiver: str
+    alerts: tuple[Alert, ...]
+
+
+def _fields(data: dict[str, Any], expected: dict[str, type], where: str) -> None:
+    for key, kind in expected.items():
+        if key not in data:
+            raise BadPayload(f"{where}{key}: missing")
+        value = data[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise BadPayload(f"{where}{key}: expected {kind.__name__}, got {type(value).__name__}")
+
+
+def _strings(value: dict[str, Any], where: str) -> dict[str, str]:
+    for key, item in value.items():
+        if not isinstance(item, str):
+            raise BadPayload(f"{where}.{key}: expected a string value, got {type(item).__name__}")
+    return value
+
+
+def parse(data: Any) -> Notification:
+    """The notification in `data` (decoded JSON), or BadPayload."""
+    if not isinstance(data, dict):
+        raise BadPayload(f"payload: expected a JSON object, got {type(data).__name__}")
+    _fields(data, _TOP, "")
+    if data["version"] != "4":
+        raise BadPayload(f"version: {data['version']!r} is not the supported version '4'")
+    if data["status"] not in STATUSES:
+        raise BadPayload(f"status: {data['status']!r} is not firing or resolved")
+    if data["truncatedAlerts"] < 0:
+        raise BadPayload("truncatedAlerts: negative")
+    for key in ("groupLabels", "commonLabels", "commonAnnotations"):
+        _strings(data[key], key)
+    alerts = []
+    for index, alert in enumerate(data["alerts"]):
+        where = f"alerts[{index}]"
+        if not isinstance(alert, dict):
+            raise BadPayload(f"{where}: expected an object, got {type(alert).__name__}")
+        _fields(alert, _ALERT, where + ".")
+        if alert["status"] not in STATUSES:
+            raise BadPayload(f"{where}.status: {alert['status']!r} is not firing or resolved")
+        labels = _strings(alert["labels"], where + ".labels")
+        _strings(alert["annotations"], where + ".annotations")
+        alerts.append(Alert(alert["status"], labels, alert["fingerprint"]))
+    return Notification(data["status"], data["groupKey"], data["receiver"], tuple(alerts))

@@ -1,0 +1,64 @@
+"""Running the receiver: token and state checked before it listens, then uvicorn serves the app."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import sys
+from pathlib import Path
+
+from monitoring.receiver.state import StateStore
+
+
+class StartRefused(ValueError):
+    """The receiver must not start; the message says which file and why."""
+
+
+def read_token(path: Path) -> bytes:
+    """The Bearer token in `path`; refused when missing or empty, warned about when others can read it."""
+    try:
+        mode = path.stat().st_mode
+        token = path.read_bytes().strip()
+    except OSError as error:
+        raise StartRefused(f"token file {path}: {error.strerror}") from error
+    if not token:
+        raise StartRefused(f"token file {path}: empty")
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        logging.getLogger("monitoring.receiver").warning(
+            '{"event": "warning", "reason": "token file %s has mode %o; make it 0600"}', path, mode & 0o777)
+    return token
+
+
+def listen_address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise StartRefused(f"--listen {text!r}: expected HOST:PORT, e.g. 127.0.0.1:9097")
+    return host.strip("[]"), int(port)
+
+
+def serve(listen: str, state: Path, token_file: Path, dry_run: bool = False) -> None:
+    import uvicorn
+
+    from monitoring.receiver.app import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    host, port = listen_address(listen)
+    token = read_token(token_file)
+    store = StateStore(state)
+    store.read()  # a corrupt state file stops the start here, naming the file and why
+    if not store.writable():
+        raise StartRefused(f"state file {state}: its folder is not writable")
+    fast = {"http": "httptools", "loop": "uvloop"} if _has("httptools") and _has("uvloop") else {}
+    uvicorn.run(create_app(store, token, dry_run), host=host, port=port, access_log=False, log_level="warning",
+                server_header=False, **fast)
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def default_state() -> str | None:
+    return os.environ.get("MONITORING_STATE")
