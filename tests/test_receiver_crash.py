@@ -3,6 +3,7 @@ parses, has no partial history entry, and holds one of the percentages that were
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import signal
@@ -65,6 +66,6 @@ def test_sigkill_never_leaves_a_torn_state(tmp_path: Path) -> None:
         assert state["current_percentage"] in WRITTEN
         assert history and history[-1]["to_percentage"] == state["current_percentage"]
         assert state["flags"]["phase_4_deployment"]["config"]["rollout_percentage"] == state["current_percentage"]
-        for previous, entry in zip(history, history[1:], strict=False):
+        for previous, entry in itertools.pairwise(history):
             assert entry["from_percentage"] == previous["to_percentage"], "an entry was lost or torn"
     assert any(e["by"] == "alertmanager" for e in history), "the receiver never rolled back: nothing was exercised"
