@@ -78,12 +78,105 @@ def generation() -> None:
            rows)
 
 
-SECTIONS = {"generation": generation}
+def serve_baseline(port: int) -> None:
+    """The bare baseline: the receiver's server software (Starlette on uvicorn) answering 200 at once."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def accept(request: object) -> Response:
+        return Response(b'{"outcome":"ok"}', media_type="application/json")
+
+    app = Starlette(routes=[Route("/alerts", accept, methods=["POST"]), Route("/healthz", accept)])
+    uvicorn.run(app, host="127.0.0.1", port=port, access_log=False, log_level="warning", server_header=False,
+                http="httptools", loop="uvloop")
+
+
+def _load(url: str, body: dict, token: str, requests: int, concurrency: int, workdir: Path) -> dict:
+    body_file = workdir / "body.json"
+    body_file.write_text(json.dumps(body))
+    output = subprocess.run([sys.executable, "-m", "monitoring.loadgen", url, "--body-file", str(body_file),
+                             "--token", token, "--requests", str(requests), "--concurrency", str(concurrency)],
+                            check=True, capture_output=True, text=True).stdout
+    return json.loads(output)
+
+
+def _median_runs(load, runs: int = 3) -> tuple[dict, dict]:
+    """Receiver and baseline measured in alternation; the run of median throughput of each."""
+    results: dict[str, list[dict]] = {"receiver": [], "baseline": []}
+    for _ in range(runs):
+        for server in results:
+            results[server].append(load(server))
+    return tuple(sorted(r, key=lambda m: m["rps"])[runs // 2] for r in results.values())  # type: ignore[return-value]
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def receiver() -> None:
+    from monitoring.processes import free_port, start
+    from monitoring.receiver.payload import example
+    from monitoring.receiver.state import StateStore
+
+    with tempfile.TemporaryDirectory(prefix="monitoring-bench-") as folder:
+        workdir = Path(folder)
+        (workdir / "token").write_text("bench-token")
+        (workdir / "token").chmod(0o600)
+        store = StateStore(workdir / "state.json")
+        ports = {"receiver": free_port(), "baseline": free_port()}
+        servers = {
+            "receiver": start("receiver", [sys.executable, "-m", "monitoring", "receiver", "--listen",
+                                           f"127.0.0.1:{ports['receiver']}", "--state", str(store.path),
+                                           "--token-file", str(workdir / "token")],
+                              f"http://127.0.0.1:{ports['receiver']}/healthz", workdir / "receiver.log"),
+            "baseline": start("baseline", [sys.executable, "-m", "monitoring.bench", "serve-baseline",
+                                           str(ports["baseline"])],
+                              f"http://127.0.0.1:{ports['baseline']}/healthz", workdir / "baseline.log"),
+        }
+        try:
+            for server in servers.values():
+                server.wait_ready()
+            url = {name: f"http://127.0.0.1:{port}/alerts" for name, port in ports.items()}
+            rows = []
+            for concurrency in (1, 10, 100):
+                noop, bare = _median_runs(
+                    lambda server, c=concurrency: _load(url[server], example(action=None), "bench-token", 5000, c,
+                                                        workdir))
+                rows.append([f"no-op, c={concurrency}", str(noop["requests"]), f"{noop['rps']:.0f}",
+                             f"{noop['p50_ms']:.2f}", f"{noop['p99_ms']:.2f}", f"{bare['rps']:.0f}",
+                             f"{noop['rps'] / bare['rps']:.2f}", "-"])
+            for concurrency in (1, 10, 100):
+                store.rollout(10, reason="bench")
+                before = len(store.read()["rollout_history"])
+                burst = _load(url["receiver"], example(), "bench-token", 1000, concurrency, workdir)
+                added = store.read()["rollout_history"][before:]
+                rollbacks = sum(1 for e in added if e["action"] == "rollback")
+                rows.append([f"1,000 duplicates, c={concurrency}", str(burst["requests"]), f"{burst['rps']:.0f}",
+                             f"{burst['p50_ms']:.2f}", f"{burst['p99_ms']:.2f}", "", "", str(rollbacks)])
+            rss = _peak_rss_mb(servers["receiver"].pid)
+        finally:
+            for server in servers.values():
+                server.stop()
+    _table("Rollback receiver on loopback (load generator in its own process)",
+           ["load", "requests", "req/s", "p50 ms", "p99 ms", "bare req/s", "ratio", "rollbacks"], rows)
+    print(f"  receiver peak resident memory: {rss:.0f} MB (target < 100 MB)")
+    print("  targets: >= 1,000 req/s, p99 < 25 ms at c=10, ratio >= 0.5, exactly 1 rollback per burst")
+
+
+SECTIONS = {"generation": generation, "receiver": receiver}
 
 
 def main(argv: list[str]) -> None:
     if argv[:1] == ["generation"]:
         print(json.dumps(_measure_generation(int(argv[1]))))
+        return
+    if argv[:1] == ["serve-baseline"]:
+        serve_baseline(int(argv[1]))
         return
     for name, section in SECTIONS.items():
         if not argv or name in argv:

@@ -13,6 +13,7 @@ import requests
 
 from monitoring.binaries import find
 from monitoring.processes import Server, free_port, start
+from monitoring.receiver.payload import example
 
 
 @contextmanager
@@ -72,21 +73,4 @@ def receiver(workdir: Path, *extra: str) -> Iterator[RunningReceiver]:
         running.server.stop()
 
 
-def notification(status: str = "firing", alertname: str = "HighErrorRate", action: str | None = "rollback",
-                 fingerprint: str = "0123456789abcdef", **extra) -> dict:
-    """A version 4 webhook payload as Alertmanager 0.25 sends it, with one alert."""
-    labels = {"alertname": alertname, "severity": "critical", "signal": "error_rate", "team": "genesis",
-              "job": "genesis"}
-    if action:
-        labels["action"] = action
-    return {
-        "receiver": "rollback", "status": status,
-        "alerts": [{"status": status, "labels": labels, "annotations": {"summary": "s"},
-                    "startsAt": "2026-11-27T10:00:00Z",
-                    "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else "2026-11-27T10:05:00Z",
-                    "generatorURL": "http://127.0.0.1:9090/graph", "fingerprint": fingerprint}],
-        "groupLabels": {"alertname": alertname}, "commonLabels": labels, "commonAnnotations": {},
-        "externalURL": "http://127.0.0.1:9093", "version": "4",
-        "groupKey": f'{{}}/{{action="rollback",severity="critical"}}:{{alertname="{alertname}"}}',
-        "truncatedAlerts": 0, **extra,
-    }
+notification = example

@@ -62,3 +62,10 @@ class ReceiverMetrics:
         self.latency = Histogram("genesis_receiver_request_duration_seconds", "HTTP request latency by path",
                                  ["path"], registry=self.registry,
                                  buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0))
+        self._by_outcome: dict[str, Counter] = {}
+
+    def notification(self, outcome: str) -> Counter:
+        """The counter child of one outcome, looked up once (labels() is slow on the hot path)."""
+        if outcome not in self._by_outcome:
+            self._by_outcome[outcome] = self.notifications.labels(outcome)
+        return self._by_outcome[outcome]

@@ -75,3 +75,23 @@ def parse(data: Any) -> Notification:
         _strings(alert["annotations"], where + ".annotations")
         alerts.append(Alert(alert["status"], labels, alert["fingerprint"]))
     return Notification(data["status"], data["groupKey"], data["receiver"], tuple(alerts))
+
+
+def example(status: str = "firing", alertname: str = "HighErrorRate", action: str | None = "rollback",
+            fingerprint: str = "0123456789abcdef", **extra: Any) -> dict[str, Any]:
+    """A version 4 payload with one alert, as Alertmanager 0.25 sends it (for tests, demos, benchmarks)."""
+    labels = {"alertname": alertname, "severity": "critical", "signal": "error_rate", "team": "genesis",
+              "job": "genesis"}
+    if action:
+        labels["action"] = action
+    return {
+        "receiver": "rollback", "status": status,
+        "alerts": [{"status": status, "labels": labels, "annotations": {"summary": "s"},
+                    "startsAt": "2026-11-27T10:00:00Z",
+                    "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else "2026-11-27T10:05:00Z",
+                    "generatorURL": "http://127.0.0.1:9090/graph", "fingerprint": fingerprint}],
+        "groupLabels": {"alertname": alertname}, "commonLabels": labels, "commonAnnotations": {},
+        "externalURL": "http://127.0.0.1:9093", "version": "4",
+        "groupKey": f'{{}}/{{action="rollback",severity="critical"}}:{{alertname="{alertname}"}}',
+        "truncatedAlerts": 0, **extra,
+    }

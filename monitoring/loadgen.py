@@ -1,0 +1,73 @@
+"""A small HTTP/1.1 load generator for the benchmarks: keep-alive connections, exact request counts.
+
+Run as its own process (`python -m monitoring.loadgen`), so the server under test has the other core.
+Prints one JSON line: requests, seconds, requests per second, p50/p99 latency, status counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from collections import Counter
+from urllib.parse import urlsplit
+
+
+async def _worker(host: str, port: int, request: bytes, count: int, latencies: list[float],
+                  statuses: Counter) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        for _ in range(count):
+            started = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - started)
+            statuses[status] += 1
+    finally:
+        writer.close()
+
+
+async def run(url: str, body: bytes, token: str, requests: int, concurrency: int) -> dict:
+    parts = urlsplit(url)
+    request = (f"POST {parts.path or '/'} HTTP/1.1\r\nHost: {parts.netloc}\r\nAuthorization: Bearer {token}\r\n"
+               f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+    latencies: list[float] = []
+    statuses: Counter = Counter()
+    shares = [requests // concurrency + (1 if i < requests % concurrency else 0) for i in range(concurrency)]
+    started = time.perf_counter()
+    await asyncio.gather(*(_worker(parts.hostname, parts.port, request, n, latencies, statuses)
+                           for n in shares if n))
+    seconds = time.perf_counter() - started
+    latencies.sort()
+    return {"requests": len(latencies), "seconds": seconds, "rps": len(latencies) / seconds,
+            "p50_ms": latencies[len(latencies) // 2] * 1000,
+            "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+            "statuses": {str(k): v for k, v in statuses.items()}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("url")
+    parser.add_argument("--body-file", required=True)
+    parser.add_argument("--token", default="")
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=10)
+    args = parser.parse_args()
+    with open(args.body_file, "rb") as stream:
+        body = stream.read()
+    try:
+        from uvloop import run as run_loop
+    except ImportError:
+        run_loop = asyncio.run
+    print(json.dumps(run_loop(run(args.url, body, args.token, args.requests, args.concurrency))))
+
+
+if __name__ == "__main__":
+    main()
