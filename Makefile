@@ -8,7 +8,7 @@ BINARIES := prometheus promtool prometheus-alertmanager amtool prometheus-node-e
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv debs generate check-generated validate lint test bench clean
+.PHONY: help venv debs generate check-generated validate lint test bench clean demo up down status
 
 help: ## list the targets with what each does
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -26,6 +26,18 @@ debs: ## install Prometheus, Alertmanager and node exporter from Debian when mis
 	  echo "installing Debian packages: $(DEBS)"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(DEBS) >/dev/null; \
 	fi
+
+demo: venv debs generate validate ## the main job: a fault at 10 % rollout is detected and rolled back on real servers
+	$(BIN)/monitoring demo run
+
+up: venv debs ## start the local stack (Prometheus, Alertmanager, node exporter, receiver, demo app) on loopback
+	$(BIN)/monitoring stack up
+
+down: venv ## stop exactly the processes the local stack started
+	$(BIN)/monitoring stack down
+
+status: venv ## each server of the local stack, its URL, whether it is up, and the rollout state
+	$(BIN)/monitoring stack status
 
 generate: venv ## write dashboards/, rules/, config/ and docs/runbooks/ from the definitions
 	$(BIN)/monitoring generate

@@ -18,7 +18,7 @@ def prometheus_config(definitions: Definitions) -> dict[str, Any]:
         "rule_files": list(definitions.paths.rule_files),
         "alerting": {
             "alertmanagers": [
-                {"static_configs": [{"targets": [s.address for s in definitions.servers if s.name == "alertmanager"]}]}
+                {"static_configs": [{"targets": [s.address for s in definitions.servers_of("alertmanager")]}]}
             ]
         },
         "scrape_configs": [

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 DEFAULT_DEFINITIONS = "monitoring.genesis:DEFINITIONS"
@@ -108,6 +107,81 @@ def _add_state(parser: argparse.ArgumentParser) -> None:
                         help="the deployment state file (default: $MONITORING_STATE)")
 
 
+def _stack(args: argparse.Namespace):
+    from monitoring.stack import Stack
+
+    return Stack(Path(args.dir), _definitions(args))
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    from monitoring.stack import StackError
+
+    stack = _stack(args)
+    try:
+        if args.action == "up":
+            print(f"starting the stack in {stack.root} ({args.profile} profile):")
+            seconds = stack.up()
+            print(f"all servers ready in {seconds:.1f}s; `make down` stops them")
+        elif args.action == "down":
+            stack.down()
+        else:
+            for name, url, up in stack.status():
+                print(f"  {name:<18} {url:<24} {'up' if up else 'DOWN'}")
+            from monitoring.receiver.state import StateStore
+
+            state = StateStore(stack.state).read()
+            flag = state["flags"].get(stack.definitions.flag_name, {})
+            enabled = "enabled" if flag.get("enabled") else "disabled"
+            print(f"rollout: {state['current_percentage']}% (flag {stack.definitions.flag_name} {enabled}), "
+                  f"{len(state['rollout_history'])} history entries")
+    except StackError as error:
+        print(f"monitoring stack {args.action}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_demo_app(args: argparse.Namespace) -> int:
+    from monitoring.demo_app import serve
+
+    serve(args.listen, Path(args.state), args.rate)
+    return 0
+
+
+def cmd_demo_fault(args: argparse.Namespace) -> int:
+    import requests
+
+    if args.clear:
+        body = {"clear": True}
+    elif args.errors is None and args.latency_ms is None:
+        raise UsageError("give --errors, --latency-ms or --clear")
+    else:
+        body = {k: v for k, v in (("errors", args.errors), ("latency_ms", args.latency_ms)) if v is not None}
+    try:
+        answer = requests.post(f"{args.app_url}/control/fault", json=body, timeout=5)
+    except requests.RequestException as error:
+        print(f"monitoring demo fault: the demo application at {args.app_url} does not answer: {error}",
+              file=sys.stderr)
+        return 1
+    if answer.status_code != 200:
+        raise UsageError(answer.json().get("error", answer.text))
+    print(f"fault on the new version: {answer.json()}")
+    return 0
+
+
+def cmd_demo_run(args: argparse.Namespace) -> int:
+    from monitoring.demo import run
+
+    return run(_stack(args))
+
+
+def _add_stack(parser: argparse.ArgumentParser, profile: str = "production") -> None:
+    from monitoring.stack import default_root
+
+    _add_definitions(parser)
+    parser.set_defaults(profile=profile)
+    parser.add_argument("--dir", default=str(default_root()), help="the stack's folder (default: %(default)s)")
+
+
 def _add_definitions(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--definitions", default=DEFAULT_DEFINITIONS, metavar="MODULE:NAME",
                         help="the Definitions to use (default: %(default)s)")
@@ -159,12 +233,29 @@ def parser() -> argparse.ArgumentParser:
     rollback.add_argument("--reason", required=True, help="why, for the history")
     rollback.set_defaults(run=cmd_rollback)
 
-    for register in _EXTENSIONS:
-        register(commands)
+    stack = commands.add_parser("stack", help="the local stack of real servers on loopback: up, down, status")
+    stack.add_argument("action", choices=("up", "down", "status"))
+    _add_stack(stack)
+    stack.set_defaults(run=cmd_stack)
+
+    demo = commands.add_parser("demo", help="the demo application and the closed-loop demonstration")
+    demo_commands = demo.add_subparsers(dest="demo_command", required=True, metavar="ACTION")
+    app = demo_commands.add_parser("app", help="run the demo application")
+    app.add_argument("--listen", default="127.0.0.1:8000", metavar="HOST:PORT")
+    _add_state(app)
+    app.add_argument("--rate", type=float, default=50.0, help="requests per second of built-in load")
+    app.set_defaults(run=cmd_demo_app)
+    fault = demo_commands.add_parser("fault", help="inject a fault into the new version of the demo application")
+    fault.add_argument("--errors", type=float, help="share of new-version requests that fail, 0 to 1")
+    fault.add_argument("--latency-ms", type=float, help="latency added to new-version requests")
+    fault.add_argument("--clear", action="store_true", help="remove every fault")
+    fault.add_argument("--app-url", default="http://127.0.0.1:8000")
+    fault.set_defaults(run=cmd_demo_fault)
+    run = demo_commands.add_parser("run", help="the closed loop: fault at 10%%, alert, rollback, resolution")
+    _add_stack(run, profile="compressed")
+    run.set_defaults(run=cmd_demo_run)
+
     return root
-
-
-_EXTENSIONS: list[Callable[[argparse._SubParsersAction], None]] = []
 
 
 def main(argv: list[str] | None = None) -> int:

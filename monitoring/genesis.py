@@ -224,19 +224,28 @@ _NODE_METRICS = ("up", "node_memory_MemAvailable_bytes", "node_memory_MemTotal_b
 
 
 def jobs_for(servers: tuple[Server, ...]) -> tuple[ScrapeJob, ...]:
-    """One scrape job per server, named after it, with what it exports."""
+    """One scrape job per kind of server, named after it, with what it exports."""
     exports = {"genesis": _APP_METRICS, "rollback-receiver": _RECEIVER_METRICS, "node": _NODE_METRICS}
-    return tuple(ScrapeJob(name=s.name, targets=(s.address,), exports=exports.get(s.name, ("up",)))
-                 for s in servers)
+    kinds = dict.fromkeys(s.kind for s in servers)
+    return tuple(ScrapeJob(name=kind, targets=tuple(s.address for s in servers if s.kind == kind),
+                           exports=exports.get(kind, ("up",)))
+                 for kind in kinds)
 
 
-def receivers_for(servers: tuple[Server, ...]) -> tuple[Receiver, ...]:
-    receiver = next(s for s in servers if s.name == "rollback-receiver")
+def receivers_for(servers: tuple[Server, ...], sink: str | None = None) -> tuple[Receiver, ...]:
+    """The rollback webhook to the receiver; on-call and tickets to their systems, or to `sink`
+    (a base URL, like the demo application's notification sink) when given."""
+    receiver = next(s for s in servers if s.kind == "rollback-receiver")
     return (
         Receiver("rollback", f"http://{receiver.address}/alerts", bearer=True),
-        Receiver("oncall", "http://127.0.0.1:9095/oncall"),
-        Receiver("tickets", "http://127.0.0.1:9096/tickets"),
+        Receiver("oncall", f"{sink}/oncall" if sink else "http://127.0.0.1:9095/oncall"),
+        Receiver("tickets", f"{sink}/tickets" if sink else "http://127.0.0.1:9096/tickets"),
     )
+
+
+def on_servers(definitions: Definitions, servers: tuple[Server, ...], sink: str | None = None) -> Definitions:
+    """The same monitoring for other servers (other ports, more peers): jobs and receivers follow them."""
+    return replace(definitions, servers=servers, jobs=jobs_for(servers), receivers=receivers_for(servers, sink))
 
 
 DEFINITIONS = Definitions(

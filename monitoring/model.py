@@ -128,15 +128,21 @@ class AlertRule:
 
 @dataclass(frozen=True)
 class Server:
-    """A server the monitoring knows: one name, one host:port."""
+    """A server the monitoring knows: one name, one host:port, and its role (what it is: by default its
+    name; two Alertmanager peers are two servers with the role "alertmanager")."""
 
     name: str
     host: str
     port: int
+    role: str = ""
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def kind(self) -> str:
+        return self.role or self.name
 
 
 @dataclass(frozen=True)
@@ -226,6 +232,9 @@ class Definitions:
             if server.name == name:
                 return server
         raise DefinitionError(f"server {name!r}: no such server")
+
+    def servers_of(self, kind: str) -> tuple[Server, ...]:
+        return tuple(s for s in self.servers if s.kind == kind)
 
     def windowed(self, text: str) -> str:
         """`text` with `{window}` replaced by this profile's rate window."""

@@ -1,0 +1,157 @@
+"""The demo application: a stand-in for the real service, with its own traffic and injectable faults.
+
+It exports the `genesis_*` metrics the monitoring reads. A built-in load generator sends `rate` requests
+per second through the application; each goes through the new version with the probability of the
+rollout percentage (read from the deployment state the receiver owns) and through the old one
+otherwise. Faults touch the new path only: a share of its requests fail, and it gets slower. So at 10 %
+rollout with a fully failing new path the error rate is about 10 %, and once the rollout is back at 0 %
+errors stop by themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from monitoring.receiver.state import CorruptState, StateStore
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.5, 5.0)
+BASE_LATENCY = (0.010, 0.060)
+
+
+@dataclass
+class Fault:
+    """What is wrong with the new version: the share of its requests that fail, and added latency."""
+
+    errors: float = 0.0
+    latency_ms: float = 0.0
+
+
+class DemoApp:
+    def __init__(self, state: Path, rate: float = 50.0, seed: int | None = None) -> None:
+        self.store = StateStore(state)
+        self.rate = rate
+        self.fault = Fault()
+        self.random = random.Random(seed)
+        self.percentage = 0
+        self.registry = CollectorRegistry()
+        self.requests = Counter("genesis_requests", "Requests served", ["version"], registry=self.registry)
+        self.errors = Counter("genesis_errors", "Requests that failed", ["version"], registry=self.registry)
+        self.duration = Histogram("genesis_request_duration_seconds", "Request latency", ["version"],
+                                  buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.tests_passed = Gauge("genesis_tests_passed", "Post-deployment tests passing", registry=self.registry)
+        self.tests_total = Gauge("genesis_tests_total", "Post-deployment tests", registry=self.registry)
+        self.notifications = Counter("genesis_demo_notifications", "Notifications the sink received",
+                                     ["receiver"], registry=self.registry)
+        self.tests_passed.set(200)
+        self.tests_total.set(200)
+        for version in ("old", "new"):
+            self.requests.labels(version)
+            self.errors.labels(version)
+
+    def read_rollout(self) -> None:
+        with contextlib.suppress(CorruptState, OSError):
+            self.percentage = self.store.read()["current_percentage"]
+
+    def serve_one(self) -> tuple[str, bool, float]:
+        """One request: which version served it, whether it failed, how long it took (seconds)."""
+        new = self.random.random() * 100 < self.percentage
+        version = "new" if new else "old"
+        seconds = self.random.uniform(*BASE_LATENCY)
+        failed = False
+        if new:
+            seconds += self.fault.latency_ms / 1000
+            failed = self.random.random() < self.fault.errors
+        self.requests.labels(version).inc()
+        if failed:
+            self.errors.labels(version).inc()
+        self.duration.labels(version).observe(seconds)
+        return version, failed, seconds
+
+    async def generate_load(self) -> None:
+        """`rate` requests per second, the rollout re-read every tick."""
+        tick = 0.1
+        owed = 0.0
+        while True:
+            self.read_rollout()
+            owed += self.rate * tick
+            while owed >= 1:
+                self.serve_one()
+                owed -= 1
+            await asyncio.sleep(tick)
+
+    async def metrics(self, request: Request) -> Response:
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def work(self, request: Request) -> Response:
+        self.read_rollout()
+        version, failed, seconds = self.serve_one()
+        await asyncio.sleep(seconds)
+        return JSONResponse({"version": version}, status_code=500 if failed else 200)
+
+    async def set_fault(self, request: Request) -> Response:
+        """POST {"errors": 0..1, "latency_ms": >= 0} or {"clear": true}."""
+        try:
+            body = await request.json()
+            if body.get("clear"):
+                self.fault = Fault()
+            else:
+                errors = float(body.get("errors", self.fault.errors))
+                latency = float(body.get("latency_ms", self.fault.latency_ms))
+                if not 0 <= errors <= 1 or latency < 0:
+                    raise ValueError("errors must be within 0..1 and latency_ms at least 0")
+                self.fault = Fault(errors, latency)
+        except (ValueError, TypeError, AttributeError) as error:
+            return JSONResponse({"error": str(error)}, status_code=400)
+        return JSONResponse(vars(self.fault))
+
+    async def get_fault(self, request: Request) -> Response:
+        return JSONResponse({**vars(self.fault), "rollout_percentage": self.percentage})
+
+    async def notification(self, request: Request) -> Response:
+        """A sink standing in for the on-call and ticket systems, so Alertmanager has somewhere to send."""
+        self.notifications.labels(request.path_params["receiver"]).inc()
+        return JSONResponse({"received": True})
+
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "alive"})
+
+
+def create_app(state: Path, rate: float = 50.0) -> Starlette:
+    demo = DemoApp(state, rate)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        load = asyncio.create_task(demo.generate_load())
+        yield
+        load.cancel()
+
+    app = Starlette(lifespan=lifespan, routes=[
+        Route("/metrics", demo.metrics, methods=["GET"]),
+        Route("/work", demo.work, methods=["GET"]),
+        Route("/control/fault", demo.set_fault, methods=["POST"]),
+        Route("/control/fault", demo.get_fault, methods=["GET"]),
+        Route("/notifications/{receiver}", demo.notification, methods=["POST"]),
+        Route("/healthz", demo.healthz, methods=["GET"]),
+    ])
+    app.state.demo = demo
+    return app
+
+
+def serve(listen: str, state: Path, rate: float) -> None:
+    import uvicorn
+
+    from monitoring.receiver.service import listen_address
+
+    host, port = listen_address(listen)
+    uvicorn.run(create_app(state, rate), host=host, port=port, access_log=False, log_level="warning")

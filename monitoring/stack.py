@@ -1,0 +1,199 @@
+"""The local stack: real Prometheus, Alertmanager, node exporter, the rollback receiver and the demo
+application on loopback, with their configuration rendered from the same definitions.
+
+Everything the stack writes lives under one folder (`.stack/` by default): config, data, logs, the
+deployment state, the receiver's token and `pids.json`, the record of what it started. `down` stops
+exactly those processes and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import requests
+
+from monitoring.artifacts import render
+from monitoring.binaries import find
+from monitoring.files import replace_atomically, write_all
+from monitoring.genesis import on_servers
+from monitoring.model import Definitions, Paths, Server
+from monitoring.processes import NotReady, alive, free_port, port_taken, start, stop_pid
+
+DEFAULT_ROOT = ".stack"
+READY_PATHS = {"prometheus": "/-/ready", "alertmanager": "/-/ready", "node": "/metrics", "genesis": "/healthz",
+               "rollback-receiver": "/readyz"}
+START_ORDER = ("rollback-receiver", "genesis", "node", "alertmanager", "prometheus")
+
+
+class StackError(RuntimeError):
+    """The stack cannot do what was asked; the message names the server and why."""
+
+
+def default_root() -> Path:
+    return Path(os.environ.get("MONITORING_STACK_DIR", DEFAULT_ROOT))
+
+
+@dataclass(frozen=True)
+class Member:
+    """One server of the stack as started: name, URL, readiness URL and command line."""
+
+    server: Server
+    command: tuple[str, ...]
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.server.address}"
+
+    @property
+    def ready_url(self) -> str:
+        return self.url + READY_PATHS[self.server.kind]
+
+
+class Stack:
+    def __init__(self, root: Path, definitions: Definitions, gossip: dict[str, int] | None = None) -> None:
+        self.root = root.resolve()
+        app = definitions.servers_of("genesis")[0]
+        self.definitions = replace(
+            on_servers(definitions, definitions.servers, sink=f"http://{app.address}/notifications"),
+            paths=Paths(rule_files=("../rules/genesis.rules.yml",), credentials_file=str(self.root / "token"),
+                        dashboards_dir=str(self.root / "dashboards")))
+        peers = self.definitions.servers_of("alertmanager")
+        self.gossip = gossip or ({s.name: free_port() for s in peers} if len(peers) > 1 else {})
+
+    # where things are
+    @property
+    def state(self) -> Path:
+        return self.root / "state.json"
+
+    @property
+    def token(self) -> Path:
+        return self.root / "token"
+
+    @property
+    def pids(self) -> Path:
+        return self.root / "pids.json"
+
+    def log(self, name: str) -> Path:
+        return self.root / "logs" / f"{name}.log"
+
+    def url(self, kind: str) -> str:
+        return f"http://{self.definitions.servers_of(kind)[0].address}"
+
+    # what runs
+    def _command(self, server: Server) -> tuple[str, ...]:
+        config, data, listen = self.root / "config", self.root / "data" / server.name, server.address
+        if server.kind == "prometheus":
+            return (find("prometheus"), f"--config.file={config / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={data}", f"--web.listen-address={listen}", "--web.enable-lifecycle")
+        if server.kind == "alertmanager":
+            cluster = [f"--cluster.listen-address={server.host}:{self.gossip[server.name]}",
+                       *(f"--cluster.peer={server.host}:{port}" for name, port in self.gossip.items()
+                         if name != server.name)] if self.gossip else ["--cluster.listen-address="]
+            return (find("alertmanager"), f"--config.file={config / 'alertmanager.yml'}", f"--storage.path={data}",
+                    f"--web.listen-address={listen}", *cluster)
+        if server.kind == "node":
+            return (find("node-exporter"), f"--web.listen-address={listen}")
+        if server.kind == "rollback-receiver":
+            return (sys.executable, "-m", "monitoring", "receiver", "--listen", listen, "--state", str(self.state),
+                    "--token-file", str(self.token))
+        if server.kind == "genesis":
+            return (sys.executable, "-m", "monitoring", "demo", "app", "--listen", listen, "--state", str(self.state))
+        raise StackError(f"{server.name}: the stack does not know how to run a {server.kind!r} server")
+
+    def members(self) -> list[Member]:
+        order = {kind: i for i, kind in enumerate(START_ORDER)}
+        servers = sorted((s for s in self.definitions.servers if s.kind in order), key=lambda s: order[s.kind])
+        return [Member(s, self._command(s)) for s in servers]
+
+    def render(self) -> None:
+        """The stack's own configuration, from the definitions, under its folder (never the committed files)."""
+        write_all(self.root, render(self.definitions))
+        if not self.token.exists():
+            self.token.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.token, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as stream:
+                stream.write(secrets.token_urlsafe(32) + "\n")
+
+    def recorded(self) -> dict[str, dict]:
+        try:
+            return json.loads(self.pids.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def running(self, record: dict) -> bool:
+        """The recorded process still runs and is still the program we started (not a reused pid)."""
+        pid = record.get("pid", 0)
+        if not pid or not alive(pid):
+            return False
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return False
+        return bool(cmdline) and cmdline[0].decode(errors="replace") == record["command"][0]
+
+    def up(self, say: Callable[[str], None] = print, timeout: float = 30.0) -> float:
+        """Start every server not already running; wait until each is ready. Returns the seconds it took."""
+        started_at = time.monotonic()
+        self.render()
+        records = self.recorded()
+        for member in self.members():
+            name = member.server.name
+            if name in records and self.running(records[name]):
+                reloaded = self._reload(member)
+                say(f"  {name:<18} {member.url:<24} already running (pid {records[name]['pid']})"
+                    + (", configuration reloaded" if reloaded else ""))
+                continue
+            if port_taken(member.server.host, member.server.port):
+                raise StackError(f"{name}: port {member.server.port} on {member.server.host} is already taken "
+                                 "by another process; stop it or give the stack another port")
+            self.log(name).parent.mkdir(parents=True, exist_ok=True)
+            server = start(name, list(member.command), member.ready_url, self.log(name))
+            records[name] = {"pid": server.pid, "command": list(member.command), "url": member.url}
+            replace_atomically(self.pids, json.dumps(records, indent=2) + "\n")
+            say(f"  {name:<18} {member.url:<24} starting (pid {server.pid}) ...")
+            try:
+                seconds = server.wait_ready(timeout=timeout)
+            except NotReady as error:
+                raise StackError(str(error)) from error
+            say(f"  {name:<18} {member.url:<24} ready in {seconds:.1f}s")
+        return time.monotonic() - started_at
+
+    def _reload(self, member: Member) -> bool:
+        """Prometheus and Alertmanager re-read the freshly rendered configuration (e.g. another profile)."""
+        if member.server.kind not in ("prometheus", "alertmanager"):
+            return False
+        try:
+            return requests.post(member.url + "/-/reload", timeout=10).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def down(self, say: Callable[[str], None] = print) -> None:
+        records = self.recorded()
+        for name, record in reversed(list(records.items())):
+            if self.running(record):
+                stop_pid(record["pid"])
+                say(f"  {name:<18} stopped (pid {record['pid']})")
+            else:
+                say(f"  {name:<18} was not running")
+        self.pids.unlink(missing_ok=True)
+
+    def status(self) -> list[tuple[str, str, bool]]:
+        rows = []
+        for member in self.members():
+            try:
+                up = requests.get(member.ready_url, timeout=2).status_code == 200
+            except requests.RequestException:
+                up = False
+            rows.append((member.server.name, member.url, up))
+        return rows
+
+
+def for_profile(definitions: Definitions, root: Path | None = None) -> Stack:
+    return Stack(root or default_root(), definitions)

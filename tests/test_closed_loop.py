@@ -1,0 +1,101 @@
+"""End to end, on the real binaries in the compressed profile: a fault in the new version at 10 % is
+detected, alerted on and rolled back exactly once, and the alert resolves by itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitoring.demo import closed_loop
+from monitoring.genesis import compressed, on_servers
+from monitoring.model import Server
+from monitoring.processes import alive, free_port
+from monitoring.stack import Stack
+
+KINDS = ("prometheus", "alertmanager", "node", "genesis", "rollback-receiver")
+
+
+def _stack(root: Path, peers: int = 1) -> Stack:
+    servers = [Server(kind, "127.0.0.1", free_port()) for kind in KINDS]
+    for extra in range(2, peers + 1):
+        servers += [Server(f"{kind}-{extra}", "127.0.0.1", free_port(), role=kind)
+                    for kind in ("prometheus", "alertmanager")]
+    return Stack(root, on_servers(compressed(), tuple(servers)))
+
+
+def _rollbacks(stack: Stack) -> list[dict]:
+    from monitoring.receiver.state import StateStore
+
+    return [e for e in StateStore(stack.state).read()["rollout_history"] if e["action"] == "rollback"]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory):
+    running = _stack(tmp_path_factory.mktemp("stack"))
+    try:
+        running.up(say=lambda line: None)
+        yield running
+    finally:
+        _down_and_check(running)
+
+
+def _down_and_check(stack: Stack) -> None:
+    pids = [record["pid"] for record in stack.recorded().values()]
+    stack.down(say=lambda line: None)
+    assert not [pid for pid in pids if alive(pid)], "a process of the stack survived `down`"
+
+
+def test_an_error_fault_is_rolled_back_once_and_the_alert_resolves(stack: Stack) -> None:
+    timeline = closed_loop(stack, "HighErrorRate", say=print)
+    assert list(timeline.events) == ["fault injected", "over threshold (from Prometheus)", "alert pending",
+                                     "alert firing", "notification received", "rollback committed",
+                                     "alert resolved"]
+    rollbacks = _rollbacks(stack)
+    assert len(rollbacks) == 1
+    assert rollbacks[0]["alertname"] == "HighErrorRate" and rollbacks[0]["by"] == "alertmanager"
+    assert (rollbacks[0]["from_percentage"], rollbacks[0]["to_percentage"]) == (10, 0)
+
+
+def test_a_latency_fault_triggers_high_latency_and_a_rollback(stack: Stack) -> None:
+    before = len(_rollbacks(stack))
+    timeline = closed_loop(stack, "HighLatency", say=print)
+    assert "alert resolved" in timeline.events
+    rollbacks = _rollbacks(stack)[before:]
+    assert len(rollbacks) == 1 and rollbacks[0]["alertname"] == "HighLatency"
+
+
+def test_starting_twice_does_not_start_twice(stack: Stack) -> None:
+    pids = {name: record["pid"] for name, record in stack.recorded().items()}
+    lines: list[str] = []
+    stack.up(say=lines.append)
+    assert {name: record["pid"] for name, record in stack.recorded().items()} == pids
+    assert all("already running" in line for line in lines)
+
+
+def test_two_clustered_alertmanagers_and_two_prometheus_roll_back_once(tmp_path: Path) -> None:
+    clustered = _stack(tmp_path, peers=2)
+    try:
+        clustered.up(say=lambda line: None)
+        assert len(clustered.gossip) == 2
+        timeline = closed_loop(clustered, "HighErrorRate", say=print)
+        assert "alert resolved" in timeline.events
+        rollbacks = _rollbacks(clustered)
+        assert len(rollbacks) == 1 and rollbacks[0]["alertname"] == "HighErrorRate"
+    finally:
+        _down_and_check(clustered)
+
+
+def test_a_taken_port_is_reported_by_name(tmp_path: Path) -> None:
+    import socket
+
+    stack = _stack(tmp_path)
+    node = stack.definitions.servers_of("node")[0]
+    with socket.socket() as holder:
+        holder.bind((node.host, node.port))
+        holder.listen()
+        try:
+            with pytest.raises(Exception, match=f"node: port {node.port} on 127.0.0.1 is already taken"):
+                stack.up(say=lambda line: None)
+        finally:
+            _down_and_check(stack)
