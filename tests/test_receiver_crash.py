@@ -52,7 +52,10 @@ def test_sigkill_never_leaves_a_torn_state(tmp_path: Path) -> None:
                        for _ in range(4)]
             for sender in senders:
                 sender.start()
-            time.sleep(rng.uniform(0.05, 0.4))
+            deadline = time.monotonic() + 20
+            while not running.state.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.0, 0.3))
             running.server.process.send_signal(signal.SIGKILL)
             writer.send_signal(signal.SIGKILL)
             stop.set()
