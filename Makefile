@@ -8,7 +8,7 @@ BINARIES := prometheus promtool prometheus-alertmanager amtool prometheus-node-e
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv debs generate check-generated validate lint test bench clean demo up down status
+.PHONY: help venv debs generate check-generated validate lint test bench clean demo up down status plan apply
 
 help: ## list the targets with what each does
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -38,6 +38,12 @@ down: venv ## stop exactly the processes the local stack started
 
 status: venv ## each server of the local stack, its URL, whether it is up, and the rollout state
 	$(BIN)/monitoring stack status
+
+plan: venv debs ## show what apply would change on Prometheus, Alertmanager and Grafana (see README for the variables)
+	$(BIN)/monitoring apply --plan
+
+apply: venv debs ## validate, then push to the servers through their reload and HTTP APIs, verifying each
+	$(BIN)/monitoring apply
 
 generate: venv ## write dashboards/, rules/, config/ and docs/runbooks/ from the definitions
 	$(BIN)/monitoring generate

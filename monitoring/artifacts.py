@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from generators import alertmanager, dashboard, grafana, prometheus, rules, runbooks, yamltext
 from monitoring.checks import check
@@ -31,3 +32,18 @@ def render(definitions: Definitions) -> dict[str, str]:
     for alert in definitions.alerts:
         files[f"{RUNBOOKS}/{alert.name}.md"] = runbooks.runbook(definitions, alert)
     return files
+
+
+RULES_IN_CONFIG = "genesis.rules.yml"
+
+
+def server_files(definitions: Definitions) -> dict[str, dict[str, str]]:
+    """What a running Prometheus and Alertmanager read, by file name in their config folder (the rule file
+    beside prometheus.yml): the files the local stack and apply write."""
+    check(definitions)
+    definitions = replace(definitions, paths=replace(definitions.paths, rule_files=(RULES_IN_CONFIG,)))
+    return {
+        "prometheus": {"prometheus.yml": yamltext.dump(prometheus.prometheus_config(definitions)),
+                       RULES_IN_CONFIG: yamltext.dump(rules.rule_file(definitions))},
+        "alertmanager": {"alertmanager.yml": yamltext.dump(alertmanager.alertmanager_config(definitions))},
+    }

@@ -174,6 +174,37 @@ def cmd_demo_run(args: argparse.Namespace) -> int:
     return run(_stack(args))
 
 
+def cmd_apply(args: argparse.Namespace) -> int:
+    from monitoring.apply.run import ApplyUsage, environment, run, targets
+    from monitoring.generate import load
+    from monitoring.genesis import compressed
+    from monitoring.stack import Stack
+
+    env = environment()
+    stack_root = Path(args.dir)
+    profile = args.profile or _stack_profile(stack_root)
+    definitions = load(args.definitions)
+    definitions = compressed(definitions) if profile == "compressed" else definitions
+    try:
+        chosen = targets(definitions, env, Stack(stack_root, definitions))
+    except ApplyUsage as error:
+        raise UsageError(str(error)) from error
+    outcome = run(chosen, plan_only=args.plan, force=args.force, output=args.output)
+    print(outcome.text)
+    if outcome.failed:
+        print(f"monitoring apply: {outcome.failed}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _stack_profile(root: Path) -> str:
+    """The profile the local stack was started with, so a plan against it compares like with like."""
+    try:
+        return (root / "profile").read_text().strip() or "production"
+    except OSError:
+        return "production"
+
+
 def _add_stack(parser: argparse.ArgumentParser, profile: str = "production") -> None:
     from monitoring.stack import default_root
 
@@ -232,6 +263,14 @@ def parser() -> argparse.ArgumentParser:
     _add_state(rollback)
     rollback.add_argument("--reason", required=True, help="why, for the history")
     rollback.set_defaults(run=cmd_rollback)
+
+    apply = commands.add_parser("apply", help="push the configuration to Prometheus, Alertmanager and Grafana")
+    apply.add_argument("--plan", action="store_true", help="show what would change, change nothing")
+    apply.add_argument("--force", action="store_true", help="overwrite a dashboard edited in Grafana since the plan")
+    apply.add_argument("--output", choices=("text", "json"), default="text")
+    _add_stack(apply)
+    apply.set_defaults(profile=None)
+    apply.set_defaults(run=cmd_apply)
 
     stack = commands.add_parser("stack", help="the local stack of real servers on loopback: up, down, status")
     stack.add_argument("action", choices=("up", "down", "status"))

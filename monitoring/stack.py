@@ -19,7 +19,7 @@ from pathlib import Path
 
 import requests
 
-from monitoring.artifacts import render
+from monitoring.artifacts import server_files
 from monitoring.binaries import find
 from monitoring.files import replace_atomically, write_all
 from monitoring.genesis import on_servers
@@ -62,8 +62,7 @@ class Stack:
         app = definitions.servers_of("genesis")[0]
         self.definitions = replace(
             on_servers(definitions, definitions.servers, sink=f"http://{app.address}/notifications"),
-            paths=Paths(rule_files=("../rules/genesis.rules.yml",), credentials_file=str(self.root / "token"),
-                        dashboards_dir=str(self.root / "dashboards")))
+            paths=Paths(credentials_file=str(self.root / "token"), dashboards_dir=str(self.root / "dashboards")))
         peers = self.definitions.servers_of("alertmanager")
         self.gossip = gossip or ({s.name: free_port() for s in peers} if len(peers) > 1 else {})
 
@@ -114,7 +113,9 @@ class Stack:
 
     def render(self) -> None:
         """The stack's own configuration, from the definitions, under its folder (never the committed files)."""
-        write_all(self.root, render(self.definitions))
+        files = server_files(self.definitions)
+        write_all(self.root / "config", {**files["prometheus"], **files["alertmanager"]})
+        replace_atomically(self.root / "profile", self.definitions.profile.name + "\n")
         if not self.token.exists():
             self.token.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.token, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -194,6 +195,3 @@ class Stack:
             rows.append((member.server.name, member.url, up))
         return rows
 
-
-def for_profile(definitions: Definitions, root: Path | None = None) -> Stack:
-    return Stack(root or default_root(), definitions)

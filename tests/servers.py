@@ -32,6 +32,22 @@ def alertmanager(config: Path, workdir: Path, extra: tuple[str, ...] = ()) -> It
         server.stop()
 
 
+@contextmanager
+def prometheus(config: Path, workdir: Path) -> Iterator[tuple[Server, str]]:
+    """Prometheus with the lifecycle API on a free port; yields it and its base URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = start("prometheus", [
+        find("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={workdir / 'prom-data'}",
+        f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle",
+    ], f"{url}/-/ready", workdir / "prometheus.log")
+    try:
+        server.wait_ready()
+        yield server, url
+    finally:
+        server.stop()
+
+
 @dataclass
 class RunningReceiver:
     url: str

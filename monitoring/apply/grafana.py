@@ -1,0 +1,168 @@
+"""Grafana as an apply target, through its HTTP API: the folder, the Prometheus datasource (by uid) and
+the dashboard.
+
+Comparisons ignore what Grafana adds (ids, versions, key order). The dashboard carries a fingerprint of
+its generated content in its description; when the copy in Grafana no longer matches its own
+fingerprint, someone edited it there, and the plan shows that as drift. Apply sends the version it
+planned against with `overwrite: false`, so an edit made after the plan is refused by Grafana (412) and
+reported with who made it and when; `--force` overwrites.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from generators.dashboard import dashboard
+from generators.grafana import datasource
+from monitoring.apply.http import ApplyError, Client, public
+from monitoring.apply.plan import CHANGE, CREATE, DRIFT, UNCHANGED, Change, json_diff
+from monitoring.model import Definitions
+
+DATASOURCE_FIELDS = ("name", "type", "uid", "access", "url", "isDefault", "jsonData")
+_MARK = re.compile(r" \[generated [0-9a-f]{12}\]$")
+
+
+class DashboardConflict(ApplyError):
+    pass
+
+
+def _comparable(board: dict[str, Any]) -> dict[str, Any]:
+    """The dashboard without what Grafana assigns or apply adds (ids, version, fingerprint)."""
+    board = copy.deepcopy(board)
+    for key in ("id", "version"):
+        board.pop(key, None)
+    for panel in board.get("panels", []):
+        panel.pop("id", None)
+    board["description"] = _MARK.sub("", board.get("description", ""))
+    return board
+
+
+def fingerprint(board: dict[str, Any]) -> str:
+    canonical = json.dumps(_comparable(board), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def marked(board: dict[str, Any]) -> dict[str, Any]:
+    """The dashboard as apply sends it: its description ends with the fingerprint of its content."""
+    board = copy.deepcopy(board)
+    board["description"] = f"{_MARK.sub('', board.get('description', ''))} [generated {fingerprint(board)}]"
+    return board
+
+
+def _own_mark(board: dict[str, Any]) -> str | None:
+    found = re.search(r"\[generated ([0-9a-f]{12})\]$", board.get("description", ""))
+    return found.group(1) if found else None
+
+
+@dataclass
+class GrafanaPlan:
+    changes: list[Change] = field(default_factory=list)
+    folder_exists: bool = False
+    datasource_exists: bool = False
+    dashboard_version: int | None = None
+
+
+@dataclass
+class Grafana:
+    definitions: Definitions
+    client: Client
+    revision: str = "unknown"
+
+    @property
+    def dashboard(self) -> dict[str, Any]:
+        return marked(dashboard(self.definitions))
+
+    def health(self) -> None:
+        answer = self.client.request("GET", "/api/health")
+        if answer.status_code != 200:
+            raise ApplyError(f"grafana at {public(self.client.base)}: /api/health answered HTTP {answer.status_code}")
+
+    def plan(self) -> GrafanaPlan:
+        self.health()
+        plan = GrafanaPlan()
+        d = self.definitions
+        folder = self.client.request("GET", f"/api/folders/{d.grafana_folder_uid}")
+        plan.folder_exists = folder.status_code == 200
+        plan.changes.append(Change("grafana", f"folder {d.grafana_folder_uid}",
+                                   UNCHANGED if plan.folder_exists else CREATE))
+
+        wanted = datasource(d)
+        found = self.client.request("GET", f"/api/datasources/uid/{d.datasource_uid}")
+        plan.datasource_exists = found.status_code == 200
+        name = f"datasource {d.datasource_uid}"
+        if not plan.datasource_exists:
+            plan.changes.append(Change("grafana", name, CREATE))
+        else:
+            current = {k: found.json().get(k) for k in DATASOURCE_FIELDS}
+            plan.changes.append(Change("grafana", name, UNCHANGED) if current == wanted
+                                else Change("grafana", name, CHANGE, json_diff(current, wanted, name)))
+
+        board = self.dashboard
+        name = f"dashboard {d.dashboard_uid}"
+        found = self.client.request("GET", f"/api/dashboards/uid/{d.dashboard_uid}")
+        if found.status_code == 404:
+            plan.changes.append(Change("grafana", name, CREATE))
+            return plan
+        if found.status_code != 200:
+            raise ApplyError(f"grafana at {public(self.client.base)}: GET dashboard answered {found.status_code}")
+        body = found.json()
+        current, meta = body.get("dashboard", {}), body.get("meta", {})
+        plan.dashboard_version = current.get("version", meta.get("version"))
+        diff = json_diff(_comparable(current), _comparable(board), name)
+        if _comparable(current) == _comparable(board):
+            plan.changes.append(Change("grafana", name, UNCHANGED))
+        elif _own_mark(current) != fingerprint(current):
+            plan.changes.append(Change("grafana", name, DRIFT, diff,
+                                       f"edited in Grafana by {meta.get('updatedBy', '?')} at "
+                                       f"{meta.get('updated', '?')}; apply replaces the edit"))
+        else:
+            plan.changes.append(Change("grafana", name, CHANGE, diff))
+        return plan
+
+    def apply(self, plan: GrafanaPlan, force: bool = False) -> None:
+        d = self.definitions
+        actions = {c.object.split()[0]: c.action for c in plan.changes}
+        if actions["folder"] == CREATE:
+            answer = self.client.request("POST", "/api/folders", {"uid": d.grafana_folder_uid,
+                                                                  "title": d.grafana_folder})
+            if answer.status_code not in (200, 409):
+                raise ApplyError(f"grafana: creating folder {d.grafana_folder_uid} answered {answer.status_code}: "
+                                 f"{_message(answer)}")
+        if actions["datasource"] == CREATE:
+            self._expect(self.client.request("POST", "/api/datasources", datasource(d)), "creating the datasource")
+        elif actions["datasource"] == CHANGE:
+            self._expect(self.client.request("PUT", f"/api/datasources/uid/{d.datasource_uid}", datasource(d)),
+                         "updating the datasource")
+        if actions["dashboard"] == UNCHANGED:
+            return
+        board = self.dashboard
+        board.pop("id", None)
+        if plan.dashboard_version is not None:
+            board["version"] = plan.dashboard_version
+        answer = self.client.request("POST", "/api/dashboards/db", {
+            "dashboard": board, "folderUid": d.grafana_folder_uid, "overwrite": force,
+            "message": f"monitoring apply from revision {self.revision}"})
+        if answer.status_code == 412:
+            meta = self.client.get_json(f"/api/dashboards/uid/{d.dashboard_uid}").get("meta", {})
+            raise DashboardConflict(
+                f"grafana: dashboard {d.dashboard_uid} was changed in Grafana by {meta.get('updatedBy', '?')} at "
+                f"{meta.get('updated', '?')} (version {meta.get('version', '?')}) after the plan (version "
+                f"{plan.dashboard_version}); plan again to see the edit, or apply --force to overwrite it")
+        self._expect(answer, "saving the dashboard")
+
+    @staticmethod
+    def _expect(answer: Any, doing: str) -> None:
+        if answer.status_code != 200:
+            raise ApplyError(f"grafana: {doing} answered HTTP {answer.status_code}: {_message(answer)}")
+
+
+def _message(answer: Any) -> str:
+    try:
+        return str(answer.json().get("message", ""))[:300]
+    except ValueError:
+        return answer.text[:300]
