@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,35 +17,30 @@ from monitoring.receiver.payload import example
 
 
 @contextmanager
-def alertmanager(config: Path, workdir: Path, extra: tuple[str, ...] = ()) -> Iterator[tuple[Server, str]]:
+def _on_free_port(name: str, command: list[str], workdir: Path) -> Iterator[tuple[Server, str]]:
+    """Start `command` (with {port} filled in), wait for /-/ready, always stop it."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = start(name, [part.format(port=port) for part in command], f"{url}/-/ready", workdir / f"{name}.log")
+    try:
+        server.wait_ready()
+        yield server, url
+    finally:
+        server.stop()
+
+
+def alertmanager(config: Path, workdir: Path) -> AbstractContextManager[tuple[Server, str]]:
     """A single-node Alertmanager (no gossip) on a free port; yields it and its base URL."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = start("alertmanager", [
+    return _on_free_port("alertmanager", [
         find("alertmanager"), f"--config.file={config}", f"--storage.path={workdir / 'am-data'}",
-        f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", *extra,
-    ], f"{url}/-/ready", workdir / "alertmanager.log")
-    try:
-        server.wait_ready()
-        yield server, url
-    finally:
-        server.stop()
+        "--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="], workdir)
 
 
-@contextmanager
-def prometheus(config: Path, workdir: Path) -> Iterator[tuple[Server, str]]:
+def prometheus(config: Path, workdir: Path) -> AbstractContextManager[tuple[Server, str]]:
     """Prometheus with the lifecycle API on a free port; yields it and its base URL."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = start("prometheus", [
+    return _on_free_port("prometheus", [
         find("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={workdir / 'prom-data'}",
-        f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle",
-    ], f"{url}/-/ready", workdir / "prometheus.log")
-    try:
-        server.wait_ready()
-        yield server, url
-    finally:
-        server.stop()
+        "--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle"], workdir)
 
 
 @dataclass

@@ -30,20 +30,23 @@ def _rule_query(url: str, name: str) -> str:
     return next(r["query"] for g in groups for r in g["rules"] if r["name"] == name)
 
 
+def _serving(kind: str, tmp_path: Path):
+    """A real `kind` server reading the default generated files from its own config folder."""
+    folder = tmp_path / kind
+    write_all(folder, server_files(DEFINITIONS)[kind])
+    start = servers.prometheus if kind == "prometheus" else servers.alertmanager
+    with start(folder / f"{kind}.yml", tmp_path) as (_, url):
+        yield folder, url
+
+
 @pytest.fixture
 def prom(tmp_path: Path):
-    folder = tmp_path / "prometheus"
-    write_all(folder, server_files(DEFINITIONS)["prometheus"])
-    with servers.prometheus(folder / "prometheus.yml", tmp_path) as (_, url):
-        yield folder, url
+    yield from _serving("prometheus", tmp_path)
 
 
 @pytest.fixture
 def am(tmp_path: Path):
-    folder = tmp_path / "alertmanager"
-    write_all(folder, server_files(DEFINITIONS)["alertmanager"])
-    with servers.alertmanager(folder / "alertmanager.yml", tmp_path) as (_, url):
-        yield folder, url
+    yield from _serving("alertmanager", tmp_path)
 
 
 def test_prometheus_plan_apply_and_the_server_reports_the_new_rule(prom) -> None:
