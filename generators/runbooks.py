@@ -44,8 +44,9 @@ def condition(definitions: Definitions, alert: AlertRule) -> str:
 
 
 def runbook(definitions: Definitions, alert: AlertRule) -> str:
+    """The runbook of `alert`; a band alert also shows its signal's bands and the border rule."""
     signal = definitions.signal(alert.signal)
-    bands = signal.bands
+    bands = signal.bands if alert.band else None
     return _template().render(
         alert=alert,
         signal=signal,
@@ -57,6 +58,6 @@ def runbook(definitions: Definitions, alert: AlertRule) -> str:
         flag_name=definitions.flag_name,
         dashboard_title=definitions.dashboard_title,
         bands=band_ranges(bands) if bands else None,
-        breach=bands.breach(alert.band) if bands and alert.band else (bands.breach("yellow") if bands else ""),
-        border=f"{bands.border(alert.band or 'yellow'):g}" if bands else "",
+        breach=bands.breach(alert.band) if bands else "",
+        border=f"{bands.border(alert.band):g}" if bands else "",
     )

@@ -67,9 +67,7 @@ def _store(args: argparse.Namespace):
 def cmd_receiver(args: argparse.Namespace) -> int:
     from monitoring.receiver.service import serve
 
-    if not args.state:
-        raise UsageError("--state PATH (or MONITORING_STATE) is required")
-    serve(args.listen, Path(args.state), Path(args.token_file), args.dry_run)
+    serve(args.listen, _store(args).path, Path(args.token_file), args.dry_run)
     return 0
 
 

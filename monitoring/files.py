@@ -58,8 +58,3 @@ def _fsync_folder(folder: Path) -> None:
     finally:
         os.close(fd)
 
-
-def differences(root: Path, files: dict[str, str]) -> list[str]:
-    """Paths under `root` whose content is not the expected text (missing files included)."""
-    return sorted(relative for relative, text in files.items()
-                  if not (root / relative).is_file() or (root / relative).read_text(encoding="utf-8") != text)
