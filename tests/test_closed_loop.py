@@ -99,3 +99,13 @@ def test_a_taken_port_is_reported_by_name(tmp_path: Path) -> None:
                 stack.up(say=lambda line: None)
         finally:
             _down_and_check(stack)
+
+
+def test_a_server_that_does_not_come_up_is_named_with_its_log(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("MONITORING_NODE_EXPORTER", "/bin/false")
+    stack = _stack(tmp_path)
+    try:
+        with pytest.raises(Exception, match=r"node exited with status 1 before it was ready; last lines of"):
+            stack.up(say=lambda line: None)
+    finally:
+        _down_and_check(stack)
