@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import orjson
 from grafanalib import core as g
-from grafanalib._gen import DashboardEncoder
 
 from generators.dashboard_corrections import correct
 from monitoring.model import Definitions, PanelKind, Query, Signal
@@ -94,6 +93,13 @@ def _table_transformations(signal: Signal) -> list[dict[str, Any]]:
     ]
 
 
+def _plain(value: Any) -> Any:
+    """grafanalib's objects as the JSON data they stand for (what its DashboardEncoder does)."""
+    if hasattr(value, "to_json_data"):
+        return value.to_json_data()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
 def dashboard(definitions: Definitions) -> dict[str, Any]:
     """The dashboard as Grafana's JSON model, corrected to Grafana's current schema."""
     panels = [_panel(definitions, signal, index, grid)
@@ -112,5 +118,5 @@ def dashboard(definitions: Definitions) -> dict[str, Any]:
         editable=False,
         graphTooltip=g.GRAPH_TOOLTIP_MODE_SHARED_CROSSHAIR,
     )
-    data = json.loads(json.dumps(model.to_json_data(), cls=DashboardEncoder))
+    data = orjson.loads(orjson.dumps(model.to_json_data(), default=_plain))
     return correct(data)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
+
+import orjson
 
 from generators import alertmanager, dashboard, grafana, prometheus, rules, runbooks, yamltext
 from monitoring.checks import check
@@ -22,7 +23,8 @@ def render(definitions: Definitions) -> dict[str, str]:
     """Check the definitions, then render every artifact; nothing is written."""
     check(definitions)
     files = {
-        DASHBOARD: json.dumps(dashboard.dashboard(definitions), indent=2, sort_keys=True) + "\n",
+        DASHBOARD: orjson.dumps(dashboard.dashboard(definitions),
+                                option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n",
         RULES: yamltext.dump(rules.rule_file(definitions)),
         PROMETHEUS: yamltext.dump(prometheus.prometheus_config(definitions)),
         ALERTMANAGER: yamltext.dump(alertmanager.alertmanager_config(definitions)),
