@@ -105,10 +105,16 @@ def _add_state(parser: argparse.ArgumentParser) -> None:
                         help="the deployment state file (default: $MONITORING_STATE)")
 
 
+def _stack_root(args: argparse.Namespace) -> Path:
+    from monitoring.stack import default_root
+
+    return Path(args.dir) if args.dir else default_root()
+
+
 def _stack(args: argparse.Namespace):
     from monitoring.stack import Stack
 
-    return Stack(Path(args.dir), _definitions(args))
+    return Stack(_stack_root(args), _definitions(args))
 
 
 def cmd_stack(args: argparse.Namespace) -> int:
@@ -179,7 +185,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from monitoring.stack import Stack
 
     env = environment()
-    stack_root = Path(args.dir)
+    stack_root = _stack_root(args)
     profile = args.profile or _stack_profile(stack_root)
     definitions = load(args.definitions)
     definitions = compressed(definitions) if profile == "compressed" else definitions
@@ -204,11 +210,9 @@ def _stack_profile(root: Path) -> str:
 
 
 def _add_stack(parser: argparse.ArgumentParser, profile: str = "production") -> None:
-    from monitoring.stack import default_root
-
     _add_definitions(parser)
     parser.set_defaults(profile=profile)
-    parser.add_argument("--dir", default=str(default_root()), help="the stack's folder (default: %(default)s)")
+    parser.add_argument("--dir", help="the stack's folder (default: $MONITORING_STACK_DIR or .stack)")
 
 
 def _add_definitions(parser: argparse.ArgumentParser) -> None:
