@@ -92,6 +92,7 @@ BAD = [
     ("wrong token", lambda r: r.post(notification(), token="s3cret-tokex"), 401),
     ("not JSON", lambda r: r.post(b"{not json"), 400),
     ("not UTF-8", lambda r: r.post(b"\xff\xfe\x00"), 400),
+    ("nested 200,000 deep", lambda r: r.post(b"[" * 200_000 + b"]" * 200_000), 400),
     ("JSON but not v4", lambda r: r.post({**notification(), "version": "3"}), 422),
     ("alerts not a list", lambda r: r.post({**notification(), "alerts": {}}), 422),
     ("label not a string", lambda r: r.post({**notification(), "alerts": [

@@ -60,7 +60,10 @@ def _json(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
-        return json.loads(body)
+        try:
+            return json.loads(body)
+        except RecursionError as error:
+            raise ValueError("JSON nested too deeply") from error
 
 
 def rollback_alerts(notification: Notification) -> list:
@@ -111,7 +114,7 @@ class Receiver:
         names = ",".join(sorted({a.labels.get("alertname", "") for a in acting}))
         try:
             current = self.store.read()["current_percentage"]
-        except CorruptState as error:
+        except (CorruptState, OSError) as error:
             return self._answer(503, "state_corrupt", key, reason=str(error))
         if current == 0:
             return self._answer(200, "already_at_zero", key, alertname=names)
