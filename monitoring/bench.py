@@ -125,6 +125,7 @@ def _peak_rss_mb(pid: int) -> float:
 def receiver() -> None:
     from monitoring.processes import free_port, start
     from monitoring.receiver.payload import example
+    from monitoring.receiver.service import command as receiver_command
     from monitoring.receiver.state import StateStore
 
     with tempfile.TemporaryDirectory(prefix="monitoring-bench-") as folder:
@@ -134,9 +135,8 @@ def receiver() -> None:
         store = StateStore(workdir / "state.json")
         ports = {"receiver": free_port(), "baseline": free_port()}
         servers = {
-            "receiver": start("receiver", [sys.executable, "-m", "monitoring", "receiver", "--listen",
-                                           f"127.0.0.1:{ports['receiver']}", "--state", str(store.path),
-                                           "--token-file", str(workdir / "token")],
+            "receiver": start("receiver", receiver_command(f"127.0.0.1:{ports['receiver']}", store.path,
+                                                           workdir / "token"),
                               f"http://127.0.0.1:{ports['receiver']}/healthz", workdir / "receiver.log"),
             "baseline": start("baseline", [sys.executable, "-m", "monitoring.bench", "serve-baseline",
                                            str(ports["baseline"])],
@@ -178,14 +178,11 @@ def closed_loop(runs: int = 5) -> None:
 
     from monitoring.demo import closed_loop as loop
     from monitoring.demo import floor_seconds
-    from monitoring.genesis import compressed, on_servers
-    from monitoring.processes import free_port
-    from monitoring.stack import Stack
+    from monitoring.genesis import compressed
+    from monitoring.stack import Stack, on_free_ports
 
-    kinds = ("prometheus", "alertmanager", "node", "genesis", "rollback-receiver")
     with tempfile.TemporaryDirectory(prefix="monitoring-bench-stack-") as folder:
-        servers = tuple(Server(kind, "127.0.0.1", free_port()) for kind in kinds)
-        stack = Stack(Path(folder), on_servers(compressed(), servers))
+        stack = Stack(Path(folder), on_free_ports(compressed()))
         try:
             up_seconds = stack.up(say=lambda line: None)
             seconds = [loop(stack, "HighErrorRate", say=lambda line: None).events["rollback committed"]

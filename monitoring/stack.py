@@ -25,6 +25,7 @@ from monitoring.files import replace_atomically, write_all
 from monitoring.genesis import on_servers
 from monitoring.model import Definitions, Paths, Server
 from monitoring.processes import NotReady, alive, free_port, port_taken, start, stop_pid
+from monitoring.receiver.service import command as receiver_command
 
 DEFAULT_ROOT = ".stack"
 READY_PATHS = {"prometheus": "/-/ready", "alertmanager": "/-/ready", "node": "/metrics", "genesis": "/healthz",
@@ -54,6 +55,16 @@ class Member:
     @property
     def ready_url(self) -> str:
         return self.url + READY_PATHS[self.server.kind]
+
+
+def on_free_ports(definitions: Definitions, peers: int = 1) -> Definitions:
+    """The same monitoring with each server of the stack on a free loopback port (tests, benchmarks);
+    `peers` above 1 adds that many Prometheus and Alertmanager servers in all, for a clustered stack."""
+    servers = [Server(kind, "127.0.0.1", free_port()) for kind in START_ORDER]
+    for extra in range(2, peers + 1):
+        servers += [Server(f"{kind}-{extra}", "127.0.0.1", free_port(), role=kind)
+                    for kind in ("prometheus", "alertmanager")]
+    return on_servers(definitions, tuple(servers))
 
 
 class Stack:
@@ -100,8 +111,7 @@ class Stack:
         if server.kind == "node":
             return (find("node-exporter"), f"--web.listen-address={listen}")
         if server.kind == "rollback-receiver":
-            return (sys.executable, "-m", "monitoring", "receiver", "--listen", listen, "--state", str(self.state),
-                    "--token-file", str(self.token))
+            return tuple(receiver_command(listen, self.state, self.token))
         if server.kind == "genesis":
             return (sys.executable, "-m", "monitoring", "demo", "app", "--listen", listen, "--state", str(self.state))
         raise StackError(f"{server.name}: the stack does not know how to run a {server.kind!r} server")

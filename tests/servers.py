@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ import requests
 from monitoring.binaries import find
 from monitoring.processes import Server, free_port, start
 from monitoring.receiver.payload import example
+from monitoring.receiver.service import command as receiver_command
 
 
 @contextmanager
@@ -68,8 +68,7 @@ def start_receiver(workdir: Path, *extra: str, token: str = "s3cret-token") -> R
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     state = workdir / "state.json"
-    server = start("receiver", [sys.executable, "-m", "monitoring", "receiver", "--listen", f"127.0.0.1:{port}",
-                                "--state", str(state), "--token-file", str(token_file), *extra],
+    server = start("receiver", receiver_command(f"127.0.0.1:{port}", state, token_file, *extra),
                    f"{url}/healthz", workdir / "receiver.log")
     return RunningReceiver(url, state, token, server)
 

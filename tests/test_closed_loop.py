@@ -8,20 +8,13 @@ from pathlib import Path
 import pytest
 
 from monitoring.demo import closed_loop
-from monitoring.genesis import compressed, on_servers
-from monitoring.model import Server
-from monitoring.processes import alive, free_port
-from monitoring.stack import Stack
-
-KINDS = ("prometheus", "alertmanager", "node", "genesis", "rollback-receiver")
+from monitoring.genesis import compressed
+from monitoring.processes import alive
+from monitoring.stack import Stack, on_free_ports
 
 
 def _stack(root: Path, peers: int = 1) -> Stack:
-    servers = [Server(kind, "127.0.0.1", free_port()) for kind in KINDS]
-    for extra in range(2, peers + 1):
-        servers += [Server(f"{kind}-{extra}", "127.0.0.1", free_port(), role=kind)
-                    for kind in ("prometheus", "alertmanager")]
-    return Stack(root, on_servers(compressed(), tuple(servers)))
+    return Stack(root, on_free_ports(compressed(), peers))
 
 
 def _rollbacks(stack: Stack) -> list[dict]:

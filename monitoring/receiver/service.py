@@ -30,6 +30,12 @@ def read_token(path: Path) -> bytes:
     return token
 
 
+def command(listen: str, state: Path, token_file: Path, *extra: str) -> list[str]:
+    """The command line that runs the receiver (for the stack, tests and benchmarks)."""
+    return [sys.executable, "-m", "monitoring", "receiver", "--listen", listen, "--state", str(state),
+            "--token-file", str(token_file), *extra]
+
+
 def listen_address(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:

@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from monitoring.files import replace_atomically
+
 FLAG = "phase_4_deployment"
 ENTRY_KEYS = ("action", "from_percentage", "to_percentage", "at", "by", "reason")
 ALERT_KEYS = ("alertname", "fingerprints", "group_key")
@@ -136,25 +138,9 @@ class StateStore:
             return Change(entry, state)
 
     def _write(self, state: State) -> None:
-        folder = self.path.parent
         try:
-            fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{self.path.name}.", suffix=".tmp")
+            replace_atomically(self.path, json.dumps(state, indent=2) + "\n")
         except OSError as error:
-            raise StateUnwritable(error.errno, f"{self.path}: cannot write the state: {error.strerror}") from error
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as stream:
-                json.dump(state, stream, indent=2)
-                stream.write("\n")
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(temporary, self.path)
-            folder_fd = os.open(folder, os.O_RDONLY)
-            try:
-                os.fsync(folder_fd)
-            finally:
-                os.close(folder_fd)
-        except OSError as error:
-            Path(temporary).unlink(missing_ok=True)
             raise StateUnwritable(error.errno, f"{self.path}: cannot write the state: {error.strerror}") from error
 
     def set_percentage(self, target: int, by: str, reason: str, action: str, **alert: Any) -> Change:
@@ -181,8 +167,9 @@ class StateStore:
         return self.set_percentage(percentage, by, reason, "rollout")
 
     def rollback(self, reason: str, by: str = "manual", **alert: Any) -> Change:
-        if self.read()["current_percentage"] == 0:
-            return Change(None, self.read())
+        state = self.read()
+        if state["current_percentage"] == 0:
+            return Change(None, state)
         return self.set_percentage(0, by, reason, "rollback", **alert)
 
     def writable(self) -> bool:
