@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from monitoring.demo import closed_loop
-from monitoring.genesis import compressed
+from monitoring.genesis import DEFINITIONS
 from monitoring.processes import alive
 from monitoring.stack import Stack, on_free_ports
 
 
 def _stack(root: Path, peers: int = 1) -> Stack:
-    return Stack(root, on_free_ports(compressed(), peers))
+    return Stack(root, on_free_ports(DEFINITIONS.with_profile("compressed"), peers))
 
 
 def _rollbacks(stack: Stack) -> list[dict]:

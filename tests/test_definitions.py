@@ -51,7 +51,7 @@ BROKEN = {
         replace(DEFINITIONS, jobs=_job("node", targets=())),
         "scrape job 'node' field targets: the target list is empty"),
     "two servers on one host:port": (
-        replace(DEFINITIONS, servers=(*DEFINITIONS.servers, Server("grafana", "127.0.0.1", 9093))),
+        replace(DEFINITIONS, servers=(*DEFINITIONS.servers, Server("grafana", "127.0.0.1", 9093, "prometheus"))),
         "server 'grafana' field port: 127.0.0.1:9093 is already server 'alertmanager'"),
     "the application's metrics on Prometheus's own port": (
         replace(DEFINITIONS, jobs=_job("genesis", targets=("127.0.0.1:9090",))),
