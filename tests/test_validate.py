@@ -9,7 +9,6 @@ import yaml
 
 from monitoring import artifacts
 from monitoring.genesis import DEFINITIONS
-
 from monitoring.validate import families, validate
 
 RULES = artifacts.rules_file(DEFINITIONS)
