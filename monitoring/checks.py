@@ -114,8 +114,8 @@ def _check_servers_and_jobs(definitions: Definitions) -> None:
         if server.role not in names.ROLES:
             raise DefinitionError(f"server {server.name!r} field role: {server.role!r} is not one of "
                                   f"{', '.join(names.ROLES)}")
-    for role in names.ROLES:
-        definitions.job(role)  # every role has a server: the stack, the routes and the checks need each
+    for role in names.REQUIRED_ROLES:
+        definitions.job(role)  # the stack, the routes and the checks need each of these
     owner: dict[str, str] = {}
     for server in definitions.servers:
         if server.address in owner:

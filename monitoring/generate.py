@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -14,6 +16,8 @@ from monitoring.model import DefinitionError, Definitions
 def load(reference: str) -> Definitions:
     """Definitions named as `module:attribute` (default: monitoring.genesis:DEFINITIONS)."""
     module_name, _, attribute = reference.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())  # a team's definitions file lives in its own repository, not in this package
     try:
         value = getattr(importlib.import_module(module_name), attribute or "DEFINITIONS")
     except (ImportError, AttributeError) as error:

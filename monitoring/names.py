@@ -29,6 +29,7 @@ NODE = "node"
 APP = "app"
 RECEIVER = "receiver"
 ROLES = (PROMETHEUS, ALERTMANAGER, NODE, APP, RECEIVER)
+REQUIRED_ROLES = (PROMETHEUS, ALERTMANAGER, APP, RECEIVER)  # a service may run without a node exporter
 
 # Prometheus's grammar for names.
 METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")

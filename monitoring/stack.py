@@ -61,7 +61,8 @@ class Member:
 def on_free_ports(definitions: Definitions, peers: int = 1) -> Definitions:
     """The same monitoring with each server of the stack on a free loopback port (tests, benchmarks);
     `peers` above 1 adds that many Prometheus and Alertmanager servers in all, for a clustered stack."""
-    servers = [replace(definitions.servers_of(role)[0], host="127.0.0.1", port=free_port()) for role in START_ORDER]
+    servers = [replace(definitions.servers_of(role)[0], host="127.0.0.1", port=free_port())
+               for role in START_ORDER if definitions.servers_of(role)]
     for extra in range(2, peers + 1):
         servers += [Server(f"{role}-{extra}", "127.0.0.1", free_port(), role)
                     for role in (names.PROMETHEUS, names.ALERTMANAGER)]

@@ -20,11 +20,13 @@ def exports(service: str, role: str) -> tuple[str, ...]:
     return ("up",)
 
 
-def jobs_for(service: str, servers: tuple[Server, ...]) -> tuple[ScrapeJob, ...]:
-    """One scrape job per role, named after the role's first server, with what it exports."""
+def jobs_for(service: str, servers: tuple[Server, ...], roles: tuple[str, ...] = names.ROLES
+             ) -> tuple[ScrapeJob, ...]:
+    """One scrape job per role among `roles`, named after the role's first server, with what it exports."""
     first: dict[str, str] = {}
     for server in servers:
-        first.setdefault(server.role, server.name)
+        if server.role in roles:
+            first.setdefault(server.role, server.name)
     return tuple(ScrapeJob(name=name, targets=tuple(s.address for s in servers if s.role == role),
                            exports=exports(service, role))
                  for role, name in first.items())
