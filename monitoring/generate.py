@@ -14,7 +14,7 @@ from monitoring.model import DefinitionError, Definitions
 
 
 def load(reference: str) -> Definitions:
-    """Definitions named as `module:attribute` (default: monitoring.genesis:DEFINITIONS)."""
+    """Definitions named as `module:attribute` (the command line gives its default)."""
     module_name, _, attribute = reference.partition(":")
     if os.getcwd() not in sys.path:
         sys.path.append(os.getcwd())  # a team's definitions file lives in its own repository, not in this package

@@ -302,7 +302,7 @@ class Definitions:
         return servers[0].name
 
     def selector(self, role: str) -> str:
-        """The label matcher that selects the series of `role`'s job, e.g. job="genesis"."""
+        """The label matcher that selects the series of `role`'s job, e.g. job="checkout"."""
         return f'{names.JOB}="{self.job(role)}"'
 
     @cached_property
@@ -322,7 +322,7 @@ class Definitions:
         return fill(text, self.placeholders, where)
 
     def recorded(self, signal: Signal) -> str | None:
-        """The recording rule name of `signal` in this profile, e.g. job:genesis_errors:percent_rate5m."""
+        """The recording rule name of `signal` in this profile, e.g. job:checkout_errors:percent_rate10m."""
         return self.windowed(signal.record, f"signal {signal.name!r} field record") if signal.record else None
 
     def alert_for(self, alert: AlertRule) -> str:

@@ -43,7 +43,7 @@ NODE_METRICS = ("node_memory_MemAvailable_bytes", "node_memory_MemTotal_bytes", 
 
 
 def app_metric(service: str, name: str) -> str:
-    """The application's metric `name` of `service`, e.g. genesis_requests_total."""
+    """The application's metric `name` of `service`, e.g. checkout_requests_total."""
     return f"{service}_{name}"
 
 
