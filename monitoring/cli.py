@@ -166,9 +166,17 @@ def cmd_demo_fault(args: argparse.Namespace) -> int:
         print(f"monitoring demo fault: the demo application at {args.app_url} does not answer: {error}",
               file=sys.stderr)
         return 1
+    try:
+        said = answer.json()
+    except ValueError:
+        said = None
+    if not isinstance(said, dict):
+        print(f"monitoring demo fault: {args.app_url} answered {answer.status_code} with no JSON object; "
+              "is it the demo application?", file=sys.stderr)
+        return 1
     if answer.status_code != 200:
-        raise UsageError(answer.json().get("error", answer.text))
-    print(f"fault on the new version: {answer.json()}")
+        raise UsageError(said.get("error", answer.text))
+    print(f"fault on the new version: {said}")
     return 0
 
 
@@ -301,15 +309,29 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Bad input (definitions, arguments, files, a missing tool) is one line and exit 2;
+    anything unforeseen is one line and exit 1, with the traceback only when MONITORING_DEBUG is set."""
+    import os
+
+    from monitoring.binaries import MissingBinary
     from monitoring.model import DefinitionError
     from monitoring.receiver.service import StartRefused
     from monitoring.receiver.state import CorruptState, StateUnwritable
 
-    bad_input = (StartRefused, CorruptState, StateUnwritable)
+    bad_input = (DefinitionError, UsageError, MissingBinary, StartRefused, CorruptState, StateUnwritable, OSError)
 
     args = parser().parse_args(argv)
     try:
         return args.run(args)
-    except (DefinitionError, UsageError, *bad_input) as error:
+    except bad_input as error:
         print(f"monitoring {args.command}: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"monitoring {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if os.environ.get("MONITORING_DEBUG"):
+            raise
+        print(f"monitoring {args.command}: unexpected {type(error).__name__}: {error} "
+              "(MONITORING_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1

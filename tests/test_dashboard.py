@@ -47,7 +47,8 @@ def test_uptime_maps_0_and_1_to_down_and_up() -> None:
 def test_flag_table_has_its_three_columns() -> None:
     table = next(p for p in GOOD["panels"] if p["type"] == "table")
     organize = next(t for t in table["transformations"] if t["id"] == "organize")["options"]
-    assert set(organize["renameByName"].values()) | {"flag_name"} == {"flag_name", "enabled", "rollout_percentage"}
+    assert organize["renameByName"] == {"Value #A": "enabled", "Value #B": "rollout_percentage"}
+    assert list(organize["indexByName"]) == ["flag_name", "enabled", "rollout_percentage"]
 
 
 def _broken(change) -> dict:
