@@ -37,7 +37,7 @@ def fault_for(definitions: Definitions, alert: AlertRule) -> dict:
 
 def rollback_alert(definitions: Definitions, name: str | None = None) -> AlertRule:
     """The rollback alert called `name`, or the definitions' first rollback alert."""
-    for alert in definitions.alerts:
+    for alert in definitions.every_alert:
         if alert.action == names.ROLLBACK and name in (None, alert.name):
             return alert
     raise DefinitionError(f"alert {name!r}: no such rollback alert" if name else "definitions: no rollback alert")
