@@ -236,4 +236,6 @@ DEFINITIONS = Definitions(
     # Absolute, so a runbook link opens from a notification or Grafana: the repository's web address.
     runbook_base_url="https://github.com/genesis-team/genesis-monitoring/blob/main/docs/runbooks",
     grafana_folder="Genesis",
+    # Enough that 5 % of it gives the canary its 100 requests in the compressed profile's 10 s window.
+    demo_rate=400.0,
 )
