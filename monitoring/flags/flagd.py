@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft7Validator
+from jsonschema.exceptions import best_match
 from referencing import Registry, Resource
 
 from monitoring.files import replace_atomically
@@ -52,14 +53,14 @@ def _validator(folder: Path) -> Draft7Validator:
                               "folder holding flagd/flags.json and flagd/targeting.json") from error
     registry = Registry().with_resources((schema["$id"], Resource.from_contents(schema))
                                          for schema in (flags, targeting))
-    return Draft7Validator(flags, registry=registry)
+    # Entered by its URI: in draft-07 a root `$ref` hides the sibling `$id`, which "./targeting.json" needs.
+    return Draft7Validator({"$ref": flags["$id"]}, registry=registry)
 
 
-def schema_errors(document: Any, folder: Path | None = None) -> list[str]:
-    """Each way `document` breaks flagd's schema, as `path: message` (the best match first); empty when valid."""
-    validator = _validator(folder or schema_folder())
-    errors = sorted(validator.iter_errors(document), key=lambda error: error.relevance)
-    return [f"{error.json_path}: {error.message}" for error in errors]
+def schema_error(document: Any, folder: Path | None = None) -> str | None:
+    """How `document` breaks flagd's schema (the most relevant error, as `path: message`), None when valid."""
+    error = best_match(_validator(folder or schema_folder()).iter_errors(document))
+    return None if error is None else f"{error.json_path}: {error.message}"
 
 
 def definition(percentage: int) -> dict[str, Any]:
@@ -112,9 +113,9 @@ class FlagdFile:
             document = json.loads(text)
         except ValueError as error:
             raise self._unavailable(f"not JSON ({error})") from error
-        errors = schema_errors(document)
-        if errors:
-            raise self._unavailable(f"not a valid flagd file: {errors[0]}")
+        error = schema_error(document)
+        if error:
+            raise self._unavailable(f"not a valid flagd file: {error}")
         return document
 
     def _percentage(self, document: dict[str, Any]) -> int:
@@ -139,9 +140,9 @@ class FlagdFile:
             if current == target and self.flag in document["flags"]:
                 return current
             document["flags"][self.flag] = definition(target)
-            errors = schema_errors(document)
-            if errors:
-                raise self._unavailable(f"the new definition breaks flagd's schema: {errors[0]}")
+            error = schema_error(document)
+            if error:
+                raise self._unavailable(f"the new definition breaks flagd's schema: {error}")
             try:
                 replace_atomically(self.path, json.dumps(document, indent=2) + "\n")
             except OSError as error:
