@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from monitoring.processes import Server, free_port
 from tests.postgres import postgres
 
@@ -79,3 +81,10 @@ def unleash(workdir: Path) -> Iterator[UnleashServer]:
             yield UnleashServer(url, admin, client)
         finally:
             server.stop()
+
+
+@pytest.fixture(scope="session")
+def unleash_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UnleashServer]:
+    """One Unleash (and its PostgreSQL) for the whole test session: they take 5-10 s to start."""
+    with unleash(tmp_path_factory.mktemp("unleash")) as server:
+        yield server
