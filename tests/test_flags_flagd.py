@@ -9,7 +9,7 @@ import pytest
 
 from monitoring.flags import FlagMoved, FlagUnavailable
 from monitoring.flags.clients import flagd_file_reader, share_on, wait_for_share
-from monitoring.flags.flagd import FlagdFile, definition, schema_error
+from monitoring.flags.flagd import FlagdFile, _validators, definition, schema_error
 from tests.conftest import reference_root
 
 FLAG = "phase_4_deployment"
@@ -61,6 +61,22 @@ def test_the_rollout_is_a_fractional_split_and_zero_has_no_targeting() -> None:
 ])
 def test_the_schema_check_rejects_broken_files(broken: dict) -> None:
     assert schema_error(broken)
+
+
+@pytest.mark.parametrize("document", [
+    OTHERS,
+    {"flags": {FLAG: definition(10)}},
+    {"flags": {FLAG: {"state": "PAUSED", "variants": {"on": True}}}},
+    {"flags": {FLAG: {**definition(10), "targeting": {"fractional": "half"}}}},
+    {**OTHERS, "$evaluators": {"broken": {"no-such-operator": 1}}},
+    {"flags": {"": definition(0)}},
+    {"flags": []},
+    {"flag": {}},
+])
+def test_checking_frame_and_flags_apart_agrees_with_the_whole_schema(document: dict) -> None:
+    """schema_error checks each flag on its own (for speed); flagd's schema on the whole file must agree."""
+    whole = _validators(reference_root() / "flagd")[0]
+    assert (schema_error(document) is None) == whole.is_valid(document)
 
 
 def test_a_file_breaking_the_schema_is_refused_by_name(flags_file: Path) -> None:
