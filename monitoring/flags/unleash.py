@@ -7,8 +7,10 @@ see it off even if someone adds another strategy. Raising it creates what is mis
 strategy), sets the strategy and switches the flag on.
 
 A conditional set reads the strategy, compares it with `expected` and writes. Unleash's Admin API has no
-compare-and-swap (no ETag or version on strategies), so two writers racing within one read-write round trip
-(milliseconds) can both write; see the README for what that means for receivers on several machines.
+compare-and-swap on strategies (no ETag or version; a JSON Patch `test` is checked against a read outside
+the update's transaction, and a mismatch is a 500), so two writers racing within one read-write round trip
+can both write. The switch-off is atomic on the server (`UPDATE ... WHERE enabled = true`, one event only
+when a row changed), which is why a rollback switches off first: the flag goes off once, whoever races.
 """
 
 from __future__ import annotations
