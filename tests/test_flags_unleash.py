@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -44,8 +46,9 @@ def admin_view(server: UnleashServer, flag: str) -> dict:
 
 
 def events(server: UnleashServer, flag: str) -> list[dict]:
-    answer = requests.get(f"{server.url}/api/admin/events", params={"feature": flag},
-                          headers={"Authorization": server.admin_token}, timeout=5)
+    """Unleash's event log for the flag alone, newest first."""
+    answer = requests.get(f"{server.url}/api/admin/events/{flag}", headers={"Authorization": server.admin_token},
+                          timeout=5)
     answer.raise_for_status()
     return answer.json()["events"]
 
@@ -144,3 +147,23 @@ def test_a_missing_or_empty_token_file_is_named(tmp_path: Path) -> None:
         UnleashFlag("http://127.0.0.1:4242", "f", tmp_path / "absent")
     with pytest.raises(BadFlagSpec, match="empty"):
         UnleashFlag("http://127.0.0.1:4242", "f", token_file(tmp_path, "  "))
+
+
+def test_a_burst_of_rollbacks_from_two_writers_switches_the_flag_off_once(
+        unleash_server: UnleashServer, tmp_path: Path, flag: str) -> None:  # noqa: F811
+    """Two writers (standing for receivers on two machines), 5 concurrent rollbacks each: one switch-off."""
+    token = token_file(tmp_path, unleash_server.admin_token)
+    writers = [UnleashFlag(unleash_server.url, flag, token) for _ in range(2)]
+    writers[0].set(50)
+    start = threading.Barrier(10)
+
+    def roll_back(writer: UnleashFlag) -> int:
+        start.wait()
+        return writer.set(0)
+
+    with ThreadPoolExecutor(10) as pool:
+        previous = list(pool.map(roll_back, writers * 5))
+    assert set(previous) <= {0, 50} and 50 in previous
+    assert [writer.read() for writer in writers] == [0, 0]
+    assert [e["type"] for e in events(unleash_server, flag)].count("feature-environment-disabled") == 1
+    assert admin_view(unleash_server, flag)["enabled"] is False
