@@ -136,7 +136,16 @@ def test_an_unknown_environment_is_named(unleash_server: UnleashServer, tmp_path
         backend.read()
 
 
-@pytest.mark.parametrize(("url", "reason"), [("127.0.0.1:4242", "not an http"), ("http://", "not an http")])
+def test_a_url_that_is_not_the_unleash_api_is_named_not_read_as_zero(
+        unleash_server: UnleashServer, tmp_path: Path, flag: str) -> None:  # noqa: F811
+    backend = UnleashFlag(f"{unleash_server.url}/not-here", flag, token_file(tmp_path, unleash_server.admin_token))
+    with pytest.raises(FlagUnavailable, match=rf"^Unleash {unleash_server.url}/not-here, .*: GET /api/admin/.* "
+                                              r"answered"):
+        backend.read()
+
+
+@pytest.mark.parametrize(("url", "reason"), [("127.0.0.1:4242", "not an http"), ("http://", "not an http"),
+                                             ("http://admin:pw@127.0.0.1:4242", "holds credentials")])
 def test_a_bad_url_is_refused_before_any_call(tmp_path: Path, url: str, reason: str) -> None:
     with pytest.raises(BadFlagSpec, match=reason):
         UnleashFlag(url, "f", token_file(tmp_path, "t"))
@@ -147,6 +156,9 @@ def test_a_missing_or_empty_token_file_is_named(tmp_path: Path) -> None:
         UnleashFlag("http://127.0.0.1:4242", "f", tmp_path / "absent")
     with pytest.raises(BadFlagSpec, match="empty"):
         UnleashFlag("http://127.0.0.1:4242", "f", token_file(tmp_path, "  "))
+    with pytest.raises(BadFlagSpec, match="not one line of printable ASCII") as caught:
+        UnleashFlag("http://127.0.0.1:4242", "f", token_file(tmp_path, "*:*.secret\nsecond-line"))
+    assert "secret" not in str(caught.value)
 
 
 def test_a_burst_of_rollbacks_from_two_writers_switches_the_flag_off_once(

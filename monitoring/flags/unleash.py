@@ -34,6 +34,8 @@ def read_token(path: Path) -> str:
         raise BadFlagSpec(f"Unleash admin token file {path}: cannot be read ({error.strerror})") from error
     if not token:
         raise BadFlagSpec(f"Unleash admin token file {path}: empty")
+    if not (token.isascii() and token.isprintable()):  # else requests would quote it in its header error
+        raise BadFlagSpec(f"Unleash admin token file {path}: not one line of printable ASCII")
     return token
 
 
@@ -45,6 +47,9 @@ class UnleashFlag:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise BadFlagSpec(f"Unleash URL {url!r}: not an http(s) URL with a host")
+        if parts.username or parts.password:
+            raise BadFlagSpec(f"Unleash URL for {parts.hostname}: holds credentials; the admin token comes from "
+                              "its file")
         self.url = url.rstrip("/")
         self.flag, self.project, self.environment = flag, project, environment
         self.session = requests.Session()
@@ -61,7 +66,7 @@ class UnleashFlag:
             answer = self.session.request(method, url, json=body, timeout=TIMEOUT)
         except requests.RequestException as error:
             raise FlagUnavailable(f"{self.where()}: unreachable ({type(error).__name__}: {error})") from error
-        if answer.status_code == 404 and missing_ok:
+        if answer.status_code == 404 and missing_ok and _error_name(answer) == "NotFoundError":
             return None
         if answer.status_code in (401, 403):
             raise FlagUnavailable(f"{self.where()}: {method} {url[len(self.url):]} refused the admin token "
@@ -130,6 +135,14 @@ class UnleashFlag:
         if target > 0:
             self._call("POST", f"{self.in_environment}/on")
         return current
+
+
+def _error_name(answer: requests.Response) -> str | None:
+    """The `name` of Unleash's JSON error (e.g. NotFoundError), None when the answer is not one."""
+    try:
+        return answer.json().get("name")
+    except (ValueError, AttributeError):
+        return None
 
 
 def _message(answer: requests.Response) -> str:
