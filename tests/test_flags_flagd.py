@@ -152,3 +152,11 @@ def test_the_flagd_provider_sees_a_rollback_through_its_file_watch(flags_file: P
         assert backend.set(0, expected=50) == 50
         _, share = wait_for_share(evaluate, lambda share: share == 0, timeout=15)
         assert share == 0
+
+
+def test_a_file_that_cannot_be_written_is_one_error_naming_it(tmp_path: Path) -> None:
+    backend = FlagdFile(tmp_path / "no-such-folder" / "flags.json", FLAG)
+    assert backend.read() == 0
+    with pytest.raises(FlagUnavailable, match=rf"^flagd file {tmp_path}/no-such-folder/flags.json, flag {FLAG}: "
+                                              "cannot open the lock file"):
+        backend.set(0)
