@@ -88,6 +88,16 @@ def test_a_rollback_sets_zero_and_switches_the_flag_off_once(
     assert len(events(unleash_server, flag)) == logged
 
 
+def test_a_flag_also_decided_by_another_strategy_is_refused_not_guessed(
+        backend: UnleashFlag, unleash_server: UnleashServer, flag: str) -> None:  # noqa: F811
+    backend.set(10)
+    answer = requests.post(f"{backend.in_environment}/strategies", json={"name": "default"},
+                           headers={"Authorization": unleash_server.admin_token}, timeout=5)
+    answer.raise_for_status()
+    with pytest.raises(FlagUnavailable, match=r"enabled with strategies \['flexibleRollout', 'default'\], not one"):
+        backend.read()
+
+
 def test_a_conditional_set_does_not_overwrite_a_moved_flag(
         backend: UnleashFlag, unleash_server: UnleashServer, flag: str) -> None:  # noqa: F811
     backend.set(50)

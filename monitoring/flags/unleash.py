@@ -2,6 +2,7 @@
 
 The rollout is the `rollout` parameter of the flag's flexibleRollout strategy in the configured project and
 environment; a flag switched off in that environment is at 0 %, and so is a flag that does not exist yet.
+A flag switched on with other active strategies beside it (Unleash ORs them) is refused, not guessed at.
 At 0 % the strategy gets rollout 0 and the flag is also switched off in the environment, so that clients
 see it off even if someone adds another strategy. Raising it creates what is missing (the flag, the
 strategy), sets the strategy and switches the flag on.
@@ -98,10 +99,14 @@ class UnleashFlag:
         return next((s for s in strategies if s.get("name") == STRATEGY), None)
 
     def _percentage(self, environment: dict[str, Any] | None) -> int:
-        strategy = self._strategy(environment)
-        if environment is None or not environment.get("enabled") or strategy is None:
+        """The rollout clients get; FlagUnavailable when other strategies also decide it (Unleash ORs them)."""
+        if environment is None or not environment.get("enabled"):
             return 0
-        rollout = str(strategy.get("parameters", {}).get("rollout", ""))
+        active = [s.get("name") for s in environment.get("strategies", []) if not s.get("disabled")]
+        if active != [STRATEGY]:
+            raise FlagUnavailable(f"{self.where()}: enabled with strategies {active}, not one {STRATEGY} "
+                                  "strategy alone, so its rollout is not this backend's to read or set")
+        rollout = str(self._strategy(environment)["parameters"].get("rollout", ""))
         if not rollout.isdigit() or not 0 <= int(rollout) <= 100:
             raise FlagUnavailable(f"{self.where()}: the {STRATEGY} strategy has rollout {rollout!r}, "
                                   "not a percentage from 0 to 100")
