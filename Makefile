@@ -41,8 +41,9 @@ unleash: ## install PostgreSQL 15 (Debian) and unleash-server 7.5.1 (npm, into .
 	  mkdir -p $(UNLEASH_HOME) && npm install --prefix $(UNLEASH_HOME) --save-exact --no-audit --no-fund --loglevel=error unleash-server@$(UNLEASH_VERSION); \
 	fi
 
-demo: venv debs generate validate ## the main job: a fault at 10 % rollout is detected and rolled back on real servers
-	$(BIN)/monitoring demo run
+SCENARIO ?= fleet
+demo: venv debs generate validate ## the main job: a bad new version is rolled back on real servers (SCENARIO=canary: at 5 %)
+	$(BIN)/monitoring demo run --scenario $(SCENARIO)
 
 up: venv debs ## start the local stack (Prometheus, Alertmanager, node exporter, receiver, demo app) on loopback
 	$(BIN)/monitoring stack up
