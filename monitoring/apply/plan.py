@@ -42,7 +42,7 @@ def _shown_yaml(text: str | None) -> str:
         data = yaml.safe_load(text)
     except yaml.YAMLError:
         return "# (not valid YAML: not shown, it may hold secrets)\n"
-    return yamltext.dump(redact(data))
+    return yamltext.dump(redact(data)).removeprefix(yamltext.HEADER)
 
 
 def yaml_change(target: str, name: str, old: str | None, new: str) -> Change:
