@@ -164,6 +164,6 @@ def test_an_html_page_answered_with_200_is_one_line_and_exit_status_2(grafana: G
 def test_a_list_or_an_empty_object_for_the_datasource_is_a_malformed_answer(
         grafana: GrafanaStandIn, body: bytes, shown: str) -> None:
     grafana.answer_raw("/api/datasources/uid/genesis-prometheus", "application/json", body)
-    with pytest.raises(MalformedAnswer, match=f"the answer is {shown}, not the dict its API returns"):
+    with pytest.raises(MalformedAnswer, match=f"the answer is {shown}, not the object its API returns"):
         _target(grafana).plan()
     assert grafana.writes == []

@@ -95,8 +95,8 @@ class Client:
             self.sleep(delay)
             delay = min(delay * 2, 5.0)
 
-    def json(self, answer: requests.Response, kind: type = dict) -> Any:
-        """The answer's JSON body, which must be a `kind` (a non-empty one for dict): else MalformedAnswer."""
+    def json(self, answer: requests.Response) -> dict[str, Any]:
+        """The answer's JSON body, which every API apply reads promises is a non-empty object."""
         where = f"{self.target} at {public(answer.url or self.base)}"
         try:
             value = answer.json()
@@ -104,9 +104,9 @@ class Client:
             got = answer.headers.get("Content-Type", "no content type").split(";")[0]
             raise MalformedAnswer(f"{where}: HTTP {answer.status_code} with a {got} body, not JSON; is this "
                                   f"{self.target}'s API address?") from error
-        if not isinstance(value, kind) or (kind is dict and not value):
+        if not isinstance(value, dict) or not value:
             shown = "an empty object" if value == {} else f"a JSON {type(value).__name__}"
-            raise MalformedAnswer(f"{where}: the answer is {shown}, not the {kind.__name__} its API returns")
+            raise MalformedAnswer(f"{where}: the answer is {shown}, not the object its API returns")
         return value
 
     def get_json(self, path: str) -> dict[str, Any]:

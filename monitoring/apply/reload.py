@@ -45,8 +45,8 @@ class ReloadTarget:
         previous = self._current()
         hidden = self._secrets(previous)
         written_at = time.time()
-        write_all(self.folder, self.files)
         try:
+            write_all(self.folder, self.files)
             self._reload()
             problems = self.verify(self.client, written_at)
             if problems:
