@@ -210,6 +210,24 @@ def test_an_html_page_instead_of_the_rules_api_is_an_error_and_the_files_are_res
     assert contents(folder) == before
 
 
+@pytest.mark.parametrize(("path", "kind", "body", "says"), [
+    ("/metrics", "text/html", b"<html><body>Sign in</body></html>", "/metrics: not Prometheus text"),
+    ("/api/v2/status", "application/json", b"[]", "/api/v2/status: the answer is a JSON list"),
+    ("/api/v2/status", "application/json", b'{"config": {}}', "/api/v2/status: the answer's 'original' is"),
+])
+def test_a_malformed_alertmanager_answer_is_an_error_and_the_file_is_restored(am, path, kind, body, says) -> None:
+    folder, url = am
+    before = contents(folder)
+    slower = replace(DEFINITIONS, profile=replace(DEFINITIONS.profile, group_wait="45s"))
+    with answering(url, {path: (kind, body)}) as proxy:
+        target = alertmanager(bundle(slower), Client("alertmanager", proxy), folder)
+        with pytest.raises(MalformedAnswer, match=says) as raised:
+            target.apply(target.plan())
+    assert "\n" not in str(raised.value) and str(raised.value).endswith("the previous files were restored and reloaded")
+    assert contents(folder) == before
+    assert _loaded(url)["route"]["group_wait"] == "30s"
+
+
 def _loaded(url: str) -> dict:
     original = requests.get(f"{url}/api/v2/status", timeout=5).json()["config"]["original"]
     return yaml.safe_load(original)

@@ -89,7 +89,7 @@ class Grafana:
         plan = GrafanaPlan()
         d = self.bundle.definitions
         folder = self.client.request("GET", f"/api/folders/{d.grafana_folder_uid}")
-        plan.folder_exists = folder.status_code == 200
+        plan.folder_exists = folder.status_code == 200 and bool(self.client.json(folder))
         plan.changes.append(Change("grafana", f"folder {d.grafana_folder_uid}",
                                    UNCHANGED if plan.folder_exists else CREATE))
 

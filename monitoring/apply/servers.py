@@ -81,8 +81,8 @@ def alertmanager(bundle: Bundle, client: Client, folder: Path) -> ReloadTarget:
         try:
             metrics = reload_metrics(api.request("GET", "/metrics").text)
         except ValueError as error:
-            raise MalformedAnswer(f"alertmanager at {public(api.base)}/metrics: not Prometheus text ({error})") \
-                from error
+            raise MalformedAnswer(f"alertmanager at {public(api.base)}/metrics: not Prometheus text "
+                                  f"({str(error)[:100]})") from error
         if metrics.get("alertmanager_config_last_reload_successful") != 1.0:
             problems.append("alertmanager_config_last_reload_successful is not 1")
         if metrics.get("alertmanager_config_last_reload_success_timestamp_seconds", 0) < int(written_at) - 1:
