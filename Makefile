@@ -54,10 +54,10 @@ down: venv ## stop exactly the processes the local stack started
 status: venv ## each server of the local stack, its URL, whether it is up, and the rollout state
 	$(BIN)/monitoring stack status
 
-plan: venv debs ## show what apply would change on Prometheus, Alertmanager and Grafana (see README for the variables)
+plan: venv debs ## validate exactly what apply would push (every family), then show what it would change (see README)
 	$(BIN)/monitoring apply --plan
 
-apply: venv debs ## validate, then push to the servers through their reload and HTTP APIs, verifying each
+apply: venv debs ## validate exactly what will be pushed (every family), then push it through reload and HTTP APIs, verifying each
 	$(BIN)/monitoring apply
 
 generate: venv ## write dashboards/, rules/, config/ and docs/runbooks/ from the definitions

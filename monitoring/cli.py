@@ -187,6 +187,7 @@ def cmd_demo_run(args: argparse.Namespace) -> int:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
+    from monitoring.apply.http import ApplyError
     from monitoring.apply.run import ApplyUsage, environment, run, targets
     from monitoring.generate import load
     from monitoring.stack import Stack
@@ -196,15 +197,17 @@ def cmd_apply(args: argparse.Namespace) -> int:
     definitions = load(args.definitions)
     definitions = definitions.with_profile(args.profile or _stack_profile(stack_root, definitions))
     try:
-        chosen = targets(definitions, env, Stack(stack_root, definitions))
+        chosen = targets(definitions, env, Stack(stack_root, definitions), Path(args.root))
     except ApplyUsage as error:
         raise UsageError(str(error)) from error
+    except ApplyError as error:
+        print(f"monitoring apply: {error}", file=sys.stderr)
+        return 1
     outcome = run(chosen, plan_only=args.plan, force=args.force, output=args.output)
     print(outcome.text)
     if outcome.failed:
         print(f"monitoring apply: {outcome.failed}", file=sys.stderr)
-        return 1
-    return 0
+    return outcome.status
 
 
 def _stack_profile(root: Path, definitions) -> str:
@@ -277,6 +280,8 @@ def parser() -> argparse.ArgumentParser:
     apply.add_argument("--plan", action="store_true", help="show what would change, change nothing")
     apply.add_argument("--force", action="store_true", help="overwrite a dashboard edited in Grafana since the plan")
     apply.add_argument("--output", choices=("text", "json"), default="text")
+    apply.add_argument("--root", default=".", help="the project, whose rules/tests/ are run against what would be "
+                       "pushed (default: the current folder)")
     _add_stack(apply)
     apply.set_defaults(profile=None)
     apply.set_defaults(run=cmd_apply)

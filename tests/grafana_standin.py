@@ -26,6 +26,7 @@ class GrafanaStandIn:
         self.requests: list[tuple[str, str]] = []
         self.invalid: list[str] = []
         self.failures: list[int] = []
+        self.raw: dict[str, tuple[str, bytes]] = {}  # path -> (content type, body) answered with 200 as is
         self.users = {("admin", "s3cret")}
         self.next_id = 1
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -46,6 +47,10 @@ class GrafanaStandIn:
 
     def fail_next(self, status: int, times: int = 1) -> None:
         self.failures += [status] * times
+
+    def answer_raw(self, path: str, content_type: str, body: bytes) -> None:
+        """From now on, answer `path` with 200 and this body (a login page, a list, an empty object)."""
+        self.raw[path] = (content_type, body)
 
     def edit_dashboard(self, uid: str, by: str) -> None:
         """Someone changes the dashboard in Grafana's UI."""
@@ -103,6 +108,14 @@ class GrafanaStandIn:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length)) if length else None
                 standin.requests.append((self.command, self.path))
+                if self.path in standin.raw:
+                    kind, data = standin.raw[self.path]
+                    self.send_response(200)
+                    self.send_header("Content-Type", kind)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
                 if standin.failures:
                     status = standin.failures.pop(0)
                     self._send(status, {"message": f"stand-in failure {status}"})

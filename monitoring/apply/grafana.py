@@ -17,11 +17,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from generators.dashboard import dashboard
-from generators.grafana import datasource
-from monitoring.apply.http import ApplyError, Client, public
+from monitoring.apply.bundle import Bundle
+from monitoring.apply.http import ApplyError, Client, MalformedAnswer, public
 from monitoring.apply.plan import CHANGE, CREATE, DRIFT, UNCHANGED, Change, json_diff
-from monitoring.model import Definitions
 
 DATASOURCE_FIELDS = ("name", "type", "uid", "access", "url", "isDefault", "jsonData")
 _MARK = re.compile(r" \[generated [0-9a-f]{12}\]$")
@@ -69,36 +67,40 @@ class GrafanaPlan:
 
 @dataclass
 class Grafana:
-    definitions: Definitions
+    bundle: Bundle
     client: Client
     revision: str = "unknown"
 
     @property
     def dashboard(self) -> dict[str, Any]:
-        return marked(dashboard(self.definitions))
+        return marked(self.bundle.dashboard)
 
     def health(self) -> None:
+        """Grafana answers /api/health with a JSON object naming its database: a web page is not Grafana."""
         answer = self.client.request("GET", "/api/health")
         if answer.status_code != 200:
             raise ApplyError(f"grafana at {public(self.client.base)}: /api/health answered HTTP {answer.status_code}")
+        if "database" not in self.client.json(answer):
+            raise MalformedAnswer(f"grafana at {public(self.client.base)}/api/health: the answer names no database; "
+                                  "is GRAFANA_URL Grafana's address?")
 
     def plan(self) -> GrafanaPlan:
         self.health()
         plan = GrafanaPlan()
-        d = self.definitions
+        d = self.bundle.definitions
         folder = self.client.request("GET", f"/api/folders/{d.grafana_folder_uid}")
-        plan.folder_exists = folder.status_code == 200
+        plan.folder_exists = folder.status_code == 200 and bool(self.client.json(folder))
         plan.changes.append(Change("grafana", f"folder {d.grafana_folder_uid}",
                                    UNCHANGED if plan.folder_exists else CREATE))
 
-        wanted = datasource(d)
+        wanted = self.bundle.datasource
         found = self.client.request("GET", f"/api/datasources/uid/{d.datasource_uid}")
         plan.datasource_exists = found.status_code == 200
         name = f"datasource {d.datasource_uid}"
         if not plan.datasource_exists:
             plan.changes.append(Change("grafana", name, CREATE))
         else:
-            current = {k: found.json().get(k) for k in DATASOURCE_FIELDS}
+            current = {k: self.client.json(found).get(k) for k in DATASOURCE_FIELDS}
             plan.changes.append(Change("grafana", name, UNCHANGED) if current == wanted
                                 else Change("grafana", name, CHANGE, json_diff(current, wanted, name)))
 
@@ -110,8 +112,10 @@ class Grafana:
             return plan
         if found.status_code != 200:
             raise ApplyError(f"grafana at {public(self.client.base)}: GET dashboard answered {found.status_code}")
-        body = found.json()
-        current, meta = body.get("dashboard", {}), body.get("meta", {})
+        body = self.client.json(found)
+        current, meta = body.get("dashboard"), body.get("meta", {})
+        if not isinstance(current, dict) or not isinstance(meta, dict):
+            raise MalformedAnswer(f"grafana at {public(found.url)}: the answer holds no dashboard object")
         plan.dashboard_version = current.get("version", meta.get("version"))
         diff = json_diff(_comparable(current), _comparable(board), name)
         if _comparable(current) == _comparable(board):
@@ -125,7 +129,7 @@ class Grafana:
         return plan
 
     def apply(self, plan: GrafanaPlan, force: bool = False) -> None:
-        d = self.definitions
+        d = self.bundle.definitions
         actions = {c.object.split()[0]: c.action for c in plan.changes}
         if actions["folder"] == CREATE:
             answer = self.client.request("POST", "/api/folders", {"uid": d.grafana_folder_uid,
@@ -134,10 +138,11 @@ class Grafana:
                 raise ApplyError(f"grafana: creating folder {d.grafana_folder_uid} answered {answer.status_code}: "
                                  f"{_message(answer)}")
         if actions["datasource"] == CREATE:
-            self._expect(self.client.request("POST", "/api/datasources", datasource(d)), "creating the datasource")
+            self._expect(self.client.request("POST", "/api/datasources", self.bundle.datasource),
+                         "creating the datasource")
         elif actions["datasource"] == CHANGE:
-            self._expect(self.client.request("PUT", f"/api/datasources/uid/{d.datasource_uid}", datasource(d)),
-                         "updating the datasource")
+            self._expect(self.client.request("PUT", f"/api/datasources/uid/{d.datasource_uid}",
+                                             self.bundle.datasource), "updating the datasource")
         if actions["dashboard"] == UNCHANGED:
             return
         board = self.dashboard
@@ -163,6 +168,7 @@ class Grafana:
 
 def _message(answer: Any) -> str:
     try:
-        return str(answer.json().get("message", ""))[:300]
+        body = answer.json()
     except ValueError:
-        return answer.text[:300]
+        return " ".join(answer.text.split())[:300]
+    return str(body.get("message", "") if isinstance(body, dict) else body)[:300]

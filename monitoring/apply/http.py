@@ -1,8 +1,8 @@
 """HTTP to the servers apply talks to: bounded retries with exponential backoff, clear errors, no secrets.
 
 Connection errors, timeouts and 5xx are retried until `retry_seconds` have passed; 401/403 are not
-(credentials do not get better by asking again). Error messages name the target and the URL, never a
-header or a token.
+(credentials do not get better by asking again), and neither is an answer the caller says is final (a
+reload refused with an error body). Error messages name the target and the URL, never a header or a token.
 """
 
 from __future__ import annotations
@@ -24,10 +24,25 @@ class CredentialsError(ApplyError):
     pass
 
 
+class MalformedAnswer(ApplyError):
+    """A server answered something that is not what its API returns (HTML, a list, an empty object)."""
+
+
 def public(url: str) -> str:
     """`url` without any user:password@ part, fit for a message."""
     parts = urlsplit(url)
-    return urlunsplit(parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")))
+    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=host))
+
+
+def usable_url(url: str) -> bool:
+    """An http(s) URL with a host: anything else (`127.0.0.1:3000`) would only fail later, confusingly."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 @dataclass
@@ -49,8 +64,12 @@ class Client:
         if self.auth:
             self.session.auth = self.auth
 
-    def request(self, method: str, path: str, body: Any = None) -> requests.Response:
-        """The answer, once it is not a connection error, a timeout or a 5xx (retried within the bound)."""
+    def request(self, method: str, path: str, body: Any = None, retry_answers: bool = True) -> requests.Response:
+        """The answer, once it is not a connection error, a timeout or a 5xx (retried within the bound).
+
+        With `retry_answers` false, only connection errors and timeouts are retried: any HTTP answer is
+        the server's verdict and is returned at once.
+        """
         url = self.base + path
         started, delay, attempts = time.monotonic(), self.first_delay, 0
         while True:
@@ -64,7 +83,7 @@ class Client:
                     raise CredentialsError(
                         f"{self.target} at {public(url)}: {answer.status_code} {answer.reason}: the credentials "
                         f"were refused; check the token or user and password given for {self.target}")
-                if answer.status_code < 500:
+                if answer.status_code < 500 or not retry_answers:
                     if method != "GET":
                         self.writes.append(f"{method} {path}")
                     return answer
@@ -76,11 +95,32 @@ class Client:
             self.sleep(delay)
             delay = min(delay * 2, 5.0)
 
-    def get_json(self, path: str) -> Any:
+    def json(self, answer: requests.Response) -> dict[str, Any]:
+        """The answer's JSON body, which every API apply reads promises is a non-empty object."""
+        where = f"{self.target} at {public(answer.url or self.base)}"
+        try:
+            value = answer.json()
+        except ValueError as error:
+            got = answer.headers.get("Content-Type", "no content type").split(";")[0]
+            raise MalformedAnswer(f"{where}: HTTP {answer.status_code} with a {got} body, not JSON; is this "
+                                  f"{self.target}'s API address?") from error
+        if not isinstance(value, dict) or not value:
+            shown = "an empty object" if value == {} else f"a JSON {type(value).__name__}"
+            raise MalformedAnswer(f"{where}: the answer is {shown}, not the object its API returns")
+        return value
+
+    def get_json(self, path: str) -> dict[str, Any]:
         answer = self.request("GET", path)
         if answer.status_code != 200:
             raise ApplyError(f"{self.target} at {public(self.base + path)}: HTTP {answer.status_code}")
-        try:
-            return answer.json()
-        except ValueError as error:
-            raise ApplyError(f"{self.target} at {public(self.base + path)}: the answer is not JSON") from error
+        return self.json(answer)
+
+
+def member(data: Any, key: str, kind: type, where: str) -> Any:
+    """`data[key]`, which the server's API promises is a `kind`; else MalformedAnswer naming `where`."""
+    if not isinstance(data, dict):
+        raise MalformedAnswer(f"{where}: a JSON {type(data).__name__} where an object with {key!r} belongs")
+    value = data.get(key)
+    if not isinstance(value, kind):
+        raise MalformedAnswer(f"{where}: the answer's {key!r} is {type(value).__name__}, not {kind.__name__}")
+    return value

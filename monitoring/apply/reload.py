@@ -1,23 +1,25 @@
 """Servers that read files from a config folder and reload on POST /-/reload: Prometheus, Alertmanager.
 
-Apply validates the new files with the server's own tool first, writes them atomically, reloads, then
-verifies through the API that the reload after the write succeeded and the server runs what was
-written. If any of that fails it puts the previous files back, reloads again, and fails naming what.
+The files come from a validated Bundle. Apply writes them atomically, reloads, then verifies through the
+API that the reload after the write succeeded and the server runs what was written. If anything fails
+from the write on (a refused reload, a failed verification, a malformed answer, any exception) it puts
+the previous files back, reloads again, and fails naming what, in one line.
 """
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from monitoring.apply.http import ApplyError, Client
-from monitoring.apply.plan import CHANGE, CREATE, UNCHANGED, Change, text_diff
+import yaml
+
+from monitoring.apply.http import ApplyError, Client, MalformedAnswer, public
+from monitoring.apply.plan import UNCHANGED, Change, yaml_change
+from monitoring.apply.redact import scrub, secrets
 from monitoring.files import write_all
 
-Check = Callable[[Path], list[str]]
 Verify = Callable[[Client, float], list[str]]
 
 
@@ -27,54 +29,55 @@ class ReloadTarget:
     client: Client
     folder: Path
     files: dict[str, str]
-    check: Check
     verify: Verify
 
-    def plan(self) -> list[Change]:
-        changes = []
-        for name, text in self.files.items():
-            path = self.folder / name
-            if not path.is_file():
-                changes.append(Change(self.name, name, CREATE, text_diff("", text, name)))
-            elif (old := path.read_text(encoding="utf-8")) != text:
-                changes.append(Change(self.name, name, CHANGE, text_diff(old, text, name)))
-            else:
-                changes.append(Change(self.name, name, UNCHANGED))
-        return changes
+    def _current(self) -> dict[str, str | None]:
+        return {name: (self.folder / name).read_text(encoding="utf-8") if (self.folder / name).is_file() else None
+                for name in self.files}
 
-    def validate(self) -> None:
-        with tempfile.TemporaryDirectory(prefix=f"monitoring-apply-{self.name}-") as scratch:
-            write_all(Path(scratch), self.files)
-            problems = self.check(Path(scratch))
-        if problems:
-            raise ApplyError(f"{self.name}: the generated files are invalid, nothing was written:\n"
-                             + "\n".join(problems))
+    def plan(self) -> list[Change]:
+        current = self._current()
+        return [yaml_change(self.name, name, current[name], text) for name, text in self.files.items()]
 
     def apply(self, changes: list[Change]) -> None:
         if all(c.action == UNCHANGED for c in changes):
             return
-        self.validate()
-        previous = {name: (self.folder / name).read_text(encoding="utf-8") if (self.folder / name).is_file()
-                    else None for name in self.files}
+        previous = self._current()
+        hidden = self._secrets(previous)
         written_at = time.time()
-        write_all(self.folder, self.files)
         try:
+            write_all(self.folder, self.files)
             self._reload()
             problems = self.verify(self.client, written_at)
             if problems:
-                raise ApplyError(f"{self.name} at {self.client.base}: verification after reload failed: "
+                raise ApplyError(f"{self.name} at {public(self.client.base)}: verification after reload failed: "
                                  + "; ".join(problems))
-        except ApplyError as failure:
-            self._restore(previous)
-            raise ApplyError(f"{failure}\n{self.name}: the previous files were restored and reloaded") from failure
+        except BaseException as failure:
+            self._restore(previous, failure, hidden)
+            if not isinstance(failure, Exception):
+                raise
+            kind = type(failure) if isinstance(failure, ApplyError) else ApplyError
+            reason = str(failure) if isinstance(failure, ApplyError) else f"{type(failure).__name__}: {failure}"
+            raise kind(scrub(f"{reason}; the previous files were restored and reloaded", hidden)) from failure
+
+    def _secrets(self, previous: dict[str, str | None]) -> set[str]:
+        found: set[str] = set()
+        for text in (*previous.values(), *self.files.values()):
+            try:
+                found |= secrets(yaml.safe_load(text or ""))
+            except yaml.YAMLError:
+                continue
+        return found
 
     def _reload(self) -> None:
-        answer = self.client.request("POST", "/-/reload")
+        """POST /-/reload; an HTTP error answer is the server refusing the files, final at once."""
+        answer = self.client.request("POST", "/-/reload", retry_answers=False)
         if answer.status_code != 200:
-            raise ApplyError(f"{self.name} at {self.client.base}: reload failed: HTTP {answer.status_code} "
-                             f"{answer.text.strip()[:500]}")
+            body = " ".join(answer.text.split())[:500]
+            raise ApplyError(f"{self.name} at {public(self.client.base)}: reload refused: HTTP {answer.status_code} "
+                             f"{body}")
 
-    def _restore(self, previous: dict[str, str | None]) -> None:
+    def _restore(self, previous: dict[str, str | None], failure: BaseException, hidden: set[str]) -> None:
         write_all(self.folder, {name: text for name, text in previous.items() if text is not None})
         for name, text in previous.items():
             if text is None:
@@ -82,5 +85,6 @@ class ReloadTarget:
         try:
             self._reload()
         except ApplyError as error:
-            raise ApplyError(f"{self.name}: restored the previous files but the reload failed too: {error}") \
-                from error
+            kind = MalformedAnswer if isinstance(failure, MalformedAnswer) else ApplyError
+            raise kind(scrub(f"{failure}; {self.name}: restored the previous files but the reload failed too: "
+                             f"{error}", hidden)) from error

@@ -8,8 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from monitoring.apply.bundle import validated
 from monitoring.apply.grafana import Grafana
-from monitoring.apply.http import ApplyError, Client
+from monitoring.apply.http import ApplyError, Client, MalformedAnswer, usable_url
 from monitoring.apply.plan import Change, as_json, summary
 from monitoring.apply.reload import ReloadTarget
 from monitoring.apply.servers import alertmanager, prometheus
@@ -19,6 +20,9 @@ from monitoring.stack import Stack
 
 class ApplyUsage(ValueError):
     """The environment does not say enough; the message names the variable."""
+
+
+URLS = ("PROMETHEUS_URL", "ALERTMANAGER_URL", "GRAFANA_URL")
 
 
 @dataclass
@@ -37,49 +41,66 @@ def revision() -> str:
         return "unknown"
 
 
-def targets(definitions: Definitions, env: Mapping[str, str], stack: Stack | None = None) -> Targets:
-    """The targets the environment names; the local stack's when it names none and the stack has run."""
+def _check_urls(env: Mapping[str, str]) -> None:
+    for name in URLS:
+        if env.get(name) and not usable_url(env[name]):
+            shown = env[name].rpartition("@")[2]
+            raise ApplyUsage(f"{name}={shown!r} is not an http:// or https:// URL with a host; "
+                             f"did you mean 'http://{shown}'?")
+
+
+def targets(definitions: Definitions, env: Mapping[str, str], stack: Stack | None = None,
+            project: Path = Path(".")) -> Targets:
+    """The targets the environment names (the local stack's when it names none and the stack has run),
+    built from the definitions rendered and validated into a Bundle. `project` holds rules/tests/.
+
+    Raises ApplyUsage for a bad environment before anything is rendered, and Invalid when validation fails.
+    """
+    _check_urls(env)
     chosen = Targets()
-    names = ("PROMETHEUS_URL", "ALERTMANAGER_URL", "GRAFANA_URL")
-    if not any(env.get(n) for n in names) and stack is not None and stack.pids.exists():
-        folder = stack.root / "config"
-        chosen.reloadable = [prometheus(stack.definitions, Client("prometheus", stack.url("prometheus")), folder),
-                             alertmanager(stack.definitions, Client("alertmanager", stack.url("alertmanager")), folder)]
+    places: dict[str, tuple[str, Path]] = {}
+    grafana = None
+    if not any(env.get(n) for n in URLS) and stack is not None and stack.pids.exists():
+        definitions = stack.definitions
+        places = {kind: (stack.url(kind), stack.root / "config") for kind in ("prometheus", "alertmanager")}
         chosen.skipped.append(f"targets: the local stack in {stack.root} (no PROMETHEUS_URL, ALERTMANAGER_URL "
                               "or GRAFANA_URL set); grafana skipped: GRAFANA_URL is not set")
-        return chosen
-    if env.get("ALERTMANAGER_CREDENTIALS_FILE"):
-        definitions = replace(definitions, paths=replace(definitions.paths,
-                                                         credentials_file=env["ALERTMANAGER_CREDENTIALS_FILE"]))
-    for name, build in (("prometheus", prometheus), ("alertmanager", alertmanager)):
-        url, folder = env.get(f"{name.upper()}_URL"), env.get(f"{name.upper()}_CONFIG_DIR")
-        if not url:
-            chosen.skipped.append(f"{name} skipped: {name.upper()}_URL is not set")
-            continue
-        if not folder:
-            raise ApplyUsage(f"{name.upper()}_CONFIG_DIR is required with {name.upper()}_URL: the folder "
-                             f"{name} reads its configuration from")
-        chosen.reloadable.append(build(definitions, Client(name, url), Path(folder)))
-    chosen.grafana = _grafana(definitions, env, chosen)
+    else:
+        if env.get("ALERTMANAGER_CREDENTIALS_FILE"):
+            definitions = replace(definitions, paths=replace(definitions.paths,
+                                                             credentials_file=env["ALERTMANAGER_CREDENTIALS_FILE"]))
+        for name in ("prometheus", "alertmanager"):
+            url, folder = env.get(f"{name.upper()}_URL"), env.get(f"{name.upper()}_CONFIG_DIR")
+            if not url:
+                chosen.skipped.append(f"{name} skipped: {name.upper()}_URL is not set")
+            elif not folder:
+                raise ApplyUsage(f"{name.upper()}_CONFIG_DIR is required with {name.upper()}_URL: the folder "
+                                 f"{name} reads its configuration from")
+            else:
+                places[name] = (url, Path(folder))
+        grafana = _grafana_client(env, chosen)
+    bundle = validated(definitions, project)
+    chosen.skipped += bundle.notes
+    builders = {"prometheus": prometheus, "alertmanager": alertmanager}
+    chosen.reloadable = [builders[name](bundle, Client(name, url), folder) for name, (url, folder) in places.items()]
+    chosen.grafana = Grafana(bundle, grafana, revision()) if grafana else None
     return chosen
 
 
-def _grafana(definitions: Definitions, env: Mapping[str, str], chosen: Targets) -> Grafana | None:
+def _grafana_client(env: Mapping[str, str], chosen: Targets) -> Client | None:
     url = env.get("GRAFANA_URL")
     if not url:
         chosen.skipped.append("grafana skipped: GRAFANA_URL is not set")
         return None
     if env.get("GRAFANA_TOKEN"):
-        client = Client("grafana", url, headers={"Authorization": f"Bearer {env['GRAFANA_TOKEN']}"})
-    elif env.get("GRAFANA_USER") and env.get("GRAFANA_PASSWORD"):
-        client = Client("grafana", url, auth=(env["GRAFANA_USER"], env["GRAFANA_PASSWORD"]))
+        return Client("grafana", url, headers={"Authorization": f"Bearer {env['GRAFANA_TOKEN']}"})
+    if env.get("GRAFANA_USER") and env.get("GRAFANA_PASSWORD"):
         if (env["GRAFANA_USER"], env["GRAFANA_PASSWORD"]) == ("admin", "admin"):
             chosen.warnings.append("WARNING: Grafana is reached with its default admin/admin credentials; change "
                                    "the password and use a service-account token (GRAFANA_TOKEN)")
-    else:
-        raise ApplyUsage("GRAFANA_URL needs GRAFANA_TOKEN (a service-account token) or GRAFANA_USER and "
-                         "GRAFANA_PASSWORD")
-    return Grafana(definitions, client, revision())
+        return Client("grafana", url, auth=(env["GRAFANA_USER"], env["GRAFANA_PASSWORD"]))
+    raise ApplyUsage("GRAFANA_URL needs GRAFANA_TOKEN (a service-account token) or GRAFANA_USER and "
+                     "GRAFANA_PASSWORD")
 
 
 @dataclass
@@ -87,12 +108,14 @@ class Outcome:
     changes: list[Change]
     text: str
     failed: str | None = None
+    status: int = 0  # the exit status: 0 done, 1 an operation failed, 2 a server answered malformed
 
 
 def run(chosen: Targets, plan_only: bool, force: bool = False, output: str = "text") -> Outcome:
-    """Plan every target; unless `plan_only`, apply each in turn. Stops at the first failure."""
+    """Plan every target; unless `plan_only`, apply each in turn. Stops at the first failure, which any
+    exception is: it becomes one line in `failed`, never a traceback."""
     changes: list[Change] = []
-    failed = None
+    failed, status = None, 0
     try:
         planned = [(target, target.plan()) for target in chosen.reloadable]
         grafana_plan = chosen.grafana.plan() if chosen.grafana else None
@@ -102,12 +125,16 @@ def run(chosen: Targets, plan_only: bool, force: bool = False, output: str = "te
                 target.apply(plan)
             if chosen.grafana and grafana_plan:
                 chosen.grafana.apply(grafana_plan, force)
+    except MalformedAnswer as error:
+        failed, status = str(error), 2
     except ApplyError as error:
-        failed = str(error)
+        failed, status = str(error), 1
+    except Exception as error:  # reported in one line; a reload target has restored its files already
+        failed, status = f"{type(error).__name__}: {error}", 1
     notes = chosen.warnings + chosen.skipped
     text = as_json(changes, notes, applied=not plan_only and failed is None) if output == "json" \
         else summary(changes, notes)
-    return Outcome(changes, text, failed)
+    return Outcome(changes, text, failed, status)
 
 
 def environment() -> dict[str, str]:

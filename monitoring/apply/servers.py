@@ -1,4 +1,8 @@
-"""Prometheus and Alertmanager as apply targets: their files, their tool's check, their API's verdict."""
+"""Prometheus and Alertmanager as apply targets: their validated files and their API's verdict.
+
+Every answer is checked for the shape the API promises before it is read: a server (or a proxy in front
+of it) answering a list, an empty object or HTML is reported as MalformedAnswer, and apply restores.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
-from monitoring.apply.http import Client
+from monitoring.apply.bundle import Bundle
+from monitoring.apply.http import Client, MalformedAnswer, member, public
 from monitoring.apply.reload import ReloadTarget
-from monitoring.artifacts import server_files
 from monitoring.model import Definitions, duration_seconds
-from monitoring.validate.tools import verdict
 
 
 def _after(timestamp: str, written_at: float) -> bool:
@@ -31,22 +35,25 @@ def expected_alerts(definitions: Definitions) -> dict[str, dict[str, Any]]:
             for a in definitions.alerts}
 
 
-def prometheus(definitions: Definitions, client: Client, folder: Path) -> ReloadTarget:
-    files = server_files(definitions)["prometheus"]
-    expected = expected_alerts(definitions)
+def _loaded_alerts(api: Client) -> dict[str, dict[str, Any]]:
+    where = f"prometheus at {public(api.base)}/api/v1/rules"
+    groups = member(member(api.get_json("/api/v1/rules?type=alert"), "data", dict, where), "groups", list, where)
+    rules = [rule for group in groups for rule in member(group, "rules", list, f"{where}: a group")]
+    return {member(rule, "name", str, f"{where}: a rule"): rule for rule in rules}
 
-    def check(scratch: Path) -> list[str]:
-        return verdict("promtool", ["check", "config", "prometheus.yml"], scratch, "prometheus.yml")
+
+def prometheus(bundle: Bundle, client: Client, folder: Path) -> ReloadTarget:
+    expected = expected_alerts(bundle.definitions)
 
     def verify(api: Client, written_at: float) -> list[str]:
-        info = api.get_json("/api/v1/status/runtimeinfo").get("data", {})
+        where = f"prometheus at {public(api.base)}/api/v1/status/runtimeinfo"
+        info = member(api.get_json("/api/v1/status/runtimeinfo"), "data", dict, where)
         problems = []
         if info.get("reloadConfigSuccess") is not True:
             problems.append("runtimeinfo says the last reload did not succeed")
         if not _after(str(info.get("lastConfigTime", "")), written_at):
             problems.append(f"lastConfigTime {info.get('lastConfigTime')} is before the write")
-        loaded = {rule["name"]: rule for group in api.get_json("/api/v1/rules?type=alert")["data"]["groups"]
-                  for rule in group["rules"]}
+        loaded = _loaded_alerts(api)
         missing = sorted(set(expected) - set(loaded))
         if missing:
             problems.append(f"alerts not loaded: {', '.join(missing)}")
@@ -57,26 +64,32 @@ def prometheus(definitions: Definitions, client: Client, folder: Path) -> Reload
                 problems.append(f"alert {name} is loaded with other `for` or labels than written")
         return problems
 
-    return ReloadTarget("prometheus", client, folder, files, check, verify)
+    return ReloadTarget("prometheus", client, folder, bundle.prometheus, verify)
 
 
-def alertmanager(definitions: Definitions, client: Client, folder: Path) -> ReloadTarget:
-    files = server_files(definitions)["alertmanager"]
-    written = yaml.safe_load(files["alertmanager.yml"])
+def reload_metrics(text: str) -> dict[str, float]:
+    """Alertmanager's config reload gauges from its /metrics text, parsed by prometheus_client."""
+    return {sample.name: sample.value for family in text_string_to_metric_families(text)
+            if family.name.startswith("alertmanager_config_last_reload_success") for sample in family.samples}
 
-    def check(scratch: Path) -> list[str]:
-        return verdict("amtool", ["check-config", "alertmanager.yml"], scratch, "alertmanager.yml")
+
+def alertmanager(bundle: Bundle, client: Client, folder: Path) -> ReloadTarget:
+    written = yaml.safe_load(bundle.alertmanager["alertmanager.yml"])
 
     def verify(api: Client, written_at: float) -> list[str]:
         problems = []
-        metrics = {line.split()[0]: float(line.split()[-1]) for line in api.request("GET", "/metrics").text.splitlines()
-                   if line.startswith("alertmanager_config_last_reload_success")}
+        try:
+            metrics = reload_metrics(api.request("GET", "/metrics").text)
+        except ValueError as error:
+            raise MalformedAnswer(f"alertmanager at {public(api.base)}/metrics: not Prometheus text "
+                                  f"({str(error)[:100]})") from error
         if metrics.get("alertmanager_config_last_reload_successful") != 1.0:
             problems.append("alertmanager_config_last_reload_successful is not 1")
         if metrics.get("alertmanager_config_last_reload_success_timestamp_seconds", 0) < int(written_at) - 1:
             problems.append("the last successful reload is before the write")
-        status = api.get_json("/api/v2/status")
-        loaded = yaml.safe_load(status.get("config", {}).get("original", "")) or {}
+        where = f"alertmanager at {public(api.base)}/api/v2/status"
+        original = member(member(api.get_json("/api/v2/status"), "config", dict, where), "original", str, where)
+        loaded = yaml.safe_load(original) or {}
         if sorted(r["name"] for r in loaded.get("receivers", [])) != sorted(r["name"] for r in written["receivers"]):
             problems.append("the loaded receivers are not the written ones")
         routes = [r.get("receiver") for r in loaded.get("route", {}).get("routes", [])]
@@ -84,4 +97,4 @@ def alertmanager(definitions: Definitions, client: Client, folder: Path) -> Relo
             problems.append(f"the loaded routes go to {routes}, not to the written receivers")
         return problems
 
-    return ReloadTarget("alertmanager", client, folder, files, check, verify)
+    return ReloadTarget("alertmanager", client, folder, bundle.alertmanager, verify)

@@ -1,0 +1,99 @@
+"""What apply pushes, and proof that it is valid: the definitions are rendered into a temporary tree,
+every validation family runs on that tree, and the files are read back from it. The targets are built
+from a Bundle only, so nothing reaches a server that did not pass there.
+
+The tree is rendered as the servers read it (the rule file beside prometheus.yml), and the project's
+hand-written promtool unit tests (rules/tests/) are copied beside the rendered rules.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from monitoring.apply.http import ApplyError
+from monitoring.artifacts import ALERTMANAGER, DASHBOARD, DATASOURCE, PROMETHEUS, RULES, RULES_IN_CONFIG, render
+from monitoring.files import write_all
+from monitoring.model import Definitions
+from monitoring.validate.rules import RULE_TESTS
+
+
+class Invalid(ApplyError):
+    """The rendered files failed validation; nothing was sent to any server."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    definitions: Definitions
+    prometheus: dict[str, str]  # file name in Prometheus's config folder -> text
+    alertmanager: dict[str, str]
+    dashboard: dict[str, Any]
+    datasource: dict[str, Any]
+    notes: list[str] = field(default_factory=list)  # the families that passed; those that could not run
+
+
+def served(definitions: Definitions) -> Definitions:
+    """The definitions as a server's config folder holds them: the rule file beside prometheus.yml."""
+    return replace(definitions, paths=replace(definitions.paths, rule_files=(RULES_IN_CONFIG,)))
+
+
+@contextmanager
+def _reference(project: Path) -> Iterator[None]:
+    """The schema family finds Grafana's schemas beside the project, not beside the temporary tree."""
+    from monitoring.validate.schema import reference_root
+
+    given = os.environ.get("MONITORING_REF")
+    os.environ["MONITORING_REF"] = str(reference_root(project))
+    try:
+        yield
+    finally:
+        if given is None:
+            del os.environ["MONITORING_REF"]
+        else:
+            os.environ["MONITORING_REF"] = given
+
+
+def validated(definitions: Definitions, project: Path) -> Bundle:
+    """Render, validate with every family, read back; Invalid (naming each problem) when a family fails."""
+    from monitoring.validate import validate
+
+    definitions = served(definitions)
+    with tempfile.TemporaryDirectory(prefix="monitoring-apply-") as scratch:
+        root = Path(scratch)
+        files = render(definitions)
+        files[f"{Path(PROMETHEUS).parent}/{RULES_IN_CONFIG}"] = files[RULES]
+        write_all(root, files)
+        if (project / RULE_TESTS).is_dir():
+            shutil.copytree(project / RULE_TESTS, root / RULE_TESTS)
+        lines: list[str] = []
+        with _reference(project):
+            passed = validate(root, definitions, say=lines.append)
+        if not passed:
+            raise Invalid("the rendered files failed validation; nothing was sent to any server:\n"
+                          + "\n".join(lines))
+
+        def read(relative: str) -> str:
+            return (root / relative).read_text(encoding="utf-8")
+
+        datasource = yaml.safe_load(read(DATASOURCE))["datasources"][0]
+        datasource.pop("editable", None)
+        return Bundle(definitions,
+                      prometheus={Path(PROMETHEUS).name: read(PROMETHEUS), RULES_IN_CONFIG: read(RULES)},
+                      alertmanager={Path(ALERTMANAGER).name: read(ALERTMANAGER)},
+                      dashboard=json.loads(read(DASHBOARD)), datasource=datasource,
+                      notes=[f"validated what apply sends: {', '.join(_passed(lines))} passed",
+                             *(line for line in lines if line.startswith("SKIP"))])
+
+
+def _passed(lines: list[str]) -> list[str]:
+    """The families `validate` reported as passed ("ok   rules (2.6s)")."""
+    return [line.split()[1] for line in lines if line.startswith("ok ")]
