@@ -38,7 +38,7 @@ def test_first_apply_creates_everything_and_the_second_writes_nothing(grafana: G
     target = _target(grafana)
     plan = target.plan()
     assert _actions(plan) == {"folder genesis": CREATE, "datasource genesis-prometheus": CREATE,
-                              "dashboard genesis-rollout": CREATE}
+                              "dashboard genesis-rollout": CREATE, "dashboard genesis-canary": CREATE}
     target.apply(plan)
     saved = grafana.dashboards["genesis-rollout"]
     assert saved["meta"]["folderUid"] == "genesis"

@@ -13,13 +13,18 @@ import monitoring.validate
 from monitoring.apply.bundle import Invalid
 from monitoring.apply.grafana import _comparable
 from monitoring.apply.run import run, targets
-from monitoring.artifacts import ALERTMANAGER, DASHBOARD, PROMETHEUS, RULES
+from monitoring.artifacts import ALERTMANAGER, PROMETHEUS, dashboard_file, rules_file
 from monitoring.cli import main
 from monitoring.files import write_all
+from monitoring.genesis import DEFINITIONS as GENESIS
 from tests import servers
 from tests.conftest import PROJECT
 from tests.grafana_standin import TOKEN, GrafanaStandIn
 from tests.test_apply_servers import bundle, contents, reloads, rule_query, with_red
+
+RULES = rules_file(GENESIS)
+DASHBOARD = dashboard_file(GENESIS)
+CANARY_RULES = "rules/genesis-canary.rules.yml"
 
 # HighErrorRate at 3 % instead of 1 %: valid PromQL and a valid config, but the hand-written promtool tests
 # (2 % must fire) reject it.
@@ -86,7 +91,8 @@ def test_the_bytes_pushed_are_the_bytes_every_family_read(everything, monkeypatc
     def recording() -> dict:
         def wrap(name, family):
             def read_then_check(root: Path, definitions):
-                seen[name] = {p: (root / p).read_text() for p in (PROMETHEUS, RULES, ALERTMANAGER, DASHBOARD)}
+                seen[name] = {p: (root / p).read_text()
+                              for p in (PROMETHEUS, RULES, CANARY_RULES, ALERTMANAGER, DASHBOARD)}
                 return family(root, definitions)
             return read_then_check
         return {name: wrap(name, family) for name, family in real_families().items()}
@@ -98,7 +104,8 @@ def test_the_bytes_pushed_are_the_bytes_every_family_read(everything, monkeypatc
     validated = seen["rules"]
     assert all(files == validated for files in seen.values()), "every family read the same tree"
     assert contents(folders["prometheus"]) == {"prometheus.yml": validated[PROMETHEUS],
-                                               "genesis.rules.yml": validated[RULES]}
+                                               "genesis.rules.yml": validated[RULES],
+                                               "genesis-canary.rules.yml": validated[CANARY_RULES]}
     assert contents(folders["alertmanager"]) == {"alertmanager.yml": validated[ALERTMANAGER]}
     pushed = grafana.dashboards["genesis-rollout"]["dashboard"]
     assert _comparable(pushed) == _comparable(json.loads(validated[DASHBOARD]))

@@ -3,6 +3,7 @@ detected, alerted on and rolled back exactly once, and the alert resolves by its
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -113,6 +114,18 @@ def test_demo_fault_sets_and_clears_the_new_versions_fault(stack: Stack, capsys:
     assert "errors must be within 0..1" in capsys.readouterr().err
     assert _cli(stack, "demo", "fault", "--clear", "--app-url", app) == 0
     assert requests.get(f"{app}/control/fault", timeout=5).json()["latency_ms"] == 0
+
+
+def test_a_plan_against_the_compressed_demo_stack_validates_and_finds_nothing_to_change(
+        stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """After `make demo`, plain `make plan`: the rule unit tests, written for the production windows, run on
+    the production rendering; everything else is checked on the compressed bytes the stack has."""
+    for name in ("PROMETHEUS_URL", "ALERTMANAGER_URL", "GRAFANA_URL"):
+        monkeypatch.delenv(name, raising=False)
+    assert _cli(stack, "apply", "--plan", "--output", "json", "--definitions",
+                "tests.test_closed_loop:running_definitions", "--dir", str(stack.root)) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert {c["action"] for c in plan["changes"]} == {"unchanged"}, plan["changes"]
 
 
 def test_two_clustered_alertmanagers_and_two_prometheus_roll_back_once(tmp_path: Path) -> None:

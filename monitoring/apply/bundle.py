@@ -2,15 +2,14 @@
 every validation family runs on that tree, and the files are read back from it. The targets are built
 from a Bundle only, so nothing reaches a server that did not pass there.
 
-The tree is rendered as the servers read it (the rule file beside prometheus.yml), and the project's
-hand-written promtool unit tests (rules/tests/) are copied beside the rendered rules.
+The tree is rendered as the servers read it (the rule files beside prometheus.yml); the definitions'
+hand-written promtool unit tests are read from the project.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,11 +19,12 @@ from typing import Any
 
 import yaml
 
+from monitoring import names
 from monitoring.apply.http import ApplyError
-from monitoring.artifacts import ALERTMANAGER, DASHBOARD, DATASOURCE, PROMETHEUS, RULES, RULES_IN_CONFIG, render
+from monitoring.artifacts import ALERTMANAGER, PROMETHEUS, dashboards, render
 from monitoring.files import write_all
 from monitoring.model import Definitions
-from monitoring.validate.rules import RULE_TESTS
+from monitoring.validate.rules import rule_tests
 
 
 class Invalid(ApplyError):
@@ -36,14 +36,14 @@ class Bundle:
     definitions: Definitions
     prometheus: dict[str, str]  # file name in Prometheus's config folder -> text
     alertmanager: dict[str, str]
-    dashboard: dict[str, Any]
+    dashboards: tuple[dict[str, Any], ...]
     datasource: dict[str, Any]
     notes: list[str] = field(default_factory=list)  # the families that passed; those that could not run
 
 
 def served(definitions: Definitions) -> Definitions:
-    """The definitions as a server's config folder holds them: the rule file beside prometheus.yml."""
-    return replace(definitions, paths=replace(definitions.paths, rule_files=(RULES_IN_CONFIG,)))
+    """The definitions as a server's config folder holds them: the rule files beside prometheus.yml."""
+    return replace(definitions, paths=replace(definitions.paths, rules_dir=""))
 
 
 @contextmanager
@@ -66,14 +66,13 @@ def validated(definitions: Definitions, project: Path) -> Bundle:
     """Render, validate with every family, read back; Invalid (naming each problem) when a family fails."""
     from monitoring.validate import validate
 
-    definitions = served(definitions)
+    definitions = replace(served(definitions), rule_tests=str(rule_tests(project.resolve(), definitions)))
+    config = Path(PROMETHEUS).parent
     with tempfile.TemporaryDirectory(prefix="monitoring-apply-") as scratch:
         root = Path(scratch)
         files = render(definitions)
-        files[f"{Path(PROMETHEUS).parent}/{RULES_IN_CONFIG}"] = files[RULES]
+        files.update({f"{config}/{name}": files[f"rules/{name}"] for name in definitions.rule_file_names})
         write_all(root, files)
-        if (project / RULE_TESTS).is_dir():
-            shutil.copytree(project / RULE_TESTS, root / RULE_TESTS)
         lines: list[str] = []
         with _reference(project):
             passed = validate(root, definitions, say=lines.append)
@@ -84,12 +83,14 @@ def validated(definitions: Definitions, project: Path) -> Bundle:
         def read(relative: str) -> str:
             return (root / relative).read_text(encoding="utf-8")
 
-        datasource = yaml.safe_load(read(DATASOURCE))["datasources"][0]
+        datasource = yaml.safe_load(read(names.DATASOURCE))["datasources"][0]
         datasource.pop("editable", None)
         return Bundle(definitions,
-                      prometheus={Path(PROMETHEUS).name: read(PROMETHEUS), RULES_IN_CONFIG: read(RULES)},
+                      prometheus={Path(PROMETHEUS).name: read(PROMETHEUS),
+                                  **{name: read(f"rules/{name}") for name in definitions.rule_file_names}},
                       alertmanager={Path(ALERTMANAGER).name: read(ALERTMANAGER)},
-                      dashboard=json.loads(read(DASHBOARD)), datasource=datasource,
+                      dashboards=tuple(json.loads(read(path)) for path in dashboards(definitions)),
+                      datasource=datasource,
                       notes=[f"validated what apply sends: {', '.join(_passed(lines))} passed",
                              *(line for line in lines if line.startswith("SKIP"))])
 

@@ -62,7 +62,7 @@ class GrafanaPlan:
     changes: list[Change] = field(default_factory=list)
     folder_exists: bool = False
     datasource_exists: bool = False
-    dashboard_version: int | None = None
+    dashboard_versions: dict[str, int | None] = field(default_factory=dict)  # uid -> Grafana's version
 
 
 @dataclass
@@ -71,9 +71,9 @@ class Grafana:
     client: Client
     revision: str = "unknown"
 
-    @property
-    def dashboard(self) -> dict[str, Any]:
-        return marked(self.bundle.dashboard)
+    def dashboards(self) -> dict[str, dict[str, Any]]:
+        """Each dashboard as apply sends it, by uid."""
+        return {board["uid"]: marked(board) for board in self.bundle.dashboards}
 
     def health(self) -> None:
         """Grafana answers /api/health with a JSON object naming its database: a web page is not Grafana."""
@@ -104,33 +104,34 @@ class Grafana:
             plan.changes.append(Change("grafana", name, UNCHANGED) if current == wanted
                                 else Change("grafana", name, CHANGE, json_diff(current, wanted, name)))
 
-        board = self.dashboard
-        name = f"dashboard {d.dashboard_uid}"
-        found = self.client.request("GET", f"/api/dashboards/uid/{d.dashboard_uid}")
+        for uid, board in self.dashboards().items():
+            plan.changes.append(self._plan_dashboard(plan, uid, board))
+        return plan
+
+    def _plan_dashboard(self, plan: GrafanaPlan, uid: str, board: dict[str, Any]) -> Change:
+        name = f"dashboard {uid}"
+        found = self.client.request("GET", f"/api/dashboards/uid/{uid}")
         if found.status_code == 404:
-            plan.changes.append(Change("grafana", name, CREATE))
-            return plan
+            plan.dashboard_versions[uid] = None
+            return Change("grafana", name, CREATE)
         if found.status_code != 200:
             raise ApplyError(f"grafana at {public(self.client.base)}: GET dashboard answered {found.status_code}")
         body = self.client.json(found)
         current, meta = body.get("dashboard"), body.get("meta", {})
         if not isinstance(current, dict) or not isinstance(meta, dict):
             raise MalformedAnswer(f"grafana at {public(found.url)}: the answer holds no dashboard object")
-        plan.dashboard_version = current.get("version", meta.get("version"))
+        plan.dashboard_versions[uid] = current.get("version", meta.get("version"))
         diff = json_diff(_comparable(current), _comparable(board), name)
         if _comparable(current) == _comparable(board):
-            plan.changes.append(Change("grafana", name, UNCHANGED))
-        elif _own_mark(current) != fingerprint(current):
-            plan.changes.append(Change("grafana", name, DRIFT, diff,
-                                       f"edited in Grafana by {meta.get('updatedBy', '?')} at "
-                                       f"{meta.get('updated', '?')}; apply replaces the edit"))
-        else:
-            plan.changes.append(Change("grafana", name, CHANGE, diff))
-        return plan
+            return Change("grafana", name, UNCHANGED)
+        if _own_mark(current) != fingerprint(current):
+            return Change("grafana", name, DRIFT, diff, f"edited in Grafana by {meta.get('updatedBy', '?')} at "
+                                                        f"{meta.get('updated', '?')}; apply replaces the edit")
+        return Change("grafana", name, CHANGE, diff)
 
     def apply(self, plan: GrafanaPlan, force: bool = False) -> None:
         d = self.bundle.definitions
-        actions = {c.object.split()[0]: c.action for c in plan.changes}
+        actions = {c.object.split()[0]: c.action for c in plan.changes if not c.object.startswith("dashboard ")}
         if actions["folder"] == CREATE:
             answer = self.client.request("POST", "/api/folders", {"uid": d.grafana_folder_uid,
                                                                   "title": d.grafana_folder})
@@ -143,22 +144,27 @@ class Grafana:
         elif actions["datasource"] == CHANGE:
             self._expect(self.client.request("PUT", f"/api/datasources/uid/{d.datasource_uid}",
                                              self.bundle.datasource), "updating the datasource")
-        if actions["dashboard"] == UNCHANGED:
-            return
-        board = self.dashboard
+        boards = self.dashboards()
+        for change in plan.changes:
+            if change.object.startswith("dashboard ") and change.action != UNCHANGED:
+                uid = change.object.split()[1]
+                self._save_dashboard(uid, boards[uid], plan.dashboard_versions.get(uid), force)
+
+    def _save_dashboard(self, uid: str, board: dict[str, Any], version: int | None, force: bool) -> None:
+        """POST the dashboard at the version the plan saw, so an edit made since is a 412, not lost."""
         board.pop("id", None)
-        if plan.dashboard_version is not None:
-            board["version"] = plan.dashboard_version
+        if version is not None:
+            board["version"] = version
         answer = self.client.request("POST", "/api/dashboards/db", {
-            "dashboard": board, "folderUid": d.grafana_folder_uid, "overwrite": force,
+            "dashboard": board, "folderUid": self.bundle.definitions.grafana_folder_uid, "overwrite": force,
             "message": f"monitoring apply from revision {self.revision}"})
         if answer.status_code == 412:
-            meta = self.client.get_json(f"/api/dashboards/uid/{d.dashboard_uid}").get("meta", {})
+            meta = self.client.get_json(f"/api/dashboards/uid/{uid}").get("meta", {})
             raise DashboardConflict(
-                f"grafana: dashboard {d.dashboard_uid} was changed in Grafana by {meta.get('updatedBy', '?')} at "
+                f"grafana: dashboard {uid} was changed in Grafana by {meta.get('updatedBy', '?')} at "
                 f"{meta.get('updated', '?')} (version {meta.get('version', '?')}) after the plan (version "
-                f"{plan.dashboard_version}); plan again to see the edit, or apply --force to overwrite it")
-        self._expect(answer, "saving the dashboard")
+                f"{version}); plan again to see the edit, or apply --force to overwrite it")
+        self._expect(answer, f"saving dashboard {uid}")
 
     @staticmethod
     def _expect(answer: Any, doing: str) -> None:

@@ -32,7 +32,7 @@ def expected_alerts(definitions: Definitions) -> dict[str, dict[str, Any]]:
     from generators.rules import alert_labels
 
     return {a.name: {"duration": duration_seconds(definitions.alert_for(a)), "labels": alert_labels(definitions, a)}
-            for a in definitions.alerts}
+            for a in definitions.every_alert}
 
 
 def _loaded_alerts(api: Client) -> dict[str, dict[str, Any]]:
