@@ -132,11 +132,12 @@ def receiver() -> None:
         workdir = Path(folder)
         (workdir / "token").write_text("bench-token")
         (workdir / "token").chmod(0o600)
-        store = StateStore(workdir / "state.json")
+        store = StateStore(workdir / "state.json", DEFINITIONS.flag_name)
         ports = {"receiver": free_port(), "baseline": free_port()}
         servers = {
             "receiver": start("receiver", receiver_command(f"127.0.0.1:{ports['receiver']}", store.path,
-                                                           workdir / "token"),
+                                                           workdir / "token", flag=DEFINITIONS.flag_name,
+                                                           namespace="bench", extra=("--init",)),
                               f"http://127.0.0.1:{ports['receiver']}/healthz", workdir / "receiver.log"),
             "baseline": start("baseline", [sys.executable, "-m", "monitoring.bench", "serve-baseline",
                                            str(ports["baseline"])],
