@@ -50,11 +50,11 @@ class RunningReceiver:
     token: str
     server: Server
 
-    def post(self, body: bytes | dict, token: str | None = None, **kwargs) -> requests.Response:
+    def post(self, body: bytes | dict, token: str | None = None, timeout: float = 10, **kwargs) -> requests.Response:
         headers = {"Authorization": f"Bearer {self.token if token is None else token}"}
         if isinstance(body, dict):
-            return requests.post(f"{self.url}/alerts", json=body, headers=headers, timeout=10, **kwargs)
-        return requests.post(f"{self.url}/alerts", data=body, headers=headers, timeout=10, **kwargs)
+            return requests.post(f"{self.url}/alerts", json=body, headers=headers, timeout=timeout, **kwargs)
+        return requests.post(f"{self.url}/alerts", data=body, headers=headers, timeout=timeout, **kwargs)
 
     def history(self) -> list[dict]:
         return json.loads(self.state.read_text())["rollout_history"] if self.state.exists() else []
