@@ -46,6 +46,18 @@ def _measure_generation(services: int) -> dict[str, float]:
             "total_s": written - started, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+def _measure_durable_write(count: int, one_sync: bool) -> dict[str, float]:
+    """In this process: write_all of `count` runbook-sized files, by one os.sync() or by an fsync each."""
+    from monitoring import files
+
+    files.FSYNC_EACH = count - 1 if one_sync else count
+    texts = {f"docs/runbooks/Alert{k:05d}.md": f"# Alert{k:05d}\n" + "text " * 400 for k in range(count)}
+    with tempfile.TemporaryDirectory() as out:
+        started = time.perf_counter()
+        files.write_all(Path(out), texts)
+        return {"seconds": time.perf_counter() - started}
+
+
 def _child(*args: str) -> dict:
     output = subprocess.run([sys.executable, "-m", "monitoring.bench", *args], check=True, capture_output=True,
                             text=True).stdout
@@ -80,6 +92,15 @@ def generation() -> None:
                  f"{per[0][1] * 1000:.2f} / {per[1][1] * 1000:.2f} ms", "", ""])
     _table("Generation (render + write every file)", ["set", "alerts", "files", "seconds", "peak MB", "target"],
            rows)
+    from monitoring.files import FSYNC_EACH
+
+    durable = []
+    for count in (FSYNC_EACH + 1, 1000, 4000):
+        each = sorted(_child("durable-write", str(count), "each")["seconds"] for _ in range(3))[1]
+        once = sorted(_child("durable-write", str(count), "sync")["seconds"] for _ in range(3))[1]
+        durable.append([str(count), f"{each:.2f}", f"{once:.2f}", f"{each / once:.1f}"])
+    _table(f"Making files durable in write_all (median of 3): an fsync each, or one os.sync() above {FSYNC_EACH}",
+           ["files", "fsync each s", "one os.sync s", "gain"], durable)
 
 
 def serve_baseline(port: int) -> None:
@@ -206,6 +227,9 @@ SECTIONS = {"generation": generation, "receiver": receiver, "closed-loop": close
 def main(argv: list[str]) -> None:
     if argv[:1] == ["generation"]:
         print(json.dumps(_measure_generation(int(argv[1]))))
+        return
+    if argv[:1] == ["durable-write"]:
+        print(json.dumps(_measure_durable_write(int(argv[1]), argv[2] == "sync")))
         return
     if argv[:1] == ["serve-baseline"]:
         serve_baseline(int(argv[1]))
