@@ -94,6 +94,8 @@ BAD = [
     ("not JSON", lambda r: r.post(b"{not json"), 400),
     ("not UTF-8", lambda r: r.post(b"\xff\xfe\x00"), 400),
     ("nested 200,000 deep", lambda r: r.post(b"[" * 200_000 + b"]" * 200_000), 400),
+    ("5,000-digit integer", lambda r: r.post(b'{"truncatedAlerts": 1' + b"0" * 4999 + b"}"), 400),
+    ("integer over 64 bits", lambda r: r.post(json.dumps({**notification(), "truncatedAlerts": 2**64}).encode()), 422),
     ("JSON but not v4", lambda r: r.post({**notification(), "version": "3"}), 422),
     ("alerts not a list", lambda r: r.post({**notification(), "alerts": {}}), 422),
     ("label not a string", lambda r: r.post({**notification(), "alerts": [
@@ -201,3 +203,43 @@ def test_manual_rollout_and_rollback_are_recorded(tmp_path: Path) -> None:
     assert [(e["action"], e["by"], e["reason"]) for e in status["rollout_history"]] == [
         ("rollout", "manual", ""), ("rollback", "manual", "bad canary")]
     assert status["current_percentage"] == 0 and status["deployment_started"]
+
+
+def test_namespace_genesis_keeps_todays_metric_names(tmp_path: Path) -> None:
+    from prometheus_client import generate_latest
+
+    from monitoring.receiver.metrics import ReceiverMetrics
+    from monitoring.receiver.state import StateStore
+
+    store = StateStore(tmp_path / "state.json", "phase_4_deployment")
+    store.rollout(10)
+    metrics = ReceiverMetrics(store, "genesis")
+    metrics.notification("rolled_back").inc()
+    metrics.rollbacks.inc()
+    metrics.latency.labels("/alerts").observe(0.01)
+    names = {line.split("{")[0].split()[0] for line in generate_latest(metrics.registry).decode().splitlines()
+             if not line.startswith("#")}
+    assert names == {"genesis_receiver_state_readable", "genesis_feature_flag_enabled",
+                     "genesis_feature_flag_rollout_percentage", "genesis_receiver_notifications_total",
+                     "genesis_receiver_rollbacks_total", "genesis_receiver_request_duration_seconds_bucket",
+                     "genesis_receiver_request_duration_seconds_count", "genesis_receiver_request_duration_seconds_sum"}
+
+
+def test_the_flag_defaults_to_the_definitions_flag(tmp_path: Path) -> None:
+    from monitoring.cli import DEFAULT_DEFINITIONS
+    from monitoring.generate import load
+
+    state = tmp_path / "s.json"
+    done = subprocess.run([*MONITORING, "rollout", "--state", str(state), "--percentage", "5"], capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert list(json.loads(state.read_text())["flags"]) == [load(DEFAULT_DEFINITIONS).flag_name]
+
+
+def test_a_bad_namespace_stops_the_start(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("t")
+    token.chmod(0o600)
+    done = _cli("receiver", "--listen", "127.0.0.1:1", "--state", str(tmp_path / "s.json"), "--init",
+                "--token-file", str(token), "--namespace", "my-service")
+    assert done.returncode == 2 and "--namespace 'my-service'" in done.stderr

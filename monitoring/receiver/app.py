@@ -55,7 +55,7 @@ async def _body(request: Request, limit: int = MAX_BODY) -> bytes:
 
 
 def _json(body: bytes) -> Any:
-    """orjson, which refuses invalid UTF-8, nesting over 1,024 and integers over 64 bits: none is in a webhook."""
+    """orjson, which refuses invalid UTF-8, nesting over 1,024 and numbers beyond a double: none is in a webhook."""
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as error:

@@ -116,7 +116,7 @@ def _short(message: str, limit: int = 200) -> str:
 
 
 def decode(raw: bytes, source: str) -> State:
-    """The state in `raw`: orjson refuses invalid UTF-8, nesting over 1,024 and integers over 64 bits."""
+    """The state in `raw`: orjson refuses invalid UTF-8, nesting over 1,024 and numbers beyond a double."""
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
