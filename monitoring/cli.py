@@ -84,6 +84,7 @@ def _stack_state() -> Path:
         raise UsageError(f"{hint} ({root / 'pids.json'} not found)") from None
     for record in records.values() if isinstance(records, dict) else ():
         command = record.get("command", []) if isinstance(record, dict) else []
+        # the stack runs the receiver as receiver.service.command builds it: python -m monitoring receiver …
         if command[2:4] == ["monitoring", "receiver"] and alive(record.get("pid", 0)) and _runs(record):
             return root / "state.json"
     raise UsageError(f"{hint} (the receiver recorded in {root / 'pids.json'} is not running)")
@@ -339,7 +340,7 @@ def parser() -> argparse.ArgumentParser:
                          help=f"roll out even within {RECENT_ROLLBACK_MINUTES} minutes of an automatic rollback")
     rollout.set_defaults(run=cmd_rollout)
 
-    rollback = commands.add_parser("rollback", help="roll the deployment back to 0% by hand")
+    rollback = commands.add_parser("rollback", help="roll the deployment back to 0%% by hand")
     _add_owned_state(rollback)
     rollback.add_argument("--reason", required=True, help="why, for the history")
     rollback.set_defaults(run=cmd_rollback)

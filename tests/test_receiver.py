@@ -243,3 +243,9 @@ def test_a_bad_namespace_stops_the_start(tmp_path: Path) -> None:
     done = _cli("receiver", "--listen", "127.0.0.1:1", "--state", str(tmp_path / "s.json"), "--init",
                 "--token-file", str(token), "--namespace", "my-service")
     assert done.returncode == 2 and "--namespace 'my-service'" in done.stderr
+
+
+@pytest.mark.parametrize("command", [[], ["receiver"], ["status"], ["rollout"], ["rollback"]])
+def test_help_of_the_state_commands_exits_0(command: list[str]) -> None:
+    done = subprocess.run([*MONITORING, *command, "--help"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and "usage:" in done.stdout, done.stderr
