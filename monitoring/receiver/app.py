@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from monitoring.receiver.decisions import DecisionLog
 from monitoring.receiver.metrics import ReceiverMetrics
 from monitoring.receiver.payload import BadPayload, Notification, parse
-from monitoring.receiver.state import CorruptState, StateMissing, StateStore, alert_fields
+from monitoring.receiver.state import AUTOMATIC, CorruptState, StateMissing, StateStore, alert_fields
 
 MAX_BODY = 1024 * 1024
 PATHS = ("/alerts", "/healthz", "/readyz", "/metrics")
@@ -127,7 +127,7 @@ class Receiver:
         if self.dry_run:
             return self._answer(200, "dry_run", key, alertname=names, would_change=f"{current}% -> 0%")
         try:
-            change = await run_in_threadpool(self.store.rollback, "rollback alert firing", by="alertmanager",
+            change = await run_in_threadpool(self.store.rollback, "rollback alert firing", by=AUTOMATIC,
                                              **alert)
         except (CorruptState, OSError) as error:
             return self._answer(503, _state_error(error), key, reason=str(error))
