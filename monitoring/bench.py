@@ -48,6 +48,18 @@ def _measure_generation(services: int) -> dict[str, float]:
             "total_s": written - started, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+def _measure_durable_write(count: int, one_sync: bool) -> dict[str, float]:
+    """In this process: write_all of `count` runbook-sized files, by one os.sync() or by an fsync each."""
+    from monitoring import files
+
+    files.FSYNC_EACH = count - 1 if one_sync else count
+    texts = {f"docs/runbooks/Alert{k:05d}.md": f"# Alert{k:05d}\n" + "text " * 400 for k in range(count)}
+    with tempfile.TemporaryDirectory() as out:
+        started = time.perf_counter()
+        files.write_all(Path(out), texts)
+        return {"seconds": time.perf_counter() - started}
+
+
 def _child(*args: str) -> dict:
     output = subprocess.run([sys.executable, "-m", "monitoring.bench", *args], check=True, capture_output=True,
                             text=True).stdout
@@ -82,6 +94,19 @@ def generation() -> None:
                  f"{per[0][1] * 1000:.2f} / {per[1][1] * 1000:.2f} ms", "", ""])
     _table("Generation (render + write every file)", ["set", "alerts", "files", "seconds", "peak MB", "target"],
            rows)
+
+
+def durability() -> None:
+    """What the os.sync() in files.write_all gains over an fsync per file, at and above its threshold."""
+    from monitoring.files import FSYNC_EACH
+
+    rows = []
+    for count in (FSYNC_EACH + 1, 1000, 4000):
+        each = sorted(_child("durable-write", str(count), "each")["seconds"] for _ in range(3))[1]
+        once = sorted(_child("durable-write", str(count), "sync")["seconds"] for _ in range(3))[1]
+        rows.append([str(count), f"{each:.2f}", f"{once:.2f}", f"{each / once:.1f}"])
+    _table(f"Making files durable in write_all (median of 3): an fsync each, or one os.sync() above {FSYNC_EACH}",
+           ["files", "fsync each s", "one os.sync s", "gain"], rows)
 
 
 def serve_baseline(port: int) -> None:
@@ -134,11 +159,12 @@ def receiver() -> None:
         workdir = Path(folder)
         (workdir / "token").write_text("bench-token")
         (workdir / "token").chmod(0o600)
-        store = StateStore(workdir / "state.json")
+        store = StateStore(workdir / "state.json", DEFINITIONS.flag_name)
         ports = {"receiver": free_port(), "baseline": free_port()}
         servers = {
             "receiver": start("receiver", receiver_command(f"127.0.0.1:{ports['receiver']}", store.path,
-                                                           workdir / "token"),
+                                                           workdir / "token", flag=DEFINITIONS.flag_name,
+                                                           namespace="bench", extra=("--init",)),
                               f"http://127.0.0.1:{ports['receiver']}/healthz", workdir / "receiver.log"),
             "baseline": start("baseline", [sys.executable, "-m", "monitoring.bench", "serve-baseline",
                                            str(ports["baseline"])],
@@ -207,13 +233,16 @@ def production() -> None:
     closed_loop(runs=1, profile="production", target="rollback <= 5m after the alert fires")
 
 
-SECTIONS = {"generation": generation, "receiver": receiver, "closed-loop": closed_loop}
+SECTIONS = {"generation": generation, "files": durability, "receiver": receiver, "closed-loop": closed_loop}
 OPT_IN = {"production": production}  # long: only when named
 
 
 def main(argv: list[str]) -> None:
     if argv[:1] == ["generation"]:
         print(json.dumps(_measure_generation(int(argv[1]))))
+        return
+    if argv[:1] == ["durable-write"]:
+        print(json.dumps(_measure_durable_write(int(argv[1]), argv[2] == "sync")))
         return
     if argv[:1] == ["serve-baseline"]:
         serve_baseline(int(argv[1]))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -56,18 +57,59 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0 if passed else 1
 
 
+def _flag(args: argparse.Namespace) -> str:
+    """The flag the state belongs to: --flag, else the definitions'."""
+    from monitoring.generate import load
+
+    return args.flag or load(args.definitions).flag_name
+
+
+def _namespace(args: argparse.Namespace) -> str:
+    """The receiver's metric namespace: --namespace, else the definitions' service."""
+    from monitoring.generate import load
+
+    return args.namespace or load(args.definitions).service
+
+
+def _stack_state() -> Path:
+    """The running local stack's state file: `<stack dir>/state.json` when its recorded receiver runs."""
+    from monitoring.processes import alive
+
+    root = Path(os.environ.get("MONITORING_STACK_DIR", ".stack"))  # as monitoring.stack.default_root
+    hint = "--state PATH (or MONITORING_STATE) is required: no local stack is running"
+    try:
+        records = json.loads((root / "pids.json").read_text())
+    except (OSError, ValueError):
+        raise UsageError(f"{hint} ({root / 'pids.json'} not found)") from None
+    for record in records.values() if isinstance(records, dict) else ():
+        command = record.get("command", []) if isinstance(record, dict) else []
+        # the stack runs the receiver as receiver.service.command builds it: python -m monitoring receiver …
+        if command[2:4] == ["monitoring", "receiver"] and alive(record.get("pid", 0)) and _runs(record):
+            return root / "state.json"
+    raise UsageError(f"{hint} (the receiver recorded in {root / 'pids.json'} is not running)")
+
+
+def _runs(record: dict) -> bool:
+    """The recorded pid is still the program the stack started (not a reused pid)."""
+    try:
+        return Path(f"/proc/{record['pid']}/cmdline").read_bytes().split(b"\0")[0].decode() == record["command"][0]
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def _store(args: argparse.Namespace):
     from monitoring.receiver.state import StateStore
 
-    if not args.state:
-        raise UsageError("--state PATH (or MONITORING_STATE) is required")
-    return StateStore(Path(args.state))
+    return StateStore(Path(args.state) if args.state else _stack_state(), _flag(args))
 
 
 def cmd_receiver(args: argparse.Namespace) -> int:
     from monitoring.receiver.service import serve
 
-    serve(args.listen, _store(args).path, Path(args.token_file), args.dry_run)
+    if not args.state:
+        raise UsageError("--state PATH (or MONITORING_STATE) is required")
+    serve(args.listen, Path(args.state), Path(args.token_file), flag=_flag(args), namespace=_namespace(args),
+          init=args.init, dry_run=args.dry_run)
     return 0
 
 
@@ -76,10 +118,33 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+RECENT_ROLLBACK_MINUTES = 30
+
+
 def cmd_rollout(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from monitoring.receiver.state import StateMissing, last_automatic_rollback, version
+
     if not 0 <= args.percentage <= 100:
         raise UsageError(f"--percentage {args.percentage}: must be an integer from 0 to 100")
-    change = _store(args).rollout(args.percentage, reason=args.reason)
+    store = _store(args)
+    try:
+        state = store.read()
+    except StateMissing:
+        state = None
+    seen = version(state) if state else (0, 0)
+    rollback = state and last_automatic_rollback(state, timedelta(minutes=RECENT_ROLLBACK_MINUTES))
+    if rollback and args.percentage > 0 and not args.force:
+        raise UsageError(f"refused: {rollback['alertname'] or 'an alert'} rolled the deployment back at "
+                         f"{rollback['at']} (within {RECENT_ROLLBACK_MINUTES} minutes); look at why, then pass "
+                         "--force to roll out again")
+    change = store.set_if(seen, args.percentage, by="manual", reason=args.reason)
+    if change.conflict:
+        print(f"monitoring rollout: {store.path} changed while this command ran (now "
+              f"{change.state['current_percentage']}%); nothing written, read the status and try again",
+              file=sys.stderr)
+        return 1
     _say_change(change, f"rollout already at {args.percentage}%")
     return 0
 
@@ -98,11 +163,19 @@ def _say_change(change, unchanged: str) -> None:
         print(f"{entry['action']}: {entry['from_percentage']}% -> {entry['to_percentage']}%")
 
 
-def _add_state(parser: argparse.ArgumentParser) -> None:
+def _add_state(parser: argparse.ArgumentParser, default: str = "$MONITORING_STATE") -> None:
     from monitoring.receiver.service import default_state
 
     parser.add_argument("--state", default=default_state(), metavar="PATH",
-                        help="the deployment state file (default: $MONITORING_STATE)")
+                        help=f"the deployment state file (default: {default})")
+
+
+def _add_owned_state(parser: argparse.ArgumentParser) -> None:
+    """--state, and the flag it belongs to, by default the definitions' (`--definitions`)."""
+    _add_state(parser, "$MONITORING_STATE, else the running local stack's")
+    parser.add_argument("--definitions", default=DEFAULT_DEFINITIONS, metavar="MODULE:NAME",
+                        help="the Definitions whose flag and service are the defaults (default: %(default)s)")
+    parser.add_argument("--flag", help="the feature flag the state belongs to (default: the definitions' flag)")
 
 
 def _stack_root(args: argparse.Namespace) -> Path:
@@ -256,23 +329,28 @@ def parser() -> argparse.ArgumentParser:
 
     receiver = commands.add_parser("receiver", help="run the rollback receiver (Alertmanager webhook)")
     receiver.add_argument("--listen", default="127.0.0.1:9097", metavar="HOST:PORT")
-    _add_state(receiver)
+    _add_owned_state(receiver)
+    receiver.add_argument("--namespace", help="metric name prefix (default: the definitions' service)")
     receiver.add_argument("--token-file", required=True, metavar="PATH", help="file holding the Bearer token")
+    receiver.add_argument("--init", action="store_true",
+                          help="create the state file at 0%% when it does not exist (otherwise: refuse to start)")
     receiver.add_argument("--dry-run", action="store_true", help="log what it would do and change nothing")
     receiver.set_defaults(run=cmd_receiver)
 
     status = commands.add_parser("status", help="print the deployment state as JSON")
-    _add_state(status)
+    _add_owned_state(status)
     status.set_defaults(run=cmd_status)
 
     rollout = commands.add_parser("rollout", help="set the rollout percentage (0-100) and record it")
-    _add_state(rollout)
+    _add_owned_state(rollout)
     rollout.add_argument("--percentage", type=int, required=True, metavar="N")
     rollout.add_argument("--reason", default="", help="why, for the history")
+    rollout.add_argument("--force", action="store_true",
+                         help=f"roll out even within {RECENT_ROLLBACK_MINUTES} minutes of an automatic rollback")
     rollout.set_defaults(run=cmd_rollout)
 
     rollback = commands.add_parser("rollback", help="roll the deployment back to 0 %% by hand")
-    _add_state(rollback)
+    _add_owned_state(rollback)
     rollback.add_argument("--reason", required=True, help="why, for the history")
     rollback.set_defaults(run=cmd_rollback)
 
@@ -324,9 +402,10 @@ def main(argv: list[str] | None = None) -> int:
     from monitoring.binaries import MissingBinary
     from monitoring.model import DefinitionError
     from monitoring.receiver.service import StartRefused
-    from monitoring.receiver.state import CorruptState, StateUnwritable
+    from monitoring.receiver.state import CorruptState, StateMissing, StateUnwritable
 
-    bad_input = (DefinitionError, UsageError, MissingBinary, StartRefused, CorruptState, StateUnwritable, OSError)
+    bad_input = (DefinitionError, UsageError, MissingBinary, StartRefused, CorruptState, StateUnwritable,
+                 StateMissing, OSError)
 
     args = parser().parse_args(argv)
     try:

@@ -114,7 +114,8 @@ class Stack:
         if server.role == names.NODE:
             return (find("node-exporter"), f"--web.listen-address={listen}")
         if server.role == names.RECEIVER:
-            return tuple(receiver_command(listen, self.state, self.token))
+            return tuple(receiver_command(listen, self.state, self.token, flag=definitions.flag_name,
+                                          namespace=definitions.service, extra=("--init",)))
         if server.role == names.APP:
             return (sys.executable, "-m", "monitoring", "demo", "app", "--listen", listen, "--state", str(self.state),
                     "--service", definitions.service, "--flag", definitions.flag_name,

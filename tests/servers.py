@@ -50,32 +50,39 @@ class RunningReceiver:
     token: str
     server: Server
 
-    def post(self, body: bytes | dict, token: str | None = None, **kwargs) -> requests.Response:
+    def post(self, body: bytes | dict, token: str | None = None, timeout: float = 10, **kwargs) -> requests.Response:
         headers = {"Authorization": f"Bearer {self.token if token is None else token}"}
         if isinstance(body, dict):
-            return requests.post(f"{self.url}/alerts", json=body, headers=headers, timeout=10, **kwargs)
-        return requests.post(f"{self.url}/alerts", data=body, headers=headers, timeout=10, **kwargs)
+            return requests.post(f"{self.url}/alerts", json=body, headers=headers, timeout=timeout, **kwargs)
+        return requests.post(f"{self.url}/alerts", data=body, headers=headers, timeout=timeout, **kwargs)
 
     def history(self) -> list[dict]:
         return json.loads(self.state.read_text())["rollout_history"] if self.state.exists() else []
 
 
-def start_receiver(workdir: Path, *extra: str, token: str = "s3cret-token") -> RunningReceiver:
-    """The real receiver as a subprocess on a free loopback port (the caller stops it)."""
+FLAG = "new_checkout_flow"  # the receiver's flag and metric namespace in tests: not the Genesis service
+NAMESPACE = "checkout"
+
+
+def start_receiver(workdir: Path, *extra: str, token: str = "s3cret-token", init: bool = True,
+                   namespace: str = NAMESPACE, prefix: tuple[str, ...] = ()) -> RunningReceiver:
+    """The real receiver as a subprocess on a free loopback port (the caller stops it); `init` lets it
+    create the state file; `prefix` runs it through e.g. `prlimit` or `setpriv`."""
     token_file = workdir / "token"
     token_file.write_text(token + "\n")
     token_file.chmod(0o600)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     state = workdir / "state.json"
-    server = start("receiver", receiver_command(f"127.0.0.1:{port}", state, token_file, *extra),
-                   f"{url}/healthz", workdir / "receiver.log")
+    command = receiver_command(f"127.0.0.1:{port}", state, token_file, flag=FLAG, namespace=namespace,
+                               extra=(*extra, "--init") if init else extra)
+    server = start("receiver", [*prefix, *command], f"{url}/healthz", workdir / "receiver.log")
     return RunningReceiver(url, state, token, server)
 
 
 @contextmanager
-def receiver(workdir: Path, *extra: str) -> Iterator[RunningReceiver]:
-    running = start_receiver(workdir, *extra)
+def receiver(workdir: Path, *extra: str, **options) -> Iterator[RunningReceiver]:
+    running = start_receiver(workdir, *extra, **options)
     try:
         running.server.wait_ready()
         yield running

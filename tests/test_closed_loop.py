@@ -21,7 +21,8 @@ def _stack(root: Path, peers: int = 1) -> Stack:
 def _rollbacks(stack: Stack) -> list[dict]:
     from monitoring.receiver.state import StateStore
 
-    return [e for e in StateStore(stack.state).read()["rollout_history"] if e["action"] == "rollback"]
+    return [e for e in StateStore(stack.state, stack.definitions.flag_name).read()["rollout_history"]
+            if e["action"] == "rollback"]
 
 
 RUNNING: list[Stack] = []

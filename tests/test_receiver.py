@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.servers import notification, receiver
+from tests.servers import FLAG, NAMESPACE, notification, receiver
 
 MONITORING = [sys.executable, "-m", "monitoring"]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*MONITORING, *args], capture_output=True, text=True, timeout=30)
+    return subprocess.run([*MONITORING, *args, "--flag", FLAG], capture_output=True, text=True, timeout=30)
 
 
 @pytest.fixture
@@ -37,11 +37,12 @@ def test_a_firing_rollback_alert_rolls_back_to_zero_once(at_ten) -> None:
     assert answer.status_code == 200 and answer.json()["outcome"] == "rolled_back"
     state = json.loads(at_ten.state.read_text())
     assert state["current_percentage"] == 0
-    assert state["flags"]["phase_4_deployment"] == {"enabled": False, "config": {"rollout_percentage": 0.0}}
+    assert state["flags"][FLAG] == {"enabled": False, "config": {"rollout_percentage": 0.0}}
     entry = state["rollout_history"][-1]
     assert entry["action"] == "rollback" and entry["by"] == "alertmanager"
     assert (entry["from_percentage"], entry["to_percentage"]) == (10, 0)
     assert entry["alertname"] == "HighErrorRate" and entry["fingerprints"] == ["0123456789abcdef"]
+    assert entry["fingerprint_count"] == 1
     assert entry["group_key"] == notification()["groupKey"] and entry["at"].endswith("Z")
     again = at_ten.post(notification())
     assert again.status_code == 200 and again.json()["outcome"] == "already_at_zero"
@@ -93,6 +94,8 @@ BAD = [
     ("not JSON", lambda r: r.post(b"{not json"), 400),
     ("not UTF-8", lambda r: r.post(b"\xff\xfe\x00"), 400),
     ("nested 200,000 deep", lambda r: r.post(b"[" * 200_000 + b"]" * 200_000), 400),
+    ("5,000-digit integer", lambda r: r.post(b'{"truncatedAlerts": 1' + b"0" * 4999 + b"}"), 400),
+    ("integer over 64 bits", lambda r: r.post(json.dumps({**notification(), "truncatedAlerts": 2**64}).encode()), 422),
     ("JSON but not v4", lambda r: r.post({**notification(), "version": "3"}), 422),
     ("alerts not a list", lambda r: r.post({**notification(), "alerts": {}}), 422),
     ("label not a string", lambda r: r.post({**notification(), "alerts": [
@@ -137,17 +140,19 @@ def test_metrics_follow_the_state_file_including_command_line_changes(running) -
     def flag_metrics() -> dict[str, float]:
         text = requests.get(f"{running.url}/metrics", timeout=5).text
         return {line.split("{")[0]: float(line.split()[-1]) for line in text.splitlines()
-                if line.startswith("genesis_feature_flag_")}
+                if line.startswith(f"{NAMESPACE}_feature_flag_")}
 
-    assert flag_metrics() == {"genesis_feature_flag_enabled": 0.0, "genesis_feature_flag_rollout_percentage": 0.0}
+    enabled, percentage = f"{NAMESPACE}_feature_flag_enabled", f"{NAMESPACE}_feature_flag_rollout_percentage"
+    assert flag_metrics() == {enabled: 0.0, percentage: 0.0}
     _cli("rollout", "--state", str(running.state), "--percentage", "25")
-    assert flag_metrics() == {"genesis_feature_flag_enabled": 1.0, "genesis_feature_flag_rollout_percentage": 25.0}
+    assert flag_metrics() == {enabled: 1.0, percentage: 25.0}
     running.post(notification())
     text = requests.get(f"{running.url}/metrics", timeout=5).text
-    assert 'genesis_receiver_notifications_total{outcome="rolled_back"} 1.0' in text
-    assert "genesis_receiver_rollbacks_total 1.0" in text
-    assert "genesis_receiver_seconds_since_last_rollback" in text
-    assert 'genesis_receiver_request_duration_seconds_count{path="/alerts"}' in text
+    assert f'{percentage}{{flag_name="{FLAG}"}} 0.0' in text
+    assert f'{NAMESPACE}_receiver_notifications_total{{outcome="rolled_back"}} 1.0' in text
+    assert f"{NAMESPACE}_receiver_rollbacks_total 1.0" in text
+    assert f"{NAMESPACE}_receiver_seconds_since_last_rollback" in text
+    assert f'{NAMESPACE}_receiver_request_duration_seconds_count{{path="/alerts"}}' in text
 
 
 def test_health_and_readiness(running) -> None:
@@ -172,13 +177,14 @@ def test_a_corrupt_state_file_stops_the_start_and_is_kept(tmp_path: Path) -> Non
     state.write_text('{"current_percentage": "ten"')
     token = tmp_path / "token"
     token.write_text("t")
-    done = _cli("receiver", "--listen", "127.0.0.1:1", "--state", str(state), "--token-file", str(token))
+    done = _cli("receiver", "--listen", "127.0.0.1:1", "--state", str(state), "--token-file", str(token),
+                "--namespace", NAMESPACE)
     assert done.returncode == 2
     assert f"{state}: not JSON" in done.stderr
     assert state.read_text() == '{"current_percentage": "ten"'
     state.write_text('{"current_percentage": 250, "rollout_history": [], "flags": {}}')
     done = _cli("rollout", "--state", str(state), "--percentage", "5")
-    assert done.returncode == 2 and "current_percentage is 250" in done.stderr
+    assert done.returncode == 2 and "current_percentage: 250 is greater than the maximum of 100" in done.stderr
 
 
 @pytest.mark.parametrize("value", ["-1", "101", "5.5", "ten"])
@@ -197,3 +203,49 @@ def test_manual_rollout_and_rollback_are_recorded(tmp_path: Path) -> None:
     assert [(e["action"], e["by"], e["reason"]) for e in status["rollout_history"]] == [
         ("rollout", "manual", ""), ("rollback", "manual", "bad canary")]
     assert status["current_percentage"] == 0 and status["deployment_started"]
+
+
+def test_namespace_genesis_keeps_todays_metric_names(tmp_path: Path) -> None:
+    from prometheus_client import generate_latest
+
+    from monitoring.receiver.metrics import ReceiverMetrics
+    from monitoring.receiver.state import StateStore
+
+    store = StateStore(tmp_path / "state.json", "phase_4_deployment")
+    store.rollout(10)
+    metrics = ReceiverMetrics(store, "genesis")
+    metrics.notification("rolled_back").inc()
+    metrics.rollbacks.inc()
+    metrics.latency.labels("/alerts").observe(0.01)
+    names = {line.split("{")[0].split()[0] for line in generate_latest(metrics.registry).decode().splitlines()
+             if not line.startswith("#")}
+    assert names == {"genesis_receiver_state_readable", "genesis_feature_flag_enabled",
+                     "genesis_feature_flag_rollout_percentage", "genesis_receiver_notifications_total",
+                     "genesis_receiver_rollbacks_total", "genesis_receiver_request_duration_seconds_bucket",
+                     "genesis_receiver_request_duration_seconds_count", "genesis_receiver_request_duration_seconds_sum"}
+
+
+def test_the_flag_defaults_to_the_definitions_flag(tmp_path: Path) -> None:
+    from monitoring.cli import DEFAULT_DEFINITIONS
+    from monitoring.generate import load
+
+    state = tmp_path / "s.json"
+    done = subprocess.run([*MONITORING, "rollout", "--state", str(state), "--percentage", "5"], capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert list(json.loads(state.read_text())["flags"]) == [load(DEFAULT_DEFINITIONS).flag_name]
+
+
+def test_a_bad_namespace_stops_the_start(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("t")
+    token.chmod(0o600)
+    done = _cli("receiver", "--listen", "127.0.0.1:1", "--state", str(tmp_path / "s.json"), "--init",
+                "--token-file", str(token), "--namespace", "my-service")
+    assert done.returncode == 2 and "--namespace 'my-service'" in done.stderr
+
+
+@pytest.mark.parametrize("command", [[], ["receiver"], ["status"], ["rollout"], ["rollback"]])
+def test_help_of_the_state_commands_exits_0(command: list[str]) -> None:
+    done = subprocess.run([*MONITORING, *command, "--help"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and "usage:" in done.stdout, done.stderr

@@ -16,7 +16,7 @@ from pathlib import Path
 import requests
 
 from monitoring.receiver.state import check_state
-from tests.servers import notification, start_receiver
+from tests.servers import FLAG, notification, start_receiver
 
 ROUNDS = 50
 WRITTEN = {0, 5, 10, 25, 50}
@@ -24,7 +24,7 @@ ROLLOUTS = """
 import itertools, sys
 from pathlib import Path
 from monitoring.receiver.state import StateStore
-store = StateStore(Path(sys.argv[1]))
+store = StateStore(Path(sys.argv[1]), sys.argv[2])
 for n in itertools.cycle([5, 10, 25, 50]):
     store.rollout(n, reason="crash test")
 """
@@ -46,14 +46,15 @@ def test_sigkill_never_leaves_a_torn_state(tmp_path: Path) -> None:
         running = start_receiver(tmp_path)
         try:
             running.server.wait_ready()
-            writer = subprocess.Popen([sys.executable, "-c", ROLLOUTS, str(running.state)], start_new_session=True)
+            writer = subprocess.Popen([sys.executable, "-c", ROLLOUTS, str(running.state), FLAG],
+                                      start_new_session=True)
             stop = threading.Event()
             senders = [threading.Thread(target=_notify_until, args=(running.url, running.token, stop))
                        for _ in range(4)]
             for sender in senders:
                 sender.start()
             deadline = time.monotonic() + 20
-            while not running.state.exists() and time.monotonic() < deadline:
+            while not running.history() and time.monotonic() < deadline:  # --init wrote an empty history
                 time.sleep(0.01)
             time.sleep(rng.uniform(0.0, 0.3))
             running.server.process.send_signal(signal.SIGKILL)
@@ -68,7 +69,7 @@ def test_sigkill_never_leaves_a_torn_state(tmp_path: Path) -> None:
         history = state["rollout_history"]
         assert state["current_percentage"] in WRITTEN
         assert history and history[-1]["to_percentage"] == state["current_percentage"]
-        assert state["flags"]["phase_4_deployment"]["config"]["rollout_percentage"] == state["current_percentage"]
+        assert state["flags"][FLAG]["config"]["rollout_percentage"] == state["current_percentage"]
         for previous, entry in itertools.pairwise(history):
             assert entry["from_percentage"] == previous["to_percentage"], "an entry was lost or torn"
     assert any(e["by"] == "alertmanager" for e in history), "the receiver never rolled back: nothing was exercised"

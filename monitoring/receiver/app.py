@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -26,12 +25,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from monitoring.receiver.decisions import DecisionLog
 from monitoring.receiver.metrics import ReceiverMetrics
 from monitoring.receiver.payload import BadPayload, Notification, parse
-from monitoring.receiver.state import CorruptState, StateStore, StateUnwritable
+from monitoring.receiver.state import AUTOMATIC, CorruptState, StateMissing, StateStore, alert_fields
 
 MAX_BODY = 1024 * 1024
 PATHS = ("/alerts", "/healthz", "/readyz", "/metrics")
 
-DURABLE = {"rolled_back", "state_unwritable", "state_corrupt", "unauthorized"}
+DURABLE = {"rolled_back", "state_unwritable", "state_corrupt", "state_missing"}
 
 
 class TooLarge(Exception):
@@ -56,14 +55,18 @@ async def _body(request: Request, limit: int = MAX_BODY) -> bytes:
 
 
 def _json(body: bytes) -> Any:
-    """orjson for speed; the standard parser only for what orjson refuses (e.g. integers over 64 bits)."""
+    """orjson, which refuses invalid UTF-8, nesting over 1,024 and numbers beyond a double: none is in a webhook."""
     try:
         return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        try:
-            return json.loads(body)
-        except RecursionError as error:
-            raise ValueError("JSON nested too deeply") from error
+    except orjson.JSONDecodeError as error:
+        raise ValueError(str(error)) from None
+
+
+def _state_error(error: Exception) -> str:
+    """The outcome naming why the state cannot be used."""
+    if isinstance(error, CorruptState):
+        return "state_corrupt"
+    return "state_missing" if isinstance(error, StateMissing) else "state_unwritable"
 
 
 def rollback_alerts(notification: Notification) -> list:
@@ -73,12 +76,12 @@ def rollback_alerts(notification: Notification) -> list:
 class Receiver:
     """The handlers and what they share: the state store, the token, the metrics."""
 
-    def __init__(self, store: StateStore, token: bytes, dry_run: bool = False,
+    def __init__(self, store: StateStore, token: bytes, namespace: str, dry_run: bool = False,
                  log: DecisionLog | None = None) -> None:
         self.store = store
         self.token = b"Bearer " + token
         self.dry_run = dry_run
-        self.metrics = ReceiverMetrics(store)
+        self.metrics = ReceiverMetrics(store, namespace)
         self.log = log or DecisionLog()
 
     def _answer(self, status: int, outcome: str, group_key: str | None = None, **fields: Any) -> Response:
@@ -91,7 +94,9 @@ class Receiver:
     async def alerts(self, request: Request) -> Response:
         given = request.headers.get("authorization", "").encode("latin-1", "replace")
         if not hmac.compare_digest(given, self.token):
-            return self._answer(401, "unauthorized")
+            self.metrics.notification("unauthorized").inc()
+            self.log.refuse("unauthorized")
+            return Response(b'{"outcome":"unauthorized"}', status_code=401, media_type="application/json")
         try:
             body = await _body(request)
         except TooLarge:
@@ -111,23 +116,21 @@ class Receiver:
         key = notification.group_key
         if not acting:
             return self._answer(200, "ignored", key, reason="no firing alert labelled action=rollback")
-        names = ",".join(sorted({a.labels.get("alertname", "") for a in acting}))
+        alert = alert_fields([a.labels.get("alertname", "") for a in acting], [a.fingerprint for a in acting], key)
+        names = alert["alertname"]
         try:
             current = self.store.read()["current_percentage"]
         except (CorruptState, OSError) as error:
-            return self._answer(503, "state_corrupt", key, reason=str(error))
+            return self._answer(503, _state_error(error), key, reason=str(error))
         if current == 0:
             return self._answer(200, "already_at_zero", key, alertname=names)
         if self.dry_run:
             return self._answer(200, "dry_run", key, alertname=names, would_change=f"{current}% -> 0%")
         try:
-            change = await run_in_threadpool(
-                self.store.rollback, f"{names} firing", by="alertmanager", alertname=names,
-                fingerprints=sorted(a.fingerprint for a in acting), group_key=key)
-        except (StateUnwritable, OSError) as error:
-            return self._answer(503, "state_unwritable", key, reason=str(error))
-        except CorruptState as error:
-            return self._answer(503, "state_corrupt", key, reason=str(error))
+            change = await run_in_threadpool(self.store.rollback, "rollback alert firing", by=AUTOMATIC,
+                                             **alert)
+        except (CorruptState, OSError) as error:
+            return self._answer(503, _state_error(error), key, reason=str(error))
         if change.entry is None:
             return self._answer(200, "already_at_zero", key, alertname=names)
         self.metrics.rollbacks.inc()
@@ -138,13 +141,12 @@ class Receiver:
         return JSONResponse({"status": "alive"})
 
     async def readyz(self, request: Request) -> Response:
+        """Ready when the state is valid and a write of its size would succeed now."""
         try:
             self.store.read()
+            await run_in_threadpool(self.store.probe)
         except (CorruptState, OSError) as error:
             return JSONResponse({"status": "not ready", "reason": str(error)}, status_code=503)
-        if not self.store.writable():
-            return JSONResponse({"status": "not ready", "reason": f"{self.store.path}: not writable"},
-                                status_code=503)
         return JSONResponse({"status": "ready"})
 
     async def metrics_page(self, request: Request) -> Response:
@@ -170,8 +172,8 @@ class Timing:
             self.histogram.labels(path).observe(time.perf_counter() - started)
 
 
-def create_app(store: StateStore, token: bytes, dry_run: bool = False) -> Starlette:
-    receiver = Receiver(store, token, dry_run)
+def create_app(store: StateStore, token: bytes, namespace: str, dry_run: bool = False) -> Starlette:
+    receiver = Receiver(store, token, namespace, dry_run)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

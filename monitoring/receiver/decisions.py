@@ -1,7 +1,9 @@
 """The decision log: one JSON line per notification, on standard error.
 
-Written through a buffer: a line that changed the state (or refused a request) is flushed at once, the
-others within `FLUSH_SECONDS`, so a burst of duplicates does not pay one system call per line.
+Written through a buffer: a line that changed the state is flushed at once, the others within
+`FLUSH_SECONDS`, so a burst of duplicates does not pay one system call per line. Refused requests (a
+wrong or missing token) come from anyone who can reach the port: they are counted, and one line per
+`REFUSED_SECONDS` gives the count, so a flood cannot grow the log without bound.
 """
 
 from __future__ import annotations
@@ -10,23 +12,19 @@ import asyncio
 import contextlib
 import sys
 import time
+from collections import Counter
+from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 import orjson
 
 FLUSH_SECONDS = 0.2
+REFUSED_SECONDS = 5.0
 
 
-_second: list[Any] = [None, ""]
-
-
-def timestamp(at: float | None = None) -> str:
-    """UTC, ISO 8601, milliseconds; the formatted second is reused, as datetime costs on the hot path."""
-    at = time.time() if at is None else at
-    whole = int(at)
-    if _second[0] != whole:
-        _second[:] = [whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))]
-    return f"{_second[1]}.{int(at * 1000) % 1000:03d}Z"
+def timestamp() -> str:
+    """UTC, ISO 8601, milliseconds."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class DecisionLog:
@@ -34,11 +32,24 @@ class DecisionLog:
         self.stream = stream or sys.stderr.buffer
         self.pending: list[bytes] = []
         self.flushed_at = time.monotonic()
+        self.refused: Counter[str] = Counter()
+        self.refused_since = timestamp()
 
     def write(self, durable: bool = False, **fields: Any) -> None:
         self.pending.append(orjson.dumps({"at": timestamp(), **fields}, option=orjson.OPT_SORT_KEYS) + b"\n")
         if durable or time.monotonic() - self.flushed_at > FLUSH_SECONDS:
             self.flush()
+
+    def refuse(self, outcome: str) -> None:
+        """Count a refused request; `summarise_refused` writes the counts."""
+        self.refused[outcome] += 1
+
+    def summarise_refused(self) -> None:
+        """One line per refused outcome since the last summary, with its count."""
+        for outcome, count in sorted(self.refused.items()):
+            self.write(durable=True, event="refused", outcome=outcome, count=count, since=self.refused_since)
+        self.refused.clear()
+        self.refused_since = timestamp()
 
     def flush(self) -> None:
         self.flushed_at = time.monotonic()
@@ -49,10 +60,16 @@ class DecisionLog:
                 self.stream.flush()
 
     async def flush_periodically(self) -> None:
-        """Run for the server's life: no line waits longer than FLUSH_SECONDS when the server is idle."""
+        """Run for the server's life: no line waits longer than FLUSH_SECONDS when the server is idle, and
+        refused requests are summarised every REFUSED_SECONDS."""
+        summarised = time.monotonic()
         try:
             while True:
                 await asyncio.sleep(FLUSH_SECONDS)
+                if time.monotonic() - summarised >= REFUSED_SECONDS:
+                    self.summarise_refused()
+                    summarised = time.monotonic()
                 self.flush()
         finally:
+            self.summarise_refused()
             self.flush()

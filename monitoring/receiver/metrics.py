@@ -1,4 +1,8 @@
-"""The receiver's metrics: the flag state read from the state file at scrape time, and its own counters."""
+"""The receiver's metrics: the flag state read from the state file at scrape time, and its own counters.
+
+Every name is `<namespace>_<subsystem>_<name>` as prometheus_client builds it; the namespace is the
+service's (namespace "shop" gives shop_feature_flag_enabled, shop_receiver_rollbacks_total).
+"""
 
 from __future__ import annotations
 
@@ -9,20 +13,28 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, disable_cre
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from monitoring.receiver.state import CorruptState, StateStore
+from monitoring.receiver.state import CorruptState, StateStore, parse_time
 
 disable_created_metrics()
 
+RECEIVER = "receiver"  # subsystem of the receiver's own metrics
+FLAG = "feature_flag"  # subsystem of the flag's state
+
 
 class FlagState(Collector):
-    """genesis_feature_flag_* from the state file as it is now, so command-line changes show at once."""
+    """The owned flag's state from the state file as it is now, so command-line changes show at once."""
 
-    def __init__(self, store: StateStore) -> None:
+    def __init__(self, store: StateStore, namespace: str) -> None:
         self.store = store
+        self.namespace = namespace
+
+    def _name(self, subsystem: str, name: str) -> str:
+        """Joined as prometheus_client joins namespace, subsystem and name for its own metrics."""
+        return "_".join(part for part in (self.namespace, subsystem, name) if part)
 
     def collect(self) -> Iterator[Metric]:
-        readable = GaugeMetricFamily("genesis_receiver_state_readable",
-                                     "1 when the deployment state file parses, 0 when it is corrupt")
+        readable = GaugeMetricFamily(self._name(RECEIVER, "state_readable"),
+                                     "1 when the deployment state file is a valid state, 0 otherwise")
         try:
             state = self.store.read()
         except (CorruptState, OSError):
@@ -31,36 +43,33 @@ class FlagState(Collector):
             return
         readable.add_metric([], 1)
         yield readable
-        enabled = GaugeMetricFamily("genesis_feature_flag_enabled", "1 when the feature flag is enabled",
+        percentage = state["current_percentage"]  # authoritative; the flag's entry mirrors it
+        enabled = GaugeMetricFamily(self._name(FLAG, "enabled"), "1 when the feature flag is enabled",
                                     labels=["flag_name"])
-        percentage = GaugeMetricFamily("genesis_feature_flag_rollout_percentage",
-                                       "Share of traffic on the new version, in percent", labels=["flag_name"])
-        for name, flag in sorted(state["flags"].items()):
-            enabled.add_metric([name], 1.0 if flag.get("enabled") else 0.0)
-            percentage.add_metric([name], float(flag.get("config", {}).get("rollout_percentage", 0.0)))
+        enabled.add_metric([self.store.flag], 1.0 if percentage > 0 else 0.0)
+        rollout = GaugeMetricFamily(self._name(FLAG, "rollout_percentage"),
+                                    "Share of traffic on the new version, in percent", labels=["flag_name"])
+        rollout.add_metric([self.store.flag], float(percentage))
         yield enabled
-        yield percentage
-        rollbacks = [e for e in state["rollout_history"] if e.get("action") == "rollback"]
+        yield rollout
+        rollbacks = [e for e in state["rollout_history"] if e["action"] == "rollback"]
         if rollbacks:
-            since = GaugeMetricFamily("genesis_receiver_seconds_since_last_rollback",
+            since = GaugeMetricFamily(self._name(RECEIVER, "seconds_since_last_rollback"),
                                       "Seconds since the last rollback recorded in the history")
-            last = datetime.fromisoformat(rollbacks[-1]["at"].replace("Z", "+00:00"))
-            since.add_metric([], (datetime.now(UTC) - last).total_seconds())
+            since.add_metric([], (datetime.now(UTC) - parse_time(rollbacks[-1]["at"])).total_seconds())
             yield since
 
 
 class ReceiverMetrics:
     """One registry per receiver, so tests can run several in one process."""
 
-    def __init__(self, store: StateStore) -> None:
+    def __init__(self, store: StateStore, namespace: str) -> None:
         self.registry = CollectorRegistry()
-        self.registry.register(FlagState(store))
-        self.notifications = Counter("genesis_receiver_notifications", "Webhook notifications by outcome",
-                                     ["outcome"], registry=self.registry)
-        self.rollbacks = Counter("genesis_receiver_rollbacks", "Rollbacks this receiver performed",
-                                 registry=self.registry)
-        self.latency = Histogram("genesis_receiver_request_duration_seconds", "HTTP request latency by path",
-                                 ["path"], registry=self.registry,
+        self.registry.register(FlagState(store, namespace))
+        names = {"namespace": namespace, "subsystem": RECEIVER, "registry": self.registry}
+        self.notifications = Counter("notifications", "Webhook notifications by outcome", ["outcome"], **names)
+        self.rollbacks = Counter("rollbacks", "Rollbacks this receiver performed", **names)
+        self.latency = Histogram("request_duration_seconds", "HTTP request latency by path", ["path"], **names,
                                  buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0))
         self._by_outcome: dict[str, Counter] = {}
 

@@ -80,8 +80,8 @@ def parse(data: Any) -> Notification:
 def example(status: str = "firing", alertname: str = "HighErrorRate", action: str | None = "rollback",
             fingerprint: str = "0123456789abcdef", **extra: Any) -> dict[str, Any]:
     """A version 4 payload with one alert, as Alertmanager 0.25 sends it (for tests, demos, benchmarks)."""
-    labels = {"alertname": alertname, "severity": "critical", "signal": "error_rate", "team": "genesis",
-              "job": "genesis"}
+    labels = {"alertname": alertname, "severity": "critical", "signal": "error_rate", "team": "example",
+              "job": "app"}
     if action:
         labels["action"] = action
     return {

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import stat
 import sys
 from pathlib import Path
 
-from monitoring.receiver.state import StateStore
+from monitoring.receiver.state import StateMissing, StateStore
+
+NAMESPACE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
 class StartRefused(ValueError):
@@ -30,10 +33,11 @@ def read_token(path: Path) -> bytes:
     return token
 
 
-def command(listen: str, state: Path, token_file: Path, *extra: str) -> list[str]:
+def command(listen: str, state: Path, token_file: Path, *, flag: str, namespace: str,
+            extra: tuple[str, ...] | list[str] = ()) -> list[str]:
     """The command line that runs the receiver (for the stack, tests and benchmarks)."""
     return [sys.executable, "-m", "monitoring", "receiver", "--listen", listen, "--state", str(state),
-            "--token-file", str(token_file), *extra]
+            "--token-file", str(token_file), "--flag", flag, "--namespace", namespace, *extra]
 
 
 def listen_address(text: str) -> tuple[str, int]:
@@ -43,27 +47,38 @@ def listen_address(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def serve(listen: str, state: Path, token_file: Path, dry_run: bool = False) -> None:
+def open_store(state: Path, flag: str, init: bool) -> StateStore:
+    """The store, after checking the state is valid and writable; created at 0 % only with `init`."""
+    if not flag:
+        raise StartRefused("--flag: empty; give the name of the flag this receiver owns")
+    store = StateStore(state, flag)
+    try:
+        store.read()  # a corrupt state file stops the start here, naming the file and why
+    except StateMissing as error:
+        if not init:
+            raise StartRefused(f"{error.strerror}; a mistyped --state would make every rollback a no-op") \
+                from None
+        store.create()
+    store.probe()
+    return store
+
+
+def serve(listen: str, state: Path, token_file: Path, *, flag: str, namespace: str, init: bool = False,
+          dry_run: bool = False) -> None:
     import uvicorn
 
     from monitoring.receiver.app import create_app
+    from monitoring.receiver.protocol import MAX_CONNECTIONS, DeadlineProtocol
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    if not NAMESPACE.fullmatch(namespace):
+        raise StartRefused(f"--namespace {namespace!r}: not a metric name prefix (letters, digits, _)")
     host, port = listen_address(listen)
     token = read_token(token_file)
-    store = StateStore(state)
-    store.read()  # a corrupt state file stops the start here, naming the file and why
-    if not store.writable():
-        raise StartRefused(f"state file {state}: its folder is not writable")
-    fast = {"http": "httptools", "loop": "uvloop"} if _has("httptools") and _has("uvloop") else {}
-    uvicorn.run(create_app(store, token, dry_run), host=host, port=port, access_log=False, log_level="warning",
-                server_header=False, **fast)
-
-
-def _has(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
+    store = open_store(state, flag, init)
+    uvicorn.run(create_app(store, token, namespace, dry_run), host=host, port=port, access_log=False,
+                log_level="warning", server_header=False, http=DeadlineProtocol, loop="uvloop",
+                limit_concurrency=MAX_CONNECTIONS)
 
 
 def default_state() -> str | None:

@@ -6,29 +6,67 @@ file in the same folder, fsyncs it, renames it over the state file and fsyncs th
 instant leaves the old state or the new one, never a torn file.
 
 `current_percentage` is authoritative; the flag's `enabled` and `rollout_percentage` always mirror it.
-Rolling back sets a target (0 %), it does not toggle: at 0 % it changes nothing.
+Rolling back sets a target (0 %), it does not toggle: at 0 % it changes nothing. Whatever raises a
+rollout writes conditionally (`set_if`) against the version of the state it last read, so nothing ever
+raises a rollout over a rollback it has not seen.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
-import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+import orjson
+
 from monitoring.files import replace_atomically
 
-FLAG = "phase_4_deployment"
+LOCK_TIMEOUT = 5.0  # seconds a writer waits for the lock before it gives up, naming the lock file
+AUTOMATIC = "alertmanager"  # the `by` of a rollback the receiver made
+MAX_FINGERPRINTS = 20  # per history entry, beside the count of all of them
+MAX_NAMES = 20  # distinct alert names kept per history entry
+MAX_GROUP_KEY = 256  # characters of Alertmanager's group key kept per history entry
 ENTRY_KEYS = ("action", "from_percentage", "to_percentage", "at", "by", "reason")
-ALERT_KEYS = ("alertname", "fingerprints", "group_key")
 
 State = dict[str, Any]
+
+_PERCENTAGE = {"type": "integer", "minimum": 0, "maximum": 100}
+_TIME = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$"}
+SCHEMA = {
+    "type": "object",
+    "required": ["current_percentage", "rollout_history", "flags"],
+    "properties": {
+        "current_percentage": _PERCENTAGE,
+        "deployment_started": {"anyOf": [{"type": "null"}, _TIME]},
+        "last_step_time": {"anyOf": [{"type": "null"}, _TIME]},
+        "flags": {"type": "object", "additionalProperties": {
+            "type": "object",
+            "properties": {"enabled": {"type": "boolean"},
+                           "config": {"type": "object",
+                                      "properties": {"rollout_percentage": {"type": "number", "minimum": 0,
+                                                                            "maximum": 100}}}}}},
+        "rollout_history": {"type": "array", "items": {
+            "type": "object",
+            "required": list(ENTRY_KEYS),
+            "properties": {
+                "action": {"enum": ["rollout", "rollback", "conflict"]},
+                "from_percentage": _PERCENTAGE, "to_percentage": _PERCENTAGE, "at": _TIME,
+                "by": {"type": "string"}, "reason": {"type": "string"}, "alertname": {"type": "string"},
+                "fingerprints": {"type": "array", "items": {"type": "string"}},
+                "fingerprint_count": {"type": "integer", "minimum": 0}, "group_key": {"type": "string"},
+            }}},
+    },
+}
+_VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 
 
 class CorruptState(ValueError):
@@ -36,35 +74,77 @@ class CorruptState(ValueError):
 
 
 class StateUnwritable(OSError):
-    """The state cannot be written (folder missing, read-only, disk full)."""
+    """The state cannot be read or written (permissions, folder missing, disk full, lock held)."""
+
+
+class StateMissing(OSError):
+    """There is no state file: a mistyped path must not read as 0 %."""
 
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def initial(flag: str = FLAG) -> State:
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def initial(flag: str) -> State:
     return {"current_percentage": 0, "deployment_started": None, "last_step_time": None, "rollout_history": [],
             "flags": {flag: {"enabled": False, "config": {"rollout_percentage": 0.0}}}}
 
 
 def check_state(data: Any, source: str) -> State:
-    """`data` when it is a deployment state, else CorruptState naming `source` and the reason."""
-    if not isinstance(data, dict):
-        raise CorruptState(f"{source}: the state is a JSON {type(data).__name__}, not an object")
-    percentage = data.get("current_percentage")
-    if type(percentage) is not int or not 0 <= percentage <= 100:
-        raise CorruptState(f"{source}: current_percentage is {percentage!r}, not an integer from 0 to 100")
-    history = data.get("rollout_history")
-    if not isinstance(history, list):
-        raise CorruptState(f"{source}: rollout_history is {type(history).__name__}, not a list")
-    for index, entry in enumerate(history):
-        missing = [k for k in ENTRY_KEYS if not isinstance(entry, dict) or k not in entry]
-        if missing:
-            raise CorruptState(f"{source}: rollout_history[{index}] lacks {', '.join(missing)}")
-    if not isinstance(data.get("flags"), dict):
-        raise CorruptState(f"{source}: flags is not an object")
+    """`data` when it is a deployment state (every field, every entry), else CorruptState naming why."""
+    error = jsonschema.exceptions.best_match(_VALIDATOR.iter_errors(data))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "the state"
+        raise CorruptState(f"{source}: {where}: {_short(error.message)}")
+    times = [("deployment_started", data.get("deployment_started")), ("last_step_time", data.get("last_step_time"))]
+    times += [(f"rollout_history/{i}/at", e["at"]) for i, e in enumerate(data["rollout_history"])]
+    for where, text in times:
+        try:
+            if text is not None:
+                parse_time(text)
+        except ValueError:
+            raise CorruptState(f"{source}: {where}: {text!r} is not a date and time") from None
     return data
+
+
+def _short(message: str, limit: int = 200) -> str:
+    return message if len(message) <= limit else message[:limit] + "…"
+
+
+def decode(raw: bytes, source: str) -> State:
+    """The state in `raw`: orjson refuses invalid UTF-8, nesting over 1,024 and numbers beyond a double."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise CorruptState(f"{source}: not JSON ({_short(str(error))})") from None
+    return check_state(data, source)
+
+
+def version(state: State) -> tuple[int, int]:
+    """What a conditional write compares: the percentage and the length of the history."""
+    return state["current_percentage"], len(state["rollout_history"])
+
+
+def last_automatic_rollback(state: State, within: timedelta) -> dict[str, Any] | None:
+    """The receiver's last rollback when it is more recent than `within`."""
+    for entry in reversed(state["rollout_history"]):
+        if entry["action"] == "rollback" and entry["by"] == AUTOMATIC:
+            return entry if datetime.now(UTC) - parse_time(entry["at"]) < within else None
+    return None
+
+
+def alert_fields(names: list[str], fingerprints: list[str], group_key: str) -> dict[str, Any]:
+    """A rollback entry's alert fields, bounded whatever the notification's size."""
+    distinct = sorted(set(names))
+    shown = ",".join(distinct[:MAX_NAMES]) + (f",+{len(distinct) - MAX_NAMES} more" if len(distinct) > MAX_NAMES
+                                              else "")
+    key = group_key if len(group_key) <= MAX_GROUP_KEY else group_key[:MAX_GROUP_KEY] + "…"
+    return {"alertname": shown, "fingerprints": sorted(fingerprints)[:MAX_FINGERPRINTS],
+            "fingerprint_count": len(fingerprints), "group_key": key}
 
 
 def _mirror(state: State, flag: str) -> None:
@@ -76,92 +156,150 @@ def _mirror(state: State, flag: str) -> None:
 
 @dataclass(frozen=True)
 class Change:
-    """What an update did: the entry it added, or None when the state already was the target."""
+    """What an update did: the entry it added (None when nothing changed), and whether it lost a race."""
 
     entry: dict[str, Any] | None
     state: State
+    conflict: bool = False
 
 
 class StateStore:
-    """The deployment state file, read cheaply and written only under the lock."""
+    """The deployment state file of one flag, read cheaply and written only under the lock."""
 
-    def __init__(self, path: Path, flag: str = FLAG) -> None:
+    def __init__(self, path: Path, flag: str) -> None:
         self.path = Path(path)
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.flag = flag
         self._cache: tuple[tuple[int, int, int], State] | None = None
 
+    def _unreadable(self, error: OSError, what: str = "cannot read the state") -> StateUnwritable:
+        return StateUnwritable(error.errno, f"{self.path}: {what}: {error.strerror}")
+
     def read(self) -> State:
-        """The current state (the initial 0 % state when there is no file yet)."""
+        """The current state; StateMissing when there is no file, CorruptState when it is not a state."""
         try:
             stat = os.stat(self.path)
+            key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+            if self._cache and self._cache[0] == key:
+                return self._cache[1]
+            raw = self.path.read_bytes()
         except FileNotFoundError:
-            return initial(self.flag)
-        key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
-        if self._cache and self._cache[0] == key:
-            return self._cache[1]
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return initial(self.flag)
-        try:
-            state = check_state(json.loads(text), str(self.path))
-        except json.JSONDecodeError as error:
-            raise CorruptState(f"{self.path}: not JSON ({error})") from error
+            raise StateMissing(2, f"{self.path}: no such state file (`monitoring rollout` creates it; "
+                                  f"the receiver creates it with --init)") from None
+        except IsADirectoryError:
+            raise CorruptState(f"{self.path}: is a folder, not a state file") from None
+        except OSError as error:
+            raise self._unreadable(error) from None
+        state = decode(raw, str(self.path))
         self._cache = (key, state)
         return state
 
+    def create(self) -> bool:
+        """Write the initial 0 % state when there is no file; whether it did."""
+        with self._locked():
+            if self.path.exists():
+                return False
+            self._write(initial(self.flag))
+            return True
+
     @contextmanager
-    def _locked(self):
+    def _locked(self) -> Iterator[None]:
+        """The lock file, opened without following a symbolic link, held for at most LOCK_TIMEOUT waited."""
         try:
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = os.open(self.lock_path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         except OSError as error:
-            raise StateUnwritable(error.errno, f"{self.lock_path}: cannot open the lock file: {error.strerror}") \
-                from error
+            reason = "is a symbolic link" if os.path.islink(self.lock_path) else error.strerror
+            raise StateUnwritable(error.errno, f"{self.lock_path}: cannot open the lock file: {reason}") from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._keep_owner(fd)
+            deadline = time.monotonic() + LOCK_TIMEOUT
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise StateUnwritable(errno.EAGAIN, f"{self.lock_path}: still locked by another process after "
+                                                  f"{LOCK_TIMEOUT:.0f}s") from None
+                    time.sleep(0.01)
             yield
         finally:
             os.close(fd)
 
-    def update(self, change: Callable[[State], dict[str, Any] | None]) -> Change:
-        """Apply `change` under the lock; when it returns a history entry, write the new state atomically."""
+    def _keep_owner(self, fd: int) -> None:
+        """A lock file root created belongs to the state file's owner, who must be able to lock it too."""
+        try:
+            state, lock = os.stat(self.path), os.fstat(fd)
+            if (lock.st_uid, lock.st_gid) != (state.st_uid, state.st_gid) and os.geteuid() == 0:
+                os.fchown(fd, state.st_uid, state.st_gid)
+        except OSError:
+            pass
+
+    def update(self, change: Callable[[State], dict[str, Any] | None], create: bool = False) -> Change:
+        """Apply `change` under the lock; when it returns a history entry, write the new state atomically.
+
+        With `create`, a missing file counts as the initial 0 % state (for `monitoring rollout`)."""
         with self._locked():
-            state = json.loads(json.dumps(self.read()))
+            try:
+                state = json.loads(json.dumps(self.read()))
+            except StateMissing:
+                if not create:
+                    raise
+                state = initial(self.flag)
             entry = change(state)
             if entry is None:
                 return Change(None, state)
             state["rollout_history"].append(entry)
-            state["last_step_time"] = entry["at"]
+            if entry["action"] != "conflict":
+                state["last_step_time"] = entry["at"]
             _mirror(state, self.flag)
             self._write(state)
-            return Change(entry, state)
+            return Change(entry, state, conflict=entry["action"] == "conflict")
 
     def _write(self, state: State) -> None:
         try:
             replace_atomically(self.path, json.dumps(state, indent=2) + "\n")
         except OSError as error:
-            raise StateUnwritable(error.errno, f"{self.path}: cannot write the state: {error.strerror}") from error
+            raise self._unreadable(error, "cannot write the state") from None
+
+    def _move(self, state: State, target: int, by: str, reason: str, action: str, **alert: Any) -> dict | None:
+        current = state["current_percentage"]
+        if current == target:
+            return None
+        at = now()
+        state["current_percentage"] = target
+        if target > 0 and not state.get("deployment_started"):
+            state["deployment_started"] = at
+        return {"action": action, "from_percentage": current, "to_percentage": target, "at": at, "by": by,
+                "reason": reason, **alert}
 
     def set_percentage(self, target: int, by: str, reason: str, action: str, **alert: Any) -> Change:
         """Move the rollout to `target` % with one history entry; nothing when it is already there."""
-        if type(target) is not int or not 0 <= target <= 100:
-            raise ValueError(f"percentage {target!r} is not an integer from 0 to 100")
+        _check_percentage(target)
+        return self.update(lambda state: self._move(state, target, by, reason, action, **alert),
+                           create=action == "rollout")
+
+    def set_if(self, expected: tuple[int, int], target: int, by: str, reason: str,
+               record_conflict: bool = False) -> Change:
+        """Set `target` % only if the state still has the `version()` the caller last read.
+
+        Otherwise nothing moves and the Change says `conflict`; with `record_conflict` the refused
+        attempt is written to the history (action "conflict", the percentage unchanged)."""
+        _check_percentage(target)
+        lost: list[State] = []
 
         def change(state: State) -> dict[str, Any] | None:
-            current = state["current_percentage"]
-            if current == target:
+            if version(state) == tuple(expected):
+                return self._move(state, target, by, reason, "rollout" if target else "rollback")
+            lost.append(state)
+            if not record_conflict:
                 return None
-            at = now()
-            state["current_percentage"] = target
-            if target > 0 and not state.get("deployment_started"):
-                state["deployment_started"] = at
-            entry = {"action": action, "from_percentage": current, "to_percentage": target, "at": at, "by": by,
-                     "reason": reason}
-            entry.update({k: alert[k] for k in ALERT_KEYS if k in alert})
-            return entry
+            current = state["current_percentage"]
+            return {"action": "conflict", "from_percentage": current, "to_percentage": current, "at": now(),
+                    "by": by, "reason": f"refused {target}%: the state changed since it was read ({reason})"}
 
-        return self.update(change)
+        result = self.update(change, create=True)
+        return Change(result.entry, result.state, conflict=True) if lost else result
 
     def rollout(self, percentage: int, reason: str = "", by: str = "manual") -> Change:
         return self.set_percentage(percentage, by, reason, "rollout")
@@ -172,16 +310,27 @@ class StateStore:
             return Change(None, state)
         return self.set_percentage(0, by, reason, "rollback", **alert)
 
-    def writable(self) -> bool:
-        """Whether a write would succeed now: the lock file opens and the folder takes a new file.
-
-        A real probe rather than os.access, which answers yes to root whatever the truth.
-        """
+    def probe(self) -> None:
+        """Raise StateUnwritable unless a write would succeed now: the lock opens, and a file as large as
+        the state plus one entry is written and synced beside it (an empty file fits on a full disk)."""
+        probe = self.path.with_name(f".{self.path.name}.probe")
         try:
-            os.close(os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600))
-            fd, probe = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".probe")
-            os.close(fd)
-            os.unlink(probe)
-        except OSError:
-            return False
-        return True
+            size = (self.path.stat().st_size if self.path.exists() else 0) + 4096
+            with self._locked():
+                try:
+                    fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+                    with os.fdopen(fd, "wb") as stream:
+                        stream.write(b"\0" * size)
+                        stream.flush()
+                        os.fsync(stream.fileno())
+                finally:
+                    probe.unlink(missing_ok=True)
+        except StateUnwritable:
+            raise
+        except OSError as error:
+            raise StateUnwritable(error.errno, f"{self.path.parent}: a write fails: {error.strerror}") from None
+
+
+def _check_percentage(target: int) -> None:
+    if type(target) is not int or not 0 <= target <= 100:
+        raise ValueError(f"percentage {target!r} is not an integer from 0 to 100")
