@@ -206,7 +206,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
                 print(f"  {name:<18} {url:<24} {'up' if up else 'DOWN'}")
             from monitoring.receiver.state import StateStore
 
-            state = StateStore(stack.state).read()
+            state = StateStore(stack.state, stack.definitions.flag_name).read()
             flag = state["flags"].get(stack.definitions.flag_name, {})
             enabled = "enabled" if flag.get("enabled") else "disabled"
             print(f"rollout: {state['current_percentage']}% (flag {stack.definitions.flag_name} {enabled}), "

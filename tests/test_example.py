@@ -55,3 +55,27 @@ def test_the_core_names_no_service() -> None:
         text = path.read_text().lower()
         for word in ("genesis", "phase_4_deployment", "rollback-receiver"):
             assert word not in text, f"{path.relative_to(project)} names {word!r}"
+
+
+def test_checkout_closes_its_own_loop_on_real_servers(tmp_path: Path) -> None:
+    """The stack runs checkout's servers, its receiver owns new_checkout_flow, and a fault in the new checkout
+    flow is rolled back by CheckoutFailuresHigh."""
+    import json
+
+    from examples.checkout import DEFINITIONS
+    from monitoring.demo import closed_loop
+    from monitoring.stack import Stack, on_free_ports
+
+    stack = Stack(tmp_path, on_free_ports(DEFINITIONS.with_profile("compressed")))
+    try:
+        stack.up(say=lambda line: None)
+        assert sorted(m.server.name for m in stack.members()) == ["alertmanager", "checkout", "checkout-rollback",
+                                                                 "prometheus"]
+        timeline = closed_loop(stack, say=print)
+    finally:
+        stack.down(say=lambda line: None)
+    assert timeline.rollback is not None and timeline.rollback["alertname"] == "CheckoutFailuresHigh"
+    state = json.loads(stack.state.read_text())
+    assert state["current_percentage"] == 0
+    assert state["flags"]["new_checkout_flow"] == {"enabled": False, "config": {"rollout_percentage": 0.0}}
+    assert "phase_4_deployment" not in state["flags"]
