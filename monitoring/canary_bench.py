@@ -1,18 +1,18 @@
 """Detection power of the canary rules, measured with the real rule engine (`make bench`, issue 11).
 
 Whether the canary rules help is a measurement. Simulated traffic of an old and a new version becomes the
-input series of promtool unit tests; promtool evaluates the generated rule files (both of them, as a server
-does) and we read from its report when each rollback alert first fired. Nothing here re-implements a rule.
+input series of promtool unit tests; promtool evaluates the generated rule files (both, as a server does)
+and its report says when each rollback alert fired. Nothing here re-implements a rule.
 
-How the report is read: every test group expects *no* alert at every evaluation, so promtool lists each
-moment an alert WAS firing ("alertname: X, time: 8m15s" with what it got). The first such time per group
-and alert is when that alert first fired; a group promtool does not mention never fired.
+Each run is its own `job` (the rules judge each job alone), so many runs share one test group and the rule
+engine's per-evaluation cost is paid once for them. The tests expect *no* alert at every evaluation, so
+promtool lists each evaluation at which an alert WAS firing, with its labels: the first per (job, alert) is
+when it first fired; a run promtool never names never fired.
 
-One run is one rollout step of `Timeline.follow` after a rate window of history: until `Timeline.start`
-the old version serves all traffic; from then on the new version serves `new_rps` requests per second,
-`rollout` % of the traffic, with its fault from its first request. Requests per scrape follow the rate;
-errors are binomial draws, latencies multinomial draws over the histogram's buckets (the demo
-application's buckets and base latency), from a fixed seed, so a run is repeatable.
+One run is one rollout step: for one rate window only the old version serves; then the new version serves
+`new_rps` requests per second, `rollout` % of the traffic, with its fault from its first request, for
+`FOLLOW`. Requests per scrape follow the rates; errors are binomial draws, latencies multinomial draws over
+the histogram's buckets (the demo application's buckets and base latency), from a fixed seed per run.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from itertools import accumulate, product
+from itertools import accumulate, pairwise, product
 from pathlib import Path
 
 from monitoring import names
@@ -40,14 +40,15 @@ ERRORS, LATENCY = "errors", "latency"
 # The metric a signal reads tells which fault moves it: error faults move errors_total, latency faults the buckets.
 FAULT_METRIC = {ERRORS: "${errors_total}", LATENCY: "${request_duration_seconds_bucket}"}
 
-# The matrix (issue 11). Error rates are shares of requests, latency in seconds added to every request.
+# The matrix (issue 11). An error fault is the share of requests that fail; a latency fault the seconds added to
+# every request (on the demo app's base latency, so +0.45 s puts the true p95 at 507.5 ms, just over 500).
 ROLLOUTS = (5, 10, 25)
 NEW_RPS = (0.5, 2, 10)
-ERROR_FAULTS = (0.005, 0.02, 0.05, 0.10)
-ERROR_BASELINE = 0.001
-HEALTHY_ERROR_BASELINES = (0.001, 0.009)
-LATENCY_FAULTS = (0.2, 0.4, 0.8)
-HEALTHY_LATENCY_BASELINES = (0.0, 0.441)  # as the demo app; and slow enough that 2 % of requests pass 500 ms
+FAULTS = {ERRORS: (0.005, 0.02, 0.05, 0.10), LATENCY: (0.2, 0.4, 0.45, 0.8)}
+OLD = {ERRORS: 0.001, LATENCY: 0.0}  # the old version while the new one is faulty
+# Healthy runs, both versions alike: as the old version above, and just under the red band (0.9 % errors; +0.441 s,
+# a true p95 of 498.5 ms with 2 % of requests over 500 ms).
+HEALTHY = {ERRORS: (0.001, 0.009), LATENCY: (0.0, 0.441)}
 
 REPEATS = 3  # runs of each faulty cell, each from its own seed
 HEALTHY_REPEATS = 12  # healthy runs per (baseline, traffic, rollout): 2 x 3 x 3 x 12 = 216 per fault kind
@@ -176,7 +177,7 @@ def requests_per_scrape(timeline: Timeline, before: float, after: float) -> list
         return math.floor(before * min(t, timeline.start) + after * max(0.0, t - timeline.start))
 
     totals = [served(t) for t in timeline.scrapes]
-    return [0] + [b - a for a, b in zip(totals, totals[1:], strict=False)]
+    return [0] + [b - a for a, b in pairwise(totals)]
 
 
 def _values(increments: Iterable[int]) -> str:
@@ -298,20 +299,18 @@ def evaluate(definitions: Definitions, runs: list[Run], timeline: Timeline, per_
 
 
 def faulty_runs(kind: str) -> list[Run]:
-    faults, baseline = (ERROR_FAULTS, ERROR_BASELINE) if kind == ERRORS else (LATENCY_FAULTS, 0.0)
-    return [Run(kind, rollout, rps, fault, baseline, seed)
-            for rollout, fault, rps, seed in product(ROLLOUTS, faults, NEW_RPS, range(REPEATS))]
+    return [Run(kind, rollout, rps, fault, OLD[kind], seed)
+            for rollout, fault, rps, seed in product(ROLLOUTS, FAULTS[kind], NEW_RPS, range(REPEATS))]
 
 
 def healthy_runs(kind: str) -> list[Run]:
-    baselines = HEALTHY_ERROR_BASELINES if kind == ERRORS else HEALTHY_LATENCY_BASELINES
-    return [Run(kind, rollout, rps, baseline, baseline, seed)
-            for baseline, rps, rollout, seed in product(baselines, NEW_RPS, ROLLOUTS, range(HEALTHY_REPEATS))]
+    return [Run(kind, rollout, rps, both, both, seed)
+            for both, rps, rollout, seed in product(HEALTHY[kind], NEW_RPS, ROLLOUTS, range(HEALTHY_REPEATS))]
 
 
 def caught(runs: list[Run], alert: str, fired: dict[tuple[str, str], float], timeline: Timeline) -> str:
-    """Minutes from the new version's start to the first firing, the median over the runs that caught it;
-    with how many did when not all; "-" when none did."""
+    """Minutes from the new version's first request to the alert's first firing, the median over the runs
+    that caught it, with how many did when not all; "-" when none did."""
     minutes = [(fired[(run.name, alert)] - timeline.start) / 60 for run in runs if (run.name, alert) in fired]
     if not minutes:
         return "-"
@@ -319,29 +318,34 @@ def caught(runs: list[Run], alert: str, fired: dict[tuple[str, str], float], tim
     return median if len(minutes) == len(runs) else f"{median} ({len(minutes)}/{len(runs)})"
 
 
-def _fault_label(kind: str, value: float) -> str:
-    return f"{value * 100:g} %" if kind == ERRORS else f"+{value * 1000:g} ms"
+def true_p95_ms(added: float) -> float:
+    """The p95 of the demo app's base latency (uniform between its bounds) plus `added` seconds."""
+    low, high = BASE_LATENCY
+    return (added + low + 0.95 * (high - low)) * 1000
+
+
+def fault_label(kind: str, value: float) -> str:
+    return f"{value * 100:g} %" if kind == ERRORS else f"+{value * 1000:g} ms (p95 {true_p95_ms(value):g} ms)"
 
 
 def matrix_rows(kind: str, alerts: tuple[str, str], fired: dict, timeline: Timeline) -> list[list[str]]:
+    """Per rollout and fault: for each traffic level, when each alert caught it."""
     runs = faulty_runs(kind)
-    rows = []
-    for rollout, fault in product(ROLLOUTS, ERROR_FAULTS if kind == ERRORS else LATENCY_FAULTS):
-        cells = [caught([r for r in runs if (r.rollout, r.new, r.new_rps) == (rollout, fault, rps)], alert, fired,
-                        timeline) for rps in NEW_RPS for alert in alerts]
-        rows.append([f"{rollout} %", _fault_label(kind, fault), *cells])
-    return rows
+    return [[f"{rollout} %", fault_label(kind, fault),
+             *(caught([r for r in runs if (r.rollout, r.new, r.new_rps) == (rollout, fault, rps)], alert, fired,
+                      timeline) for rps in NEW_RPS for alert in alerts)]
+            for rollout, fault in product(ROLLOUTS, FAULTS[kind])]
 
 
 def false_rollback_rows(kind: str, alerts: tuple[str, str], fired: dict) -> list[list[str]]:
+    """Per healthy baseline and traffic level, then in all: the runs, and those in which each alert fired."""
+    def row(first: str, rps: str, runs: list[Run]) -> list[str]:
+        return [first, rps, str(len(runs)), *(str(sum((r.name, alert) in fired for r in runs)) for alert in alerts)]
+
     runs = healthy_runs(kind)
-    rows = []
-    for baseline, rps in product(HEALTHY_ERROR_BASELINES if kind == ERRORS else HEALTHY_LATENCY_BASELINES, NEW_RPS):
-        cell = [r for r in runs if (r.old, r.new_rps) == (baseline, rps)]
-        rows.append([_fault_label(kind, baseline), f"{rps:g}", str(len(cell)),
-                     *(str(sum((r.name, alert) in fired for r in cell)) for alert in alerts)])
-    rows.append(["all", "", str(len(runs)), *(str(sum((r.name, alert) in fired for r in runs)) for alert in alerts)])
-    return rows
+    return [*(row(fault_label(kind, both), f"{rps:g}", [r for r in runs if (r.old, r.new_rps) == (both, rps)])
+              for both, rps in product(HEALTHY[kind], NEW_RPS)),
+            row("all", "", runs)]
 
 
 def measure(definitions: Definitions, kinds: tuple[str, ...] = (ERRORS, LATENCY)) -> tuple[dict, Timeline, float]:
@@ -355,22 +359,23 @@ def measure(definitions: Definitions, kinds: tuple[str, ...] = (ERRORS, LATENCY)
 
 def print_detection(definitions: Definitions, table: Callable[[str, list[str], list[list[str]]], None]) -> None:
     fired, timeline, seconds = measure(definitions)
-    window = definitions.profile
+    profile, canary = definitions.profile, definitions.canary
     for kind in (ERRORS, LATENCY):
         alerts = judged(definitions, kind)
-        what = "error rate (old version 0.1 %)" if kind == ERRORS else "latency (old version as the demo app)"
-        header = ["rollout", "new " + ("errors" if kind == ERRORS else "latency"),
-                  *(f"{rps:g}/s {alert}" for rps in NEW_RPS for alert in alerts)]
-        table(f"Detection, new version's {what}: minutes from its first request to the first firing, median of "
-              f"{REPEATS} runs (k/{REPEATS}: only k caught it; -: none within {FOLLOW}); columns: its requests/s",
-              header, matrix_rows(kind, alerts, fired, timeline))
-        baselines = "error rate" if kind == ERRORS else "added latency"
-        table(f"False rollbacks, both versions healthy and alike ({baselines} as shown), {FOLLOW} each: runs in "
-              "which each alert fired", [f"both {baselines}", "new req/s", "runs", *alerts],
+        table(f"Detection of a faulty new version ({kind}; old version {fault_label(kind, OLD[kind])}): minutes from "
+              f"its first request to each alert's first firing, median of {REPEATS} runs (k/{REPEATS}: only k "
+              f"caught it; -: none within {FOLLOW}); columns by the new version's requests/s",
+              ["rollout", f"new {kind}", *(f"{rps:g}/s {alert}" for rps in NEW_RPS for alert in alerts)],
+              matrix_rows(kind, alerts, fired, timeline))
+        table(f"False rollbacks ({kind}): both versions healthy and alike, {FOLLOW} each, every rollout; runs in "
+              "which each alert fired (goal: 0)", [f"both {kind}", "new req/s", "runs", *alerts],
               false_rollback_rows(kind, alerts, fired))
-    print(f"  real promtool ({window.name} profile: {window.scrape_interval} scrapes and evaluations, "
-          f"{window.rate_window} windows, `for` as generated); {timeline.start / 60:g} m of old-only history, "
-          f"then {FOLLOW} per run, checked at every evaluation; {seconds:.0f} s for the whole measurement")
+    margins = ", ".join(f"{c.alert} margin {c.margin:g}" for c in canary.checks)
+    print(f"  real promtool on the generated rule files, {profile.name} profile ({profile.scrape_interval} scrapes "
+          f"and evaluations, {profile.rate_window} windows); canary: {margins}, at least {canary.min_requests} new "
+          f"requests in the window, for {canary.for_}")
+    print(f"  each run: {timeline.start / 60:g} m of old-only traffic, then the new version for {FOLLOW}, every "
+          f"evaluation checked; {seconds:.0f} s for the whole measurement")
 
 
 def detection() -> None:
