@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from itertools import accumulate, pairwise, product
 from pathlib import Path
 
+import yaml
+
 from monitoring import names
 from monitoring.artifacts import render, rules_file
 from monitoring.binaries import find
@@ -266,29 +268,39 @@ def first_firing(report: str) -> dict[tuple[str, str], float]:
     return first
 
 
+def recording_first(rule_files: Iterable[str]) -> list[str]:
+    """The rule groups, those that only record first: promtool otherwise evaluates the groups of one step in a
+    random order, so an alert saw this step's recorded value or the last one's, and runs differed by a step.
+    (On a server the groups run on their own timers: an alert may see a value one evaluation old.)"""
+    groups = [group for text in rule_files for group in yaml.safe_load(text)["groups"]]
+    return [g["name"] for g in groups if all("record" in r for r in g["rules"])] + \
+        [g["name"] for g in groups if not all("record" in r for r in g["rules"])]
+
+
 def evaluate(definitions: Definitions, runs: list[Run], timeline: Timeline, per_group: int = 50,
              processes: int = 2) -> dict[tuple[str, str], float]:
     """All runs, `per_group` to a test group, against the generated rule files: the groups shared among
     `processes` promtool calls that run at once. What fired when, by (job, alertname)."""
+    rendered = render(definitions)
+    rule_texts = {name: rendered[f"{Path(rules_file(definitions)).parent}/{name}"]
+                  for name in definitions.rule_file_names}
+    groups = [test_group(definitions, f"runs {i}-{i + per_group - 1}", runs[i:i + per_group], timeline)
+              for i in range(0, len(runs), per_group)]
     with tempfile.TemporaryDirectory(prefix="monitoring-canary-bench-") as folder:
-        rules_dir = Path(folder) / Path(rules_file(definitions)).parent
-        rules_dir.mkdir(parents=True)
-        rendered = render(definitions)
-        for name in definitions.rule_file_names:
-            (rules_dir / name).write_text(rendered[f"{rules_dir.name}/{name}"])
-        groups = [test_group(definitions, f"runs {i}-{i + per_group - 1}", runs[i:i + per_group], timeline)
-                  for i in range(0, len(runs), per_group)]
+        for name, text in rule_texts.items():
+            (Path(folder) / name).write_text(text)
         calls = []
         for k in range(processes):
-            test_file = rules_dir / f"bench-{k}.yml"
+            test_file = Path(folder) / f"bench-{k}.yml"
             test_file.write_text(json.dumps({  # JSON is YAML, and much faster to write
-                "rule_files": list(definitions.rule_file_names), "evaluation_interval": f"{timeline.evaluation:g}s",
-                "tests": groups[k::processes]}))
-            calls.append(subprocess.Popen([find("promtool"), "test", "rules", test_file.name], cwd=rules_dir,
-                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-        reports = [(call.communicate()[0], call.returncode) for call in calls]
+                "rule_files": list(rule_texts), "evaluation_interval": f"{timeline.evaluation:g}s",
+                "group_eval_order": recording_first(rule_texts.values()), "tests": groups[k::processes]}))
+            with test_file.with_suffix(".out").open("w") as out:  # a file, never a pipe that could fill
+                calls.append(subprocess.Popen([find("promtool"), "test", "rules", test_file.name], cwd=folder,
+                                              stdout=out, stderr=subprocess.STDOUT))
+        reports = [(call.wait(), Path(folder, f"bench-{k}.out").read_text()) for k, call in enumerate(calls)]
     fired: dict[tuple[str, str], float] = {}
-    for report, code in reports:
+    for code, report in reports:
         if code not in (0, 1):
             raise RuntimeError(f"promtool test rules: exit status {code}: {report.strip()[-500:]}")
         fired.update(first_firing(report))

@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import pytest
 
+from monitoring import artifacts
 from monitoring import canary_bench as bench
 from monitoring.demo_app import LATENCY_BUCKETS
 from monitoring.genesis import DEFINITIONS
@@ -137,3 +138,9 @@ def test_real_promtool_times_a_bad_canary_and_stays_silent_on_a_healthy_one() ->
     fired = bench.evaluate(DEFINITIONS, [bad, healthy], timeline, per_group=1)
     assert set(fired) == {(bad.name, "CanaryErrorRate")}
     assert 5 * 60 < fired[(bad.name, "CanaryErrorRate")] - timeline.start <= 6 * 60
+
+
+def test_recording_groups_are_evaluated_before_the_alerts_that_read_them() -> None:
+    rendered = artifacts.render(DEFINITIONS)
+    order = bench.recording_first(rendered[f"rules/{name}"] for name in DEFINITIONS.rule_file_names)
+    assert order == ["genesis.recording", "genesis.canary.recording", "genesis.alerts", "genesis.canary.alerts"]
