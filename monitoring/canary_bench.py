@@ -227,7 +227,7 @@ def judged(definitions: Definitions, kind: str) -> tuple[str, str]:
     raise DefinitionError(f"canary: no check, with a fleet rollback alert, on a signal reading {FAULT_METRIC[kind]}")
 
 
-def test_group(definitions: Definitions, name: str, runs: list[Run], timeline: Timeline) -> dict:
+def promtool_group(definitions: Definitions, name: str, runs: list[Run], timeline: Timeline) -> dict:
     """One promtool test group holding `runs`, each its own job (the rules judge each job alone), and
     `exp_alerts: []` for every judged alert at every evaluation, so that promtool reports every evaluation at
     which one was firing, with the job it fired for."""
@@ -284,7 +284,7 @@ def evaluate(definitions: Definitions, runs: list[Run], timeline: Timeline, per_
     rendered = render(definitions)
     rule_texts = {name: rendered[f"{Path(rules_file(definitions)).parent}/{name}"]
                   for name in definitions.rule_file_names}
-    groups = [test_group(definitions, f"runs {i}-{i + per_group - 1}", runs[i:i + per_group], timeline)
+    groups = [promtool_group(definitions, f"runs {i}-{i + per_group - 1}", runs[i:i + per_group], timeline)
               for i in range(0, len(runs), per_group)]
     with tempfile.TemporaryDirectory(prefix="monitoring-canary-bench-") as folder:
         for name, text in rule_texts.items():
