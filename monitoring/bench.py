@@ -233,7 +233,15 @@ def production() -> None:
     closed_loop(runs=1, profile="production", target="rollback <= 5m after the alert fires")
 
 
-SECTIONS = {"generation": generation, "files": durability, "receiver": receiver, "closed-loop": closed_loop}
+def detection() -> None:
+    """Canary against fleet rules, judged by the real rule engine over simulated traffic (monitoring.canary_bench)."""
+    from monitoring.canary_bench import detection as matrix
+
+    matrix()
+
+
+SECTIONS = {"generation": generation, "files": durability, "receiver": receiver, "closed-loop": closed_loop,
+            "detection": detection}
 OPT_IN = {"production": production}  # long: only when named
 
 
