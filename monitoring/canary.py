@@ -3,8 +3,9 @@
 A bad new version at 5 % rollout barely moves the fleet's error rate, so each canary check compares the
 new version with the old one. Its alert fires only when all three hold, for the canary's `for`:
 - the new version is in the signal's red band (the same border as the fleet alert, from the bands);
-- the new version is worse than the old by the check's margin (so a fault both versions share, like a
-  dependency outage, is not the canary's fault: the fleet alerts handle it);
+- the new version is worse than the old by the check's margin, widened by the sampling noise of a share
+  when the check asks for it (so a fault both versions share, like a dependency outage, is not the
+  canary's fault: the fleet alerts handle it; and a healthy canary's bad luck on few requests neither);
 - the new version served at least `min_requests` in the rate window (below that it is inconclusive).
 No `version="new"` series, or no new traffic, means silence.
 """
@@ -46,9 +47,14 @@ def check_expr(definitions: Definitions, check: CanaryCheck) -> str:
     new, old = _new(series), _old(series)
     worse = f"{new} - ignoring ({names.VERSION}) {old}" if signal.bands.worse is Worse.HIGHER else \
         f"{old} - ignoring ({names.VERSION}) {new}"
+    traffic = _new(traffic_record(definitions))
+    margin = f"{check.margin:g}"
+    if check.noise:
+        margin = (f"on ({names.JOB}) ({margin} + {check.noise:g} * sqrt({old} * (100 - {old})"
+                  f" / ignoring ({names.VERSION}) {traffic}))")
     return (f"{new} {signal.bands.breach('red')}"
-            f" and on ({names.JOB}) ({worse}) > {check.margin:g}"
-            f" and on ({names.JOB}) {_new(traffic_record(definitions))} >= {canary.min_requests}")
+            f" and on ({names.JOB}) ({worse}) > {margin}"
+            f" and on ({names.JOB}) {traffic} >= {canary.min_requests}")
 
 
 def inconclusive_expr(definitions: Definitions) -> str:
@@ -65,14 +71,15 @@ def alerts(definitions: Definitions) -> tuple[AlertRule, ...]:
     derived = []
     for check in canary.checks:
         signal = definitions.signal(check.signal)
+        margin = f"{check.margin:g}" + (f" plus {check.noise:g} standard errors of the sample" if check.noise else "")
         derived.append(AlertRule(
             name=check.alert, signal=signal.name, severity="critical", for_=canary.for_, action=names.ROLLBACK,
             expr=check_expr(definitions, check),
             condition=(f"the new version's {signal.title.lower()} is in the red band and worse than the old "
-                       f"version's by more than {check.margin:g}, over at least {canary.min_requests} requests"),
+                       f"version's by more than {margin}, over at least {canary.min_requests} requests"),
             summary=f"The new version's {signal.title.lower()} is red and worse than the old version's",
             description=f"The new version's {signal.title.lower()} is {value}, in the red band and worse than "
-                        f"the old version's by more than {check.margin:g}."))
+                        f"the old version's by more than {margin}."))
     derived.append(AlertRule(
         name=canary.inconclusive_alert, signal=canary.checks[0].signal, severity="warning", for_=canary.for_,
         expr=inconclusive_expr(definitions),
@@ -114,5 +121,8 @@ def check(definitions: Definitions) -> None:
         if "${by}" not in signal.expr or not (signal.record or "").startswith("${level}:"):
             raise DefinitionError(f"{where} field signal: {signal.name!r} must group `by (${{by}})` and record as "
                                   "`${level}:…` to be computed per version")
-        if each.margin < 0:
-            raise DefinitionError(f"{where} field margin: {each.margin:g} must not be negative")
+        if each.margin < 0 or each.noise < 0:
+            raise DefinitionError(f"{where} fields margin and noise: must not be negative")
+        if each.noise and signal.unit != "percent":
+            raise DefinitionError(f"{where} field noise: the binomial noise of a share needs a signal in percent, "
+                                  f"not {signal.unit!r}")

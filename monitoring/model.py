@@ -148,11 +148,16 @@ class AlertRule:
 @dataclass(frozen=True)
 class CanaryCheck:
     """One signal judged new version against old: the alert fires when the new version is in the signal's red
-    band, worse than the old version by `margin` (in the signal's unit), and served enough requests."""
+    band, worse than the old version by `margin` (in the signal's unit), and served enough requests.
+
+    For a share in percent (an error rate), `noise` widens the margin by that many binomial standard errors of
+    the old version's rate over the new version's requests: a small sample is judged with the doubt it carries.
+    """
 
     signal: str
     alert: str
     margin: float
+    noise: float = 0.0
 
 
 @dataclass(frozen=True)
