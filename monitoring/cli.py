@@ -296,6 +296,8 @@ def parser() -> argparse.ArgumentParser:
     _add_stack(run, profile="compressed")
     run.set_defaults(run=cmd_demo_run)
 
+    from monitoring.analysis.commands import add_commands
+    add_commands(commands)
     return root
 
 

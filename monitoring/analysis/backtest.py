@@ -1,0 +1,145 @@
+"""Replaying the alert rules over past data: when each alert would have been pending and firing, and when
+a rollback would have happened.
+
+Each alert's PromQL is evaluated with `query_range` at the rule group's evaluation interval, and its `for`
+applied as Prometheus's rule engine does: an alert is pending from the first evaluation its expression
+returns a series, firing once it has returned it at every evaluation for `for`, and resolved at the first
+evaluation that returns nothing. Recorded series are replaced by the expressions they record, so the replay
+reads raw data and an edited signal or band is replayed as written, not as it was recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, replace
+
+from generators.rules import alert_expr
+from monitoring.analysis.prometheus import Prometheus, Series, rfc3339
+from monitoring.model import AlertRule, Definitions, DefinitionError, duration_seconds
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One stretch of an alert being active for one series: when it went pending, firing, resolved."""
+
+    alert: str
+    severity: str
+    action: str | None
+    labels: dict[str, str]
+    pending_at: float
+    firing_at: float | None
+    resolved_at: float | None
+
+    def as_dict(self) -> dict:
+        moment = lambda t: rfc3339(t) if t is not None else None  # noqa: E731
+        return {"alert": self.alert, "severity": self.severity, "action": self.action, "labels": self.labels,
+                "pending_at": moment(self.pending_at), "firing_at": moment(self.firing_at),
+                "resolved_at": moment(self.resolved_at)}
+
+
+@dataclass(frozen=True)
+class Backtest:
+    start: float
+    end: float
+    step: float
+    episodes: list[Episode]
+    rollback: Episode | None
+    group_wait: str
+
+    def as_dict(self) -> dict:
+        return {"from": rfc3339(self.start), "to": rfc3339(self.end), "step_seconds": self.step,
+                "episodes": [e.as_dict() for e in self.episodes],
+                "rollback": None if self.rollback is None else {
+                    "alert": self.rollback.alert, "firing_at": rfc3339(self.rollback.firing_at or 0),
+                    "notified_after": self.group_wait}}
+
+
+def replay_expr(definitions: Definitions, alert: AlertRule) -> str:
+    """The alert's PromQL with every recorded series replaced by the expression it records."""
+    expr = alert_expr(definitions, alert)
+    for signal in definitions.signals:
+        recorded = definitions.recorded(signal)
+        if recorded:
+            expr = re.sub(rf"(?<![\w:]){re.escape(recorded)}(?![\w:])", f"({definitions.windowed(signal.expr)})",
+                          expr)
+    return expr
+
+
+def episodes(alert: AlertRule, series: Series, hold: float, step: float, end: float) -> list[Episode]:
+    """The rule engine's `for` over one series' evaluations (a missing evaluation ends an episode)."""
+    found: list[Episode] = []
+    pending = firing = last = None
+    for moment, _ in series.samples:
+        if last is not None and moment - last > step * 1.5:
+            found.append(Episode(alert.name, alert.severity, alert.action, series.labels, pending, firing,
+                                 last + step))
+            pending = firing = None
+        if pending is None:
+            pending = moment
+        if firing is None and moment - pending >= hold:
+            firing = moment
+        last = moment
+    if pending is not None:
+        assert last is not None
+        found.append(Episode(alert.name, alert.severity, alert.action, series.labels, pending, firing,
+                             None if last + step > end else last + step))
+    return found
+
+
+def backtest(prometheus: Prometheus, definitions: Definitions, start: float, end: float) -> Backtest:
+    if end <= start:
+        raise DefinitionError(f"--to {rfc3339(end)} is not after --from {rfc3339(start)}")
+    step = duration_seconds(definitions.profile.evaluation_interval)
+    found: list[Episode] = []
+    for alert in definitions.alerts:
+        hold = duration_seconds(definitions.alert_for(alert))
+        for series in prometheus.query_range(replay_expr(definitions, alert), start, end, step):
+            found += episodes(alert, series, hold, step, end)
+    found.sort(key=lambda e: (e.pending_at, e.alert))
+    fired = [e for e in found if e.action == "rollback" and e.firing_at is not None]
+    rollback = min(fired, key=lambda e: e.firing_at or 0) if fired else None
+    return Backtest(start, end, step, found, rollback, definitions.profile.rollback_group_wait)
+
+
+def with_bands(definitions: Definitions, changes: list[str]) -> Definitions:
+    """The definitions with band borders changed, e.g. ["error_rate.red=0.5"]: what a threshold would do."""
+    signals = {s.name: s for s in definitions.signals}
+    for change in changes:
+        match = re.fullmatch(r"(\w+)\.(yellow|red)=([0-9.eE+-]+)", change)
+        if match is None:
+            raise DefinitionError(f"--set {change!r}: write SIGNAL.yellow=NUMBER or SIGNAL.red=NUMBER")
+        name, border, number = match.groups()
+        signal = signals.get(name)
+        if signal is None or signal.bands is None:
+            raise DefinitionError(f"--set {change!r}: no signal {name!r} with bands")
+        try:
+            value = float(number)
+        except ValueError:
+            raise DefinitionError(f"--set {change!r}: {number!r} is not a number") from None
+        signals[name] = replace(signal, bands=replace(signal.bands, **{border: value}))
+    return replace(definitions, signals=tuple(signals.values()))
+
+
+def text(result: Backtest) -> str:
+    lines = [f"backtest {rfc3339(result.start)} .. {rfc3339(result.end)}, every {result.step:g}s", ""]
+    header = ["alert", "severity", "series", "pending", "firing", "resolved"]
+    rows = [[e.alert, e.severity, ",".join(f"{k}={v}" for k, v in sorted(e.labels.items())) or "-",
+             rfc3339(e.pending_at), rfc3339(e.firing_at) if e.firing_at else "never",
+             rfc3339(e.resolved_at) if e.resolved_at else "still active"] for e in result.episodes]
+    if rows:
+        widths = [max(len(c) for c in column) for column in zip(header, *rows, strict=True)]
+        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
+    else:
+        lines.append("no alert would have been pending or firing")
+    lines.append("")
+    if result.rollback is None:
+        lines.append("rollback: none would have happened")
+    else:
+        lines.append(f"rollback: at {rfc3339(result.rollback.firing_at or 0)}, {result.rollback.alert} firing "
+                     f"(the receiver is notified after the rollback route's group_wait of {result.group_wait})")
+    return "\n".join(lines)
+
+
+def as_json(result: Backtest) -> str:
+    return json.dumps(result.as_dict(), indent=2)

@@ -1,0 +1,103 @@
+"""The analysis commands of the `monitoring` command line: gonogo, health, report, backtest.
+
+`add_commands(subparsers)` registers them; each imports what it needs when it runs. Bad input (a URL, a
+time, a window, a state file, an unreachable or broken Prometheus) is one line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_DEFINITIONS = "monitoring.genesis:DEFINITIONS"
+
+
+def _definitions(args: argparse.Namespace):
+    from monitoring.generate import load
+    from monitoring.genesis import compressed
+
+    definitions = load(args.definitions)
+    return compressed(definitions) if args.profile == "compressed" else definitions
+
+
+def _at(args: argparse.Namespace) -> float:
+    from monitoring.analysis.prometheus import parse_time
+
+    return parse_time(args.at) if args.at else time.time()
+
+
+def _fail(command: str, error: Exception) -> int:
+    print(f"monitoring {command}: {error}", file=sys.stderr)
+    return 2
+
+
+def _guarded(command: str, run):
+    """Run a command, turning bad input and Prometheus's failures into one line and exit status 2."""
+    def guarded(args: argparse.Namespace) -> int:
+        from monitoring.analysis.prometheus import PrometheusError
+        from monitoring.model import DefinitionError
+
+        try:
+            return run(args)
+        except (DefinitionError, PrometheusError) as error:
+            return _fail(command, error)
+    return guarded
+
+
+def cmd_gonogo(args: argparse.Namespace) -> int:
+    from monitoring.analysis.output import render
+    from monitoring.analysis.prometheus import Prometheus, parse_window
+    from monitoring.analysis.verdict import gonogo
+
+    definitions = _definitions(args)
+    parse_window(args.window)
+    decision = gonogo(Prometheus(args.prometheus), definitions, _at(args), args.window,
+                      Path(args.state) if args.state else None)
+    print(render(decision, args.output, definitions.profile.rate_window))
+    return decision.verdict.code
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--prometheus", default="http://127.0.0.1:9090", metavar="URL",
+                        help="Prometheus's base URL (default: %(default)s)")
+    parser.add_argument("--definitions", default=DEFAULT_DEFINITIONS, metavar="MODULE:NAME",
+                        help="the Definitions to use (default: %(default)s)")
+    parser.add_argument("--profile", choices=("production", "compressed"), default="production",
+                        help="time windows: production, or compressed for tests and the demo")
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    gonogo = subparsers.add_parser("gonogo", help="the go/no-go verdict over a soak window, from Prometheus",
+                                   description="Exit status: 0 PROCEED, 10 HOLD, 20 ROLLBACK, 30 FAILED, "
+                                               "40 INCONCLUSIVE, 2 bad input.")
+    _add_common(gonogo)
+    gonogo.add_argument("--window", default="12h", help="the soak window, a Prometheus duration (default: 12h)")
+    gonogo.add_argument("--at", help="the window's end: RFC 3339 or unix seconds (default: now)")
+    gonogo.add_argument("--output", choices=("text", "json", "markdown"), default="text")
+    gonogo.add_argument("--state", metavar="PATH", help="the deployment state file, for its rollout history")
+    gonogo.set_defaults(run=_guarded("gonogo", cmd_gonogo))
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from monitoring.analysis.backtest import as_json, backtest, text, with_bands
+    from monitoring.analysis.prometheus import Prometheus, parse_time
+
+    definitions = with_bands(_definitions(args), args.set or [])
+    result = backtest(Prometheus(args.prometheus), definitions, parse_time(args.start, "--from"),
+                      parse_time(args.end, "--to"))
+    print(as_json(result) if args.output == "json" else text(result))
+    return 0
+
+
+def add_backtest(subparsers: argparse._SubParsersAction) -> None:
+    backtest = subparsers.add_parser("backtest", help="replay every alert rule over past data: pending, firing, "
+                                                      "and when a rollback would have happened")
+    _add_common(backtest)
+    backtest.add_argument("--from", dest="start", required=True, help="RFC 3339 or unix seconds")
+    backtest.add_argument("--to", dest="end", required=True, help="RFC 3339 or unix seconds")
+    backtest.add_argument("--set", action="append", metavar="SIGNAL.BAND=NUMBER",
+                          help="replay with a band border changed, e.g. error_rate.red=0.5 (repeatable)")
+    backtest.add_argument("--output", choices=("text", "json"), default="text")
+    backtest.set_defaults(run=_guarded("backtest", cmd_backtest))
