@@ -4,8 +4,13 @@ a rollback would have happened.
 Each alert's PromQL is evaluated with `query_range` at the rule group's evaluation interval, and its `for`
 applied as Prometheus's rule engine does: an alert is pending from the first evaluation its expression
 returns a series, firing once it has returned it at every evaluation for `for`, and resolved at the first
-evaluation that returns nothing. Recorded series are replaced by the expressions they record, so the replay
-reads raw data and an edited signal or band is replayed as written, not as it was recorded.
+evaluation that returns nothing.
+
+A recorded series the alert reads is read as recorded when Prometheus holds it over the period, as the
+engine does; otherwise (backfilled data, or `raw=True` for an edited signal expression) it is replaced by the
+expression it records, which may see a change up to one evaluation earlier than the engine did. When
+Prometheus runs the alerts' rule group, the replay evaluates at the same instants as the group (its phase
+within the interval, from /api/v1/rules), not merely at the same interval.
 """
 
 from __future__ import annotations
@@ -15,8 +20,8 @@ import re
 from dataclasses import dataclass, replace
 
 from generators.rules import alert_expr
-from monitoring.analysis.prometheus import Prometheus, Series, rfc3339
-from monitoring.model import AlertRule, Definitions, DefinitionError, duration_seconds
+from monitoring.analysis.prometheus import Prometheus, Series, parse_rfc3339, rfc3339
+from monitoring.model import AlertRule, DefinitionError, Definitions, duration_seconds
 
 
 @dataclass(frozen=True)
@@ -46,21 +51,23 @@ class Backtest:
     episodes: list[Episode]
     rollback: Episode | None
     group_wait: str
+    recorded: list[str]
 
     def as_dict(self) -> dict:
         return {"from": rfc3339(self.start), "to": rfc3339(self.end), "step_seconds": self.step,
+                "recorded_series_read": self.recorded,
                 "episodes": [e.as_dict() for e in self.episodes],
                 "rollback": None if self.rollback is None else {
                     "alert": self.rollback.alert, "firing_at": rfc3339(self.rollback.firing_at or 0),
                     "notified_after": self.group_wait}}
 
 
-def replay_expr(definitions: Definitions, alert: AlertRule) -> str:
-    """The alert's PromQL with every recorded series replaced by the expression it records."""
+def replay_expr(definitions: Definitions, alert: AlertRule, kept: frozenset[str] = frozenset()) -> str:
+    """The alert's PromQL with every recorded series not `kept` replaced by the expression it records."""
     expr = alert_expr(definitions, alert)
     for signal in definitions.signals:
         recorded = definitions.recorded(signal)
-        if recorded:
+        if recorded and recorded not in kept:
             expr = re.sub(rf"(?<![\w:]){re.escape(recorded)}(?![\w:])", f"({definitions.windowed(signal.expr)})",
                           expr)
     return expr
@@ -87,19 +94,47 @@ def episodes(alert: AlertRule, series: Series, hold: float, step: float, end: fl
     return found
 
 
-def backtest(prometheus: Prometheus, definitions: Definitions, start: float, end: float) -> Backtest:
+def recorded_over(prometheus: Prometheus, definitions: Definitions, start: float, end: float,
+                  step: float) -> frozenset[str]:
+    """The recorded series of the definitions that Prometheus holds near both ends of the period."""
+    held = set()
+    edge = f"{max(1, round(10 * step))}s"
+    for name in (definitions.recorded(s) for s in definitions.signals):
+        if name and all(prometheus.value(f"count(count_over_time({name}[{edge}]))", moment)
+                        for moment in (min(end, start + 10 * step), end)):
+            held.add(name)
+    return frozenset(held)
+
+
+def phase(prometheus: Prometheus, definitions: Definitions, step: float) -> float | None:
+    """Where in the interval the engine evaluates these alerts: their group's last evaluation modulo `step`."""
+    names = {a.name for a in definitions.alerts}
+    for group in prometheus.rules():
+        if names & {rule.get("name") for rule in group.get("rules", [])} and group.get("lastEvaluation"):
+            last = parse_rfc3339(group["lastEvaluation"])
+            if last > 0:
+                return last % step
+    return None
+
+
+def backtest(prometheus: Prometheus, definitions: Definitions, start: float, end: float,
+             raw: bool = False) -> Backtest:
     if end <= start:
         raise DefinitionError(f"--to {rfc3339(end)} is not after --from {rfc3339(start)}")
     step = duration_seconds(definitions.profile.evaluation_interval)
+    offset = phase(prometheus, definitions, step)
+    if offset is not None:
+        start += (offset - start) % step
+    kept = frozenset() if raw else recorded_over(prometheus, definitions, start, end, step)
     found: list[Episode] = []
     for alert in definitions.alerts:
         hold = duration_seconds(definitions.alert_for(alert))
-        for series in prometheus.query_range(replay_expr(definitions, alert), start, end, step):
+        for series in prometheus.query_range(replay_expr(definitions, alert, kept), start, end, step):
             found += episodes(alert, series, hold, step, end)
     found.sort(key=lambda e: (e.pending_at, e.alert))
     fired = [e for e in found if e.action == "rollback" and e.firing_at is not None]
     rollback = min(fired, key=lambda e: e.firing_at or 0) if fired else None
-    return Backtest(start, end, step, found, rollback, definitions.profile.rollback_group_wait)
+    return Backtest(start, end, step, found, rollback, definitions.profile.rollback_group_wait, sorted(kept))
 
 
 def with_bands(definitions: Definitions, changes: list[str]) -> Definitions:
@@ -122,7 +157,9 @@ def with_bands(definitions: Definitions, changes: list[str]) -> Definitions:
 
 
 def text(result: Backtest) -> str:
-    lines = [f"backtest {rfc3339(result.start)} .. {rfc3339(result.end)}, every {result.step:g}s", ""]
+    read = ", ".join(result.recorded) or "none (every signal replayed from its raw expression)"
+    lines = [f"backtest {rfc3339(result.start)} .. {rfc3339(result.end)}, every {result.step:g}s",
+             f"recorded series read: {read}", ""]
     header = ["alert", "severity", "series", "pending", "firing", "resolved"]
     rows = [[e.alert, e.severity, ",".join(f"{k}={v}" for k, v in sorted(e.labels.items())) or "-",
              rfc3339(e.pending_at), rfc3339(e.firing_at) if e.firing_at else "never",

@@ -78,6 +78,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     gonogo.add_argument("--output", choices=("text", "json", "markdown"), default="text")
     gonogo.add_argument("--state", metavar="PATH", help="the deployment state file, for its rollout history")
     gonogo.set_defaults(run=_guarded("gonogo", cmd_gonogo))
+    add_health(subparsers)
+    add_report(subparsers)
+    add_backtest(subparsers)
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
@@ -86,7 +89,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
     definitions = with_bands(_definitions(args), args.set or [])
     result = backtest(Prometheus(args.prometheus), definitions, parse_time(args.start, "--from"),
-                      parse_time(args.end, "--to"))
+                      parse_time(args.end, "--to"), raw=args.raw)
     print(as_json(result) if args.output == "json" else text(result))
     return 0
 
@@ -99,5 +102,57 @@ def add_backtest(subparsers: argparse._SubParsersAction) -> None:
     backtest.add_argument("--to", dest="end", required=True, help="RFC 3339 or unix seconds")
     backtest.add_argument("--set", action="append", metavar="SIGNAL.BAND=NUMBER",
                           help="replay with a band border changed, e.g. error_rate.red=0.5 (repeatable)")
+    backtest.add_argument("--raw", action="store_true",
+                          help="replay every signal from its raw expression, never from a recorded series "
+                               "(for an edited signal expression)")
     backtest.add_argument("--output", choices=("text", "json"), default="text")
     backtest.set_defaults(run=_guarded("backtest", cmd_backtest))
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from monitoring.analysis import facts
+    from monitoring.analysis.prometheus import Prometheus, parse_window
+    from monitoring.analysis.report import title, write
+
+    definitions = _definitions(args)
+    heading = title(definitions, args.stage, args.day)
+    window = args.window or (facts.soak(definitions) if args.stage is not None else "24h")
+    parse_window(window)
+    out = Path(args.out or (f"reports/stage-{args.stage}" if args.stage is not None else f"reports/day-{args.day}"))
+    written, decision = write(Prometheus(args.prometheus), definitions, _at(args), window, heading, out,
+                              Path(args.state) if args.state else None)
+    print(f"{heading}: {decision.verdict.name}")
+    for path in written:
+        print(f"  {path}")
+    return 0
+
+
+def add_report(subparsers: argparse._SubParsersAction) -> None:
+    report = subparsers.add_parser("report", help="the stage or Day-N report: Markdown, HTML and PNG charts")
+    _add_common(report)
+    which = report.add_mutually_exclusive_group(required=True)
+    which.add_argument("--stage", type=int, metavar="N", help="the stage completion notice of rollout step N")
+    which.add_argument("--day", type=int, metavar="N", help="the Day-N completion report")
+    report.add_argument("--window", help="the window reported on (default: the soak for a stage, 24h for a day)")
+    report.add_argument("--at", help="the window's end: RFC 3339 or unix seconds (default: now)")
+    report.add_argument("--state", metavar="PATH", help="the deployment state file, for its rollout history")
+    report.add_argument("--out", metavar="DIR", help="where to write (default: reports/stage-N or reports/day-N)")
+    report.set_defaults(run=_guarded("report", cmd_report))
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from monitoring.analysis.health import health, text
+    from monitoring.analysis.prometheus import Prometheus
+
+    result = health(Prometheus(args.prometheus), _definitions(args), _at(args), args.alertmanager)
+    print(text(result))
+    return 1 if result.red else 0
+
+
+def add_health(subparsers: argparse._SubParsersAction) -> None:
+    check = subparsers.add_parser("health", help="the 15-minute health check: jobs up, current values and "
+                                                 "bands, critical alerts, rollout (exit 1 when anything is red)")
+    _add_common(check)
+    check.add_argument("--alertmanager", metavar="URL", help="read the firing critical alerts from Alertmanager")
+    check.add_argument("--at", help="RFC 3339 or unix seconds (default: now)")
+    check.set_defaults(run=_guarded("health", cmd_health))

@@ -7,6 +7,7 @@ the query and the reason, so the command line can print it as one line.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -55,6 +56,12 @@ def parse_window(text: str, where: str = "--window") -> float:
     return seconds
 
 
+def parse_rfc3339(text: str) -> float:
+    """Prometheus's own timestamps (nanoseconds, `Z`) as unix seconds."""
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text.replace("Z", "+00:00"))
+    return datetime.fromisoformat(text).timestamp()
+
+
 def rfc3339(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -74,10 +81,14 @@ class Prometheus:
         self.session = requests.Session()
 
     def _get(self, path: str, params: dict[str, Any]) -> Any:
+        """GET for a bare endpoint, POST (form-encoded, no URL length limit) for a query."""
         url = f"{self.url}{path}"
-        what = f"Prometheus {url} (query {params.get('query', '')!r})"
+        what = f"Prometheus {url}" + (f" (query {params['query']!r})" if "query" in params else "")
         try:
-            answer = self.session.post(url, data=params, timeout=self.timeout)
+            if params:
+                answer = self.session.post(url, data=params, timeout=self.timeout)
+            else:
+                answer = self.session.get(url, timeout=self.timeout)
         except requests.RequestException as error:
             raise PrometheusError(f"{what}: unreachable ({type(error).__name__})") from None
         try:
@@ -99,6 +110,10 @@ class Prometheus:
         answer = self.query(expr, at)
         values = [s.last for s in answer if s.samples]
         return values[0] if values else None
+
+    def rules(self) -> list[dict]:
+        """The rule groups Prometheus has loaded, with their rules and when each group last ran."""
+        return self._get("/api/v1/rules", {}).get("groups", [])
 
     def query_range(self, expr: str, start: float, end: float, step: float) -> list[Series]:
         """A range query from `start` to `end` every `step` seconds, split into pieces Prometheus accepts."""

@@ -52,11 +52,14 @@ def band(bands: Bands, value: float) -> str:
 
 
 def describe(bands: Bands, unit: str) -> dict[str, str]:
-    """Each band as the seed's table writes it, e.g. {"green": "< 0.1 %", "yellow": "0.1–1 %", ...}."""
+    """Each band as the seed's table writes it, e.g. {"green": "< 0.1 %", "yellow": "0.1 to 1 %", ...}."""
+    if unit == "jobs":
+        return {GREEN: f"{bands.yellow:g}/{bands.yellow:g}", YELLOW: f"{bands.red:g}/{bands.yellow:g}",
+                RED: f"< {bands.red:g}/{bands.yellow:g}"}
     y, r = show(bands.yellow, unit), show(bands.red, unit)
     if bands.worse is Worse.HIGHER:
-        return {GREEN: f"< {y}", YELLOW: f"{y}–{r}", RED: f"> {r}"}
-    return {GREEN: f"≥ {y}", YELLOW: f"{r}–{y}", RED: f"< {r}"}
+        return {GREEN: f"< {y}", YELLOW: f"{y} to {r}", RED: f"> {r}"}
+    return {GREEN: f"≥ {y}", YELLOW: f"{r} to {y}", RED: f"< {r}"}
 
 
 def show(value: float | None, unit: str) -> str:
@@ -123,7 +126,7 @@ def _worst_over(signal: Signal) -> str:
     return "max_over_time" if signal.bands.worse is Worse.HIGHER else "min_over_time"
 
 
-def _pick_worst(bands: Bands, values: list[float]) -> float | None:
+def worst_of(bands: Bands, values: list[float]) -> float | None:
     if not values:
         return None
     return max(values) if bands.worse is Worse.HIGHER else min(values)
@@ -137,10 +140,10 @@ def signal_row(prometheus: Prometheus, definitions: Definitions, signal: Signal,
     step = f"{_step(definitions, seconds):g}s"
     rate = definitions.windowed(signal.expr)
     worst_query = f"{_worst_over(signal)}(({rate})[{window}:{step}])"
-    worst = _pick_worst(signal.bands, [s.last for s in prometheus.query(worst_query, at) if s.samples])
+    worst = worst_of(signal.bands, [s.last for s in prometheus.query(worst_query, at) if s.samples])
     if facts.windowed(signal):
         query = facts.over(definitions, signal, window)
-        value = _pick_worst(signal.bands, [s.last for s in prometheus.query(query, at) if s.samples])
+        value = worst_of(signal.bands, [s.last for s in prometheus.query(query, at) if s.samples])
         return Row(signal.title, signal.unit, value, query, signal.bands, worst, worst_query)
     return Row(signal.title, signal.unit, worst, worst_query, signal.bands)
 
