@@ -10,13 +10,16 @@ from __future__ import annotations
 import subprocess
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from monitoring.binaries import find
 from monitoring.genesis import DEFINITIONS
+from tests.servers import prometheus
 
-STEP = 60  # seconds between samples
+STEP = 120  # seconds between samples
 WINDOW = 12 * 3600
 GAP = 3600  # between scenarios: more than Prometheus's 5-minute lookback
 REQUESTS = 6000  # per step
@@ -116,3 +119,13 @@ def backfill(folder: Path, hours_ago: float = 3.0) -> list[Scenario]:
     subprocess.run([find("promtool"), "tsdb", "create-blocks-from", "openmetrics", str(source), str(folder)],
                    check=True, capture_output=True, text=True)
     return scenarios
+
+
+@contextmanager
+def history_prometheus(workdir: Path) -> Iterator[tuple[str, list[Scenario]]]:
+    """A real Prometheus over the backfilled histories (nothing scraped); its URL and the scenarios."""
+    scenarios = backfill(workdir / "prom-data")
+    config = workdir / "prometheus.yml"
+    config.write_text("global:\n  scrape_interval: 15s\n")
+    with prometheus(config, workdir) as (_, url):
+        yield url, scenarios
