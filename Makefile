@@ -8,7 +8,7 @@ BINARIES := prometheus promtool prometheus-alertmanager amtool prometheus-node-e
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv debs generate check-generated validate lint test bench clean demo up down status plan apply
+.PHONY: help venv debs generate check-generated validate lint test bench bench-production clean demo up down status plan apply
 
 help: ## list the targets with what each does
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -60,8 +60,11 @@ lint: venv ## ruff on the code
 test: venv debs lint validate ## lint, validate, then the whole test suite against the real binaries
 	$(BIN)/pytest -q
 
-bench: venv debs ## benchmarks: generation time and memory, printed as a table
+bench: venv debs ## benchmarks: generation, receiver, detection to rollback, printed as tables
 	$(BIN)/python -m monitoring.bench
+
+bench-production: venv debs ## one closed loop in the production profile (about 6 minutes): fault -> rollback against its floor
+	$(BIN)/python -m monitoring.bench production
 
 clean: ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

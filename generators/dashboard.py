@@ -39,7 +39,7 @@ def _targets(definitions: Definitions, signal: Signal) -> list[g.Target]:
     recorded = definitions.recorded(signal)
     queries = signal.queries or (Query(expr=recorded or signal.expr, legend=signal.legend),)
     datasource = _datasource(definitions)
-    return [g.Target(expr=definitions.windowed(q.expr),
+    return [g.Target(expr=definitions.windowed(q.expr, f"signal {signal.name!r} query {q.ref}"),
                      legendFormat=q.legend, refId=q.ref, instant=q.instant,
                      format="table" if signal.panel is PanelKind.TABLE else "time_series",
                      datasource=datasource)
@@ -108,7 +108,7 @@ def dashboard(definitions: Definitions) -> dict[str, Any]:
     model = g.Dashboard(
         title=definitions.dashboard_title,
         uid=definitions.dashboard_uid,
-        description=f"Rollout of {definitions.flag_name}: seven signals against their green/yellow/red bands.",
+        description=f"Rollout of {definitions.flag_name}: {len(panels)} signals against their green/yellow/red bands.",
         tags=[definitions.team, "rollout"],
         panels=panels,
         refresh=definitions.profile.dashboard_refresh,

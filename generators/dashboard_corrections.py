@@ -1,7 +1,7 @@
 """Every correction of grafanalib's output, each named for the rule of Grafana's schema it satisfies.
 
 grafanalib 0.7 still writes parts of the legacy (pre-v8) dashboard model: keys that Grafana dropped,
-the string "null" for a threshold's base value, JSON null for string fields, and panel options of the
+JSON null for string fields, and panel options of the
 old shape. Grafana's dashboard JSON Schema (and each panel type's schema) rejects all of those. The
 dashboard generator builds with grafanalib, then passes the result through `correct`, and nothing else
 edits the JSON.
@@ -37,16 +37,6 @@ def panels_have_no_legacy_keys(dashboard: Json) -> None:
             panel["fieldConfig"].pop(key, None)
 
 
-def threshold_steps_have_value_and_color(dashboard: Json) -> None:
-    """A threshold step has exactly `value` and `color`; the base step's value is JSON null, not "null"."""
-    for panel in dashboard["panels"]:
-        thresholds = panel["fieldConfig"]["defaults"]["thresholds"]
-        thresholds["steps"] = [
-            {"value": None if index == 0 or step["value"] == "null" else step["value"], "color": step["color"]}
-            for index, step in enumerate(thresholds["steps"])
-        ]
-
-
 def targets_are_prometheus_queries(dashboard: Json) -> None:
     """Targets carry only Prometheus dataquery fields (no Graphite `target`, `query`, `step`)."""
     for panel in dashboard["panels"]:
@@ -57,19 +47,18 @@ def targets_are_prometheus_queries(dashboard: Json) -> None:
         ]
 
 
-def _reduce_options() -> Json:
-    return {"calcs": ["lastNotNull"], "fields": "", "values": False}
-
-
 def gauge_options_are_modern(panel: Json) -> None:
+    """grafanalib writes the gauge's reduction (its `calc`) and threshold display as legacy fieldConfig keys;
+    the modern gauge keeps them in `options`. The values are grafanalib's, moved, never replaced."""
     defaults = panel["fieldConfig"]["defaults"]
+    calcs, values = defaults["calcs"], defaults["values"]
     for key in LEGACY_GAUGE_DEFAULTS:
         defaults.pop(key, None)
     panel["options"] = {
-        "reduceOptions": _reduce_options(),
+        "reduceOptions": {"calcs": calcs, "fields": "", "values": values},
         "orientation": "auto",
-        "showThresholdLabels": False,
-        "showThresholdMarkers": True,
+        "showThresholdLabels": panel["fieldConfig"]["showThresholdLabels"],
+        "showThresholdMarkers": panel["fieldConfig"]["showThresholdMarkers"],
         "sizing": "auto",
         "minVizWidth": 75,
         "minVizHeight": 75,
@@ -77,9 +66,8 @@ def gauge_options_are_modern(panel: Json) -> None:
 
 
 def stat_options_are_modern(panel: Json) -> None:
-    panel["options"].update(
-        {"reduceOptions": _reduce_options(), "wideLayout": True, "showPercentChange": False,
-         "percentChangeColorMode": "standard"})
+    """The stat schema requires three options grafanalib 0.7 does not know; its own options stay as given."""
+    panel["options"].update({"wideLayout": True, "showPercentChange": False, "percentChangeColorMode": "standard"})
 
 
 def timeseries_options_are_modern(panel: Json) -> None:
@@ -122,10 +110,9 @@ def no_null_for_optional_fields(value: Any, in_step: bool = False) -> Any:
 
 CORRECTIONS: tuple[Callable[[Json], None], ...] = (
     dashboard_has_no_legacy_keys,
+    panel_options_match_their_type,  # first: it moves legacy values into options before they are dropped
     panels_have_no_legacy_keys,
-    threshold_steps_have_value_and_color,
     targets_are_prometheus_queries,
-    panel_options_match_their_type,
 )
 
 

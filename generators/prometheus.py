@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from monitoring import names
 from monitoring.model import Definitions
 
 
@@ -15,10 +16,10 @@ def prometheus_config(definitions: Definitions) -> dict[str, Any]:
             "evaluation_interval": profile.evaluation_interval,
             "external_labels": {"environment": definitions.environment},
         },
-        "rule_files": list(definitions.paths.rule_files),
+        "rule_files": list(definitions.rule_files),
         "alerting": {
             "alertmanagers": [
-                {"static_configs": [{"targets": [s.address for s in definitions.servers_of("alertmanager")]}]}
+                {"static_configs": [{"targets": [s.address for s in definitions.servers_of(names.ALERTMANAGER)]}]}
             ]
         },
         "scrape_configs": [

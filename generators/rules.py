@@ -4,28 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
+from monitoring import names
 from monitoring.model import AlertRule, Definitions
 
 
 def alert_expr(definitions: Definitions, alert: AlertRule) -> str:
     """A band alert compares its signal's recorded series with the band's border."""
     if alert.expr is not None:
-        return alert.expr
+        return definitions.windowed(alert.expr, f"alert {alert.name!r} field expr")
     signal = definitions.signal(alert.signal)
     assert signal.bands is not None and alert.band is not None
-    series = definitions.recorded(signal) or definitions.windowed(signal.expr)
+    series = definitions.recorded(signal) or definitions.windowed(signal.expr, f"signal {signal.name!r} field expr")
     return f"{series} {signal.bands.breach(alert.band)}"
 
 
 def alert_labels(definitions: Definitions, alert: AlertRule) -> dict[str, str]:
-    labels = {"severity": alert.severity, "signal": alert.signal, "team": definitions.team}
+    labels = {names.SEVERITY: alert.severity, names.SIGNAL: alert.signal, names.TEAM: definitions.team}
     if alert.action:
-        labels["action"] = alert.action
+        labels[names.ACTION] = alert.action
     return labels
 
 
 def recording_rules(definitions: Definitions) -> list[dict[str, Any]]:
-    return [{"record": definitions.recorded(s), "expr": definitions.windowed(s.expr)}
+    return [{"record": definitions.recorded(s), "expr": definitions.windowed(s.expr, f"signal {s.name!r} field expr")}
             for s in definitions.signals if s.record]
 
 

@@ -15,7 +15,7 @@ NAMES = {
 
 
 class MissingBinary(RuntimeError):
-    pass
+    """A tool the command needs is not installed; the message says how to get it."""
 
 
 def variable(tool: str) -> str:
@@ -26,6 +26,8 @@ def find(tool: str) -> str:
     """The path of `tool`; MONITORING_<TOOL> (e.g. MONITORING_PROMTOOL) wins over PATH."""
     given = os.environ.get(variable(tool))
     if given:
+        if not (os.path.isfile(given) and os.access(given, os.X_OK)):
+            raise MissingBinary(f"{tool}: {variable(tool)}={given} is not an executable file")
         return given
     for name in NAMES[tool]:
         path = shutil.which(name)

@@ -4,16 +4,53 @@ from __future__ import annotations
 
 from collections import Counter
 
-from monitoring.model import SEVERITIES, DefinitionError, Definitions, Worse, duration_seconds
+from monitoring import names
+from monitoring.model import DefinitionError, Definitions, Worse, duration_seconds, is_absolute_url
+from monitoring.validate.promql import BadExpression, parse
 
 
 def check(definitions: Definitions) -> None:
-    """Raise DefinitionError for the first rule `definitions` break."""
+    """Raise DefinitionError for the first rule `definitions` break; nothing is rendered before it passes."""
+    _check_service(definitions)
     _check_durations(definitions)
     _check_signals(definitions)
     _check_alerts(definitions)
     _check_servers_and_jobs(definitions)
     _check_receivers(definitions)
+    _check_expressions(definitions)
+
+
+def _check_service(definitions: Definitions) -> None:
+    if not names.LABEL_NAME.match(definitions.service or ""):
+        raise DefinitionError(f"definitions field service: {definitions.service!r} must be a Prometheus name "
+                              "(letters, digits, _): it prefixes metric, rule and file names")
+    if not definitions.flag_name:
+        raise DefinitionError("definitions field flag_name: empty")
+    if not is_absolute_url(definitions.runbook_base_url):
+        raise DefinitionError(f"definitions field runbook_base_url: {definitions.runbook_base_url!r} is not an "
+                              "absolute http(s) URL; runbook links must open from notifications and Grafana")
+    if definitions.profile is None:
+        raise DefinitionError("definitions field profiles: no profile is defined")
+
+
+def _check_expressions(definitions: Definitions) -> None:
+    """Every placeholder is known and every PromQL expression parses, so no broken rule reaches a file."""
+    from generators.rules import alert_expr
+
+    expressions = [(f"signal {s.name!r} field expr", definitions.windowed(s.expr, f"signal {s.name!r} field expr"))
+                   for s in definitions.signals]
+    expressions += [(f"signal {s.name!r} query {q.ref}", definitions.windowed(q.expr, f"signal {s.name!r} query"))
+                    for s in definitions.signals for q in s.queries]
+    expressions += [(f"alert {a.name!r} field expr", alert_expr(definitions, a)) for a in definitions.alerts]
+    for signal in definitions.signals:
+        record = definitions.recorded(signal)
+        if record is not None and not names.METRIC_NAME.match(record):
+            raise DefinitionError(f"signal {signal.name!r} field record: {record!r} is not a valid metric name")
+    for where, expr in expressions:
+        try:
+            parse(expr)
+        except BadExpression as error:
+            raise DefinitionError(f"{where}: {expr!r} is not valid PromQL: {error}") from None
 
 
 def _unique(kind: str, names: list[str]) -> None:
@@ -25,7 +62,7 @@ def _unique(kind: str, names: list[str]) -> None:
 def _check_durations(definitions: Definitions) -> None:
     profile = definitions.profile
     for name, value in vars(profile).items():
-        if name != "name" and value is not None:
+        if name not in ("name", "environment") and value is not None:
             duration_seconds(value, f"profile {profile.name!r} field {name}")
     for alert in definitions.alerts:
         duration_seconds(alert.for_, f"alert {alert.name!r} field for")
@@ -52,8 +89,12 @@ def _check_alerts(definitions: Definitions) -> None:
     signals = {s.name: s for s in definitions.signals}
     for alert in definitions.alerts:
         where = f"alert {alert.name!r}"
-        if alert.severity not in SEVERITIES:
-            raise DefinitionError(f"{where} field severity: {alert.severity!r} is not one of {', '.join(SEVERITIES)}")
+        if not names.ALERT_NAME.match(alert.name):
+            raise DefinitionError(f"{where} field name: not a valid alert name (letters, digits and _, not "
+                                  "starting with a digit); it also names the runbook file")
+        if alert.severity not in names.SEVERITIES:
+            raise DefinitionError(f"{where} field severity: {alert.severity!r} is not one of "
+                                  f"{', '.join(names.SEVERITIES)}")
         if alert.signal not in signals:
             raise DefinitionError(f"{where} field signal: {alert.signal!r} is not a defined signal")
         if alert.action == "rollback" and alert.severity != "critical":
@@ -69,6 +110,12 @@ def _check_alerts(definitions: Definitions) -> None:
 
 def _check_servers_and_jobs(definitions: Definitions) -> None:
     _unique("server", [s.name for s in definitions.servers])
+    for server in definitions.servers:
+        if server.role not in names.ROLES:
+            raise DefinitionError(f"server {server.name!r} field role: {server.role!r} is not one of "
+                                  f"{', '.join(names.ROLES)}")
+    for role in names.REQUIRED_ROLES:
+        definitions.job(role)  # the stack, the routes and the checks need each of these
     owner: dict[str, str] = {}
     for server in definitions.servers:
         if server.address in owner:
@@ -89,6 +136,11 @@ def _check_servers_and_jobs(definitions: Definitions) -> None:
                     f"{scraped_by[target]!r}; one target cannot be in two jobs"
                     + (f" (it is the address of server {owner[target]!r})" if target in owner else ""))
             scraped_by[target] = job.name
+            server = next((s for s in definitions.servers if s.address == target), None)
+            if server is not None and definitions.job(server.role) != job.name:
+                raise DefinitionError(
+                    f"scrape job {job.name!r} field targets: {target} is the address of server {server.name!r}, "
+                    f"whose metrics belong to job {definitions.job(server.role)!r}")
 
 
 def _check_receivers(definitions: Definitions) -> None:

@@ -18,11 +18,11 @@ class UsageError(Exception):
 
 
 def _definitions(args: argparse.Namespace):
+    """The definitions named by --definitions, in the profile named by --profile (default: their first)."""
     from monitoring.generate import load
-    from monitoring.genesis import compressed
 
     definitions = load(args.definitions)
-    return compressed(definitions) if args.profile == "compressed" else definitions
+    return definitions.with_profile(args.profile) if args.profile else definitions
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -147,7 +147,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
 def cmd_demo_app(args: argparse.Namespace) -> int:
     from monitoring.demo_app import serve
 
-    serve(args.listen, Path(args.state), args.rate)
+    serve(args.listen, Path(args.state), args.service, args.flag, args.rate)
     return 0
 
 
@@ -166,9 +166,17 @@ def cmd_demo_fault(args: argparse.Namespace) -> int:
         print(f"monitoring demo fault: the demo application at {args.app_url} does not answer: {error}",
               file=sys.stderr)
         return 1
+    try:
+        said = answer.json()
+    except ValueError:
+        said = None
+    if not isinstance(said, dict):
+        print(f"monitoring demo fault: {args.app_url} answered {answer.status_code} with no JSON object; "
+              "is it the demo application?", file=sys.stderr)
+        return 1
     if answer.status_code != 200:
-        raise UsageError(answer.json().get("error", answer.text))
-    print(f"fault on the new version: {answer.json()}")
+        raise UsageError(said.get("error", answer.text))
+    print(f"fault on the new version: {said}")
     return 0
 
 
@@ -181,14 +189,12 @@ def cmd_demo_run(args: argparse.Namespace) -> int:
 def cmd_apply(args: argparse.Namespace) -> int:
     from monitoring.apply.run import ApplyUsage, environment, run, targets
     from monitoring.generate import load
-    from monitoring.genesis import compressed
     from monitoring.stack import Stack
 
     env = environment()
     stack_root = _stack_root(args)
-    profile = args.profile or _stack_profile(stack_root)
     definitions = load(args.definitions)
-    definitions = compressed(definitions) if profile == "compressed" else definitions
+    definitions = definitions.with_profile(args.profile or _stack_profile(stack_root, definitions))
     try:
         chosen = targets(definitions, env, Stack(stack_root, definitions))
     except ApplyUsage as error:
@@ -201,15 +207,15 @@ def cmd_apply(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stack_profile(root: Path) -> str:
+def _stack_profile(root: Path, definitions) -> str:
     """The profile the local stack was started with, so a plan against it compares like with like."""
     try:
-        return (root / "profile").read_text().strip() or "production"
+        return (root / "profile").read_text().strip() or definitions.profile.name
     except OSError:
-        return "production"
+        return definitions.profile.name
 
 
-def _add_stack(parser: argparse.ArgumentParser, profile: str = "production") -> None:
+def _add_stack(parser: argparse.ArgumentParser, profile: str | None = None) -> None:
     _add_definitions(parser)
     parser.set_defaults(profile=profile)
     parser.add_argument("--dir", help="the stack's folder (default: $MONITORING_STACK_DIR or .stack)")
@@ -218,8 +224,9 @@ def _add_stack(parser: argparse.ArgumentParser, profile: str = "production") -> 
 def _add_definitions(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--definitions", default=DEFAULT_DEFINITIONS, metavar="MODULE:NAME",
                         help="the Definitions to use (default: %(default)s)")
-    parser.add_argument("--profile", choices=("production", "compressed"), default="production",
-                        help="time windows: production, or compressed for tests and the demo")
+    parser.add_argument("--profile", metavar="NAME",
+                        help="the definitions' profile of time windows, e.g. production, or compressed for tests "
+                             "and the demo (default: the definitions' first)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -261,7 +268,7 @@ def parser() -> argparse.ArgumentParser:
     rollout.add_argument("--reason", default="", help="why, for the history")
     rollout.set_defaults(run=cmd_rollout)
 
-    rollback = commands.add_parser("rollback", help="roll the deployment back to 0% by hand")
+    rollback = commands.add_parser("rollback", help="roll the deployment back to 0 %% by hand")
     _add_state(rollback)
     rollback.add_argument("--reason", required=True, help="why, for the history")
     rollback.set_defaults(run=cmd_rollback)
@@ -285,6 +292,8 @@ def parser() -> argparse.ArgumentParser:
     app.add_argument("--listen", default="127.0.0.1:8000", metavar="HOST:PORT")
     _add_state(app)
     app.add_argument("--rate", type=float, default=50.0, help="requests per second of built-in load")
+    app.add_argument("--service", required=True, help="the service whose metrics it exports (their namespace)")
+    app.add_argument("--flag", required=True, help="the feature flag whose rollout splits its traffic")
     app.set_defaults(run=cmd_demo_app)
     fault = demo_commands.add_parser("fault", help="inject a fault into the new version of the demo application")
     fault.add_argument("--errors", type=float, help="share of new-version requests that fail, 0 to 1")
@@ -292,7 +301,7 @@ def parser() -> argparse.ArgumentParser:
     fault.add_argument("--clear", action="store_true", help="remove every fault")
     fault.add_argument("--app-url", default="http://127.0.0.1:8000")
     fault.set_defaults(run=cmd_demo_fault)
-    run = demo_commands.add_parser("run", help="the closed loop: fault at 10%%, alert, rollback, resolution")
+    run = demo_commands.add_parser("run", help="the closed loop: fault at 10 %%, alert, rollback, resolution")
     _add_stack(run, profile="compressed")
     run.set_defaults(run=cmd_demo_run)
 
@@ -302,15 +311,29 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Bad input (definitions, arguments, files, a missing tool) is one line and exit 2;
+    anything unforeseen is one line and exit 1, with the traceback only when MONITORING_DEBUG is set."""
+    import os
+
+    from monitoring.binaries import MissingBinary
     from monitoring.model import DefinitionError
     from monitoring.receiver.service import StartRefused
     from monitoring.receiver.state import CorruptState, StateUnwritable
 
-    bad_input = (StartRefused, CorruptState, StateUnwritable)
+    bad_input = (DefinitionError, UsageError, MissingBinary, StartRefused, CorruptState, StateUnwritable, OSError)
 
     args = parser().parse_args(argv)
     try:
         return args.run(args)
-    except (DefinitionError, UsageError, *bad_input) as error:
+    except bad_input as error:
         print(f"monitoring {args.command}: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"monitoring {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if os.environ.get("MONITORING_DEBUG"):
+            raise
+        print(f"monitoring {args.command}: unexpected {type(error).__name__}: {error} "
+              "(MONITORING_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1

@@ -12,13 +12,35 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
-from monitoring.model import duration_seconds
+from monitoring import names
+from monitoring.model import AlertRule, DefinitionError, Definitions, duration_seconds
 from monitoring.observe import ServerAnswer, alert_states, query
 from monitoring.receiver.state import StateStore
 from monitoring.stack import Stack
 
-FAULTS = {"HighErrorRate": {"errors": 1.0}, "HighLatency": {"latency_ms": 800}}
+# The demo application's faults, by the application metric a rollback alert's signal reads.
+FAULTS = (("errors_total", {"errors": 1.0}), ("request_duration_seconds_bucket", {"latency_ms": 800}))
+MARGIN = 60.0  # seconds allowed beyond the floor before a step of the closed loop counts as failed
+
+
+def fault_for(definitions: Definitions, alert: AlertRule) -> dict:
+    """The fault that trips `alert`: failing requests for an error signal, slow ones for a latency signal."""
+    expr = definitions.signal(alert.signal).expr
+    for metric, fault in FAULTS:
+        if "${" + metric + "}" in expr:
+            return fault
+    raise DefinitionError(f"alert {alert.name!r}: the demo application has no fault that moves signal "
+                          f"{alert.signal!r}")
+
+
+def rollback_alert(definitions: Definitions, name: str | None = None) -> AlertRule:
+    """The rollback alert called `name`, or the definitions' first rollback alert."""
+    for alert in definitions.alerts:
+        if alert.action == names.ROLLBACK and name in (None, alert.name):
+            return alert
+    raise DefinitionError(f"alert {name!r}: no such rollback alert" if name else "definitions: no rollback alert")
 
 
 @dataclass
@@ -36,7 +58,7 @@ class Timeline:
 
 
 def _set_fault(stack: Stack, fault: dict) -> None:
-    requests.post(f"{stack.url('genesis')}/control/fault", json=fault, timeout=5).raise_for_status()
+    requests.post(f"{stack.url(names.APP)}/control/fault", json=fault, timeout=5).raise_for_status()
 
 
 def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -59,45 +81,52 @@ def _safe(check: Callable[[], bool]) -> Callable[[], bool]:
 def notifications(stack: Stack) -> float:
     """How many notifications the receiver has answered, from its own metrics."""
     try:
-        text = requests.get(f"{stack.url('rollback-receiver')}/metrics", timeout=5).text
+        text = requests.get(f"{stack.url(names.RECEIVER)}/metrics", timeout=5).text
     except requests.RequestException:
         return 0.0
-    return sum(float(line.split()[-1]) for line in text.splitlines()
-               if line.startswith("genesis_receiver_notifications_total{"))
+    counter = f"{stack.definitions.service}_receiver_notifications"
+    return sum(sample.value for family in text_string_to_metric_families(text) if family.name == counter
+               for sample in family.samples if sample.name.endswith("_total"))
 
 
-def floor_seconds(stack: Stack) -> float:
+def floor_seconds(definitions: Definitions, alert: AlertRule) -> float:
     """The least time the configuration allows from fault to rollback: a scrape to see the errors, the
     alert's `for`, one evaluation, and the rollback route's group_wait."""
-    profile = stack.definitions.profile
-    alert = next(a for a in stack.definitions.alerts if a.name == "HighErrorRate")
-    return sum(duration_seconds(d) for d in (profile.scrape_interval, stack.definitions.alert_for(alert),
+    profile = definitions.profile
+    return sum(duration_seconds(d) for d in (profile.scrape_interval, definitions.alert_for(alert),
                                                profile.evaluation_interval, profile.rollback_group_wait))
 
 
-def closed_loop(stack: Stack, alertname: str = "HighErrorRate", say: Callable[[str], None] = print,
-                timeout: float = 120.0) -> Timeline:
+def patience(definitions: Definitions, alert: AlertRule) -> float:
+    """How long to wait for a step of the loop: the floor, the rate window to fill and drain, and a margin."""
+    return floor_seconds(definitions, alert) + 2 * duration_seconds(definitions.profile.rate_window) + MARGIN
+
+
+def closed_loop(stack: Stack, alertname: str | None = None, say: Callable[[str], None] = print,
+                timeout: float | None = None) -> Timeline:
     """Roll out to 10 %, break the new version, and follow the chain until the alert has resolved."""
     definitions = stack.definitions
-    prometheus = stack.url("prometheus")
-    alert = next(a for a in definitions.alerts if a.name == alertname)
+    prometheus = stack.url(names.PROMETHEUS)
+    alert = rollback_alert(definitions, alertname)
+    alertname = alert.name
+    timeout = timeout or patience(definitions, alert)
     signal = definitions.signal(alert.signal)
     series = definitions.recorded(signal)
     border = signal.bands.border(alert.band) if signal.bands and alert.band else 0.0
-    store = StateStore(stack.state)
+    store = StateStore(stack.state, definitions.flag_name)
 
     _set_fault(stack, {"clear": True})
     _wait(_safe(lambda: not alert_states(prometheus, alertname)), timeout, f"{alertname} to be inactive")
     store.rollout(10, reason=f"demo: canary before a {alertname} fault")
     say(f"  rollout set to 10 %; waiting for Prometheus to see traffic on {series}")
     _wait(_safe(lambda: bool(query(prometheus, f'{series} >= 0'))), timeout, f"{series} in Prometheus")
-    _wait(_safe(lambda: bool(query(prometheus, 'genesis_feature_flag_rollout_percentage == 10'))), timeout,
-          "the rollout percentage in Prometheus")
+    rollout = f'{names.flag_rollout_metric(definitions.service)}{{{names.FLAG_NAME}="{definitions.flag_name}"}}'
+    _wait(_safe(lambda: bool(query(prometheus, f"{rollout} == 10"))), timeout, "the rollout percentage in Prometheus")
 
     timeline = Timeline(alertname)
     history_before = len(store.read()["rollout_history"])
     received_before = notifications(stack)
-    fault = FAULTS[alertname]
+    fault = fault_for(definitions, alert)
     started, wall = time.monotonic(), time.time()
     _set_fault(stack, fault)
     timeline.mark("fault injected", 0.0, say, json.dumps(fault))
@@ -138,20 +167,25 @@ def closed_loop(stack: Stack, alertname: str = "HighErrorRate", say: Callable[[s
 
 
 def run(stack: Stack, say: Callable[[str], None] = print) -> int:
-    """`make demo`: the stack in the compressed profile, the closed loop, the final state."""
+    """`make demo`: the stack, the closed loop on the first rollback alert, the final state."""
     started = time.monotonic()
-    profile = stack.definitions.profile
-    say(f"The closed loop on real servers, compressed profile: {profile.scrape_interval} scrapes and evaluations, "
-        f"{profile.rate_window} rate windows, `for` of {profile.alert_for}.")
+    definitions = stack.definitions
+    profile = definitions.profile
+    alert = rollback_alert(definitions)
+    say(f"The closed loop of {definitions.service} on real servers, {profile.name} profile: "
+        f"{profile.scrape_interval} scrapes, {profile.evaluation_interval} evaluations, {profile.rate_window} "
+        f"rate windows, {alert.name} `for` {definitions.alert_for(alert)}; the rollback can come "
+        f"{floor_seconds(definitions, alert):.0f}s after the fault at the earliest, and the demo waits up to "
+        f"{patience(definitions, alert):.0f}s for each step.")
     stack.up(say)
     say("Timeline:")
     try:
-        closed_loop(stack, "HighErrorRate", say)
+        closed_loop(stack, alert.name, say)
     except TimeoutError as error:
         say(f"demo failed: {error}; logs are in {stack.root / 'logs'}")
         return 1
     say("Final state (monitoring status):")
-    say(json.dumps(StateStore(stack.state).read(), indent=2))
+    say(json.dumps(StateStore(stack.state, definitions.flag_name).read(), indent=2))
     say(f"Done in {time.monotonic() - started:.0f}s. The stack is still running: Prometheus at "
-        f"{stack.url('prometheus')}, Alertmanager at {stack.url('alertmanager')}; `make down` stops it.")
+        f"{stack.url(names.PROMETHEUS)}, Alertmanager at {stack.url(names.ALERTMANAGER)}; `make down` stops it.")
     return 0

@@ -1,7 +1,7 @@
 """The demo application: a stand-in for the real service, with its own traffic and injectable faults.
 
-It exports the `genesis_*` metrics the monitoring reads. A built-in load generator sends `rate` requests
-per second through the application; each goes through the new version with the probability of the
+It exports the `<service>_*` metrics the monitoring reads (names.APP_METRICS). A built-in load generator
+sends `rate` requests per second through the application; each goes through the new version with the probability of the
 rollout percentage (read from the deployment state the receiver owns) and through the old one
 otherwise. Faults touch the new path only: a share of its requests fail, and it gets slower. So at 10 %
 rollout with a fully failing new path the error rate is about 10 %, and once the rollout is back at 0 %
@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from monitoring.names import VERSION, VERSIONS
 from monitoring.receiver.state import CorruptState, StateStore
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.5, 5.0)
@@ -38,24 +39,25 @@ class Fault:
 
 
 class DemoApp:
-    def __init__(self, state: Path, rate: float = 50.0, seed: int | None = None) -> None:
-        self.store = StateStore(state)
+    def __init__(self, state: Path, service: str, flag: str, rate: float = 50.0, seed: int | None = None) -> None:
+        self.store = StateStore(state, flag)
         self.rate = rate
         self.fault = Fault()
         self.random = random.Random(seed)
         self.percentage = 0
         self.registry = CollectorRegistry()
-        self.requests = Counter("genesis_requests", "Requests served", ["version"], registry=self.registry)
-        self.errors = Counter("genesis_errors", "Requests that failed", ["version"], registry=self.registry)
-        self.duration = Histogram("genesis_request_duration_seconds", "Request latency", ["version"],
-                                  buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.tests_passed = Gauge("genesis_tests_passed", "Post-deployment tests passing", registry=self.registry)
-        self.tests_total = Gauge("genesis_tests_total", "Post-deployment tests", registry=self.registry)
-        self.notifications = Counter("genesis_demo_notifications", "Notifications the sink received",
-                                     ["receiver"], registry=self.registry)
+        common = {"namespace": service, "registry": self.registry}
+        self.requests = Counter("requests", "Requests served", [VERSION], **common)
+        self.errors = Counter("errors", "Requests that failed", [VERSION], **common)
+        self.duration = Histogram("request_duration_seconds", "Request latency", [VERSION],
+                                  buckets=LATENCY_BUCKETS, **common)
+        self.tests_passed = Gauge("tests_passed", "Post-deployment tests passing", **common)
+        self.tests_total = Gauge("tests_total", "Post-deployment tests", **common)
+        self.notifications = Counter("demo_notifications", "Notifications the sink received", ["receiver"],
+                                     **common)
         self.tests_passed.set(200)
         self.tests_total.set(200)
-        for version in ("old", "new"):
+        for version in VERSIONS:
             self.requests.labels(version)
             self.errors.labels(version)
 
@@ -127,8 +129,8 @@ class DemoApp:
         return JSONResponse({"status": "alive"})
 
 
-def create_app(state: Path, rate: float = 50.0) -> Starlette:
-    demo = DemoApp(state, rate)
+def create_app(state: Path, service: str, flag: str, rate: float = 50.0) -> Starlette:
+    demo = DemoApp(state, service, flag, rate)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -148,10 +150,10 @@ def create_app(state: Path, rate: float = 50.0) -> Starlette:
     return app
 
 
-def serve(listen: str, state: Path, rate: float) -> None:
+def serve(listen: str, state: Path, service: str, flag: str, rate: float) -> None:
     import uvicorn
 
     from monitoring.receiver.service import listen_address
 
     host, port = listen_address(listen)
-    uvicorn.run(create_app(state, rate), host=host, port=port, access_log=False, log_level="warning")
+    uvicorn.run(create_app(state, service, flag, rate), host=host, port=port, access_log=False, log_level="warning")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -12,8 +14,10 @@ from monitoring.model import DefinitionError, Definitions
 
 
 def load(reference: str) -> Definitions:
-    """Definitions named as `module:attribute` (default: monitoring.genesis:DEFINITIONS)."""
+    """Definitions named as `module:attribute` (the command line gives its default)."""
     module_name, _, attribute = reference.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())  # a team's definitions file lives in its own repository, not in this package
     try:
         value = getattr(importlib.import_module(module_name), attribute or "DEFINITIONS")
     except (ImportError, AttributeError) as error:

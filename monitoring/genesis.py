@@ -5,21 +5,12 @@ Every threshold of the rollout is written once, in a signal's bands, below.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from monitoring.model import AlertRule, Bands, Definitions, PanelKind, Profile, Query, Receiver, Server, Signal, Worse
+from monitoring.names import ALERTMANAGER, APP, NODE, PROMETHEUS, RECEIVER, ROLLBACK
+from monitoring.topology import jobs_for, rollback_webhook
 
-from monitoring.model import (
-    AlertRule,
-    Bands,
-    Definitions,
-    PanelKind,
-    Profile,
-    Query,
-    Receiver,
-    ScrapeJob,
-    Server,
-    Signal,
-    Worse,
-)
+SERVICE = "genesis"
+FLAG = "phase_4_deployment"
 
 PRODUCTION = Profile(name="production")
 
@@ -36,9 +27,8 @@ COMPRESSED = Profile(
     rollback_repeat_interval="30s",
     alert_for="5s",
     dashboard_refresh="5s",
+    environment="demo",
 )
-
-FLAG = "phase_4_deployment"
 
 SIGNALS = (
     Signal(
@@ -46,8 +36,8 @@ SIGNALS = (
         title="Test Pass Rate",
         panel=PanelKind.GAUGE,
         unit="percent",
-        expr="100 * sum by (job) (genesis_tests_passed) / sum by (job) (genesis_tests_total)",
-        record="job:genesis_tests_passed:percent",
+        expr="100 * sum by (job) (${tests_passed}) / sum by (job) (${tests_total})",
+        record="job:${tests_passed}:percent",
         bands=Bands(worse=Worse.LOWER, yellow=98, red=95),
         minimum=0,
         maximum=100,
@@ -61,10 +51,10 @@ SIGNALS = (
         panel=PanelKind.TIMESERIES,
         unit="percent",
         expr=(
-            "100 * sum by (job) (rate(genesis_errors_total[{window}]))"
-            " / sum by (job) (rate(genesis_requests_total[{window}]))"
+            "100 * sum by (job) (rate(${errors_total}[${window}]))"
+            " / sum by (job) (rate(${requests_total}[${window}]))"
         ),
-        record="job:genesis_errors:percent_rate{window}",
+        record="job:${service}_errors:percent_rate${window}",
         bands=Bands(worse=Worse.HIGHER, yellow=0.1, red=1.0),
         width=9,
         legend="error rate",
@@ -77,9 +67,9 @@ SIGNALS = (
         unit="ms",
         expr=(
             "1000 * histogram_quantile(0.95,"
-            " sum by (job, le) (rate(genesis_request_duration_seconds_bucket[{window}])))"
+            " sum by (job, le) (rate(${request_duration_seconds_bucket}[${window}])))"
         ),
-        record="job:genesis_request_duration_milliseconds:p95_rate{window}",
+        record="job:${service}_request_duration_milliseconds:p95_rate${window}",
         bands=Bands(worse=Worse.HIGHER, yellow=200, red=500),
         width=9,
         legend="p95",
@@ -90,7 +80,7 @@ SIGNALS = (
         title="System Uptime",
         panel=PanelKind.STAT,
         unit="none",
-        expr='up{job="genesis"}',
+        expr="up{${app}}",
         width=6,
         legend="{{instance}}",
         value_names=((0, "DOWN", "red"), (1, "UP", "green")),
@@ -101,13 +91,11 @@ SIGNALS = (
         title="Feature Flag Status",
         panel=PanelKind.TABLE,
         unit="none",
-        expr=f'genesis_feature_flag_rollout_percentage{{flag_name="{FLAG}"}}',
+        expr="${flag_rollout}{${flag}}",
         width=18,
         queries=(
-            Query(expr=f'max by (flag_name) (genesis_feature_flag_enabled{{flag_name="{FLAG}"}})',
-                  ref="A", instant=True),
-            Query(expr=f'max by (flag_name) (genesis_feature_flag_rollout_percentage{{flag_name="{FLAG}"}})',
-                  ref="B", instant=True),
+            Query(expr="max by (flag_name) (${flag_enabled}{${flag}})", ref="A", instant=True),
+            Query(expr="max by (flag_name) (${flag_rollout}{${flag}})", ref="B", instant=True),
         ),
         columns=("flag_name", "enabled", "rollout_percentage"),
         description="The feature flag's state, as the rollback receiver (which owns it) exports it.",
@@ -132,8 +120,8 @@ SIGNALS = (
         title="CPU Usage",
         panel=PanelKind.TIMESERIES,
         unit="percent",
-        expr='100 - 100 * avg without (cpu, mode) (rate(node_cpu_seconds_total{mode="idle"}[{window}]))',
-        record="instance:node_cpu_utilisation:percent_rate{window}",
+        expr='100 - 100 * avg without (cpu, mode) (rate(node_cpu_seconds_total{mode="idle"}[${window}]))',
+        record="instance:node_cpu_utilisation:percent_rate${window}",
         bands=Bands(worse=Worse.HIGHER, yellow=60, red=80),
         per="node",
         minimum=0,
@@ -161,14 +149,14 @@ def _band_alerts(signal: str, noun: str, critical: str, warning: str, for_: str,
 
 
 ALERTS = (
-    *_band_alerts("error_rate", "Error rate (%)", "HighErrorRate", "ElevatedErrorRate", "5m", "rollback"),
-    *_band_alerts("latency_p95", "P95 latency (ms)", "HighLatency", "ElevatedLatency", "5m", "rollback"),
+    *_band_alerts("error_rate", "Error rate (%)", "HighErrorRate", "ElevatedErrorRate", "5m", ROLLBACK),
+    *_band_alerts("latency_p95", "P95 latency (ms)", "HighLatency", "ElevatedLatency", "5m", ROLLBACK),
     *_band_alerts("test_pass_rate", "Test pass rate (%)", "TestPassRateCritical", "TestPassRateDegraded", "5m"),
     *_band_alerts("memory", "Memory available (%)", "HighMemoryUsage", "MemoryPressure", "5m"),
     *_band_alerts("cpu", "CPU usage (%)", "HighCPUUsage", "ElevatedCPUUsage", "10m"),
     AlertRule(
         name="GenesisDown", signal="uptime", severity="critical", for_="1m",
-        expr='up{job="genesis"} == 0',
+        expr="up{${app}} == 0",
         condition="an instance of the application does not answer its scrape",
         summary="Genesis instance {{ $labels.instance }} is down",
         description="Prometheus cannot scrape {{ $labels.instance }} of job genesis.",
@@ -176,8 +164,8 @@ ALERTS = (
     AlertRule(
         name="GenesisMetricsAbsent", signal="uptime", severity="critical", for_="5m",
         expr=(
-            'absent(up{job="genesis"})'
-            ' or (up{job="genesis"} == 1 unless on (job, instance) genesis_requests_total)'
+            "absent(up{${app}})"
+            " or (up{${app}} == 1 unless on (job, instance) ${requests_total})"
         ),
         condition="no genesis target exists, or a target that is up exports no genesis_requests_total",
         summary="Genesis metrics are missing",
@@ -188,7 +176,7 @@ ALERTS = (
     ),
     AlertRule(
         name="RollbackReceiverDown", signal="rollout", severity="critical", for_="2m",
-        expr='up{job="rollback-receiver"} == 0 or absent(up{job="rollback-receiver"})',
+        expr="up{${receiver}} == 0 or absent(up{${receiver}})",
         condition="the rollback receiver is down or not scraped",
         summary="The rollback receiver is down: automatic rollback is broken",
         description="Prometheus cannot scrape the rollback receiver; a red rollout would not be rolled back.",
@@ -196,68 +184,30 @@ ALERTS = (
 )
 
 SERVERS = (
-    Server("prometheus", "127.0.0.1", 9090),
-    Server("alertmanager", "127.0.0.1", 9093),
-    Server("node", "127.0.0.1", 9100),
-    Server("genesis", "127.0.0.1", 8000),
-    Server("rollback-receiver", "127.0.0.1", 9097),
+    Server("prometheus", "127.0.0.1", 9090, PROMETHEUS),
+    Server("alertmanager", "127.0.0.1", 9093, ALERTMANAGER),
+    Server("node", "127.0.0.1", 9100, NODE),
+    Server("genesis", "127.0.0.1", 8000, APP),
+    Server("rollback-receiver", "127.0.0.1", 9097, RECEIVER),
 )
 
-_APP_METRICS = (
-    "up",
-    "genesis_requests_total",
-    "genesis_errors_total",
-    "genesis_request_duration_seconds_bucket",
-    "genesis_request_duration_seconds_sum",
-    "genesis_request_duration_seconds_count",
-    "genesis_tests_passed",
-    "genesis_tests_total",
+RECEIVERS = (
+    Receiver("rollback", rollback_webhook(SERVERS), bearer=True),
+    Receiver("oncall", "http://127.0.0.1:9095/oncall"),
+    Receiver("tickets", "http://127.0.0.1:9096/tickets"),
 )
-
-_RECEIVER_METRICS = (
-    "up",
-    "genesis_feature_flag_enabled",
-    "genesis_feature_flag_rollout_percentage",
-)
-
-_NODE_METRICS = ("up", "node_memory_MemAvailable_bytes", "node_memory_MemTotal_bytes", "node_cpu_seconds_total")
-
-
-def jobs_for(servers: tuple[Server, ...]) -> tuple[ScrapeJob, ...]:
-    """One scrape job per kind of server, named after it, with what it exports."""
-    exports = {"genesis": _APP_METRICS, "rollback-receiver": _RECEIVER_METRICS, "node": _NODE_METRICS}
-    kinds = dict.fromkeys(s.kind for s in servers)
-    return tuple(ScrapeJob(name=kind, targets=tuple(s.address for s in servers if s.kind == kind),
-                           exports=exports.get(kind, ("up",)))
-                 for kind in kinds)
-
-
-def receivers_for(servers: tuple[Server, ...], sink: str | None = None) -> tuple[Receiver, ...]:
-    """The rollback webhook to the receiver; on-call and tickets to their systems, or to `sink`
-    (a base URL, like the demo application's notification sink) when given."""
-    receiver = next(s for s in servers if s.kind == "rollback-receiver")
-    return (
-        Receiver("rollback", f"http://{receiver.address}/alerts", bearer=True),
-        Receiver("oncall", f"{sink}/oncall" if sink else "http://127.0.0.1:9095/oncall"),
-        Receiver("tickets", f"{sink}/tickets" if sink else "http://127.0.0.1:9096/tickets"),
-    )
-
-
-def on_servers(definitions: Definitions, servers: tuple[Server, ...], sink: str | None = None) -> Definitions:
-    """The same monitoring for other servers (other ports, more peers): jobs and receivers follow them."""
-    return replace(definitions, servers=servers, jobs=jobs_for(servers), receivers=receivers_for(servers, sink))
-
 
 DEFINITIONS = Definitions(
+    service=SERVICE,
+    flag_name=FLAG,
     signals=SIGNALS,
     alerts=ALERTS,
     servers=SERVERS,
-    jobs=jobs_for(SERVERS),
-    receivers=receivers_for(SERVERS),
-    profile=PRODUCTION,
+    jobs=jobs_for(SERVICE, SERVERS),
+    receivers=RECEIVERS,
+    profiles=(PRODUCTION, COMPRESSED),
+    dashboard_title="Genesis 48-Hour Post-Deployment Monitoring",
+    # Absolute, so a runbook link opens from a notification or Grafana: the repository's web address.
+    runbook_base_url="https://github.com/genesis-team/genesis-monitoring/blob/main/docs/runbooks",
+    grafana_folder="Genesis",
 )
-
-
-def compressed(definitions: Definitions = DEFINITIONS) -> Definitions:
-    """The same monitoring with windows short enough for a test or a demo to run in a minute."""
-    return replace(definitions, profile=COMPRESSED, environment="demo")

@@ -8,11 +8,14 @@ threshold is written once. Time windows live in a profile, so the production and
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from functools import cached_property
+from urllib.parse import urlsplit
 
-SEVERITIES = ("critical", "warning")
+from monitoring import names
 
 _DURATION = re.compile(r"^((\d+)y)?((\d+)w)?((\d+)d)?((\d+)h)?((\d+)m)?((\d+)s)?((\d+)ms)?$")
 _UNIT_SECONDS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
@@ -29,6 +32,20 @@ def duration_seconds(text: str, where: str = "duration") -> float:
         raise DefinitionError(f"{where}: {text!r} is not a duration (Prometheus form, e.g. 30s, 5m, 1h30m)")
     numbers = match.groups()[1::2]
     return sum(int(n) * unit for n, unit in zip(numbers, _UNIT_SECONDS, strict=True) if n)
+
+
+def fill(text: str, values: Mapping[str, str], where: str) -> str:
+    """`text` with each `${name}` (or `$name`) replaced from `values`; an unknown name is a DefinitionError.
+
+    PromQL has no `$`, so the placeholders cannot collide with it; `$$` stands for a literal `$`.
+    """
+    try:
+        return string.Template(text).substitute(values)
+    except KeyError as error:
+        raise DefinitionError(f"{where}: unknown placeholder ${{{error.args[0]}}}; "
+                              f"known: {', '.join(sorted(values))}") from None
+    except ValueError as error:
+        raise DefinitionError(f"{where}: {error}") from None
 
 
 class Worse(Enum):
@@ -128,21 +145,17 @@ class AlertRule:
 
 @dataclass(frozen=True)
 class Server:
-    """A server the monitoring knows: one name, one host:port, and its role (what it is: by default its
-    name; two Alertmanager peers are two servers with the role "alertmanager")."""
+    """A server the monitoring knows: one name, one host:port, and its role (one of names.ROLES). Two
+    Alertmanager peers are two servers with the role "alertmanager"; a role's job is named after the first."""
 
     name: str
     host: str
     port: int
-    role: str = ""
+    role: str
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
-
-    @property
-    def kind(self) -> str:
-        return self.role or self.name
 
 
 @dataclass(frozen=True)
@@ -181,41 +194,86 @@ class Profile:
     rollback_repeat_interval: str = "5m"
     alert_for: str | None = None
     dashboard_refresh: str = "15s"
+    environment: str | None = None
+
+
+@dataclass(frozen=True)
+class RolloutPolicy:
+    """How the rollout advances: its steps, the soak at each, and how long a HOLD extends it."""
+
+    steps: tuple[int, ...] = (0, 5, 10, 25, 50, 75, 100)
+    soak: str = "12h"
+    hold: str = "6h"
+    max_holds: int = 2
 
 
 @dataclass(frozen=True)
 class Paths:
     """Paths written into the generated config, relative to the file that names them."""
 
-    rule_files: tuple[str, ...] = ("../rules/genesis.rules.yml",)
+    rules_dir: str = "../rules"
     credentials_file: str = "../secrets/receiver-token"
     dashboards_dir: str = "dashboards"
 
 
 @dataclass(frozen=True)
 class Definitions:
-    """Everything the generators need: one rollout's monitoring."""
+    """Everything the generators need: one service's rollout monitoring.
 
+    `service` names the service and is the namespace of its metrics and generated files; `flag_name` is
+    the flag its rollout moves. `profile` is the profile in use, one of `profiles`.
+    """
+
+    service: str
+    flag_name: str
     signals: tuple[Signal, ...]
     alerts: tuple[AlertRule, ...]
     servers: tuple[Server, ...]
     jobs: tuple[ScrapeJob, ...]
     receivers: tuple[Receiver, ...]
-    profile: Profile
+    profiles: tuple[Profile, ...]
+    dashboard_title: str
+    runbook_base_url: str
+    profile: Profile | None = None
+    rollout: RolloutPolicy = field(default_factory=RolloutPolicy)
     paths: Paths = field(default_factory=Paths)
-    team: str = "genesis"
+    rule_tests: str = "rules/tests"
+    demo_rate: float = 50.0  # requests per second the demo application serves itself
+    team: str = ""
     environment: str = "production"
-    flag_name: str = "phase_4_deployment"
-    dashboard_uid: str = "genesis-rollout"
-    dashboard_title: str = "Genesis 48-Hour Post-Deployment Monitoring"
-    datasource_uid: str = "genesis-prometheus"
     datasource_name: str = "Prometheus"
-    grafana_folder: str = "Genesis"
-    grafana_folder_uid: str = "genesis"
-    runbook_base_url: str = "docs/runbooks"
+    grafana_folder: str = ""
     rollback_receiver: str = "rollback"
     critical_receiver: str = "oncall"
     warning_receiver: str = "tickets"
+
+    def __post_init__(self) -> None:
+        if self.profile is None and self.profiles:
+            object.__setattr__(self, "profile", self.profiles[0])
+        if not self.team:
+            object.__setattr__(self, "team", self.service)
+        if not self.grafana_folder:
+            object.__setattr__(self, "grafana_folder", self.service.capitalize())
+
+    # names derived from the service
+    @property
+    def dashboard_uid(self) -> str:
+        return f"{self.service}-rollout"
+
+    @property
+    def datasource_uid(self) -> str:
+        return f"{self.service}-prometheus"
+
+    @property
+    def grafana_folder_uid(self) -> str:
+        return self.service
+
+    def with_profile(self, name: str) -> Definitions:
+        """The same definitions in the profile called `name` (one of `profiles`)."""
+        for profile in self.profiles:
+            if profile.name == name:
+                return replace(self, profile=profile, environment=profile.environment or self.environment)
+        raise DefinitionError(f"profile {name!r}: not defined; profiles: {', '.join(p.name for p in self.profiles)}")
 
     @cached_property
     def _signals_by_name(self) -> dict[str, Signal]:
@@ -233,19 +291,53 @@ class Definitions:
                 return server
         raise DefinitionError(f"server {name!r}: no such server")
 
-    def servers_of(self, kind: str) -> tuple[Server, ...]:
-        return tuple(s for s in self.servers if s.kind == kind)
+    def servers_of(self, role: str) -> tuple[Server, ...]:
+        return tuple(s for s in self.servers if s.role == role)
 
-    def windowed(self, text: str) -> str:
-        """`text` with `{window}` replaced by this profile's rate window."""
-        return text.replace("{window}", self.profile.rate_window)
+    def job(self, role: str) -> str:
+        """The scrape job of the servers of `role`: named after the first of them."""
+        servers = self.servers_of(role)
+        if not servers:
+            raise DefinitionError(f"definitions field servers: no server has the role {role!r}")
+        return servers[0].name
+
+    def selector(self, role: str) -> str:
+        """The label matcher that selects the series of `role`'s job, e.g. job="checkout"."""
+        return f'{names.JOB}="{self.job(role)}"'
+
+    @cached_property
+    def placeholders(self) -> dict[str, str]:
+        """What `${name}` stands for in expressions: the rate window, each role's job selector (`${app}`),
+        the flag selector (`${flag}`) and the application's metric names (`${requests_total}`)."""
+        values = {"window": self.profile.rate_window if self.profile else "", "service": self.service,
+                  "flag": f'{names.FLAG_NAME}="{self.flag_name}"'}
+        values.update({role: self.selector(role) for role in names.ROLES if self.servers_of(role)})
+        values.update({metric: names.app_metric(self.service, metric) for metric in names.APP_METRICS})
+        values.update(flag_enabled=names.flag_enabled_metric(self.service),
+                      flag_rollout=names.flag_rollout_metric(self.service))
+        return values
+
+    def windowed(self, text: str, where: str = "expression") -> str:
+        """`text` with its placeholders filled for this profile and these servers."""
+        return fill(text, self.placeholders, where)
 
     def recorded(self, signal: Signal) -> str | None:
-        """The recording rule name of `signal` in this profile, e.g. job:genesis_errors:percent_rate5m."""
-        return self.windowed(signal.record) if signal.record else None
+        """The recording rule name of `signal` in this profile, e.g. job:checkout_errors:percent_rate10m."""
+        return self.windowed(signal.record, f"signal {signal.name!r} field record") if signal.record else None
 
     def alert_for(self, alert: AlertRule) -> str:
         return self.profile.alert_for or alert.for_
 
+    @property
+    def rule_files(self) -> tuple[str, ...]:
+        """The rule files prometheus.yml names, relative to it."""
+        folder = f"{self.paths.rules_dir}/" if self.paths.rules_dir else ""
+        return (folder + names.rules_file(self.service),)
+
     def runbook_url(self, alert: AlertRule) -> str:
-        return f"{self.runbook_base_url}/{alert.name}.md"
+        return f"{self.runbook_base_url.rstrip('/')}/{alert.name}.md"
+
+
+def is_absolute_url(text: str) -> bool:
+    parts = urlsplit(text)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)

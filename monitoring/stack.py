@@ -19,18 +19,19 @@ from pathlib import Path
 
 import requests
 
+from monitoring import names
 from monitoring.artifacts import server_files
 from monitoring.binaries import find
 from monitoring.files import replace_atomically, write_all
-from monitoring.genesis import on_servers
 from monitoring.model import Definitions, Paths, Server
 from monitoring.processes import NotReady, alive, free_port, port_taken, start, stop_pid
 from monitoring.receiver.service import command as receiver_command
+from monitoring.topology import on_servers
 
 DEFAULT_ROOT = ".stack"
-READY_PATHS = {"prometheus": "/-/ready", "alertmanager": "/-/ready", "node": "/metrics", "genesis": "/healthz",
-               "rollback-receiver": "/readyz"}
-START_ORDER = ("rollback-receiver", "genesis", "node", "alertmanager", "prometheus")
+READY_PATHS = {names.PROMETHEUS: "/-/ready", names.ALERTMANAGER: "/-/ready", names.NODE: "/metrics",
+               names.APP: "/healthz", names.RECEIVER: "/readyz"}
+START_ORDER = (names.RECEIVER, names.APP, names.NODE, names.ALERTMANAGER, names.PROMETHEUS)
 
 
 class StackError(RuntimeError):
@@ -54,27 +55,28 @@ class Member:
 
     @property
     def ready_url(self) -> str:
-        return self.url + READY_PATHS[self.server.kind]
+        return self.url + READY_PATHS[self.server.role]
 
 
 def on_free_ports(definitions: Definitions, peers: int = 1) -> Definitions:
     """The same monitoring with each server of the stack on a free loopback port (tests, benchmarks);
     `peers` above 1 adds that many Prometheus and Alertmanager servers in all, for a clustered stack."""
-    servers = [Server(kind, "127.0.0.1", free_port()) for kind in START_ORDER]
+    servers = [replace(definitions.servers_of(role)[0], host="127.0.0.1", port=free_port())
+               for role in START_ORDER if definitions.servers_of(role)]
     for extra in range(2, peers + 1):
-        servers += [Server(f"{kind}-{extra}", "127.0.0.1", free_port(), role=kind)
-                    for kind in ("prometheus", "alertmanager")]
+        servers += [Server(f"{role}-{extra}", "127.0.0.1", free_port(), role)
+                    for role in (names.PROMETHEUS, names.ALERTMANAGER)]
     return on_servers(definitions, tuple(servers))
 
 
 class Stack:
     def __init__(self, root: Path, definitions: Definitions, gossip: dict[str, int] | None = None) -> None:
         self.root = root.resolve()
-        app = definitions.servers_of("genesis")[0]
+        app = definitions.servers_of(names.APP)[0]
         self.definitions = replace(
             on_servers(definitions, definitions.servers, sink=f"http://{app.address}/notifications"),
             paths=Paths(credentials_file=str(self.root / "token"), dashboards_dir=str(self.root / "dashboards")))
-        peers = self.definitions.servers_of("alertmanager")
+        peers = self.definitions.servers_of(names.ALERTMANAGER)
         self.gossip = gossip or ({s.name: free_port() for s in peers} if len(peers) > 1 else {})
 
     # where things are
@@ -93,32 +95,35 @@ class Stack:
     def log(self, name: str) -> Path:
         return self.root / "logs" / f"{name}.log"
 
-    def url(self, kind: str) -> str:
-        return f"http://{self.definitions.servers_of(kind)[0].address}"
+    def url(self, role: str) -> str:
+        return f"http://{self.definitions.servers_of(role)[0].address}"
 
     # what runs
     def _command(self, server: Server) -> tuple[str, ...]:
         config, data, listen = self.root / "config", self.root / "data" / server.name, server.address
-        if server.kind == "prometheus":
+        definitions = self.definitions
+        if server.role == names.PROMETHEUS:
             return (find("prometheus"), f"--config.file={config / 'prometheus.yml'}",
                     f"--storage.tsdb.path={data}", f"--web.listen-address={listen}", "--web.enable-lifecycle")
-        if server.kind == "alertmanager":
+        if server.role == names.ALERTMANAGER:
             cluster = [f"--cluster.listen-address={server.host}:{self.gossip[server.name]}",
                        *(f"--cluster.peer={server.host}:{port}" for name, port in self.gossip.items()
                          if name != server.name)] if self.gossip else ["--cluster.listen-address="]
             return (find("alertmanager"), f"--config.file={config / 'alertmanager.yml'}", f"--storage.path={data}",
                     f"--web.listen-address={listen}", *cluster)
-        if server.kind == "node":
+        if server.role == names.NODE:
             return (find("node-exporter"), f"--web.listen-address={listen}")
-        if server.kind == "rollback-receiver":
+        if server.role == names.RECEIVER:
             return tuple(receiver_command(listen, self.state, self.token))
-        if server.kind == "genesis":
-            return (sys.executable, "-m", "monitoring", "demo", "app", "--listen", listen, "--state", str(self.state))
-        raise StackError(f"{server.name}: the stack does not know how to run a {server.kind!r} server")
+        if server.role == names.APP:
+            return (sys.executable, "-m", "monitoring", "demo", "app", "--listen", listen, "--state", str(self.state),
+                    "--service", definitions.service, "--flag", definitions.flag_name,
+                    "--rate", f"{definitions.demo_rate:g}")
+        raise StackError(f"{server.name}: the stack does not know how to run a {server.role!r} server")
 
     def members(self) -> list[Member]:
         order = {kind: i for i, kind in enumerate(START_ORDER)}
-        servers = sorted((s for s in self.definitions.servers if s.kind in order), key=lambda s: order[s.kind])
+        servers = sorted((s for s in self.definitions.servers if s.role in order), key=lambda s: order[s.role])
         return [Member(s, self._command(s)) for s in servers]
 
     def render(self) -> None:
@@ -178,7 +183,7 @@ class Stack:
 
     def _reload(self, member: Member) -> bool:
         """Prometheus and Alertmanager re-read the freshly rendered configuration (e.g. another profile)."""
-        if member.server.kind not in ("prometheus", "alertmanager"):
+        if member.server.role not in (names.PROMETHEUS, names.ALERTMANAGER):
             return False
         try:
             return requests.post(member.url + "/-/reload", timeout=10).status_code == 200

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from monitoring.demo import closed_loop
-from monitoring.genesis import compressed
+from monitoring.genesis import DEFINITIONS
 from monitoring.processes import alive
-from monitoring.stack import Stack, on_free_ports
+from monitoring.stack import Stack, StackError, on_free_ports
 
 
 def _stack(root: Path, peers: int = 1) -> Stack:
-    return Stack(root, on_free_ports(compressed(), peers))
+    return Stack(root, on_free_ports(DEFINITIONS.with_profile("compressed"), peers))
 
 
 def _rollbacks(stack: Stack) -> list[dict]:
@@ -23,9 +23,18 @@ def _rollbacks(stack: Stack) -> list[dict]:
     return [e for e in StateStore(stack.state).read()["rollout_history"] if e["action"] == "rollback"]
 
 
+RUNNING: list[Stack] = []
+
+
+def running_definitions():
+    """The module's stack's definitions (free ports), for the command line's --definitions."""
+    return RUNNING[0].definitions
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory):
     running = _stack(tmp_path_factory.mktemp("stack"))
+    RUNNING[:] = [running]
     try:
         running.up(say=lambda line: None)
         yield running
@@ -66,6 +75,34 @@ def test_starting_twice_does_not_start_twice(stack: Stack) -> None:
     assert all("already running" in line for line in lines)
 
 
+def _cli(stack: Stack, *args: str) -> int:
+    from monitoring.cli import main
+
+    return main([*args[:2], "--definitions", "tests.test_closed_loop:running_definitions", "--dir", str(stack.root),
+                 *args[2:]] if args[0] == "stack" else list(args))
+
+
+def test_stack_status_shows_each_server_up_and_the_rollout(stack: Stack, capsys: pytest.CaptureFixture) -> None:
+    assert _cli(stack, "stack", "status") == 0
+    out = capsys.readouterr().out
+    for member in stack.members():
+        assert f"{member.server.name} " in out and member.url in out
+    assert "DOWN" not in out
+    assert f"(flag {stack.definitions.flag_name}" in out
+
+
+def test_demo_fault_sets_and_clears_the_new_versions_fault(stack: Stack, capsys: pytest.CaptureFixture) -> None:
+    import requests
+
+    app = stack.url("app")
+    assert _cli(stack, "demo", "fault", "--latency-ms", "5", "--app-url", app) == 0
+    assert requests.get(f"{app}/control/fault", timeout=5).json()["latency_ms"] == 5
+    assert _cli(stack, "demo", "fault", "--errors", "2", "--app-url", app) == 2
+    assert "errors must be within 0..1" in capsys.readouterr().err
+    assert _cli(stack, "demo", "fault", "--clear", "--app-url", app) == 0
+    assert requests.get(f"{app}/control/fault", timeout=5).json()["latency_ms"] == 0
+
+
 def test_two_clustered_alertmanagers_and_two_prometheus_roll_back_once(tmp_path: Path) -> None:
     clustered = _stack(tmp_path, peers=2)
     try:
@@ -88,7 +125,7 @@ def test_a_taken_port_is_reported_by_name(tmp_path: Path) -> None:
         holder.bind((node.host, node.port))
         holder.listen()
         try:
-            with pytest.raises(Exception, match=f"node: port {node.port} on 127.0.0.1 is already taken"):
+            with pytest.raises(StackError, match=f"node: port {node.port} on 127.0.0.1 is already taken"):
                 stack.up(say=lambda line: None)
         finally:
             _down_and_check(stack)
@@ -98,7 +135,7 @@ def test_a_server_that_does_not_come_up_is_named_with_its_log(tmp_path: Path, mo
     monkeypatch.setenv("MONITORING_NODE_EXPORTER", "/bin/false")
     stack = _stack(tmp_path)
     try:
-        with pytest.raises(Exception, match=r"node exited with status 1 before it was ready; last lines of"):
+        with pytest.raises(StackError, match=r"node exited with status 1 before it was ready; last lines of"):
             stack.up(say=lambda line: None)
     finally:
         _down_and_check(stack)

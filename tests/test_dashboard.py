@@ -47,7 +47,8 @@ def test_uptime_maps_0_and_1_to_down_and_up() -> None:
 def test_flag_table_has_its_three_columns() -> None:
     table = next(p for p in GOOD["panels"] if p["type"] == "table")
     organize = next(t for t in table["transformations"] if t["id"] == "organize")["options"]
-    assert set(organize["renameByName"].values()) | {"flag_name"} == {"flag_name", "enabled", "rollout_percentage"}
+    assert organize["renameByName"] == {"Value #A": "enabled", "Value #B": "rollout_percentage"}
+    assert list(organize["indexByName"]) == ["flag_name", "enabled", "rollout_percentage"]
 
 
 def _broken(change) -> dict:
@@ -101,3 +102,44 @@ def test_structure_rejects_panels_out_of_order() -> None:
 def test_committed_dashboard_is_the_generated_one() -> None:
     committed = json.loads((Path(__file__).parent.parent / "dashboards/genesis-rollout.json").read_text())
     assert committed == GOOD
+
+
+def _corrected(panel) -> dict:
+    """One grafanalib panel in a dashboard, through the corrections."""
+    from grafanalib import core as g
+
+    from generators.dashboard import _plain
+    from generators.dashboard_corrections import correct
+
+    model = g.Dashboard(title="t", uid="u", panels=[panel])
+    return correct(json.loads(json.dumps(model.to_json_data(), default=_plain)))["panels"][0]
+
+
+def test_grafanalib_arguments_survive_the_corrections() -> None:
+    from grafanalib import core as g
+
+    common = {"title": "x", "dataSource": {"type": "prometheus", "uid": "p"}, "targets": [],
+              "gridPos": g.GridPos(h=8, w=8, x=0, y=0)}
+    gauge = _corrected(g.GaugePanel(calc="mean", thresholdLabels=True, **common))
+    assert gauge["options"]["reduceOptions"]["calcs"] == ["mean"]
+    assert gauge["options"]["showThresholdLabels"] is True
+    stat = _corrected(g.Stat(reduceCalc="max", graphMode="area", colorMode="value", **common))
+    assert stat["options"]["reduceOptions"]["calcs"] == ["max"]
+    assert stat["options"]["graphMode"] == "area" and stat["options"]["colorMode"] == "value"
+
+
+def test_each_correction_exists_for_a_schema_rule(schemas: Path, monkeypatch) -> None:
+    """Without any one correction, Grafana's schemas reject the dashboard: none of them is dead weight."""
+    from generators import dashboard_corrections as corrections
+
+    every = corrections.CORRECTIONS
+    for left_out in every:
+        monkeypatch.setattr(corrections, "CORRECTIONS", tuple(c for c in every if c is not left_out))
+        assert check_dashboard(dashboard(DEFINITIONS), schemas) != [], f"{left_out.__name__} changes nothing"
+    monkeypatch.setattr(corrections, "CORRECTIONS", every)
+    for kind, option in list(corrections.PANEL_OPTIONS.items()):
+        monkeypatch.setitem(corrections.PANEL_OPTIONS, kind, lambda panel: None)
+        assert check_dashboard(dashboard(DEFINITIONS), schemas) != [], f"{option.__name__} changes nothing"
+        monkeypatch.setitem(corrections.PANEL_OPTIONS, kind, option)
+    monkeypatch.setattr(corrections, "no_null_for_optional_fields", lambda value: value)
+    assert check_dashboard(dashboard(DEFINITIONS), schemas) != [], "no_null_for_optional_fields changes nothing"

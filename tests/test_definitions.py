@@ -1,4 +1,6 @@
-"""Invalid definitions: a clear error naming the field and the rule, exit status 2, nothing written."""
+"""Invalid definitions: a clear error naming the field and the rule, exit status 2, nothing written.
+
+The core's rules are shown on the second service, checkout, so nothing here leans on Genesis."""
 
 from __future__ import annotations
 
@@ -7,18 +9,20 @@ from pathlib import Path
 
 import pytest
 
+from examples.checkout import DEFINITIONS
+from monitoring.checks import check
 from monitoring.cli import main
 from monitoring.generate import generate
-from monitoring.genesis import DEFINITIONS
 from monitoring.model import Bands, DefinitionError, Definitions, ScrapeJob, Server, Worse, duration_seconds
+from monitoring.topology import jobs_for
 
 
 def _signal(name: str, **changes):
     return tuple(replace(s, **changes) if s.name == name else s for s in DEFINITIONS.signals)
 
 
-def _alert(name: str, **changes):
-    return tuple(replace(a, **changes) if a.name == name else a for a in DEFINITIONS.alerts)
+def _alert(alertname: str, **changes):
+    return tuple(replace(a, **changes) if a.name == alertname else a for a in DEFINITIONS.alerts)
 
 
 def _job(name: str, **changes):
@@ -27,38 +31,59 @@ def _job(name: str, **changes):
 
 BROKEN = {
     "yellow above red, higher is worse": (
-        replace(DEFINITIONS, signals=_signal("error_rate", bands=Bands(Worse.HIGHER, yellow=2.0, red=1.0))),
-        "signal 'error_rate' field bands: higher is worse, so yellow (2) must be below red (1)"),
+        replace(DEFINITIONS, signals=_signal("failed_checkouts", bands=Bands(Worse.HIGHER, yellow=3.0, red=2.0))),
+        "signal 'failed_checkouts' field bands: higher is worse, so yellow (3) must be below red (2)"),
     "yellow below red, lower is worse": (
-        replace(DEFINITIONS, signals=_signal("memory", bands=Bands(Worse.LOWER, yellow=5, red=10))),
-        "signal 'memory' field bands: lower is worse, so yellow (5) must be above red (10)"),
+        replace(DEFINITIONS, signals=_signal("smoke_tests", bands=Bands(Worse.LOWER, yellow=90, red=97))),
+        "signal 'smoke_tests' field bands: lower is worse, so yellow (90) must be above red (97)"),
     "duplicate alert name": (
         replace(DEFINITIONS, alerts=(*DEFINITIONS.alerts, DEFINITIONS.alerts[0])),
-        "alert 'HighErrorRate': the name is used more than once"),
+        "alert 'CheckoutFailuresHigh': the name is used more than once"),
     "duplicate job name": (
-        replace(DEFINITIONS, jobs=(*DEFINITIONS.jobs, ScrapeJob("node", ("10.0.0.9:9100",), ("up",)))),
-        "scrape job 'node': the name is used more than once"),
+        replace(DEFINITIONS, jobs=(*DEFINITIONS.jobs, ScrapeJob("checkout", ("10.0.0.9:8100",), ("up",)))),
+        "scrape job 'checkout': the name is used more than once"),
     "unknown severity": (
-        replace(DEFINITIONS, alerts=_alert("MemoryPressure", severity="page")),
-        "alert 'MemoryPressure' field severity: 'page' is not one of critical, warning"),
+        replace(DEFINITIONS, alerts=_alert("CheckoutSlow", severity="page")),
+        "alert 'CheckoutSlow' field severity: 'page' is not one of critical, warning"),
     "duration that does not parse": (
-        replace(DEFINITIONS, alerts=_alert("HighCPUUsage", for_="10 minutes")),
-        "alert 'HighCPUUsage' field for: '10 minutes' is not a duration"),
+        replace(DEFINITIONS, alerts=_alert("CheckoutSlow", for_="10 minutes")),
+        "alert 'CheckoutSlow' field for: '10 minutes' is not a duration"),
     "profile duration that does not parse": (
         replace(DEFINITIONS, profile=replace(DEFINITIONS.profile, group_wait="soon")),
         "profile 'production' field group_wait: 'soon' is not a duration"),
     "empty target list": (
-        replace(DEFINITIONS, jobs=_job("node", targets=())),
-        "scrape job 'node' field targets: the target list is empty"),
+        replace(DEFINITIONS, jobs=_job("checkout", targets=())),
+        "scrape job 'checkout' field targets: the target list is empty"),
     "two servers on one host:port": (
-        replace(DEFINITIONS, servers=(*DEFINITIONS.servers, Server("grafana", "127.0.0.1", 9093))),
-        "server 'grafana' field port: 127.0.0.1:9093 is already server 'alertmanager'"),
+        replace(DEFINITIONS, servers=(*DEFINITIONS.servers, Server("grafana", "127.0.0.1", 9193, "prometheus"))),
+        "server 'grafana' field port: 127.0.0.1:9193 is already server 'alertmanager'"),
     "the application's metrics on Prometheus's own port": (
-        replace(DEFINITIONS, jobs=_job("genesis", targets=("127.0.0.1:9090",))),
-        "scrape job 'genesis' field targets: 127.0.0.1:9090 is already a target of job 'prometheus'"),
+        replace(DEFINITIONS, jobs=_job("checkout", targets=("127.0.0.1:9190",)),
+                servers=DEFINITIONS.servers),
+        "scrape job 'checkout' field targets: 127.0.0.1:9190 is the address of server 'prometheus'"),
     "a rollback alert that is not critical": (
-        replace(DEFINITIONS, alerts=_alert("ElevatedErrorRate", action="rollback")),
-        "alert 'ElevatedErrorRate' field severity: a rollback alert must be critical, not 'warning'"),
+        replace(DEFINITIONS, alerts=_alert("CheckoutFailuresElevated", action="rollback")),
+        "alert 'CheckoutFailuresElevated' field severity: a rollback alert must be critical, not 'warning'"),
+    "an alert name that would write outside the output folder": (
+        replace(DEFINITIONS, alerts=_alert("CheckoutDown", name="../../x")),
+        "alert '../../x' field name: not a valid alert name"),
+    "an unknown placeholder": (
+        replace(DEFINITIONS, signals=_signal("failed_checkouts", record="job:checkout_errors:rate${windows}")),
+        "signal 'failed_checkouts' field record: unknown placeholder ${windows}"),
+    "an expression that is not PromQL": (
+        replace(DEFINITIONS, alerts=_alert("CheckoutDown", expr="up{${app}} == ")),
+        "alert 'CheckoutDown' field expr: 'up{job=\"checkout\"} == ' is not valid PromQL"),
+    "a recording rule name outside Prometheus's grammar": (
+        replace(DEFINITIONS, signals=_signal("smoke_tests", record="job:checkout-tests:percent")),
+        "signal 'smoke_tests' field record: 'job:checkout-tests:percent' is not a valid metric name"),
+    "a relative runbook URL": (
+        replace(DEFINITIONS, runbook_base_url="docs/runbooks"),
+        "definitions field runbook_base_url: 'docs/runbooks' is not an absolute http(s) URL"),
+    "a server with no known role": (
+        replace(DEFINITIONS, servers=(*DEFINITIONS.servers, Server("cache", "127.0.0.1", 6379, "redis"))),
+        "server 'cache' field role: 'redis' is not one of"),
+    "a profile the definitions do not have": (
+        "with_profile:staging", "profile 'staging': not defined; profiles: production, compressed"),
 }
 
 
@@ -66,14 +91,18 @@ BROKEN = {
 def test_invalid_definitions_are_refused_and_nothing_is_written(case: str, tmp_path: Path) -> None:
     definitions, message = BROKEN[case]
     with pytest.raises(DefinitionError) as raised:
+        if isinstance(definitions, str):
+            definitions = DEFINITIONS.with_profile(definitions.split(":")[1])
         generate(definitions, tmp_path)
     assert message in str(raised.value)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_prometheus_scraping_itself_is_fine() -> None:
-    jobs = {j.name: j.targets for j in DEFINITIONS.jobs}
-    assert jobs["prometheus"] == (DEFINITIONS.server("prometheus").address,)
+def test_prometheus_scraping_itself_is_fine(tmp_path: Path) -> None:
+    """A job whose target is Prometheus's own address is not a conflict when Prometheus is that job's server."""
+    genesis_like = replace(DEFINITIONS, jobs=jobs_for(DEFINITIONS.service, DEFINITIONS.servers))
+    check(genesis_like)
+    assert {j.name: j.targets for j in genesis_like.jobs}["prometheus"] == (DEFINITIONS.server("prometheus").address,)
 
 
 BAD: Definitions = BROKEN["unknown severity"][0]
@@ -82,7 +111,9 @@ BAD: Definitions = BROKEN["unknown severity"][0]
 def test_the_command_exits_2_with_the_message(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     code = main(["generate", "--out", str(tmp_path), "--definitions", "tests.test_definitions:BAD"])
     assert code == 2
-    assert "field severity: 'page' is not one of critical, warning" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "field severity: 'page' is not one of critical, warning" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
 
 

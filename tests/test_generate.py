@@ -6,11 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 
 from monitoring import artifacts
 from monitoring.cli import main
 from monitoring.generate import drift, generate
-from monitoring.genesis import DEFINITIONS, compressed
+from monitoring.genesis import DEFINITIONS
 
 EXPECTED = {
     "dashboards/genesis-rollout.json",
@@ -61,7 +62,7 @@ def test_a_failed_write_leaves_every_file_as_it_was(tmp_path: Path, monkeypatch:
 
     monkeypatch.setattr(os, "fsync", failing_fsync)
     with pytest.raises(OSError, match="No space left"):
-        generate(compressed(), tmp_path)
+        generate(DEFINITIONS.with_profile("compressed"), tmp_path)
     after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     assert after == before, "a failed generation replaced some files or left temporary files behind"
 
@@ -69,8 +70,8 @@ def test_a_failed_write_leaves_every_file_as_it_was(tmp_path: Path, monkeypatch:
 def test_check_generated_names_changed_missing_and_stale_files(tmp_path: Path) -> None:
     generate(DEFINITIONS, tmp_path)
     assert drift(DEFINITIONS, tmp_path) == []
-    (tmp_path / artifacts.RULES).write_text("groups: []\n")
-    (tmp_path / artifacts.DASHBOARD).unlink()
+    (tmp_path / artifacts.rules_file(DEFINITIONS)).write_text("groups: []\n")
+    (tmp_path / artifacts.dashboard_file(DEFINITIONS)).unlink()
     (tmp_path / "docs/runbooks/OldAlert.md").write_text("# gone\n")
     problems = drift(DEFINITIONS, tmp_path)
     assert problems == [
@@ -78,7 +79,7 @@ def test_check_generated_names_changed_missing_and_stale_files(tmp_path: Path) -
         "rules/genesis.rules.yml: differs from a fresh generation",
         "docs/runbooks/OldAlert.md: stale, no alert generates it",
     ]
-    assert (tmp_path / artifacts.RULES).read_text() == "groups: []\n", "the check must not regenerate"
+    assert (tmp_path / artifacts.rules_file(DEFINITIONS)).read_text() == "groups: []\n", "the check must not regenerate"
 
 
 def test_check_generated_command_fails_and_names_the_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -93,8 +94,19 @@ def test_the_committed_files_match_the_definitions() -> None:
     assert drift(DEFINITIONS, Path(__file__).resolve().parent.parent) == []
 
 
+def _rules(files: dict[str, str]) -> dict[str, dict]:
+    groups = yaml.safe_load(files[artifacts.rules_file(DEFINITIONS)])["groups"]
+    return {rule.get("alert") or rule["record"]: rule for group in groups for rule in group["rules"]}
+
+
 def test_compressed_profile_changes_only_windows() -> None:
-    fast = artifacts.render(compressed())
-    assert "for: 5s" in fast[artifacts.RULES] and "[10s]" in fast[artifacts.RULES]
-    assert "scrape_interval: 1s" in fast[artifacts.PROMETHEUS]
-    assert "> 1\n" in fast[artifacts.RULES], "thresholds are the same in every profile"
+    slow = _rules(artifacts.render(DEFINITIONS))
+    fast_files = artifacts.render(DEFINITIONS.with_profile("compressed"))
+    fast = _rules(fast_files)
+    assert slow["HighErrorRate"] == {**fast["HighErrorRate"], "expr": "job:genesis_errors:percent_rate5m > 1",
+                                     "for": "5m"}
+    assert fast["HighErrorRate"]["expr"] == "job:genesis_errors:percent_rate10s > 1", "same threshold, short window"
+    assert fast["HighErrorRate"]["for"] == "5s"
+    recorded = fast["job:genesis_errors:percent_rate10s"]["expr"]
+    assert recorded == slow["job:genesis_errors:percent_rate5m"]["expr"].replace("[5m]", "[10s]")
+    assert "scrape_interval: 1s" in fast_files[artifacts.PROMETHEUS]

@@ -11,6 +11,9 @@ from monitoring import artifacts
 from monitoring.genesis import DEFINITIONS
 from monitoring.validate import families, validate
 
+RULES = artifacts.rules_file(DEFINITIONS)
+DASHBOARD = artifacts.dashboard_file(DEFINITIONS)
+
 PROJECT = Path(__file__).resolve().parent.parent
 
 
@@ -23,12 +26,12 @@ def _edit(root: Path, relative: str, old: str, new: str, count: int = 1) -> None
 
 def _edit_alert(root: Path, name: str, change) -> None:
     """Change one alerting rule of the committed rule file, as data."""
-    data = yaml.safe_load((root / artifacts.RULES).read_text())
+    data = yaml.safe_load((root / RULES).read_text())
     for group in data["groups"]:
         for rule in group["rules"]:
             if rule.get("alert") == name:
                 change(rule)
-    (root / artifacts.RULES).write_text(yaml.safe_dump(data, sort_keys=False))
+    (root / RULES).write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 def _run(root: Path, family: str) -> list[str]:
@@ -50,14 +53,14 @@ def test_validate_says_one_line_per_family_and_skips_only_the_schemas_without_re
 
 
 def test_rules_rejects_an_alert_that_promtool_cannot_parse(tree: Path) -> None:
-    _edit(tree, artifacts.RULES, "job:genesis_errors:percent_rate5m > 1", "job:genesis_errors:percent_rate5m >> 1")
+    _edit(tree, RULES, "job:genesis_errors:percent_rate5m > 1", "job:genesis_errors:percent_rate5m >> 1")
     problems = _run(tree, "rules")
     assert any(p.startswith("rules/genesis.rules.yml: promtool check rules failed") and "HighErrorRate" in p
                and "parse error" in p for p in problems)
 
 
 def test_rules_unit_tests_catch_a_threshold_moved_to_greater_or_equal(tree: Path) -> None:
-    _edit(tree, artifacts.RULES, "job:genesis_errors:percent_rate5m > 1\n", "job:genesis_errors:percent_rate5m >= 1\n")
+    _edit(tree, RULES, "job:genesis_errors:percent_rate5m > 1\n", "job:genesis_errors:percent_rate5m >= 1\n")
     problems = _run(tree, "rules")
     assert len(problems) == 1
     assert problems[0].startswith("rules/tests/error_rate.yml: promtool test rules failed")
@@ -71,14 +74,14 @@ def test_rules_needs_unit_tests(tree: Path) -> None:
 
 
 def test_cross_rejects_a_rule_with_a_typo_in_a_metric(tree: Path) -> None:
-    _edit(tree, artifacts.RULES, "rate(genesis_errors_total[5m])", "rate(genesis_error_total[5m])")
+    _edit(tree, RULES, "rate(genesis_errors_total[5m])", "rate(genesis_error_total[5m])")
     assert _run(tree, "cross") == [
         "rules/genesis.rules.yml: recording rule job:genesis_errors:percent_rate5m: metric 'genesis_error_total' "
         "is exported by no scrape job and recorded by no rule"]
 
 
 def test_cross_rejects_a_panel_reading_an_unknown_metric(tree: Path) -> None:
-    _edit(tree, artifacts.DASHBOARD, '"expr": "job:genesis_errors:percent_rate5m"', '"expr": "genesis_error_ratio"')
+    _edit(tree, DASHBOARD, '"expr": "job:genesis_errors:percent_rate5m"', '"expr": "genesis_error_ratio"')
     assert _run(tree, "cross") == [
         "dashboards/genesis-rollout.json: panel 'Error Rate' target A: metric 'genesis_error_ratio' "
         "is exported by no scrape job and recorded by no rule"]
@@ -107,7 +110,7 @@ def test_routes_reject_warnings_sent_to_oncall(tree: Path) -> None:
 
 
 def test_cross_rejects_a_panel_threshold_off_by_one(tree: Path) -> None:
-    _edit(tree, artifacts.DASHBOARD, '"value": 500', '"value": 501')
+    _edit(tree, DASHBOARD, '"value": 500', '"value": 501')
     problems = _run(tree, "cross")
     assert problems == [
         "rules/genesis.rules.yml: alert HighLatency: threshold 500 is not a threshold of the 'latency_p95' panel "
@@ -119,9 +122,17 @@ def test_cross_rejects_an_alert_without_runbook(tree: Path) -> None:
     _edit_alert(tree, "GenesisDown", lambda rule: rule["annotations"].pop("runbook_url"))
     (tree / "docs/runbooks/MemoryPressure.md").unlink()
     assert _run(tree, "cross") == [
-        "rules/genesis.rules.yml: alert MemoryPressure: runbook_url 'docs/runbooks/MemoryPressure.md' "
-        "points at no generated runbook in docs/runbooks/",
+        "rules/genesis.rules.yml: alert MemoryPressure: runbook_url "
+        f"'{DEFINITIONS.runbook_base_url}/MemoryPressure.md' points at no generated runbook in docs/runbooks/",
         "rules/genesis.rules.yml: alert GenesisDown: has no runbook_url annotation"]
+
+
+def test_cross_rejects_a_relative_runbook_url(tree: Path) -> None:
+    relative = "docs/runbooks/GenesisDown.md"
+    _edit_alert(tree, "GenesisDown", lambda rule: rule["annotations"].update(runbook_url=relative))
+    assert _run(tree, "cross") == [
+        "rules/genesis.rules.yml: alert GenesisDown: runbook_url 'docs/runbooks/GenesisDown.md' is not an absolute "
+        "http(s) URL; a link in a notification or in Grafana could not open it"]
 
 
 def test_cross_rejects_an_alert_on_no_panel_and_a_rollback_warning(tree: Path) -> None:
@@ -154,7 +165,7 @@ def test_drift_names_a_hand_edited_file(tree: Path) -> None:
 
 def test_schema_family_rejects_a_legacy_dashboard(tree: Path, ref: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MONITORING_REF", str(ref))
-    _edit(tree, artifacts.DASHBOARD, '"datasource": {\n        "type": "prometheus",\n        '
+    _edit(tree, DASHBOARD, '"datasource": {\n        "type": "prometheus",\n        '
           '"uid": "genesis-prometheus"\n      },', '"datasource": "Prometheus",')
     problems = _run(tree, "schema")
     assert problems and all("datasource" in p for p in problems)

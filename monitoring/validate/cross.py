@@ -8,32 +8,44 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from monitoring.artifacts import ALERTMANAGER, DASHBOARD, PROMETHEUS, RULES
-from monitoring.model import Definitions
+from monitoring import names
+from monitoring.artifacts import ALERTMANAGER, PROMETHEUS, RUNBOOKS, dashboard_file, rules_file
+from monitoring.model import Definitions, is_absolute_url
 from monitoring.validate.files import alerting_rules, read_json, read_yaml, recording_rules
-from monitoring.validate.promql import metric_names
+from monitoring.validate.promql import BadExpression, metric_names
 from monitoring.validate.tools import run
 
 _BAND_ALERT = re.compile(r"^\s*(?P<series>[a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?P<op>[<>])\s*(?P<value>[0-9.eE+-]+)\s*$")
 
 
-def _queries(root: Path) -> Iterator[tuple[str, str, str]]:
+def _queries(root: Path, definitions: Definitions) -> Iterator[tuple[str, str, str]]:
     """(file, object, expression) of every rule and panel target."""
-    for rule in recording_rules(root):
-        yield RULES, f"recording rule {rule['record']}", rule["expr"]
-    for rule in alerting_rules(root):
-        yield RULES, f"alert {rule['alert']}", rule["expr"]
-    for panel in read_json(root, DASHBOARD).get("panels", []):
+    rules = rules_file(definitions)
+    for rule in recording_rules(root, definitions):
+        yield rules, f"recording rule {rule['record']}", rule["expr"]
+    for rule in alerting_rules(root, definitions):
+        yield rules, f"alert {rule['alert']}", rule["expr"]
+    dashboard = dashboard_file(definitions)
+    for panel in read_json(root, dashboard).get("panels", []):
         for target in panel.get("targets", []):
-            yield DASHBOARD, f"panel {panel.get('title')!r} target {target.get('refId')}", target.get("expr", "")
+            yield dashboard, f"panel {panel.get('title')!r} target {target.get('refId')}", target.get("expr", "")
 
 
 def metrics_are_produced(root: Path, definitions: Definitions) -> list[str]:
-    """Every metric read is exported by a scrape job (per the inventory) or recorded by a rule."""
+    """Every expression parses, and every metric it reads is exported by a scrape job (per the inventory)
+    or recorded by a rule."""
     known = {name for job in definitions.jobs for name in job.exports}
-    known |= {rule["record"] for rule in recording_rules(root)}
-    return [f"{file}: {thing}: metric {name!r} is exported by no scrape job and recorded by no rule"
-            for file, thing, expr in _queries(root) for name in sorted(metric_names(expr) - known)]
+    known |= {rule["record"] for rule in recording_rules(root, definitions)}
+    problems = []
+    for file, thing, expr in _queries(root, definitions):
+        try:
+            read = metric_names(expr)
+        except BadExpression as error:
+            problems.append(f"{file}: {thing}: {expr!r} does not parse: {error}")
+            continue
+        problems += [f"{file}: {thing}: metric {name!r} is exported by no scrape job and recorded by no rule"
+                     for name in sorted(read - known)]
+    return problems
 
 
 def _panel_steps(root: Path, definitions: Definitions) -> dict[str, list[Any]]:
@@ -42,7 +54,7 @@ def _panel_steps(root: Path, definitions: Definitions) -> dict[str, list[Any]]:
     return {
         titles[p["title"]]: [s.get("value") for s in p.get("fieldConfig", {}).get("defaults", {})
                              .get("thresholds", {}).get("steps", [])]
-        for p in read_json(root, DASHBOARD).get("panels", []) if p.get("title") in titles
+        for p in read_json(root, dashboard_file(definitions)).get("panels", []) if p.get("title") in titles
     }
 
 
@@ -50,9 +62,9 @@ def alerts_belong_to_panels(root: Path, definitions: Definitions) -> list[str]:
     """Each alert's `signal` is a panel's signal; a band alert's number is one of that panel's thresholds."""
     steps = _panel_steps(root, definitions)
     problems = []
-    for rule in alerting_rules(root):
-        where = f"{RULES}: alert {rule['alert']}"
-        signal = rule.get("labels", {}).get("signal")
+    for rule in alerting_rules(root, definitions):
+        where = f"{rules_file(definitions)}: alert {rule['alert']}"
+        signal = rule.get("labels", {}).get(names.SIGNAL)
         if signal not in steps:
             problems.append(f"{where}: label signal={signal!r} names none of the dashboard's panels "
                             f"({', '.join(sorted(steps))})")
@@ -65,27 +77,33 @@ def alerts_belong_to_panels(root: Path, definitions: Definitions) -> list[str]:
 
 
 def runbooks_exist(root: Path, definitions: Definitions) -> list[str]:
+    """Each alert's runbook_url is absolute (it must open from a notification or Grafana) and names a
+    generated runbook."""
     problems = []
-    for rule in alerting_rules(root):
-        where = f"{RULES}: alert {rule['alert']}"
+    for rule in alerting_rules(root, definitions):
+        where = f"{rules_file(definitions)}: alert {rule['alert']}"
         url = rule.get("annotations", {}).get("runbook_url")
         if not url:
             problems.append(f"{where}: has no runbook_url annotation")
             continue
+        if not is_absolute_url(url):
+            problems.append(f"{where}: runbook_url {url!r} is not an absolute http(s) URL; a link in a "
+                            "notification or in Grafana could not open it")
+            continue
         relative = url.removeprefix(definitions.runbook_base_url.rstrip("/") + "/")
-        if relative == url or not (root / "docs/runbooks" / relative).is_file():
-            problems.append(f"{where}: runbook_url {url!r} points at no generated runbook in docs/runbooks/")
+        if relative == url or not (root / RUNBOOKS / relative).is_file():
+            problems.append(f"{where}: runbook_url {url!r} points at no generated runbook in {RUNBOOKS}/")
     return problems
 
 
 def rollback_alerts_reach_the_receiver(root: Path, definitions: Definitions) -> list[str]:
     problems = []
-    for rule in alerting_rules(root):
+    for rule in alerting_rules(root, definitions):
         labels = {"alertname": rule["alert"], **rule.get("labels", {})}
-        if labels.get("action") != "rollback":
+        if labels.get(names.ACTION) != names.ROLLBACK:
             continue
-        where = f"{RULES}: alert {rule['alert']}"
-        if labels.get("severity") != "critical":
+        where = f"{rules_file(definitions)}: alert {rule['alert']}"
+        if labels.get(names.SEVERITY) != "critical":
             problems.append(f"{where}: action=rollback but severity={labels.get('severity')!r}; it must be critical")
         code, output = run("amtool", ["config", "routes", "test", f"--config.file={ALERTMANAGER}",
                                       *(f"{k}={v}" for k, v in sorted(labels.items()))], root)
@@ -99,6 +117,7 @@ def rollback_alerts_reach_the_receiver(root: Path, definitions: Definitions) -> 
 def addresses_are_distinct(root: Path, definitions: Definitions) -> list[str]:
     """No target in two jobs; Alertmanager and the rollback webhook point at the servers that are scraped."""
     config = read_yaml(root, PROMETHEUS) or {}
+    alertmanager_job = definitions.job(names.ALERTMANAGER)
     problems, job_of = [], {}
     for job in config.get("scrape_configs", []):
         for static in job.get("static_configs", []):
@@ -110,18 +129,19 @@ def addresses_are_distinct(root: Path, definitions: Definitions) -> list[str]:
     for alerting in config.get("alerting", {}).get("alertmanagers", []):
         for static in alerting.get("static_configs", []):
             for target in static.get("targets", []):
-                if job_of.get(target, "alertmanager") != "alertmanager":
+                if job_of.get(target, alertmanager_job) != alertmanager_job:
                     problems.append(f"{PROMETHEUS}: alerting target {target} is job {job_of[target]!r}, "
                                     "not an Alertmanager")
+    receiver_job = definitions.job(names.RECEIVER)
     receivers = (read_yaml(root, ALERTMANAGER) or {}).get("receivers", [])
     for receiver in receivers:
         if receiver.get("name") != definitions.rollback_receiver:
             continue
         for webhook in receiver.get("webhook_configs", []):
             address = urlsplit(webhook.get("url", "")).netloc
-            if job_of.get(address) != "rollback-receiver":
+            if job_of.get(address) != receiver_job:
                 problems.append(f"{ALERTMANAGER}: receiver {definitions.rollback_receiver!r} calls {address}, "
-                                "which Prometheus does not scrape as job 'rollback-receiver'")
+                                f"which Prometheus does not scrape as job {receiver_job!r}")
     return problems
 
 

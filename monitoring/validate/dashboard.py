@@ -1,37 +1,32 @@
-"""The dashboard's structure: the seven panels of the rollout, their bands, layout and datasource."""
+"""The dashboard's structure: one panel per signal in order, their bands, layout and datasource."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from monitoring.artifacts import DASHBOARD
+from monitoring.artifacts import dashboard_file
 from monitoring.model import Definitions
 from monitoring.validate.files import read_json
 
 GRID_WIDTH = 24
 
-# The panels the rollout team watches, in order: a contract with them, written here by hand.
-EXPECTED_PANELS = (
-    ("Test Pass Rate", "gauge"),
-    ("Error Rate", "timeseries"),
-    ("P95 Latency", "timeseries"),
-    ("System Uptime", "stat"),
-    ("Feature Flag Status", "table"),
-    ("Memory Available", "timeseries"),
-    ("CPU Usage", "timeseries"),
-)
+
+
+def expected_panels(definitions: Definitions) -> tuple[tuple[str, str], ...]:
+    """The contract with the team: one panel per signal, in the signals' order, of the signal's kind."""
+    return tuple((s.title, s.panel.value) for s in definitions.signals)
 
 
 def _cells(grid: dict[str, int]) -> set[tuple[int, int]]:
     return {(x, y) for x in range(grid["x"], grid["x"] + grid["w"]) for y in range(grid["y"], grid["y"] + grid["h"])}
 
 
-def check_panels(panels: list[dict[str, Any]], definitions: Definitions, where: str = DASHBOARD) -> list[str]:
+def check_panels(panels: list[dict[str, Any]], definitions: Definitions, where: str = "dashboard") -> list[str]:
     problems = []
     found = tuple((p.get("title"), p.get("type")) for p in panels)
-    if found != EXPECTED_PANELS:
-        problems.append(f"{where}: panels: expected {list(EXPECTED_PANELS)}, found {list(found)}")
+    if found != expected_panels(definitions):
+        problems.append(f"{where}: panels: expected {list(expected_panels(definitions))}, found {list(found)}")
     datasource = {"type": "prometheus", "uid": definitions.datasource_uid}
     ids: set[Any] = set()
     taken: dict[tuple[int, int], str] = {}
@@ -67,4 +62,5 @@ def check_panels(panels: list[dict[str, Any]], definitions: Definitions, where: 
 
 
 def check(root: Path, definitions: Definitions) -> list[str]:
-    return check_panels(read_json(root, DASHBOARD).get("panels", []), definitions)
+    where = dashboard_file(definitions)
+    return check_panels(read_json(root, where).get("panels", []), definitions, where)

@@ -8,7 +8,8 @@ from typing import Any
 
 import yaml
 
-from monitoring.artifacts import RULES
+from monitoring.artifacts import rules_file
+from monitoring.model import Definitions
 
 
 class BadFile(ValueError):
@@ -29,14 +30,14 @@ def read_json(root: Path, relative: str) -> Any:
         raise BadFile(f"{relative}: cannot be read as JSON: {error}") from error
 
 
-def rules_of(root: Path) -> list[dict[str, Any]]:
-    data = read_yaml(root, RULES) or {}
+def rules_of(root: Path, definitions: Definitions) -> list[dict[str, Any]]:
+    data = read_yaml(root, rules_file(definitions)) or {}
     return [rule for group in data.get("groups", []) for rule in group.get("rules", [])]
 
 
-def alerting_rules(root: Path) -> list[dict[str, Any]]:
-    return [rule for rule in rules_of(root) if "alert" in rule]
+def alerting_rules(root: Path, definitions: Definitions) -> list[dict[str, Any]]:
+    return [rule for rule in rules_of(root, definitions) if "alert" in rule]
 
 
-def recording_rules(root: Path) -> list[dict[str, Any]]:
-    return [rule for rule in rules_of(root) if "record" in rule]
+def recording_rules(root: Path, definitions: Definitions) -> list[dict[str, Any]]:
+    return [rule for rule in rules_of(root, definitions) if "record" in rule]

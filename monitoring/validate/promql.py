@@ -1,25 +1,50 @@
-"""The metric names a PromQL expression reads, found without a full parser.
-
-Strings, label matchers, range selectors and label lists (`by (...)`, `on (...)`) are removed first;
-what remains that looks like a name and is not a function, an aggregation or a keyword is a metric.
-"""
+"""The metric names a PromQL expression reads, from its syntax tree (promql-parser, a port of Prometheus's
+own parser), so `{__name__="x"}` selectors count too and an expression that does not parse is named."""
 
 from __future__ import annotations
 
-import re
+from functools import cache
 
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
-_MATCHERS = re.compile(r"\{[^}]*\}")
-_RANGE = re.compile(r"\[[^\]]*\]")
-_LABEL_LIST = re.compile(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
-_NAME = re.compile(r"(?<![\w:.])([a-zA-Z_:][a-zA-Z0-9_:]*)(?![\w:])\s*(\()?")
-_KEYWORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring",
-             "group_left", "group_right", "inf", "nan", "Inf", "NaN"}
+import promql_parser
+
+
+class BadExpression(ValueError):
+    """The expression does not parse; the message is the parser's."""
+
+
+@cache
+def parse(expr: str) -> promql_parser.Expr:
+    try:
+        return promql_parser.parse(expr)
+    except ValueError as error:
+        raise BadExpression(str(error)) from None
 
 
 def metric_names(expr: str) -> set[str]:
-    text = _STRING.sub(" ", expr)
-    text = _MATCHERS.sub(" ", text)
-    text = _RANGE.sub(" ", text)
-    text = _LABEL_LIST.sub(" ", text)
-    return {m.group(1) for m in _NAME.finditer(text) if not m.group(2) and m.group(1) not in _KEYWORDS}
+    return set(_names(parse(expr)))
+
+
+def _names(node: object):
+    if isinstance(node, promql_parser.VectorSelector):
+        if node.name:
+            yield node.name
+        for matcher in node.matchers.matchers:
+            if matcher.name == "__name__" and matcher.op == promql_parser.MatchOp.Equal:
+                yield matcher.value
+        return
+    for child in _children(node):
+        yield from _names(child)
+
+
+def _children(node: object) -> list[object]:
+    if isinstance(node, promql_parser.MatrixSelector):
+        return [node.vector_selector]
+    if isinstance(node, promql_parser.Call):
+        return list(node.args)
+    if isinstance(node, promql_parser.AggregateExpr):
+        return [node.expr, *([node.param] if node.param is not None else [])]
+    if isinstance(node, promql_parser.BinaryExpr):
+        return [node.lhs, node.rhs]
+    if isinstance(node, promql_parser.UnaryExpr | promql_parser.ParenExpr | promql_parser.SubqueryExpr):
+        return [node.expr]
+    return []

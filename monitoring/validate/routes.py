@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from monitoring import names
 from monitoring.artifacts import ALERTMANAGER
 from monitoring.model import Definitions
 from monitoring.validate.files import alerting_rules
@@ -16,9 +17,9 @@ from monitoring.validate.tools import verdict
 
 
 def expected_receivers(definitions: Definitions, labels: dict[str, str]) -> list[str]:
-    if labels.get("severity") == "warning":
+    if labels.get(names.SEVERITY) == "warning":
         return [definitions.warning_receiver]
-    if labels.get("action") == "rollback":
+    if labels.get(names.ACTION) == names.ROLLBACK:
         return [definitions.rollback_receiver, definitions.critical_receiver]
     return [definitions.critical_receiver]
 
@@ -27,7 +28,7 @@ def check(root: Path, definitions: Definitions) -> list[str]:
     problems = verdict("amtool", ["check-config", ALERTMANAGER], root, ALERTMANAGER)
     if problems:
         return problems
-    for rule in alerting_rules(root):
+    for rule in alerting_rules(root, definitions):
         labels = {"alertname": rule["alert"], **rule.get("labels", {})}
         expected = expected_receivers(definitions, labels)
         problems += verdict(

@@ -1,22 +1,41 @@
-"""Prometheus config and rules: promtool check config, check rules with lint, and the unit tests."""
+"""Prometheus config and rules: promtool check config, check rules with lint, and the unit tests.
+
+The hand-written unit tests (the definitions' `rule_tests` folder) name the rule file as
+`../<service>.rules.yml`; they run in a temporary `rules/tests/` beside a copy of the rule file, so the
+same tests serve the committed tree and any tree generated elsewhere.
+"""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
-from monitoring.artifacts import PROMETHEUS, RULES
+from monitoring.artifacts import PROMETHEUS, rules_file
 from monitoring.model import Definitions
 from monitoring.validate.tools import verdict
 
-RULE_TESTS = "rules/tests"
+
+def rule_tests(root: Path, definitions: Definitions) -> Path:
+    """The folder of hand-written promtool tests: absolute, or relative to the tree checked."""
+    folder = Path(definitions.rule_tests)
+    return folder if folder.is_absolute() else root / folder
 
 
 def check(root: Path, definitions: Definitions) -> list[str]:
+    rules = rules_file(definitions)
     problems = verdict("promtool", ["check", "config", PROMETHEUS], root, PROMETHEUS)
-    problems += verdict("promtool", ["check", "rules", "--lint=all", "--lint-fatal", RULES], root, RULES)
-    tests = sorted(p.relative_to(root).as_posix() for p in (root / RULE_TESTS).glob("*.yml"))
+    problems += verdict("promtool", ["check", "rules", "--lint=all", "--lint-fatal", rules], root, rules)
+    tests = sorted(rule_tests(root, definitions).glob("*.yml"))
     if not tests:
-        problems.append(f"{RULE_TESTS}: no promtool unit test files (*.yml)")
-    for test in tests:
-        problems += verdict("promtool", ["test", "rules", test], root, test)
+        return [*problems, f"{definitions.rule_tests}: no promtool unit test files (*.yml)"]
+    with tempfile.TemporaryDirectory(prefix="monitoring-rule-tests-") as staged:
+        stage = Path(staged)
+        (stage / "rules" / "tests").mkdir(parents=True)
+        if (root / rules).is_file():
+            shutil.copyfile(root / rules, stage / rules)
+        for test in tests:
+            shutil.copyfile(test, stage / "rules" / "tests" / test.name)
+            problems += verdict("promtool", ["test", "rules", f"rules/tests/{test.name}"], stage,
+                                f"{definitions.rule_tests}/{test.name}")
     return problems

@@ -15,7 +15,7 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import ValidationError
 
-from monitoring.artifacts import DASHBOARD
+from monitoring.artifacts import dashboard_file
 from monitoring.model import Definitions
 from monitoring.validate import Skipped
 from monitoring.validate.files import read_json
@@ -57,7 +57,7 @@ def _units(folder: Path) -> set[str]:
     return {d["const"] for d in _schema(folder, "units")["definitions"].values() if "const" in d}
 
 
-def check_dashboard(dashboard: dict[str, Any], folder: Path, where: str = DASHBOARD) -> list[str]:
+def check_dashboard(dashboard: dict[str, Any], folder: Path, where: str = "dashboard") -> list[str]:
     problems = _errors(_schema(folder, "dashboard"), dashboard, where)
     units = _units(folder)
     for panel in dashboard.get("panels", []):
@@ -83,4 +83,4 @@ def check(root: Path, definitions: Definitions) -> list[str]:
     folder = reference_root(root) / SCHEMAS
     if not (folder / "dashboard.jsonschema.json").is_file():
         raise Skipped(f"Grafana's schemas not found in {folder} (set MONITORING_REF to the reference folder)")
-    return check_dashboard(read_json(root, DASHBOARD), folder)
+    return check_dashboard(read_json(root, dashboard_file(definitions)), folder, dashboard_file(definitions))

@@ -1,0 +1,81 @@
+"""Every naming convention in one place: label names, server roles, metric names, generated paths.
+
+A service's facts (its name, its flag) come from its definitions; how those facts become a label, a
+metric or a file name is decided here, once, for every service.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Labels the generated alerts carry, and the labels the application and the receiver export.
+SEVERITY = "severity"
+SIGNAL = "signal"
+TEAM = "team"
+ACTION = "action"
+FLAG = "flag"
+FLAG_NAME = "flag_name"
+VERSION = "version"
+JOB = "job"
+
+ROLLBACK = "rollback"  # the value of the `action` label that makes the receiver roll back
+SEVERITIES = ("critical", "warning")
+VERSIONS = ("old", "new")  # the `version` label: the flag's old path and its new one
+
+# What a server is. Each role is scraped by one job, named after the first server of that role.
+PROMETHEUS = "prometheus"
+ALERTMANAGER = "alertmanager"
+NODE = "node"
+APP = "app"
+RECEIVER = "receiver"
+ROLES = (PROMETHEUS, ALERTMANAGER, NODE, APP, RECEIVER)
+REQUIRED_ROLES = (PROMETHEUS, ALERTMANAGER, APP, RECEIVER)  # a service may run without a node exporter
+
+# Prometheus's grammar for names.
+METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+ALERT_NAME = LABEL_NAME  # an alert name is also a file name (its runbook): no dots, no slashes
+
+# The application's metrics, each `<service>_<name>`.
+APP_METRICS = ("requests_total", "errors_total", "request_duration_seconds_bucket",
+               "request_duration_seconds_sum", "request_duration_seconds_count", "tests_passed", "tests_total")
+NODE_METRICS = ("node_memory_MemAvailable_bytes", "node_memory_MemTotal_bytes", "node_cpu_seconds_total")
+
+
+def app_metric(service: str, name: str) -> str:
+    """The application's metric `name` of `service`, e.g. checkout_requests_total."""
+    return f"{service}_{name}"
+
+
+def flag_enabled_metric(service: str) -> str:
+    return f"{service}_feature_flag_enabled"
+
+
+def flag_rollout_metric(service: str) -> str:
+    return f"{service}_feature_flag_rollout_percentage"
+
+
+def receiver_metrics(service: str) -> tuple[str, ...]:
+    """What the rollback receiver exports under the service's namespace."""
+    return (flag_enabled_metric(service), flag_rollout_metric(service), f"{service}_receiver_state_readable",
+            f"{service}_receiver_notifications_total", f"{service}_receiver_rollbacks_total")
+
+
+# Generated files, relative to the tree they are written into.
+RUNBOOKS = "docs/runbooks"
+PROMETHEUS_CONFIG = "config/prometheus.yml"
+ALERTMANAGER_CONFIG = "config/alertmanager.yml"
+DATASOURCE = "config/grafana/provisioning/datasources/prometheus.yml"
+
+
+def dashboard_path(service: str) -> str:
+    return f"dashboards/{service}-rollout.json"
+
+
+def rules_file(service: str) -> str:
+    """The rule file's name; it lives in rules/ in the tree and beside prometheus.yml on a server."""
+    return f"{service}.rules.yml"
+
+
+def dashboard_provider_path(service: str) -> str:
+    return f"config/grafana/provisioning/dashboards/{service}.yml"

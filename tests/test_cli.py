@@ -1,0 +1,70 @@
+"""The first commands a user types: every --help works, a missing tool is one line and exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from monitoring.cli import main, parser
+
+
+def _commands(root: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = [prefix]
+    for action in root._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found += _commands(sub, (*prefix, name))
+    return found
+
+
+COMMANDS = _commands(parser())
+
+
+def test_every_command_is_walked() -> None:
+    assert {c[0] for c in COMMANDS if c} >= {"generate", "validate", "receiver", "status", "rollout", "rollback",
+                                             "apply", "stack", "demo"}
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=[" ".join(c) or "monitoring" for c in COMMANDS])
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_exits_0(command: tuple[str, ...], flag: str, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([*command, flag])
+    assert exited.value.code == 0
+    assert "usage: monitoring" in capsys.readouterr().out
+
+
+def test_the_installed_command_shows_its_help() -> None:
+    done = subprocess.run([sys.executable, "-m", "monitoring", "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "COMMAND" in done.stdout and not done.stderr
+
+
+@pytest.mark.parametrize("tool, variable", [("promtool", "MONITORING_PROMTOOL"), ("amtool", "MONITORING_AMTOOL")])
+def test_a_missing_tool_is_named_with_how_to_install_it(tool: str, variable: str, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setenv(variable, str(tmp_path / "nowhere" / tool))
+    family = "rules" if tool == "promtool" else "routes"
+    assert main(["validate", "--family", family]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"{tool}: {variable}=" in err and "not an executable file" in err
+
+
+def test_a_tool_missing_from_path_says_make_debs(monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.delenv("MONITORING_PROMTOOL", raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert main(["validate", "--family", "rules"]) == 2
+    err = capsys.readouterr().err
+    assert "promtool: not found on PATH" in err and "make debs" in err and err.count("\n") == 1
+
+
+def test_an_unknown_profile_is_one_line(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    assert main(["generate", "--profile", "staging", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == ("monitoring generate: profile 'staging': not defined; profiles: production, "
+                                       "compressed\n")
