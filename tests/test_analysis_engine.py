@@ -11,7 +11,7 @@ import pytest
 from monitoring.analysis.backtest import backtest, with_bands
 from monitoring.analysis.prometheus import Prometheus
 from monitoring.demo import closed_loop
-from monitoring.genesis import compressed
+from monitoring.genesis import DEFINITIONS
 from monitoring.model import duration_seconds
 from monitoring.stack import Stack, on_free_ports
 
@@ -43,7 +43,8 @@ def _quiet(prometheus: Prometheus, timeout: float = 30.0) -> None:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory):
-    running = Stack(tmp_path_factory.mktemp("analysis-stack"), on_free_ports(with_bands(compressed(), QUIET_CPU)))
+    definitions = with_bands(DEFINITIONS.with_profile("compressed"), QUIET_CPU)
+    running = Stack(tmp_path_factory.mktemp("analysis-stack"), on_free_ports(definitions))
     try:
         running.up(say=lambda line: None)
         yield running

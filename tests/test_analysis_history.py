@@ -174,7 +174,7 @@ def test_the_backtest_command_prints_pending_firing_and_the_rollback(history, ca
 def test_an_edited_signal_expression_is_replayed_as_written(history) -> None:
     url, _ = history
     s = scenario(history, "all green")
-    signals = tuple(replace(x, expr=x.expr.replace("genesis_errors_total", "genesis_requests_total"))
+    signals = tuple(replace(x, expr=x.expr.replace("${errors_total}", "${requests_total}"))
                     if x.name == "error_rate" else x for x in DEFINITIONS.signals)
     result = backtest(Prometheus(url), replace(DEFINITIONS, signals=signals), s.start, s.end, raw=True)
     assert result.rollback is not None and result.rollback.alert == "HighErrorRate"

@@ -11,15 +11,14 @@ import sys
 import time
 from pathlib import Path
 
-DEFAULT_DEFINITIONS = "monitoring.genesis:DEFINITIONS"
+from monitoring.cli import DEFAULT_DEFINITIONS
 
 
 def _definitions(args: argparse.Namespace):
     from monitoring.generate import load
-    from monitoring.genesis import compressed
 
     definitions = load(args.definitions)
-    return compressed(definitions) if args.profile == "compressed" else definitions
+    return definitions.with_profile(args.profile) if args.profile else definitions
 
 
 def _at(args: argparse.Namespace) -> float:
@@ -64,8 +63,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                         help="Prometheus's base URL (default: %(default)s)")
     parser.add_argument("--definitions", default=DEFAULT_DEFINITIONS, metavar="MODULE:NAME",
                         help="the Definitions to use (default: %(default)s)")
-    parser.add_argument("--profile", choices=("production", "compressed"), default="production",
-                        help="time windows: production, or compressed for tests and the demo")
+    parser.add_argument("--profile", metavar="NAME",
+                        help="the definitions' profile of time windows (default: their first), e.g. compressed "
+                             "for the local stack of `make demo`")
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -110,13 +110,12 @@ def add_backtest(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from monitoring.analysis import facts
     from monitoring.analysis.prometheus import Prometheus, parse_window
     from monitoring.analysis.report import title, write
 
     definitions = _definitions(args)
     heading = title(definitions, args.stage, args.day)
-    window = args.window or (facts.soak(definitions) if args.stage is not None else "24h")
+    window = args.window or (definitions.rollout.soak if args.stage is not None else "24h")
     parse_window(window)
     out = Path(args.out or (f"reports/stage-{args.stage}" if args.stage is not None else f"reports/day-{args.day}"))
     written, decision = write(Prometheus(args.prometheus), definitions, _at(args), window, heading, out,

@@ -1,40 +1,29 @@
-"""The service facts the analysis reads from the definitions: the application's job, the flag's rollout
-series, the rollout policy. One place, so the rest of the package names no service."""
+"""The service facts the analysis reads from the definitions, in one place, so that the rest of the package
+names no service: the application's job, the flag's rollout series, and a signal over another window."""
 
 from __future__ import annotations
 
-from monitoring.model import Definitions, Signal
+from monitoring import names
+from monitoring.model import Definitions, Signal, fill
 
 
 def app_job(definitions: Definitions) -> str:
-    return next(s.kind for s in definitions.servers if s.kind == definitions.team)
+    return definitions.job(names.APP)
 
 
 def rollout_series(definitions: Definitions) -> str:
-    return f'{definitions.team}_feature_flag_rollout_percentage{{flag_name="{definitions.flag_name}"}}'
+    return f'{names.flag_rollout_metric(definitions.service)}{{{names.FLAG_NAME}="{definitions.flag_name}"}}'
 
 
 def receiver_rollbacks(definitions: Definitions) -> str:
-    return f"{definitions.team}_receiver_rollbacks_total"
-
-
-def rollout_steps(definitions: Definitions) -> tuple[int, ...]:
-    return (0, 5, 10, 25, 50, 75, 100)
-
-
-def hold(definitions: Definitions) -> str:
-    return "6h"
-
-
-def soak(definitions: Definitions) -> str:
-    return "12h"
+    return f"{definitions.service}_receiver_rollbacks_total"
 
 
 def over(definitions: Definitions, signal: Signal, window: str) -> str:
-    """The signal's expression with its rate window replaced by `window`."""
-    return signal.expr.replace("{window}", window)
+    """The signal's expression with its rate window replaced by `window` (e.g. the whole soak)."""
+    return fill(signal.expr, {**definitions.placeholders, "window": window}, f"signal {signal.name!r} field expr")
 
 
-def windowed(signal: Signal) -> bool:
+def windowed(definitions: Definitions, signal: Signal) -> bool:
     """Whether the signal's expression has a rate window (a ratio or a quantile over a time range)."""
-    return "{window}" in signal.expr
+    return over(definitions, signal, "1s") != over(definitions, signal, "2s")

@@ -48,7 +48,7 @@ def stages(first: float | None, changes: list[Change], start: float, end: float)
 
 def title(definitions: Definitions, stage: int | None, day: int | None) -> str:
     if stage is not None:
-        steps = facts.rollout_steps(definitions)
+        steps = definitions.rollout.steps
         if not 0 <= stage < len(steps):
             raise DefinitionError(f"--stage {stage}: the rollout has stages 0 to {len(steps) - 1} ({steps} %)")
         return f"Stage {stage} completion: {steps[stage]} % rollout"
@@ -72,7 +72,7 @@ def context(prometheus: Prometheus, definitions: Definitions, at: float, window:
                     "to_percentage": f"{c.after:g}", "at": rfc3339(c.at), "by": "", "reason": "seen in Prometheus"}
                    for c in changes]
     data = {
-        "title": heading, "service": definitions.team, "flag": definitions.flag_name,
+        "title": heading, "service": definitions.service, "flag": definitions.flag_name,
         "from": rfc3339(start), "to": rfc3339(at), "window": window,
         "status": decision.verdict.name, "final_rollout": "no data" if final is None else f"{final:g} %",
         "stages": [s.as_dict() for s in stages(first, changes, start, at)],

@@ -141,7 +141,7 @@ def signal_row(prometheus: Prometheus, definitions: Definitions, signal: Signal,
     rate = definitions.windowed(signal.expr)
     worst_query = f"{_worst_over(signal)}(({rate})[{window}:{step}])"
     worst = worst_of(signal.bands, [s.last for s in prometheus.query(worst_query, at) if s.samples])
-    if facts.windowed(signal):
+    if facts.windowed(definitions, signal):
         query = facts.over(definitions, signal, window)
         value = worst_of(signal.bands, [s.last for s in prometheus.query(query, at) if s.samples])
         return Row(signal.title, signal.unit, value, query, signal.bands, worst, worst_query)
@@ -261,7 +261,7 @@ def gonogo(prometheus: Prometheus, definitions: Definitions, at: float, window: 
     rows = criteria(prometheus, definitions, at, window)
     rollbacks = rollbacks_in(prometheus, definitions, at, window, state)
     verdict, reasons, missing = decide(rows, rollbacks)
-    hold = facts.hold(definitions) if verdict is Verdict.HOLD else ""
+    hold = definitions.rollout.hold if verdict is Verdict.HOLD else ""
     if hold:
         reasons.append(f"extend the soak by {hold}")
     return Decision(verdict, at, window, rows, rollbacks, missing, reasons, hold)
