@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from monitoring.analysis.backtest import backtest, with_bands
+from monitoring.analysis.histories import BURN
 from monitoring.analysis.prometheus import Prometheus, PrometheusError, rfc3339
 from monitoring.cli import main
 from monitoring.genesis import DEFINITIONS
@@ -155,7 +156,7 @@ def test_the_backtest_finds_the_rollback_and_a_tighter_threshold_fires_earlier(h
     s = scenario(history, "rollback in the window")
     result = backtest(prometheus, DEFINITIONS, s.start, s.end)
     assert result.rollback is not None and result.rollback.alert == "HighErrorRate"
-    burn = s.start + (s.rollback_hour - 0.25) * 3600
+    burn = s.start + (s.rollback_hour - BURN) * 3600
     assert burn < result.rollback.firing_at < burn + 15 * 60
     green = scenario(history, "all green")
     assert backtest(prometheus, DEFINITIONS, green.start, green.end).rollback is None

@@ -1,0 +1,122 @@
+"""Designed histories of a service, backfilled into a real Prometheus TSDB with `promtool tsdb
+create-blocks-from openmetrics`: the data the analysis is tested and measured on.
+
+A history is a list of windows laid one after the other, an hour apart (more than Prometheus's 5-minute
+lookback, so no window sees another), ending hours ago (backfilled blocks must be older than the head).
+Each window has its error rate, latency, pass rate, downtime and, when asked, a rollback with the rollback
+alert's ALERTS series as the rule engine would have written them.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from monitoring import names
+from monitoring.binaries import find
+from monitoring.model import Definitions
+
+GAP = 3600
+REQUESTS_PER_SECOND = 50
+BUCKETS = ("0.05", "0.1", "0.2", "0.5", "1", "+Inf")
+FAST = (0.5, 1, 1, 1, 1, 1)  # cumulative share of requests per bucket: p95 = 95 ms
+SLOW = (0, 0, 0, 0, 1, 1)  # every request between 0.5 s and 1 s: p95 = 975 ms
+BURN = 0.25  # hours of a 5 % error rate before a rollback
+BURN_PERCENT = 5.0
+
+
+@dataclass(frozen=True)
+class Window:
+    """One stretch of history: `hours` long from `start` (unix seconds, set by `laid_out`)."""
+
+    name: str
+    hours: float = 12.0
+    error_percent: float = 0.05
+    slow: bool = False
+    pass_rate: float | None = 100.0
+    down_hours: float = 0.0
+    rollback_hour: float | None = None
+    rollout: float = 10.0
+    start: float = 0.0
+
+    @property
+    def end(self) -> float:
+        return self.start + self.hours * 3600
+
+
+def laid_out(windows: list[Window], ending: float, step: float) -> list[Window]:
+    """The windows one after the other, an hour apart, the last ending at `ending` (a multiple of `step`)."""
+    ending -= ending % step
+    placed, start = [], ending - sum(w.hours * 3600 for w in windows) - GAP * (len(windows) - 1)
+    for window in windows:
+        placed.append(replace(window, start=start))
+        start += window.hours * 3600 + GAP
+    return placed
+
+
+def _labels(**labels: str) -> str:
+    return "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+
+
+def openmetrics(definitions: Definitions, windows: list[Window], step: float) -> str:
+    """Every series of every window, one metric family after the other, as OpenMetrics text."""
+    families: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+
+    def sample(name: str, labels: str, value: float, at: float) -> None:
+        families[name][labels].append(f"{value:g} {at:.0f}")
+
+    service = definitions.service
+    metric = {m: names.app_metric(service, m) for m in names.APP_METRICS}
+    app = {"job": definitions.job(names.APP), "instance": definitions.servers_of(names.APP)[0].address}
+    flag = _labels(**{names.FLAG_NAME: definitions.flag_name})
+    rollback = next(a for a in definitions.alerts if a.action == names.ROLLBACK and a.severity == "critical")
+    hold = 5 / 60  # hours an alert is pending before it fires in the designed ALERTS series
+    counters: dict[str, float] = defaultdict(float)
+    per_step = REQUESTS_PER_SECOND * step
+    for w in windows:
+        for k in range(int(w.hours * 3600 / step) + 1):
+            at, hour = w.start + k * step, k * step / 3600
+            down = hour < w.down_hours
+            for job in definitions.jobs:
+                up = 0 if down and job.name == app["job"] else 1
+                sample("up", _labels(job=job.name, instance=job.targets[0]), up, at)
+            rolled_back = w.rollback_hour is not None and hour >= w.rollback_hour
+            sample(names.flag_rollout_metric(service), flag, 0 if rolled_back else w.rollout, at)
+            if w.rollback_hour is not None and w.rollback_hour - 2 * hold <= hour < w.rollback_hour:
+                state = "pending" if hour < w.rollback_hour - hold else "firing"
+                sample("ALERTS", _labels(alertname=rollback.name, alertstate=state, severity=rollback.severity,
+                                         action=names.ROLLBACK, signal=rollback.signal, team=definitions.team), 1, at)
+            if down:
+                continue
+            burning = w.rollback_hour is not None and w.rollback_hour - BURN <= hour < w.rollback_hour
+            counters["requests"] += per_step
+            counters["errors"] += per_step * (BURN_PERCENT if burning else w.error_percent) / 100
+            sample(metric["requests_total"], _labels(**app), counters["requests"], at)
+            sample(metric["errors_total"], _labels(**app), counters["errors"], at)
+            for le, share in zip(BUCKETS, SLOW if w.slow else FAST, strict=True):
+                counters[le] += per_step * share
+                sample(metric["request_duration_seconds_bucket"], _labels(**app, le=le), counters[le], at)
+            if w.pass_rate is not None:
+                sample(metric["tests_passed"], _labels(**app), w.pass_rate, at)
+                sample(metric["tests_total"], _labels(**app), 100, at)
+    lines = []
+    for name, series in families.items():
+        for labels, samples in series.items():
+            lines += [f"{name}{labels} {text}" for text in samples]
+    return "\n".join(lines) + "\n# EOF\n"
+
+
+def backfill(definitions: Definitions, windows: list[Window], folder: Path, step: float,
+             hours_ago: float = 3.0) -> list[Window]:
+    """Write the windows into a TSDB at `folder` (Prometheus's --storage.tsdb.path); the windows placed."""
+    placed = laid_out(windows, time.time() - hours_ago * 3600, step)
+    source = folder.parent / f"{folder.name}.om"
+    source.write_text(openmetrics(definitions, placed, step))
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run([find("promtool"), "tsdb", "create-blocks-from", "openmetrics", str(source), str(folder)],
+                   check=True, capture_output=True, text=True)
+    source.unlink()
+    return placed
