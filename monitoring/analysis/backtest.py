@@ -75,6 +75,8 @@ def replay_expr(definitions: Definitions, alert: AlertRule, kept: frozenset[str]
 
 def episodes(alert: AlertRule, series: Series, hold: float, step: float, end: float) -> list[Episode]:
     """The rule engine's `for` over one series' evaluations (a missing evaluation ends an episode)."""
+    labels = {k: v for k, v in series.labels.items() if k != "__name__"}  # an alert's labels have no name
+    series = Series(labels, series.samples)
     found: list[Episode] = []
     pending = firing = last = None
     for moment, _ in series.samples:

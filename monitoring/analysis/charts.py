@@ -95,12 +95,11 @@ def draw(signal: Signal, series: list[Series], changes: list[Change], start: flo
     if signal.bands is not None:
         handles += _shade(axes, signal, low, high)
     for number, change in enumerate(changes):
-        axes.axvline(when(change.at), color="#5794f2", linestyle="--", linewidth=1.2,
-                     label="rollout change" if number == 0 else None)
-        axes.annotate(f"{change.before:g}→{change.after:g} %", (when(change.at), high), xytext=(3, -12),
-                      textcoords="offset points", fontsize=8, color="#1f60c4")
-    if changes:
-        handles.append(axes.get_lines()[-1])
+        mark = axes.axvline(when(change.at), color="#5794f2", linestyle="--", linewidth=1.2, label="rollout change")
+        if number == 0:
+            handles.append(mark)
+        axes.annotate(f"{change.before:g}→{change.after:g} %", (when(change.at), high),
+                      xytext=(3, -12 - 11 * (number % 2)), textcoords="offset points", fontsize=8, color="#1f60c4")
     if signal.value_names:
         axes.set_yticks([v for v, _, _ in signal.value_names], [name for _, name, _ in signal.value_names])
         low, high = min(v for v, _, _ in signal.value_names) - 0.2, max(v for v, _, _ in signal.value_names) + 0.2
@@ -108,7 +107,9 @@ def draw(signal: Signal, series: list[Series], changes: list[Change], start: flo
     axes.set_xlim(when(start), when(end))
     axes.set_title(signal.title + (f" ({UNITS[signal.unit]})" if UNITS.get(signal.unit) else ""), fontsize=11)
     axes.set_ylabel(UNITS.get(signal.unit, signal.unit))
-    axes.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M", tz=UTC))
+    locator = mdates.AutoDateLocator(tz=UTC)
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))
     axes.set_xlabel("time (UTC)")
     axes.grid(True, alpha=0.3)
     if not series:
@@ -116,7 +117,6 @@ def draw(signal: Signal, series: list[Series], changes: list[Change], start: flo
                   color="grey")
     if handles:
         axes.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
-    figure.autofmt_xdate()
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)

@@ -27,9 +27,17 @@ class Stage:
     ended: str
 
     def as_dict(self) -> dict:
-        hours = (self.end - self.start) / 3600
         return {"percentage": f"{self.percentage:g}", "from": rfc3339(self.start), "to": rfc3339(self.end),
-                "hours": f"{hours:.1f}", "ended": self.ended}
+                "lasted": lasted(self.end - self.start), "ended": self.ended}
+
+
+def lasted(seconds: float) -> str:
+    """A duration as a person reads it: 40s, 12m 5s, 8h 0m."""
+    whole = round(seconds)
+    hours, minutes, rest = whole // 3600, whole % 3600 // 60, whole % 60
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {rest}s" if minutes else f"{rest}s"
 
 
 def stages(first: float | None, changes: list[Change], start: float, end: float) -> list[Stage]:

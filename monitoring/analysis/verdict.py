@@ -190,7 +190,7 @@ def rollbacks_in(prometheus: Prometheus, definitions: Definitions, at: float, wi
                               "detail": f"{before:g}% -> 0%"})
     counted = prometheus.value(f"sum(increase({facts.receiver_rollbacks(definitions)}[{window}]))", at)
     if counted:
-        found.append({"at": rfc3339(at), "source": "receiver", "detail": f"{counted:.0f} rollback(s) counted"})
+        found.append({"at": "", "source": "receiver", "detail": f"{counted:.0f} rollback(s) counted"})
     rollback_alerts = (f'count by (alertname) (max_over_time(ALERTS{{alertstate="firing", '
                        f'action="rollback"}}[{window}]))')
     for series in prometheus.query(rollback_alerts, at):
