@@ -6,9 +6,12 @@ INSTALLED := $(VENV)/.installed
 DEBS := prometheus prometheus-alertmanager prometheus-node-exporter
 BINARIES := prometheus promtool prometheus-alertmanager amtool prometheus-node-exporter
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+UNLEASH_HOME ?= .cache/unleash
+UNLEASH_VERSION := 7.5.1
+POSTGRES_BIN := /usr/lib/postgresql/15/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help venv debs generate check-generated validate lint test bench bench-production clean demo up down status plan apply
+.PHONY: help venv debs unleash generate check-generated validate lint test bench bench-production clean demo up down status plan apply
 
 help: ## list the targets with what each does
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -27,8 +30,20 @@ debs: ## install Prometheus, Alertmanager and node exporter from Debian when mis
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(DEBS) >/dev/null; \
 	fi
 
-demo: venv debs generate validate ## the main job: a fault at 10 % rollout is detected and rolled back on real servers
-	$(BIN)/monitoring demo run
+unleash: ## install PostgreSQL 15 (Debian) and unleash-server 7.5.1 (npm, into .cache/unleash) when missing
+	@if [ ! -x $(POSTGRES_BIN)/initdb ]; then \
+	  echo "installing Debian package: postgresql"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends postgresql >/dev/null; \
+	fi
+	@if ! grep -qs '"version": "$(UNLEASH_VERSION)"' $(UNLEASH_HOME)/node_modules/unleash-server/package.json; then \
+	  command -v npm >/dev/null || { echo "npm not found: install Node.js 20 or later"; exit 2; }; \
+	  echo "installing unleash-server@$(UNLEASH_VERSION) into $(UNLEASH_HOME) (about 190 MB)"; \
+	  mkdir -p $(UNLEASH_HOME) && npm install --prefix $(UNLEASH_HOME) --save-exact --no-audit --no-fund --loglevel=error unleash-server@$(UNLEASH_VERSION); \
+	fi
+
+SCENARIO ?= fleet
+demo: venv debs generate validate ## the main job: a bad new version is rolled back on real servers (SCENARIO=canary: at 5 %)
+	$(BIN)/monitoring demo run --scenario $(SCENARIO)
 
 up: venv debs ## start the local stack (Prometheus, Alertmanager, node exporter, receiver, demo app) on loopback
 	$(BIN)/monitoring stack up
@@ -55,9 +70,9 @@ validate: venv debs ## run every validation family on the committed files (promt
 	$(BIN)/monitoring validate
 
 lint: venv ## ruff on the code
-	$(BIN)/ruff check monitoring generators tests
+	$(BIN)/ruff check monitoring generators tests examples
 
-test: venv debs lint validate ## lint, validate, then the whole test suite against the real binaries
+test: venv debs unleash lint validate ## lint, validate, then the whole test suite against the real binaries
 	$(BIN)/pytest -q
 
 bench: venv debs ## benchmarks: generation, receiver, detection to rollback, printed as tables

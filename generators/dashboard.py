@@ -1,4 +1,9 @@
-"""The rollout dashboard, built with grafanalib: one panel per signal, thresholds from its bands."""
+"""The dashboards, built with grafanalib: one panel per signal, thresholds from its bands.
+
+The rollout dashboard shows the fleet's signals; the canary dashboard shows the signals the canary judges,
+by version, and the new version's share of traffic beside the flag's rollout percentage (a flag that is
+not honoured shows at once). Each marks every change of the rollout, and each links to the other.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import orjson
 from grafanalib import core as g
 
 from generators.dashboard_corrections import correct
+from monitoring import canary, names
 from monitoring.model import Definitions, PanelKind, Query, Signal
 
 SCHEMA_VERSION = 39
@@ -100,17 +106,72 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
+def _rollout_changes(definitions: Definitions) -> dict[str, Any]:
+    """An annotation on every change of the flag's rollout percentage."""
+    rollout = definitions.windowed("${flag_rollout}{${flag}}", "rollout annotation")
+    return {"name": "Rollout changes", "datasource": _datasource(definitions), "enable": True,
+            "iconColor": "purple", "expr": f"{rollout} and changes({rollout}[{definitions.profile.rate_window}]) > 0",
+            "step": definitions.profile.scrape_interval, "titleFormat": "rollout of {{flag_name}} changed",
+            "textFormat": "now at the value shown"}
+
+
+def _boards(definitions: Definitions) -> list[tuple[str, str]]:
+    """(uid, title) of each dashboard of the definitions, for the links between them."""
+    boards = [(definitions.dashboard_uid, definitions.dashboard_title)]
+    if definitions.canary:
+        boards.append((definitions.canary_dashboard_uid, definitions.canary.dashboard_title))
+    return boards
+
+
+def canary_signals(definitions: Definitions) -> tuple[Signal, ...]:
+    """The canary dashboard's panels: each judged signal by version, then the new version's share."""
+    by_version = tuple(
+        Signal(name=f"{s.name}_by_version", title=f"{s.title} by Version", panel=PanelKind.TIMESERIES, unit=s.unit,
+               expr=definitions.recorded(s, per_version=True), bands=s.bands, legend="{{version}}", width=12,
+               description=f"{s.description} Per version: the canary alert compares new with old.")
+        for s in canary.signals(definitions))
+    share = Signal(
+        name="new_version_share", title="New Version Share of Traffic", panel=PanelKind.TIMESERIES,
+        unit="percent", minimum=0, maximum=100, width=24, expr="",
+        queries=(
+            Query(expr=(f'100 * sum by (job) (rate(${{requests_total}}{{{names.VERSION}="new"}}[${{window}}]))'
+                        " / sum by (job) (rate(${requests_total}[${window}]))"), legend="new version's share"),
+            Query(expr="max by (flag_name) (${flag_rollout}{${flag}})", legend="flag rollout", ref="B"),
+        ),
+        description="The share of requests the new version served, beside the rollout percentage the flag is set "
+                    "to: the two lines lie on each other when the flag is honoured.")
+    return (*by_version, share)
+
+
 def dashboard(definitions: Definitions) -> dict[str, Any]:
-    """The dashboard as Grafana's JSON model, corrected to Grafana's current schema."""
+    """The rollout dashboard as Grafana's JSON model, corrected to Grafana's current schema."""
+    return _board(definitions, definitions.dashboard_uid, definitions.dashboard_title, definitions.signals,
+                  f"Rollout of {definitions.flag_name}: {len(definitions.signals)} signals against their "
+                  "green/yellow/red bands.")
+
+
+def canary_dashboard(definitions: Definitions) -> dict[str, Any]:
+    """The canary analysis dashboard: the new version against the old."""
+    assert definitions.canary is not None
+    return _board(definitions, definitions.canary_dashboard_uid, definitions.canary.dashboard_title,
+                  canary_signals(definitions), f"Canary analysis of {definitions.flag_name}: the new version "
+                  "against the old, by version.")
+
+
+def _board(definitions: Definitions, uid: str, title: str, signals: tuple[Signal, ...],
+           description: str) -> dict[str, Any]:
     panels = [_panel(definitions, signal, index, grid)
-              for index, (signal, grid) in enumerate(zip(definitions.signals, layout(definitions.signals),
-                                                         strict=True), start=1)]
+              for index, (signal, grid) in enumerate(zip(signals, layout(signals), strict=True), start=1)]
     model = g.Dashboard(
-        title=definitions.dashboard_title,
-        uid=definitions.dashboard_uid,
-        description=f"Rollout of {definitions.flag_name}: {len(panels)} signals against their green/yellow/red bands.",
+        title=title,
+        uid=uid,
+        description=description,
         tags=[definitions.team, "rollout"],
         panels=panels,
+        annotations=g.Annotations(list=[_rollout_changes(definitions)]),
+        links=[g.DashboardLink(title=other_title, uri=f"/d/{other_uid}", type="link", icon="dashboard",
+                               tooltip=f"Open {other_title}")
+               for other_uid, other_title in _boards(definitions) if other_uid != uid],
         refresh=definitions.profile.dashboard_refresh,
         time=g.Time("now-1h", "now"),
         timezone="utc",

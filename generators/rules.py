@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from monitoring import names
+from monitoring import canary, names
 from monitoring.model import AlertRule, Definitions
 
 
@@ -30,7 +30,7 @@ def recording_rules(definitions: Definitions) -> list[dict[str, Any]]:
             for s in definitions.signals if s.record]
 
 
-def alerting_rules(definitions: Definitions) -> list[dict[str, Any]]:
+def alerting_rules(definitions: Definitions, alerts: tuple[AlertRule, ...] | None = None) -> list[dict[str, Any]]:
     return [
         {
             "alert": alert.name,
@@ -43,7 +43,7 @@ def alerting_rules(definitions: Definitions) -> list[dict[str, Any]]:
                 "runbook_url": definitions.runbook_url(alert),
             },
         }
-        for alert in definitions.alerts
+        for alert in (definitions.alerts if alerts is None else alerts)
     ]
 
 
@@ -53,5 +53,18 @@ def rule_file(definitions: Definitions) -> dict[str, Any]:
         "groups": [
             {"name": f"{definitions.team}.recording", "interval": interval, "rules": recording_rules(definitions)},
             {"name": f"{definitions.team}.alerts", "interval": interval, "rules": alerting_rules(definitions)},
+        ]
+    }
+
+
+def canary_rule_file(definitions: Definitions) -> dict[str, Any]:
+    """The second rule file: per-version recording rules and the canary alerts built on them."""
+    interval = definitions.profile.evaluation_interval
+    return {
+        "groups": [
+            {"name": f"{definitions.team}.canary.recording", "interval": interval,
+             "rules": canary.recording_rules(definitions)},
+            {"name": f"{definitions.team}.canary.alerts", "interval": interval,
+             "rules": alerting_rules(definitions, canary.alerts(definitions))},
         ]
     }

@@ -20,23 +20,47 @@ def dashboard_file(definitions: Definitions) -> str:
     return names.dashboard_path(definitions.service)
 
 
+def dashboards(definitions: Definitions) -> dict[str, dict]:
+    """Each dashboard by its path: the rollout dashboard, and the canary dashboard when there is a canary."""
+    boards = {dashboard_file(definitions): dashboard.dashboard(definitions)}
+    if definitions.canary:
+        boards[names.canary_dashboard_path(definitions.service)] = dashboard.canary_dashboard(definitions)
+    return boards
+
+
+def dashboard_signals(definitions: Definitions) -> dict[str, tuple]:
+    """The signals each dashboard's panels show, in order: its contract, for validation."""
+    signals = {dashboard_file(definitions): definitions.signals}
+    if definitions.canary:
+        signals[names.canary_dashboard_path(definitions.service)] = dashboard.canary_signals(definitions)
+    return signals
+
+
 def rules_file(definitions: Definitions) -> str:
     return f"rules/{names.rules_file(definitions.service)}"
+
+
+def rule_files(definitions: Definitions) -> dict[str, dict]:
+    """Each rule file by its name, rendered as data."""
+    files = {names.rules_file(definitions.service): rules.rule_file(definitions)}
+    if definitions.canary:
+        files[names.canary_rules_file(definitions.service)] = rules.canary_rule_file(definitions)
+    return files
 
 
 def render(definitions: Definitions) -> dict[str, str]:
     """Check the definitions, then render every artifact; nothing is written."""
     check(definitions)
     files = {
-        dashboard_file(definitions): orjson.dumps(dashboard.dashboard(definitions),
-                                                  option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n",
-        rules_file(definitions): yamltext.dump(rules.rule_file(definitions)),
+        **{path: orjson.dumps(board, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
+           for path, board in dashboards(definitions).items()},
+        **{f"rules/{name}": yamltext.dump(data) for name, data in rule_files(definitions).items()},
         PROMETHEUS: yamltext.dump(prometheus.prometheus_config(definitions)),
         ALERTMANAGER: yamltext.dump(alertmanager.alertmanager_config(definitions)),
         names.DATASOURCE: yamltext.dump(grafana.datasource_provisioning(definitions)),
         names.dashboard_provider_path(definitions.service): yamltext.dump(grafana.dashboard_provisioning(definitions)),
     }
-    for alert in definitions.alerts:
+    for alert in definitions.every_alert:
         files[f"{RUNBOOKS}/{alert.name}.md"] = runbooks.runbook(definitions, alert)
     return files
 
@@ -48,6 +72,6 @@ def server_files(definitions: Definitions) -> dict[str, dict[str, str]]:
     definitions = replace(definitions, paths=replace(definitions.paths, rules_dir=""))
     return {
         "prometheus": {"prometheus.yml": yamltext.dump(prometheus.prometheus_config(definitions)),
-                       names.rules_file(definitions.service): yamltext.dump(rules.rule_file(definitions))},
+                       **{name: yamltext.dump(data) for name, data in rule_files(definitions).items()}},
         "alertmanager": {"alertmanager.yml": yamltext.dump(alertmanager.alertmanager_config(definitions))},
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from monitoring import names
+from monitoring import canary, names
 from monitoring.model import DefinitionError, Definitions, Worse, duration_seconds, is_absolute_url
 from monitoring.validate.promql import BadExpression, parse
 
@@ -17,6 +17,7 @@ def check(definitions: Definitions) -> None:
     _check_alerts(definitions)
     _check_servers_and_jobs(definitions)
     _check_receivers(definitions)
+    canary.check(definitions)
     _check_expressions(definitions)
 
 
@@ -41,7 +42,7 @@ def _check_expressions(definitions: Definitions) -> None:
                    for s in definitions.signals]
     expressions += [(f"signal {s.name!r} query {q.ref}", definitions.windowed(q.expr, f"signal {s.name!r} query"))
                     for s in definitions.signals for q in s.queries]
-    expressions += [(f"alert {a.name!r} field expr", alert_expr(definitions, a)) for a in definitions.alerts]
+    expressions += [(f"alert {a.name!r} field expr", alert_expr(definitions, a)) for a in definitions.every_alert]
     for signal in definitions.signals:
         record = definitions.recorded(signal)
         if record is not None and not names.METRIC_NAME.match(record):
@@ -64,7 +65,7 @@ def _check_durations(definitions: Definitions) -> None:
     for name, value in vars(profile).items():
         if name not in ("name", "environment") and value is not None:
             duration_seconds(value, f"profile {profile.name!r} field {name}")
-    for alert in definitions.alerts:
+    for alert in definitions.every_alert:
         duration_seconds(alert.for_, f"alert {alert.name!r} field for")
 
 
@@ -85,9 +86,9 @@ def _check_signals(definitions: Definitions) -> None:
 
 
 def _check_alerts(definitions: Definitions) -> None:
-    _unique("alert", [a.name for a in definitions.alerts])
+    _unique("alert", [a.name for a in definitions.every_alert])
     signals = {s.name: s for s in definitions.signals}
-    for alert in definitions.alerts:
+    for alert in definitions.every_alert:
         where = f"alert {alert.name!r}"
         if not names.ALERT_NAME.match(alert.name):
             raise DefinitionError(f"{where} field name: not a valid alert name (letters, digits and _, not "

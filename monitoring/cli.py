@@ -183,7 +183,7 @@ def cmd_demo_fault(args: argparse.Namespace) -> int:
 def cmd_demo_run(args: argparse.Namespace) -> int:
     from monitoring.demo import run
 
-    return run(_stack(args))
+    return run(_stack(args), args.scenario)
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
@@ -301,8 +301,11 @@ def parser() -> argparse.ArgumentParser:
     fault.add_argument("--clear", action="store_true", help="remove every fault")
     fault.add_argument("--app-url", default="http://127.0.0.1:8000")
     fault.set_defaults(run=cmd_demo_fault)
-    run = demo_commands.add_parser("run", help="the closed loop: fault at 10 %%, alert, rollback, resolution")
+    run = demo_commands.add_parser("run", help="the closed loop: fault in the new version, alert, rollback, resolution")
     _add_stack(run, profile="compressed")
+    run.add_argument("--scenario", default="fleet",
+                     help="fleet: a new version failing outright at 10 %%; canary: one failing 10 %% of its "
+                          "requests at 5 %%, which only canary analysis sees; or a rollback alert's name")
     run.set_defaults(run=cmd_demo_run)
 
     from monitoring.analysis.commands import add_commands

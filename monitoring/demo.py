@@ -37,7 +37,7 @@ def fault_for(definitions: Definitions, alert: AlertRule) -> dict:
 
 def rollback_alert(definitions: Definitions, name: str | None = None) -> AlertRule:
     """The rollback alert called `name`, or the definitions' first rollback alert."""
-    for alert in definitions.alerts:
+    for alert in definitions.every_alert:
         if alert.action == names.ROLLBACK and name in (None, alert.name):
             return alert
     raise DefinitionError(f"alert {name!r}: no such rollback alert" if name else "definitions: no rollback alert")
@@ -45,11 +45,12 @@ def rollback_alert(definitions: Definitions, name: str | None = None) -> AlertRu
 
 @dataclass
 class Timeline:
-    """When each step happened, in seconds after the fault was injected."""
+    """When each step happened, in seconds after the fault was injected, and the fleet-wide peak seen."""
 
     alertname: str
     events: dict[str, float] = field(default_factory=dict)
     rollback: dict | None = None
+    fleet_peak: float | None = None
 
     def mark(self, event: str, seconds: float, say: Callable[[str], None], detail: str = "") -> None:
         if event not in self.events:
@@ -79,14 +80,16 @@ def _safe(check: Callable[[], bool]) -> Callable[[], bool]:
 
 
 def notifications(stack: Stack) -> float:
-    """How many notifications the receiver has answered, from its own metrics."""
+    """How many notifications with a firing rollback alert the receiver has answered, from its own metrics
+    (resolved ones, which it ignores, do not count)."""
     try:
         text = requests.get(f"{stack.url(names.RECEIVER)}/metrics", timeout=5).text
     except requests.RequestException:
         return 0.0
     counter = f"{stack.definitions.service}_receiver_notifications"
     return sum(sample.value for family in text_string_to_metric_families(text) if family.name == counter
-               for sample in family.samples if sample.name.endswith("_total"))
+               for sample in family.samples
+               if sample.name.endswith("_total") and sample.labels.get("outcome") != "ignored")
 
 
 def floor_seconds(definitions: Definitions, alert: AlertRule) -> float:
@@ -102,47 +105,88 @@ def patience(definitions: Definitions, alert: AlertRule) -> float:
     return floor_seconds(definitions, alert) + 2 * duration_seconds(definitions.profile.rate_window) + MARGIN
 
 
-def closed_loop(stack: Stack, alertname: str | None = None, say: Callable[[str], None] = print,
+@dataclass(frozen=True)
+class Scenario:
+    """What the closed loop does: roll out to `rollout` %, inject `fault` into the new version, and expect
+    `alert` to roll back; `watch` is the series shown against its border, `quiet` alerts must never fire."""
+
+    name: str
+    alert: AlertRule
+    rollout: int
+    fault: dict
+    watch: str
+    breach: str
+    quiet: tuple[str, ...] = ()
+    fleet: str = ""  # the fleet-wide series, shown beside a canary's
+
+
+def scenarios(definitions: Definitions) -> dict[str, Scenario]:
+    """`fleet`: the first fleet rollback alert at 10 % with a new version failing outright. `canary` (when the
+    definitions have canary analysis): at 5 % a new version failing 10 % of its requests, which the fleet-wide
+    rate cannot see but the first canary check can."""
+    fleet = rollback_alert(definitions)
+    signal = definitions.signal(fleet.signal)
+    found = {"fleet": Scenario("fleet", fleet, 10, fault_for(definitions, fleet), definitions.recorded(signal),
+                               signal.bands.breach("red"))}
+    if definitions.canary:
+        check = definitions.canary.checks[0]
+        alert = rollback_alert(definitions, check.alert)
+        signal = definitions.signal(check.signal)
+        fault = {key: value / 10 if key == "errors" else value for key, value in fault_for(definitions, alert).items()}
+        fleet_alerts = tuple(a.name for a in definitions.alerts if a.signal == signal.name and a.action)
+        found["canary"] = Scenario("canary", alert, 5, fault,
+                                   f'{definitions.recorded(signal, per_version=True)}{{{names.VERSION}="new"}}',
+                                   signal.bands.breach("red"), quiet=fleet_alerts, fleet=definitions.recorded(signal))
+    return found
+
+
+def _over(value: float, breach: str) -> bool:
+    operator, border = breach.split()
+    return value > float(border) if operator == ">" else value < float(border)
+
+
+def closed_loop(stack: Stack, scenario: str | Scenario = "fleet", say: Callable[[str], None] = print,
                 timeout: float | None = None) -> Timeline:
-    """Roll out to 10 %, break the new version, and follow the chain until the alert has resolved."""
+    """Roll out, break the new version, and follow the chain until the alert has resolved."""
     definitions = stack.definitions
+    chosen = scenario if isinstance(scenario, Scenario) else _scenario(definitions, scenario)
+    alert, alertname, series = chosen.alert, chosen.alert.name, chosen.watch
     prometheus = stack.url(names.PROMETHEUS)
-    alert = rollback_alert(definitions, alertname)
-    alertname = alert.name
     timeout = timeout or patience(definitions, alert)
-    signal = definitions.signal(alert.signal)
-    series = definitions.recorded(signal)
-    border = signal.bands.border(alert.band) if signal.bands and alert.band else 0.0
     store = StateStore(stack.state, definitions.flag_name)
 
     _set_fault(stack, {"clear": True})
     _wait(_safe(lambda: not alert_states(prometheus, alertname)), timeout, f"{alertname} to be inactive")
-    store.rollout(10, reason=f"demo: canary before a {alertname} fault")
-    say(f"  rollout set to 10 %; waiting for Prometheus to see traffic on {series}")
-    _wait(_safe(lambda: bool(query(prometheus, f'{series} >= 0'))), timeout, f"{series} in Prometheus")
+    store.rollout(chosen.rollout, reason=f"demo: canary before a {alertname} fault")
+    say(f"  rollout set to {chosen.rollout} %; waiting for Prometheus to see traffic on {series}")
+    _wait(_safe(lambda: bool(query(prometheus, f"{series} >= 0"))), timeout, f"{series} in Prometheus")
     rollout = f'{names.flag_rollout_metric(definitions.service)}{{{names.FLAG_NAME}="{definitions.flag_name}"}}'
-    _wait(_safe(lambda: bool(query(prometheus, f"{rollout} == 10"))), timeout, "the rollout percentage in Prometheus")
+    _wait(_safe(lambda: bool(query(prometheus, f"{rollout} == {chosen.rollout}"))), timeout,
+          "the rollout percentage in Prometheus")
 
     timeline = Timeline(alertname)
     history_before = len(store.read()["rollout_history"])
     received_before = notifications(stack)
-    fault = fault_for(definitions, alert)
     started, wall = time.monotonic(), time.time()
-    _set_fault(stack, fault)
-    timeline.mark("fault injected", 0.0, say, json.dumps(fault))
+    _set_fault(stack, chosen.fault)
+    timeline.mark("fault injected", 0.0, say, json.dumps(chosen.fault))
     deadline = started + timeout
     while time.monotonic() < deadline:
         now = time.monotonic() - started
         try:
             values = query(prometheus, series)
             states = alert_states(prometheus, alertname)
+            loud = [name for name in chosen.quiet if alert_states(prometheus, name)]
+            fleet = [v for _, v in query(prometheus, chosen.fleet)] if chosen.fleet else []
         except ServerAnswer:
-            values, states = [], set()
+            values, states, loud, fleet = [], set(), [], []
+        if fleet and timeline.rollback is None:
+            timeline.fleet_peak = max([*fleet, timeline.fleet_peak or 0.0])
         worst = max((v for _, v in values), default=None)
-        if worst is not None and alert.band and signal.bands and (
-                worst > border if signal.bands.breach(alert.band).startswith(">") else worst < border):
-            timeline.mark("over threshold (from Prometheus)", now, say, f"{series} = {worst:.2f} "
-                          f"{signal.bands.breach(alert.band)}")
+        if worst is not None and _over(worst, chosen.breach):
+            timeline.mark("over threshold (from Prometheus)", now, say, f"{series} = {worst:.2f} {chosen.breach}")
+        for name in loud:
+            timeline.mark(f"{name} active", now, say, "an alert that should have stayed quiet")
         if "pending" in states:
             timeline.mark("alert pending", now, say, alertname)
         if "firing" in states:
@@ -166,12 +210,24 @@ def closed_loop(stack: Stack, alertname: str | None = None, say: Callable[[str],
     return timeline
 
 
-def run(stack: Stack, say: Callable[[str], None] = print) -> int:
-    """`make demo`: the stack, the closed loop on the first rollback alert, the final state."""
+def _scenario(definitions: Definitions, name: str) -> Scenario:
+    """A named scenario, or one built around the rollback alert called `name`."""
+    found = scenarios(definitions)
+    if name in found:
+        return found[name]
+    alert = rollback_alert(definitions, name)
+    signal = definitions.signal(alert.signal)
+    return Scenario(alert.name, alert, 10, fault_for(definitions, alert), definitions.recorded(signal),
+                    signal.bands.breach("red"))
+
+
+def run(stack: Stack, scenario: str = "fleet", say: Callable[[str], None] = print) -> int:
+    """`make demo`: the stack, the closed loop of `scenario`, the final state."""
     started = time.monotonic()
     definitions = stack.definitions
     profile = definitions.profile
-    alert = rollback_alert(definitions)
+    chosen = _scenario(definitions, scenario)
+    alert = chosen.alert
     say(f"The closed loop of {definitions.service} on real servers, {profile.name} profile: "
         f"{profile.scrape_interval} scrapes, {profile.evaluation_interval} evaluations, {profile.rate_window} "
         f"rate windows, {alert.name} `for` {definitions.alert_for(alert)}; the rollback can come "
@@ -180,10 +236,15 @@ def run(stack: Stack, say: Callable[[str], None] = print) -> int:
     stack.up(say)
     say("Timeline:")
     try:
-        closed_loop(stack, alert.name, say)
+        timeline = closed_loop(stack, chosen, say)
     except TimeoutError as error:
         say(f"demo failed: {error}; logs are in {stack.root / 'logs'}")
         return 1
+    if chosen.quiet:
+        loud = [name for name in chosen.quiet if f"{name} active" in timeline.events]
+        say(f"  fleet-wide {chosen.fleet} peaked at {timeline.fleet_peak or 0:.2f} before the rollback; "
+            + (f"{', '.join(loud)} fired too" if loud else f"{', '.join(chosen.quiet)} never fired: only the "
+               "canary analysis saw the bad version"))
     say("Final state (monitoring status):")
     say(json.dumps(StateStore(stack.state, definitions.flag_name).read(), indent=2))
     say(f"Done in {time.monotonic() - started:.0f}s. The stack is still running: Prometheus at "

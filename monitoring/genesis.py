@@ -5,7 +5,20 @@ Every threshold of the rollout is written once, in a signal's bands, below.
 
 from __future__ import annotations
 
-from monitoring.model import AlertRule, Bands, Definitions, PanelKind, Profile, Query, Receiver, Server, Signal, Worse
+from monitoring.model import (
+    AlertRule,
+    Bands,
+    Canary,
+    CanaryCheck,
+    Definitions,
+    PanelKind,
+    Profile,
+    Query,
+    Receiver,
+    Server,
+    Signal,
+    Worse,
+)
 from monitoring.names import ALERTMANAGER, APP, NODE, PROMETHEUS, RECEIVER, ROLLBACK
 from monitoring.topology import jobs_for, rollback_webhook
 
@@ -51,10 +64,10 @@ SIGNALS = (
         panel=PanelKind.TIMESERIES,
         unit="percent",
         expr=(
-            "100 * sum by (job) (rate(${errors_total}[${window}]))"
-            " / sum by (job) (rate(${requests_total}[${window}]))"
+            "100 * sum by (${by}) (rate(${errors_total}[${window}]))"
+            " / sum by (${by}) (rate(${requests_total}[${window}]))"
         ),
-        record="job:${service}_errors:percent_rate${window}",
+        record="${level}:${service}_errors:percent_rate${window}",
         bands=Bands(worse=Worse.HIGHER, yellow=0.1, red=1.0),
         width=9,
         legend="error rate",
@@ -67,9 +80,9 @@ SIGNALS = (
         unit="ms",
         expr=(
             "1000 * histogram_quantile(0.95,"
-            " sum by (job, le) (rate(${request_duration_seconds_bucket}[${window}])))"
+            " sum by (${by}, le) (rate(${request_duration_seconds_bucket}[${window}])))"
         ),
-        record="job:${service}_request_duration_milliseconds:p95_rate${window}",
+        record="${level}:${service}_request_duration_milliseconds:p95_rate${window}",
         bands=Bands(worse=Worse.HIGHER, yellow=200, red=500),
         width=9,
         legend="p95",
@@ -183,6 +196,18 @@ ALERTS = (
     ),
 )
 
+# The new version against the old: red band from the signal, worse by the margin (in the signal's unit),
+# judged only over at least 100 new-version requests in the rate window.
+CANARY = Canary(
+    checks=(
+        CanaryCheck(signal="error_rate", alert="CanaryErrorRate", margin=0.5),
+        CanaryCheck(signal="latency_p95", alert="CanaryLatency", margin=100),
+    ),
+    dashboard_title="Genesis Canary Analysis",
+    min_requests=100,
+    for_="5m",
+)
+
 SERVERS = (
     Server("prometheus", "127.0.0.1", 9090, PROMETHEUS),
     Server("alertmanager", "127.0.0.1", 9093, ALERTMANAGER),
@@ -206,8 +231,11 @@ DEFINITIONS = Definitions(
     jobs=jobs_for(SERVICE, SERVERS),
     receivers=RECEIVERS,
     profiles=(PRODUCTION, COMPRESSED),
+    canary=CANARY,
     dashboard_title="Genesis 48-Hour Post-Deployment Monitoring",
     # Absolute, so a runbook link opens from a notification or Grafana: the repository's web address.
     runbook_base_url="https://github.com/genesis-team/genesis-monitoring/blob/main/docs/runbooks",
     grafana_folder="Genesis",
+    # Enough that 5 % of it gives the canary its 100 requests in the compressed profile's 10 s window.
+    demo_rate=400.0,
 )

@@ -105,8 +105,10 @@ class Query:
 class Signal:
     """One number the rollout is watched by, and its panel.
 
-    `{window}` in `expr` and `record` stands for the profile's rate window. When `record` is set, `expr`
-    is recorded under that name and the panel and the alerts read the recorded series.
+    `${window}` in `expr` and `record` stands for the profile's rate window (see Definitions.placeholders).
+    When `record` is set, `expr` is recorded under that name and the panel and the alerts read the recorded
+    series. A signal whose expression groups `by (${by})` and whose record starts `${level}:` can also be
+    computed per version of the application, for canary analysis.
     """
 
     name: str
@@ -141,6 +143,31 @@ class AlertRule:
     expr: str | None = None
     action: str | None = None
     condition: str = ""
+
+
+@dataclass(frozen=True)
+class CanaryCheck:
+    """One signal judged new version against old: the alert fires when the new version is in the signal's red
+    band, worse than the old version by `margin` (in the signal's unit), and served enough requests."""
+
+    signal: str
+    alert: str
+    margin: float
+
+
+@dataclass(frozen=True)
+class Canary:
+    """Canary analysis: fleet-wide rates cannot see a bad 5 % canary, the new version against the old can.
+
+    `min_requests` is the least traffic of the new version, in the rate window, the analysis will judge;
+    below it `inconclusive_alert` (a warning) fires instead, never a rollback.
+    """
+
+    checks: tuple[CanaryCheck, ...]
+    dashboard_title: str
+    min_requests: int = 100
+    for_: str = "5m"
+    inconclusive_alert: str = "CanaryInconclusive"
 
 
 @dataclass(frozen=True)
@@ -235,6 +262,7 @@ class Definitions:
     dashboard_title: str
     runbook_base_url: str
     profile: Profile | None = None
+    canary: Canary | None = None
     rollout: RolloutPolicy = field(default_factory=RolloutPolicy)
     paths: Paths = field(default_factory=Paths)
     rule_tests: str = "rules/tests"
@@ -263,6 +291,10 @@ class Definitions:
     @property
     def datasource_uid(self) -> str:
         return f"{self.service}-prometheus"
+
+    @property
+    def canary_dashboard_uid(self) -> str:
+        return f"{self.service}-canary"
 
     @property
     def grafana_folder_uid(self) -> str:
@@ -307,6 +339,13 @@ class Definitions:
 
     @cached_property
     def placeholders(self) -> dict[str, str]:
+        return self._placeholders(per_version=False)
+
+    @cached_property
+    def version_placeholders(self) -> dict[str, str]:
+        return self._placeholders(per_version=True)
+
+    def _placeholders(self, per_version: bool) -> dict[str, str]:
         """What `${name}` stands for in expressions: the rate window, each role's job selector (`${app}`),
         the flag selector (`${flag}`) and the application's metric names (`${requests_total}`)."""
         values = {"window": self.profile.rate_window if self.profile else "", "service": self.service,
@@ -315,24 +354,41 @@ class Definitions:
         values.update({metric: names.app_metric(self.service, metric) for metric in names.APP_METRICS})
         values.update(flag_enabled=names.flag_enabled_metric(self.service),
                       flag_rollout=names.flag_rollout_metric(self.service))
+        values.update(by=f"{names.JOB}, {names.VERSION}" if per_version else names.JOB,
+                      level=f"{names.JOB}_{names.VERSION}" if per_version else names.JOB)
         return values
 
-    def windowed(self, text: str, where: str = "expression") -> str:
-        """`text` with its placeholders filled for this profile and these servers."""
-        return fill(text, self.placeholders, where)
+    def windowed(self, text: str, where: str = "expression", per_version: bool = False) -> str:
+        """`text` with its placeholders filled for this profile and these servers (and per version)."""
+        return fill(text, self.version_placeholders if per_version else self.placeholders, where)
 
-    def recorded(self, signal: Signal) -> str | None:
-        """The recording rule name of `signal` in this profile, e.g. job:checkout_errors:percent_rate10m."""
-        return self.windowed(signal.record, f"signal {signal.name!r} field record") if signal.record else None
+    def recorded(self, signal: Signal, per_version: bool = False) -> str | None:
+        """The recording rule name of `signal` in this profile, e.g. job:checkout_errors:percent_rate10m
+        (job_version:… per version)."""
+        if not signal.record:
+            return None
+        return self.windowed(signal.record, f"signal {signal.name!r} field record", per_version)
+
+    @cached_property
+    def every_alert(self) -> tuple[AlertRule, ...]:
+        """The alerts as defined, then the canary alerts derived from `canary`."""
+        from monitoring import canary
+
+        return self.alerts + canary.alerts(self)
 
     def alert_for(self, alert: AlertRule) -> str:
         return self.profile.alert_for or alert.for_
 
     @property
+    def rule_file_names(self) -> tuple[str, ...]:
+        """The rule files: the service's, and its canary's when it has canary analysis."""
+        return (names.rules_file(self.service),) + ((names.canary_rules_file(self.service),) if self.canary else ())
+
+    @property
     def rule_files(self) -> tuple[str, ...]:
         """The rule files prometheus.yml names, relative to it."""
         folder = f"{self.paths.rules_dir}/" if self.paths.rules_dir else ""
-        return (folder + names.rules_file(self.service),)
+        return tuple(folder + name for name in self.rule_file_names)
 
     def runbook_url(self, alert: AlertRule) -> str:
         return f"{self.runbook_base_url.rstrip('/')}/{alert.name}.md"

@@ -77,5 +77,13 @@ def rules_file(service: str) -> str:
     return f"{service}.rules.yml"
 
 
+def canary_rules_file(service: str) -> str:
+    return f"{service}-canary.rules.yml"
+
+
+def canary_dashboard_path(service: str) -> str:
+    return f"dashboards/{service}-canary.json"
+
+
 def dashboard_provider_path(service: str) -> str:
     return f"config/grafana/provisioning/dashboards/{service}.yml"

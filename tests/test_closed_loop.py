@@ -55,7 +55,8 @@ def test_an_error_fault_is_rolled_back_once_and_the_alert_resolves(stack: Stack)
                                      "alert resolved"]
     rollbacks = _rollbacks(stack)
     assert len(rollbacks) == 1
-    assert rollbacks[0]["alertname"] == "HighErrorRate" and rollbacks[0]["by"] == "alertmanager"
+    # A new version failing outright is also red against the old one: whichever notification lands first wins.
+    assert rollbacks[0]["alertname"] in ("HighErrorRate", "CanaryErrorRate") and rollbacks[0]["by"] == "alertmanager"
     assert (rollbacks[0]["from_percentage"], rollbacks[0]["to_percentage"]) == (10, 0)
 
 
@@ -64,7 +65,18 @@ def test_a_latency_fault_triggers_high_latency_and_a_rollback(stack: Stack) -> N
     timeline = closed_loop(stack, "HighLatency", say=print)
     assert "alert resolved" in timeline.events
     rollbacks = _rollbacks(stack)[before:]
-    assert len(rollbacks) == 1 and rollbacks[0]["alertname"] == "HighLatency"
+    assert len(rollbacks) == 1 and rollbacks[0]["alertname"] in ("HighLatency", "CanaryLatency")
+
+
+def test_a_bad_canary_at_5_percent_is_rolled_back_by_canary_analysis_alone(stack: Stack) -> None:
+    before = len(_rollbacks(stack))
+    timeline = closed_loop(stack, "canary", say=print)
+    assert "alert resolved" in timeline.events
+    assert "HighErrorRate active" not in timeline.events, "the fleet-wide alert must not see a 5 % canary"
+    assert timeline.fleet_peak is not None and timeline.fleet_peak < 1.0
+    rollbacks = _rollbacks(stack)[before:]
+    assert len(rollbacks) == 1 and rollbacks[0]["alertname"] == "CanaryErrorRate"
+    assert (rollbacks[0]["from_percentage"], rollbacks[0]["to_percentage"]) == (5, 0)
 
 
 def test_starting_twice_does_not_start_twice(stack: Stack) -> None:
@@ -111,7 +123,7 @@ def test_two_clustered_alertmanagers_and_two_prometheus_roll_back_once(tmp_path:
         timeline = closed_loop(clustered, "HighErrorRate", say=print)
         assert "alert resolved" in timeline.events
         rollbacks = _rollbacks(clustered)
-        assert len(rollbacks) == 1 and rollbacks[0]["alertname"] == "HighErrorRate"
+        assert len(rollbacks) == 1 and rollbacks[0]["alertname"] in ("HighErrorRate", "CanaryErrorRate")
     finally:
         _down_and_check(clustered)
 

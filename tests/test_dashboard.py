@@ -143,3 +143,24 @@ def test_each_correction_exists_for_a_schema_rule(schemas: Path, monkeypatch) ->
         monkeypatch.setitem(corrections.PANEL_OPTIONS, kind, option)
     monkeypatch.setattr(corrections, "no_null_for_optional_fields", lambda value: value)
     assert check_dashboard(dashboard(DEFINITIONS), schemas) != [], "no_null_for_optional_fields changes nothing"
+
+
+def test_the_canary_dashboard_validates_and_links_back(schemas: Path) -> None:
+    from generators.dashboard import canary_dashboard
+
+    canary = canary_dashboard(DEFINITIONS)
+    assert check_dashboard(canary, schemas) == []
+    assert canary["title"] == "Genesis Canary Analysis"
+    assert [p["title"] for p in canary["panels"]] == ["Error Rate by Version", "P95 Latency by Version",
+                                                     "New Version Share of Traffic"]
+    share = canary["panels"][2]["targets"]
+    assert 'genesis_requests_total{version="new"}' in share[0]["expr"]
+    assert share[1]["expr"].startswith("max by (flag_name) (genesis_feature_flag_rollout_percentage")
+    assert [link["url"] for link in canary["links"]] == ["/d/genesis-rollout"]
+    assert [link["url"] for link in GOOD["links"]] == ["/d/genesis-canary"]
+    assert len(GOOD["panels"]) == 7, "the rollout dashboard keeps its seven panels"
+    for board in (GOOD, canary):
+        (annotation,) = board["annotations"]["list"]
+        assert "changes(genesis_feature_flag_rollout_percentage" in annotation["expr"]
+    by_version = canary["panels"][0]["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert by_version == GOOD["panels"][1]["fieldConfig"]["defaults"]["thresholds"]["steps"], "same bands"

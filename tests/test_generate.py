@@ -15,7 +15,9 @@ from monitoring.genesis import DEFINITIONS
 
 EXPECTED = {
     "dashboards/genesis-rollout.json",
+    "dashboards/genesis-canary.json",
     "rules/genesis.rules.yml",
+    "rules/genesis-canary.rules.yml",
     "config/prometheus.yml",
     "config/alertmanager.yml",
     "config/grafana/provisioning/datasources/prometheus.yml",
@@ -26,8 +28,8 @@ EXPECTED = {
 def test_generates_every_artifact_and_one_runbook_per_alert(tmp_path: Path) -> None:
     generate(DEFINITIONS, tmp_path)
     written = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
-    runbooks = {f"docs/runbooks/{a.name}.md" for a in DEFINITIONS.alerts}
-    assert len(runbooks) == 13
+    runbooks = {f"docs/runbooks/{a.name}.md" for a in DEFINITIONS.every_alert}
+    assert len(runbooks) == 13 + 3, "the seed's 13 alerts and the three canary alerts"
     assert written == EXPECTED | runbooks
 
 

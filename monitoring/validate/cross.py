@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from monitoring import names
-from monitoring.artifacts import ALERTMANAGER, PROMETHEUS, RUNBOOKS, dashboard_file, rules_file
+from monitoring.artifacts import ALERTMANAGER, PROMETHEUS, RUNBOOKS, dashboard_file, dashboard_signals
 from monitoring.model import Definitions, is_absolute_url
 from monitoring.validate.files import alerting_rules, read_json, read_yaml, recording_rules
 from monitoring.validate.promql import BadExpression, metric_names
@@ -20,15 +20,18 @@ _BAND_ALERT = re.compile(r"^\s*(?P<series>[a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?P<op>[<>
 
 def _queries(root: Path, definitions: Definitions) -> Iterator[tuple[str, str, str]]:
     """(file, object, expression) of every rule and panel target."""
-    rules = rules_file(definitions)
     for rule in recording_rules(root, definitions):
-        yield rules, f"recording rule {rule['record']}", rule["expr"]
+        yield rule["_file"], f"recording rule {rule['record']}", rule["expr"]
     for rule in alerting_rules(root, definitions):
-        yield rules, f"alert {rule['alert']}", rule["expr"]
-    dashboard = dashboard_file(definitions)
-    for panel in read_json(root, dashboard).get("panels", []):
-        for target in panel.get("targets", []):
-            yield dashboard, f"panel {panel.get('title')!r} target {target.get('refId')}", target.get("expr", "")
+        yield rule["_file"], f"alert {rule['alert']}", rule["expr"]
+    for dashboard in dashboard_signals(definitions):
+        board = read_json(root, dashboard)
+        for panel in board.get("panels", []):
+            for target in panel.get("targets", []):
+                yield dashboard, f"panel {panel.get('title')!r} target {target.get('refId')}", target.get("expr", "")
+        for annotation in board.get("annotations", {}).get("list", []):
+            if "expr" in annotation:
+                yield dashboard, f"annotation {annotation.get('name')!r}", annotation["expr"]
 
 
 def metrics_are_produced(root: Path, definitions: Definitions) -> list[str]:
@@ -63,7 +66,7 @@ def alerts_belong_to_panels(root: Path, definitions: Definitions) -> list[str]:
     steps = _panel_steps(root, definitions)
     problems = []
     for rule in alerting_rules(root, definitions):
-        where = f"{rules_file(definitions)}: alert {rule['alert']}"
+        where = f"{rule['_file']}: alert {rule['alert']}"
         signal = rule.get("labels", {}).get(names.SIGNAL)
         if signal not in steps:
             problems.append(f"{where}: label signal={signal!r} names none of the dashboard's panels "
@@ -81,7 +84,7 @@ def runbooks_exist(root: Path, definitions: Definitions) -> list[str]:
     generated runbook."""
     problems = []
     for rule in alerting_rules(root, definitions):
-        where = f"{rules_file(definitions)}: alert {rule['alert']}"
+        where = f"{rule['_file']}: alert {rule['alert']}"
         url = rule.get("annotations", {}).get("runbook_url")
         if not url:
             problems.append(f"{where}: has no runbook_url annotation")
@@ -102,7 +105,7 @@ def rollback_alerts_reach_the_receiver(root: Path, definitions: Definitions) -> 
         labels = {"alertname": rule["alert"], **rule.get("labels", {})}
         if labels.get(names.ACTION) != names.ROLLBACK:
             continue
-        where = f"{rules_file(definitions)}: alert {rule['alert']}"
+        where = f"{rule['_file']}: alert {rule['alert']}"
         if labels.get(names.SEVERITY) != "critical":
             problems.append(f"{where}: action=rollback but severity={labels.get('severity')!r}; it must be critical")
         code, output = run("amtool", ["config", "routes", "test", f"--config.file={ALERTMANAGER}",

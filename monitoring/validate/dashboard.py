@@ -5,32 +5,34 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from monitoring.artifacts import dashboard_file
-from monitoring.model import Definitions
+from monitoring.artifacts import dashboard_signals
+from monitoring.model import Definitions, Signal
 from monitoring.validate.files import read_json
 
 GRID_WIDTH = 24
 
 
 
-def expected_panels(definitions: Definitions) -> tuple[tuple[str, str], ...]:
+def expected_panels(signals: tuple[Signal, ...]) -> tuple[tuple[str, str], ...]:
     """The contract with the team: one panel per signal, in the signals' order, of the signal's kind."""
-    return tuple((s.title, s.panel.value) for s in definitions.signals)
+    return tuple((s.title, s.panel.value) for s in signals)
 
 
 def _cells(grid: dict[str, int]) -> set[tuple[int, int]]:
     return {(x, y) for x in range(grid["x"], grid["x"] + grid["w"]) for y in range(grid["y"], grid["y"] + grid["h"])}
 
 
-def check_panels(panels: list[dict[str, Any]], definitions: Definitions, where: str = "dashboard") -> list[str]:
+def check_panels(panels: list[dict[str, Any]], definitions: Definitions, where: str = "dashboard",
+                 signals: tuple[Signal, ...] | None = None) -> list[str]:
+    signals = definitions.signals if signals is None else signals
     problems = []
     found = tuple((p.get("title"), p.get("type")) for p in panels)
-    if found != expected_panels(definitions):
-        problems.append(f"{where}: panels: expected {list(expected_panels(definitions))}, found {list(found)}")
+    if found != expected_panels(signals):
+        problems.append(f"{where}: panels: expected {list(expected_panels(signals))}, found {list(found)}")
     datasource = {"type": "prometheus", "uid": definitions.datasource_uid}
     ids: set[Any] = set()
     taken: dict[tuple[int, int], str] = {}
-    bands = {s.title: s.bands for s in definitions.signals}
+    bands = {s.title: s.bands for s in signals}
     for panel in panels:
         name = f"{where}: panel {panel.get('title')!r}"
         if panel.get("id") in ids:
@@ -62,5 +64,5 @@ def check_panels(panels: list[dict[str, Any]], definitions: Definitions, where: 
 
 
 def check(root: Path, definitions: Definitions) -> list[str]:
-    where = dashboard_file(definitions)
-    return check_panels(read_json(root, where).get("panels", []), definitions, where)
+    return [problem for where, signals in dashboard_signals(definitions).items()
+            for problem in check_panels(read_json(root, where).get("panels", []), definitions, where, signals)]

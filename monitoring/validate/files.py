@@ -8,7 +8,6 @@ from typing import Any
 
 import yaml
 
-from monitoring.artifacts import rules_file
 from monitoring.model import Definitions
 
 
@@ -31,8 +30,12 @@ def read_json(root: Path, relative: str) -> Any:
 
 
 def rules_of(root: Path, definitions: Definitions) -> list[dict[str, Any]]:
-    data = read_yaml(root, rules_file(definitions)) or {}
-    return [rule for group in data.get("groups", []) for rule in group.get("rules", [])]
+    """Every rule of every rule file, each with the file it is in under `_file`."""
+    found = []
+    for name in definitions.rule_file_names:
+        for group in (read_yaml(root, f"rules/{name}") or {}).get("groups", []):
+            found += [{**rule, "_file": f"rules/{name}"} for rule in group.get("rules", [])]
+    return found
 
 
 def alerting_rules(root: Path, definitions: Definitions) -> list[dict[str, Any]]:

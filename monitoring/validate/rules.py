@@ -11,7 +11,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from monitoring.artifacts import PROMETHEUS, rules_file
+from monitoring.artifacts import PROMETHEUS
 from monitoring.model import Definitions
 from monitoring.validate.tools import verdict
 
@@ -23,17 +23,19 @@ def rule_tests(root: Path, definitions: Definitions) -> Path:
 
 
 def check(root: Path, definitions: Definitions) -> list[str]:
-    rules = rules_file(definitions)
+    rules = [f"rules/{name}" for name in definitions.rule_file_names]
     problems = verdict("promtool", ["check", "config", PROMETHEUS], root, PROMETHEUS)
-    problems += verdict("promtool", ["check", "rules", "--lint=all", "--lint-fatal", rules], root, rules)
+    for each in rules:
+        problems += verdict("promtool", ["check", "rules", "--lint=all", "--lint-fatal", each], root, each)
     tests = sorted(rule_tests(root, definitions).glob("*.yml"))
     if not tests:
         return [*problems, f"{definitions.rule_tests}: no promtool unit test files (*.yml)"]
     with tempfile.TemporaryDirectory(prefix="monitoring-rule-tests-") as staged:
         stage = Path(staged)
         (stage / "rules" / "tests").mkdir(parents=True)
-        if (root / rules).is_file():
-            shutil.copyfile(root / rules, stage / rules)
+        for each in rules:
+            if (root / each).is_file():
+                shutil.copyfile(root / each, stage / each)
         for test in tests:
             shutil.copyfile(test, stage / "rules" / "tests" / test.name)
             problems += verdict("promtool", ["test", "rules", f"rules/tests/{test.name}"], stage,

@@ -15,7 +15,7 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import ValidationError
 
-from monitoring.artifacts import dashboard_file
+from monitoring.artifacts import dashboard_signals
 from monitoring.model import Definitions
 from monitoring.validate import Skipped
 from monitoring.validate.files import read_json
@@ -83,4 +83,5 @@ def check(root: Path, definitions: Definitions) -> list[str]:
     folder = reference_root(root) / SCHEMAS
     if not (folder / "dashboard.jsonschema.json").is_file():
         raise Skipped(f"Grafana's schemas not found in {folder} (set MONITORING_REF to the reference folder)")
-    return check_dashboard(read_json(root, dashboard_file(definitions)), folder, dashboard_file(definitions))
+    return [problem for where in dashboard_signals(definitions)
+            for problem in check_dashboard(read_json(root, where), folder, where)]

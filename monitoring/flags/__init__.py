@@ -1,0 +1,87 @@
+"""Flag backends: where the rollout percentage of a flag lives, behind one small interface.
+
+- `state`: the deployment state file (monitoring.receiver.state), the embedded default;
+- `flagd:PATH`: an OpenFeature flagd flag-definition file, read by flagd and every flagd provider in file mode;
+- `unleash:URL`: an Unleash server, driven through its Admin API.
+
+Every backend reads the rollout, sets a target percentage (conditionally: `expected` is the value the caller
+last read, and a flag that has moved since is not overwritten) and says where the flag lives. A flag system
+that refuses or cannot be reached raises FlagUnavailable, whose message names the system, where it is and
+why; the receiver answers 503 to it so that Alertmanager retries.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Protocol
+
+SPECS = "state, flagd:PATH or unleash:URL"
+
+
+class FlagUnavailable(RuntimeError):
+    """The flag system refused or could not be reached; the message names the system, where and why."""
+
+
+class FlagMoved(RuntimeError):
+    """A conditional set found the flag at another percentage than the caller expected."""
+
+    def __init__(self, where: str, expected: int, current: int) -> None:
+        super().__init__(f"{where}: the rollout is {current} %, not the expected {expected} %; nothing changed")
+        self.expected = expected
+        self.current = current
+
+
+class BadFlagSpec(ValueError):
+    """A `--flags` value or a backend setting that cannot work; the message names it and why."""
+
+
+class FlagBackend(Protocol):
+    def read(self) -> int:
+        """The flag's rollout percentage, 0 to 100."""
+        ...
+
+    def set(self, target: int, expected: int | None = None) -> int:
+        """Move the rollout to `target` %, unless it is not at `expected` (FlagMoved); return the previous %.
+
+        Setting a target is idempotent: when the flag already is at `target`, nothing is written.
+        """
+        ...
+
+    def where(self) -> str:
+        """One line saying where the flag lives, without secrets."""
+        ...
+
+
+def check_percentage(value: object) -> int:
+    if type(value) is not int or not 0 <= value <= 100:
+        raise ValueError(f"percentage {value!r} is not an integer from 0 to 100")
+    return value
+
+
+def backend(spec: str, flag: str, state: Path, environ: Mapping[str, str] = os.environ) -> FlagBackend:
+    """The backend `spec` names, for `flag`; `state` is the state file (the `state` backend's home).
+
+    Unleash reads its admin token from the file MONITORING_UNLEASH_TOKEN_FILE names, its project from
+    MONITORING_UNLEASH_PROJECT (default `default`) and its environment from MONITORING_UNLEASH_ENVIRONMENT
+    (default `development`).
+    """
+    kind, _, where = spec.partition(":")
+    if spec == "state":
+        from monitoring.flags.state import StateFlag
+
+        return StateFlag(state, flag)
+    if kind == "flagd" and where:
+        from monitoring.flags.flagd import FlagdFile
+
+        return FlagdFile(Path(where), flag)
+    if kind == "unleash" and where:
+        from monitoring.flags.unleash import UnleashFlag
+
+        token_file = environ.get("MONITORING_UNLEASH_TOKEN_FILE")
+        if not token_file:
+            raise BadFlagSpec(f"--flags {spec}: MONITORING_UNLEASH_TOKEN_FILE must name the admin token's file")
+        return UnleashFlag(where, flag, Path(token_file), environ.get("MONITORING_UNLEASH_PROJECT", "default"),
+                           environ.get("MONITORING_UNLEASH_ENVIRONMENT", "development"))
+    raise BadFlagSpec(f"--flags {spec!r}: not one of {SPECS}")

@@ -1,0 +1,71 @@
+"""A throwaway PostgreSQL 15 cluster for tests: initdb in a temporary folder, on a free loopback port.
+
+PostgreSQL refuses to run as root, so the folder and the server belong to the `postgres` user (Debian's
+package creates it); as any other user the server simply runs as that user. fsync is off: the data is
+thrown away after the session.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from monitoring.processes import free_port
+
+BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+@dataclass(frozen=True)
+class Postgres:
+    port: int
+    database: str
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{self.database}"
+
+
+def _as_owner(command: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+def _run(command: list[str], log: Path) -> None:
+    with open(log, "ab") as output:
+        status = subprocess.run(_as_owner(command), stdout=output, stderr=subprocess.STDOUT, check=False).returncode
+    if status != 0:
+        raise RuntimeError(f"{command[0]} failed with status {status}; see {log}:\n{log.read_text()[-2000:]}")
+
+
+@contextmanager
+def postgres(database: str = "unleash") -> Iterator[Postgres]:
+    """A started cluster with `database` created (trust authentication on loopback); always stopped and removed."""
+    if not (BIN / "initdb").exists():
+        raise RuntimeError(f"PostgreSQL 15 not found in {BIN}: run `make unleash` (apt-get install postgresql)")
+    folder = Path(tempfile.mkdtemp(prefix="monitoring-pg-"))
+    if os.geteuid() == 0:
+        owner = pwd.getpwnam("postgres")
+        os.chown(folder, owner.pw_uid, owner.pw_gid)
+    data, log = folder / "data", folder / "postgres.log"
+    log.touch()
+    if os.geteuid() == 0:
+        os.chown(log, owner.pw_uid, owner.pw_gid)
+    port = free_port()
+    try:
+        _run([str(BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"], log)
+        _run([str(BIN / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "30", "start", "-o",
+              f"-p {port} -c listen_addresses=127.0.0.1 -k {folder} -c fsync=off -c full_page_writes=off "
+              "-c synchronous_commit=off"], log)
+        try:
+            _run([str(BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", database], log)
+            yield Postgres(port, database)
+        finally:
+            _run([str(BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"], log)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,162 @@
+"""The flagd backend: schema-valid files, other flags untouched, and the real OpenFeature flagd provider's view."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from monitoring.flags import FlagMoved, FlagUnavailable
+from monitoring.flags.clients import flagd_file_reader, share_on, wait_for_share
+from monitoring.flags.flagd import FlagdFile, _validators, definition, schema_error
+from tests.conftest import reference_root
+
+FLAG = "phase_4_deployment"
+STEPS = (0, 5, 10, 25, 50, 75, 100)
+OTHERS = {
+    "$evaluators": {"beta-users": {"in": [{"var": "email"}, ["a@example.com"]]}},
+    "flags": {
+        "checkout-theme": {"state": "ENABLED", "variants": {"red": "#f00", "blue": "#00f"}, "defaultVariant": "red",
+                           "targeting": {"if": [{"$ref": "beta-users"}, "blue", None]}},
+        "retired": {"state": "DISABLED", "variants": {"on": True, "off": False}, "defaultVariant": "off"},
+    },
+}
+
+
+@pytest.fixture(autouse=True)
+def flagd_schema() -> None:
+    if not (reference_root() / "flagd" / "flags.json").is_file():
+        pytest.skip(f"flagd's schema not found in {reference_root()} (set MONITORING_REF)")
+
+
+@pytest.fixture
+def flags_file(tmp_path: Path) -> Path:
+    path = tmp_path / "flags.json"
+    path.write_text(json.dumps(OTHERS, indent=2))
+    return path
+
+
+@pytest.mark.parametrize("percentage", STEPS)
+def test_each_step_writes_a_file_valid_against_flagd_schema(flags_file: Path, percentage: int) -> None:
+    backend = FlagdFile(flags_file, FLAG)
+    backend.set(percentage)
+    document = json.loads(flags_file.read_text())
+    assert schema_error(document) is None
+    assert document["flags"][FLAG] == definition(percentage)
+    assert backend.read() == percentage
+
+
+def test_the_rollout_is_a_fractional_split_and_zero_has_no_targeting() -> None:
+    assert definition(25)["targeting"] == {"fractional": [["on", 25], ["off", 75]]}
+    assert definition(0) == {"state": "ENABLED", "variants": {"on": True, "off": False}, "defaultVariant": "off"}
+
+
+@pytest.mark.parametrize("broken", [
+    {"flags": {FLAG: {"variants": {"on": True, "off": False}, "defaultVariant": "off"}}},  # no state
+    {"flags": {FLAG: {"state": "PAUSED", "variants": {"on": True}, "defaultVariant": "on"}}},
+    {"flags": {FLAG: {"state": "ENABLED", "variants": {"on": True, "off": "no"}, "defaultVariant": "on"}}},
+    {"flags": {FLAG: {"state": "ENABLED", "variants": {"on": True, "off": False}, "defaultVariant": "off",
+                      "targeting": {"fractional": "half"}}}},  # an error only targeting.json knows
+])
+def test_the_schema_check_rejects_broken_files(broken: dict) -> None:
+    assert schema_error(broken)
+
+
+@pytest.mark.parametrize("document", [
+    OTHERS,
+    {"flags": {FLAG: definition(10)}},
+    {"flags": {FLAG: {"state": "PAUSED", "variants": {"on": True}}}},
+    {"flags": {FLAG: {**definition(10), "targeting": {"fractional": "half"}}}},
+    {**OTHERS, "$evaluators": {"broken": {"no-such-operator": 1}}},
+    {"flags": {"": definition(0)}},
+    {"flags": []},
+    {"flag": {}},
+])
+def test_checking_frame_and_flags_apart_agrees_with_the_whole_schema(document: dict) -> None:
+    """schema_error checks each flag on its own (for speed); flagd's schema on the whole file must agree."""
+    whole = _validators(reference_root() / "flagd")[0]
+    assert (schema_error(document) is None) == whole.is_valid(document)
+
+
+def test_a_file_breaking_the_schema_is_refused_by_name(flags_file: Path) -> None:
+    flags_file.write_text(json.dumps({"flags": {FLAG: {"state": "PAUSED", "variants": {"on": True}}}}))
+    with pytest.raises(FlagUnavailable, match=rf"flagd file {flags_file}, flag {FLAG}: not a valid flagd file"):
+        FlagdFile(flags_file, FLAG).set(10)
+    flags_file.write_text("{ not json")
+    with pytest.raises(FlagUnavailable, match=rf"{flags_file}.*not JSON"):
+        FlagdFile(flags_file, FLAG).read()
+
+
+def test_other_flags_and_evaluators_are_left_as_they_were(flags_file: Path) -> None:
+    backend = FlagdFile(flags_file, FLAG)
+    for percentage in (10, 50, 0):
+        backend.set(percentage)
+        document = json.loads(flags_file.read_text())
+        assert document["$evaluators"] == OTHERS["$evaluators"]
+        assert {k: v for k, v in document["flags"].items() if k != FLAG} == OTHERS["flags"]
+
+
+def test_a_missing_file_or_flag_reads_as_zero_and_set_creates_it(tmp_path: Path) -> None:
+    backend = FlagdFile(tmp_path / "new.json", FLAG)
+    assert backend.read() == 0
+    assert backend.set(10) == 0
+    assert backend.read() == 10
+
+
+def test_setting_the_current_target_writes_nothing(flags_file: Path) -> None:
+    backend = FlagdFile(flags_file, FLAG)
+    backend.set(25)
+    inode = flags_file.stat().st_ino
+    assert backend.set(25) == 25
+    assert flags_file.stat().st_ino == inode
+
+
+def test_a_conditional_set_does_not_overwrite_a_moved_flag(flags_file: Path) -> None:
+    backend = FlagdFile(flags_file, FLAG)
+    backend.set(25)
+    before = flags_file.read_text()
+    with pytest.raises(FlagMoved, match="rollout is 25 %, not the expected 10 %"):
+        backend.set(50, expected=10)
+    assert flags_file.read_text() == before
+    assert backend.set(0, expected=25) == 25
+    assert backend.read() == 0
+
+
+def test_a_flag_this_backend_cannot_read_is_refused(flags_file: Path) -> None:
+    document = {"flags": {FLAG: {**definition(10), "targeting": {"if": [True, "on", "off"]}}}}
+    flags_file.write_text(json.dumps(document))
+    with pytest.raises(FlagUnavailable, match="not a fractional split of on and off"):
+        FlagdFile(flags_file, FLAG).read()
+
+
+@pytest.mark.parametrize("percentage", [5, 25, 50, 90])
+def test_the_flagd_provider_sees_about_the_rollout_share_of_1000_keys(flags_file: Path, percentage: int) -> None:
+    FlagdFile(flags_file, FLAG).set(percentage)
+    with flagd_file_reader(flags_file, FLAG) as evaluate:
+        assert share_on(evaluate) == pytest.approx(percentage, abs=3)
+
+
+def test_the_flagd_provider_sees_zero_at_zero_even_with_a_code_default_of_true(flags_file: Path) -> None:
+    FlagdFile(flags_file, FLAG).set(0)
+    with flagd_file_reader(flags_file, FLAG) as evaluate:  # the reader's code default is True
+        assert share_on(evaluate) == 0
+
+
+def test_the_flagd_provider_sees_a_rollback_through_its_file_watch(flags_file: Path) -> None:
+    """Measured in `python -m monitoring.flags.bench`; here only that it happens, polled with a deadline."""
+    backend = FlagdFile(flags_file, FLAG)
+    backend.set(50)
+    with flagd_file_reader(flags_file, FLAG) as evaluate:
+        assert share_on(evaluate) == pytest.approx(50, abs=3)
+        assert backend.set(0, expected=50) == 50
+        _, share = wait_for_share(evaluate, lambda share: share == 0, timeout=15)
+        assert share == 0
+
+
+def test_a_file_that_cannot_be_written_is_one_error_naming_it(tmp_path: Path) -> None:
+    backend = FlagdFile(tmp_path / "no-such-folder" / "flags.json", FLAG)
+    assert backend.read() == 0
+    with pytest.raises(FlagUnavailable, match=rf"^flagd file {tmp_path}/no-such-folder/flags.json, flag {FLAG}: "
+                                              "cannot open the lock file"):
+        backend.set(0)
