@@ -51,13 +51,30 @@ def test_json_carries_every_row_with_its_value_band_and_query(history, capsys) -
     _, out, _ = run(capsys, "gonogo", "--prometheus", url, "--at", f"{s.end:.0f}", "--output", "json")
     decision = json.loads(out)
     rows = {r["criterion"]: r for r in decision["rows"]}
-    assert set(rows) == {"Error Rate", "P95 Latency", "Test Pass Rate", "Health Checks", "Critical Alerts", "Uptime"}
+    assert set(rows) == {"Error Rate", "P95 Latency", "Test Pass Rate", "Health Checks", "Critical Alerts", "Uptime",
+                         "Error Rate (new version)", "P95 Latency (new version)"}
     error = rows["Error Rate"]
     assert error["band"] == "yellow" and error["value"] == pytest.approx(0.5)
     assert error["bands"] == {"green": "< 0.1 %", "yellow": "0.1 % to 1 %", "red": "> 1 %"}
     assert "[12h]" in error["query"] and "max_over_time" in error["worst_query"]
     assert rows["Health Checks"]["shown"] == "5/5" and rows["Health Checks"]["bands"]["yellow"] == "4/5"
     assert decision["hold_extends_soak_by"] == "6h" and decision["window"] == "12h"
+
+
+def test_the_new_version_has_rows_of_its_own_that_count_when_it_has_traffic(history, capsys) -> None:
+    url, _ = history
+    bad = scenario(history, "a bad canary under a yellow fleet")
+    _, out, _ = run(capsys, "gonogo", "--prometheus", url, "--at", rfc3339(bad.end), "--output", "json")
+    rows = {r["criterion"]: r for r in json.loads(out)["rows"]}
+    assert rows["Error Rate"]["band"] == "yellow", "the fleet hides the canary: 90 % old at 0.05 %, 10 % new at 3 %"
+    assert rows["Error Rate (new version)"]["band"] == "red"
+    assert rows["Error Rate (new version)"]["value"] == pytest.approx(bad.new_error_percent)
+    assert 'version="new"' not in rows["Error Rate (new version)"]["query"], "per version, by the ${by} label"
+    idle = scenario(history, "no new-version traffic at 0 %")
+    _, out, _ = run(capsys, "gonogo", "--prometheus", url, "--at", rfc3339(idle.end), "--output", "json")
+    decision = json.loads(out)
+    rows = {r["criterion"]: r for r in decision["rows"]}
+    assert rows["Error Rate (new version)"]["value"] is None and decision["verdict"] == "PROCEED"
 
 
 def test_the_rollback_history_counts_its_critical_alert_and_names_the_drop(history, capsys) -> None:
@@ -162,6 +179,15 @@ def test_the_backtest_finds_the_rollback_and_a_tighter_threshold_fires_earlier(h
     assert backtest(prometheus, DEFINITIONS, green.start, green.end).rollback is None
     tighter = backtest(prometheus, with_bands(DEFINITIONS, ["error_rate.red=0.04"]), green.start, green.end)
     assert tighter.rollback is not None and tighter.rollback.alert == "HighErrorRate"
+
+
+def test_the_backtest_replays_the_canary_rules_per_version(history) -> None:
+    url, _ = history
+    s = scenario(history, "a bad canary under a yellow fleet")
+    result = backtest(Prometheus(url), DEFINITIONS, s.start, s.end)
+    fired = {e.alert for e in result.episodes if e.firing_at is not None}
+    assert "CanaryErrorRate" in fired and "HighErrorRate" not in fired
+    assert result.rollback is not None and result.rollback.alert == "CanaryErrorRate"
 
 
 def test_the_backtest_command_prints_pending_firing_and_the_rollback(history, capsys) -> None:

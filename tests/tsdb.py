@@ -33,6 +33,8 @@ SCENARIOS = (
     Scenario("application down most of the window", verdict="INCONCLUSIVE", down_hours=8.0),
     Scenario("pass rate exactly on the red border", verdict="HOLD", pass_rate=95.0),
     Scenario("pass rate exactly on the yellow border", verdict="PROCEED", pass_rate=98.0),
+    Scenario("a bad canary under a yellow fleet", verdict="ROLLBACK", new_error_percent=3.0),
+    Scenario("no new-version traffic at 0 %", verdict="PROCEED", rollout=0.0),
 )
 
 

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass, replace
 
 from generators.rules import alert_expr
+from monitoring.analysis import facts
 from monitoring.analysis.prometheus import Prometheus, Series, parse_rfc3339, rfc3339
 from monitoring.model import AlertRule, DefinitionError, Definitions, duration_seconds
 
@@ -63,14 +64,28 @@ class Backtest:
 
 
 def replay_expr(definitions: Definitions, alert: AlertRule, kept: frozenset[str] = frozenset()) -> str:
-    """The alert's PromQL with every recorded series not `kept` replaced by the expression it records."""
+    """The alert's PromQL with every recorded series not `kept` replaced by the expression it records
+    (a selector's own matchers, as in `series{version="new"}`, then apply to that expression's result)."""
     expr = alert_expr(definitions, alert)
-    for signal in definitions.signals:
-        recorded = definitions.recorded(signal)
-        if recorded and recorded not in kept:
-            expr = re.sub(rf"(?<![\w:]){re.escape(recorded)}(?![\w:])", f"({definitions.windowed(signal.expr)})",
-                          expr)
+    for recorded, source in facts.recordings(definitions).items():
+        if recorded not in kept:
+            expr = re.sub(rf"(?<![\w:]){re.escape(recorded)}(\{{[^}}]*\}})?(?![\w:])",
+                          lambda match, source=source: _selected(source, match.group(1)), expr)
     return expr
+
+
+def _selected(expr: str, matchers: str | None) -> str:
+    """`expr` keeping only the series that `matchers` (equality only, e.g. `{version="new"}`) select."""
+    if not matchers:
+        return f"({expr})"
+    pairs = re.findall(r'(\w+)\s*=\s*"([^"]*)"', matchers)
+    if len(pairs) != matchers.count(",") + 1 or any(op in matchers for op in ("!=", "=~", "!~")):
+        raise DefinitionError(f"backtest: cannot replay the selector {matchers} of a recorded series "
+                              "(only label=\"value\" matchers)")
+    for label, value in pairs:
+        expr = f'({expr}) and on ({label}) label_replace(vector(1), "{label}", "{value}", "", "")'
+    return f"({expr})"
+
 
 
 def episodes(alert: AlertRule, series: Series, hold: float, step: float, end: float) -> list[Episode]:
@@ -101,22 +116,21 @@ def recorded_over(prometheus: Prometheus, definitions: Definitions, start: float
     """The recorded series of the definitions that Prometheus holds near both ends of the period."""
     held = set()
     edge = f"{max(1, round(10 * step))}s"
-    for name in (definitions.recorded(s) for s in definitions.signals):
-        if name and all(prometheus.value(f"count(count_over_time({name}[{edge}]))", moment)
+    for name in facts.recordings(definitions):
+        if all(prometheus.value(f"count(count_over_time({name}[{edge}]))", moment)
                         for moment in (min(end, start + 10 * step), end)):
             held.add(name)
     return frozenset(held)
 
 
-def phase(prometheus: Prometheus, definitions: Definitions, step: float) -> float | None:
-    """Where in the interval the engine evaluates these alerts: their group's last evaluation modulo `step`."""
-    names = {a.name for a in definitions.alerts}
+def phases(prometheus: Prometheus, step: float) -> dict[str, float]:
+    """Where in the interval the engine evaluates each alert: its group's last evaluation modulo `step`."""
+    found = {}
     for group in prometheus.rules():
-        if names & {rule.get("name") for rule in group.get("rules", [])} and group.get("lastEvaluation"):
-            last = parse_rfc3339(group["lastEvaluation"])
-            if last > 0:
-                return last % step
-    return None
+        last = parse_rfc3339(group["lastEvaluation"]) if group.get("lastEvaluation") else 0.0
+        if last > 0:
+            found.update({rule.get("name", ""): last % step for rule in group.get("rules", [])})
+    return found
 
 
 def backtest(prometheus: Prometheus, definitions: Definitions, start: float, end: float,
@@ -124,14 +138,13 @@ def backtest(prometheus: Prometheus, definitions: Definitions, start: float, end
     if end <= start:
         raise DefinitionError(f"--to {rfc3339(end)} is not after --from {rfc3339(start)}")
     step = duration_seconds(definitions.profile.evaluation_interval)
-    offset = phase(prometheus, definitions, step)
-    if offset is not None:
-        start += (offset - start) % step
+    offsets = phases(prometheus, step)
     kept = frozenset() if raw else recorded_over(prometheus, definitions, start, end, step)
     found: list[Episode] = []
-    for alert in definitions.alerts:
+    for alert in definitions.every_alert:
         hold = duration_seconds(definitions.alert_for(alert))
-        for series in prometheus.query_range(replay_expr(definitions, alert, kept), start, end, step):
+        first = start + (offsets[alert.name] - start) % step if alert.name in offsets else start
+        for series in prometheus.query_range(replay_expr(definitions, alert, kept), first, end, step):
             found += episodes(alert, series, hold, step, end)
     found.sort(key=lambda e: (e.pending_at, e.alert))
     fired = [e for e in found if e.action == "rollback" and e.firing_at is not None]

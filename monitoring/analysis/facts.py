@@ -3,7 +3,8 @@ names no service: the application's job, the flag's rollout series, and a signal
 
 from __future__ import annotations
 
-from monitoring import names
+from generators.rules import recording_rules
+from monitoring import canary, names
 from monitoring.model import Definitions, Signal, fill
 
 
@@ -19,9 +20,21 @@ def receiver_rollbacks(definitions: Definitions) -> str:
     return f"{definitions.service}_receiver_rollbacks_total"
 
 
-def over(definitions: Definitions, signal: Signal, window: str) -> str:
+def over(definitions: Definitions, signal: Signal, window: str, per_version: bool = False) -> str:
     """The signal's expression with its rate window replaced by `window` (e.g. the whole soak)."""
-    return fill(signal.expr, {**definitions.placeholders, "window": window}, f"signal {signal.name!r} field expr")
+    values = definitions.version_placeholders if per_version else definitions.placeholders
+    return fill(signal.expr, {**values, "window": window}, f"signal {signal.name!r} field expr")
+
+
+def canary_signals(definitions: Definitions) -> tuple[Signal, ...]:
+    """The signals the canary analysis judges new version against old (none without a canary)."""
+    return canary.signals(definitions) if definitions.canary else ()
+
+
+def recordings(definitions: Definitions) -> dict[str, str]:
+    """Every recorded series the generated rules write, with the expression each records."""
+    rules = recording_rules(definitions) + (canary.recording_rules(definitions) if definitions.canary else [])
+    return {rule["record"]: rule["expr"] for rule in rules}
 
 
 def windowed(definitions: Definitions, signal: Signal) -> bool:

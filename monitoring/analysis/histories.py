@@ -40,6 +40,7 @@ class Window:
     down_hours: float = 0.0
     rollback_hour: float | None = None
     rollout: float = 10.0
+    new_error_percent: float | None = None  # the new version's, when it differs from the old version's
     start: float = 0.0
 
     @property
@@ -92,13 +93,20 @@ def openmetrics(definitions: Definitions, windows: list[Window], step: float) ->
             if down:
                 continue
             burning = w.rollback_hour is not None and w.rollback_hour - BURN <= hour < w.rollback_hour
-            counters["requests"] += per_step
-            counters["errors"] += per_step * (BURN_PERCENT if burning else w.error_percent) / 100
-            sample(metric["requests_total"], _labels(**app), counters["requests"], at)
-            sample(metric["errors_total"], _labels(**app), counters["errors"], at)
-            for le, share in zip(BUCKETS, SLOW if w.slow else FAST, strict=True):
-                counters[le] += per_step * share
-                sample(metric["request_duration_seconds_bucket"], _labels(**app, le=le), counters[le], at)
+            new_share = 0 if rolled_back else w.rollout / 100
+            for version, share_of_traffic in (("old", 1 - new_share), ("new", new_share)):
+                errors = BURN_PERCENT if burning else w.error_percent
+                if version == "new" and w.new_error_percent is not None:
+                    errors = w.new_error_percent
+                served, labels = per_step * share_of_traffic, {**app, names.VERSION: version}
+                counters[f"requests {version}"] += served
+                counters[f"errors {version}"] += served * errors / 100
+                sample(metric["requests_total"], _labels(**labels), counters[f"requests {version}"], at)
+                sample(metric["errors_total"], _labels(**labels), counters[f"errors {version}"], at)
+                for le, share in zip(BUCKETS, SLOW if w.slow else FAST, strict=True):
+                    counters[f"{le} {version}"] += served * share
+                    sample(metric["request_duration_seconds_bucket"], _labels(**labels, le=le),
+                           counters[f"{le} {version}"], at)
             if w.pass_rate is not None:
                 sample(metric["tests_passed"], _labels(**app), w.pass_rate, at)
                 sample(metric["tests_total"], _labels(**app), 100, at)

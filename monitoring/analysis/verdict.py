@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+from monitoring import names
 from monitoring.analysis import facts
 from monitoring.analysis.prometheus import MAX_POINTS, Prometheus, rfc3339
 from monitoring.model import Bands, Definitions, Signal, Worse, duration_seconds
@@ -84,6 +85,7 @@ class Row:
     worst: float | None = None
     worst_query: str | None = None
     detail: str = ""
+    required: bool = True  # no data in a required row makes the verdict INCONCLUSIVE
 
     @property
     def band(self) -> str | None:
@@ -132,38 +134,45 @@ def worst_of(bands: Bands, values: list[float]) -> float | None:
     return max(values) if bands.worse is Worse.HIGHER else min(values)
 
 
-def signal_row(prometheus: Prometheus, definitions: Definitions, signal: Signal, at: float, window: str) -> Row:
+def signal_row(prometheus: Prometheus, definitions: Definitions, signal: Signal, at: float, window: str,
+               version: str | None = None) -> Row:
     """A fleet signal over the window: a windowed one (a ratio, a quantile) over the whole window with the
-    worst rate-window value beside it; a plain one (a gauge) at its worst in the window."""
+    worst rate-window value beside it; a plain one (a gauge) at its worst in the window. With `version`,
+    the signal of that version alone (the canary's rows): not required, as a window at 0 % has none."""
     assert signal.bands is not None
-    seconds = duration_seconds(window)
-    step = f"{_step(definitions, seconds):g}s"
-    rate = definitions.windowed(signal.expr)
+    bands, per_version = signal.bands, version is not None
+    step = f"{_step(definitions, duration_seconds(window)):g}s"
+
+    def values(query: str) -> float | None:
+        answer = prometheus.query(query, at)
+        return worst_of(bands, [s.last for s in answer if s.samples and s.labels.get(names.VERSION) == version])
+
+    rate = facts.over(definitions, signal, definitions.profile.rate_window, per_version)
     worst_query = f"{_worst_over(signal)}(({rate})[{window}:{step}])"
-    worst = worst_of(signal.bands, [s.last for s in prometheus.query(worst_query, at) if s.samples])
+    title = f"{signal.title} ({version} version)" if per_version else signal.title
     if facts.windowed(definitions, signal):
-        query = facts.over(definitions, signal, window)
-        value = worst_of(signal.bands, [s.last for s in prometheus.query(query, at) if s.samples])
-        return Row(signal.title, signal.unit, value, query, signal.bands, worst, worst_query)
-    return Row(signal.title, signal.unit, worst, worst_query, signal.bands)
+        query = facts.over(definitions, signal, window, per_version)
+        return Row(title, signal.unit, values(query), query, bands, values(worst_query), worst_query,
+                   required=not per_version)
+    return Row(title, signal.unit, values(worst_query), worst_query, bands, required=not per_version)
 
 
 def health_row(prometheus: Prometheus, definitions: Definitions, at: float) -> Row:
     """The scrape jobs up at `at`: a job is up when every one of its targets answered its last scrape."""
-    names = [job.name for job in definitions.jobs]
-    query = f'min by (job) (up{{job=~"{"|".join(names)}"}})'
+    jobs = [job.name for job in definitions.jobs]
+    query = f'min by (job) (up{{job=~"{"|".join(jobs)}"}})'
     up = {s.labels.get("job"): s.last for s in prometheus.query(query, at) if s.samples}
-    down = [name for name in names if up.get(name) != 1]
-    count = len(names) - len(down)
-    detail = f"{count}/{len(names)}" + (f" (down: {', '.join(down)})" if down else "")
-    return Row("Health Checks", "jobs", float(count), query, health_bands(len(names)), detail=detail)
+    down = [name for name in jobs if up.get(name) != 1]
+    count = len(jobs) - len(down)
+    detail = f"{count}/{len(jobs)}" + (f" (down: {', '.join(down)})" if down else "")
+    return Row("Health Checks", "jobs", float(count), query, health_bands(len(jobs)), detail=detail)
 
 
 def critical_alerts_row(prometheus: Prometheus, definitions: Definitions, at: float, window: str) -> Row:
     """Distinct critical alerts of these definitions that fired in the window, as Prometheus recorded them."""
-    names = "|".join(a.name for a in definitions.alerts if a.severity == "critical")
+    critical = "|".join(a.name for a in definitions.every_alert if a.severity == "critical")
     query = (f'count by (alertname) (max_over_time(ALERTS{{alertstate="firing", severity="critical", '
-             f'alertname=~"{names}"}}[{window}]))')
+             f'alertname=~"{critical}"}}[{window}]))')
     fired = sorted(s.labels.get("alertname", "") for s in prometheus.query(query, at))
     return Row("Critical Alerts", "count", float(len(fired)), query, CRITICAL_ALERTS, detail=", ".join(fired))
 
@@ -232,6 +241,7 @@ def criteria(prometheus: Prometheus, definitions: Definitions, at: float, window
     """Every row of the decision matrix, the fleet signals with bands first, in the definitions' order."""
     signals = [s for s in definitions.signals if s.bands is not None and s.per == "fleet"]
     return [*(signal_row(prometheus, definitions, s, at, window) for s in signals),
+            *(signal_row(prometheus, definitions, s, at, window, "new") for s in facts.canary_signals(definitions)),
             health_row(prometheus, definitions, at),
             critical_alerts_row(prometheus, definitions, at, window),
             uptime_row(prometheus, definitions, at, window)]
@@ -240,7 +250,7 @@ def criteria(prometheus: Prometheus, definitions: Definitions, at: float, window
 def decide(rows: list[Row], rollbacks: list[dict]) -> tuple[Verdict, list[str], list[str]]:
     """The verdict and its reasons: a rollback in the window is FAILED, missing data INCONCLUSIVE (never
     PROCEED), then any red ROLLBACK, any yellow HOLD, all green PROCEED."""
-    missing = [r.criterion for r in rows if r.value is None]
+    missing = [r.criterion for r in rows if r.value is None and r.required]
     missing += [f"{r.criterion} (the application was down for most of the window)"
                 for r in rows if r.bands is UPTIME and r.value is not None and r.value < MOSTLY_DOWN]
     reds = [f"{r.criterion} is red ({show(r.value, r.unit)})" for r in rows if r.band == RED]
