@@ -12,7 +12,7 @@ from monitoring.analysis.verdict import Decision, as_json, show
 @cache
 def templates() -> jinja2.Environment:
     return jinja2.Environment(loader=jinja2.PackageLoader("monitoring.analysis", "templates"),
-                              autoescape=jinja2.select_autoescape(["html"]), trim_blocks=True,
+                              autoescape=jinja2.select_autoescape(["html", "html.j2"]), trim_blocks=True,
                               keep_trailing_newline=True)
 
 
