@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from monitoring import names
 from monitoring.analysis.backtest import backtest, with_bands
 from monitoring.analysis.histories import BURN
 from monitoring.analysis.prometheus import Prometheus, PrometheusError, rfc3339
@@ -29,6 +30,11 @@ def scenario(history, name: str) -> Scenario:
     return next(s for s in history[1] if s.name == name)
 
 
+def ask(capsys, url: str, s: Scenario, command: str, *argv: str) -> tuple[int, str, str]:
+    """`monitoring COMMAND` about scenario `s`: its service's definitions, the Prometheus over the histories."""
+    return run(capsys, command, "--prometheus", url, "--definitions", s.reference, *argv)
+
+
 def run(capsys, *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
@@ -39,7 +45,7 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 def test_each_designed_history_gets_its_verdict_and_exit_code(history, capsys, name: str) -> None:
     url, _ = history
     s = scenario(history, name)
-    code, out, _ = run(capsys, "gonogo", "--prometheus", url, "--at", rfc3339(s.end), "--output", "json")
+    code, out, _ = ask(capsys, url, s, "gonogo", "--at", rfc3339(s.end), "--output", "json")
     decision = json.loads(out)
     assert decision["verdict"] == s.verdict
     assert code == {"PROCEED": 0, "HOLD": 10, "ROLLBACK": 20, "FAILED": 30, "INCONCLUSIVE": 40}[s.verdict]
@@ -48,7 +54,7 @@ def test_each_designed_history_gets_its_verdict_and_exit_code(history, capsys, n
 def test_json_carries_every_row_with_its_value_band_and_query(history, capsys) -> None:
     url, _ = history
     s = scenario(history, "one yellow")
-    _, out, _ = run(capsys, "gonogo", "--prometheus", url, "--at", f"{s.end:.0f}", "--output", "json")
+    _, out, _ = ask(capsys, url, s, "gonogo", "--at", f"{s.end:.0f}", "--output", "json")
     decision = json.loads(out)
     rows = {r["criterion"]: r for r in decision["rows"]}
     assert set(rows) == {"Error Rate", "P95 Latency", "Test Pass Rate", "Health Checks", "Critical Alerts", "Uptime",
@@ -64,14 +70,14 @@ def test_json_carries_every_row_with_its_value_band_and_query(history, capsys) -
 def test_the_new_version_has_rows_of_its_own_that_count_when_it_has_traffic(history, capsys) -> None:
     url, _ = history
     bad = scenario(history, "a bad canary under a yellow fleet")
-    _, out, _ = run(capsys, "gonogo", "--prometheus", url, "--at", rfc3339(bad.end), "--output", "json")
+    _, out, _ = ask(capsys, url, bad, "gonogo", "--at", rfc3339(bad.end), "--output", "json")
     rows = {r["criterion"]: r for r in json.loads(out)["rows"]}
     assert rows["Error Rate"]["band"] == "yellow", "the fleet hides the canary: 90 % old at 0.05 %, 10 % new at 3 %"
     assert rows["Error Rate (new version)"]["band"] == "red"
     assert rows["Error Rate (new version)"]["value"] == pytest.approx(bad.new_error_percent)
     assert 'version="new"' not in rows["Error Rate (new version)"]["query"], "per version, by the ${by} label"
     idle = scenario(history, "no new-version traffic at 0 %")
-    _, out, _ = run(capsys, "gonogo", "--prometheus", url, "--at", rfc3339(idle.end), "--output", "json")
+    _, out, _ = ask(capsys, url, idle, "gonogo", "--at", rfc3339(idle.end), "--output", "json")
     decision = json.loads(out)
     rows = {r["criterion"]: r for r in decision["rows"]}
     assert rows["Error Rate (new version)"]["value"] is None and decision["verdict"] == "PROCEED"
@@ -80,7 +86,7 @@ def test_the_new_version_has_rows_of_its_own_that_count_when_it_has_traffic(hist
 def test_the_rollback_history_counts_its_critical_alert_and_names_the_drop(history, capsys) -> None:
     url, _ = history
     s = scenario(history, "rollback in the window")
-    _, out, _ = run(capsys, "gonogo", "--prometheus", url, "--at", rfc3339(s.end), "--output", "json")
+    _, out, _ = ask(capsys, url, s, "gonogo", "--at", rfc3339(s.end), "--output", "json")
     decision = json.loads(out)
     rows = {r["criterion"]: r for r in decision["rows"]}
     assert rows["Critical Alerts"]["value"] == 1 and rows["Critical Alerts"]["detail"] == "HighErrorRate"
@@ -95,9 +101,9 @@ def test_a_rollback_in_the_state_file_history_is_failed(history, capsys, tmp_pat
     state.write_text(json.dumps({"rollout_history": [
         {"action": "rollback", "from_percentage": 10, "to_percentage": 0, "at": rfc3339(s.end - 3600),
          "by": "manual", "reason": "a customer complaint"}]}))
-    code, out, _ = run(capsys, "gonogo", "--prometheus", url, "--at", rfc3339(s.end), "--state", str(state))
+    code, out, _ = ask(capsys, url, s, "gonogo", "--at", rfc3339(s.end), "--state", str(state))
     assert code == 30 and "state history" in out and "a customer complaint" in out
-    code, _, _ = run(capsys, "gonogo", "--prometheus", url, "--at", rfc3339(s.end + 7200), "--window", "1h",
+    code, _, _ = ask(capsys, url, s, "gonogo", "--at", rfc3339(s.end + 7200), "--window", "1h",
                      "--state", str(state))
     assert code != 30, "a rollback before the window does not fail it"
 
@@ -105,18 +111,19 @@ def test_a_rollback_in_the_state_file_history_is_failed(history, capsys, tmp_pat
 def test_text_and_markdown_show_the_table_and_the_verdict(history, capsys) -> None:
     url, _ = history
     s = scenario(history, "one red")
-    code, text, _ = run(capsys, "gonogo", "--prometheus", url, "--at", rfc3339(s.end))
+    code, text, _ = ask(capsys, url, s, "gonogo", "--at", rfc3339(s.end))
     assert code == 20 and "verdict: ROLLBACK (exit 20)" in text and "P95 Latency is red (975 ms)" in text
-    _, markdown, _ = run(capsys, "gonogo", "--prometheus", url, "--at", rfc3339(s.end), "--output", "markdown")
+    _, markdown, _ = ask(capsys, url, s, "gonogo", "--at", rfc3339(s.end), "--output", "markdown")
     assert "## Go/No-Go: **ROLLBACK**" in markdown
     assert "| P95 Latency | 975 ms | 975 ms | red | < 200 ms | 200 ms to 500 ms | > 500 ms |" in markdown
 
 
 def test_health_is_non_zero_when_something_is_red(history, capsys) -> None:
     url, _ = history
-    code, out, _ = run(capsys, "health", "--prometheus", url, "--at", rfc3339(scenario(history, "one red").end))
+    red, green = scenario(history, "one red"), scenario(history, "all green")
+    code, out, _ = ask(capsys, url, red, "health", "--at", rfc3339(red.end))
     assert code == 1 and re.search(r"P95 Latency\s+975 ms\s+RED", out) and "Rollout                  10 %" in out
-    code, out, _ = run(capsys, "health", "--prometheus", url, "--at", rfc3339(scenario(history, "all green").end))
+    code, out, _ = ask(capsys, url, green, "health", "--at", rfc3339(green.end))
     assert code == 0 and "nothing is red" in out and "5/5" in out
 
 
@@ -124,21 +131,23 @@ def test_health_reads_the_firing_critical_alerts_from_alertmanager(history, caps
     import requests
 
     url, _ = history
+    green = scenario(history, "all green")
+    team = green.definitions.team
     config = tmp_path / "alertmanager.yml"
     config.write_text("route:\n  receiver: none\nreceivers:\n  - name: none\n")
     with servers.alertmanager(config, tmp_path) as (_, alertmanager):
         requests.post(f"{alertmanager}/api/v2/alerts", timeout=5, json=[
-            {"labels": {"alertname": "HighErrorRate", "severity": "critical"}},
-            {"labels": {"alertname": "ElevatedLatency", "severity": "warning"}}]).raise_for_status()
-        code, out, _ = run(capsys, "health", "--prometheus", url, "--alertmanager", alertmanager,
-                           "--at", rfc3339(scenario(history, "all green").end))
+            {"labels": {"alertname": "HighErrorRate", "severity": "critical", "team": team}},
+            {"labels": {"alertname": "HighLatency", "severity": "critical", "team": "another team"}},
+            {"labels": {"alertname": "ElevatedLatency", "severity": "warning", "team": team}}]).raise_for_status()
+        code, out, _ = ask(capsys, url, green, "health", "--alertmanager", alertmanager, "--at", rfc3339(green.end))
     assert code == 0 and re.search(r"Critical Alerts firing\s+1 \(HighErrorRate\)\s+YELLOW", out)
 
 
 def test_the_stage_report_has_markdown_html_and_seven_charts(history, capsys, tmp_path: Path) -> None:
     url, _ = history
     s = scenario(history, "rollback in the window")
-    code, out, _ = run(capsys, "report", "--prometheus", url, "--at", rfc3339(s.end), "--stage", "2",
+    code, out, _ = ask(capsys, url, s, "report", "--at", rfc3339(s.end), "--stage", "2",
                        "--out", str(tmp_path / "report"))
     assert code == 0 and out.startswith("Stage 2 completion: 10 % rollout: FAILED")
     markdown = (tmp_path / "report/report.md").read_text()
@@ -160,7 +169,7 @@ def test_the_day_report_takes_a_day_and_the_state_history(history, capsys, tmp_p
     state.write_text(json.dumps({"rollout_history": [
         {"action": "rollout", "from_percentage": 5, "to_percentage": 10, "at": rfc3339(s.start + 60),
          "by": "manual", "reason": "stage 2"}]}))
-    code, out, _ = run(capsys, "report", "--prometheus", url, "--at", rfc3339(s.end), "--day", "1",
+    code, out, _ = ask(capsys, url, s, "report", "--at", rfc3339(s.end), "--day", "1",
                        "--window", "12h", "--state", str(state), "--out", str(tmp_path / "day"))
     assert code == 0 and out.startswith("Day 1 completion report: PROCEED")
     markdown = (tmp_path / "day/report.md").read_text()
@@ -171,20 +180,20 @@ def test_the_backtest_finds_the_rollback_and_a_tighter_threshold_fires_earlier(h
     url, _ = history
     prometheus = Prometheus(url)
     s = scenario(history, "rollback in the window")
-    result = backtest(prometheus, DEFINITIONS, s.start, s.end)
+    result = backtest(prometheus, s.definitions, s.start, s.end)
     assert result.rollback is not None and result.rollback.alert == "HighErrorRate"
     burn = s.start + (s.rollback_hour - BURN) * 3600
     assert burn < result.rollback.firing_at < burn + 15 * 60
     green = scenario(history, "all green")
-    assert backtest(prometheus, DEFINITIONS, green.start, green.end).rollback is None
-    tighter = backtest(prometheus, with_bands(DEFINITIONS, ["error_rate.red=0.04"]), green.start, green.end)
+    assert backtest(prometheus, green.definitions, green.start, green.end).rollback is None
+    tighter = backtest(prometheus, with_bands(green.definitions, ["error_rate.red=0.04"]), green.start, green.end)
     assert tighter.rollback is not None and tighter.rollback.alert == "HighErrorRate"
 
 
 def test_the_backtest_replays_the_canary_rules_per_version(history) -> None:
     url, _ = history
     s = scenario(history, "a bad canary under a yellow fleet")
-    result = backtest(Prometheus(url), DEFINITIONS, s.start, s.end)
+    result = backtest(Prometheus(url), s.definitions, s.start, s.end)
     fired = {e.alert for e in result.episodes if e.firing_at is not None}
     assert "CanaryErrorRate" in fired and "HighErrorRate" not in fired
     assert result.rollback is not None and result.rollback.alert == "CanaryErrorRate"
@@ -193,8 +202,9 @@ def test_the_backtest_replays_the_canary_rules_per_version(history) -> None:
 def test_the_backtest_command_prints_pending_firing_and_the_rollback(history, capsys) -> None:
     url, _ = history
     s = scenario(history, "one red")
-    code, out, _ = run(capsys, "backtest", "--prometheus", url, "--from", rfc3339(s.start), "--to", rfc3339(s.end))
-    assert code == 0 and re.search(r"HighLatency\s+critical\s+job=genesis\s+\S+\s+\S+\s+still active", out)
+    code, out, _ = ask(capsys, url, s, "backtest", "--from", rfc3339(s.start), "--to", rfc3339(s.end))
+    job = s.definitions.job(names.APP)
+    assert code == 0 and re.search(rf"HighLatency\s+critical\s+job={job}\s+\S+\s+\S+\s+still active", out)
     assert "rollback: at " in out and "HighLatency firing" in out
 
 
@@ -202,8 +212,8 @@ def test_an_edited_signal_expression_is_replayed_as_written(history) -> None:
     url, _ = history
     s = scenario(history, "all green")
     signals = tuple(replace(x, expr=x.expr.replace("${errors_total}", "${requests_total}"))
-                    if x.name == "error_rate" else x for x in DEFINITIONS.signals)
-    result = backtest(Prometheus(url), replace(DEFINITIONS, signals=signals), s.start, s.end, raw=True)
+                    if x.name == "error_rate" else x for x in s.definitions.signals)
+    result = backtest(Prometheus(url), replace(s.definitions, signals=signals), s.start, s.end, raw=True)
     assert result.rollback is not None and result.rollback.alert == "HighErrorRate"
 
 

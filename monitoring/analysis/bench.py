@@ -44,7 +44,8 @@ def analysis() -> None:
     with tempfile.TemporaryDirectory(prefix="monitoring-bench-analysis-") as folder:
         workdir = Path(folder)
         began = time.perf_counter()
-        (window,) = backfill(definitions, [Window("48 h", hours=48.0, rollback_hour=40.0)], workdir / "data", step)
+        ((_, window),) = backfill([(definitions, Window("48 h", hours=48.0, rollback_hour=40.0))], workdir / "data",
+                                  step)
         backfilled = time.perf_counter() - began
         (workdir / "prometheus.yml").write_text("global:\n  scrape_interval: 15s\n")
         port = free_port()

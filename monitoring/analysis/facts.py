@@ -16,6 +16,11 @@ def rollout_series(definitions: Definitions) -> str:
     return f'{names.flag_rollout_metric(definitions.service)}{{{names.FLAG_NAME}="{definitions.flag_name}"}}'
 
 
+def team(definitions: Definitions) -> str:
+    """The matcher of the label every generated alert carries for these definitions' team."""
+    return f'{names.TEAM}="{definitions.team}"'
+
+
 def receiver_rollbacks(definitions: Definitions) -> str:
     return f"{definitions.service}_receiver_rollbacks_total"
 

@@ -25,12 +25,14 @@ class Health:
         return any(r.band == RED for r in self.rows)
 
 
-def firing_from_alertmanager(url: str) -> list[str]:
-    """The critical alerts Alertmanager holds active (not silenced or inhibited), by name."""
+def firing_from_alertmanager(url: str, definitions: Definitions) -> list[str]:
+    """The critical alerts of these definitions' team that Alertmanager holds active (not silenced or
+    inhibited), by name."""
     endpoint = f"{url.rstrip('/')}/api/v2/alerts"
     try:
         answer = requests.get(endpoint, params={"active": "true", "silenced": "false", "inhibited": "false",
-                                                "filter": 'severity="critical"'}, timeout=10)
+                                                "filter": ['severity="critical"', facts.team(definitions)]},
+                              timeout=10)
         alerts = answer.json()
     except requests.RequestException as error:
         raise PrometheusError(f"Alertmanager {endpoint}: unreachable ({type(error).__name__})") from None
@@ -49,9 +51,10 @@ def health(prometheus: Prometheus, definitions: Definitions, at: float, alertman
             values = [s.last for s in prometheus.query(query, at) if s.samples]
             rows.append(Row(signal.title, signal.unit, worst_of(signal.bands, values), query, signal.bands))
     if alertmanager:
-        firing, source = firing_from_alertmanager(alertmanager), "Alertmanager"
+        firing, source = firing_from_alertmanager(alertmanager, definitions), "Alertmanager"
     else:
-        query = 'count by (alertname) (ALERTS{alertstate="firing", severity="critical"})'
+        team = facts.team(definitions)
+        query = f'count by (alertname) (ALERTS{{alertstate="firing", severity="critical", {team}}})'
         firing, source = sorted(s.labels.get("alertname", "") for s in prometheus.query(query, at)), "Prometheus"
     rows.append(Row("Critical Alerts firing", "count", float(len(firing)), source, CRITICAL_ALERTS,
                     detail=", ".join(firing)))

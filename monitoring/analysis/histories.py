@@ -1,10 +1,12 @@
 """Designed histories of a service, backfilled into a real Prometheus TSDB with `promtool tsdb
 create-blocks-from openmetrics`: the data the analysis is tested and measured on.
 
-A history is a list of windows laid one after the other, an hour apart (more than Prometheus's 5-minute
-lookback, so no window sees another), ending hours ago (backfilled blocks must be older than the head).
-Each window has its error rate, latency, pass rate, downtime and, when asked, a rollback with the rollback
-alert's ALERTS series as the rule engine would have written them.
+A history is a list of windows, each of one service's definitions, ending hours ago (backfilled blocks
+must be older than the head). Windows of different services lie side by side in the same hours (their
+metrics, jobs and alerts' team label differ); windows of one service lie one after the other, an hour
+apart (more than Prometheus's 5-minute lookback, so no window sees another). Each window has its error
+rate, latency, pass rate, downtime and, when asked, a rollback with the rollback alert's ALERTS series
+as the rule engine would have written them.
 """
 
 from __future__ import annotations
@@ -48,13 +50,20 @@ class Window:
         return self.start + self.hours * 3600
 
 
-def laid_out(windows: list[Window], ending: float, step: float) -> list[Window]:
-    """The windows one after the other, an hour apart, the last ending at `ending` (a multiple of `step`)."""
+History = list[tuple[Definitions, Window]]
+
+
+def laid_out(history: History, ending: float, step: float) -> History:
+    """Each service's windows one after the other, an hour apart, its last ending at `ending` (a multiple
+    of `step`); the services side by side."""
     ending -= ending % step
-    placed, start = [], ending - sum(w.hours * 3600 for w in windows) - GAP * (len(windows) - 1)
-    for window in windows:
-        placed.append(replace(window, start=start))
-        start += window.hours * 3600 + GAP
+    placed: History = []
+    for service in dict.fromkeys(d.service for d, _ in history):
+        own = [(d, w) for d, w in history if d.service == service]
+        start = ending - sum(w.hours * 3600 for _, w in own) - GAP * (len(own) - 1)
+        for definitions, window in own:
+            placed.append((definitions, replace(window, start=start)))
+            start += window.hours * 3600 + GAP
     return placed
 
 
@@ -62,22 +71,22 @@ def _labels(**labels: str) -> str:
     return "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
 
 
-def openmetrics(definitions: Definitions, windows: list[Window], step: float) -> str:
+def openmetrics(history: History, step: float) -> str:
     """Every series of every window, one metric family after the other, as OpenMetrics text."""
     families: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
 
     def sample(name: str, labels: str, value: float, at: float) -> None:
         families[name][labels].append(f"{value:g} {at:.0f}")
 
-    service = definitions.service
-    metric = {m: names.app_metric(service, m) for m in names.APP_METRICS}
-    app = {"job": definitions.job(names.APP), "instance": definitions.servers_of(names.APP)[0].address}
-    flag = _labels(**{names.FLAG_NAME: definitions.flag_name})
-    rollback = next(a for a in definitions.alerts if a.action == names.ROLLBACK and a.severity == "critical")
     hold = 5 / 60  # hours an alert is pending before it fires in the designed ALERTS series
     counters: dict[str, float] = defaultdict(float)
     per_step = REQUESTS_PER_SECOND * step
-    for w in windows:
+    for definitions, w in history:
+        service = definitions.service
+        metric = {m: names.app_metric(service, m) for m in names.APP_METRICS}
+        app = {"job": definitions.job(names.APP), "instance": definitions.servers_of(names.APP)[0].address}
+        flag = _labels(**{names.FLAG_NAME: definitions.flag_name})
+        rollback = next(a for a in definitions.alerts if a.action == names.ROLLBACK and a.severity == "critical")
         for k in range(int(w.hours * 3600 / step) + 1):
             at, hour = w.start + k * step, k * step / 3600
             down = hour < w.down_hours
@@ -99,14 +108,14 @@ def openmetrics(definitions: Definitions, windows: list[Window], step: float) ->
                 if version == "new" and w.new_error_percent is not None:
                     errors = w.new_error_percent
                 served, labels = per_step * share_of_traffic, {**app, names.VERSION: version}
-                counters[f"requests {version}"] += served
-                counters[f"errors {version}"] += served * errors / 100
-                sample(metric["requests_total"], _labels(**labels), counters[f"requests {version}"], at)
-                sample(metric["errors_total"], _labels(**labels), counters[f"errors {version}"], at)
+                counters[f"{service} requests {version}"] += served
+                counters[f"{service} errors {version}"] += served * errors / 100
+                sample(metric["requests_total"], _labels(**labels), counters[f"{service} requests {version}"], at)
+                sample(metric["errors_total"], _labels(**labels), counters[f"{service} errors {version}"], at)
                 for le, share in zip(BUCKETS, SLOW if w.slow else FAST, strict=True):
-                    counters[f"{le} {version}"] += served * share
+                    counters[f"{service} {le} {version}"] += served * share
                     sample(metric["request_duration_seconds_bucket"], _labels(**labels, le=le),
-                           counters[f"{le} {version}"], at)
+                           counters[f"{service} {le} {version}"], at)
             if w.pass_rate is not None:
                 sample(metric["tests_passed"], _labels(**app), w.pass_rate, at)
                 sample(metric["tests_total"], _labels(**app), 100, at)
@@ -117,12 +126,11 @@ def openmetrics(definitions: Definitions, windows: list[Window], step: float) ->
     return "\n".join(lines) + "\n# EOF\n"
 
 
-def backfill(definitions: Definitions, windows: list[Window], folder: Path, step: float,
-             hours_ago: float = 3.0) -> list[Window]:
-    """Write the windows into a TSDB at `folder` (Prometheus's --storage.tsdb.path); the windows placed."""
-    placed = laid_out(windows, time.time() - hours_ago * 3600, step)
+def backfill(history: History, folder: Path, step: float, hours_ago: float = 3.0) -> History:
+    """Write the history into a TSDB at `folder` (Prometheus's --storage.tsdb.path); the windows placed."""
+    placed = laid_out(history, time.time() - hours_ago * 3600, step)
     source = folder.parent / f"{folder.name}.om"
-    source.write_text(openmetrics(definitions, placed, step))
+    source.write_text(openmetrics(placed, step))
     folder.mkdir(parents=True, exist_ok=True)
     subprocess.run([find("promtool"), "tsdb", "create-blocks-from", "openmetrics", str(source), str(folder)],
                    check=True, capture_output=True, text=True)

@@ -172,7 +172,7 @@ def critical_alerts_row(prometheus: Prometheus, definitions: Definitions, at: fl
     """Distinct critical alerts of these definitions that fired in the window, as Prometheus recorded them."""
     critical = "|".join(a.name for a in definitions.every_alert if a.severity == "critical")
     query = (f'count by (alertname) (max_over_time(ALERTS{{alertstate="firing", severity="critical", '
-             f'alertname=~"{critical}"}}[{window}]))')
+             f'{facts.team(definitions)}, alertname=~"{critical}"}}[{window}]))')
     fired = sorted(s.labels.get("alertname", "") for s in prometheus.query(query, at))
     return Row("Critical Alerts", "count", float(len(fired)), query, CRITICAL_ALERTS, detail=", ".join(fired))
 
@@ -201,7 +201,7 @@ def rollbacks_in(prometheus: Prometheus, definitions: Definitions, at: float, wi
     if counted:
         found.append({"at": "", "source": "receiver", "detail": f"{counted:.0f} rollback(s) counted"})
     rollback_alerts = (f'count by (alertname) (max_over_time(ALERTS{{alertstate="firing", '
-                       f'action="rollback"}}[{window}]))')
+                       f'{names.ACTION}="{names.ROLLBACK}", {facts.team(definitions)}}}[{window}]))')
     for series in prometheus.query(rollback_alerts, at):
         found.append({"at": "", "source": "alert", "detail": f"{series.labels.get('alertname')} fired"})
     if state is not None:
