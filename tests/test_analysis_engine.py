@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from monitoring import names
 from monitoring.analysis.backtest import backtest, with_bands
 from monitoring.analysis.prometheus import Prometheus
 from monitoring.demo import closed_loop
@@ -72,4 +73,7 @@ def test_the_replay_matches_what_the_rule_engine_recorded_in_alerts(stack: Stack
         assert len(replay[name]) == len(times), name
         for engine_time, replay_time in zip(times, sorted(replay[name]), strict=True):
             assert abs(engine_time - replay_time) <= interval, (name, engine_time, replay_time)
-    assert result.rollback is not None and result.rollback.alert in ("HighErrorRate", "HighLatency")
+    rollback_alerts = {a.name for a in stack.definitions.every_alert if a.action == names.ROLLBACK}
+    first = min((t, name) for name, times in engine.items() if name in rollback_alerts for t in times)
+    assert result.rollback is not None and result.rollback.alert in rollback_alerts
+    assert abs((result.rollback.firing_at or 0) - first[0]) <= interval, "the rollback at the engine's moment"

@@ -68,7 +68,7 @@ def analysis() -> None:
            ["work", "queries cover", "min s", "median s", "max s", "target"],
            [["gonogo over a 12 h window", "6 criteria + rollbacks", f"{min(verdicts):.2f}",
              f"{statistics.median(verdicts):.2f}", f"{max(verdicts):.2f}", "< 2 s"],
-            [f"backtest of {len(definitions.alerts)} alerts over 48 h", f"{points} evaluations each",
+            [f"backtest of {len(definitions.every_alert)} alerts over 48 h", f"{points} evaluations each",
              f"{min(replays):.2f}", f"{statistics.median(replays):.2f}", f"{max(replays):.2f}", "< 10 s"]])
     print(f"  the backtest found {len(result.episodes)} episode(s); rollback: "
           f"{result.rollback.alert if result.rollback else 'none'}")
