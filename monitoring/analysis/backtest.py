@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass, replace
 
 from generators.rules import alert_expr
+from monitoring import names
 from monitoring.analysis import facts
 from monitoring.analysis.prometheus import Prometheus, Series, parse_rfc3339, rfc3339
 from monitoring.model import AlertRule, DefinitionError, Definitions, duration_seconds
@@ -147,7 +148,7 @@ def backtest(prometheus: Prometheus, definitions: Definitions, start: float, end
         for series in prometheus.query_range(replay_expr(definitions, alert, kept), first, end, step):
             found += episodes(alert, series, hold, step, end)
     found.sort(key=lambda e: (e.pending_at, e.alert))
-    fired = [e for e in found if e.action == "rollback" and e.firing_at is not None]
+    fired = [e for e in found if e.action == names.ROLLBACK and e.firing_at is not None]
     rollback = min(fired, key=lambda e: e.firing_at or 0) if fired else None
     return Backtest(start, end, step, found, rollback, definitions.profile.rollback_group_wait, sorted(kept))
 

@@ -9,11 +9,12 @@ import base64
 from dataclasses import dataclass
 from pathlib import Path
 
+from monitoring import names
 from monitoring.analysis import facts
 from monitoring.analysis.charts import Change, charts, rollout_changes
 from monitoring.analysis.output import rows, templates
 from monitoring.analysis.prometheus import Prometheus, rfc3339
-from monitoring.analysis.verdict import Decision, gonogo, history
+from monitoring.analysis.verdict import Decision, entry_time, gonogo, history
 from monitoring.model import DefinitionError, Definitions, duration_seconds
 
 
@@ -74,9 +75,9 @@ def context(prometheus: Prometheus, definitions: Definitions, at: float, window:
     first = prometheus.value(f"max({facts.rollout_series(definitions)})", start)
     final = prometheus.value(f"max({facts.rollout_series(definitions)})", at)
     if state is not None:
-        entries = [e for e in history(state) if start <= _at(e) <= at]
+        entries = [e for e in history(state) if start <= entry_time(e) <= at]
     else:
-        entries = [{"action": "rollback" if c.after == 0 else "rollout", "from_percentage": f"{c.before:g}",
+        entries = [{"action": names.ROLLBACK if c.after == 0 else "rollout", "from_percentage": f"{c.before:g}",
                     "to_percentage": f"{c.after:g}", "at": rfc3339(c.at), "by": "", "reason": "seen in Prometheus"}
                    for c in changes]
     data = {
@@ -96,15 +97,6 @@ def _rollback_text(decision: Decision) -> str:
         return "no"
     return "yes: " + "; ".join(f"{r['source']} {r['detail']}" + (f" at {r['at']}" if r["at"] else "")
                                for r in decision.rollbacks)
-
-
-def _at(entry: dict) -> float:
-    from monitoring.analysis.prometheus import parse_time
-
-    try:
-        return parse_time(str(entry.get("at", "")))
-    except DefinitionError:
-        return float("nan")
 
 
 def write(prometheus: Prometheus, definitions: Definitions, at: float, window: str, heading: str, out: Path,

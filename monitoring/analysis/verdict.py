@@ -16,8 +16,8 @@ from pathlib import Path
 
 from monitoring import names
 from monitoring.analysis import facts
-from monitoring.analysis.prometheus import MAX_POINTS, Prometheus, rfc3339
-from monitoring.model import Bands, Definitions, Signal, Worse, duration_seconds
+from monitoring.analysis.prometheus import MAX_POINTS, Prometheus, parse_time, rfc3339
+from monitoring.model import Bands, DefinitionError, Definitions, Signal, Worse, duration_seconds
 
 GREEN, YELLOW, RED = "green", "yellow", "red"
 
@@ -206,8 +206,7 @@ def rollbacks_in(prometheus: Prometheus, definitions: Definitions, at: float, wi
         found.append({"at": "", "source": "alert", "detail": f"{series.labels.get('alertname')} fired"})
     if state is not None:
         for entry in history(state):
-            moment = _entry_time(entry)
-            if entry.get("action") == "rollback" and moment is not None and start <= moment <= at:
+            if entry.get("action") == names.ROLLBACK and start <= entry_time(entry) <= at:
                 found.append({"at": entry["at"], "source": "state history",
                               "detail": f"{entry.get('from_percentage')}% -> {entry.get('to_percentage')}% "
                                         f"by {entry.get('by')}: {entry.get('reason', '')}".rstrip(": ")})
@@ -216,8 +215,6 @@ def rollbacks_in(prometheus: Prometheus, definitions: Definitions, at: float, wi
 
 def history(state: Path) -> list[dict]:
     """The rollout history of a state file (JSON with `rollout_history`); DefinitionError when unreadable."""
-    from monitoring.model import DefinitionError
-
     try:
         data = json.loads(state.read_text())
     except (OSError, ValueError) as error:
@@ -228,13 +225,12 @@ def history(state: Path) -> list[dict]:
     return [e for e in entries if isinstance(e, dict)]
 
 
-def _entry_time(entry: dict) -> float | None:
-    from monitoring.analysis.prometheus import parse_time
-
+def entry_time(entry: dict) -> float:
+    """When a history entry happened, in unix seconds; NaN (never in a window) when it does not say."""
     try:
         return parse_time(str(entry.get("at", "")))
-    except ValueError:
-        return None
+    except DefinitionError:
+        return float("nan")
 
 
 def criteria(prometheus: Prometheus, definitions: Definitions, at: float, window: str) -> list[Row]:
