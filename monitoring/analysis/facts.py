@@ -31,6 +31,11 @@ def over(definitions: Definitions, signal: Signal, window: str, per_version: boo
     return fill(signal.expr, {**values, "window": window}, f"signal {signal.name!r} field expr")
 
 
+def fleet_signals(definitions: Definitions) -> tuple[Signal, ...]:
+    """The signals with bands that judge the whole fleet (not a node): the decision's signal rows."""
+    return tuple(s for s in definitions.signals if s.bands is not None and s.per == "fleet")
+
+
 def canary_signals(definitions: Definitions) -> tuple[Signal, ...]:
     """The signals the canary analysis judges new version against old (none without a canary)."""
     return canary.signals(definitions) if definitions.canary else ()

@@ -15,6 +15,8 @@ from monitoring.model import Definitions
 
 @dataclass
 class Health:
+    """The check's rows (each with its band), the critical alerts firing, where they were read, the rollout."""
+
     rows: list[Row]
     firing: list[str]
     source: str
@@ -44,12 +46,13 @@ def firing_from_alertmanager(url: str, definitions: Definitions) -> list[str]:
 
 
 def health(prometheus: Prometheus, definitions: Definitions, at: float, alertmanager: str | None = None) -> Health:
+    """The state at `at`: each fleet signal over its rate window, as its alerts see it."""
     rows = [health_row(prometheus, definitions, at)]
-    for signal in definitions.signals:
-        if signal.bands is not None and signal.per == "fleet":
-            query = definitions.windowed(signal.expr)
-            values = [s.last for s in prometheus.query(query, at) if s.samples]
-            rows.append(Row(signal.title, signal.unit, worst_of(signal.bands, values), query, signal.bands))
+    for signal in facts.fleet_signals(definitions):
+        assert signal.bands is not None
+        query = definitions.windowed(signal.expr)
+        values = [s.last for s in prometheus.query(query, at) if s.samples]
+        rows.append(Row(signal.title, signal.unit, worst_of(signal.bands, values), query, signal.bands))
     if alertmanager:
         firing, source = firing_from_alertmanager(alertmanager, definitions), "Alertmanager"
     else:

@@ -235,8 +235,7 @@ def entry_time(entry: dict) -> float:
 
 def criteria(prometheus: Prometheus, definitions: Definitions, at: float, window: str) -> list[Row]:
     """Every row of the decision matrix, the fleet signals with bands first, in the definitions' order."""
-    signals = [s for s in definitions.signals if s.bands is not None and s.per == "fleet"]
-    return [*(signal_row(prometheus, definitions, s, at, window) for s in signals),
+    return [*(signal_row(prometheus, definitions, s, at, window) for s in facts.fleet_signals(definitions)),
             *(signal_row(prometheus, definitions, s, at, window, "new") for s in facts.canary_signals(definitions)),
             health_row(prometheus, definitions, at),
             critical_alerts_row(prometheus, definitions, at, window),
