@@ -391,6 +391,8 @@ def parser() -> argparse.ArgumentParser:
                           "requests at 5 %%, which only canary analysis sees; or a rollback alert's name")
     run.set_defaults(run=cmd_demo_run)
 
+    from monitoring.analysis.commands import add_commands
+    add_commands(commands)
     return root
 
 

@@ -1,0 +1,198 @@
+"""Replaying the alert rules over past data: when each alert would have been pending and firing, and when
+a rollback would have happened.
+
+Each alert's PromQL is evaluated with `query_range` at the rule group's evaluation interval, and its `for`
+applied as Prometheus's rule engine does: an alert is pending from the first evaluation its expression
+returns a series, firing once it has returned it at every evaluation for `for`, and resolved at the first
+evaluation that returns nothing.
+
+A recorded series the alert reads is read as recorded when Prometheus holds it over the period, as the
+engine does; otherwise (backfilled data, or `raw=True` for an edited signal expression) it is replaced by the
+expression it records, which may see a change up to one evaluation earlier than the engine did. When
+Prometheus runs the alerts' rule group, the replay evaluates at the same instants as the group (its phase
+within the interval, from /api/v1/rules), not merely at the same interval.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, replace
+
+from generators.rules import alert_expr
+from monitoring import names
+from monitoring.analysis import facts
+from monitoring.analysis.prometheus import Prometheus, Series, parse_rfc3339, rfc3339
+from monitoring.model import AlertRule, DefinitionError, Definitions, duration_seconds
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One stretch of an alert being active for one series: when it went pending, firing, resolved."""
+
+    alert: str
+    severity: str
+    action: str | None
+    labels: dict[str, str]
+    pending_at: float
+    firing_at: float | None
+    resolved_at: float | None
+
+    def as_dict(self) -> dict:
+        moment = lambda t: rfc3339(t) if t is not None else None  # noqa: E731
+        return {"alert": self.alert, "severity": self.severity, "action": self.action, "labels": self.labels,
+                "pending_at": moment(self.pending_at), "firing_at": moment(self.firing_at),
+                "resolved_at": moment(self.resolved_at)}
+
+
+@dataclass(frozen=True)
+class Backtest:
+    start: float
+    end: float
+    step: float
+    episodes: list[Episode]
+    rollback: Episode | None
+    group_wait: str
+    recorded: list[str]
+
+    def as_dict(self) -> dict:
+        return {"from": rfc3339(self.start), "to": rfc3339(self.end), "step_seconds": self.step,
+                "recorded_series_read": self.recorded,
+                "episodes": [e.as_dict() for e in self.episodes],
+                "rollback": None if self.rollback is None else {
+                    "alert": self.rollback.alert, "firing_at": rfc3339(self.rollback.firing_at or 0),
+                    "notified_after": self.group_wait}}
+
+
+def replay_expr(definitions: Definitions, alert: AlertRule, kept: frozenset[str] = frozenset()) -> str:
+    """The alert's PromQL with every recorded series not `kept` replaced by the expression it records
+    (a selector's own matchers, as in `series{version="new"}`, then apply to that expression's result)."""
+    expr = alert_expr(definitions, alert)
+    for recorded, source in facts.recordings(definitions).items():
+        if recorded not in kept:
+            expr = re.sub(rf"(?<![\w:]){re.escape(recorded)}(\{{[^}}]*\}})?(?![\w:])",
+                          lambda match, source=source: _selected(source, match.group(1)), expr)
+    return expr
+
+
+def _selected(expr: str, matchers: str | None) -> str:
+    """`expr` keeping only the series that `matchers` (equality only, e.g. `{version="new"}`) select."""
+    if not matchers:
+        return f"({expr})"
+    pairs = re.findall(r'(\w+)\s*=\s*"([^"]*)"', matchers)
+    if len(pairs) != matchers.count(",") + 1 or any(op in matchers for op in ("!=", "=~", "!~")):
+        raise DefinitionError(f"backtest: cannot replay the selector {matchers} of a recorded series "
+                              "(only label=\"value\" matchers)")
+    for label, value in pairs:
+        expr = f'({expr}) and on ({label}) label_replace(vector(1), "{label}", "{value}", "", "")'
+    return f"({expr})"
+
+
+
+def episodes(alert: AlertRule, series: Series, hold: float, step: float, end: float) -> list[Episode]:
+    """The rule engine's `for` over one series' evaluations (a missing evaluation ends an episode)."""
+    labels = {k: v for k, v in series.labels.items() if k != "__name__"}  # an alert's labels have no name
+    series = Series(labels, series.samples)
+    found: list[Episode] = []
+    pending = firing = last = None
+    for moment, _ in series.samples:
+        if last is not None and moment - last > step * 1.5:
+            found.append(Episode(alert.name, alert.severity, alert.action, series.labels, pending, firing,
+                                 last + step))
+            pending = firing = None
+        if pending is None:
+            pending = moment
+        if firing is None and moment - pending >= hold:
+            firing = moment
+        last = moment
+    if pending is not None:
+        assert last is not None
+        found.append(Episode(alert.name, alert.severity, alert.action, series.labels, pending, firing,
+                             None if last + step > end else last + step))
+    return found
+
+
+def recorded_over(prometheus: Prometheus, definitions: Definitions, start: float, end: float,
+                  step: float) -> frozenset[str]:
+    """The recorded series of the definitions that Prometheus holds near both ends of the period."""
+    held = set()
+    edge = f"{max(1, round(10 * step))}s"
+    for name in facts.recordings(definitions):
+        if all(prometheus.value(f"count(count_over_time({name}[{edge}]))", moment)
+                        for moment in (min(end, start + 10 * step), end)):
+            held.add(name)
+    return frozenset(held)
+
+
+def phases(prometheus: Prometheus, step: float) -> dict[str, float]:
+    """Where in the interval the engine evaluates each alert: its group's last evaluation modulo `step`."""
+    found = {}
+    for group in prometheus.rules():
+        last = parse_rfc3339(group["lastEvaluation"]) if group.get("lastEvaluation") else 0.0
+        if last > 0:
+            found.update({rule.get("name", ""): last % step for rule in group.get("rules", [])})
+    return found
+
+
+def backtest(prometheus: Prometheus, definitions: Definitions, start: float, end: float,
+             raw: bool = False) -> Backtest:
+    if end <= start:
+        raise DefinitionError(f"--to {rfc3339(end)} is not after --from {rfc3339(start)}")
+    step = duration_seconds(definitions.profile.evaluation_interval)
+    offsets = phases(prometheus, step)
+    kept = frozenset() if raw else recorded_over(prometheus, definitions, start, end, step)
+    found: list[Episode] = []
+    for alert in definitions.every_alert:
+        hold = duration_seconds(definitions.alert_for(alert))
+        first = start + (offsets[alert.name] - start) % step if alert.name in offsets else start
+        for series in prometheus.query_range(replay_expr(definitions, alert, kept), first, end, step):
+            found += episodes(alert, series, hold, step, end)
+    found.sort(key=lambda e: (e.pending_at, e.alert))
+    fired = [e for e in found if e.action == names.ROLLBACK and e.firing_at is not None]
+    rollback = min(fired, key=lambda e: e.firing_at or 0) if fired else None
+    return Backtest(start, end, step, found, rollback, definitions.profile.rollback_group_wait, sorted(kept))
+
+
+def with_bands(definitions: Definitions, changes: list[str]) -> Definitions:
+    """The definitions with band borders changed, e.g. ["error_rate.red=0.5"]: what a threshold would do."""
+    signals = {s.name: s for s in definitions.signals}
+    for change in changes:
+        match = re.fullmatch(r"(\w+)\.(yellow|red)=([0-9.eE+-]+)", change)
+        if match is None:
+            raise DefinitionError(f"--set {change!r}: write SIGNAL.yellow=NUMBER or SIGNAL.red=NUMBER")
+        name, border, number = match.groups()
+        signal = signals.get(name)
+        if signal is None or signal.bands is None:
+            raise DefinitionError(f"--set {change!r}: no signal {name!r} with bands")
+        try:
+            value = float(number)
+        except ValueError:
+            raise DefinitionError(f"--set {change!r}: {number!r} is not a number") from None
+        signals[name] = replace(signal, bands=replace(signal.bands, **{border: value}))
+    return replace(definitions, signals=tuple(signals.values()))
+
+
+def text(result: Backtest) -> str:
+    read = ", ".join(result.recorded) or "none (every signal replayed from its raw expression)"
+    lines = [f"backtest {rfc3339(result.start)} .. {rfc3339(result.end)}, every {result.step:g}s",
+             f"recorded series read: {read}", ""]
+    header = ["alert", "severity", "series", "pending", "firing", "resolved"]
+    rows = [[e.alert, e.severity, ",".join(f"{k}={v}" for k, v in sorted(e.labels.items())) or "-",
+             rfc3339(e.pending_at), rfc3339(e.firing_at) if e.firing_at else "never",
+             rfc3339(e.resolved_at) if e.resolved_at else "still active"] for e in result.episodes]
+    if rows:
+        widths = [max(len(c) for c in column) for column in zip(header, *rows, strict=True)]
+        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
+    else:
+        lines.append("no alert would have been pending or firing")
+    lines.append("")
+    if result.rollback is None:
+        lines.append("rollback: none would have happened")
+    else:
+        lines.append(f"rollback: at {rfc3339(result.rollback.firing_at or 0)}, {result.rollback.alert} firing "
+                     f"(the receiver is notified after the rollback route's group_wait of {result.group_wait})")
+    return "\n".join(lines)
+
+
+def as_json(result: Backtest) -> str:
+    return json.dumps(result.as_dict(), indent=2)

@@ -1,0 +1,157 @@
+"""The analysis commands of the `monitoring` command line: gonogo, health, report, backtest.
+
+`add_commands(subparsers)` registers them; each imports what it needs when it runs. Bad input (a URL, a
+time, a window, a state file, an unreachable or broken Prometheus) is one line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from monitoring.cli import DEFAULT_DEFINITIONS
+
+DAY = "24h"  # the window of a Day-N report
+
+
+def _definitions(args: argparse.Namespace):
+    from monitoring.generate import load
+
+    definitions = load(args.definitions)
+    return definitions.with_profile(args.profile) if args.profile else definitions
+
+
+def _at(args: argparse.Namespace) -> float:
+    from monitoring.analysis.prometheus import parse_time
+
+    return parse_time(args.at) if args.at else time.time()
+
+
+def _state(args: argparse.Namespace) -> Path | None:
+    return Path(args.state) if args.state else None
+
+
+def _guarded(command: str, run):
+    """Run a command, turning bad input and Prometheus's failures into one line and exit status 2."""
+    def guarded(args: argparse.Namespace) -> int:
+        from monitoring.analysis.prometheus import PrometheusError
+        from monitoring.model import DefinitionError
+
+        try:
+            return run(args)
+        except (DefinitionError, PrometheusError) as error:
+            print(f"monitoring {command}: {error}", file=sys.stderr)
+            return 2
+    return guarded
+
+
+def cmd_gonogo(args: argparse.Namespace) -> int:
+    from monitoring.analysis.output import render
+    from monitoring.analysis.prometheus import Prometheus, parse_window
+    from monitoring.analysis.verdict import gonogo
+
+    definitions = _definitions(args)
+    window = args.window or definitions.rollout.soak
+    parse_window(window)
+    decision = gonogo(Prometheus(args.prometheus), definitions, _at(args), window, _state(args))
+    print(render(decision, args.output, definitions.profile.rate_window))
+    return decision.verdict.code
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from monitoring.analysis.health import health, text
+    from monitoring.analysis.prometheus import Prometheus
+
+    result = health(Prometheus(args.prometheus), _definitions(args), _at(args), args.alertmanager)
+    print(text(result))
+    return 1 if result.red else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from monitoring.analysis.prometheus import Prometheus, parse_window
+    from monitoring.analysis.report import title, write
+
+    definitions = _definitions(args)
+    heading = title(definitions, args.stage, args.day)
+    window = args.window or (definitions.rollout.soak if args.stage is not None else DAY)
+    parse_window(window)
+    out = Path(args.out or (f"reports/stage-{args.stage}" if args.stage is not None else f"reports/day-{args.day}"))
+    written, decision = write(Prometheus(args.prometheus), definitions, _at(args), window, heading, out, _state(args))
+    print(f"{heading}: {decision.verdict.name}")
+    for path in written:
+        print(f"  {path}")
+    return 0
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from monitoring.analysis.backtest import as_json, backtest, text, with_bands
+    from monitoring.analysis.prometheus import Prometheus, parse_time
+
+    definitions = with_bands(_definitions(args), args.set or [])
+    result = backtest(Prometheus(args.prometheus), definitions, parse_time(args.start, "--from"),
+                      parse_time(args.end, "--to"), raw=args.raw)
+    print(as_json(result) if args.output == "json" else text(result))
+    return 0
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--prometheus", default="http://127.0.0.1:9090", metavar="URL",
+                        help="Prometheus's base URL (default: %(default)s)")
+    parser.add_argument("--definitions", default=DEFAULT_DEFINITIONS, metavar="MODULE:NAME",
+                        help="the Definitions to use (default: %(default)s)")
+    parser.add_argument("--profile", metavar="NAME",
+                        help="the definitions' profile of time windows (default: their first), e.g. compressed "
+                             "for the local stack of `make demo`")
+
+
+def _add_at(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--at", help="the window's end: RFC 3339 or unix seconds (default: now)")
+
+
+def _add_state(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--state", metavar="PATH", help="the deployment state file, for its rollout history")
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    gonogo = subparsers.add_parser("gonogo", help="the go/no-go verdict over a soak window, from Prometheus",
+                                   description="Exit status: 0 PROCEED, 10 HOLD, 20 ROLLBACK, 30 FAILED, "
+                                               "40 INCONCLUSIVE, 2 bad input.")
+    _add_common(gonogo)
+    gonogo.add_argument("--window", help="the soak window, a Prometheus duration (default: the rollout's soak)")
+    _add_at(gonogo)
+    gonogo.add_argument("--output", choices=("text", "json", "markdown"), default="text")
+    _add_state(gonogo)
+    gonogo.set_defaults(run=_guarded("gonogo", cmd_gonogo))
+
+    health = subparsers.add_parser("health", help="the 15-minute health check: jobs up, current values and "
+                                                  "bands, critical alerts, rollout (exit 1 when anything is red)")
+    _add_common(health)
+    health.add_argument("--alertmanager", metavar="URL", help="read the firing critical alerts from Alertmanager")
+    _add_at(health)
+    health.set_defaults(run=_guarded("health", cmd_health))
+
+    report = subparsers.add_parser("report", help="the stage or Day-N report: Markdown, HTML and PNG charts")
+    _add_common(report)
+    which = report.add_mutually_exclusive_group(required=True)
+    which.add_argument("--stage", type=int, metavar="N", help="the stage completion notice of rollout step N")
+    which.add_argument("--day", type=int, metavar="N", help="the Day-N completion report")
+    report.add_argument("--window", help=f"the window reported on (default: the soak for a stage, {DAY} for a day)")
+    _add_at(report)
+    _add_state(report)
+    report.add_argument("--out", metavar="DIR", help="where to write (default: reports/stage-N or reports/day-N)")
+    report.set_defaults(run=_guarded("report", cmd_report))
+
+    backtest = subparsers.add_parser("backtest", help="replay every alert rule over past data: pending, firing, "
+                                                      "and when a rollback would have happened")
+    _add_common(backtest)
+    backtest.add_argument("--from", dest="start", required=True, help="RFC 3339 or unix seconds")
+    backtest.add_argument("--to", dest="end", required=True, help="RFC 3339 or unix seconds")
+    backtest.add_argument("--set", action="append", metavar="SIGNAL.BAND=NUMBER",
+                          help="replay with a band border changed, e.g. error_rate.red=0.5 (repeatable)")
+    backtest.add_argument("--raw", action="store_true",
+                          help="replay every signal from its raw expression, never from a recorded series "
+                               "(for an edited signal expression)")
+    backtest.add_argument("--output", choices=("text", "json"), default="text")
+    backtest.set_defaults(run=_guarded("backtest", cmd_backtest))

@@ -1,0 +1,143 @@
+"""A small client of Prometheus's HTTP query API: instant queries, range queries and raw samples.
+
+Every failure (unreachable, not JSON, an error answer) is one PrometheusError whose message names the URL,
+the query and the reason, so the command line can print it as one line.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+
+from monitoring.model import DefinitionError, duration_seconds
+
+MAX_POINTS = 10_000  # Prometheus refuses a range query of more than 11,000 points per series
+
+
+class PrometheusError(RuntimeError):
+    """Prometheus did not answer a query as its API promises; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Series:
+    """One series of an answer: its labels and its (unix seconds, value) samples, NaN dropped."""
+
+    labels: dict[str, str]
+    samples: list[tuple[float, float]]
+
+    @property
+    def last(self) -> float:
+        return self.samples[-1][1]
+
+
+def parse_time(text: str, where: str = "--at") -> float:
+    """RFC 3339 (`2026-10-23T21:00:00Z`) or unix seconds, as unix seconds; DefinitionError otherwise."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise DefinitionError(f"{where}: {text!r} is not a time (RFC 3339 such as 2026-10-23T21:00:00Z, "
+                              "or unix seconds)") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def parse_window(text: str, where: str = "--window") -> float:
+    seconds = duration_seconds(text, where)
+    if seconds <= 0:
+        raise DefinitionError(f"{where}: {text!r} must be longer than zero")
+    return seconds
+
+
+def parse_rfc3339(text: str) -> float:
+    """Prometheus's own timestamps (nanoseconds, `Z`) as unix seconds."""
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text.replace("Z", "+00:00"))
+    return datetime.fromisoformat(text).timestamp()
+
+
+def rfc3339(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _number(text: str) -> float:
+    return float(text)
+
+
+class Prometheus:
+    """Queries one Prometheus server at `url` (its base URL, e.g. http://127.0.0.1:9090)."""
+
+    def __init__(self, url: str, timeout: float = 30.0) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise DefinitionError(f"--prometheus: {url!r} is not an http(s) URL")
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.session = requests.Session()
+
+    def _get(self, path: str, params: dict[str, Any]) -> Any:
+        """GET for a bare endpoint, POST (form-encoded, no URL length limit) for a query."""
+        url = f"{self.url}{path}"
+        what = f"Prometheus {url}" + (f" (query {params['query']!r})" if "query" in params else "")
+        try:
+            if params:
+                answer = self.session.post(url, data=params, timeout=self.timeout)
+            else:
+                answer = self.session.get(url, timeout=self.timeout)
+        except requests.RequestException as error:
+            raise PrometheusError(f"{what}: unreachable ({type(error).__name__})") from None
+        try:
+            body = answer.json()
+        except ValueError:
+            raise PrometheusError(f"{what}: HTTP {answer.status_code}, the answer is not JSON") from None
+        if not isinstance(body, dict) or body.get("status") != "success":
+            reason = body.get("error", body) if isinstance(body, dict) else body
+            raise PrometheusError(f"{what}: HTTP {answer.status_code}, {reason}")
+        return body["data"]
+
+    def query(self, expr: str, at: float) -> list[Series]:
+        """An instant query at `at`: one sample per series (a range selector gives its raw samples)."""
+        data = self._get("/api/v1/query", {"query": expr, "time": f"{at:.3f}"})
+        return _series(data)
+
+    def value(self, expr: str, at: float) -> float | None:
+        """The single number an aggregated instant query returns; None when it returns nothing (no data)."""
+        answer = self.query(expr, at)
+        values = [s.last for s in answer if s.samples]
+        return values[0] if values else None
+
+    def rules(self) -> list[dict]:
+        """The rule groups Prometheus has loaded, with their rules and when each group last ran."""
+        return self._get("/api/v1/rules", {}).get("groups", [])
+
+    def query_range(self, expr: str, start: float, end: float, step: float) -> list[Series]:
+        """A range query from `start` to `end` every `step` seconds, split into pieces Prometheus accepts."""
+        merged: dict[tuple, Series] = {}
+        piece = step * MAX_POINTS
+        begin = start
+        while begin <= end:
+            stop = min(end, begin + piece)
+            data = self._get("/api/v1/query_range",
+                             {"query": expr, "start": f"{begin:.3f}", "end": f"{stop:.3f}", "step": f"{step:g}"})
+            for series in _series(data):
+                key = tuple(sorted(series.labels.items()))
+                merged.setdefault(key, Series(series.labels, [])).samples.extend(series.samples)
+            begin = stop + step
+        return list(merged.values())
+
+
+def _series(data: dict) -> list[Series]:
+    kind, result = data.get("resultType"), data.get("result", [])
+    if kind == "scalar":
+        return [Series({}, [(float(result[0]), _number(result[1]))])]
+    out = []
+    for item in result:
+        points = item.get("values") or ([item["value"]] if "value" in item else [])
+        samples = [(float(t), _number(v)) for t, v in points]
+        out.append(Series(item.get("metric", {}), [(t, v) for t, v in samples if not math.isnan(v)]))
+    return out

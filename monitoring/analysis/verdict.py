@@ -1,0 +1,277 @@
+"""The go/no-go decision at the end of a soak: each criterion's value over the window, its band, the verdict.
+
+Bands come from the signals' definitions. The three criteria that are no signal (health checks, critical
+alerts, uptime) have their seed bands here, once. A value takes a band as a Grafana panel colours it (a
+value on a step takes the step's colour), except that red needs a strict breach of the red border, the
+same comparison as the critical alert: error rate 0.1 % is yellow, 1.0 % still yellow, 1.01 % red; pass
+rate 98 % is green, 95 % yellow, 94.9 % red.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from monitoring import names
+from monitoring.analysis import facts
+from monitoring.analysis.prometheus import MAX_POINTS, Prometheus, parse_time, rfc3339
+from monitoring.model import Bands, DefinitionError, Definitions, Signal, Worse, duration_seconds
+
+GREEN, YELLOW, RED = "green", "yellow", "red"
+
+CRITICAL_ALERTS = Bands(worse=Worse.HIGHER, yellow=1, red=2)  # 0 green, 1-2 yellow, 3+ red
+UPTIME = Bands(worse=Worse.LOWER, yellow=100, red=99.9)  # percent of the application's scrapes that succeeded
+MOSTLY_DOWN = 50.0  # uptime (percent) under which the window has no data worth judging
+
+
+class Verdict(Enum):
+    """The decision, and the exit status that lets CI and scripts gate on it."""
+
+    PROCEED = 0
+    HOLD = 10
+    ROLLBACK = 20
+    FAILED = 30
+    INCONCLUSIVE = 40
+
+    @property
+    def code(self) -> int:
+        return self.value
+
+
+def health_bands(jobs: int) -> Bands:
+    """All jobs up is green, one down yellow, more red."""
+    return Bands(worse=Worse.LOWER, yellow=jobs, red=jobs - 1)
+
+
+def band(bands: Bands, value: float) -> str:
+    """The band `value` falls in (see the module's docstring for the borders)."""
+    if bands.worse is Worse.HIGHER:
+        return RED if value > bands.red else YELLOW if value >= bands.yellow else GREEN
+    return RED if value < bands.red else GREEN if value >= bands.yellow else YELLOW
+
+
+def describe(bands: Bands, unit: str) -> dict[str, str]:
+    """Each band as the seed's table writes it, e.g. {"green": "< 0.1 %", "yellow": "0.1 to 1 %", ...}."""
+    if unit == "jobs":
+        return {GREEN: f"{bands.yellow:g}/{bands.yellow:g}", YELLOW: f"{bands.red:g}/{bands.yellow:g}",
+                RED: f"< {bands.red:g}/{bands.yellow:g}"}
+    y, r = show(bands.yellow, unit), show(bands.red, unit)
+    if bands.worse is Worse.HIGHER:
+        return {GREEN: f"< {y}", YELLOW: f"{y} to {r}", RED: f"> {r}"}
+    return {GREEN: f"≥ {y}", YELLOW: f"{r} to {y}", RED: f"< {r}"}
+
+
+def show(value: float | None, unit: str) -> str:
+    if value is None:
+        return "no data"
+    if unit == "percent":
+        return f"{value:.3g} %" if abs(value) < 100 else f"{value:.4g} %"
+    if unit == "ms":
+        return f"{value:.0f} ms"
+    return f"{value:g}"
+
+
+@dataclass
+class Row:
+    """One criterion: its value over the window (and the worst rate-window value beside it) and its band."""
+
+    criterion: str
+    unit: str
+    value: float | None
+    query: str
+    bands: Bands
+    worst: float | None = None
+    worst_query: str | None = None
+    detail: str = ""
+    required: bool = True  # no data in a required row makes the verdict INCONCLUSIVE
+
+    @property
+    def band(self) -> str | None:
+        return None if self.value is None else band(self.bands, self.value)
+
+    def as_dict(self) -> dict:
+        return {"criterion": self.criterion, "unit": self.unit, "value": self.value, "band": self.band,
+                "shown": show(self.value, self.unit) if self.unit != "jobs" else self.detail,
+                "worst": self.worst, "query": self.query, "worst_query": self.worst_query, "detail": self.detail,
+                "bands": describe(self.bands, self.unit), "worse": self.bands.worse.value}
+
+
+@dataclass
+class Decision:
+    """The verdict over one window, every row it rests on, and why."""
+
+    verdict: Verdict
+    at: float
+    window: str
+    rows: list[Row]
+    rollbacks: list[dict] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    hold: str = ""
+
+    def as_dict(self) -> dict:
+        return {"verdict": self.verdict.name, "exit_code": self.verdict.code, "at": rfc3339(self.at),
+                "window": self.window, "from": rfc3339(self.at - duration_seconds(self.window)),
+                "rows": [r.as_dict() for r in self.rows], "rollbacks": self.rollbacks, "missing": self.missing,
+                "reasons": self.reasons, "hold_extends_soak_by": self.hold}
+
+
+def _step(definitions: Definitions, window: float) -> float:
+    """The evaluation interval, coarsened only when the window would need more points than Prometheus gives."""
+    return max(duration_seconds(definitions.profile.evaluation_interval), window / MAX_POINTS)
+
+
+def _worst_over(signal: Signal) -> str:
+    assert signal.bands is not None
+    return "max_over_time" if signal.bands.worse is Worse.HIGHER else "min_over_time"
+
+
+def worst_of(bands: Bands, values: list[float]) -> float | None:
+    if not values:
+        return None
+    return max(values) if bands.worse is Worse.HIGHER else min(values)
+
+
+def signal_row(prometheus: Prometheus, definitions: Definitions, signal: Signal, at: float, window: str,
+               version: str | None = None) -> Row:
+    """A fleet signal over the window: a windowed one (a ratio, a quantile) over the whole window with the
+    worst rate-window value beside it; a plain one (a gauge) at its worst in the window. With `version`,
+    the signal of that version alone (the canary's rows): not required, as a window at 0 % has none."""
+    assert signal.bands is not None
+    bands, per_version = signal.bands, version is not None
+    step = f"{_step(definitions, duration_seconds(window)):g}s"
+
+    def values(query: str) -> float | None:
+        answer = prometheus.query(query, at)
+        return worst_of(bands, [s.last for s in answer if s.samples and s.labels.get(names.VERSION) == version])
+
+    rate = facts.over(definitions, signal, definitions.profile.rate_window, per_version)
+    worst_query = f"{_worst_over(signal)}(({rate})[{window}:{step}])"
+    title = f"{signal.title} ({version} version)" if per_version else signal.title
+    if facts.windowed(definitions, signal):
+        query = facts.over(definitions, signal, window, per_version)
+        return Row(title, signal.unit, values(query), query, bands, values(worst_query), worst_query,
+                   required=not per_version)
+    return Row(title, signal.unit, values(worst_query), worst_query, bands, required=not per_version)
+
+
+def health_row(prometheus: Prometheus, definitions: Definitions, at: float) -> Row:
+    """The scrape jobs up at `at`: a job is up when every one of its targets answered its last scrape."""
+    jobs = [job.name for job in definitions.jobs]
+    query = f'min by (job) (up{{job=~"{"|".join(jobs)}"}})'
+    up = {s.labels.get("job"): s.last for s in prometheus.query(query, at) if s.samples}
+    down = [name for name in jobs if up.get(name) != 1]
+    count = len(jobs) - len(down)
+    detail = f"{count}/{len(jobs)}" + (f" (down: {', '.join(down)})" if down else "")
+    return Row("Health Checks", "jobs", float(count), query, health_bands(len(jobs)), detail=detail)
+
+
+def critical_alerts_row(prometheus: Prometheus, definitions: Definitions, at: float, window: str) -> Row:
+    """Distinct critical alerts of these definitions that fired in the window, as Prometheus recorded them."""
+    critical = "|".join(a.name for a in definitions.every_alert if a.severity == "critical")
+    query = (f'count by (alertname) (max_over_time(ALERTS{{alertstate="firing", severity="critical", '
+             f'{facts.team(definitions)}, alertname=~"{critical}"}}[{window}]))')
+    fired = sorted(s.labels.get("alertname", "") for s in prometheus.query(query, at))
+    return Row("Critical Alerts", "count", float(len(fired)), query, CRITICAL_ALERTS, detail=", ".join(fired))
+
+
+def uptime_row(prometheus: Prometheus, definitions: Definitions, at: float, window: str) -> Row:
+    """The share of the application's scrapes that succeeded in the window."""
+    up = f'up{{job="{facts.app_job(definitions)}"}}'
+    query = f"100 * sum(sum_over_time({up}[{window}])) / sum(count_over_time({up}[{window}]))"
+    return Row("Uptime", "percent", prometheus.value(query, at), query, UPTIME)
+
+
+def rollbacks_in(prometheus: Prometheus, definitions: Definitions, at: float, window: str,
+                 state: Path | None = None) -> list[dict]:
+    """Every sign of a rollback in the window: the rollout percentage dropping to 0, the receiver's rollback
+    counter rising, a rollback alert firing, and the state file's history when given."""
+    seconds = duration_seconds(window)
+    start = at - seconds
+    found: list[dict] = []
+    step = max(duration_seconds(definitions.profile.scrape_interval), seconds / MAX_POINTS)
+    for series in prometheus.query_range(facts.rollout_series(definitions), start, at, step):
+        for (_, before), (moment, after) in zip(series.samples, series.samples[1:], strict=False):
+            if before > 0 and after == 0:
+                found.append({"at": rfc3339(moment), "source": "rollout percentage",
+                              "detail": f"{before:g}% -> 0%"})
+    counted = prometheus.value(f"sum(increase({facts.receiver_rollbacks(definitions)}[{window}]))", at)
+    if counted:
+        found.append({"at": "", "source": "receiver", "detail": f"{counted:.0f} rollback(s) counted"})
+    rollback_alerts = (f'count by (alertname) (max_over_time(ALERTS{{alertstate="firing", '
+                       f'{names.ACTION}="{names.ROLLBACK}", {facts.team(definitions)}}}[{window}]))')
+    for series in prometheus.query(rollback_alerts, at):
+        found.append({"at": "", "source": "alert", "detail": f"{series.labels.get('alertname')} fired"})
+    if state is not None:
+        for entry in history(state):
+            if entry.get("action") == names.ROLLBACK and start <= entry_time(entry) <= at:
+                found.append({"at": entry["at"], "source": "state history",
+                              "detail": f"{entry.get('from_percentage')}% -> {entry.get('to_percentage')}% "
+                                        f"by {entry.get('by')}: {entry.get('reason', '')}".rstrip(": ")})
+    return found
+
+
+def history(state: Path) -> list[dict]:
+    """The rollout history of a state file (JSON with `rollout_history`); DefinitionError when unreadable."""
+    try:
+        data = json.loads(state.read_text())
+    except (OSError, ValueError) as error:
+        raise DefinitionError(f"--state {state}: cannot be read as JSON ({error})") from None
+    entries = data.get("rollout_history") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise DefinitionError(f"--state {state}: has no rollout_history list")
+    return [e for e in entries if isinstance(e, dict)]
+
+
+def entry_time(entry: dict) -> float:
+    """When a history entry happened, in unix seconds; NaN (never in a window) when it does not say."""
+    try:
+        return parse_time(str(entry.get("at", "")))
+    except DefinitionError:
+        return float("nan")
+
+
+def criteria(prometheus: Prometheus, definitions: Definitions, at: float, window: str) -> list[Row]:
+    """Every row of the decision matrix, the fleet signals with bands first, in the definitions' order."""
+    return [*(signal_row(prometheus, definitions, s, at, window) for s in facts.fleet_signals(definitions)),
+            *(signal_row(prometheus, definitions, s, at, window, "new") for s in facts.canary_signals(definitions)),
+            health_row(prometheus, definitions, at),
+            critical_alerts_row(prometheus, definitions, at, window),
+            uptime_row(prometheus, definitions, at, window)]
+
+
+def decide(rows: list[Row], rollbacks: list[dict]) -> tuple[Verdict, list[str], list[str]]:
+    """The verdict and its reasons: a rollback in the window is FAILED, missing data INCONCLUSIVE (never
+    PROCEED), then any red ROLLBACK, any yellow HOLD, all green PROCEED."""
+    missing = [r.criterion for r in rows if r.value is None and r.required]
+    missing += [f"{r.criterion} (the application was down for most of the window)"
+                for r in rows if r.bands is UPTIME and r.value is not None and r.value < MOSTLY_DOWN]
+    reds = [f"{r.criterion} is red ({show(r.value, r.unit)})" for r in rows if r.band == RED]
+    yellows = [f"{r.criterion} is yellow ({show(r.value, r.unit)})" for r in rows if r.band == YELLOW]
+    if rollbacks:
+        return Verdict.FAILED, [f"rollback in the window: {r['source']} {r['detail']}" for r in rollbacks], missing
+    if missing:
+        return Verdict.INCONCLUSIVE, [f"no data: {m}" for m in missing], missing
+    if reds:
+        return Verdict.ROLLBACK, reds, missing
+    if yellows:
+        return Verdict.HOLD, yellows, missing
+    return Verdict.PROCEED, ["every criterion is green"], missing
+
+
+def gonogo(prometheus: Prometheus, definitions: Definitions, at: float, window: str,
+           state: Path | None = None) -> Decision:
+    rows = criteria(prometheus, definitions, at, window)
+    rollbacks = rollbacks_in(prometheus, definitions, at, window, state)
+    verdict, reasons, missing = decide(rows, rollbacks)
+    hold = definitions.rollout.hold if verdict is Verdict.HOLD else ""
+    if hold:
+        reasons.append(f"extend the soak by {hold}")
+    return Decision(verdict, at, window, rows, rollbacks, missing, reasons, hold)
+
+
+def as_json(decision: Decision) -> str:
+    return json.dumps(decision.as_dict(), indent=2, ensure_ascii=False)
+

@@ -1,0 +1,244 @@
+"""The go/no-go, health, report and backtest commands on designed 12-hour histories, backfilled into a real
+Prometheus TSDB (tests/tsdb.py): every verdict, both report formats, the charts, the backtest, bad input."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from monitoring import names
+from monitoring.analysis.backtest import backtest, with_bands
+from monitoring.analysis.histories import BURN
+from monitoring.analysis.prometheus import Prometheus, PrometheusError, rfc3339
+from monitoring.cli import main
+from monitoring.genesis import DEFINITIONS
+from tests import servers
+from tests.tsdb import SCENARIOS, Scenario, history_prometheus
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory):
+    with history_prometheus(tmp_path_factory.mktemp("history")) as running:
+        yield running
+
+
+def scenario(history, name: str) -> Scenario:
+    return next(s for s in history[1] if s.name == name)
+
+
+def ask(capsys, url: str, s: Scenario, command: str, *argv: str) -> tuple[int, str, str]:
+    """`monitoring COMMAND` about scenario `s`: its service's definitions, the Prometheus over the histories."""
+    return run(capsys, command, "--prometheus", url, "--definitions", s.reference, *argv)
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("name", [s.name for s in SCENARIOS])
+def test_each_designed_history_gets_its_verdict_and_exit_code(history, capsys, name: str) -> None:
+    url, _ = history
+    s = scenario(history, name)
+    code, out, _ = ask(capsys, url, s, "gonogo", "--at", rfc3339(s.end), "--output", "json")
+    decision = json.loads(out)
+    assert decision["verdict"] == s.verdict
+    assert code == {"PROCEED": 0, "HOLD": 10, "ROLLBACK": 20, "FAILED": 30, "INCONCLUSIVE": 40}[s.verdict]
+
+
+def test_json_carries_every_row_with_its_value_band_and_query(history, capsys) -> None:
+    url, _ = history
+    s = scenario(history, "one yellow")
+    _, out, _ = ask(capsys, url, s, "gonogo", "--at", f"{s.end:.0f}", "--output", "json")
+    decision = json.loads(out)
+    rows = {r["criterion"]: r for r in decision["rows"]}
+    assert set(rows) == {"Error Rate", "P95 Latency", "Test Pass Rate", "Health Checks", "Critical Alerts", "Uptime",
+                         "Error Rate (new version)", "P95 Latency (new version)"}
+    error = rows["Error Rate"]
+    assert error["band"] == "yellow" and error["value"] == pytest.approx(0.5)
+    assert error["bands"] == {"green": "< 0.1 %", "yellow": "0.1 % to 1 %", "red": "> 1 %"}
+    assert "[12h]" in error["query"] and "max_over_time" in error["worst_query"]
+    assert rows["Health Checks"]["shown"] == "5/5" and rows["Health Checks"]["bands"]["yellow"] == "4/5"
+    assert decision["hold_extends_soak_by"] == "6h" and decision["window"] == "12h"
+
+
+def test_the_new_version_has_rows_of_its_own_that_count_when_it_has_traffic(history, capsys) -> None:
+    url, _ = history
+    bad = scenario(history, "a bad canary under a yellow fleet")
+    _, out, _ = ask(capsys, url, bad, "gonogo", "--at", rfc3339(bad.end), "--output", "json")
+    rows = {r["criterion"]: r for r in json.loads(out)["rows"]}
+    assert rows["Error Rate"]["band"] == "yellow", "the fleet hides the canary: 90 % old at 0.05 %, 10 % new at 3 %"
+    assert rows["Error Rate (new version)"]["band"] == "red"
+    assert rows["Error Rate (new version)"]["value"] == pytest.approx(bad.new_error_percent)
+    assert 'version="new"' not in rows["Error Rate (new version)"]["query"], "per version, by the ${by} label"
+    idle = scenario(history, "no new-version traffic at 0 %")
+    _, out, _ = ask(capsys, url, idle, "gonogo", "--at", rfc3339(idle.end), "--output", "json")
+    decision = json.loads(out)
+    rows = {r["criterion"]: r for r in decision["rows"]}
+    assert rows["Error Rate (new version)"]["value"] is None and decision["verdict"] == "PROCEED"
+
+
+def test_the_rollback_history_counts_its_critical_alert_and_names_the_drop(history, capsys) -> None:
+    url, _ = history
+    s = scenario(history, "rollback in the window")
+    _, out, _ = ask(capsys, url, s, "gonogo", "--at", rfc3339(s.end), "--output", "json")
+    decision = json.loads(out)
+    rows = {r["criterion"]: r for r in decision["rows"]}
+    assert rows["Critical Alerts"]["value"] == 1 and rows["Critical Alerts"]["detail"] == "HighErrorRate"
+    assert {"source": "rollout percentage", "detail": "10% -> 0%",
+            "at": rfc3339(s.start + s.rollback_hour * 3600)} in decision["rollbacks"]
+
+
+def test_a_rollback_in_the_state_file_history_is_failed(history, capsys, tmp_path: Path) -> None:
+    url, _ = history
+    s = scenario(history, "all green")
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"rollout_history": [
+        {"action": "rollback", "from_percentage": 10, "to_percentage": 0, "at": rfc3339(s.end - 3600),
+         "by": "manual", "reason": "a customer complaint"}]}))
+    code, out, _ = ask(capsys, url, s, "gonogo", "--at", rfc3339(s.end), "--state", str(state))
+    assert code == 30 and "state history" in out and "a customer complaint" in out
+    code, _, _ = ask(capsys, url, s, "gonogo", "--at", rfc3339(s.end + 7200), "--window", "1h",
+                     "--state", str(state))
+    assert code != 30, "a rollback before the window does not fail it"
+
+
+def test_text_and_markdown_show_the_table_and_the_verdict(history, capsys) -> None:
+    url, _ = history
+    s = scenario(history, "one red")
+    code, text, _ = ask(capsys, url, s, "gonogo", "--at", rfc3339(s.end))
+    assert code == 20 and "verdict: ROLLBACK (exit 20)" in text and "P95 Latency is red (975 ms)" in text
+    _, markdown, _ = ask(capsys, url, s, "gonogo", "--at", rfc3339(s.end), "--output", "markdown")
+    assert "## Go/No-Go: **ROLLBACK**" in markdown
+    assert "| P95 Latency | 975 ms | 975 ms | red | < 200 ms | 200 ms to 500 ms | > 500 ms |" in markdown
+
+
+def test_health_is_non_zero_when_something_is_red(history, capsys) -> None:
+    url, _ = history
+    red, green = scenario(history, "one red"), scenario(history, "all green")
+    code, out, _ = ask(capsys, url, red, "health", "--at", rfc3339(red.end))
+    assert code == 1 and re.search(r"P95 Latency\s+975 ms\s+RED", out) and "Rollout                  10 %" in out
+    code, out, _ = ask(capsys, url, green, "health", "--at", rfc3339(green.end))
+    assert code == 0 and "nothing is red" in out and "5/5" in out
+
+
+def test_health_reads_the_firing_critical_alerts_from_alertmanager(history, capsys, tmp_path: Path) -> None:
+    import requests
+
+    url, _ = history
+    green = scenario(history, "all green")
+    team = green.definitions.team
+    config = tmp_path / "alertmanager.yml"
+    config.write_text("route:\n  receiver: none\nreceivers:\n  - name: none\n")
+    with servers.alertmanager(config, tmp_path) as (_, alertmanager):
+        requests.post(f"{alertmanager}/api/v2/alerts", timeout=5, json=[
+            {"labels": {"alertname": "HighErrorRate", "severity": "critical", "team": team}},
+            {"labels": {"alertname": "HighLatency", "severity": "critical", "team": "another team"}},
+            {"labels": {"alertname": "ElevatedLatency", "severity": "warning", "team": team}}]).raise_for_status()
+        code, out, _ = ask(capsys, url, green, "health", "--alertmanager", alertmanager, "--at", rfc3339(green.end))
+    assert code == 0 and re.search(r"Critical Alerts firing\s+1 \(HighErrorRate\)\s+YELLOW", out)
+
+
+def test_the_stage_report_has_markdown_html_and_seven_charts(history, capsys, tmp_path: Path) -> None:
+    url, _ = history
+    s = scenario(history, "rollback in the window")
+    code, out, _ = ask(capsys, url, s, "report", "--at", rfc3339(s.end), "--stage", "2",
+                       "--out", str(tmp_path / "report"))
+    assert code == 0 and out.startswith("Stage 2 completion: 10 % rollout: FAILED")
+    markdown = (tmp_path / "report/report.md").read_text()
+    assert "**Auto-rollback triggered:** yes: rollout percentage 10% -> 0%" in markdown
+    assert "| 10 % |" in markdown and "rolled back to 0 %" in markdown and "**Recommendation:** FAILED" in markdown
+    assert "| Error Rate |" in markdown and "![Error Rate](charts/error_rate.png)" in markdown
+    html = (tmp_path / "report/report.html").read_text()
+    assert html.count('src="data:image/png;base64,') == len(DEFINITIONS.signals)
+    assert not re.search(r'(src|href)="(?!data:)', html), "the HTML page is self-contained"
+    charts = sorted((tmp_path / "report/charts").glob("*.png"))
+    assert len(charts) == len(DEFINITIONS.signals)
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in charts)
+
+
+def test_the_day_report_takes_a_day_and_the_state_history(history, capsys, tmp_path: Path) -> None:
+    url, _ = history
+    s = scenario(history, "all green")
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"rollout_history": [
+        {"action": "rollout", "from_percentage": 5, "to_percentage": 10, "at": rfc3339(s.start + 60),
+         "by": "manual", "reason": "stage 2"}]}))
+    code, out, _ = ask(capsys, url, s, "report", "--at", rfc3339(s.end), "--day", "1",
+                       "--window", "12h", "--state", str(state), "--out", str(tmp_path / "day"))
+    assert code == 0 and out.startswith("Day 1 completion report: PROCEED")
+    markdown = (tmp_path / "day/report.md").read_text()
+    assert "rollout: 5 % → 10 % by manual (stage 2)" in markdown and "**Auto-rollback triggered:** no" in markdown
+
+
+def test_the_backtest_finds_the_rollback_and_a_tighter_threshold_fires_earlier(history) -> None:
+    url, _ = history
+    prometheus = Prometheus(url)
+    s = scenario(history, "rollback in the window")
+    result = backtest(prometheus, s.definitions, s.start, s.end)
+    assert result.rollback is not None and result.rollback.alert == "HighErrorRate"
+    burn = s.start + (s.rollback_hour - BURN) * 3600
+    assert burn < result.rollback.firing_at < burn + 15 * 60
+    green = scenario(history, "all green")
+    assert backtest(prometheus, green.definitions, green.start, green.end).rollback is None
+    tighter = backtest(prometheus, with_bands(green.definitions, ["error_rate.red=0.04"]), green.start, green.end)
+    assert tighter.rollback is not None and tighter.rollback.alert == "HighErrorRate"
+
+
+def test_the_backtest_replays_the_canary_rules_per_version(history) -> None:
+    url, _ = history
+    s = scenario(history, "a bad canary under a yellow fleet")
+    result = backtest(Prometheus(url), s.definitions, s.start, s.end)
+    fired = {e.alert for e in result.episodes if e.firing_at is not None}
+    assert "CanaryErrorRate" in fired and "HighErrorRate" not in fired
+    assert result.rollback is not None and result.rollback.alert == "CanaryErrorRate"
+
+
+def test_the_backtest_command_prints_pending_firing_and_the_rollback(history, capsys) -> None:
+    url, _ = history
+    s = scenario(history, "one red")
+    code, out, _ = ask(capsys, url, s, "backtest", "--from", rfc3339(s.start), "--to", rfc3339(s.end))
+    job = s.definitions.job(names.APP)
+    assert code == 0 and re.search(rf"HighLatency\s+critical\s+job={job}\s+\S+\s+\S+\s+still active", out)
+    assert "rollback: at " in out and "HighLatency firing" in out
+
+
+def test_an_edited_signal_expression_is_replayed_as_written(history) -> None:
+    url, _ = history
+    s = scenario(history, "all green")
+    signals = tuple(replace(x, expr=x.expr.replace("${errors_total}", "${requests_total}"))
+                    if x.name == "error_rate" else x for x in s.definitions.signals)
+    result = backtest(Prometheus(url), replace(s.definitions, signals=signals), s.start, s.end, raw=True)
+    assert result.rollback is not None and result.rollback.alert == "HighErrorRate"
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["gonogo", "--at", "yesterday"], "monitoring gonogo: --at: 'yesterday' is not a time"),
+    (["gonogo", "--window", "12x"], "monitoring gonogo: --window: '12x' is not a duration"),
+    (["gonogo", "--state", "/nonexistent/state.json"], "--state /nonexistent/state.json: cannot be read"),
+    (["report", "--stage", "9"], "monitoring report: --stage 9: the rollout has stages 0 to 6"),
+    (["backtest", "--from", "5", "--to", "4"], "monitoring backtest: --to 1970-01-01T00:00:04Z is not after"),
+    (["backtest", "--from", "4", "--to", "5", "--set", "error_rate.green=1"], "write SIGNAL.yellow=NUMBER"),
+    (["backtest", "--from", "4", "--to", "5", "--set", "uptime.red=1"], "no signal 'uptime' with bands"),
+])
+def test_bad_input_is_one_line_and_exit_2(history, capsys, argv: list[str], message: str) -> None:
+    url, _ = history
+    code, _, err = run(capsys, *argv, "--prometheus", url)
+    assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_an_unreachable_a_non_json_and_an_error_answer_are_one_line(history, capsys) -> None:
+    url, _ = history
+    code, _, err = run(capsys, "gonogo", "--prometheus", "http://127.0.0.1:1")
+    assert code == 2 and "unreachable" in err and err.count("\n") == 1
+    code, _, err = run(capsys, "health", "--prometheus", f"{url}/static")
+    assert code == 2 and "not JSON" in err and err.count("\n") == 1
+    code, _, err = run(capsys, "gonogo", "--prometheus", "not-a-url")
+    assert code == 2 and "--prometheus: 'not-a-url' is not an http(s) URL" in err
+    with pytest.raises(PrometheusError, match=r"HTTP 400, .*parse error"):
+        Prometheus(url).query("sum(", 0)

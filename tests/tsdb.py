@@ -1,0 +1,79 @@
+"""The designed 12-hour histories the analysis tests run on, backfilled into a real Prometheus TSDB
+(monitoring/analysis/histories.py), and a Prometheus started over them.
+
+Each scenario is the Genesis monitoring renamed to a service of its own (`scenario0`, `scenario1` ...:
+its own metrics, jobs and alerts' team), so all of them lie in the same 12 hours and the backfill stays
+small. The go/no-go is asked about each with `--definitions tests.tsdb:SCENARIO_<n>` and `--at` its end:
+all green, one yellow, one red, a rollback in the window, missing data, the application down most of the
+window, a value on each border, a bad canary, a window at 0 %.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from functools import cache
+from pathlib import Path
+
+from monitoring.analysis.histories import Window, backfill
+from monitoring.genesis import DEFINITIONS
+from monitoring.model import Definitions
+from monitoring.topology import jobs_for
+from tests.servers import prometheus
+
+STEP = 120  # seconds between samples: enough for a 5-minute rate, light enough to backfill in seconds
+
+
+@dataclass(frozen=True)
+class Scenario(Window):
+    verdict: str = ""
+    index: int = 0
+
+    @property
+    def reference(self) -> str:
+        """What `--definitions` names this scenario's service by."""
+        return f"tests.tsdb:SCENARIO_{self.index}"
+
+    @property
+    def definitions(self) -> Definitions:
+        return service(self.index)
+
+
+SCENARIOS = tuple(replace(s, index=k) for k, s in enumerate((
+    Scenario("all green", verdict="PROCEED"),
+    Scenario("one yellow", verdict="HOLD", error_percent=0.5),
+    Scenario("one red", verdict="ROLLBACK", slow=True),
+    Scenario("rollback in the window", verdict="FAILED", rollback_hour=8.0),
+    Scenario("missing data", verdict="INCONCLUSIVE", pass_rate=None),
+    Scenario("application down most of the window", verdict="INCONCLUSIVE", down_hours=8.0),
+    Scenario("pass rate exactly on the red border", verdict="HOLD", pass_rate=95.0),
+    Scenario("pass rate exactly on the yellow border", verdict="PROCEED", pass_rate=98.0),
+    Scenario("a bad canary under a yellow fleet", verdict="ROLLBACK", new_error_percent=3.0),
+    Scenario("no new-version traffic at 0 %", verdict="PROCEED", rollout=0.0),
+)))
+
+
+@cache
+def service(index: int) -> Definitions:
+    """The Genesis monitoring as the service `scenario<index>`, its servers renamed so its jobs are its own."""
+    name = f"scenario{index}"
+    servers = tuple(replace(s, name=f"{s.name}-{index}") for s in DEFINITIONS.servers)
+    return replace(DEFINITIONS, service=name, team=name, servers=servers, jobs=jobs_for(name, servers))
+
+
+def __getattr__(attribute: str) -> Definitions:
+    """`SCENARIO_<n>`: the definitions of scenario n, for `--definitions tests.tsdb:SCENARIO_<n>`."""
+    if attribute.startswith("SCENARIO_") and attribute[9:].isdigit():
+        return service(int(attribute[9:]))
+    raise AttributeError(attribute)
+
+
+@contextmanager
+def history_prometheus(workdir: Path) -> Iterator[tuple[str, list[Scenario]]]:
+    """A real Prometheus over the backfilled scenarios (nothing scraped); its URL and the scenarios placed."""
+    placed = backfill([(s.definitions, s) for s in SCENARIOS], workdir / "prom-data", STEP)
+    config = workdir / "prometheus.yml"
+    config.write_text("global:\n  scrape_interval: 15s\n")
+    with prometheus(config, workdir) as (_, url):
+        yield url, [window for _, window in placed]
