@@ -240,8 +240,15 @@ def detection() -> None:
     matrix()
 
 
+def analysis() -> None:
+    """Go/no-go over 12 h and a backtest of every alert over 48 h, on a real Prometheus (monitoring.analysis.bench)."""
+    from monitoring.analysis.bench import main as timings
+
+    timings()
+
+
 SECTIONS = {"generation": generation, "files": durability, "receiver": receiver, "closed-loop": closed_loop,
-            "detection": detection}
+            "detection": detection, "analysis": analysis}
 OPT_IN = {"production": production}  # long: only when named
 
 
