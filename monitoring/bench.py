@@ -242,7 +242,7 @@ def detection() -> None:
 
 def analysis() -> None:
     """Go/no-go over 12 h and a backtest of every alert over 48 h, on a real Prometheus (monitoring.analysis.bench)."""
-    from monitoring.analysis.bench import main as timings
+    from monitoring.analysis.bench import analysis as timings
 
     timings()
 
