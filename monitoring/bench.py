@@ -66,7 +66,7 @@ def _child(*args: str) -> dict:
     return json.loads(output.splitlines()[-1])
 
 
-def _table(title: str, header: list[str], rows: list[list[str]]) -> None:
+def table(title: str, header: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=True)]
     print(f"\n{title}")
     for row in [header, ["-" * w for w in widths], *rows]:
@@ -92,7 +92,7 @@ def generation() -> None:
     per = [(s, _child("generation", str(s))["total_s"] / s) for s in (250, 1000)]
     rows.append(["seconds per service at 250 / 1000 (linear when equal)", "", "",
                  f"{per[0][1] * 1000:.2f} / {per[1][1] * 1000:.2f} ms", "", ""])
-    _table("Generation (render + write every file)", ["set", "alerts", "files", "seconds", "peak MB", "target"],
+    table("Generation (render + write every file)", ["set", "alerts", "files", "seconds", "peak MB", "target"],
            rows)
 
 
@@ -105,7 +105,7 @@ def durability() -> None:
         each = sorted(_child("durable-write", str(count), "each")["seconds"] for _ in range(3))[1]
         once = sorted(_child("durable-write", str(count), "sync")["seconds"] for _ in range(3))[1]
         rows.append([str(count), f"{each:.2f}", f"{once:.2f}", f"{each / once:.1f}"])
-    _table(f"Making files durable in write_all (median of 3): an fsync each, or one os.sync() above {FSYNC_EACH}",
+    table(f"Making files durable in write_all (median of 3): an fsync each, or one os.sync() above {FSYNC_EACH}",
            ["files", "fsync each s", "one os.sync s", "gain"], rows)
 
 
@@ -194,7 +194,7 @@ def receiver() -> None:
         finally:
             for server in servers.values():
                 server.stop()
-    _table("Rollback receiver on loopback (load generator in its own process)",
+    table("Rollback receiver on loopback (load generator in its own process)",
            ["load", "requests", "req/s", "p50 ms", "p99 ms", "bare req/s", "ratio", "rollbacks"], rows)
     print(f"  receiver peak resident memory: {rss:.0f} MB (target < 100 MB)")
     print("  targets: >= 1,000 req/s, p99 < 25 ms at c=10, ratio >= 0.5, exactly 1 rollback per burst")
@@ -220,7 +220,7 @@ def closed_loop(runs: int = 5, profile: str = "compressed", target: str = "<= 1.
             stack.down(say=lambda line: None)
     floor = floor_seconds(stack.definitions, alert)
     median = statistics.median(seconds)
-    _table(f"Detection to rollback, {profile} profile, {runs} run(s) (fault injected -> rollback committed)",
+    table(f"Detection to rollback, {profile} profile, {runs} run(s) (fault injected -> rollback committed)",
            ["min s", "median s", "max s", "floor s", "median / floor", "target"],
            [[f"{min(seconds):.1f}", f"{median:.1f}", f"{max(seconds):.1f}", f"{floor:.1f}",
              f"{median / floor:.2f}", target]])

@@ -392,7 +392,7 @@ def print_detection(definitions: Definitions, table: Callable[[str, list[str], l
 
 def detection() -> None:
     """`make bench` section: the detection matrix and false rollbacks of the canary and fleet rules."""
-    from monitoring.bench import _table
+    from monitoring.bench import table as _table
     from monitoring.genesis import DEFINITIONS
 
     print_detection(DEFINITIONS, _table)

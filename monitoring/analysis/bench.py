@@ -14,19 +14,13 @@ from monitoring.analysis.backtest import backtest
 from monitoring.analysis.histories import Window, backfill
 from monitoring.analysis.prometheus import Prometheus
 from monitoring.analysis.verdict import gonogo
+from monitoring.bench import table as _table
 from monitoring.binaries import find
 from monitoring.genesis import DEFINITIONS
 from monitoring.model import duration_seconds
 from monitoring.processes import free_port, start
 
 RUNS = 5
-
-
-def _table(title: str, header: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=True)]
-    print(f"\n{title}")
-    for row in [header, ["-" * w for w in widths], *rows]:
-        print("  " + "  ".join(str(c).rjust(w) for c, w in zip(row, widths, strict=True)))
 
 
 def _timed(work: Callable[[], object], runs: int = RUNS) -> list[float]:

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from monitoring.bench import _table
+from monitoring.bench import table as _table
 from monitoring.flags.clients import KEYS, flagd_file_reader, share_on, wait_for_share
 from monitoring.flags.flagd import FlagdFile
 
