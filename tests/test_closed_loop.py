@@ -52,9 +52,12 @@ def _down_and_check(stack: Stack) -> None:
 
 def test_an_error_fault_is_rolled_back_once_and_the_alert_resolves(stack: Stack) -> None:
     timeline = closed_loop(stack, "HighErrorRate", say=print)
-    assert list(timeline.events) == ["fault injected", "over threshold (from Prometheus)", "alert pending",
-                                     "alert firing", "notification received", "rollback committed",
-                                     "alert resolved"]
+    events = list(timeline.events)
+    assert set(events) == {"fault injected", "over threshold (from Prometheus)", "alert pending", "alert firing",
+                           "notification received", "rollback committed", "alert resolved"}
+    assert events[:3] == ["fault injected", "over threshold (from Prometheus)", "alert pending"]
+    assert events[-1] == "alert resolved"
+    # CanaryErrorRate sees the same fault and may notify before HighErrorRate fires: either rolls back once.
     rollbacks = _rollbacks(stack)
     assert len(rollbacks) == 1
     # A new version failing outright is also red against the old one: whichever notification lands first wins.
