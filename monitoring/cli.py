@@ -73,9 +73,10 @@ def _namespace(args: argparse.Namespace) -> str:
 
 def _stack_state() -> Path:
     """The running local stack's state file: `<stack dir>/state.json` when its recorded receiver runs."""
-    from monitoring.processes import alive
+    from monitoring.processes import still_running
+    from monitoring.stack import default_root
 
-    root = Path(os.environ.get("MONITORING_STACK_DIR", ".stack"))  # as monitoring.stack.default_root
+    root = default_root()
     hint = "--state PATH (or MONITORING_STATE) is required: no local stack is running"
     try:
         records = json.loads((root / "pids.json").read_text())
@@ -84,17 +85,9 @@ def _stack_state() -> Path:
     for record in records.values() if isinstance(records, dict) else ():
         command = record.get("command", []) if isinstance(record, dict) else []
         # the stack runs the receiver as receiver.service.command builds it: python -m monitoring receiver …
-        if command[2:4] == ["monitoring", "receiver"] and alive(record.get("pid", 0)) and _runs(record):
+        if command[2:4] == ["monitoring", "receiver"] and still_running(record):
             return root / "state.json"
     raise UsageError(f"{hint} (the receiver recorded in {root / 'pids.json'} is not running)")
-
-
-def _runs(record: dict) -> bool:
-    """The recorded pid is still the program the stack started (not a reused pid)."""
-    try:
-        return Path(f"/proc/{record['pid']}/cmdline").read_bytes().split(b"\0")[0].decode() == record["command"][0]
-    except (OSError, UnicodeDecodeError):
-        return False
 
 
 def _store(args: argparse.Namespace):
@@ -399,7 +392,6 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run one command. Bad input (definitions, arguments, files, a missing tool) is one line and exit 2;
     anything unforeseen is one line and exit 1, with the traceback only when MONITORING_DEBUG is set."""
-    import os
 
     from monitoring.binaries import MissingBinary
     from monitoring.model import DefinitionError

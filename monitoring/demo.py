@@ -160,7 +160,7 @@ def closed_loop(stack: Stack, scenario: str | Scenario = "fleet", say: Callable[
     store.rollout(chosen.rollout, reason=f"demo: canary before a {alertname} fault")
     say(f"  rollout set to {chosen.rollout} %; waiting for Prometheus to see traffic on {series}")
     _wait(_safe(lambda: bool(query(prometheus, f"{series} >= 0"))), timeout, f"{series} in Prometheus")
-    rollout = f'{names.flag_rollout_metric(definitions.service)}{{{names.FLAG_NAME}="{definitions.flag_name}"}}'
+    rollout = names.flag_rollout_series(definitions.service, definitions.flag_name)
     _wait(_safe(lambda: bool(query(prometheus, f"{rollout} == {chosen.rollout}"))), timeout,
           "the rollout percentage in Prometheus")
 

@@ -55,6 +55,11 @@ def flag_rollout_metric(service: str) -> str:
     return f"{service}_feature_flag_rollout_percentage"
 
 
+def flag_rollout_series(service: str, flag: str) -> str:
+    """The selector of one flag's rollout percentage, as the receiver exports it."""
+    return f'{flag_rollout_metric(service)}{{{FLAG_NAME}="{flag}"}}'
+
+
 def receiver_metrics(service: str) -> tuple[str, ...]:
     """What the rollback receiver exports under the service's namespace."""
     return (flag_enabled_metric(service), flag_rollout_metric(service), f"{service}_receiver_state_readable",

@@ -86,6 +86,18 @@ def start(name: str, command: list[str], ready_url: str, log: Path) -> Server:
     return Server(name, ready_url, process, log)
 
 
+def still_running(record: dict) -> bool:
+    """A recorded process ({"pid", "command"}) still runs and is still the program started (not a reused pid)."""
+    pid = record.get("pid", 0) if isinstance(record, dict) else 0
+    if not pid or not alive(pid):
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return bool(cmdline) and cmdline[0].decode(errors="replace") == (record.get("command") or [""])[0]
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -24,7 +24,7 @@ from monitoring.artifacts import server_files
 from monitoring.binaries import find
 from monitoring.files import replace_atomically, write_all
 from monitoring.model import Definitions, Paths, Server
-from monitoring.processes import NotReady, alive, free_port, port_taken, start, stop_pid
+from monitoring.processes import NotReady, free_port, port_taken, start, still_running, stop_pid
 from monitoring.receiver.service import command as receiver_command
 from monitoring.topology import on_servers
 
@@ -145,15 +145,7 @@ class Stack:
             return {}
 
     def running(self, record: dict) -> bool:
-        """The recorded process still runs and is still the program we started (not a reused pid)."""
-        pid = record.get("pid", 0)
-        if not pid or not alive(pid):
-            return False
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            return False
-        return bool(cmdline) and cmdline[0].decode(errors="replace") == record["command"][0]
+        return still_running(record)
 
     def up(self, say: Callable[[str], None] = print, timeout: float = 30.0) -> float:
         """Start every server not already running; wait until each is ready. Returns the seconds it took."""

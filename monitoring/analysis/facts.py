@@ -13,7 +13,7 @@ def app_job(definitions: Definitions) -> str:
 
 
 def rollout_series(definitions: Definitions) -> str:
-    return f'{names.flag_rollout_metric(definitions.service)}{{{names.FLAG_NAME}="{definitions.flag_name}"}}'
+    return names.flag_rollout_series(definitions.service, definitions.flag_name)
 
 
 def team(definitions: Definitions) -> str:
