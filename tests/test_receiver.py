@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.servers import FLAG, NAMESPACE, notification, receiver
 
@@ -139,8 +140,8 @@ def test_an_unwritable_state_answers_503_and_keeps_the_file(at_ten) -> None:
 def test_metrics_follow_the_state_file_including_command_line_changes(running) -> None:
     def flag_metrics() -> dict[str, float]:
         text = requests.get(f"{running.url}/metrics", timeout=5).text
-        return {line.split("{")[0]: float(line.split()[-1]) for line in text.splitlines()
-                if line.startswith(f"{NAMESPACE}_feature_flag_")}
+        return {sample.name: sample.value for family in text_string_to_metric_families(text)
+                for sample in family.samples if sample.name.startswith(f"{NAMESPACE}_feature_flag_")}
 
     enabled, percentage = f"{NAMESPACE}_feature_flag_enabled", f"{NAMESPACE}_feature_flag_rollout_percentage"
     assert flag_metrics() == {enabled: 0.0, percentage: 0.0}
