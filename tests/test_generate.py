@@ -1,4 +1,7 @@
-"""Generation: all files, byte-identical twice, all or none, never over hand-written files."""
+"""Generation: all files, byte-identical twice, all or none, never over hand-written files.
+
+The core's behaviour is shown on the second service, checkout; the tests named for Genesis check the
+Genesis definitions (its files, its committed tree, its profiles)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import yaml
 from monitoring import artifacts
 from monitoring.cli import main
 from monitoring.generate import drift, generate
+from examples.checkout import DEFINITIONS as CHECKOUT
 from monitoring.genesis import DEFINITIONS
 
 EXPECTED = {
@@ -25,7 +29,7 @@ EXPECTED = {
 }
 
 
-def test_generates_every_artifact_and_one_runbook_per_alert(tmp_path: Path) -> None:
+def test_genesis_generates_every_artifact_and_one_runbook_per_alert(tmp_path: Path) -> None:
     generate(DEFINITIONS, tmp_path)
     written = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
     runbooks = {f"docs/runbooks/{a.name}.md" for a in DEFINITIONS.every_alert}
@@ -34,9 +38,9 @@ def test_generates_every_artifact_and_one_runbook_per_alert(tmp_path: Path) -> N
 
 
 def test_second_generation_is_byte_identical_and_writes_nothing(tmp_path: Path) -> None:
-    generate(DEFINITIONS, tmp_path)
+    generate(CHECKOUT, tmp_path)
     before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.is_file()}
-    assert generate(DEFINITIONS, tmp_path) == []
+    assert generate(CHECKOUT, tmp_path) == []
     after = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.is_file()}
     assert before == after
 
@@ -46,12 +50,12 @@ def test_hand_written_files_beside_the_generated_ones_are_untouched(tmp_path: Pa
     hand_written.parent.mkdir(parents=True)
     hand_written.write_text("tests: []\n")
     (tmp_path / "docs/runbooks").mkdir(parents=True)
-    generate(DEFINITIONS, tmp_path)
+    generate(CHECKOUT, tmp_path)
     assert hand_written.read_text() == "tests: []\n"
 
 
 def test_a_failed_write_leaves_every_file_as_it_was(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    generate(DEFINITIONS, tmp_path)
+    generate(CHECKOUT, tmp_path)
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     calls = {"n": 0}
     real_fsync = os.fsync
@@ -64,9 +68,18 @@ def test_a_failed_write_leaves_every_file_as_it_was(tmp_path: Path, monkeypatch:
 
     monkeypatch.setattr(os, "fsync", failing_fsync)
     with pytest.raises(OSError, match="No space left"):
-        generate(DEFINITIONS.with_profile("compressed"), tmp_path)
+        generate(CHECKOUT.with_profile("compressed"), tmp_path)
     after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     assert after == before, "a failed generation replaced some files or left temporary files behind"
+
+
+def test_checkout_generates_without_canary_files(tmp_path: Path) -> None:
+    generate(CHECKOUT, tmp_path)
+    written = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
+    assert written == {"dashboards/checkout-rollout.json", "rules/checkout.rules.yml", "config/prometheus.yml",
+                       "config/alertmanager.yml", "config/grafana/provisioning/datasources/prometheus.yml",
+                       "config/grafana/provisioning/dashboards/checkout.yml",
+                       *(f"docs/runbooks/{a.name}.md" for a in CHECKOUT.alerts)}
 
 
 def test_check_generated_names_changed_missing_and_stale_files(tmp_path: Path) -> None:
@@ -101,7 +114,7 @@ def _rules(files: dict[str, str]) -> dict[str, dict]:
     return {rule.get("alert") or rule["record"]: rule for group in groups for rule in group["rules"]}
 
 
-def test_compressed_profile_changes_only_windows() -> None:
+def test_genesis_compressed_profile_changes_only_windows() -> None:
     slow = _rules(artifacts.render(DEFINITIONS))
     fast_files = artifacts.render(DEFINITIONS.with_profile("compressed"))
     fast = _rules(fast_files)
