@@ -1,7 +1,9 @@
 """The rollback receiver's HTTP interface (Starlette): Alertmanager's webhook rolls the deployment back.
 
-Only firing alerts labelled action="rollback" act, and they set a target (0 %): a repeated, duplicated or
-concurrent notification changes nothing once the rollout is at 0 %, and a resolved one never raises it.
+Only firing alerts labelled action="rollback" act, on the flag their `flag` label names (an alert without one,
+from rules generated before alerts named their flag, means the receiver's own; another flag gets 422), and they
+set a target (0 %): a repeated, duplicated or concurrent notification changes nothing once the rollout is at
+0 %, and a resolved one never raises it.
 The flag is set where applications read it (monitoring.flags.recorded): the flag system first, the history
 in the state file after; a flag system that refuses or cannot be reached gets 503 (Alertmanager retries) and
 nothing is recorded.
@@ -28,6 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from monitoring.flags import FlagUnavailable
 from monitoring.flags.recorded import RecordedFlag
 from monitoring.flags.state import StateFlag
+from monitoring.names import FLAG
 from monitoring.receiver.decisions import DecisionLog
 from monitoring.receiver.metrics import ReceiverMetrics
 from monitoring.receiver.payload import BadPayload, Notification, parse
@@ -80,6 +83,11 @@ def rollback_alerts(notification: Notification) -> list:
     return [a for a in notification.alerts if a.status == "firing" and a.labels.get("action") == "rollback"]
 
 
+def foreign_flags(alerts: list, owned: str) -> list[str]:
+    """The flags named by `alerts` that are not `owned`: such a notification was routed to the wrong receiver."""
+    return sorted({a.labels[FLAG] for a in alerts if a.labels.get(FLAG, owned) != owned})
+
+
 class Receiver:
     """The handlers and what they share: the flag and its history, the token, the metrics."""
 
@@ -124,6 +132,10 @@ class Receiver:
         key = notification.group_key
         if not acting:
             return self._answer(200, "ignored", key, reason="no firing alert labelled action=rollback")
+        foreign = foreign_flags(acting, self.store.flag)
+        if foreign:  # nothing changes: rolling back our flag for another flag's alert would be a guess
+            return self._answer(422, "foreign_flag", key, reason=f"the alerts name flag {', '.join(foreign)}; this "
+                                f"receiver owns {self.store.flag}")
         alert = alert_fields([a.labels.get("alertname", "") for a in acting], [a.fingerprint for a in acting], key)
         names = alert["alertname"]
         try:

@@ -5,10 +5,11 @@ inode, so locking the state file itself would not exclude anyone), reads, change
 file in the same folder, fsyncs it, renames it over the state file and fsyncs the folder. A crash at any
 instant leaves the old state or the new one, never a torn file.
 
-`current_percentage` is authoritative for the flag the history last moved (entries name their `flag`; in a
-file from before they did, for whichever flag the store owns); that flag's `enabled` and `rollout_percentage`
-always mirror it. The file may hold several flags (the seed configures 17 and rolls out one at a time): every
-other flag's rollout is its own entry (`enabled`, and `config.rollout_percentage`, 100 when absent).
+The file may hold several flags (the seed configures 17 and rolls out one at a time). `current_percentage` is
+authoritative for the flag the history last moved (entries name their `flag`), whose `enabled` and
+`rollout_percentage` always mirror it; every other flag's rollout is its own entry (`enabled`, and
+`config.rollout_percentage`, 100 when absent). In a file whose history names no flag (written before entries
+did), `current_percentage` is the rollout of its only flag, and in a file of several flags each has its entry.
 Rolling back sets a target (0 %), it does not toggle: at 0 % it changes nothing. Whatever raises a
 rollout writes conditionally (`set_if`) against the version of the state it last read, so nothing ever
 raises a rollout over a rollback it has not seen.
@@ -146,7 +147,8 @@ def moved_last(state: State) -> str | None:
 
 def percentage_of(state: State, flag: str) -> int:
     """`flag`'s rollout in `state` (see the module's docstring)."""
-    if moved_last(state) in (None, flag):
+    last = moved_last(state)
+    if last == flag or (last is None and set(state["flags"]) <= {flag}):
         return state["current_percentage"]
     entry = state["flags"].get(flag) or {}
     if not entry.get("enabled"):
