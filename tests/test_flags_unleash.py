@@ -76,16 +76,19 @@ def test_raising_and_lowering_update_the_one_strategy(
         assert backend.read() == percentage
 
 
-def test_a_rollback_sets_zero_and_switches_the_flag_off_once(
+def test_a_rollback_is_one_switch_off_and_the_next_raise_sets_a_new_rollout(
         backend: UnleashFlag, unleash_server: UnleashServer, flag: str) -> None:  # noqa: F811
     backend.set(25)
+    logged = len(events(unleash_server, flag))
     assert backend.set(0) == 25
     environment = admin_view(unleash_server, flag)
-    assert environment["enabled"] is False
-    assert environment["strategies"][0]["parameters"]["rollout"] == "0"
-    logged = len(events(unleash_server, flag))
+    assert environment["enabled"] is False and backend.read() == 0
+    assert [e["type"] for e in events(unleash_server, flag)[:-logged or None]] == ["feature-environment-disabled"]
     assert backend.set(0) == 0  # a repeated rollback writes nothing
-    assert len(events(unleash_server, flag)) == logged
+    assert len(events(unleash_server, flag)) == logged + 1
+    assert backend.set(5) == 0
+    environment = admin_view(unleash_server, flag)
+    assert environment["enabled"] is True and environment["strategies"][0]["parameters"]["rollout"] == "5"
 
 
 def test_a_flag_also_decided_by_another_strategy_is_refused_not_guessed(
@@ -173,10 +176,11 @@ def test_a_missing_or_empty_token_file_is_named(tmp_path: Path) -> None:
 
 def test_a_burst_of_rollbacks_from_two_writers_switches_the_flag_off_once(
         unleash_server: UnleashServer, tmp_path: Path, flag: str) -> None:  # noqa: F811
-    """Two writers (standing for receivers on two machines), 5 concurrent rollbacks each: one switch-off."""
+    """Two writers (standing for receivers on two machines), 5 concurrent rollbacks each: one event, the switch-off."""
     token = token_file(tmp_path, unleash_server.admin_token)
     writers = [UnleashFlag(unleash_server.url, flag, token) for _ in range(2)]
     writers[0].set(50)
+    before = len(events(unleash_server, flag))
     start = threading.Barrier(10)
 
     def roll_back(writer: UnleashFlag) -> int:
@@ -187,5 +191,6 @@ def test_a_burst_of_rollbacks_from_two_writers_switches_the_flag_off_once(
         previous = list(pool.map(roll_back, writers * 5))
     assert set(previous) <= {0, 50} and 50 in previous
     assert [writer.read() for writer in writers] == [0, 0]
-    assert [e["type"] for e in events(unleash_server, flag)].count("feature-environment-disabled") == 1
+    after = events(unleash_server, flag)  # newest first
+    assert [e["type"] for e in after[:len(after) - before]] == ["feature-environment-disabled"]  # one change
     assert admin_view(unleash_server, flag)["enabled"] is False

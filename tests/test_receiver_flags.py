@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,37 @@ def test_monitoring_flags_in_the_environment_chooses_the_backend(tmp_path: Path)
     assert json.loads(flags.read_text())["flags"][FLAG]["targeting"] == {"fractional": [["on", 25], ["off", 75]]}
     status = json.loads(cli("status", "--state", str(tmp_path / "state.json"), env=env).stdout)
     assert status["flag_system"]["rollout_percentage"] == 25 and status["current_percentage"] == 25
+
+
+def unleash_events(server: UnleashServer, flag: str) -> list[dict]:
+    """Unleash's event log for the flag alone, newest first."""
+    answer = requests.get(f"{server.url}/api/admin/events/{flag}", headers={"Authorization": server.admin_token},
+                          timeout=5)
+    answer.raise_for_status()
+    return answer.json()["events"]
+
+
+@pytest.mark.slow
+def test_two_receivers_on_one_unleash_turn_a_burst_of_duplicates_into_one_change(
+        unleash_server: UnleashServer, unleash_env: dict, tmp_path: Path) -> None:  # noqa: F811
+    """Two receivers (two machines behind clustered Alertmanagers), 60 duplicates half to each, at once."""
+    spec = f"unleash:{unleash_server.url}"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with receiver(tmp_path / "a", "--flags", spec) as first, receiver(tmp_path / "b", "--flags", spec) as second:
+        raised = cli("rollout", "--state", str(first.state), "--flags", spec, "--percentage", "50", env=unleash_env)
+        assert raised.returncode == 0, raised.stderr
+        before = len(unleash_events(unleash_server, FLAG))
+        peer = notification(externalURL="http://127.0.0.2:9093")  # the other Alertmanager's copy
+        posts = [(first, notification()), (second, peer)] * 30
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            answers = list(pool.map(lambda post: post[0].post(post[1]), posts))
+        assert {a.status_code for a in answers} == {200}
+        outcomes = [a.json()["outcome"] for a in answers]
+        assert 1 <= outcomes.count("rolled_back") <= 2 and outcomes.count("already_at_zero") >= 58
+        after = unleash_events(unleash_server, FLAG)
+        assert [e["type"] for e in after[:len(after) - before]] == ["feature-environment-disabled"]
+        with unleash_reader(unleash_server.url, unleash_server.client_token, FLAG) as evaluate:
+            wait_for_share(evaluate, lambda share: share == 0, timeout=15)
+    rollbacks = [e for r in (first, second) for e in history(r.state) if e["action"] == "rollback"]
+    assert 1 <= len(rollbacks) <= 2 and all(e["from_percentage"] == 50 for e in rollbacks)

@@ -16,6 +16,7 @@ whatever value the flag has, so the receiver never meets FlagMoved.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,10 @@ class RecordedFlag:
         self.backend = backend
         self.store = store
         self.embedded = isinstance(backend, StateFlag)  # value and history in the one state file
+        # One move at a time in this process: duplicates arriving together then find the flag moved, rather
+        # than each reading the old value and recording a move of its own (the state file's lock does this
+        # for the embedded backend, and the flagd file's lock for flagd; Unleash has none).
+        self.moving = threading.Lock()
 
     def where(self) -> str:
         return self.backend.where()
@@ -79,7 +84,8 @@ class RecordedFlag:
         if self.embedded:
             change = self.store.rollback(reason, by=by, **alert)
             return Move(change.entry["from_percentage"] if change.entry else 0, change.entry)
-        return self._record(self.backend.set(0), 0, by, reason, **alert)
+        with self.moving:
+            return self._record(self.backend.set(0), 0, by, reason, **alert)
 
     def rollout(self, target: int, seen: Seen, by: str, reason: str) -> Move:
         """Set the flag to `target` % only if it is still as `seen`; FlagMoved otherwise, nothing written."""
@@ -88,7 +94,8 @@ class RecordedFlag:
             if change.conflict:
                 raise FlagMoved(self.where(), seen.percentage, self.store.percentage(change.state))
             return Move(change.entry["from_percentage"] if change.entry else target, change.entry)
-        return self._record(self.backend.set(target, expected=seen.percentage), target, by, reason)
+        with self.moving:
+            return self._record(self.backend.set(target, expected=seen.percentage), target, by, reason)
 
     def _record(self, previous: int, target: int, by: str, reason: str, **alert: Any) -> Move:
         """The history of a move the flag system has made (nothing when it was at `target` already)."""
