@@ -15,9 +15,9 @@ import requests
 
 from monitoring.flags.clients import flagd_file_reader, share_on, unleash_reader, wait_for_share
 from monitoring.flags.flagd import schema_error
+from monitoring.flags.unleash_server import UnleashServer
 from monitoring.processes import free_port
 from tests.servers import FLAG, notification, receiver
-from tests.unleash_server import UnleashServer, unleash_server  # noqa: F401 (the session fixture)
 
 MONITORING = [sys.executable, "-m", "monitoring"]
 
@@ -71,7 +71,7 @@ def test_a_broken_flagd_file_answers_503_and_records_nothing(tmp_path: Path) -> 
 
 
 @pytest.fixture
-def unleash_env(unleash_server: UnleashServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:  # noqa: F811
+def unleash_env(unleash_server: UnleashServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     """The environment the receiver and the commands read Unleash's settings from (the token in a file)."""
     token = tmp_path / "unleash-admin-token"
     token.write_text(unleash_server.admin_token + "\n")
@@ -84,7 +84,7 @@ def unleash_env(unleash_server: UnleashServer, tmp_path: Path, monkeypatch: pyte
 
 @pytest.mark.slow
 def test_a_notification_rolls_unleash_back_and_the_unleash_client_sees_0(
-        unleash_server: UnleashServer, unleash_env: dict, tmp_path: Path) -> None:  # noqa: F811
+        unleash_server: UnleashServer, unleash_env: dict, tmp_path: Path) -> None:
     spec = f"unleash:{unleash_server.url}"
     with receiver(tmp_path, "--flags", spec) as running:
         raised = cli("rollout", "--state", str(running.state), "--flags", spec, "--percentage", "50",
@@ -160,7 +160,7 @@ def unleash_events(server: UnleashServer, flag: str) -> list[dict]:
 
 @pytest.mark.slow
 def test_two_receivers_on_one_unleash_turn_a_burst_of_duplicates_into_one_change(
-        unleash_server: UnleashServer, unleash_env: dict, tmp_path: Path) -> None:  # noqa: F811
+        unleash_server: UnleashServer, unleash_env: dict, tmp_path: Path) -> None:
     """Two receivers (two machines behind clustered Alertmanagers), 60 duplicates half to each, at once."""
     spec = f"unleash:{unleash_server.url}"
     (tmp_path / "a").mkdir()

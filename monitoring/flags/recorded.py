@@ -84,6 +84,8 @@ class RecordedFlag:
         if self.embedded:
             change = self.store.rollback(reason, by=by, **alert)
             return Move(change.entry["from_percentage"] if change.entry else 0, change.entry)
+        if self.backend.read() == 0:  # duplicates read in parallel; only a flag found on waits for the lock
+            return Move(0, None)
         with self.moving:
             return self._record(self.backend.set(0), 0, by, reason, **alert)
 
