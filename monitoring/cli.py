@@ -204,14 +204,14 @@ def _add_state(parser: argparse.ArgumentParser, default: str = "$MONITORING_STAT
 
 
 def _add_owned_state(parser: argparse.ArgumentParser) -> None:
-    """--state, and the flag it belongs to, by default the definitions' (`--definitions`)."""
+    """--state, the flag it belongs to (by default the definitions', `--definitions`) and where it lives."""
+    from monitoring.flags import SPECS
+    from monitoring.receiver.service import default_flags
+
     _add_state(parser, "$MONITORING_STATE, else the running local stack's")
     parser.add_argument("--definitions", default=DEFAULT_DEFINITIONS, metavar="MODULE:NAME",
                         help="the Definitions whose flag and service are the defaults (default: %(default)s)")
     parser.add_argument("--flag", help="the feature flag the state belongs to (default: the definitions' flag)")
-    from monitoring.flags import SPECS
-    from monitoring.receiver.service import default_flags
-
     parser.add_argument("--flags", default=default_flags(), metavar="SPEC",
                         help=f"where the flag lives: {SPECS} (default: $MONITORING_FLAGS, else state); the "
                              "history stays in the state file")
