@@ -75,7 +75,7 @@ lint: venv ## ruff on the code
 test: venv debs unleash lint validate ## lint, validate, then the whole test suite against the real binaries
 	$(BIN)/pytest -q
 
-bench: venv debs ## benchmarks: generation, receiver, detection to rollback, printed as tables
+bench: venv debs unleash ## benchmarks: generation, receiver, detection to rollback, printed as tables
 	$(BIN)/python -m monitoring.bench
 
 bench-production: venv debs ## one closed loop in the production profile (about 6 minutes): fault -> rollback against its floor

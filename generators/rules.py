@@ -22,6 +22,8 @@ def alert_labels(definitions: Definitions, alert: AlertRule) -> dict[str, str]:
     labels = {names.SEVERITY: alert.severity, names.SIGNAL: alert.signal, names.TEAM: definitions.team}
     if alert.action:
         labels[names.ACTION] = alert.action
+    if alert.action == names.ROLLBACK:  # the receiver rolls back exactly the flag its alert names
+        labels[names.FLAG] = definitions.flag_name
     return labels
 
 

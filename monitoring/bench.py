@@ -247,8 +247,15 @@ def analysis() -> None:
     timings()
 
 
+def flags() -> None:
+    """Each flag backend: notification to a client serving 0 %, and throughput (monitoring.flags.bench)."""
+    from monitoring.flags.bench import flag_backends
+
+    flag_backends()
+
+
 SECTIONS = {"generation": generation, "files": durability, "receiver": receiver, "closed-loop": closed_loop,
-            "detection": detection, "analysis": analysis}
+            "detection": detection, "analysis": analysis, "flags": flags}
 OPT_IN = {"production": production}  # long: only when named
 
 

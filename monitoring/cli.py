@@ -96,18 +96,39 @@ def _store(args: argparse.Namespace):
     return StateStore(Path(args.state) if args.state else _stack_state(), _flag(args))
 
 
+def _recorded(args: argparse.Namespace):
+    """The flag in the flag system `--flags` names, with its history in the state file."""
+    from monitoring.receiver.service import StartRefused, flag_in
+
+    try:
+        return flag_in(args.flags, _store(args))
+    except StartRefused as error:
+        raise UsageError(str(error)) from None
+
+
 def cmd_receiver(args: argparse.Namespace) -> int:
     from monitoring.receiver.service import serve
 
     if not args.state:
         raise UsageError("--state PATH (or MONITORING_STATE) is required")
     serve(args.listen, Path(args.state), Path(args.token_file), flag=_flag(args), namespace=_namespace(args),
-          init=args.init, dry_run=args.dry_run)
+          init=args.init, dry_run=args.dry_run, flags=args.flags)
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    print(json.dumps(_store(args).read(), indent=2))
+    """The state file (the history), and the flag as its flag system has it now."""
+    from monitoring.flags import FlagUnavailable
+
+    flag = _recorded(args)
+    state = flag.history()
+    try:
+        live = flag.read()
+    except FlagUnavailable as error:
+        print(f"monitoring status: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps({**(state or {}), "flag_system": {"flag": flag.store.flag, "where": flag.where(),
+                                                       "rollout_percentage": live}}, indent=2))
     return 0
 
 
@@ -117,43 +138,55 @@ RECENT_ROLLBACK_MINUTES = 30
 def cmd_rollout(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
-    from monitoring.receiver.state import StateMissing, last_automatic_rollback, version
+    from monitoring.flags import FlagMoved, FlagUnavailable
+    from monitoring.receiver.state import StateMissing, last_automatic_rollback
 
     if not 0 <= args.percentage <= 100:
         raise UsageError(f"--percentage {args.percentage}: must be an integer from 0 to 100")
-    store = _store(args)
+    flag = _recorded(args)
     try:
-        state = store.read()
+        state = flag.store.read()
     except StateMissing:
         state = None
-    seen = version(state) if state else (0, 0)
-    rollback = state and last_automatic_rollback(state, timedelta(minutes=RECENT_ROLLBACK_MINUTES))
+    rollback = state and last_automatic_rollback(state, timedelta(minutes=RECENT_ROLLBACK_MINUTES), flag.store.flag)
     if rollback and args.percentage > 0 and not args.force:
         raise UsageError(f"refused: {rollback['alertname'] or 'an alert'} rolled the deployment back at "
                          f"{rollback['at']} (within {RECENT_ROLLBACK_MINUTES} minutes); look at why, then pass "
                          "--force to roll out again")
-    change = store.set_if(seen, args.percentage, by="manual", reason=args.reason)
-    if change.conflict:
-        print(f"monitoring rollout: {store.path} changed while this command ran (now "
-              f"{change.state['current_percentage']}%); nothing written, read the status and try again",
+    try:
+        move = flag.rollout(args.percentage, flag.seen(), by="manual", reason=args.reason)
+    except FlagMoved as error:
+        print(f"monitoring rollout: {error} (it changed while this command ran); read the status and try again",
               file=sys.stderr)
         return 1
-    _say_change(change, f"rollout already at {args.percentage}%")
-    return 0
+    except FlagUnavailable as error:
+        print(f"monitoring rollout: {error}", file=sys.stderr)
+        return 1
+    return _say_move(move, f"rollout already at {args.percentage}%")
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    change = _store(args).rollback(args.reason)
-    _say_change(change, "rollout already at 0%: nothing to roll back")
-    return 0
+    from monitoring.flags import FlagUnavailable
+
+    try:
+        move = _recorded(args).rollback(args.reason, by="manual")
+    except FlagUnavailable as error:
+        print(f"monitoring rollback: {error}", file=sys.stderr)
+        return 1
+    return _say_move(move, "rollout already at 0%: nothing to roll back")
 
 
-def _say_change(change, unchanged: str) -> None:
-    if change.entry is None:
+def _say_move(move, unchanged: str) -> int:
+    """Print what a move did; 1 when the flag moved but its history could not be written."""
+    if move.unrecorded:
+        print(f"the flag moved from {move.previous}%, but its history was not written: {move.unrecorded}",
+              file=sys.stderr)
+        return 1
+    if move.entry is None:
         print(unchanged)
     else:
-        entry = change.entry
-        print(f"{entry['action']}: {entry['from_percentage']}% -> {entry['to_percentage']}%")
+        print(f"{move.entry['action']}: {move.entry['from_percentage']}% -> {move.entry['to_percentage']}%")
+    return 0
 
 
 def _add_state(parser: argparse.ArgumentParser, default: str = "$MONITORING_STATE") -> None:
@@ -164,11 +197,17 @@ def _add_state(parser: argparse.ArgumentParser, default: str = "$MONITORING_STAT
 
 
 def _add_owned_state(parser: argparse.ArgumentParser) -> None:
-    """--state, and the flag it belongs to, by default the definitions' (`--definitions`)."""
+    """--state, the flag it belongs to (by default the definitions', `--definitions`) and where it lives."""
+    from monitoring.flags import SPECS
+    from monitoring.receiver.service import default_flags
+
     _add_state(parser, "$MONITORING_STATE, else the running local stack's")
     parser.add_argument("--definitions", default=DEFAULT_DEFINITIONS, metavar="MODULE:NAME",
                         help="the Definitions whose flag and service are the defaults (default: %(default)s)")
     parser.add_argument("--flag", help="the feature flag the state belongs to (default: the definitions' flag)")
+    parser.add_argument("--flags", default=default_flags(), metavar="SPEC",
+                        help=f"where the flag lives: {SPECS} (default: $MONITORING_FLAGS, else state); the "
+                             "history stays in the state file")
 
 
 def _stack_root(args: argparse.Namespace) -> Path:
@@ -199,11 +238,11 @@ def cmd_stack(args: argparse.Namespace) -> int:
                 print(f"  {name:<18} {url:<24} {'up' if up else 'DOWN'}")
             from monitoring.receiver.state import StateStore
 
-            state = StateStore(stack.state, stack.definitions.flag_name).read()
-            flag = state["flags"].get(stack.definitions.flag_name, {})
-            enabled = "enabled" if flag.get("enabled") else "disabled"
-            print(f"rollout: {state['current_percentage']}% (flag {stack.definitions.flag_name} {enabled}), "
-                  f"{len(state['rollout_history'])} history entries")
+            store = StateStore(stack.state, stack.definitions.flag_name)
+            state = store.read()
+            percentage = store.percentage(state)
+            print(f"rollout: {percentage}% (flag {stack.definitions.flag_name} "
+                  f"{'enabled' if percentage else 'disabled'}), {len(state['rollout_history'])} history entries")
     except StackError as error:
         print(f"monitoring stack {args.action}: {error}", file=sys.stderr)
         return 1

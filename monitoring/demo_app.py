@@ -63,7 +63,7 @@ class DemoApp:
 
     def read_rollout(self) -> None:
         with contextlib.suppress(CorruptState, OSError):
-            self.percentage = self.store.read()["current_percentage"]
+            self.percentage = self.store.percentage(self.store.read())
 
     def serve_one(self) -> tuple[str, bool, float]:
         """One request: which version served it, whether it failed, how long it took (seconds)."""

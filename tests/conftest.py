@@ -10,6 +10,7 @@ import pytest
 
 PROJECT = Path(__file__).resolve().parent.parent
 GENERATED = ("dashboards", "rules", "config", "docs")
+pytest_plugins = ["tests.unleash_server"]  # the session's Unleash server, started by the first test that needs it
 
 
 def reference_root() -> Path:

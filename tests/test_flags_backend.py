@@ -44,8 +44,9 @@ def test_unleash_needs_its_token_file_named(tmp_path: Path) -> None:
 
 def test_the_state_backend_reads_and_sets_the_state_file_with_its_history(tmp_path: Path) -> None:
     flag = StateFlag(tmp_path / "state.json", FLAG)
-    assert flag.read() == 0
-    assert flag.set(10, by="tester", reason="step") == 0
+    with pytest.raises(FlagUnavailable, match="no such state file"):  # a mistyped path must not read as 0 %
+        flag.read()
+    assert flag.set(10, by="tester", reason="step") == 0  # a rollout creates the file, as `monitoring rollout`
     assert flag.set(10) == 10  # already there: nothing written
     assert flag.set(0, expected=10, by="receiver", reason="HighErrorRate") == 10
     state = StateStore(tmp_path / "state.json", FLAG).read()
@@ -65,7 +66,7 @@ def test_the_state_backend_does_not_overwrite_a_moved_flag(tmp_path: Path) -> No
 
 
 def test_a_corrupt_state_file_is_the_one_flag_error(tmp_path: Path) -> None:
-    (tmp_path / "state.json").write_text(json.dumps({"current_percentage": "ten"}))
+    (tmp_path / "state.json").write_text(json.dumps({"current_percentage": "ten", "rollout_history": [], "flags": {}}))
     flag = StateFlag(tmp_path / "state.json", FLAG)
     for attempt in (flag.read, lambda: flag.set(0)):
         with pytest.raises(FlagUnavailable, match=rf"^state file {tmp_path}/state.json, flag {FLAG}: .*percentage"):

@@ -13,8 +13,8 @@ import requests
 from monitoring.flags import BadFlagSpec, FlagMoved, FlagUnavailable
 from monitoring.flags.clients import unleash_reader, wait_for_share
 from monitoring.flags.unleash import UnleashFlag
+from monitoring.flags.unleash_server import UnleashServer
 from monitoring.processes import free_port
-from tests.unleash_server import UnleashServer, unleash_server  # noqa: F401 (the session fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +32,7 @@ def flag() -> str:
 
 
 @pytest.fixture
-def backend(unleash_server: UnleashServer, tmp_path: Path, flag: str) -> UnleashFlag:  # noqa: F811
+def backend(unleash_server: UnleashServer, tmp_path: Path, flag: str) -> UnleashFlag:
     return UnleashFlag(unleash_server.url, flag, token_file(tmp_path, unleash_server.admin_token),
                        unleash_server.project, unleash_server.environment)
 
@@ -54,7 +54,7 @@ def events(server: UnleashServer, flag: str) -> list[dict]:
 
 
 def test_a_missing_flag_reads_zero_and_a_rollout_creates_it_with_a_flexible_rollout(
-        backend: UnleashFlag, unleash_server: UnleashServer, flag: str) -> None:  # noqa: F811
+        backend: UnleashFlag, unleash_server: UnleashServer, flag: str) -> None:
     assert backend.read() == 0
     assert backend.set(10) == 0
     environment = admin_view(unleash_server, flag)
@@ -66,7 +66,7 @@ def test_a_missing_flag_reads_zero_and_a_rollout_creates_it_with_a_flexible_roll
 
 
 def test_raising_and_lowering_update_the_one_strategy(
-        backend: UnleashFlag, unleash_server: UnleashServer, flag: str) -> None:  # noqa: F811
+        backend: UnleashFlag, unleash_server: UnleashServer, flag: str) -> None:
     backend.set(10)
     [first] = admin_view(unleash_server, flag)["strategies"]
     for percentage in (25, 50, 5):
@@ -76,20 +76,23 @@ def test_raising_and_lowering_update_the_one_strategy(
         assert backend.read() == percentage
 
 
-def test_a_rollback_sets_zero_and_switches_the_flag_off_once(
-        backend: UnleashFlag, unleash_server: UnleashServer, flag: str) -> None:  # noqa: F811
+def test_a_rollback_is_one_switch_off_and_the_next_raise_sets_a_new_rollout(
+        backend: UnleashFlag, unleash_server: UnleashServer, flag: str) -> None:
     backend.set(25)
+    logged = len(events(unleash_server, flag))
     assert backend.set(0) == 25
     environment = admin_view(unleash_server, flag)
-    assert environment["enabled"] is False
-    assert environment["strategies"][0]["parameters"]["rollout"] == "0"
-    logged = len(events(unleash_server, flag))
+    assert environment["enabled"] is False and backend.read() == 0
+    assert [e["type"] for e in events(unleash_server, flag)[:-logged or None]] == ["feature-environment-disabled"]
     assert backend.set(0) == 0  # a repeated rollback writes nothing
-    assert len(events(unleash_server, flag)) == logged
+    assert len(events(unleash_server, flag)) == logged + 1
+    assert backend.set(5) == 0
+    environment = admin_view(unleash_server, flag)
+    assert environment["enabled"] is True and environment["strategies"][0]["parameters"]["rollout"] == "5"
 
 
 def test_a_flag_also_decided_by_another_strategy_is_refused_not_guessed(
-        backend: UnleashFlag, unleash_server: UnleashServer, flag: str) -> None:  # noqa: F811
+        backend: UnleashFlag, unleash_server: UnleashServer, flag: str) -> None:
     backend.set(10)
     answer = requests.post(f"{backend.in_environment}/strategies", json={"name": "default"},
                            headers={"Authorization": unleash_server.admin_token}, timeout=5)
@@ -99,7 +102,7 @@ def test_a_flag_also_decided_by_another_strategy_is_refused_not_guessed(
 
 
 def test_a_conditional_set_does_not_overwrite_a_moved_flag(
-        backend: UnleashFlag, unleash_server: UnleashServer, flag: str) -> None:  # noqa: F811
+        backend: UnleashFlag, unleash_server: UnleashServer, flag: str) -> None:
     backend.set(50)
     with pytest.raises(FlagMoved, match=rf"flag {flag}: the rollout is 50 %, not the expected 10 %"):
         backend.set(75, expected=10)
@@ -108,7 +111,7 @@ def test_a_conditional_set_does_not_overwrite_a_moved_flag(
 
 
 def test_the_unleash_client_sees_the_rollout_and_then_the_rollback(
-        backend: UnleashFlag, unleash_server: UnleashServer, flag: str) -> None:  # noqa: F811
+        backend: UnleashFlag, unleash_server: UnleashServer, flag: str) -> None:
     """The client polls every second: wait for its view with a deadline, never a fixed sleep."""
     backend.set(50)
     with unleash_reader(unleash_server.url, unleash_server.client_token, flag) as evaluate:
@@ -120,7 +123,7 @@ def test_the_unleash_client_sees_the_rollout_and_then_the_rollback(
 
 
 def test_a_refused_token_is_one_error_naming_unleash_and_the_reason(
-        unleash_server: UnleashServer, tmp_path: Path, flag: str) -> None:  # noqa: F811
+        unleash_server: UnleashServer, tmp_path: Path, flag: str) -> None:
     wrong = "*:*.not-the-token"
     backend = UnleashFlag(unleash_server.url, flag, token_file(tmp_path, wrong))
     for attempt in (backend.read, lambda: backend.set(0)):
@@ -138,7 +141,7 @@ def test_an_unreachable_server_is_one_error_naming_it(tmp_path: Path) -> None:
     assert "secret-token" not in str(caught.value)
 
 
-def test_an_unknown_environment_is_named(unleash_server: UnleashServer, tmp_path: Path, flag: str) -> None:  # noqa: F811
+def test_an_unknown_environment_is_named(unleash_server: UnleashServer, tmp_path: Path, flag: str) -> None:
     backend = UnleashFlag(unleash_server.url, flag, token_file(tmp_path, unleash_server.admin_token),
                           environment="staging")
     UnleashFlag(unleash_server.url, flag, token_file(tmp_path, unleash_server.admin_token)).set(10)
@@ -147,7 +150,7 @@ def test_an_unknown_environment_is_named(unleash_server: UnleashServer, tmp_path
 
 
 def test_a_url_that_is_not_the_unleash_api_is_named_not_read_as_zero(
-        unleash_server: UnleashServer, tmp_path: Path, flag: str) -> None:  # noqa: F811
+        unleash_server: UnleashServer, tmp_path: Path, flag: str) -> None:
     backend = UnleashFlag(f"{unleash_server.url}/not-here", flag, token_file(tmp_path, unleash_server.admin_token))
     with pytest.raises(FlagUnavailable, match=rf"^Unleash {unleash_server.url}/not-here, .*: GET /api/admin/.* "
                                               r"answered"):
@@ -172,11 +175,12 @@ def test_a_missing_or_empty_token_file_is_named(tmp_path: Path) -> None:
 
 
 def test_a_burst_of_rollbacks_from_two_writers_switches_the_flag_off_once(
-        unleash_server: UnleashServer, tmp_path: Path, flag: str) -> None:  # noqa: F811
-    """Two writers (standing for receivers on two machines), 5 concurrent rollbacks each: one switch-off."""
+        unleash_server: UnleashServer, tmp_path: Path, flag: str) -> None:
+    """Two writers (standing for receivers on two machines), 5 concurrent rollbacks each: one event, the switch-off."""
     token = token_file(tmp_path, unleash_server.admin_token)
     writers = [UnleashFlag(unleash_server.url, flag, token) for _ in range(2)]
     writers[0].set(50)
+    before = len(events(unleash_server, flag))
     start = threading.Barrier(10)
 
     def roll_back(writer: UnleashFlag) -> int:
@@ -187,5 +191,6 @@ def test_a_burst_of_rollbacks_from_two_writers_switches_the_flag_off_once(
         previous = list(pool.map(roll_back, writers * 5))
     assert set(previous) <= {0, 50} and 50 in previous
     assert [writer.read() for writer in writers] == [0, 0]
-    assert [e["type"] for e in events(unleash_server, flag)].count("feature-environment-disabled") == 1
+    after = events(unleash_server, flag)  # newest first
+    assert [e["type"] for e in after[:len(after) - before]] == ["feature-environment-disabled"]  # one change
     assert admin_view(unleash_server, flag)["enabled"] is False

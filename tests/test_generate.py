@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from examples.checkout import DEFINITIONS as CHECKOUT
 from monitoring import artifacts
 from monitoring.cli import main
 from monitoring.generate import drift, generate
-from examples.checkout import DEFINITIONS as CHECKOUT
 from monitoring.genesis import DEFINITIONS
 
 EXPECTED = {

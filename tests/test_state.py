@@ -31,10 +31,11 @@ def test_the_flag_mirrors_the_percentage_and_unknown_keys_survive(tmp_path: Path
     path.write_text(json.dumps({"current_percentage": 25, "rollout_history": [], "owner": "team-a",
                                 "flags": {FLAG: {"enabled": False, "config": {"colour": "blue"}},
                                           "other_flag": {"enabled": True}}}))
-    StateStore(path, FLAG).rollback("manual test")
+    StateStore(path, FLAG).rollout(5)  # of several flags, each has its own entry: this one is off
     data = json.loads(path.read_text())
     assert data["owner"] == "team-a" and data["flags"]["other_flag"] == {"enabled": True}
-    assert data["flags"][FLAG] == {"enabled": False, "config": {"colour": "blue", "rollout_percentage": 0.0}}
+    assert data["flags"][FLAG] == {"enabled": True, "config": {"colour": "blue", "rollout_percentage": 5.0}}
+    assert data["current_percentage"] == 5
 
 
 @pytest.mark.parametrize("text, reason", [

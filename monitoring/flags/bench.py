@@ -1,59 +1,164 @@
-"""Benchmark of the flagd backend (`python -m monitoring.flags.bench [rounds]`): prints a table.
+"""Benchmark of the flag backends behind the real receiver (`python -m monitoring.flags.bench [rounds]`).
 
-For each round the flag goes to 50 % and the OpenFeature flagd provider (in-process, file mode) is
-waited on until it serves that; then the rollback is written and timed until the provider serves `off`
-to every probe key that was `on`. The provider polls the file's modification time every `deadline_ms`
-(500 ms by default), so the wait is up to that, plus the reload.
+For each backend (the state file, a flagd file, an Unleash server when `make unleash` installed it) a real
+receiver runs with `--flags` on it, and a client reads the flag as an application does: the state file on
+each request, the OpenFeature flagd provider in file mode (it polls the file every 500 ms), the Python
+UnleashClient (it polls the server every second, the shortest interval it takes). Each round raises the
+flag to 50 % through the same code as `monitoring rollout`, waits until the client serves it, waits a random
+part of a poll interval (a rollback comes at any phase of the client's poll), then posts one rollback
+notification and times the receiver's answer and the moment the client serves `off` to every key that was
+on. Then the receiver's notification throughput with each backend: 2,000 duplicates of a rollback from
+50 %, 10 at a time, by the load generator in its own process.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import requests
+
+from monitoring.bench import _load
 from monitoring.bench import table as _table
-from monitoring.flags.clients import KEYS, flagd_file_reader, share_on, wait_for_share
-from monitoring.flags.flagd import FlagdFile
+from monitoring.flags import clients
+from monitoring.processes import Server, free_port, start
 
 FLAG = "rollout_bench"
 HALF = 50
-POLL = 0.5  # the provider's default deadline_ms, which is also its file poll interval
+TOKEN = "bench-token"
+DUPLICATES = 2000
 
 
-def flagd_rollback(rounds: int) -> dict[str, list[float]]:
-    """Seconds per round: the atomic, schema-checked write; and from the write's start to the provider's 0 %."""
-    write, seen = [], []
-    with tempfile.TemporaryDirectory(prefix="flags-bench-") as folder:
-        backend = FlagdFile(Path(folder) / "flags.json", FLAG)
-        backend.set(HALF)
-        with flagd_file_reader(backend.path, FLAG) as evaluate:
-            probe = tuple(key for key in KEYS[:200] if evaluate(key))  # keys on at 50 %: all must turn off
-            for _ in range(rounds):
-                backend.set(HALF)
-                wait_for_share(evaluate, lambda share: share == 100, timeout=15, keys=probe)
-                time.sleep(random.uniform(0, POLL))  # a rollback comes at any phase of the provider's poll
-                started = time.perf_counter()
-                backend.set(0, expected=HALF)
-                write.append(time.perf_counter() - started)
-                wait_for_share(evaluate, lambda share: share == 0, timeout=15, keys=probe)
-                seen.append(time.perf_counter() - started)
-            if share_on(evaluate) != 0:
-                raise RuntimeError("after the rollback the provider still serves `on` to some of the 1,000 keys")
-    return {"write": write, "provider sees 0 %": seen}
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    spec: str
+    reader: Callable[[], AbstractContextManager[clients.Evaluate]]
+    poll: float  # the client's poll interval, seconds
+    environment: dict[str, str]
 
 
-def main(argv: list[str]) -> int:
-    rounds = int(argv[0]) if argv else 20
-    results = flagd_rollback(rounds)
-    _table(f"flagd file backend: rollback 50 % -> 0 %, {rounds} rounds, OpenFeature flagd provider in file mode",
-           ["measure", "median ms", "max ms"],
-           [[name, f"{statistics.median(s) * 1000:.1f}", f"{max(s) * 1000:.1f}"] for name, s in results.items()])
-    return 0
+@contextmanager
+def _backends(workdir: Path) -> Iterator[list[Backend]]:
+    """The backends to measure; Unleash (with its PostgreSQL) only when installed, started here and stopped."""
+    from monitoring.flags.unleash_server import installed, unleash
+
+    state = workdir / "state" / "state.json"
+    found = [Backend("state file", "state", lambda: clients.state_file_reader(state, FLAG), 0, {}),
+             Backend("flagd file", f"flagd:{workdir / 'flags.json'}",
+                     lambda: clients.flagd_file_reader(workdir / "flags.json", FLAG), 0.5, {})]
+    with ExitStack() as stack:
+        problem = installed()
+        if problem:
+            print(f"  (Unleash not measured: {problem})")
+        else:
+            server = stack.enter_context(unleash(workdir / "unleash"))
+            token = workdir / "unleash-admin-token"
+            token.write_text(server.admin_token + "\n")
+            token.chmod(0o600)
+            found.append(Backend("Unleash", f"unleash:{server.url}",
+                                 lambda: clients.unleash_reader(server.url, server.client_token, FLAG), 1.0,
+                                 {"MONITORING_UNLEASH_TOKEN_FILE": str(token),
+                                  "MONITORING_UNLEASH_PROJECT": server.project,
+                                  "MONITORING_UNLEASH_ENVIRONMENT": server.environment}))
+        yield found
+
+
+@contextmanager
+def _receiver(backend: Backend, workdir: Path) -> Iterator[tuple[str, Path]]:
+    """The real receiver with `--flags` on the backend; yields its /alerts URL and its state file."""
+    from monitoring.receiver.service import command
+
+    folder = workdir / backend.name.replace(" ", "-")
+    folder.mkdir(parents=True, exist_ok=True)
+    state = workdir / "state" / "state.json" if backend.spec == "state" else folder / "state.json"
+    state.parent.mkdir(parents=True, exist_ok=True)
+    (folder / "token").write_text(TOKEN)
+    (folder / "token").chmod(0o600)
+    port = free_port()
+    os.environ.update(backend.environment)  # the receiver inherits the Unleash settings; no secret on its command
+    server: Server = start("receiver", command(f"127.0.0.1:{port}", state, folder / "token", flag=FLAG,
+                                               namespace="bench", extra=("--init", "--flags", backend.spec)),
+                           f"http://127.0.0.1:{port}/healthz", folder / "receiver.log")
+    try:
+        server.wait_ready()
+        yield f"http://127.0.0.1:{port}/alerts", state
+    finally:
+        server.stop()
+
+
+def _raise(backend: Backend, state: Path, percentage: int) -> None:
+    """Raise the flag as `monitoring rollout` does (conditionally, with a history entry)."""
+    from monitoring.receiver.service import flag_in
+    from monitoring.receiver.state import StateStore
+
+    flag = flag_in(backend.spec, StateStore(state, FLAG))
+    flag.rollout(percentage, flag.seen(), by="bench", reason="flag backends benchmark")
+
+
+def rollback_rounds(backend: Backend, url: str, state: Path, rounds: int) -> dict[str, list[float]]:
+    """Seconds per round: the receiver's answer, and from the notification's sending to the client's 0 %."""
+    from monitoring.receiver.payload import example
+
+    notification = example(flag=FLAG)
+    answered, seen = [], []
+    _raise(backend, state, HALF)  # first, so that the flag exists when the client starts
+    with backend.reader() as evaluate:
+        clients.wait_for_share(evaluate, lambda share: 0 < share < 100, timeout=30)
+        probe = tuple(key for key in clients.KEYS[:200] if evaluate(key))  # keys on at 50 %: all must turn off
+        for _ in range(rounds):
+            _raise(backend, state, HALF)
+            clients.wait_for_share(evaluate, lambda share: share == 100, timeout=30, keys=probe)
+            time.sleep(random.uniform(0, backend.poll))
+            started = time.perf_counter()
+            answer = requests.post(url, json=notification, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+            answered.append(time.perf_counter() - started)
+            if answer.status_code != 200 or answer.json()["outcome"] != "rolled_back":
+                raise RuntimeError(f"{backend.name}: the receiver answered {answer.status_code} {answer.text}")
+            clients.wait_for_share(evaluate, lambda share: share == 0, timeout=30, keys=probe)
+            seen.append(time.perf_counter() - started)
+    return {"receiver answers": answered, "client sees 0 %": seen}
+
+
+def throughput(backend: Backend, url: str, state: Path, workdir: Path) -> dict:
+    """A burst of duplicate rollbacks from 50 %: the load generator's measures and the rollbacks recorded."""
+    from monitoring.receiver.payload import example
+    from monitoring.receiver.state import StateStore
+
+    _raise(backend, state, HALF)
+    before = len(StateStore(state, FLAG).read()["rollout_history"])
+    burst = _load(url, example(flag=FLAG), TOKEN, DUPLICATES, 10, workdir)
+    added = StateStore(state, FLAG).read()["rollout_history"][before:]
+    return {**burst, "rollbacks": sum(1 for entry in added if entry["action"] == "rollback")}
+
+
+def flag_backends(rounds: int = 20) -> None:
+    """Print the rollback latency (notification to client at 0 %) and the throughput of each backend."""
+    latency, load = [], []
+    with tempfile.TemporaryDirectory(prefix="flags-bench-") as folder, _backends(Path(folder)) as backends:
+        workdir = Path(folder)
+        for backend in backends:
+            with _receiver(backend, workdir) as (url, state):
+                measured = rollback_rounds(backend, url, state, rounds)
+                burst = throughput(backend, url, state, workdir)
+            latency.append([backend.name, f"{backend.poll * 1000:.0f}",
+                            *(f"{f(s) * 1000:.0f}" for s in measured.values() for f in (statistics.median, max))])
+            load.append([backend.name, str(burst["requests"]), f"{burst['rps']:.0f}", f"{burst['p50_ms']:.2f}",
+                         f"{burst['p99_ms']:.2f}", str(burst["rollbacks"])])
+    _table(f"Flag backends: rollback notification -> a client serves 0 %, 50 % -> 0 %, {rounds} rounds",
+           ["backend", "client poll ms", "answer median ms", "answer max ms", "client 0 % median ms",
+            "client 0 % max ms"], latency)
+    _table(f"Flag backends: receiver throughput, {DUPLICATES:,} duplicate rollbacks from 50 %, 10 at a time",
+           ["backend", "requests", "req/s", "p50 ms", "p99 ms", "rollbacks"], load)
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    flag_backends(int(sys.argv[1]) if len(sys.argv) > 1 else 20)

@@ -7,6 +7,7 @@ openfeature-provider-flagd, UnleashClient) are imported only here.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import tempfile
 import time
@@ -18,6 +19,17 @@ Evaluate = Callable[[str], bool]  # a targeting key (user id) -> whether the new
 
 KEYS = tuple(f"user-{n}" for n in range(1000))
 _domains = itertools.count()
+
+
+@contextmanager
+def state_file_reader(path: Path, flag: str) -> Iterator[Evaluate]:
+    """The flag as an application reading the state file on each request sees it (as the demo application does):
+    a key is on when its stable bucket (0-99) is below the rollout."""
+    from monitoring.receiver.state import StateStore
+
+    store = StateStore(path, flag)
+    buckets = {key: int(hashlib.sha256(f"{flag}/{key}".encode()).hexdigest(), 16) % 100 for key in KEYS}
+    yield lambda key: buckets[key] < store.percentage(store.read())
 
 
 @contextmanager

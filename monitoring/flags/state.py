@@ -6,10 +6,9 @@ Here the value and its history share one file, so a set writes both at once, und
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from monitoring.flags import FlagMoved, FlagUnavailable, check_percentage
-from monitoring.receiver.state import CorruptState, State, StateStore, StateUnwritable, now
+from monitoring.receiver.state import CorruptState, State, StateStore, StateUnwritable
 
 
 class StateFlag:
@@ -21,7 +20,7 @@ class StateFlag:
 
     def read(self) -> int:
         try:
-            return self.store.read()["current_percentage"]
+            return self.store.percentage(self.store.read())
         except (CorruptState, OSError) as error:
             raise FlagUnavailable(f"{self.where()}: {error}") from error
 
@@ -29,22 +28,15 @@ class StateFlag:
         check_percentage(target)
         previous: list[int] = []
 
-        def change(state: State) -> dict[str, Any] | None:
-            current = state["current_percentage"]
+        def change(state: State) -> dict | None:
+            current = self.store.percentage(state)
             previous.append(current)
             if expected is not None and current != expected:
                 raise FlagMoved(self.where(), expected, current)
-            if current == target:
-                return None
-            state["current_percentage"] = target
-            at = now()
-            if target > 0 and not state.get("deployment_started"):
-                state["deployment_started"] = at
-            return {"action": "rollback" if target == 0 else "rollout", "from_percentage": current,
-                    "to_percentage": target, "at": at, "by": by, "reason": reason}
+            return self.store._move(state, target, by, reason, "rollback" if target == 0 else "rollout")
 
         try:
-            self.store.update(change)
+            self.store.update(change, create=True)
         except (CorruptState, StateUnwritable) as error:
             raise FlagUnavailable(f"{self.where()}: {error}") from error
         return previous[0]

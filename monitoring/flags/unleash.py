@@ -3,15 +3,20 @@
 The rollout is the `rollout` parameter of the flag's flexibleRollout strategy in the configured project and
 environment; a flag switched off in that environment is at 0 %, and so is a flag that does not exist yet.
 A flag switched on with other active strategies beside it (Unleash ORs them) is refused, not guessed at.
-At 0 % the strategy gets rollout 0 and the flag is also switched off in the environment, so that clients
-see it off even if someone adds another strategy. Raising it creates what is missing (the flag, the
-strategy), sets the strategy and switches the flag on.
+Raising it creates what is missing (the flag, the strategy), sets the strategy's rollout and switches the
+flag on.
 
-A conditional set reads the strategy, compares it with `expected` and writes. Unleash's Admin API has no
-compare-and-swap on strategies (no ETag or version; a JSON Patch `test` is checked against a read outside
-the update's transaction, and a mismatch is a 500), so two writers racing within one read-write round trip
-can both write. The switch-off is atomic on the server (`UPDATE ... WHERE enabled = true`, one event only
-when a row changed), which is why a rollback switches off first: the flag goes off once, whoever races.
+A rollback to 0 % is one write: the flag is switched off in the environment, and its strategy keeps the
+rollout it had (the next raise sets a new one). The switch-off is the one write Unleash makes atomic
+(`UPDATE ... WHERE enabled = true`, and an event only when a row changed), so however many receivers race
+with duplicate notifications, the flag changes once and Unleash's event log shows one change. Unleash's
+Admin API has no compare-and-swap on strategies (no ETag or version; a JSON Patch `test` is checked against
+a read outside the update's transaction, and a mismatch is a 500): setting the strategy's rollout to 0 as
+well would be logged once per racing writer. The price: someone switching the flag on by hand in Unleash's
+UI gets the old rollout back, which the UI shows beside the switch.
+
+A conditional set reads the flag, compares it with `expected` and writes; two writers raising within one
+read-write round trip (milliseconds) can both write.
 """
 
 from __future__ import annotations
@@ -123,11 +128,12 @@ class UnleashFlag:
             raise FlagMoved(self.where(), expected, current)
         if current == target:
             return current
+        if target == 0:  # one atomic write, made once however many writers race
+            self._call("POST", f"{self.in_environment}/off")
+            return current
         if environment is None:
             self._call("POST", f"{self.url}/api/admin/projects/{quote(self.project)}/features",
                        {"name": self.flag, "type": "release"})
-        if target == 0:  # off first: clients stop seeing the flag on as soon as possible
-            self._call("POST", f"{self.in_environment}/off")
         strategy = self._strategy(environment)
         if strategy is None:
             self._call("POST", f"{self.in_environment}/strategies", {"name": STRATEGY, "parameters": {
@@ -137,8 +143,7 @@ class UnleashFlag:
                     if key in strategy}
             self._call("PUT", f"{self.in_environment}/strategies/{quote(strategy['id'])}", {
                 **kept, "name": STRATEGY, "parameters": {**strategy.get("parameters", {}), "rollout": str(target)}})
-        if target > 0:
-            self._call("POST", f"{self.in_environment}/on")
+        self._call("POST", f"{self.in_environment}/on")
         return current
 
 

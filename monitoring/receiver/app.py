@@ -1,7 +1,12 @@
 """The rollback receiver's HTTP interface (Starlette): Alertmanager's webhook rolls the deployment back.
 
-Only firing alerts labelled action="rollback" act, and they set a target (0 %): a repeated, duplicated or
-concurrent notification changes nothing once the rollout is at 0 %, and a resolved one never raises it.
+Only firing alerts labelled action="rollback" act, on the flag their `flag` label names (an alert without one,
+from rules generated before alerts named their flag, means the receiver's own; another flag gets 422), and they
+set a target (0 %): a repeated, duplicated or concurrent notification changes nothing once the rollout is at
+0 %, and a resolved one never raises it.
+The flag is set where applications read it (monitoring.flags.recorded): the flag system first, the history
+in the state file after; a flag system that refuses or cannot be reached gets 503 (Alertmanager retries) and
+nothing is recorded.
 """
 
 from __future__ import annotations
@@ -22,6 +27,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from monitoring.flags import FlagUnavailable
+from monitoring.flags.recorded import RecordedFlag
+from monitoring.flags.state import StateFlag
+from monitoring.names import FLAG
 from monitoring.receiver.decisions import DecisionLog
 from monitoring.receiver.metrics import ReceiverMetrics
 from monitoring.receiver.payload import BadPayload, Notification, parse
@@ -30,7 +39,8 @@ from monitoring.receiver.state import AUTOMATIC, CorruptState, StateMissing, Sta
 MAX_BODY = 1024 * 1024
 PATHS = ("/alerts", "/healthz", "/readyz", "/metrics")
 
-DURABLE = {"rolled_back", "state_unwritable", "state_corrupt", "state_missing"}
+DURABLE = {"rolled_back", "rolled_back_unrecorded", "flag_unavailable", "state_unwritable", "state_corrupt",
+           "state_missing"}
 
 
 class TooLarge(Exception):
@@ -73,12 +83,18 @@ def rollback_alerts(notification: Notification) -> list:
     return [a for a in notification.alerts if a.status == "firing" and a.labels.get("action") == "rollback"]
 
 
+def foreign_flags(alerts: list, owned: str) -> list[str]:
+    """The flags named by `alerts` that are not `owned`: such a notification was routed to the wrong receiver."""
+    return sorted({a.labels[FLAG] for a in alerts if a.labels.get(FLAG, owned) != owned})
+
+
 class Receiver:
-    """The handlers and what they share: the state store, the token, the metrics."""
+    """The handlers and what they share: the flag and its history, the token, the metrics."""
 
     def __init__(self, store: StateStore, token: bytes, namespace: str, dry_run: bool = False,
-                 log: DecisionLog | None = None) -> None:
+                 log: DecisionLog | None = None, flag: RecordedFlag | None = None) -> None:
         self.store = store
+        self.flag = flag or RecordedFlag(StateFlag(store.path, store.flag), store)
         self.token = b"Bearer " + token
         self.dry_run = dry_run
         self.metrics = ReceiverMetrics(store, namespace)
@@ -116,36 +132,44 @@ class Receiver:
         key = notification.group_key
         if not acting:
             return self._answer(200, "ignored", key, reason="no firing alert labelled action=rollback")
+        foreign = foreign_flags(acting, self.store.flag)
+        if foreign:  # nothing changes: rolling back our flag for another flag's alert would be a guess
+            return self._answer(422, "foreign_flag", key, reason=f"the alerts name flag {', '.join(foreign)}; this "
+                                f"receiver owns {self.store.flag}")
         alert = alert_fields([a.labels.get("alertname", "") for a in acting], [a.fingerprint for a in acting], key)
         names = alert["alertname"]
         try:
-            current = self.store.read()["current_percentage"]
+            if self.flag.embedded:  # the cached state file answers duplicates without the lock
+                current = self.store.percentage(self.store.read())
+                if current == 0:
+                    return self._answer(200, "already_at_zero", key, alertname=names)
+            if self.dry_run:
+                current = await run_in_threadpool(self.flag.read)
+                return self._answer(200, "dry_run", key, alertname=names, would_change=f"{current}% -> 0%")
+            move = await run_in_threadpool(self.flag.rollback, "rollback alert firing", AUTOMATIC, **alert)
+        except FlagUnavailable as error:
+            return self._answer(503, "flag_unavailable", key, reason=str(error))
         except (CorruptState, OSError) as error:
             return self._answer(503, _state_error(error), key, reason=str(error))
-        if current == 0:
-            return self._answer(200, "already_at_zero", key, alertname=names)
-        if self.dry_run:
-            return self._answer(200, "dry_run", key, alertname=names, would_change=f"{current}% -> 0%")
-        try:
-            change = await run_in_threadpool(self.store.rollback, "rollback alert firing", by=AUTOMATIC,
-                                             **alert)
-        except (CorruptState, OSError) as error:
-            return self._answer(503, _state_error(error), key, reason=str(error))
-        if change.entry is None:
+        if move.entry is None and move.unrecorded is None:
             return self._answer(200, "already_at_zero", key, alertname=names)
         self.metrics.rollbacks.inc()
-        return self._answer(200, "rolled_back", key, alertname=names,
-                            from_percentage=change.entry["from_percentage"], to_percentage=0)
+        if move.unrecorded:  # the flag is at 0 %: retrying would find it there and record nothing either
+            return self._answer(200, "rolled_back_unrecorded", key, alertname=names, from_percentage=move.previous,
+                                to_percentage=0, reason=move.unrecorded)
+        return self._answer(200, "rolled_back", key, alertname=names, from_percentage=move.previous, to_percentage=0)
 
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "alive"})
 
     async def readyz(self, request: Request) -> Response:
-        """Ready when the state is valid and a write of its size would succeed now."""
+        """Ready when the state is valid, a write of its size would succeed now and the flag system answers."""
         try:
             self.store.read()
             await run_in_threadpool(self.store.probe)
-        except (CorruptState, OSError) as error:
+            if not self.flag.embedded:
+                await run_in_threadpool(self.flag.read)
+        except (CorruptState, OSError, FlagUnavailable) as error:
             return JSONResponse({"status": "not ready", "reason": str(error)}, status_code=503)
         return JSONResponse({"status": "ready"})
 
@@ -172,8 +196,9 @@ class Timing:
             self.histogram.labels(path).observe(time.perf_counter() - started)
 
 
-def create_app(store: StateStore, token: bytes, namespace: str, dry_run: bool = False) -> Starlette:
-    receiver = Receiver(store, token, namespace, dry_run)
+def create_app(store: StateStore, token: bytes, namespace: str, dry_run: bool = False,
+               flag: RecordedFlag | None = None) -> Starlette:
+    receiver = Receiver(store, token, namespace, dry_run, flag=flag)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -43,7 +43,7 @@ class FlagState(Collector):
             return
         readable.add_metric([], 1)
         yield readable
-        percentage = state["current_percentage"]  # authoritative; the flag's entry mirrors it
+        percentage = self.store.percentage(state)  # the owned flag's, in a file that may hold several
         enabled = GaugeMetricFamily(self._name(FLAG, "enabled"), "1 when the feature flag is enabled",
                                     labels=["flag_name"])
         enabled.add_metric([self.store.flag], 1.0 if percentage > 0 else 0.0)

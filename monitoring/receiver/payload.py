@@ -78,12 +78,15 @@ def parse(data: Any) -> Notification:
 
 
 def example(status: str = "firing", alertname: str = "HighErrorRate", action: str | None = "rollback",
-            fingerprint: str = "0123456789abcdef", **extra: Any) -> dict[str, Any]:
-    """A version 4 payload with one alert, as Alertmanager 0.25 sends it (for tests, demos, benchmarks)."""
+            fingerprint: str = "0123456789abcdef", flag: str | None = None, **extra: Any) -> dict[str, Any]:
+    """A version 4 payload with one alert, as Alertmanager 0.25 sends it (for tests, demos, benchmarks); the alert
+    names `flag` when given, as generated rollback alerts do."""
     labels = {"alertname": alertname, "severity": "critical", "signal": "error_rate", "team": "example",
               "job": "app"}
     if action:
         labels["action"] = action
+    if flag:
+        labels["flag"] = flag
     return {
         "receiver": "rollback", "status": status,
         "alerts": [{"status": status, "labels": labels, "annotations": {"summary": "s"},

@@ -63,8 +63,19 @@ def open_store(state: Path, flag: str, init: bool) -> StateStore:
     return store
 
 
+def flag_in(spec: str, store: StateStore):
+    """The store's flag in the flag system `spec` names (`--flags`), with its history in the store."""
+    from monitoring.flags import BadFlagSpec, backend
+    from monitoring.flags.recorded import RecordedFlag
+
+    try:
+        return RecordedFlag(backend(spec, store.flag, store.path), store)
+    except BadFlagSpec as error:
+        raise StartRefused(str(error)) from None
+
+
 def serve(listen: str, state: Path, token_file: Path, *, flag: str, namespace: str, init: bool = False,
-          dry_run: bool = False) -> None:
+          dry_run: bool = False, flags: str = "state") -> None:
     import uvicorn
 
     from monitoring.receiver.app import create_app
@@ -76,10 +87,15 @@ def serve(listen: str, state: Path, token_file: Path, *, flag: str, namespace: s
     host, port = listen_address(listen)
     token = read_token(token_file)
     store = open_store(state, flag, init)
-    uvicorn.run(create_app(store, token, namespace, dry_run), host=host, port=port, access_log=False,
+    recorded = flag_in(flags, store)
+    uvicorn.run(create_app(store, token, namespace, dry_run, recorded), host=host, port=port, access_log=False,
                 log_level="warning", server_header=False, http=DeadlineProtocol, loop="uvloop",
                 limit_concurrency=MAX_CONNECTIONS)
 
 
 def default_state() -> str | None:
     return os.environ.get("MONITORING_STATE")
+
+
+def default_flags() -> str:
+    return os.environ.get("MONITORING_FLAGS") or "state"

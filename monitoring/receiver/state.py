@@ -5,7 +5,11 @@ inode, so locking the state file itself would not exclude anyone), reads, change
 file in the same folder, fsyncs it, renames it over the state file and fsyncs the folder. A crash at any
 instant leaves the old state or the new one, never a torn file.
 
-`current_percentage` is authoritative; the flag's `enabled` and `rollout_percentage` always mirror it.
+The file may hold several flags (the seed configures 17 and rolls out one at a time). `current_percentage` is
+authoritative for the flag the history last moved (entries name their `flag`), whose `enabled` and
+`rollout_percentage` always mirror it; every other flag's rollout is its own entry (`enabled`, and
+`config.rollout_percentage`, 100 when absent). In a file whose history names no flag (written before entries
+did), `current_percentage` is the rollout of its only flag, and in a file of several flags each has its entry.
 Rolling back sets a target (0 %), it does not toggle: at 0 % it changes nothing. Whatever raises a
 rollout writes conditionally (`set_if`) against the version of the state it last read, so nothing ever
 raises a rollout over a rollback it has not seen.
@@ -63,6 +67,7 @@ SCHEMA = {
                 "by": {"type": "string"}, "reason": {"type": "string"}, "alertname": {"type": "string"},
                 "fingerprints": {"type": "array", "items": {"type": "string"}},
                 "fingerprint_count": {"type": "integer", "minimum": 0}, "group_key": {"type": "string"},
+                "flag": {"type": "string"},
             }}},
     },
 }
@@ -129,10 +134,32 @@ def version(state: State) -> tuple[int, int]:
     return state["current_percentage"], len(state["rollout_history"])
 
 
-def last_automatic_rollback(state: State, within: timedelta) -> dict[str, Any] | None:
-    """The receiver's last rollback when it is more recent than `within`."""
+MOVES = ("rollout", "rollback")  # the entries that moved a flag (a "conflict" entry moved nothing)
+
+
+def moved_last(state: State) -> str | None:
+    """The flag `current_percentage` belongs to: the one the last move named; None when no entry names one."""
     for entry in reversed(state["rollout_history"]):
-        if entry["action"] == "rollback" and entry["by"] == AUTOMATIC:
+        if entry["action"] in MOVES:
+            return entry.get("flag")
+    return None
+
+
+def percentage_of(state: State, flag: str) -> int:
+    """`flag`'s rollout in `state` (see the module's docstring)."""
+    last = moved_last(state)
+    if last == flag or (last is None and set(state["flags"]) <= {flag}):
+        return state["current_percentage"]
+    entry = state["flags"].get(flag) or {}
+    if not entry.get("enabled"):
+        return 0
+    return round(entry.get("config", {}).get("rollout_percentage", 100))
+
+
+def last_automatic_rollback(state: State, within: timedelta, flag: str | None = None) -> dict[str, Any] | None:
+    """The receiver's last rollback (of `flag`, when given) when it is more recent than `within`."""
+    for entry in reversed(state["rollout_history"]):
+        if entry["action"] == "rollback" and entry["by"] == AUTOMATIC and entry.get("flag", flag) == flag:
             return entry if datetime.now(UTC) - parse_time(entry["at"]) < within else None
     return None
 
@@ -249,10 +276,11 @@ class StateStore:
             entry = change(state)
             if entry is None:
                 return Change(None, state)
+            entry = {**entry, "flag": self.flag}
             state["rollout_history"].append(entry)
-            if entry["action"] != "conflict":
+            if entry["action"] in MOVES:
                 state["last_step_time"] = entry["at"]
-            _mirror(state, self.flag)
+                _mirror(state, self.flag)
             self._write(state)
             return Change(entry, state, conflict=entry["action"] == "conflict")
 
@@ -262,8 +290,16 @@ class StateStore:
         except OSError as error:
             raise self._unreadable(error, "cannot write the state") from None
 
-    def _move(self, state: State, target: int, by: str, reason: str, action: str, **alert: Any) -> dict | None:
-        current = state["current_percentage"]
+    def percentage(self, state: State) -> int:
+        """The owned flag's rollout in `state`."""
+        return percentage_of(state, self.flag)
+
+    def _move(self, state: State, target: int, by: str, reason: str, action: str, current: int | None = None,
+              **alert: Any) -> dict | None:
+        """Set the owned flag to `target` in `state`; the history entry, None when it is there already.
+
+        `current` is where the flag was when another flag system holds it (the file then records the move)."""
+        current = self.percentage(state) if current is None else current
         if current == target:
             return None
         at = now()
@@ -294,7 +330,7 @@ class StateStore:
             lost.append(state)
             if not record_conflict:
                 return None
-            current = state["current_percentage"]
+            current = self.percentage(state)
             return {"action": "conflict", "from_percentage": current, "to_percentage": current, "at": now(),
                     "by": by, "reason": f"refused {target}%: the state changed since it was read ({reason})"}
 
@@ -306,9 +342,17 @@ class StateStore:
 
     def rollback(self, reason: str, by: str = "manual", **alert: Any) -> Change:
         state = self.read()
-        if state["current_percentage"] == 0:
+        if self.percentage(state) == 0:
             return Change(None, state)
         return self.set_percentage(0, by, reason, "rollback", **alert)
+
+    def record(self, previous: int, target: int, by: str, reason: str, **alert: Any) -> Change:
+        """Write the history of a move another flag system made (from `previous` to `target` %); the file's
+        percentage and mirror follow it, so they say what the last move recorded here set."""
+        _check_percentage(target)
+        action = "rollback" if target == 0 else "rollout"
+        return self.update(lambda state: self._move(state, target, by, reason, action, current=previous, **alert),
+                           create=True)
 
     def probe(self) -> None:
         """Raise StateUnwritable unless a write would succeed now: the lock opens, and a file as large as
