@@ -324,11 +324,11 @@ class Deploy:
         started = parse_time(progress["soak_started"]).timestamp()
         outcome = self.judge(step, started, moment)
         action = act(plan, outcome.verdict, progress.get("holds", 0))
-        self.say(f"VERDICT at {step}%: {outcome.verdict.name} ({'; '.join(outcome.reasons) or action.why}) "
-                 f"-> {action.kind}")
+        reasons = [r for r in outcome.reasons if not r.startswith("extend the soak")]  # the plan's hold says it
+        self.say(f"VERDICT at {step}%: {outcome.verdict.name} ({'; '.join(reasons)}) -> {action.why}")
         self.decided(step, outcome, action)
         verdict = {"step": step, "verdict": outcome.verdict.name, "at": now(), "action": action.kind,
-                   "soak_started": progress["soak_started"], "reasons": list(outcome.reasons)[:10]}
+                   "soak_started": progress["soak_started"], "reasons": reasons[:10]}
 
         def judged(p: dict[str, Any]) -> None:
             p["verdicts"] = [*p.get("verdicts", []), verdict][-MAX_LOG:]

@@ -142,9 +142,9 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             return deploy.resume()
         plan = plan_of(args, definitions)
         store.read()  # a missing or corrupt state is said before the banner
-        firing = _firing(prometheus, definitions)
+        loud = firing(prometheus, definitions)
         print(banner(plan, definitions))
-        return deploy.start(plan, force=args.force, firing=firing)
+        return deploy.start(plan, force=args.force, firing=loud)
     except (DefinitionError, PrometheusError) as error:
         print(f"monitoring deploy: {error}", file=sys.stderr)
         return 2
@@ -154,7 +154,7 @@ def _reports(args: argparse.Namespace) -> Path | None:
     return Path(args.reports) if args.reports else None
 
 
-def _firing(prometheus, definitions) -> tuple[str, ...]:
+def firing(prometheus, definitions) -> tuple[str, ...]:
     """The critical alerts of these definitions firing now (Prometheus unreachable: PrometheusError)."""
     from monitoring.analysis import facts
 

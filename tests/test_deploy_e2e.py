@@ -1,0 +1,104 @@
+"""`monitoring deploy` end to end on one shared stack of real servers (compressed profile, soaks of seconds):
+a healthy rollout to 100 % on real go/no-go verdicts with stage reports, a rollback by the alert path in the
+middle of a soak, and an approval gate driven through the command line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from monitoring import names, rollout_demo
+from monitoring.analysis.prometheus import Prometheus
+from monitoring.deploy import DeployStore, Plan, progress_of
+from monitoring.demo import fault_for, rollback_alert
+from monitoring.genesis import DEFINITIONS
+from monitoring.processes import alive
+from monitoring.stack import Stack, on_free_ports
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory):
+    running = Stack(tmp_path_factory.mktemp("stack"), on_free_ports(DEFINITIONS.with_profile("compressed")))
+    try:
+        running.up(say=lambda line: None)
+        yield running
+    finally:
+        pids = [record["pid"] for record in running.recorded().values()]
+        running.down(say=lambda line: None)
+        assert not [pid for pid in pids if alive(pid)]
+
+
+@pytest.fixture
+def fresh(stack: Stack) -> DeployStore:
+    """The stack at 0 %, no fault, no critical alert firing."""
+    store = DeployStore(stack.state, stack.definitions.flag_name)
+    rollout_demo.clear_fault(stack)
+    store.rollback("test: start from 0 %", by="test")
+    rollout_demo.quiet(Prometheus(stack.url(names.PROMETHEUS)), stack.definitions, print)
+    return store
+
+
+def test_a_healthy_rollout_reaches_100_on_real_verdicts_with_a_report_per_decision(stack, fresh, tmp_path):
+    lines: list[str] = []
+    the_plan = Plan("custom", (0, 5, 50, 100), 8.0, 2.0, 4.0, 2)
+    assert rollout_demo.deploy(stack, the_plan, tmp_path / "reports", lines.append) == 0, "\n".join(lines)
+    progress = progress_of(fresh.read())
+    assert fresh.read()["current_percentage"] == 100 and progress["status"] == "done"
+    assert [v["step"] for v in progress["verdicts"] if v["verdict"] == "PROCEED"] == [5, 50, 100]
+    assert "DEPLOYING CANARY STEP: 5%" in lines and any(line.startswith("VERDICT at 100%: PROCEED") for line in lines)
+    reports = sorted((tmp_path / "reports").glob("step-*/report.md"))
+    assert len(reports) == len(progress["verdicts"]) and "Rollout step 5 %" in reports[0].read_text()
+
+
+def test_the_alert_path_rolls_back_during_a_soak_and_deploy_stops(stack, fresh, tmp_path):
+    stop = threading.Event()
+    rollout_demo.turn_bad_at(stack, 10, fault_for(stack.definitions, rollback_alert(stack.definitions)), stop)
+    lines: list[str] = []
+    try:
+        code = rollout_demo.deploy(stack, Plan("custom", (0, 5, 10, 25), 6.0, 2.0, 3.0, 2), None, lines.append)
+    finally:
+        stop.set()
+        rollout_demo.clear_fault(stack)
+    assert code == 3, "\n".join(lines)
+    history = fresh.read()["rollout_history"]
+    rollback = next(i for i, e in enumerate(history) if e["by"] == "alertmanager")
+    assert (history[rollback]["from_percentage"], history[rollback]["to_percentage"]) == (10, 0)
+    assert history[-1]["action"] == "conflict" and history[-1]["by"] == "deploy"
+    assert "alertmanager" in history[-1]["reason"]
+    assert all(e["to_percentage"] == 0 for e in history[rollback:])
+    assert fresh.read()["current_percentage"] == 0
+
+
+def monitoring(*args: str) -> list[str]:
+    return [sys.executable, "-m", "monitoring", *args]
+
+
+def test_an_approval_gate_waits_for_deploy_approve(stack, fresh):
+    common = ["--state", str(stack.state), "--profile", "compressed"]
+    runner = subprocess.Popen(monitoring("deploy", "--strategy", "custom", "--steps", "0,5,50", "--wait", "4s",
+                                         "--check-every", "1s", "--approve-at", "50", "--prometheus",
+                                         stack.url(names.PROMETHEUS), *common),
+                              cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while progress_of(fresh.read()).get("status") != "waiting-approval" and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert fresh.read()["current_percentage"] == 5
+        status = subprocess.run(monitoring("deploy", "status", *common), capture_output=True, text=True, check=True)
+        assert "waiting-approval" in status.stdout and "last verdict:  PROCEED" in status.stdout
+        subprocess.run(monitoring("deploy", "approve", "--by", "dana", *common), check=True, capture_output=True)
+        out, _ = runner.communicate(timeout=60)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert runner.returncode == 0, out
+    assert "WAITING FOR APPROVAL before 50%" in out and fresh.read()["current_percentage"] == 50
+    assert "50% by dana" in subprocess.run(monitoring("deploy", "status", *common), capture_output=True,
+                                           text=True).stdout
