@@ -325,7 +325,8 @@ class Deploy:
         outcome = self.judge(step, started, moment)
         action = act(plan, outcome.verdict, progress.get("holds", 0))
         reasons = [r for r in outcome.reasons if not r.startswith("extend the soak")]  # the plan's hold says it
-        self.say(f"VERDICT at {step}%: {outcome.verdict.name} ({'; '.join(reasons)}) -> {action.why}")
+        then = "next step" if action.kind == "next" else action.why
+        self.say(f"VERDICT at {step}%: {outcome.verdict.name} ({'; '.join(reasons)}) -> {then}")
         self.decided(step, outcome, action)
         verdict = {"step": step, "verdict": outcome.verdict.name, "at": now(), "action": action.kind,
                    "soak_started": progress["soak_started"], "reasons": reasons[:10]}
