@@ -266,8 +266,9 @@ class Deploy:
             plan = Plan.from_dict(progress["plan"])
             if version(state) != tuple(progress["seen"]):
                 return self._stop_conflict(state, progress)
-            if progress.get("aborted"):
-                return self._end("aborted", "aborted by a person", 3)
+            if progress.get("aborted"):  # recorded by `monitoring deploy abort`, which also rolled back
+                self.say("ABORTED by a person; deploy never writes the rollout again")
+                return 3
             if progress.get("paused"):
                 self.say(f"PAUSED at {progress['step']}%: `monitoring deploy resume` continues")
                 self.sleep(plan.check_every)
@@ -425,6 +426,27 @@ def abort(store: DeployStore, by: str) -> None:
     """Stop the deploy and roll the rollout back to 0 by hand: deploy sees someone else changed it and stops."""
     store.record(lambda p: (p.update(aborted=True, status="aborted"), _log(p, "aborted", f"by {by}")))
     store.rollback(reason="deploy aborted", by=by)
+
+
+@dataclass(frozen=True)
+class Gauges:
+    """What the receiver exports of a deploy: the step, the last verdict's exit code, the soak remaining."""
+
+    step: int
+    last_verdict: str | None
+    soak_remaining: float
+
+
+def gauges(state: State, clock: Callable[[], float] = time.time) -> Gauges | None:
+    """The deploy's gauges at scrape time; None when no deploy is recorded (or its plan is unreadable)."""
+    progress = progress_of(state)
+    try:
+        plan = Plan.from_dict(progress["plan"])
+        remaining = (max(soak_end(plan, progress) - clock(), 0.0)
+                     if progress.get("status") == "soaking" and progress.get("soak_started") else 0.0)
+        return Gauges(int(progress["step"]), progress.get("last_verdict"), remaining)
+    except (KeyError, TypeError, ValueError, DefinitionError):
+        return None
 
 
 def status_text(state: State, clock: Callable[[], float] = time.time) -> str:

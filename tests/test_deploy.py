@@ -26,6 +26,7 @@ from monitoring.deploy import (
     status_text,
 )
 from monitoring.model import DefinitionError
+from monitoring.receiver.state import now
 
 FLAG = "phase_4_deployment"
 
@@ -212,3 +213,21 @@ def test_a_corrupt_state_is_one_line_and_exit_2(tmp_path, capsys):
     assert main(["deploy", "status", "--state", str(state)]) == 2
     err = capsys.readouterr().err
     assert str(state) in err and err.count("\n") == 1
+
+
+def test_the_receivers_metrics_export_the_step_the_last_verdict_and_the_soak_remaining(store):
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from monitoring.receiver.metrics import FlagState
+
+    registry = CollectorRegistry()
+    registry.register(FlagState(store, "genesis"))
+    assert b"genesis_deploy_step_percentage" not in generate_latest(registry)  # no deploy recorded yet
+    run(store, plan((0, 5, 10), wait=0.01), verdicts(Verdict.PROCEED, Verdict.FAILED))
+    text = generate_latest(registry).decode()
+    assert 'genesis_deploy_step_percentage{flag_name="phase_4_deployment"} 10.0' in text
+    assert 'genesis_deploy_last_verdict{flag_name="phase_4_deployment",verdict="FAILED"} 30.0' in text
+    assert 'genesis_deploy_soak_remaining_seconds{flag_name="phase_4_deployment"} 0.0' in text
+    store.record(lambda p: (p.update(status="soaking", soak_started=now()), p["plan"].update(wait=60)))
+    remaining = registry.get_sample_value("genesis_deploy_soak_remaining_seconds", {"flag_name": "phase_4_deployment"})
+    assert 58 < remaining <= 60

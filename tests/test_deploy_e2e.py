@@ -105,3 +105,27 @@ def test_an_approval_gate_waits_for_deploy_approve(stack, fresh):
     assert "WAITING FOR APPROVAL before 50%" in out and fresh.read()["current_percentage"] == 50
     assert "50% by dana" in subprocess.run(monitoring("deploy", "status", *common), capture_output=True,
                                            text=True).stdout
+
+
+def test_a_deploy_killed_mid_soak_resumes_it_with_real_verdicts(stack, fresh):
+    """SIGKILL three seconds into the 5 % soak, then `--resume`: the same soak start, judged once at its end."""
+    common = ["--state", str(stack.state), "--profile", "compressed", "--prometheus", stack.url(names.PROMETHEUS)]
+    first = subprocess.Popen(monitoring("deploy", "--strategy", "custom", "--steps", "0,5,10", "--wait", "8s",
+                                        "--check-every", "1s", *common), cwd=PROJECT, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while progress_of(fresh.read()).get("status") != "soaking" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(3)
+    finally:
+        first.kill()
+        first.wait()
+    started = progress_of(fresh.read())["soak_started"]
+    resumed = subprocess.run(monitoring("deploy", "--resume", *common), cwd=PROJECT, capture_output=True, text=True,
+                             timeout=90)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "RESUMING at 5% (soaking)" in resumed.stdout
+    progress = progress_of(fresh.read())
+    five = [v for v in progress["verdicts"] if v["step"] == 5]
+    assert len(five) == 1 and five[0]["soak_started"] == started and five[0]["verdict"] == "PROCEED"
+    assert fresh.read()["current_percentage"] == 10
