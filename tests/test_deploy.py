@@ -231,3 +231,39 @@ def test_the_receivers_metrics_export_the_step_the_last_verdict_and_the_soak_rem
     store.record(lambda p: (p.update(status="soaking", soak_started=now()), p["plan"].update(wait=60)))
     remaining = registry.get_sample_value("genesis_deploy_soak_remaining_seconds", {"flag_name": "phase_4_deployment"})
     assert 58 < remaining <= 60
+
+
+def test_each_decision_is_posted_to_the_webhook_with_values_and_thresholds(store):
+    import json
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from monitoring.analysis.verdict import Decision, Row
+    from monitoring.deploy_commands import notify_with
+    from monitoring.model import Bands, Worse
+
+    received: list[dict] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        row = Row("Error Rate", "percent", 0.4, "q", Bands(Worse.HIGHER, 0.1, 1.0))
+
+        def judge(step, started, at):
+            return Decision(Verdict.HOLD if step == 5 and not received else Verdict.PROCEED, at, "1s", [row],
+                            reasons=["Error Rate is yellow (0.4 %)"])
+        Deploy(store, judge, say=lambda line: None,
+               decided=notify_with(f"http://127.0.0.1:{server.server_port}/hook")).start(plan((0, 5)))
+    finally:
+        server.shutdown()
+    assert [(n["step"], n["verdict"], n["action"]) for n in received] == [(5, "HOLD", "hold"), (5, "PROCEED", "next")]
+    assert received[0]["values"] == {"Error Rate": 0.4}
+    assert received[0]["thresholds"]["Error Rate"]["red"] == "> 1 %"
