@@ -304,7 +304,7 @@ class Deploy:
 
     def _raise(self, state: State, progress: dict[str, Any], target: int) -> bool:
         forced = progress.get("forced") if not progress.get("verdicts") else ""
-        reason = f"deploy: step {target}%" + (f" (--force: {forced})" if forced else "")
+        reason = f"step {target}%" + (f" (--force: {forced})" if forced else "")
 
         def soaking(p: dict[str, Any]) -> None:
             p.update(status="soaking", step=target, soak_started=now(), holds=0, waiting_for=None)
@@ -350,7 +350,7 @@ class Deploy:
         if action.kind == "wait-person":
             self.say(f"HELD at {step}%: {action.why}; `monitoring deploy approve` proceeds, `abort` ends it")
         if action.kind == "rollback":
-            won, _ = self.store.step(tuple(progress["seen"]), 0, f"deploy: ROLLBACK verdict at {step}%",
+            won, _ = self.store.step(tuple(progress["seen"]), 0, f"ROLLBACK verdict at {step}%",
                                      lambda p: (p.update(status="rolled-back"), _log(p, "rolled back")))
             if not won:
                 return self._stop_conflict(self.store.read(), progress)

@@ -119,8 +119,9 @@ def run(stack: Stack, reports: Path | None = None, say: Callable[[str], None] = 
         clear_fault(stack)
     say(f"   deploy exited {bad}; the history:")
     for entry in store.read()["rollout_history"][-6:]:
+        alert = f" ({entry['alertname']})" if entry.get("alertname") else ""
         say(f"   {entry['at']}  {entry['action']:<9} {entry['from_percentage']:>3}% -> {entry['to_percentage']:>3}%  "
-            f"by {entry['by']}: {entry['reason']}")
+            f"by {entry['by']}{alert}: {entry['reason']}")
     return 0 if healthy == 0 and bad == 3 else 1
 
 

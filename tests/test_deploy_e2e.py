@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from monitoring import names, rollout_demo
 from monitoring.analysis.prometheus import Prometheus
@@ -129,3 +130,24 @@ def test_a_deploy_killed_mid_soak_resumes_it_with_real_verdicts(stack, fresh):
     five = [v for v in progress["verdicts"] if v["step"] == 5]
     assert len(five) == 1 and five[0]["soak_started"] == started and five[0]["verdict"] == "PROCEED"
     assert fresh.read()["current_percentage"] == 10
+
+
+def test_a_hold_that_resolves(stack, fresh):
+    """At 100 % a short burst of 0.5 % errors makes the soak's error rate yellow: HOLD. The hold extends the
+    window with clean traffic, the rate over it falls under the yellow border, and the next verdict is PROCEED."""
+    app = f"{stack.url(names.APP)}/control/fault"
+
+    def burst() -> None:
+        while fresh.read()["current_percentage"] < 100:
+            time.sleep(0.1)
+        requests.post(app, json={"errors": 0.005}, timeout=5).raise_for_status()
+        time.sleep(3)
+        requests.post(app, json={"clear": True}, timeout=5).raise_for_status()
+    thread = threading.Thread(target=burst, daemon=True)
+    thread.start()
+    lines: list[str] = []
+    code = rollout_demo.deploy(stack, Plan("custom", (0, 100), 6.0, 2.0, 14.0, 2), None, lines.append)
+    thread.join(10)
+    assert code == 0, "\n".join(lines)
+    verdicts = [(v["verdict"], v["action"]) for v in progress_of(fresh.read())["verdicts"]]
+    assert verdicts == [("HOLD", "hold"), ("PROCEED", "next")], "\n".join(lines)
