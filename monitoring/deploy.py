@@ -122,8 +122,8 @@ def progress_of(state: State) -> dict[str, Any]:
     return state.get("deploy") or {}
 
 
-def _log(progress: dict[str, Any], event: str, detail: str = "") -> None:
-    progress.setdefault("log", []).append({"at": now(), "event": event, "detail": detail})
+def _log(progress: dict[str, Any], event: str, detail: str = "", at: str | None = None) -> None:
+    progress.setdefault("log", []).append({"at": at or now(), "event": event, "detail": detail})
     del progress["log"][:-MAX_LOG]
 
 
@@ -307,8 +307,9 @@ class Deploy:
         reason = f"step {target}%" + (f" (--force: {forced})" if forced else "")
 
         def soaking(p: dict[str, Any]) -> None:
-            p.update(status="soaking", step=target, soak_started=now(), holds=0, waiting_for=None)
-            _log(p, "step", f"{target}%")
+            started = now()
+            p.update(status="soaking", step=target, soak_started=started, holds=0, waiting_for=None)
+            _log(p, "step", f"{target}%", at=started)
 
         won, _ = self.store.step(tuple(progress["seen"]), target, reason, soaking)
         if won:
