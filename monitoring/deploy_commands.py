@@ -23,9 +23,11 @@ def _definitions(args: argparse.Namespace):
 
 
 def _store(args: argparse.Namespace, definitions):
+    """The state file given, else the running local stack's (as `monitoring status` finds it)."""
+    from monitoring.cli import _stack_state
     from monitoring.deploy import DeployStore
 
-    return DeployStore(Path(args.state), definitions.flag_name)
+    return DeployStore(Path(args.state) if args.state else _stack_state(), definitions.flag_name)
 
 
 def plan_of(args: argparse.Namespace, definitions):
@@ -182,7 +184,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                         help="start although a critical alert fires or the last verdict was not PROCEED (recorded)")
     deploy.add_argument("--resume", action="store_true", help="continue the deploy recorded in the state file")
     deploy.add_argument("--prometheus", default="http://127.0.0.1:9090", metavar="URL")
-    deploy.add_argument("--state", default=default_state(), metavar="PATH", help="the deployment state file")
+    deploy.add_argument("--state", default=default_state(), metavar="PATH",
+                        help="the deployment state file (default: $MONITORING_STATE, else the running local stack's)")
     deploy.add_argument("--definitions", default=DEFAULT_DEFINITIONS, metavar="MODULE:NAME")
     deploy.add_argument("--profile", metavar="NAME", help="the definitions' profile, e.g. compressed")
     deploy.add_argument("--reports", metavar="DIR", help="write the stage report of each decision here")

@@ -267,3 +267,16 @@ def test_each_decision_is_posted_to_the_webhook_with_values_and_thresholds(store
     assert [(n["step"], n["verdict"], n["action"]) for n in received] == [(5, "HOLD", "hold"), (5, "PROCEED", "next")]
     assert received[0]["values"] == {"Error Rate": 0.4}
     assert received[0]["thresholds"]["Error Rate"]["red"] == "> 1 %"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["deploy", "--resume"], "nothing to resume"),
+    (["deploy", "approve"], "not waiting for an approval"),
+    (["deploy", "--state", "/nonexistent/state.json"], "no such state file"),
+])
+def test_acting_on_no_deploy_is_one_line_and_exit_2(store, capsys, args, message):
+    if "--state" not in args:
+        args = [*args, "--state", str(store.path)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
