@@ -11,7 +11,7 @@ UNLEASH_VERSION := 7.5.1
 POSTGRES_BIN := /usr/lib/postgresql/15/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help venv debs unleash generate check-generated validate lint test bench bench-production clean demo up down status plan apply
+.PHONY: help venv debs unleash generate check-generated validate lint test bench bench-production clean demo rollout-demo up down status plan apply
 
 help: ## list the targets with what each does
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ unleash: ## install PostgreSQL 15 (Debian) and unleash-server 7.5.1 (npm, into .
 SCENARIO ?= fleet
 demo: venv debs generate validate ## the main job: a bad new version is rolled back on real servers (SCENARIO=canary: at 5 %)
 	$(BIN)/monitoring demo run --scenario $(SCENARIO)
+
+rollout-demo: venv debs generate validate ## monitoring deploy on real servers: a healthy version 0 -> 100, then one turning bad at 25 % rolled back by the alert path
+	$(BIN)/python -m monitoring.rollout_demo --calm cpu
 
 up: venv debs ## start the local stack (Prometheus, Alertmanager, node exporter, receiver, demo app) on loopback
 	$(BIN)/monitoring stack up

@@ -425,6 +425,8 @@ def parser() -> argparse.ArgumentParser:
 
     from monitoring.analysis.commands import add_commands
     add_commands(commands)
+    from monitoring import deploy_commands
+    deploy_commands.add_commands(commands)
     return root
 
 

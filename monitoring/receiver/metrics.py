@@ -19,6 +19,7 @@ disable_created_metrics()
 
 RECEIVER = "receiver"  # subsystem of the receiver's own metrics
 FLAG = "feature_flag"  # subsystem of the flag's state
+DEPLOY = "deploy"  # subsystem of `monitoring deploy`'s progress
 
 
 class FlagState(Collector):
@@ -58,6 +59,32 @@ class FlagState(Collector):
                                       "Seconds since the last rollback recorded in the history")
             since.add_metric([], (datetime.now(UTC) - parse_time(rollbacks[-1]["at"])).total_seconds())
             yield since
+        yield from self._deploy(state)
+
+    def _deploy(self, state: dict) -> Iterator[Metric]:
+        """`monitoring deploy`'s progress, when one is recorded: step, last verdict (its exit code), soak left."""
+        from monitoring.analysis.verdict import Verdict
+        from monitoring.deploy import gauges
+
+        found = gauges(state)
+        if found is None:
+            return
+        flag = [self.store.flag]
+        step = GaugeMetricFamily(self._name(DEPLOY, "step_percentage"), "The rollout step deploy is at, in percent",
+                                 labels=["flag_name"])
+        step.add_metric(flag, float(found.step))
+        remaining = GaugeMetricFamily(self._name(DEPLOY, "soak_remaining_seconds"),
+                                      "Seconds left in the current step's soak (0 when not soaking)",
+                                      labels=["flag_name"])
+        remaining.add_metric(flag, found.soak_remaining)
+        yield step
+        yield remaining
+        if found.last_verdict in Verdict.__members__:
+            verdict = GaugeMetricFamily(self._name(DEPLOY, "last_verdict"),
+                                        "The last go/no-go verdict's exit code: 0 PROCEED, 10 HOLD, 20 ROLLBACK, "
+                                        "30 FAILED, 40 INCONCLUSIVE", labels=["flag_name", "verdict"])
+            verdict.add_metric([*flag, found.last_verdict], float(Verdict[found.last_verdict].code))
+            yield verdict
 
 
 class ReceiverMetrics:

@@ -1,0 +1,471 @@
+"""`monitoring deploy`: the progressive rollout, step by step on go/no-go verdicts, where a rollback always wins.
+
+At each step deploy raises the rollout with a compare-and-set write against the state it last saw, soaks,
+takes the verdict over the soak and acts on it (PROCEED next step, HOLD or INCONCLUSIVE extend the soak,
+ROLLBACK roll back and stop, FAILED stop). Its progress (plan, step, soak start, holds, verdicts,
+approvals) lives in the state file beside the rollout, under the `deploy` key, so a deploy killed at any
+instant continues with `--resume` exactly where it was. When anyone else changes the rollout (the
+receiver rolling back, a person), deploy records the conflict and never raises the rollout again.
+
+The decisions (`next_step`, `act`, `soak_end`) are pure; `Deploy` does the reading, writing and waiting,
+with the verdict, the health line and the clock passed in.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from monitoring.analysis.verdict import Verdict
+from monitoring.model import DefinitionError, duration_seconds
+from monitoring.receiver.state import State, StateStore, now, parse_time, version
+
+BY = "deploy"
+ACTIVE = ("soaking", "passed", "waiting-approval", "held")  # a deploy in one of these can be resumed
+ENDED = ("done", "stopped", "rolled-back", "failed", "aborted")
+MAX_LOG = 200  # deploy's own events kept in the state file
+
+
+class DeployRefused(DefinitionError):
+    """Deploy will not start or resume; the message says why and what to do."""
+
+
+# --- the plan -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a deploy does: the steps, the soak per step, the hold and how many, the manual gates."""
+
+    strategy: str
+    steps: tuple[int, ...]
+    wait: float
+    check_every: float
+    hold: float
+    max_holds: int
+    approve_at: tuple[int, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "steps": list(self.steps), "approve_at": list(self.approve_at)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Plan:
+        try:
+            return cls(str(data["strategy"]), tuple(int(s) for s in data["steps"]), float(data["wait"]),
+                       float(data["check_every"]), float(data["hold"]), int(data["max_holds"]),
+                       tuple(int(s) for s in data.get("approve_at", ())))
+        except (KeyError, TypeError, ValueError) as error:
+            raise DefinitionError(f"the state's deploy plan is not a plan ({type(error).__name__}: {error})") from None
+
+
+def parse_steps(text: str, where: str = "--steps") -> tuple[int, ...]:
+    """Rollout percentages, strictly ascending, each from 0 to 100."""
+    try:
+        steps = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise DefinitionError(f"{where}: {text!r} is not a comma-separated list of whole percentages") from None
+    if any(not 0 <= s <= 100 for s in steps):
+        raise DefinitionError(f"{where}: {text!r}: every step must be from 0 to 100")
+    if any(b <= a for a, b in itertools.pairwise(steps)):
+        raise DefinitionError(f"{where}: {text!r}: the steps must be strictly ascending")
+    return steps
+
+
+def seconds(text: str, where: str) -> float:
+    """A duration such as 30s, 12h or 1h30m, in seconds; a DefinitionError naming `where` otherwise."""
+    return duration_seconds(text, where)
+
+
+# --- the pure decisions -----------------------------------------------------------------------------------------
+
+
+def next_step(plan: Plan, reached: int) -> int | None:
+    """The first step above `reached` (steps already reached are skipped, as the seed's deploy.py does)."""
+    return next((s for s in plan.steps if s > reached), None)
+
+
+def soak_end(plan: Plan, progress: dict[str, Any]) -> float:
+    """When the current step's soak ends, in unix seconds: its start, the wait, and one hold per hold used."""
+    return parse_time(progress["soak_started"]).timestamp() + plan.wait + progress.get("holds", 0) * plan.hold
+
+
+@dataclass(frozen=True)
+class Action:
+    """What a verdict makes deploy do: `next`, `hold`, `wait-person`, `rollback` or `stop`."""
+
+    kind: str
+    why: str
+
+
+def act(plan: Plan, verdict: Verdict, holds: int) -> Action:
+    """The issue's table: PROCEED next step; HOLD and INCONCLUSIVE extend the soak, after `max_holds` wait for a
+    person; ROLLBACK roll back to 0 and stop; FAILED stop."""
+    if verdict is Verdict.PROCEED:
+        return Action("next", "every criterion is green")
+    if verdict in (Verdict.HOLD, Verdict.INCONCLUSIVE):
+        if holds >= plan.max_holds:
+            return Action("wait-person", f"{verdict.name} after {holds} hold(s), the most the policy allows")
+        return Action("hold", f"{verdict.name}: soak extended by {plan.hold:g}s (hold {holds + 1} of {plan.max_holds})")
+    if verdict is Verdict.ROLLBACK:
+        return Action("rollback", "ROLLBACK: a criterion is red")
+    return Action("stop", "FAILED: a rollback happened in the soak window")
+
+
+# --- the store ------------------------------------------------------------------------------------------------
+
+
+def progress_of(state: State) -> dict[str, Any]:
+    return state.get("deploy") or {}
+
+
+def _log(progress: dict[str, Any], event: str, detail: str = "", at: str | None = None) -> None:
+    progress.setdefault("log", []).append({"at": at or now(), "event": event, "detail": detail})
+    del progress["log"][:-MAX_LOG]
+
+
+class DeployStore(StateStore):
+    """The state store with deploy's progress written under the same lock as the rollout."""
+
+    def record(self, change: Callable[[dict[str, Any]], None], expected: tuple[int, int] | None = None) -> bool:
+        """Change deploy's progress (never the rollout); with `expected`, only while the rollout still has that
+        version. Whether it wrote."""
+        with self._locked():
+            state = self.read()
+            if expected is not None and version(state) != tuple(expected):
+                return False
+            state = {**state, "deploy": _copy(progress_of(state))}
+            change(state["deploy"])
+            self._write(state)
+            return True
+
+    def step(self, expected: tuple[int, int], target: int, reason: str,
+             change: Callable[[dict[str, Any]], None]) -> tuple[bool, State]:
+        """Raise (or lower) the rollout to `target` and change the progress in one write, only if the state still
+        has the version deploy last saw; otherwise write a conflict entry and nothing else. (won, state)"""
+        lost = []
+
+        def move(state: State) -> dict[str, Any] | None:
+            current = state["current_percentage"]
+            if version(state) != tuple(expected):
+                lost.append(True)
+                return {"action": "conflict", "from_percentage": current, "to_percentage": current, "at": now(),
+                        "by": BY, "reason": f"refused {target}%: the rollout changed since deploy read it ({reason})"}
+            state["deploy"] = _copy(progress_of(state))
+            change(state["deploy"])
+            entry = self._move(state, target, BY, reason, "rollout" if target else "rollback")
+            if entry is None:  # already there: still record the progress, with an entry saying so
+                entry = {"action": "rollout", "from_percentage": current, "to_percentage": current, "at": now(),
+                         "by": BY, "reason": reason}
+            state["deploy"]["seen"] = [target, len(state["rollout_history"]) + 1]
+            return entry
+
+        result = self.update(move)
+        return not lost, result.state
+
+    def conflict(self, reason: str) -> State:
+        """Write the history entry telling that deploy stopped because the rollout changed under it."""
+        def entry(state: State) -> dict[str, Any]:
+            current = state["current_percentage"]
+            state["deploy"] = _copy(progress_of(state))
+            state["deploy"]["status"] = "stopped"
+            _log(state["deploy"], "stopped", reason)
+            return {"action": "conflict", "from_percentage": current, "to_percentage": current, "at": now(),
+                    "by": BY, "reason": reason}
+        return self.update(entry).state
+
+
+def _copy(progress: dict[str, Any]) -> dict[str, Any]:
+    import json
+
+    return json.loads(json.dumps(progress))
+
+
+# --- the controller -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """A verdict and why (the go/no-go Decision has both; stubs in tests build this)."""
+
+    verdict: Verdict
+    reasons: list[str] = field(default_factory=list)
+
+
+Judge = Callable[[int, float, float], Any]  # (step, soak start, now) -> an object with .verdict and .reasons
+
+
+@dataclass
+class Deploy:
+    """Runs a plan against a state store. `judge` gives the verdict over a soak, `health` the status line,
+    `say` prints, `clock` and `sleep` are the time (wall clock: a soak survives a restart)."""
+
+    store: DeployStore
+    judge: Judge
+    health: Callable[[], str] = lambda: "Health OK"
+    say: Callable[[str], None] = print
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+    decided: Callable[[int, Any, Action], None] = lambda step, outcome, action: None  # reports, notifications
+
+    # starting
+
+    def start(self, plan: Plan, force: bool = False, firing: tuple[str, ...] = ()) -> int:
+        """Begin a new deploy of `plan`, unless a critical alert fires or the last verdict was not PROCEED;
+        `force` starts it anyway, and says so in the history."""
+        state = self.store.read()
+        previous = progress_of(state)
+        objection = refusal(previous, firing)
+        if objection and not force:
+            raise DeployRefused(f"refused: {objection}; look at why, then pass --force to deploy anyway")
+        forced = (objection or "nothing objected") if force else ""
+        if previous.get("status") in ACTIVE and _alive(previous.get("pid", 0)):
+            raise DeployRefused(f"a deploy is already running (pid {previous['pid']}); `monitoring deploy abort` "
+                                "stops it")
+        if previous.get("status") in ACTIVE:
+            raise DeployRefused(f"a deploy stopped at {previous.get('step')}% while {previous['status']}; "
+                                "`monitoring deploy --resume` continues it, `monitoring deploy abort` ends it")
+        seen = list(version(state))
+
+        def begin(progress: dict[str, Any]) -> None:
+            log = progress.get("log", [])
+            progress.clear()
+            progress.update({"plan": plan.as_dict(), "status": "passed", "step": state["current_percentage"],
+                             "soak_started": None, "holds": 0, "last_verdict": previous.get("last_verdict"),
+                             "verdicts": [], "approvals": [], "paused": False, "pid": os.getpid(), "seen": seen,
+                             "forced": forced, "log": log})
+            _log(progress, "started", f"steps {plan.steps}" + (f"; --force: {forced}" if forced else ""))
+
+        if not self.store.record(begin, expected=tuple(seen)):
+            raise DeployRefused("the rollout changed while deploy was starting; run it again")
+        return self.run()
+
+    def resume(self) -> int:
+        """Continue the deploy recorded in the state file, where it was."""
+        progress = progress_of(self.store.read())
+        status = progress.get("status")
+        if status not in ACTIVE:
+            raise DeployRefused(f"nothing to resume: the last deploy is {status or 'absent'}")
+        if _alive(progress.get("pid", 0)) and progress.get("pid") != os.getpid():
+            raise DeployRefused(f"the deploy is still running (pid {progress['pid']})")
+        self.store.record(lambda p: (p.update(pid=os.getpid()), _log(p, "resumed", f"at {p.get('step')}% "
+                                                                                  f"({p.get('status')})")))
+        self.say(f"RESUMING at {progress.get('step')}% ({status})")
+        return self.run()
+
+    # running
+
+    def run(self) -> int:
+        """Drive the recorded progress to its end; 0 done, 1 stopped by a verdict, 3 stopped by someone else."""
+        while True:
+            state = self.store.read()
+            progress = progress_of(state)
+            plan = Plan.from_dict(progress["plan"])
+            if version(state) != tuple(progress["seen"]):
+                return self._stop_conflict(state, progress)
+            if progress.get("aborted"):  # recorded by `monitoring deploy abort`, which also rolled back
+                self.say("ABORTED by a person; deploy never writes the rollout again")
+                return 3
+            if progress.get("paused"):
+                self.say(f"PAUSED at {progress['step']}%: `monitoring deploy resume` continues")
+                self.sleep(plan.check_every)
+                continue
+            status = progress["status"]
+            if status == "soaking":
+                code = self._soak(plan, progress)
+                if code is not None:
+                    return code
+            elif status in ("passed", "waiting-approval"):
+                target = next_step(plan, progress["step"])
+                if target is None:
+                    return self._end("done", f"the rollout reached {progress['step']}%", 0)
+                if target in plan.approve_at and target not in _approved(progress):
+                    self._await_approval(plan, status, target)
+                    continue
+                if not self._raise(state, progress, target):
+                    return self._stop_conflict(self.store.read(), progress)
+            elif status == "held":
+                if progress.get("waiting_for") in _approved(progress):
+                    self.store.record(lambda p: (p.update(status="passed"), _log(p, "a person let it proceed")))
+                    continue
+                self.sleep(plan.check_every)
+            else:
+                raise DeployRefused(f"the deploy is {status}; nothing to do")
+
+    def _await_approval(self, plan: Plan, status: str, target: int) -> None:
+        if status != "waiting-approval":
+            self.store.record(lambda p: (p.update(status="waiting-approval", waiting_for=target),
+                                         _log(p, "waiting for approval", f"{target}%")))
+            self.say(f"WAITING FOR APPROVAL before {target}%: `monitoring deploy approve`")
+        self.sleep(plan.check_every)
+
+    def _raise(self, state: State, progress: dict[str, Any], target: int) -> bool:
+        forced = progress.get("forced") if not progress.get("verdicts") else ""
+        reason = f"step {target}%" + (f" (--force: {forced})" if forced else "")
+
+        def soaking(p: dict[str, Any]) -> None:
+            started = now()
+            p.update(status="soaking", step=target, soak_started=started, holds=0, waiting_for=None)
+            _log(p, "step", f"{target}%", at=started)
+
+        won, _ = self.store.step(tuple(progress["seen"]), target, reason, soaking)
+        if won:
+            self.say(f"DEPLOYING CANARY STEP: {target}%")
+        return won
+
+    def _soak(self, plan: Plan, progress: dict[str, Any]) -> int | None:
+        """One check of the soak: a status line, or at its end the verdict and what it makes deploy do."""
+        step, end, moment = progress["step"], soak_end(plan, progress), self.clock()
+        if moment < end:
+            self.say(f"  {step}% soaking, {end - moment:.0f}s left: {self.health()}")
+            self.sleep(min(plan.check_every, max(end - moment, 0.0)))
+            return None
+        started = parse_time(progress["soak_started"]).timestamp()
+        outcome = self.judge(step, started, moment)
+        action = act(plan, outcome.verdict, progress.get("holds", 0))
+        reasons = [r for r in outcome.reasons if not r.startswith("extend the soak")]  # the plan's hold says it
+        then = "next step" if action.kind == "next" else action.why
+        self.say(f"VERDICT at {step}%: {outcome.verdict.name} ({'; '.join(reasons)}) -> {then}")
+        self.decided(step, outcome, action)
+        verdict = {"step": step, "verdict": outcome.verdict.name, "at": now(), "action": action.kind,
+                   "soak_started": progress["soak_started"], "reasons": reasons[:10]}
+
+        def judged(p: dict[str, Any]) -> None:
+            p["verdicts"] = [*p.get("verdicts", []), verdict][-MAX_LOG:]
+            p["last_verdict"] = outcome.verdict.name
+            if action.kind == "next":
+                p["status"] = "passed"
+            elif action.kind == "hold":
+                p["holds"] = p.get("holds", 0) + 1
+            elif action.kind == "wait-person":
+                p.update(status="held", waiting_for=next_step(plan, step))
+            elif action.kind == "stop":
+                p["status"] = "failed"
+            _log(p, "verdict", f"{step}%: {outcome.verdict.name} -> {action.kind}")
+
+        if not self.store.record(judged, expected=tuple(progress["seen"])):
+            return self._stop_conflict(self.store.read(), progress)
+        if action.kind == "wait-person":
+            self.say(f"HELD at {step}%: {action.why}; `monitoring deploy approve` proceeds, `abort` ends it")
+        if action.kind == "rollback":
+            won, _ = self.store.step(tuple(progress["seen"]), 0, f"ROLLBACK verdict at {step}%",
+                                     lambda p: (p.update(status="rolled-back"), _log(p, "rolled back")))
+            if not won:
+                return self._stop_conflict(self.store.read(), progress)
+            self.say(f"ROLLED BACK to 0% after the ROLLBACK verdict at {step}%")
+            return 1
+        if action.kind == "stop":
+            self.say(f"STOPPED at {step}%: {action.why}")
+            return 1
+        return None
+
+    def _stop_conflict(self, state: State, progress: dict[str, Any]) -> int:
+        changes = state["rollout_history"][progress["seen"][1]:]
+        other = next((e for e in changes if e.get("by") != BY), changes[-1] if changes else None)
+        what = (f"{other['from_percentage']}% -> {other['to_percentage']}% by {other['by']}" if other else
+                "the state changed")
+        reason = f"deploy stopped at step {progress.get('step')}%: the rollout was changed by someone else ({what})"
+        if progress.get("status") not in ENDED:
+            self.store.conflict(reason)
+        self.say(f"STOPPED: {reason}; deploy never writes the rollout again")
+        return 3
+
+    def _end(self, status: str, why: str, code: int) -> int:
+        self.store.record(lambda p: (p.update(status=status), _log(p, status, why)))
+        self.say(f"{status.upper()}: {why}")
+        return code
+
+
+def refusal(previous: dict[str, Any], firing: tuple[str, ...]) -> str:
+    """Why deploy should not start now (a critical alert firing, a last verdict other than PROCEED), or ""."""
+    if firing:
+        return f"critical alert(s) firing: {', '.join(firing)}"
+    last = previous.get("last_verdict")
+    if last and last != Verdict.PROCEED.name:
+        return f"the last verdict was {last}"
+    return ""
+
+
+def _approved(progress: dict[str, Any]) -> set[int]:
+    return {a["step"] for a in progress.get("approvals", [])}
+
+
+def _alive(pid: int) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# --- what a person does while it runs -----------------------------------------------------------------------
+
+
+def approve(store: DeployStore, by: str, step: int | None = None) -> int:
+    """Approve the step deploy waits at (or `step`); the approval, who and when, is recorded."""
+    progress = progress_of(store.read())
+    target = step if step is not None else progress.get("waiting_for")
+    if target is None:
+        raise DeployRefused("deploy is not waiting for an approval; pass --step N to approve a later gate")
+    store.record(lambda p: (p.setdefault("approvals", []).append({"step": target, "by": by, "at": now()}),
+                            _log(p, "approved", f"{target}% by {by}")))
+    return target
+
+
+def pause(store: DeployStore, by: str, paused: bool) -> None:
+    store.record(lambda p: (p.update(paused=paused), _log(p, "paused" if paused else "resumed", f"by {by}")))
+
+
+def abort(store: DeployStore, by: str) -> None:
+    """Stop the deploy and roll the rollout back to 0 by hand: deploy sees someone else changed it and stops."""
+    store.record(lambda p: (p.update(aborted=True, status="aborted"), _log(p, "aborted", f"by {by}")))
+    store.rollback(reason="deploy aborted", by=by)
+
+
+@dataclass(frozen=True)
+class Gauges:
+    """What the receiver exports of a deploy: the step, the last verdict's exit code, the soak remaining."""
+
+    step: int
+    last_verdict: str | None
+    soak_remaining: float
+
+
+def gauges(state: State, clock: Callable[[], float] = time.time) -> Gauges | None:
+    """The deploy's gauges at scrape time; None when no deploy is recorded (or its plan is unreadable)."""
+    progress = progress_of(state)
+    try:
+        plan = Plan.from_dict(progress["plan"])
+        remaining = (max(soak_end(plan, progress) - clock(), 0.0)
+                     if progress.get("status") == "soaking" and progress.get("soak_started") else 0.0)
+        return Gauges(int(progress["step"]), progress.get("last_verdict"), remaining)
+    except (KeyError, TypeError, ValueError, DefinitionError):
+        return None
+
+
+def status_text(state: State, clock: Callable[[], float] = time.time) -> str:
+    """Step, soak started, soak remaining, last verdict, holds used, approvals."""
+    progress = progress_of(state)
+    if not progress:
+        return f"no deploy recorded; rollout at {state['current_percentage']}%"
+    plan = Plan.from_dict(progress["plan"])
+    remaining = "-"
+    if progress.get("status") == "soaking" and progress.get("soak_started"):
+        remaining = f"{max(soak_end(plan, progress) - clock(), 0):.0f}s"
+    approvals = ", ".join(f"{a['step']}% by {a['by']} at {a['at']}" for a in progress.get("approvals", [])) or "none"
+    lines = [f"status:        {progress.get('status')}" + (" (paused)" if progress.get("paused") else ""),
+             f"rollout:       {state['current_percentage']}%",
+             f"step:          {progress.get('step')}% of {list(plan.steps)}",
+             f"soak started:  {progress.get('soak_started') or '-'}",
+             f"soak remaining: {remaining}",
+             f"last verdict:  {progress.get('last_verdict') or '-'}",
+             f"holds used:    {progress.get('holds', 0)} of {plan.max_holds}",
+             f"approvals:     {approvals}"]
+    return "\n".join(lines)

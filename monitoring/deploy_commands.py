@@ -1,0 +1,195 @@
+"""The `monitoring deploy` command: run a progressive rollout, or act on the one running (approve, pause,
+resume, abort, status). Bad input (steps, durations, an unreachable Prometheus, a corrupt state) is one line
+and exit status 2; the deploy itself exits 0 done, 1 stopped by a verdict, 3 stopped by someone else."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+import time
+from pathlib import Path
+
+from monitoring.cli import DEFAULT_DEFINITIONS
+
+ACTIONS = ("approve", "pause", "resume", "abort", "status")
+
+
+def _definitions(args: argparse.Namespace):
+    from monitoring.generate import load
+
+    definitions = load(args.definitions)
+    return definitions.with_profile(args.profile) if args.profile else definitions
+
+
+def _store(args: argparse.Namespace, definitions):
+    """The state file given, else the running local stack's (as `monitoring status` finds it)."""
+    from monitoring.cli import _stack_state
+    from monitoring.deploy import DeployStore
+
+    return DeployStore(Path(args.state) if args.state else _stack_state(), definitions.flag_name)
+
+
+def plan_of(args: argparse.Namespace, definitions):
+    """The plan from the arguments, with the definitions' rollout policy for what they leave out."""
+    from monitoring.deploy import Plan, parse_steps, seconds
+    from monitoring.model import DefinitionError
+
+    policy = definitions.rollout
+    if args.strategy == "custom" and not args.steps:
+        raise DefinitionError("--strategy custom needs --steps, e.g. --steps 0,5,10")
+    if args.max_holds is not None and args.max_holds < 0:
+        raise DefinitionError(f"--max-holds {args.max_holds}: must be 0 or more")
+    steps = parse_steps(args.steps) if args.strategy == "custom" else policy.steps
+    approve_at = parse_steps(args.approve_at, "--approve-at") if args.approve_at else ()
+    check_every = seconds(args.check_every, "--check-every")
+    return Plan(args.strategy, steps, seconds(args.wait or policy.soak, "--wait"), check_every,
+                seconds(args.hold or policy.hold, "--hold"), args.max_holds if args.max_holds is not None
+                else policy.max_holds, approve_at)
+
+
+def banner(plan, definitions) -> str:
+    """The seed's opening: strategy, steps, the wait per step and the thresholds."""
+    from monitoring.analysis import facts
+    from monitoring.analysis.verdict import describe
+
+    lines = ["=" * 60, f"PROGRESSIVE ROLLOUT of {definitions.flag_name} ({definitions.service})",
+             f"Strategy: {plan.strategy}", f"Steps: {', '.join(f'{s}%' for s in plan.steps)}",
+             f"Wait per step: {plan.wait:g}s (hold {plan.hold:g}s, at most {plan.max_holds} holds)",
+             f"Manual gates: {', '.join(f'{s}%' for s in plan.approve_at) or 'none'}", "Thresholds:"]
+    for signal in facts.fleet_signals(definitions):
+        bands = describe(signal.bands, signal.unit)
+        lines.append(f"  {signal.title:<28} green {bands['green']}, yellow {bands['yellow']}, red {bands['red']}")
+    lines.append("=" * 60)
+    return "\n".join(lines)
+
+
+def judge_with(prometheus, definitions, state: Path, reports: Path | None):
+    """The go/no-go verdict over the soak window (with its stage report written when `reports` is given)."""
+    from monitoring.analysis.report import write
+    from monitoring.analysis.verdict import gonogo
+
+    def judge(step: int, started: float, at: float):
+        window = f"{max(int(at - started), 1)}s"
+        if reports is None:
+            return gonogo(prometheus, definitions, at, window, state)
+        out = reports / f"step-{step:03d}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime(at))}"
+        _, decision = write(prometheus, definitions, at, window, f"Rollout step {step} %", out, state)
+        return decision
+    return judge
+
+
+def health_with(prometheus, definitions):
+    """The soak's status line: `Health OK`, or what is yellow or red now."""
+    from monitoring.analysis.health import health
+    from monitoring.analysis.prometheus import PrometheusError
+    from monitoring.analysis.verdict import GREEN
+
+    def line() -> str:
+        try:
+            result = health(prometheus, definitions, time.time())
+        except PrometheusError as error:
+            return f"health unknown ({error})"
+        off = [f"{r.criterion} {r.band or 'no data'}" for r in result.rows if r.band != GREEN]
+        return "Health OK" if not off else ", ".join(off)
+    return line
+
+
+def notify_with(url: str | None):
+    """POST each decision (verdict, action, values, thresholds) to `url`; a failed POST is said, not fatal."""
+    import requests
+
+    def decided(step: int, outcome, action) -> None:
+        if not url:
+            return
+        rows = [r.as_dict() for r in getattr(outcome, "rows", [])]
+        body = {"step": step, "verdict": outcome.verdict.name, "action": action.kind, "why": action.why,
+                "reasons": list(outcome.reasons),
+                "values": {r["criterion"]: r["value"] for r in rows},
+                "thresholds": {r["criterion"]: r["bands"] for r in rows}}
+        try:
+            requests.post(url, json=body, timeout=10).raise_for_status()
+        except requests.RequestException as error:
+            print(f"  notification to the webhook failed ({type(error).__name__})", file=sys.stderr)
+    return decided
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from monitoring.analysis.prometheus import Prometheus, PrometheusError
+    from monitoring.deploy import Deploy, abort, approve, pause, status_text
+    from monitoring.model import DefinitionError
+
+    definitions = _definitions(args)
+    store = _store(args, definitions)
+    person = args.by or getpass.getuser()
+    try:
+        if args.action == "status":
+            print(status_text(store.read()))
+            return 0
+        if args.action == "approve":
+            print(f"approved {approve(store, person, args.step)}% by {person}")
+            return 0
+        if args.action in ("pause", "resume"):
+            pause(store, person, args.action == "pause")
+            print(f"deploy {args.action}d by {person}")
+            return 0
+        if args.action == "abort":
+            abort(store, person)
+            print(f"deploy aborted by {person}; the rollout is back at 0%")
+            return 0
+        prometheus = Prometheus(args.prometheus)
+        deploy = Deploy(store, judge_with(prometheus, definitions, store.path, _reports(args)),
+                        health=health_with(prometheus, definitions), decided=notify_with(args.notify))
+        if args.resume:
+            return deploy.resume()
+        plan = plan_of(args, definitions)
+        store.read()  # a missing or corrupt state is said before the banner
+        loud = firing(prometheus, definitions)
+        print(banner(plan, definitions))
+        return deploy.start(plan, force=args.force, firing=loud)
+    except (DefinitionError, PrometheusError) as error:
+        print(f"monitoring deploy: {error}", file=sys.stderr)
+        return 2
+
+
+def _reports(args: argparse.Namespace) -> Path | None:
+    return Path(args.reports) if args.reports else None
+
+
+def firing(prometheus, definitions) -> tuple[str, ...]:
+    """The critical alerts of these definitions firing now (Prometheus unreachable: PrometheusError)."""
+    from monitoring.analysis import facts
+
+    query = f'count by (alertname) (ALERTS{{alertstate="firing", severity="critical", {facts.team(definitions)}}})'
+    return tuple(sorted(s.labels.get("alertname", "") for s in prometheus.query(query, time.time())))
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    from monitoring.receiver.service import default_state
+
+    deploy = subparsers.add_parser(
+        "deploy", help="the progressive rollout on go/no-go verdicts (or approve, pause, resume, abort, status)",
+        description="Exit status: 0 done, 1 stopped by a verdict (ROLLBACK, FAILED), 3 stopped because someone "
+                    "else changed the rollout or aborted, 2 bad input.")
+    deploy.add_argument("action", nargs="?", choices=ACTIONS, help="act on the running deploy instead of starting one")
+    deploy.add_argument("--strategy", choices=("safe", "custom"), default="safe",
+                        help="safe: the definitions' steps; custom: --steps")
+    deploy.add_argument("--steps", help="custom steps, ascending percentages, e.g. 0,5,10")
+    deploy.add_argument("--wait", help="the soak per step, a duration such as 12h (default: the definitions')")
+    deploy.add_argument("--hold", help="how long a HOLD extends the soak (default: the definitions')")
+    deploy.add_argument("--max-holds", type=int, help="holds before it waits for a person (default: the definitions')")
+    deploy.add_argument("--check-every", default="30s", help="the status line's interval (default: %(default)s)")
+    deploy.add_argument("--approve-at", metavar="STEPS", help="pause before these steps until `deploy approve`")
+    deploy.add_argument("--force", action="store_true",
+                        help="start although a critical alert fires or the last verdict was not PROCEED (recorded)")
+    deploy.add_argument("--resume", action="store_true", help="continue the deploy recorded in the state file")
+    deploy.add_argument("--prometheus", default="http://127.0.0.1:9090", metavar="URL")
+    deploy.add_argument("--state", default=default_state(), metavar="PATH",
+                        help="the deployment state file (default: $MONITORING_STATE, else the running local stack's)")
+    deploy.add_argument("--definitions", default=DEFAULT_DEFINITIONS, metavar="MODULE:NAME")
+    deploy.add_argument("--profile", metavar="NAME", help="the definitions' profile, e.g. compressed")
+    deploy.add_argument("--reports", metavar="DIR", help="write the stage report of each decision here")
+    deploy.add_argument("--notify", metavar="URL", help="POST each decision, its values and thresholds, here")
+    deploy.add_argument("--step", type=int, help="approve: the gate to approve (default: the one it waits at)")
+    deploy.add_argument("--by", help="who approves, pauses, resumes or aborts (default: the user)")
+    deploy.set_defaults(run=cmd_deploy)

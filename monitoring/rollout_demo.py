@@ -1,0 +1,146 @@
+"""`make rollout-demo`: `monitoring deploy` on a stack of real servers in the compressed profile. First a healthy
+new version goes 0 -> 100 on real go/no-go verdicts; then a new version that turns bad at 25 % is rolled back
+by the alert path (alert, Alertmanager, receiver) in the middle of its soak, and deploy stops."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import requests
+
+from monitoring import names
+from monitoring.analysis.health import health
+from monitoring.analysis.prometheus import Prometheus, PrometheusError
+from monitoring.demo import fault_for, rollback_alert
+from monitoring.deploy import Deploy, DeployStore, Plan
+from monitoring.deploy_commands import banner, firing, health_with, judge_with
+from monitoring.model import Bands, DefinitionError, Definitions
+from monitoring.stack import Stack
+
+SOAK = 12.0  # seconds per step of the healthy run: six steps in about two minutes
+BAD_SOAK = 25.0  # long enough for the alert path to roll back before the soak's verdict would
+CHECK = 3.0
+BAD_AT = 25
+
+
+def calm(definitions: Definitions, signals: tuple[str, ...]) -> Definitions:
+    """The definitions with the bands of `signals` (the host's own, e.g. CPU) raised to 99/99.9: on a machine
+    busy with other work, their critical alerts would hold every step, truthfully but beside the point."""
+    raised = tuple(replace(s, bands=Bands(s.bands.worse, 99.0, 99.9)) if s.name in signals and s.bands else s
+                   for s in definitions.signals)
+    unknown = set(signals) - {s.name for s in definitions.signals}
+    if unknown:
+        raise DefinitionError(f"--calm: no signal called {', '.join(sorted(unknown))}")
+    return replace(definitions, signals=raised)
+
+
+def plan(definitions, wait: float) -> Plan:
+    policy = definitions.rollout
+    return Plan("safe", policy.steps, wait, CHECK, hold=SOAK / 2, max_holds=policy.max_holds)
+
+
+def quiet(prometheus: Prometheus, definitions, say: Callable[[str], None], timeout: float = 120.0,
+          settle: float = 5.0) -> None:
+    """Wait until every fleet signal has data and no critical alert has fired for `settle` seconds: deploy
+    refuses to start while one fires, and a soak that begins with one in its window can only HOLD."""
+    deadline, calm_since, told = time.monotonic() + timeout, None, False
+    while time.monotonic() < deadline:
+        try:
+            rows = health(prometheus, definitions, time.time()).rows
+            loud = [*firing(prometheus, definitions), *(f"{r.criterion} has no data" for r in rows if r.value is None)]
+        except PrometheusError:
+            loud = ["Prometheus not ready"]
+        if loud:
+            calm_since = None
+            if not told:
+                say(f"waiting for data and quiet before deploying: {', '.join(loud)}")
+                told = True
+        elif calm_since is None:
+            calm_since = time.monotonic()
+        elif time.monotonic() - calm_since >= settle:
+            return
+        time.sleep(1)
+    raise TimeoutError(f"no quiet {settle:.0f}s with data within {timeout:.0f}s")
+
+
+def turn_bad_at(stack: Stack, step: int, fault: dict, stop: threading.Event) -> threading.Thread:
+    """Inject `fault` into the new version once the rollout reaches `step` %."""
+    store = DeployStore(stack.state, stack.definitions.flag_name)
+
+    def watch() -> None:
+        while not stop.is_set():
+            if store.read()["current_percentage"] >= step:
+                requests.post(f"{stack.url(names.APP)}/control/fault", json=fault, timeout=5).raise_for_status()
+                return
+            time.sleep(0.2)
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def deploy(stack: Stack, the_plan: Plan, reports: Path | None, say: Callable[[str], None]) -> int:
+    definitions = stack.definitions
+    prometheus = Prometheus(stack.url(names.PROMETHEUS))
+    quiet(prometheus, definitions, say)
+    say(banner(the_plan, definitions))
+    runner = Deploy(DeployStore(stack.state, definitions.flag_name),
+                    judge_with(prometheus, definitions, stack.state, reports),
+                    health=health_with(prometheus, definitions), say=say)
+    return runner.start(the_plan)
+
+
+def clear_fault(stack: Stack) -> None:
+    requests.post(f"{stack.url(names.APP)}/control/fault", json={"clear": True}, timeout=5).raise_for_status()
+
+
+def run(stack: Stack, reports: Path | None = None, say: Callable[[str], None] = print) -> int:
+    definitions = stack.definitions
+    store = DeployStore(stack.state, definitions.flag_name)
+    stack.up(say)
+    clear_fault(stack)
+    store.rollback("rollout demo: start from 0 %", by="rollout-demo")
+    say("\n1. A healthy new version, 0 -> 100 on go/no-go verdicts:")
+    started = time.monotonic()
+    healthy = deploy(stack, plan(definitions, SOAK), reports, say)
+    say(f"   deploy exited {healthy} after {time.monotonic() - started:.0f}s")
+
+    say(f"\n2. A new version that turns bad at {BAD_AT} %:")
+    store.rollback("rollout demo: the next version starts from 0 %", by="rollout-demo")
+    stop = threading.Event()
+    turn_bad_at(stack, BAD_AT, fault_for(definitions, rollback_alert(definitions)), stop)
+    try:
+        bad = deploy(stack, plan(definitions, BAD_SOAK), reports, say)
+    finally:
+        stop.set()
+        clear_fault(stack)
+    say(f"   deploy exited {bad}; the history:")
+    for entry in store.read()["rollout_history"][-6:]:
+        alert = f" ({entry['alertname']})" if entry.get("alertname") else ""
+        say(f"   {entry['at']}  {entry['action']:<9} {entry['from_percentage']:>3}% -> {entry['to_percentage']:>3}%  "
+            f"by {entry['by']}{alert}: {entry['reason']}")
+    return 0 if healthy == 0 and bad == 3 else 1
+
+
+if __name__ == "__main__":
+    import argparse
+    import sys
+
+    from monitoring.generate import load
+    from monitoring.stack import default_root
+
+    arguments = argparse.ArgumentParser(prog="python -m monitoring.rollout_demo", description=__doc__)
+    arguments.add_argument("--definitions", default="monitoring.genesis:DEFINITIONS")
+    arguments.add_argument("--calm", action="append", default=[], metavar="SIGNAL",
+                           help="raise this host signal's bands to 99/99.9 (a busy machine; repeatable)")
+    args = arguments.parse_args()
+    try:
+        chosen = calm(load(args.definitions).with_profile("compressed"), tuple(args.calm))
+    except DefinitionError as error:
+        sys.exit(f"rollout-demo: {error}")
+    if args.calm:
+        print(f"the bands of {', '.join(args.calm)} are raised to 99/99.9 for this demo (a busy host)")
+    sys.exit(run(Stack(default_root(), chosen), Path("reports/rollout-demo")))

@@ -1,0 +1,282 @@
+"""The deploy controller in one process, with stub verdicts: the plan's checks, the verdict table, holds, gates,
+refusals, pause and abort, and the command line's bad input (one line, exit 2)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from monitoring.analysis.verdict import Verdict
+from monitoring.cli import main
+from monitoring.deploy import (
+    Deploy,
+    DeployRefused,
+    DeployStore,
+    Outcome,
+    Plan,
+    abort,
+    act,
+    approve,
+    next_step,
+    parse_steps,
+    pause,
+    progress_of,
+    status_text,
+)
+from monitoring.model import DefinitionError
+from monitoring.receiver.state import now
+
+FLAG = "phase_4_deployment"
+
+
+def plan(steps=(0, 5, 10), wait=0.05, hold=0.05, max_holds=2, approve_at=()) -> Plan:
+    return Plan("custom", tuple(steps), wait, 0.01, hold, max_holds, tuple(approve_at))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> DeployStore:
+    store = DeployStore(tmp_path / "state.json", FLAG)
+    store.create()
+    return store
+
+
+def verdicts(*sequence: Verdict):
+    """A judge answering the verdicts in order, then PROCEED; it records the steps it judged."""
+    left = list(sequence)
+    judged: list[int] = []
+
+    def judge(step: int, started: float, at: float) -> Outcome:
+        judged.append(step)
+        return Outcome(left.pop(0) if left else Verdict.PROCEED, ["stub"])
+    judge.judged = judged  # type: ignore[attr-defined]
+    return judge
+
+
+def run(store: DeployStore, the_plan: Plan, judge, lines: list[str] | None = None, **start) -> int:
+    out = lines if lines is not None else []
+    return Deploy(store, judge, say=out.append).start(the_plan, **start)
+
+
+def rollouts(store: DeployStore) -> list[tuple[str, int, int, str]]:
+    return [(e["action"], e["from_percentage"], e["to_percentage"], e["by"])
+            for e in store.read()["rollout_history"]]
+
+
+@pytest.mark.parametrize("text", ["0,10,5", "0,5,5", "0,5,101", "-1,5", "0,five", ""])
+def test_bad_steps_are_refused(text):
+    with pytest.raises(DefinitionError, match="--steps"):
+        parse_steps(text)
+
+
+def test_steps_already_reached_are_skipped():
+    assert next_step(plan((0, 5, 10, 25)), 7) == 10
+    assert next_step(plan((0, 5, 10)), 10) is None
+
+
+@pytest.mark.parametrize(("verdict", "holds", "kind"), [
+    (Verdict.PROCEED, 0, "next"), (Verdict.HOLD, 0, "hold"), (Verdict.HOLD, 2, "wait-person"),
+    (Verdict.INCONCLUSIVE, 1, "hold"), (Verdict.INCONCLUSIVE, 2, "wait-person"), (Verdict.ROLLBACK, 0, "rollback"),
+    (Verdict.FAILED, 0, "stop")])
+def test_the_verdict_table(verdict, holds, kind):
+    assert act(plan(), verdict, holds).kind == kind
+
+
+def test_a_healthy_rollout_walks_every_step_with_the_seed_banner_line(store):
+    lines: list[str] = []
+    judge = verdicts()
+    assert run(store, plan((0, 5, 10, 25)), judge, lines) == 0
+    assert store.read()["current_percentage"] == 25
+    assert [r[2] for r in rollouts(store)] == [5, 10, 25]
+    assert "DEPLOYING CANARY STEP: 5%" in lines
+    assert judge.judged == [5, 10, 25]
+    assert any("soaking" in line and "Health OK" in line for line in lines)
+    assert progress_of(store.read())["status"] == "done"
+
+
+def test_hold_extends_the_soak_and_then_proceeds(store):
+    judge = verdicts(Verdict.HOLD, Verdict.INCONCLUSIVE)
+    assert run(store, plan((0, 5)), judge) == 0
+    progress = progress_of(store.read())
+    assert progress["holds"] == 2 and judge.judged == [5, 5, 5]
+    assert [v["action"] for v in progress["verdicts"]] == ["hold", "hold", "next"]
+
+
+def test_after_max_holds_it_waits_for_a_person_who_approves(store):
+    lines: list[str] = []
+    judge = verdicts(Verdict.HOLD, Verdict.HOLD)
+    thread = threading.Thread(target=lambda: lines.append(run(store, plan((0, 5, 10), max_holds=1), judge)))
+    thread.start()
+    for _ in range(500):
+        if progress_of(store.read()).get("status") == "held":
+            break
+        threading.Event().wait(0.01)
+    assert progress_of(store.read())["status"] == "held" and store.read()["current_percentage"] == 5
+    approve(store, "alice")
+    thread.join(10)
+    assert lines[-1] == 0 and store.read()["current_percentage"] == 10
+    assert "10% by alice" in status_text(store.read())
+
+
+def test_rollback_verdict_rolls_back_to_zero_and_stops(store):
+    assert run(store, plan((0, 5, 10, 25)), verdicts(Verdict.PROCEED, Verdict.ROLLBACK)) == 1
+    assert store.read()["current_percentage"] == 0
+    assert rollouts(store)[-1] == ("rollback", 10, 0, "deploy")
+    assert progress_of(store.read())["status"] == "rolled-back"
+
+
+def test_failed_verdict_stops_where_it_is(store):
+    assert run(store, plan((0, 5, 10)), verdicts(Verdict.FAILED)) == 1
+    assert store.read()["current_percentage"] == 5 and progress_of(store.read())["status"] == "failed"
+
+
+def test_a_rollback_during_the_soak_stops_deploy_and_the_history_tells_it(store):
+    def judge(step, started, at):
+        store.rollback("ErrorRateCritical fired", by="alertmanager")  # lands just before the verdict's write
+        return Outcome(Verdict.PROCEED)
+    lines: list[str] = []
+    assert run(store, plan((0, 5, 10)), judge, lines) == 3
+    history = store.read()["rollout_history"]
+    assert [e["action"] for e in history] == ["rollout", "rollback", "conflict"]
+    assert history[-1]["by"] == "deploy" and "alertmanager" in history[-1]["reason"]
+    assert store.read()["current_percentage"] == 0
+    assert any("never writes the rollout again" in line for line in lines)
+
+
+def test_it_refuses_to_start_after_a_verdict_other_than_proceed_unless_forced(store):
+    run(store, plan((0, 5)), verdicts(Verdict.ROLLBACK))
+    with pytest.raises(DeployRefused, match="last verdict was ROLLBACK"):
+        run(store, plan((0, 5)), verdicts())
+    assert run(store, plan((0, 5)), verdicts(), force=True) == 0
+    assert "--force: the last verdict was ROLLBACK" in store.read()["rollout_history"][-1]["reason"]
+
+
+def test_it_refuses_to_start_while_a_critical_alert_fires(store):
+    with pytest.raises(DeployRefused, match="ErrorRateCritical"):
+        run(store, plan((0, 5)), verdicts(), firing=("ErrorRateCritical",))
+    assert store.read()["current_percentage"] == 0
+
+
+def test_an_approval_gate_waits_for_approve(store):
+    result: list[int] = []
+    the_plan = plan((0, 5, 10), approve_at=(10,))
+    thread = threading.Thread(target=lambda: result.append(run(store, the_plan, verdicts())))
+    thread.start()
+    for _ in range(500):
+        if progress_of(store.read()).get("status") == "waiting-approval":
+            break
+        threading.Event().wait(0.01)
+    assert store.read()["current_percentage"] == 5
+    assert approve(store, "bob") == 10
+    thread.join(10)
+    assert result == [0] and store.read()["current_percentage"] == 10
+
+
+def test_pause_holds_it_and_abort_rolls_back_and_stops_it(store):
+    result: list[int] = []
+    the_plan = plan((0, 5, 10), wait=0.3)
+    thread = threading.Thread(target=lambda: result.append(run(store, the_plan, verdicts())))
+    thread.start()
+    for _ in range(500):
+        if store.read()["current_percentage"] == 5:
+            break
+        threading.Event().wait(0.01)
+    pause(store, "carol", True)
+    threading.Event().wait(0.6)
+    assert store.read()["current_percentage"] == 5  # the soak is over, but paused: no step
+    abort(store, "carol")
+    thread.join(10)
+    assert result == [3] and store.read()["current_percentage"] == 0
+    assert rollouts(store)[-1] == ("rollback", 5, 0, "carol")
+    assert [e["event"] for e in progress_of(store.read())["log"]][-2:] == ["paused", "aborted"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--strategy", "custom", "--steps", "0,10,5"], "strictly ascending"),
+    (["--strategy", "custom", "--steps", "0,5,200"], "from 0 to 100"),
+    (["--wait", "soon"], "--wait"),
+    (["--check-every", "5 minutes"], "--check-every"),
+    (["--prometheus", "http://127.0.0.1:1"], "127.0.0.1:1"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
+    state = tmp_path / "state.json"
+    DeployStore(state, FLAG).create()
+    assert main(["deploy", "--state", str(state), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_corrupt_state_is_one_line_and_exit_2(tmp_path, capsys):
+    state = tmp_path / "state.json"
+    state.write_text('{"current_percentage": 500}')
+    assert main(["deploy", "status", "--state", str(state)]) == 2
+    err = capsys.readouterr().err
+    assert str(state) in err and err.count("\n") == 1
+
+
+def test_the_receivers_metrics_export_the_step_the_last_verdict_and_the_soak_remaining(store):
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from monitoring.receiver.metrics import FlagState
+
+    registry = CollectorRegistry()
+    registry.register(FlagState(store, "genesis"))
+    assert b"genesis_deploy_step_percentage" not in generate_latest(registry)  # no deploy recorded yet
+    run(store, plan((0, 5, 10), wait=0.01), verdicts(Verdict.PROCEED, Verdict.FAILED))
+    text = generate_latest(registry).decode()
+    assert 'genesis_deploy_step_percentage{flag_name="phase_4_deployment"} 10.0' in text
+    assert 'genesis_deploy_last_verdict{flag_name="phase_4_deployment",verdict="FAILED"} 30.0' in text
+    assert 'genesis_deploy_soak_remaining_seconds{flag_name="phase_4_deployment"} 0.0' in text
+    store.record(lambda p: (p.update(status="soaking", soak_started=now()), p["plan"].update(wait=60)))
+    remaining = registry.get_sample_value("genesis_deploy_soak_remaining_seconds", {"flag_name": "phase_4_deployment"})
+    assert 58 < remaining <= 60
+
+
+def test_each_decision_is_posted_to_the_webhook_with_values_and_thresholds(store):
+    import json
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from monitoring.analysis.verdict import Decision, Row
+    from monitoring.deploy_commands import notify_with
+    from monitoring.model import Bands, Worse
+
+    received: list[dict] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        row = Row("Error Rate", "percent", 0.4, "q", Bands(Worse.HIGHER, 0.1, 1.0))
+
+        def judge(step, started, at):
+            return Decision(Verdict.HOLD if step == 5 and not received else Verdict.PROCEED, at, "1s", [row],
+                            reasons=["Error Rate is yellow (0.4 %)"])
+        Deploy(store, judge, say=lambda line: None,
+               decided=notify_with(f"http://127.0.0.1:{server.server_port}/hook")).start(plan((0, 5)))
+    finally:
+        server.shutdown()
+    assert [(n["step"], n["verdict"], n["action"]) for n in received] == [(5, "HOLD", "hold"), (5, "PROCEED", "next")]
+    assert received[0]["values"] == {"Error Rate": 0.4}
+    assert received[0]["thresholds"]["Error Rate"]["red"] == "> 1 %"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["deploy", "--resume"], "nothing to resume"),
+    (["deploy", "approve"], "not waiting for an approval"),
+    (["deploy", "--state", "/nonexistent/state.json"], "no such state file"),
+])
+def test_acting_on_no_deploy_is_one_line_and_exit_2(store, capsys, args, message):
+    if "--state" not in args:
+        args = [*args, "--state", str(store.path)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1

@@ -1,0 +1,153 @@
+"""`monitoring deploy` end to end on one shared stack of real servers (compressed profile, soaks of seconds):
+a healthy rollout to 100 % on real go/no-go verdicts with stage reports, a rollback by the alert path in the
+middle of a soak, and an approval gate driven through the command line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from monitoring import names, rollout_demo
+from monitoring.analysis.prometheus import Prometheus
+from monitoring.demo import fault_for, rollback_alert
+from monitoring.deploy import DeployStore, Plan, progress_of
+from monitoring.genesis import DEFINITIONS
+from monitoring.processes import alive
+from monitoring.stack import Stack, on_free_ports
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory):
+    # The test machine is shared with other builds: its CPU alert would hold every step, beside the point here.
+    definitions = rollout_demo.calm(DEFINITIONS.with_profile("compressed"), ("cpu",))
+    running = Stack(tmp_path_factory.mktemp("stack"), on_free_ports(definitions))
+    try:
+        running.up(say=lambda line: None)
+        yield running
+    finally:
+        pids = [record["pid"] for record in running.recorded().values()]
+        running.down(say=lambda line: None)
+        assert not [pid for pid in pids if alive(pid)]
+
+
+@pytest.fixture
+def fresh(stack: Stack) -> DeployStore:
+    """The stack at 0 %, no fault, no critical alert firing."""
+    store = DeployStore(stack.state, stack.definitions.flag_name)
+    rollout_demo.clear_fault(stack)
+    store.rollback("test: start from 0 %", by="test")
+    rollout_demo.quiet(Prometheus(stack.url(names.PROMETHEUS)), stack.definitions, print)
+    return store
+
+
+def test_a_healthy_rollout_reaches_100_on_real_verdicts_with_a_report_per_decision(stack, fresh, tmp_path):
+    lines: list[str] = []
+    the_plan = Plan("custom", (0, 5, 50, 100), 8.0, 2.0, 4.0, 2)
+    assert rollout_demo.deploy(stack, the_plan, tmp_path / "reports", lines.append) == 0, "\n".join(lines)
+    progress = progress_of(fresh.read())
+    assert fresh.read()["current_percentage"] == 100 and progress["status"] == "done"
+    assert [v["step"] for v in progress["verdicts"] if v["verdict"] == "PROCEED"] == [5, 50, 100]
+    assert "DEPLOYING CANARY STEP: 5%" in lines and any(line.startswith("VERDICT at 100%: PROCEED") for line in lines)
+    reports = sorted((tmp_path / "reports").glob("step-*/report.md"))
+    assert len(reports) == len(progress["verdicts"]) and "Rollout step 5 %" in reports[0].read_text()
+
+
+def test_the_alert_path_rolls_back_during_a_soak_and_deploy_stops(stack, fresh, tmp_path):
+    stop = threading.Event()
+    rollout_demo.turn_bad_at(stack, 5, fault_for(stack.definitions, rollback_alert(stack.definitions)), stop)
+    lines: list[str] = []
+    try:
+        # a soak long enough for the alert path to roll back before deploy's own verdict would
+        code = rollout_demo.deploy(stack, Plan("custom", (0, 5, 10), 40.0, 2.0, 3.0, 2), None, lines.append)
+    finally:
+        stop.set()
+        rollout_demo.clear_fault(stack)
+    assert code == 3, "\n".join(lines)
+    history = fresh.read()["rollout_history"]
+    rollback = next(i for i, e in enumerate(history) if e["by"] == "alertmanager")
+    assert (history[rollback]["from_percentage"], history[rollback]["to_percentage"]) == (5, 0)
+    assert history[-1]["action"] == "conflict" and history[-1]["by"] == "deploy"
+    assert "alertmanager" in history[-1]["reason"]
+    assert all(e["to_percentage"] == 0 for e in history[rollback:])
+    assert fresh.read()["current_percentage"] == 0
+
+
+def monitoring(*args: str) -> list[str]:
+    return [sys.executable, "-m", "monitoring", *args]
+
+
+def test_an_approval_gate_waits_for_deploy_approve(stack, fresh):
+    common = ["--state", str(stack.state), "--profile", "compressed"]
+    runner = subprocess.Popen(monitoring("deploy", "--strategy", "custom", "--steps", "0,5,50", "--wait", "4s",
+                                         "--check-every", "1s", "--approve-at", "50", "--prometheus",
+                                         stack.url(names.PROMETHEUS), *common),
+                              cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while progress_of(fresh.read()).get("status") != "waiting-approval" and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert fresh.read()["current_percentage"] == 5
+        status = subprocess.run(monitoring("deploy", "status", *common), capture_output=True, text=True, check=True)
+        assert "waiting-approval" in status.stdout and "last verdict:  PROCEED" in status.stdout
+        subprocess.run(monitoring("deploy", "approve", "--by", "dana", *common), check=True, capture_output=True)
+        out, _ = runner.communicate(timeout=60)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert runner.returncode == 0, out
+    assert "WAITING FOR APPROVAL before 50%" in out and fresh.read()["current_percentage"] == 50
+    assert "50% by dana" in subprocess.run(monitoring("deploy", "status", *common), capture_output=True,
+                                           text=True).stdout
+
+
+def test_a_deploy_killed_mid_soak_resumes_it_with_real_verdicts(stack, fresh):
+    """SIGKILL three seconds into the 5 % soak, then `--resume`: the same soak start, judged once at its end."""
+    common = ["--state", str(stack.state), "--profile", "compressed", "--prometheus", stack.url(names.PROMETHEUS)]
+    first = subprocess.Popen(monitoring("deploy", "--strategy", "custom", "--steps", "0,5,10", "--wait", "8s",
+                                        "--check-every", "1s", *common), cwd=PROJECT, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while progress_of(fresh.read()).get("status") != "soaking" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(3)
+    finally:
+        first.kill()
+        first.wait()
+    started = progress_of(fresh.read())["soak_started"]
+    resumed = subprocess.run(monitoring("deploy", "--resume", *common), cwd=PROJECT, capture_output=True, text=True,
+                             timeout=90)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "RESUMING at 5% (soaking)" in resumed.stdout
+    progress = progress_of(fresh.read())
+    five = [v for v in progress["verdicts"] if v["step"] == 5]
+    assert len(five) == 1 and five[0]["soak_started"] == started and five[0]["verdict"] == "PROCEED"
+    assert fresh.read()["current_percentage"] == 10
+
+
+def test_a_hold_that_resolves(stack, fresh):
+    """At 100 % a short burst of 0.5 % errors makes the soak's error rate yellow: HOLD. The hold extends the
+    window with clean traffic, the rate over it falls under the yellow border, and the next verdict is PROCEED."""
+    app = f"{stack.url(names.APP)}/control/fault"
+
+    def burst() -> None:
+        while fresh.read()["current_percentage"] < 100:
+            time.sleep(0.1)
+        requests.post(app, json={"errors": 0.005}, timeout=5).raise_for_status()
+        time.sleep(3)
+        requests.post(app, json={"clear": True}, timeout=5).raise_for_status()
+    thread = threading.Thread(target=burst, daemon=True)
+    thread.start()
+    lines: list[str] = []
+    code = rollout_demo.deploy(stack, Plan("custom", (0, 100), 6.0, 2.0, 14.0, 2), None, lines.append)
+    thread.join(10)
+    assert code == 0, "\n".join(lines)
+    verdicts = [(v["verdict"], v["action"]) for v in progress_of(fresh.read())["verdicts"]]
+    assert verdicts == [("HOLD", "hold"), ("PROCEED", "next")], "\n".join(lines)
