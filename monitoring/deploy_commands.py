@@ -138,8 +138,9 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             print(f"deploy aborted by {person}; the rollout is back at 0%")
             return 0
         prometheus = Prometheus(args.prometheus)
+        webhook = args.notify or definitions.deploy_webhook_url
         deploy = Deploy(store, judge_with(prometheus, definitions, store.path, _reports(args)),
-                        health=health_with(prometheus, definitions), decided=notify_with(args.notify))
+                        health=health_with(prometheus, definitions), decided=notify_with(webhook))
         if args.resume:
             return deploy.resume()
         plan = plan_of(args, definitions)
@@ -189,7 +190,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     deploy.add_argument("--definitions", default=DEFAULT_DEFINITIONS, metavar="MODULE:NAME")
     deploy.add_argument("--profile", metavar="NAME", help="the definitions' profile, e.g. compressed")
     deploy.add_argument("--reports", metavar="DIR", help="write the stage report of each decision here")
-    deploy.add_argument("--notify", metavar="URL", help="POST each decision, its values and thresholds, here")
+    deploy.add_argument("--notify", metavar="URL",
+                        help="POST each decision, its values and thresholds, here (default: the definitions' "
+                             "deploy_webhook_url)")
     deploy.add_argument("--step", type=int, help="approve: the gate to approve (default: the one it waits at)")
     deploy.add_argument("--by", help="who approves, pauses, resumes or aborts (default: the user)")
     deploy.set_defaults(run=cmd_deploy)

@@ -109,9 +109,14 @@ SIGNALS = (
         queries=(
             Query(expr="max by (flag_name) (${flag_enabled}{${flag}})", ref="A", instant=True),
             Query(expr="max by (flag_name) (${flag_rollout}{${flag}})", ref="B", instant=True),
+            Query(expr="max by (flag_name) (${deploy_step}{${flag}})", ref="C", instant=True),
+            Query(expr="max by (flag_name) (${deploy_verdict}{${flag}})", ref="D", instant=True),
+            Query(expr="max by (flag_name) (${deploy_soak}{${flag}})", ref="E", instant=True),
         ),
-        columns=("flag_name", "enabled", "rollout_percentage"),
-        description="The feature flag's state, as the rollback receiver (which owns it) exports it.",
+        columns=("flag_name", "enabled", "rollout_percentage", "deploy_step", "last_verdict", "soak_remaining_s"),
+        description="The feature flag's state, as the rollback receiver (which owns it) exports it, and the "
+                    "progress of `monitoring deploy`: its step, its last go/no-go verdict as its exit code "
+                    "(0 PROCEED, 10 HOLD, 20 ROLLBACK, 30 FAILED, 40 INCONCLUSIVE) and the soak's seconds left.",
     ),
     Signal(
         name="memory",

@@ -272,6 +272,7 @@ class Definitions:
     paths: Paths = field(default_factory=Paths)
     rule_tests: str = "rules/tests"
     demo_rate: float = 50.0  # requests per second the demo application serves itself
+    deploy_webhook_url: str | None = None  # where `monitoring deploy` POSTs each decision, when set
     team: str = ""
     environment: str = "production"
     datasource_name: str = "Prometheus"
@@ -358,7 +359,7 @@ class Definitions:
         values.update({role: self.selector(role) for role in names.ROLES if self.servers_of(role)})
         values.update({metric: names.app_metric(self.service, metric) for metric in names.APP_METRICS})
         values.update(flag_enabled=names.flag_enabled_metric(self.service),
-                      flag_rollout=names.flag_rollout_metric(self.service))
+                      flag_rollout=names.flag_rollout_metric(self.service), **names.deploy_metrics(self.service))
         values.update(by=f"{names.JOB}, {names.VERSION}" if per_version else names.JOB,
                       level=f"{names.JOB}_{names.VERSION}" if per_version else names.JOB)
         return values

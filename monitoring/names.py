@@ -60,10 +60,18 @@ def flag_rollout_series(service: str, flag: str) -> str:
     return f'{flag_rollout_metric(service)}{{{FLAG_NAME}="{flag}"}}'
 
 
+def deploy_metrics(service: str) -> dict[str, str]:
+    """`monitoring deploy`'s progress, which the receiver exports from the state file: placeholder -> metric."""
+    return {"deploy_step": f"{service}_deploy_step_percentage",
+            "deploy_soak": f"{service}_deploy_soak_remaining_seconds",
+            "deploy_verdict": f"{service}_deploy_last_verdict"}
+
+
 def receiver_metrics(service: str) -> tuple[str, ...]:
     """What the rollback receiver exports under the service's namespace."""
     return (flag_enabled_metric(service), flag_rollout_metric(service), f"{service}_receiver_state_readable",
-            f"{service}_receiver_notifications_total", f"{service}_receiver_rollbacks_total")
+            f"{service}_receiver_notifications_total", f"{service}_receiver_rollbacks_total",
+            *deploy_metrics(service).values())
 
 
 # Generated files, relative to the tree they are written into.

@@ -44,11 +44,17 @@ def test_uptime_maps_0_and_1_to_down_and_up() -> None:
     assert options["1"]["text"] == "UP" and options["1"]["color"] == "green"
 
 
-def test_flag_table_has_its_three_columns() -> None:
+def test_flag_table_shows_the_flag_and_deploys_progress() -> None:
     table = next(p for p in GOOD["panels"] if p["type"] == "table")
     organize = next(t for t in table["transformations"] if t["id"] == "organize")["options"]
-    assert organize["renameByName"] == {"Value #A": "enabled", "Value #B": "rollout_percentage"}
-    assert list(organize["indexByName"]) == ["flag_name", "enabled", "rollout_percentage"]
+    assert organize["renameByName"] == {"Value #A": "enabled", "Value #B": "rollout_percentage",
+                                        "Value #C": "deploy_step", "Value #D": "last_verdict",
+                                        "Value #E": "soak_remaining_s"}
+    assert list(organize["indexByName"]) == ["flag_name", "enabled", "rollout_percentage", "deploy_step",
+                                             "last_verdict", "soak_remaining_s"]
+    exprs = [t["expr"] for t in table["targets"]]
+    assert exprs[2:] == [f"max by (flag_name) (genesis_deploy_{name}{{flag_name=\"phase_4_deployment\"}})"
+                         for name in ("step_percentage", "last_verdict", "soak_remaining_seconds")]
 
 
 def _broken(change) -> dict:
