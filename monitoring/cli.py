@@ -430,6 +430,13 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+def _plain(error: Exception) -> str:
+    """The error's message without Python's "[Errno N]" prefix."""
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.filename}: {error.strerror}" if error.filename else error.strerror
+    return str(error)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command. Bad input (definitions, arguments, files, a missing tool) is one line and exit 2;
     anything unforeseen is one line and exit 1, with the traceback only when MONITORING_DEBUG is set."""
@@ -446,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except bad_input as error:
-        print(f"monitoring {args.command}: {error}", file=sys.stderr)
+        print(f"monitoring {args.command}: {_plain(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"monitoring {args.command}: interrupted", file=sys.stderr)
