@@ -86,7 +86,7 @@ def notifications(stack: Stack) -> float:
         text = requests.get(f"{stack.url(names.RECEIVER)}/metrics", timeout=5).text
     except requests.RequestException:
         return 0.0
-    counter = f"{stack.definitions.service}_receiver_notifications"
+    counter = names.receiver_notifications_metric(stack.definitions.service)
     return sum(sample.value for family in text_string_to_metric_families(text) if family.name == counter
                for sample in family.samples
                if sample.name.endswith("_total") and sample.labels.get("outcome") != "ignored")

@@ -67,10 +67,19 @@ def deploy_metrics(service: str) -> dict[str, str]:
             "deploy_verdict": f"{service}_deploy_last_verdict"}
 
 
+def receiver_notifications_metric(service: str) -> str:
+    """The receiver's counter of answered notifications, by outcome (its family name, without _total)."""
+    return f"{service}_receiver_notifications"
+
+
+def receiver_rollbacks_metric(service: str) -> str:
+    return f"{service}_receiver_rollbacks_total"
+
+
 def receiver_metrics(service: str) -> tuple[str, ...]:
     """What the rollback receiver exports under the service's namespace."""
     return (flag_enabled_metric(service), flag_rollout_metric(service), f"{service}_receiver_state_readable",
-            f"{service}_receiver_notifications_total", f"{service}_receiver_rollbacks_total",
+            f"{receiver_notifications_metric(service)}_total", receiver_rollbacks_metric(service),
             *deploy_metrics(service).values())
 
 

@@ -22,7 +22,7 @@ def team(definitions: Definitions) -> str:
 
 
 def receiver_rollbacks(definitions: Definitions) -> str:
-    return f"{definitions.service}_receiver_rollbacks_total"
+    return names.receiver_rollbacks_metric(definitions.service)
 
 
 def over(definitions: Definitions, signal: Signal, window: str, per_version: bool = False) -> str:
