@@ -9,10 +9,7 @@ hand-written promtool unit tests are read from the project.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -46,22 +43,6 @@ def served(definitions: Definitions) -> Definitions:
     return replace(definitions, paths=replace(definitions.paths, rules_dir=""))
 
 
-@contextmanager
-def _reference(project: Path) -> Iterator[None]:
-    """The schema family finds Grafana's schemas beside the project, not beside the temporary tree."""
-    from monitoring.validate.schema import reference_root
-
-    given = os.environ.get("MONITORING_REF")
-    os.environ["MONITORING_REF"] = str(reference_root(project))
-    try:
-        yield
-    finally:
-        if given is None:
-            del os.environ["MONITORING_REF"]
-        else:
-            os.environ["MONITORING_REF"] = given
-
-
 def validated(definitions: Definitions, project: Path) -> Bundle:
     """Render, validate with every family, read back; Invalid (naming each problem) when a family fails."""
     from monitoring.validate import validate
@@ -74,8 +55,7 @@ def validated(definitions: Definitions, project: Path) -> Bundle:
         files.update({f"{config}/{name}": files[f"rules/{name}"] for name in definitions.rule_file_names})
         write_all(root, files)
         lines: list[str] = []
-        with _reference(project):
-            passed = validate(root, definitions, say=lines.append)
+        passed = validate(root, definitions, say=lines.append)
         if not passed:
             raise Invalid("the rendered files failed validation; nothing was sent to any server:\n"
                           + "\n".join(lines))

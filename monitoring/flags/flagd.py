@@ -34,12 +34,11 @@ from monitoring.files import replace_atomically
 from monitoring.flags import FlagMoved, FlagUnavailable, check_percentage
 from monitoring.validate.schema import _causes, reference_root
 
-PROJECT = Path(__file__).resolve().parents[2]
 VARIANTS = {"on": True, "off": False}
 
 
 def schema_folder() -> Path:
-    return reference_root(PROJECT) / "flagd"
+    return reference_root() / "flagd"
 
 
 @cache

@@ -23,7 +23,12 @@ from monitoring.validate.files import read_json
 SCHEMAS = "grafana-foundation-sdk/jsonschema"
 
 
-def reference_root(project: Path) -> Path:
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def reference_root(project: Path = PROJECT) -> Path:
+    """MONITORING_REF, else `shared/ref` beside the project (the reference data belongs to the project, not to
+    the tree being checked, which may be a temporary one)."""
     given = os.environ.get("MONITORING_REF")
     return Path(given) if given else project.resolve().parent / "shared" / "ref"
 
@@ -80,7 +85,7 @@ def check_dashboard(dashboard: dict[str, Any], folder: Path, where: str = "dashb
 
 
 def check(root: Path, definitions: Definitions) -> list[str]:
-    folder = reference_root(root) / SCHEMAS
+    folder = reference_root() / SCHEMAS
     if not (folder / "dashboard.jsonschema.json").is_file():
         raise Skipped(f"Grafana's schemas not found in {folder} (set MONITORING_REF to the reference folder)")
     return [problem for where in dashboard_signals(definitions)
