@@ -133,8 +133,9 @@ def test_a_deploy_killed_mid_soak_resumes_it_with_real_verdicts(stack, fresh):
 
 
 def test_a_hold_that_resolves(stack, fresh):
-    """At 100 % a short burst of 0.5 % errors makes the soak's error rate yellow: HOLD. The hold extends the
-    window with clean traffic, the rate over it falls under the yellow border, and the next verdict is PROCEED."""
+    """At 100 % a short burst of 0.5 % errors makes the soak's error rate yellow: HOLD. Each hold extends the
+    window with clean traffic, the rate over it falls under the yellow border, and a later verdict is PROCEED.
+    The errors are random, so how many holds the dilution takes may vary; at most three are allowed."""
     app = f"{stack.url(names.APP)}/control/fault"
 
     def burst() -> None:
@@ -146,8 +147,9 @@ def test_a_hold_that_resolves(stack, fresh):
     thread = threading.Thread(target=burst, daemon=True)
     thread.start()
     lines: list[str] = []
-    code = rollout_demo.deploy(stack, Plan("custom", (0, 100), 6.0, 2.0, 14.0, 2), None, lines.append)
+    code = rollout_demo.deploy(stack, Plan("custom", (0, 100), 6.0, 2.0, 20.0, 3), None, lines.append)
     thread.join(10)
     assert code == 0, "\n".join(lines)
     verdicts = [(v["verdict"], v["action"]) for v in progress_of(fresh.read())["verdicts"]]
-    assert verdicts == [("HOLD", "hold"), ("PROCEED", "next")], "\n".join(lines)
+    assert verdicts[0] == ("HOLD", "hold") and verdicts[-1] == ("PROCEED", "next"), "\n".join(lines)
+    assert set(verdicts[1:-1]) <= {("HOLD", "hold")}, "\n".join(lines)
