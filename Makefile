@@ -42,14 +42,16 @@ unleash: ## install PostgreSQL 15 (Debian) and unleash-server 7.5.1 (npm, into .
 	fi
 
 SCENARIO ?= fleet
-demo: venv debs generate validate ## the main job: a bad new version is rolled back on real servers (SCENARIO=canary: at 5 %)
-	$(BIN)/monitoring demo run --scenario $(SCENARIO)
+FLAGS ?= state
+FLAG_SYSTEM := $(if $(filter unleash,$(FLAGS)),unleash)
+demo: venv debs $(FLAG_SYSTEM) generate validate ## the main job: a bad new version is rolled back on real servers (SCENARIO=canary: at 5 %; FLAGS=flagd|unleash)
+	$(BIN)/monitoring demo run --scenario $(SCENARIO) --flags $(FLAGS)
 
 rollout-demo: venv debs generate validate ## monitoring deploy on real servers: a healthy version 0 -> 100, then one turning bad at 25 % rolled back by the alert path
 	$(BIN)/python -m monitoring.rollout_demo --calm cpu
 
-up: venv debs ## start the local stack (Prometheus, Alertmanager, node exporter, receiver, demo app) on loopback
-	$(BIN)/monitoring stack up
+up: venv debs $(FLAG_SYSTEM) ## start the local stack (Prometheus, Alertmanager, node exporter, receiver, demo app) on loopback (FLAGS=flagd|unleash)
+	$(BIN)/monitoring stack up --flags $(FLAGS)
 
 down: venv ## stop exactly the processes the local stack started
 	$(BIN)/monitoring stack down

@@ -97,22 +97,38 @@ def _store(args: argparse.Namespace):
 
 
 def _recorded(args: argparse.Namespace):
-    """The flag in the flag system `--flags` names, with its history in the state file."""
-    from monitoring.receiver.service import StartRefused, flag_in
+    """The flag in the flag system `--flags` names, with its history in the state file. Without --state,
+    --flags and $MONITORING_FLAGS, the running local stack's flag system (and its token files)."""
+    from monitoring.flags import BadFlagSpec, backend
+    from monitoring.flags.recorded import RecordedFlag
+    from monitoring.receiver.service import default_flags
 
+    store = _store(args)
+    spec, environ = args.flags or default_flags(), os.environ
+    if not args.state and not args.flags and spec == "state":
+        from monitoring.stack import Stack
+
+        stack = Stack(Path(store.path).parent, _definitions_of(args))
+        spec, environ = stack.flag_spec, {**os.environ, **stack.flag_environment}
     try:
-        return flag_in(args.flags, _store(args))
-    except StartRefused as error:
+        return RecordedFlag(backend(spec, store.flag, store.path, environ), store)
+    except BadFlagSpec as error:
         raise UsageError(str(error)) from None
 
 
+def _definitions_of(args: argparse.Namespace):
+    from monitoring.generate import load
+
+    return load(args.definitions)
+
+
 def cmd_receiver(args: argparse.Namespace) -> int:
-    from monitoring.receiver.service import serve
+    from monitoring.receiver.service import default_flags, serve
 
     if not args.state:
         raise UsageError("--state PATH (or MONITORING_STATE) is required")
     serve(args.listen, Path(args.state), Path(args.token_file), flag=_flag(args), namespace=_namespace(args),
-          init=args.init, dry_run=args.dry_run, flags=args.flags)
+          init=args.init, dry_run=args.dry_run, flags=args.flags or default_flags())
     return 0
 
 
@@ -199,15 +215,14 @@ def _add_state(parser: argparse.ArgumentParser, default: str = "$MONITORING_STAT
 def _add_owned_state(parser: argparse.ArgumentParser) -> None:
     """--state, the flag it belongs to (by default the definitions', `--definitions`) and where it lives."""
     from monitoring.flags import SPECS
-    from monitoring.receiver.service import default_flags
 
     _add_state(parser, "$MONITORING_STATE, else the running local stack's")
     parser.add_argument("--definitions", default=DEFAULT_DEFINITIONS, metavar="MODULE:NAME",
                         help="the Definitions whose flag and service are the defaults (default: %(default)s)")
     parser.add_argument("--flag", help="the feature flag the state belongs to (default: the definitions' flag)")
-    parser.add_argument("--flags", default=default_flags(), metavar="SPEC",
-                        help=f"where the flag lives: {SPECS} (default: $MONITORING_FLAGS, else state); the "
-                             "history stays in the state file")
+    parser.add_argument("--flags", metavar="SPEC",
+                        help=f"where the flag lives: {SPECS} (default: $MONITORING_FLAGS, else the running local "
+                             "stack's when --state is not given, else state); the history stays in the state file")
 
 
 def _stack_root(args: argparse.Namespace) -> Path:
@@ -217,9 +232,12 @@ def _stack_root(args: argparse.Namespace) -> Path:
 
 
 def _stack(args: argparse.Namespace):
-    from monitoring.stack import Stack
+    from monitoring.stack import Stack, StackError
 
-    return Stack(_stack_root(args), _definitions(args))
+    try:
+        return Stack(_stack_root(args), _definitions(args), flags=getattr(args, "flags", None))
+    except StackError as error:
+        raise UsageError(str(error)) from None
 
 
 def cmd_stack(args: argparse.Namespace) -> int:
@@ -228,7 +246,8 @@ def cmd_stack(args: argparse.Namespace) -> int:
     stack = _stack(args)
     try:
         if args.action == "up":
-            print(f"starting the stack in {stack.root} ({args.profile} profile):")
+            print(f"starting the stack in {stack.root} ({stack.definitions.profile.name} profile, the flag in "
+                  f"{stack.flags}):")
             seconds = stack.up()
             print(f"all servers ready in {seconds:.1f}s; `make down` stops them")
         elif args.action == "down":
@@ -236,13 +255,16 @@ def cmd_stack(args: argparse.Namespace) -> int:
         else:
             for name, url, up in stack.status():
                 print(f"  {name:<18} {url:<24} {'up' if up else 'DOWN'}")
-            from monitoring.receiver.state import StateStore
+            from monitoring.flags import FlagUnavailable
 
-            store = StateStore(stack.state, stack.definitions.flag_name)
-            state = store.read()
-            percentage = store.percentage(state)
-            print(f"rollout: {percentage}% (flag {stack.definitions.flag_name} "
-                  f"{'enabled' if percentage else 'disabled'}), {len(state['rollout_history'])} history entries")
+            flag = stack.flag()
+            state = flag.store.read()
+            try:
+                live = f"{flag.read()}%"
+            except FlagUnavailable as error:
+                live = f"unknown ({error})"
+            print(f"rollout: {live} ({flag.where()}), "
+                  f"{len(state['rollout_history'])} history entries")
     except StackError as error:
         print(f"monitoring stack {args.action}: {error}", file=sys.stderr)
         return 1
@@ -251,8 +273,12 @@ def cmd_stack(args: argparse.Namespace) -> int:
 
 def cmd_demo_app(args: argparse.Namespace) -> int:
     from monitoring.demo_app import serve
+    from monitoring.flags import BadFlagSpec
 
-    serve(args.listen, Path(args.state), args.service, args.flag, args.rate)
+    try:
+        serve(args.listen, Path(args.state), args.service, args.flag, args.rate, args.flags)
+    except BadFlagSpec as error:
+        raise UsageError(str(error)) from None
     return 0
 
 
@@ -329,6 +355,14 @@ def _add_stack(parser: argparse.ArgumentParser, profile: str | None = None) -> N
     parser.add_argument("--dir", help="the stack's folder (default: $MONITORING_STACK_DIR or .stack)")
 
 
+def _add_flag_system(parser: argparse.ArgumentParser) -> None:
+    from monitoring.stack import FLAG_SYSTEMS
+
+    parser.add_argument("--flags", choices=FLAG_SYSTEMS,
+                        help="the flag system the stack keeps the flag in: the state file, a flagd file, or an "
+                             "Unleash server (default: the one it was started with, else state)")
+
+
 def _add_definitions(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--definitions", default=DEFAULT_DEFINITIONS, metavar="MODULE:NAME",
                         help="the Definitions to use (default: %(default)s)")
@@ -399,6 +433,7 @@ def parser() -> argparse.ArgumentParser:
     stack = commands.add_parser("stack", help="the local stack of real servers on loopback: up, down, status")
     stack.add_argument("action", choices=("up", "down", "status"))
     _add_stack(stack)
+    _add_flag_system(stack)
     stack.set_defaults(run=cmd_stack)
 
     demo = commands.add_parser("demo", help="the demo application and the closed-loop demonstration")
@@ -409,6 +444,10 @@ def parser() -> argparse.ArgumentParser:
     app.add_argument("--rate", type=float, default=50.0, help="requests per second of built-in load")
     app.add_argument("--service", required=True, help="the service whose metrics it exports (their namespace)")
     app.add_argument("--flag", required=True, help="the feature flag whose rollout splits its traffic")
+    app.add_argument("--flags", default="state", metavar="SPEC",
+                     help="where it reads the flag: state (the --state file), flagd:PATH or unleash:URL (through "
+                          "that system's SDK; the client token from the file $MONITORING_UNLEASH_CLIENT_TOKEN_FILE "
+                          "names) (default: %(default)s)")
     app.set_defaults(run=cmd_demo_app)
     fault = demo_commands.add_parser("fault", help="inject a fault into the new version of the demo application")
     fault.add_argument("--errors", type=float, help="share of new-version requests that fail, 0 to 1")
@@ -418,6 +457,7 @@ def parser() -> argparse.ArgumentParser:
     fault.set_defaults(run=cmd_demo_fault)
     run = demo_commands.add_parser("run", help="the closed loop: fault in the new version, alert, rollback, resolution")
     _add_stack(run, profile="compressed")
+    _add_flag_system(run)
     run.add_argument("--scenario", default="fleet",
                      help="fleet: a new version failing outright at 10 %%; canary: one failing 10 %% of its "
                           "requests at 5 %%, which only canary analysis sees; or a rollback alert's name")

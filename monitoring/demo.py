@@ -17,7 +17,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from monitoring import names
 from monitoring.model import AlertRule, DefinitionError, Definitions, duration_seconds
 from monitoring.observe import ServerAnswer, alert_states, query
-from monitoring.receiver.state import StateStore
 from monitoring.stack import Stack
 
 # The demo application's faults, by the application metric a rollback alert's signal reads.
@@ -153,12 +152,15 @@ def closed_loop(stack: Stack, scenario: str | Scenario = "fleet", say: Callable[
     alert, alertname, series = chosen.alert, chosen.alert.name, chosen.watch
     prometheus = stack.url(names.PROMETHEUS)
     timeout = timeout or patience(definitions, alert)
-    store = StateStore(stack.state, definitions.flag_name)
+    flag = stack.flag()
+    store = flag.store
 
     _set_fault(stack, {"clear": True})
     _wait(_safe(lambda: not alert_states(prometheus, alertname)), timeout, f"{alertname} to be inactive")
-    store.rollout(chosen.rollout, reason=f"demo: canary before a {alertname} fault")
-    say(f"  rollout set to {chosen.rollout} %; waiting for Prometheus to see traffic on {series}")
+    flag.rollout(chosen.rollout, flag.seen(), by="manual", reason=f"demo: canary before a {alertname} fault")
+    say(f"  rollout set to {chosen.rollout} % in {flag.where()}; waiting for the application to serve it and for "
+        f"Prometheus to see traffic on {series}")
+    _wait(lambda: _seen_by_clients(stack)[0] > 0, timeout, "the application to see the rollout")
     _wait(_safe(lambda: bool(query(prometheus, f"{series} >= 0"))), timeout, f"{series} in Prometheus")
     rollout = names.flag_rollout_series(definitions.service, definitions.flag_name)
     _wait(_safe(lambda: bool(query(prometheus, f"{rollout} == {chosen.rollout}"))), timeout,
@@ -200,14 +202,28 @@ def closed_loop(stack: Stack, scenario: str | Scenario = "fleet", say: Callable[
             at = datetime.fromisoformat(new[0]["at"].replace("Z", "+00:00")).timestamp() - wall
             timeline.mark("rollback committed", at, say, f"{new[0]['from_percentage']}% -> "
                           f"{new[0]['to_percentage']}% by {new[0]['alertname']}, group {new[0]['group_key']}")
+        seen, since = _seen_by_clients(stack)
+        if timeline.rollback is not None and seen == 0:
+            timeline.mark("clients saw the rollback", since - wall, say,
+                          f"the application's {stack.flags} reader puts no user on the new version")
         if timeline.rollback is not None and not states:
             timeline.mark("alert resolved", now, say, f"{alertname} is no longer pending or firing")
+        if {"alert resolved", "clients saw the rollback"} <= timeline.events.keys():
             break
         time.sleep(0.2)
     _set_fault(stack, {"clear": True})
-    if "alert resolved" not in timeline.events:
+    if not {"alert resolved", "clients saw the rollback"} <= timeline.events.keys():
         raise TimeoutError(f"the closed loop did not complete within {timeout:.0f}s: reached {list(timeline.events)}")
     return timeline
+
+
+def _seen_by_clients(stack: Stack) -> tuple[float, float]:
+    """The share of users the demo application puts on the new version, and since when (unix seconds)."""
+    try:
+        said = requests.get(f"{stack.url(names.APP)}/control/fault", timeout=5).json()
+        return float(said["rollout_percentage"]), float(said["since"])
+    except (requests.RequestException, ValueError, KeyError, TypeError):
+        return -1.0, 0.0
 
 
 def _scenario(definitions: Definitions, name: str) -> Scenario:
@@ -228,7 +244,7 @@ def run(stack: Stack, scenario: str = "fleet", say: Callable[[str], None] = prin
     profile = definitions.profile
     chosen = _scenario(definitions, scenario)
     alert = chosen.alert
-    say(f"The closed loop of {definitions.service} on real servers, {profile.name} profile: "
+    say(f"The closed loop of {definitions.service} on real servers, the flag in {stack.flags}, {profile.name} profile: "
         f"{profile.scrape_interval} scrapes, {profile.evaluation_interval} evaluations, {profile.rate_window} "
         f"rate windows, {alert.name} `for` {definitions.alert_for(alert)}; the rollback can come "
         f"{floor_seconds(definitions, alert):.0f}s after the fault at the earliest, and the demo waits up to "
@@ -245,8 +261,9 @@ def run(stack: Stack, scenario: str = "fleet", say: Callable[[str], None] = prin
         say(f"  fleet-wide {chosen.fleet} peaked at {timeline.fleet_peak or 0:.2f} before the rollback; "
             + (f"{', '.join(loud)} fired too" if loud else f"{', '.join(chosen.quiet)} never fired: only the "
                "canary analysis saw the bad version"))
-    say("Final state (monitoring status):")
-    say(json.dumps(StateStore(stack.state, definitions.flag_name).read(), indent=2))
+    flag = stack.flag()
+    say(f"Final state (monitoring status): the flag at {flag.read()} % in {flag.where()}; its history:")
+    say(json.dumps(flag.store.read(), indent=2))
     say(f"Done in {time.monotonic() - started:.0f}s. The stack is still running: Prometheus at "
         f"{stack.url(names.PROMETHEUS)}, Alertmanager at {stack.url(names.ALERTMANAGER)}; `make down` stops it.")
     return 0

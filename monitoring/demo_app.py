@@ -1,18 +1,29 @@
 """The demo application: a stand-in for the real service, with its own traffic and injectable faults.
 
 It exports the `<service>_*` metrics the monitoring reads (names.APP_METRICS). A built-in load generator
-sends `rate` requests per second through the application; each goes through the new version with the probability of the
-rollout percentage (read from the deployment state the receiver owns) and through the old one
-otherwise. Faults touch the new path only: a share of its requests fail, and it gets slower. So at 10 %
-rollout with a fully failing new path the error rate is about 10 %, and once the rollout is back at 0 %
-errors stop by themselves.
+sends `rate` requests per second through the application. Which version serves a request is the flag's
+decision, read where the receiver writes it:
+
+- with the state file (`--flags state`), a request goes to the new version with the probability of the
+  rollout percentage in the file, re-read every tick;
+- with a flag system (`--flags flagd:PATH` or `unleash:URL`), each request comes from a user (a targeting
+  key) and the flag system's own SDK decides for that user, as in a real application.
+
+The application also reports the share of users it sees on the new version and since when
+(GET /control/fault), which is how the demo shows the moment clients saw a rollback.
+
+Faults touch the new path only: a share of its requests fail, and it gets slower. So at 10 % rollout
+with a fully failing new path the error rate is about 10 %, and once the rollout is back at 0 % errors
+stop by themselves.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import random
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +34,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from monitoring.flags.clients import KEYS, Evaluate, sdk_reader, share_on
 from monitoring.names import VERSION, VERSIONS
 from monitoring.receiver.state import CorruptState, StateStore
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.5, 5.0)
 BASE_LATENCY = (0.010, 0.060)
+USERS = 10_000  # the targeting keys requests come from, with a flag system
+SAMPLE = KEYS[:500]  # the users whose decisions make the share the application reports
 
 
 @dataclass
@@ -39,12 +53,15 @@ class Fault:
 
 
 class DemoApp:
-    def __init__(self, state: Path, service: str, flag: str, rate: float = 50.0, seed: int | None = None) -> None:
+    def __init__(self, state: Path, service: str, flag: str, rate: float = 50.0, seed: int | None = None,
+                 evaluate: Evaluate | None = None) -> None:
         self.store = StateStore(state, flag)
+        self.evaluate = evaluate  # a flag system's SDK; None: the state file
         self.rate = rate
         self.fault = Fault()
         self.random = random.Random(seed)
-        self.percentage = 0
+        self.percentage = 0.0  # the share of users on the new version, as this application sees it
+        self.since = time.time()  # when that share last changed
         self.registry = CollectorRegistry()
         common = {"namespace": service, "registry": self.registry}
         self.requests = Counter("requests", "Requests served", [VERSION], **common)
@@ -62,12 +79,26 @@ class DemoApp:
             self.errors.labels(version)
 
     def read_rollout(self) -> None:
-        with contextlib.suppress(CorruptState, OSError):
-            self.percentage = self.store.percentage(self.store.read())
+        """The share of users on the new version: the state file's percentage, or the SDK's decisions for a
+        sample of users."""
+        seen = self.percentage
+        if self.evaluate is not None:
+            seen = share_on(self.evaluate, SAMPLE)
+        else:
+            with contextlib.suppress(CorruptState, OSError):
+                seen = float(self.store.percentage(self.store.read()))
+        if seen != self.percentage:
+            self.percentage, self.since = seen, time.time()
+
+    def new_version(self) -> bool:
+        """Whether this request goes to the new version: the flag system decides for a user, else the dice."""
+        if self.evaluate is not None:
+            return self.evaluate(f"user-{self.random.randrange(USERS)}")
+        return self.random.random() * 100 < self.percentage
 
     def serve_one(self) -> tuple[str, bool, float]:
         """One request: which version served it, whether it failed, how long it took (seconds)."""
-        new = self.random.random() * 100 < self.percentage
+        new = self.new_version()
         version = "new" if new else "old"
         seconds = self.random.uniform(*BASE_LATENCY)
         failed = False
@@ -81,11 +112,13 @@ class DemoApp:
         return version, failed, seconds
 
     async def generate_load(self) -> None:
-        """`rate` requests per second, the rollout re-read every tick."""
+        """`rate` requests per second, the rollout re-read every tick (every fifth with an SDK, whose own
+        refresh is slower than a tick anyway)."""
         tick = 0.1
         owed = 0.0
-        while True:
-            self.read_rollout()
+        for ticks in itertools.count():
+            if self.evaluate is None or ticks % 5 == 0:
+                self.read_rollout()
             owed += self.rate * tick
             while owed >= 1:
                 self.serve_one()
@@ -96,7 +129,8 @@ class DemoApp:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def work(self, request: Request) -> Response:
-        self.read_rollout()
+        if self.evaluate is None:
+            self.read_rollout()
         version, failed, seconds = self.serve_one()
         await asyncio.sleep(seconds)
         return JSONResponse({"version": version}, status_code=500 if failed else 200)
@@ -118,7 +152,7 @@ class DemoApp:
         return JSONResponse(vars(self.fault))
 
     async def get_fault(self, request: Request) -> Response:
-        return JSONResponse({**vars(self.fault), "rollout_percentage": self.percentage})
+        return JSONResponse({**vars(self.fault), "rollout_percentage": self.percentage, "since": self.since})
 
     async def notification(self, request: Request) -> Response:
         """A sink standing in for the on-call and ticket systems, so Alertmanager has somewhere to send."""
@@ -129,14 +163,18 @@ class DemoApp:
         return JSONResponse({"status": "alive"})
 
 
-def create_app(state: Path, service: str, flag: str, rate: float = 50.0) -> Starlette:
+def create_app(state: Path, service: str, flag: str, rate: float = 50.0, flags: str = "state") -> Starlette:
+    """The application; with `flags` other than `state`, its flag system's SDK is started with it."""
+    reader = contextlib.nullcontext(None) if flags == "state" else sdk_reader(flags, flag)
     demo = DemoApp(state, service, flag, rate)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        load = asyncio.create_task(demo.generate_load())
-        yield
-        load.cancel()
+        with reader as evaluate:
+            demo.evaluate = evaluate
+            load = asyncio.create_task(demo.generate_load())
+            yield
+            load.cancel()
 
     app = Starlette(lifespan=lifespan, routes=[
         Route("/metrics", demo.metrics, methods=["GET"]),
@@ -150,10 +188,11 @@ def create_app(state: Path, service: str, flag: str, rate: float = 50.0) -> Star
     return app
 
 
-def serve(listen: str, state: Path, service: str, flag: str, rate: float) -> None:
+def serve(listen: str, state: Path, service: str, flag: str, rate: float, flags: str = "state") -> None:
     import uvicorn
 
     from monitoring.receiver.service import listen_address
 
     host, port = listen_address(listen)
-    uvicorn.run(create_app(state, service, flag, rate), host=host, port=port, access_log=False, log_level="warning")
+    uvicorn.run(create_app(state, service, flag, rate, flags), host=host, port=port, access_log=False,
+                log_level="warning")

@@ -77,12 +77,13 @@ class Server:
             self.process.wait(timeout=1)
 
 
-def start(name: str, command: list[str], ready_url: str, log: Path) -> Server:
-    """Start `command` in its own session (so stopping it stops its children), output to `log`."""
+def start(name: str, command: list[str], ready_url: str, log: Path, env: dict[str, str] | None = None) -> Server:
+    """Start `command` in its own session (so stopping it stops its children), output to `log`; `env` adds to
+    the environment (paths of secret files, never the secrets: a command line is world-readable)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True)
+                                   start_new_session=True, env={**os.environ, **(env or {})})
     return Server(name, ready_url, process, log)
 
 

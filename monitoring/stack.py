@@ -4,6 +4,15 @@ application on loopback, with their configuration rendered from the same definit
 Everything the stack writes lives under one folder (`.stack/` by default): config, data, logs, the
 deployment state, the receiver's token and `pids.json`, the record of what it started. `down` stops
 exactly those processes and nothing else.
+
+The flag lives in one of three flag systems (`make up FLAGS=...`), and the receiver and the demo application
+both use it, the application through the system's own SDK:
+
+- `state`: the deployment state file, the embedded default;
+- `flagd`: an OpenFeature flagd file, `flags.json` in the stack's folder;
+- `unleash`: an Unleash server on PostgreSQL, started first (python -m monitoring.flags.unleash_server), with
+  its admin and client tokens in files of the stack's folder readable by their owner only. Its database is
+  thrown away at `down`; the flag's history stays in the state file.
 """
 
 from __future__ import annotations
@@ -23,14 +32,19 @@ from monitoring import names
 from monitoring.artifacts import server_files
 from monitoring.binaries import find
 from monitoring.files import replace_atomically, write_all
+from monitoring.flags import UNLEASH_CLIENT_TOKEN_FILE, UNLEASH_TOKEN_FILE
 from monitoring.model import Definitions, Paths, Server
 from monitoring.processes import NotReady, free_port, port_taken, start, still_running, stop_pid
 from monitoring.receiver.service import command as receiver_command
 from monitoring.topology import on_servers
 
 DEFAULT_ROOT = ".stack"
+FLAG_SYSTEMS = ("state", "flagd", "unleash")
+UNLEASH = "unleash"  # the flag system's server, started before the servers of the definitions
+UNLEASH_PORT = 4242  # Unleash's own default
 READY_PATHS = {names.PROMETHEUS: "/-/ready", names.ALERTMANAGER: "/-/ready", names.NODE: "/metrics",
-               names.APP: "/healthz", names.RECEIVER: "/readyz"}
+               names.APP: "/healthz", names.RECEIVER: "/readyz", UNLEASH: "/health"}
+READY_SECONDS = {UNLEASH: 120.0}  # Unleash migrates a fresh database first; the others: up()'s timeout
 START_ORDER = (names.RECEIVER, names.APP, names.NODE, names.ALERTMANAGER, names.PROMETHEUS)
 
 
@@ -48,6 +62,7 @@ class Member:
 
     server: Server
     command: tuple[str, ...]
+    env: tuple[tuple[str, str], ...] = ()  # added to its environment: paths of token files, never tokens
 
     @property
     def url(self) -> str:
@@ -70,8 +85,17 @@ def on_free_ports(definitions: Definitions, peers: int = 1) -> Definitions:
 
 
 class Stack:
-    def __init__(self, root: Path, definitions: Definitions, gossip: dict[str, int] | None = None) -> None:
+    def __init__(self, root: Path, definitions: Definitions, gossip: dict[str, int] | None = None,
+                 flags: str | None = None, unleash_port: int | None = None) -> None:
+        """`flags` is the flag system (FLAG_SYSTEMS) and `unleash_port` Unleash's port; None means what the
+        stack in `root` was started with, else `state` and UNLEASH_PORT."""
         self.root = root.resolve()
+        recorded = self._recorded_flags()
+        self.flags = flags or recorded.get("system", "state")
+        if self.flags not in FLAG_SYSTEMS:
+            raise StackError(f"flag system {self.flags!r}: not one of {', '.join(FLAG_SYSTEMS)}")
+        self.unleash = Server(UNLEASH, "127.0.0.1", unleash_port or recorded.get("unleash_port", UNLEASH_PORT),
+                              UNLEASH)
         app = definitions.servers_of(names.APP)[0]
         self.definitions = replace(
             on_servers(definitions, definitions.servers, sink=f"http://{app.address}/notifications"),
@@ -91,6 +115,55 @@ class Stack:
     @property
     def pids(self) -> Path:
         return self.root / "pids.json"
+
+    @property
+    def flags_file(self) -> Path:
+        """The flagd flag-definition file, with `flags=flagd`."""
+        return self.root / "flags.json"
+
+    def unleash_token(self, kind: str) -> Path:
+        return self.root / f"unleash-{kind}-token"
+
+    @property
+    def flag_spec(self) -> str:
+        """Where the flag lives, as `--flags` says it."""
+        return {"state": "state", "flagd": f"flagd:{self.flags_file}",
+                "unleash": f"unleash:http://{self.unleash.address}"}[self.flags]
+
+    @property
+    def flag_environment(self) -> dict[str, str]:
+        """What the receiver and the commands need beside `--flags`: the admin token's file."""
+        return {UNLEASH_TOKEN_FILE: str(self.unleash_token("admin"))} if self.flags == "unleash" else {}
+
+    def _environment(self, role: str) -> tuple[tuple[str, str], ...]:
+        """Each server's token files: the admin token for the receiver, the client token for the application."""
+        if self.flags != "unleash":
+            return ()
+        if role == names.RECEIVER:
+            return tuple(self.flag_environment.items())
+        return ((UNLEASH_CLIENT_TOKEN_FILE, str(self.unleash_token("client"))),) if role == names.APP else ()
+
+    def flag(self):
+        """The flag in its flag system, with its history in the state file (monitoring.flags.recorded)."""
+        from monitoring.flags import backend
+        from monitoring.flags.recorded import RecordedFlag
+        from monitoring.receiver.state import StateStore
+
+        flag = self.definitions.flag_name
+        return RecordedFlag(backend(self.flag_spec, flag, self.state, {**os.environ, **self.flag_environment}),
+                            StateStore(self.state, flag))
+
+    @property
+    def flag_system_record(self) -> Path:
+        return self.root / "flag-system.json"
+
+    def _recorded_flags(self) -> dict:
+        """The flag system the stack was last started with, and Unleash's port."""
+        try:
+            recorded = json.loads(self.flag_system_record.read_text())
+        except (OSError, ValueError):
+            return {}
+        return recorded if isinstance(recorded, dict) else {}
 
     def log(self, name: str) -> Path:
         return self.root / "logs" / f"{name}.log"
@@ -115,28 +188,51 @@ class Stack:
             return (find("node-exporter"), f"--web.listen-address={listen}")
         if server.role == names.RECEIVER:
             return tuple(receiver_command(listen, self.state, self.token, flag=definitions.flag_name,
-                                          namespace=definitions.service, extra=("--init",)))
+                                          namespace=definitions.service, extra=("--init", "--flags", self.flag_spec)))
         if server.role == names.APP:
             return (sys.executable, "-m", "monitoring", "demo", "app", "--listen", listen, "--state", str(self.state),
                     "--service", definitions.service, "--flag", definitions.flag_name,
-                    "--rate", f"{definitions.demo_rate:g}")
+                    "--rate", f"{definitions.demo_rate:g}", "--flags", self.flag_spec)
+        if server.role == UNLEASH:
+            return (sys.executable, "-m", "monitoring.flags.unleash_server", "--port", str(server.port),
+                    "--admin-token-file", str(self.unleash_token("admin")),
+                    "--client-token-file", str(self.unleash_token("client")), "--workdir", str(data))
         raise StackError(f"{server.name}: the stack does not know how to run a {server.role!r} server")
 
     def members(self) -> list[Member]:
         order = {kind: i for i, kind in enumerate(START_ORDER)}
         servers = sorted((s for s in self.definitions.servers if s.role in order), key=lambda s: order[s.role])
-        return [Member(s, self._command(s)) for s in servers]
+        if self.flags == "unleash":
+            servers.insert(0, self.unleash)
+        return [Member(s, self._command(s), self._environment(s.role)) for s in servers]
 
     def render(self) -> None:
-        """The stack's own configuration, from the definitions, under its folder (never the committed files)."""
+        """The stack's own configuration, from the definitions, under its folder (never the committed files),
+        and its secrets: the receiver's token and, with Unleash, its admin and client tokens."""
+        self._check_flags()
         files = server_files(self.definitions)
         write_all(self.root / "config", {**files["prometheus"], **files["alertmanager"]})
         replace_atomically(self.root / "profile", self.definitions.profile.name + "\n")
-        if not self.token.exists():
-            self.token.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.token, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as stream:
-                stream.write(secrets.token_urlsafe(32) + "\n")
+        replace_atomically(self.flag_system_record,
+                           json.dumps({"system": self.flags, "unleash_port": self.unleash.port}) + "\n")
+        _secret(self.token, secrets.token_urlsafe(32))
+        if self.flags == "unleash":
+            from monitoring.flags.unleash_server import new_tokens
+
+            admin, client = new_tokens()
+            _secret(self.unleash_token("admin"), admin)
+            _secret(self.unleash_token("client"), client)
+        if self.flags == "flagd" and not self.flags_file.exists():
+            from monitoring.flags.flagd import FlagdFile
+
+            FlagdFile(self.flags_file, self.definitions.flag_name).set(0)
+
+    def _check_flags(self) -> None:
+        """Refuse to start servers on one flag system beside servers running on another."""
+        before = self._recorded_flags().get("system", "state")
+        if before != self.flags and any(self.running(r) for r in self.recorded().values()):
+            raise StackError(f"the stack in {self.root} runs with FLAGS={before}; `make down` first to switch it "
+                             f"to FLAGS={self.flags}")
 
     def recorded(self) -> dict[str, dict]:
         try:
@@ -163,12 +259,12 @@ class Stack:
                 raise StackError(f"{name}: port {member.server.port} on {member.server.host} is already taken "
                                  "by another process; stop it or give the stack another port")
             self.log(name).parent.mkdir(parents=True, exist_ok=True)
-            server = start(name, list(member.command), member.ready_url, self.log(name))
+            server = start(name, list(member.command), member.ready_url, self.log(name), dict(member.env))
             records[name] = {"pid": server.pid, "command": list(member.command), "url": member.url}
             replace_atomically(self.pids, json.dumps(records, indent=2) + "\n")
             say(f"  {name:<18} {member.url:<24} starting (pid {server.pid}) ...")
             try:
-                seconds = server.wait_ready(timeout=timeout)
+                seconds = server.wait_ready(timeout=READY_SECONDS.get(member.server.role, timeout))
             except NotReady as error:
                 raise StackError(str(error)) from error
             say(f"  {name:<18} {member.url:<24} ready in {seconds:.1f}s")
@@ -203,3 +299,13 @@ class Stack:
             rows.append((member.server.name, member.url, up))
         return rows
 
+
+
+def _secret(path: Path, value: str) -> None:
+    """Write a secret readable by its owner only, once: a file already there is kept."""
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as stream:
+        stream.write(value + "\n")

@@ -54,7 +54,8 @@ def test_an_error_fault_is_rolled_back_once_and_the_alert_resolves(stack: Stack)
     timeline = closed_loop(stack, "HighErrorRate", say=print)
     events = list(timeline.events)
     assert set(events) == {"fault injected", "over threshold (from Prometheus)", "alert pending", "alert firing",
-                           "notification received", "rollback committed", "alert resolved"}
+                           "notification received", "rollback committed", "clients saw the rollback",
+                           "alert resolved"}
     assert events[:3] == ["fault injected", "over threshold (from Prometheus)", "alert pending"]
     assert events[-1] == "alert resolved"
     # CanaryErrorRate sees the same fault and may notify before HighErrorRate fires: either rolls back once.
@@ -105,7 +106,7 @@ def test_stack_status_shows_each_server_up_and_the_rollout(stack: Stack, capsys:
     for member in stack.members():
         assert f"{member.server.name} " in out and member.url in out
     assert "DOWN" not in out
-    assert f"(flag {stack.definitions.flag_name}" in out
+    assert f"flag {stack.definitions.flag_name})" in out and "rollout: 0%" in out
 
 
 def test_demo_fault_sets_and_clears_the_new_versions_fault(stack: Stack, capsys: pytest.CaptureFixture) -> None:

@@ -18,6 +18,12 @@ from pathlib import Path
 from typing import Protocol
 
 SPECS = "state, flagd:PATH or unleash:URL"
+# The environment that configures the backends: secrets come from files these name, never from the variables.
+FLAGS_ENV = "MONITORING_FLAGS"
+UNLEASH_TOKEN_FILE = "MONITORING_UNLEASH_TOKEN_FILE"  # the admin token (receiver, commands)
+UNLEASH_CLIENT_TOKEN_FILE = "MONITORING_UNLEASH_CLIENT_TOKEN_FILE"  # the client token (applications)
+UNLEASH_PROJECT = "MONITORING_UNLEASH_PROJECT"
+UNLEASH_ENVIRONMENT = "MONITORING_UNLEASH_ENVIRONMENT"
 
 
 class FlagUnavailable(RuntimeError):
@@ -79,9 +85,9 @@ def backend(spec: str, flag: str, state: Path, environ: Mapping[str, str] = os.e
     if kind == "unleash" and where:
         from monitoring.flags.unleash import UnleashFlag
 
-        token_file = environ.get("MONITORING_UNLEASH_TOKEN_FILE")
+        token_file = environ.get(UNLEASH_TOKEN_FILE)
         if not token_file:
-            raise BadFlagSpec(f"--flags {spec}: MONITORING_UNLEASH_TOKEN_FILE must name the admin token's file")
-        return UnleashFlag(where, flag, Path(token_file), environ.get("MONITORING_UNLEASH_PROJECT", "default"),
-                           environ.get("MONITORING_UNLEASH_ENVIRONMENT", "development"))
+            raise BadFlagSpec(f"--flags {spec}: {UNLEASH_TOKEN_FILE} must name the admin token's file")
+        return UnleashFlag(where, flag, Path(token_file), environ.get(UNLEASH_PROJECT, "default"),
+                           environ.get(UNLEASH_ENVIRONMENT, "development"))
     raise BadFlagSpec(f"--flags {spec!r}: not one of {SPECS}")

@@ -28,7 +28,7 @@ import requests
 
 from monitoring.bench import _load
 from monitoring.bench import table as _table
-from monitoring.flags import clients
+from monitoring.flags import UNLEASH_ENVIRONMENT, UNLEASH_PROJECT, UNLEASH_TOKEN_FILE, clients
 from monitoring.processes import Server, free_port, start
 
 FLAG = "rollout_bench"
@@ -66,9 +66,8 @@ def _backends(workdir: Path) -> Iterator[list[Backend]]:
             token.chmod(0o600)
             found.append(Backend("Unleash", f"unleash:{server.url}",
                                  lambda: clients.unleash_reader(server.url, server.client_token, FLAG), 1.0,
-                                 {"MONITORING_UNLEASH_TOKEN_FILE": str(token),
-                                  "MONITORING_UNLEASH_PROJECT": server.project,
-                                  "MONITORING_UNLEASH_ENVIRONMENT": server.environment}))
+                                 {UNLEASH_TOKEN_FILE: str(token), UNLEASH_PROJECT: server.project,
+                                  UNLEASH_ENVIRONMENT: server.environment}))
         yield found
 
 

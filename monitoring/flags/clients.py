@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+
+from monitoring.flags import SPECS, UNLEASH_CLIENT_TOKEN_FILE, BadFlagSpec
 
 Evaluate = Callable[[str], bool]  # a targeting key (user id) -> whether the new path is on for it
 
@@ -68,6 +71,22 @@ def unleash_reader(url: str, client_token: str, flag: str, refresh_seconds: int 
             yield lambda key: client.is_enabled(flag, {"userId": key})
         finally:
             client.destroy()
+
+
+def sdk_reader(spec: str, flag: str, environ: Mapping[str, str] = os.environ):
+    """The reader of the flag system `spec` names (`flagd:PATH`, `unleash:URL`), as an application would use it;
+    Unleash's client token comes from the file UNLEASH_CLIENT_TOKEN_FILE names. A context manager."""
+    kind, _, where = spec.partition(":")
+    if kind == "flagd" and where:
+        return flagd_file_reader(Path(where), flag)
+    if kind == "unleash" and where:
+        from monitoring.flags.unleash import read_token
+
+        token_file = environ.get(UNLEASH_CLIENT_TOKEN_FILE)
+        if not token_file:
+            raise BadFlagSpec(f"--flags {spec}: {UNLEASH_CLIENT_TOKEN_FILE} must name the client token's file")
+        return unleash_reader(where, read_token(Path(token_file), "client"), flag)
+    raise BadFlagSpec(f"--flags {spec!r}: not a flag system an SDK reads ({SPECS.replace('state, ', '')})")
 
 
 def share_on(evaluate: Evaluate, keys: tuple[str, ...] = KEYS) -> float:

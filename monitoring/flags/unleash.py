@@ -33,15 +33,15 @@ TIMEOUT = 5.0  # seconds for connecting and for each answer: a receiver must ans
 STRATEGY = "flexibleRollout"
 
 
-def read_token(path: Path) -> str:
+def read_token(path: Path, kind: str = "admin") -> str:
     try:
         token = path.read_text(encoding="utf-8").strip()
     except OSError as error:
-        raise BadFlagSpec(f"Unleash admin token file {path}: cannot be read ({error.strerror})") from error
+        raise BadFlagSpec(f"Unleash {kind} token file {path}: cannot be read ({error.strerror})") from error
     if not token:
-        raise BadFlagSpec(f"Unleash admin token file {path}: empty")
+        raise BadFlagSpec(f"Unleash {kind} token file {path}: empty")
     if not (token.isascii() and token.isprintable()):  # else requests would quote it in its header error
-        raise BadFlagSpec(f"Unleash admin token file {path}: not one line of printable ASCII")
+        raise BadFlagSpec(f"Unleash {kind} token file {path}: not one line of printable ASCII")
     return token
 
 

@@ -1,17 +1,25 @@
-"""A real Unleash 7.5.1 server for tests and benchmarks, on PostgreSQL 15, both on free loopback ports.
+"""A real Unleash 7.5.1 server for tests, benchmarks and the local stack, on PostgreSQL 15, on loopback.
 
 `make unleash` installs the npm package into .cache/unleash (UNLEASH_HOME moves it). The admin and the
 client (backend) token are created by the server itself at start, from INIT_ADMIN_API_TOKENS and
 INIT_CLIENT_API_TOKENS (Unleash's `initApiTokens`). Telemetry and the version check are off: the tests
 stay on loopback.
+
+`python -m monitoring.flags.unleash_server --port N --admin-token-file F --client-token-file G` runs both in
+the foreground until SIGTERM (how the local stack runs its flag system, `make up FLAGS=unleash`). Its
+database is thrown away when it stops: the flag's history stays in the deployment state file.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import secrets
+import signal
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -58,16 +66,22 @@ def _start(environment: dict[str, str], ready_url: str, log: Path) -> Server:
     return Server("unleash", ready_url, process, log)
 
 
+def new_tokens() -> tuple[str, str]:
+    """An admin token for every project and environment, and a client (backend) token for ENVIRONMENT."""
+    return f"*:*.{secrets.token_hex(16)}", f"default:{ENVIRONMENT}.{secrets.token_hex(16)}"
+
+
 @contextmanager
-def unleash(workdir: Path) -> Iterator[UnleashServer]:
-    """Postgres, then Unleash on it; yields the server's URL and tokens; stops both."""
+def unleash(workdir: Path, port: int | None = None, tokens: tuple[str, str] | None = None
+            ) -> Iterator[UnleashServer]:
+    """Postgres, then Unleash on it (on `port`, default a free one, with `tokens`, default new ones); yields the
+    server's URL and tokens; stops both."""
     problem = installed()
     if problem:
         raise RuntimeError(problem)
-    admin = f"*:*.{secrets.token_hex(16)}"
-    client = f"default:{ENVIRONMENT}.{secrets.token_hex(16)}"
+    admin, client = tokens or new_tokens()
     with postgres("unleash") as database:
-        port = free_port()
+        port = port or free_port()
         url = f"http://127.0.0.1:{port}"
         environment = {**os.environ, "DATABASE_URL": database.url, "DATABASE_SSL": "false", "HTTP_HOST": "127.0.0.1",
                        "HTTP_PORT": str(port), "INIT_ADMIN_API_TOKENS": admin, "INIT_CLIENT_API_TOKENS": client,
@@ -79,3 +93,27 @@ def unleash(workdir: Path) -> Iterator[UnleashServer]:
             yield UnleashServer(url, admin, client)
         finally:
             server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run Unleash and its PostgreSQL in the foreground with the tokens the files hold, until SIGTERM."""
+    parser = argparse.ArgumentParser(prog="python -m monitoring.flags.unleash_server", description=main.__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--admin-token-file", type=Path, required=True)
+    parser.add_argument("--client-token-file", type=Path, required=True)
+    parser.add_argument("--workdir", type=Path, required=True, help="where Unleash's own log goes")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # unwinds the context managers: both servers stop
+    try:
+        tokens = (args.admin_token_file.read_text().strip(), args.client_token_file.read_text().strip())
+        with unleash(args.workdir, args.port, tokens) as server:
+            print(f"unleash ready at {server.url}", flush=True)
+            while True:
+                time.sleep(3600)
+    except (OSError, RuntimeError) as error:
+        print(f"unleash: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -98,4 +98,6 @@ def default_state() -> str | None:
 
 
 def default_flags() -> str:
-    return os.environ.get("MONITORING_FLAGS") or "state"
+    from monitoring.flags import FLAGS_ENV
+
+    return os.environ.get(FLAGS_ENV) or "state"
