@@ -14,7 +14,7 @@ def prometheus_config(definitions: Definitions) -> dict[str, Any]:
         "global": {
             "scrape_interval": profile.scrape_interval,
             "evaluation_interval": profile.evaluation_interval,
-            "external_labels": {"environment": definitions.environment},
+            "external_labels": {"environment": definitions.environment_label},
         },
         "rule_files": list(definitions.rule_files),
         "alerting": {

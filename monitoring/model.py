@@ -310,12 +310,18 @@ class Definitions:
         """The same definitions in the profile called `name` (one of `profiles`)."""
         for profile in self.profiles:
             if profile.name == name:
-                return replace(self, profile=profile, environment=profile.environment or self.environment)
+                return replace(self, profile=profile)
         raise DefinitionError(f"profile {name!r}: not defined; profiles: {', '.join(p.name for p in self.profiles)}")
 
     @cached_property
     def _signals_by_name(self) -> dict[str, Signal]:
         return {signal.name: signal for signal in self.signals}
+
+    @property
+    def environment_label(self) -> str:
+        """The `environment` external label: the profile's when it names one, else the definitions' own (so
+        switching profiles back and forth never keeps another profile's)."""
+        return self.profile.environment or self.environment
 
     def signal(self, name: str) -> Signal:
         try:

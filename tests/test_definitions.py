@@ -126,3 +126,14 @@ def test_durations_parse_like_prometheus(text: str, seconds: float) -> None:
 def test_bad_durations_are_refused(text: str) -> None:
     with pytest.raises(DefinitionError, match="is not a duration"):
         duration_seconds(text)
+
+
+def test_switching_profiles_back_never_keeps_another_profiles_environment() -> None:
+    """A profile without an environment label uses the definitions' own, even after one that names its own."""
+    from generators.prometheus import prometheus_config
+
+    first, named = DEFINITIONS.profiles[0], next(p for p in DEFINITIONS.profiles if p.environment)
+    assert first.environment is None and named.environment != DEFINITIONS.environment
+    there_and_back = DEFINITIONS.with_profile(named.name).with_profile(first.name)
+    assert there_and_back.environment_label == DEFINITIONS.environment_label == DEFINITIONS.environment
+    assert prometheus_config(there_and_back)["global"]["external_labels"]["environment"] == DEFINITIONS.environment
