@@ -242,3 +242,21 @@ def test_an_unreachable_a_non_json_and_an_error_answer_are_one_line(history, cap
     assert code == 2 and "--prometheus: 'not-a-url' is not an http(s) URL" in err
     with pytest.raises(PrometheusError, match=r"HTTP 400, .*parse error"):
         Prometheus(url).query("sum(", 0)
+
+
+def test_day_n_without_at_is_the_nth_day_after_the_deployment_started(history, capsys, tmp_path: Path) -> None:
+    """`--day 2 --state S`: the window ends two days after S's deployment_started, not now."""
+    from monitoring.receiver.state import StateStore
+
+    url, _ = history
+    s = scenario(history, "all green")
+    state = tmp_path / "state.json"
+    StateStore(state, s.definitions.flag_name).create()
+    state.write_text(json.dumps({**json.loads(state.read_text()), "deployment_started": rfc3339(s.end - 2 * 86400)}))
+    code, out, _ = ask(capsys, url, s, "report", "--day", "2", "--window", "12h", "--state", str(state),
+                       "--out", str(tmp_path / "day"))
+    assert code == 0 and out.startswith("Day 2 completion report:")
+    heading = (tmp_path / "day/report.md").read_text().splitlines()[2]
+    code, _, _ = ask(capsys, url, s, "report", "--at", rfc3339(s.end), "--day", "2", "--window", "12h",
+                     "--state", str(state), "--out", str(tmp_path / "at"))
+    assert heading == (tmp_path / "at/report.md").read_text().splitlines()[2] and f"to {rfc3339(s.end)}" in heading

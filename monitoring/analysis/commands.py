@@ -78,11 +78,26 @@ def cmd_report(args: argparse.Namespace) -> int:
     window = args.window or (definitions.rollout.soak if args.stage is not None else DAY)
     parse_window(window)
     out = Path(args.out or (f"reports/stage-{args.stage}" if args.stage is not None else f"reports/day-{args.day}"))
-    written, decision = write(Prometheus(args.prometheus), definitions, _at(args), window, heading, out, _state(args))
+    at = _day_end(args, definitions) if args.day is not None and not args.at else _at(args)
+    written, decision = write(Prometheus(args.prometheus), definitions, at, window, heading, out, _state(args))
     print(f"{heading}: {decision.verdict.name}")
     for path in written:
         print(f"  {path}")
     return 0
+
+
+def _day_end(args: argparse.Namespace, definitions) -> float:
+    """Day N of the rollout ends N days after the deployment started (the state file's `deployment_started`),
+    or now if that is sooner; without a state file, now."""
+    from monitoring.model import duration_seconds
+    from monitoring.receiver.state import StateStore, parse_time
+
+    if not args.state:
+        return time.time()
+    started = StateStore(Path(args.state), definitions.flag_name).read()["deployment_started"]
+    if started is None:  # never rolled out: nothing to count days from
+        return time.time()
+    return min(time.time(), parse_time(started).timestamp() + args.day * duration_seconds(DAY))
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
@@ -136,7 +151,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     _add_common(report)
     which = report.add_mutually_exclusive_group(required=True)
     which.add_argument("--stage", type=int, metavar="N", help="the stage completion notice of rollout step N")
-    which.add_argument("--day", type=int, metavar="N", help="the Day-N completion report")
+    which.add_argument("--day", type=int, metavar="N",
+                       help="the Day-N completion report: with --state and no --at, the 24 hours ending N days after "
+                            "the deployment started")
     report.add_argument("--window", help=f"the window reported on (default: the soak for a stage, {DAY} for a day)")
     _add_at(report)
     _add_state(report)
