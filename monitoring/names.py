@@ -79,6 +79,7 @@ def receiver_rollbacks_metric(service: str) -> str:
 def receiver_metrics(service: str) -> tuple[str, ...]:
     """What the rollback receiver exports under the service's namespace."""
     return (flag_enabled_metric(service), flag_rollout_metric(service), f"{service}_receiver_state_readable",
+            f"{service}_receiver_flag_system_up",
             f"{receiver_notifications_metric(service)}_total", receiver_rollbacks_metric(service),
             *deploy_metrics(service).values())
 

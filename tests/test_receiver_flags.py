@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 import requests
 
+from monitoring import names
 from monitoring.flags.clients import flagd_file_reader, share_on, unleash_reader, wait_for_share
 from monitoring.flags.flagd import schema_error
 from monitoring.flags.unleash_server import UnleashServer
 from monitoring.processes import free_port
-from tests.servers import FLAG, notification, receiver
+from tests.servers import FLAG, NAMESPACE, notification, receiver
 
 MONITORING = [sys.executable, "-m", "monitoring"]
 
@@ -68,6 +69,33 @@ def test_a_broken_flagd_file_answers_503_and_records_nothing(tmp_path: Path) -> 
         assert "not a valid flagd file" in answer.json()["reason"]
         assert history(running.state) == before
         assert flags.read_text() == '{"flags": {"x": {"state": "ON"}}}'
+
+
+def _scraped(url: str) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    return {sample.name: sample.value for family in text_string_to_metric_families(text)
+            for sample in family.samples if "flag" in sample.name}
+
+
+def test_the_receiver_exports_the_rollout_the_flag_system_has(tmp_path: Path) -> None:
+    """A flagd file changed by hand shows in the receiver's metrics at the next scrape; a broken one shows the
+    last recorded move, with the flag system down."""
+    from monitoring.flags.flagd import FlagdFile
+
+    flags = tmp_path / "flags.json"
+    spec = f"flagd:{flags}"
+    with receiver(tmp_path, "--flags", spec) as running:
+        assert cli("rollout", "--state", str(running.state), "--flags", spec, "--percentage", "10").returncode == 0
+        FlagdFile(flags, FLAG).set(30)  # by hand, behind the history's back
+        scraped = _scraped(running.url)
+        assert scraped[names.flag_rollout_metric(NAMESPACE)] == 30
+        assert scraped[f"{NAMESPACE}_receiver_flag_system_up"] == 1
+        flags.write_text("{}")
+        scraped = _scraped(running.url)
+        assert scraped[names.flag_rollout_metric(NAMESPACE)] == 10
+        assert scraped[f"{NAMESPACE}_receiver_flag_system_up"] == 0
 
 
 @pytest.fixture

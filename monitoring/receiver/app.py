@@ -97,7 +97,7 @@ class Receiver:
         self.flag = flag or RecordedFlag(StateFlag(store.path, store.flag), store)
         self.token = b"Bearer " + token
         self.dry_run = dry_run
-        self.metrics = ReceiverMetrics(store, namespace)
+        self.metrics = ReceiverMetrics(store, namespace, None if self.flag.embedded else self.flag.read)
         self.log = log or DecisionLog()
 
     def _answer(self, status: int, outcome: str, group_key: str | None = None, **fields: Any) -> Response:
@@ -174,7 +174,9 @@ class Receiver:
         return JSONResponse({"status": "ready"})
 
     async def metrics_page(self, request: Request) -> Response:
-        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        # in a thread: reading a flag system may wait on the network, and rollbacks must not wait behind it
+        page = await run_in_threadpool(generate_latest, self.metrics.registry)
+        return Response(page, media_type=CONTENT_TYPE_LATEST)
 
 
 class Timing:

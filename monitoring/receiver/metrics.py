@@ -1,4 +1,8 @@
-"""The receiver's metrics: the flag state read from the state file at scrape time, and its own counters.
+"""The receiver's metrics: the flag state read at scrape time, and its own counters.
+
+The rollout is read where the flag lives: the state file, or the flag system (flagd file, Unleash) whose
+value applications see, so a change made there by hand shows at the next scrape. A flag system that does
+not answer leaves the state file's last recorded move in its place and `..._receiver_flag_system_up` at 0.
 
 Every name is `<namespace>_<subsystem>_<name>` as prometheus_client builds it; the namespace is the
 service's (namespace "shop" gives shop_feature_flag_enabled, shop_receiver_rollbacks_total).
@@ -6,7 +10,7 @@ service's (namespace "shop" gives shop_feature_flag_enabled, shop_receiver_rollb
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
@@ -23,11 +27,13 @@ DEPLOY = "deploy"  # subsystem of `monitoring deploy`'s progress
 
 
 class FlagState(Collector):
-    """The owned flag's state from the state file as it is now, so command-line changes show at once."""
+    """The owned flag's state as it is now, so changes by the commands or in the flag system show at once;
+    `live` reads the rollout from a flag system (None: the state file holds it)."""
 
-    def __init__(self, store: StateStore, namespace: str) -> None:
+    def __init__(self, store: StateStore, namespace: str, live: Callable[[], int] | None = None) -> None:
         self.store = store
         self.namespace = namespace
+        self.live = live
 
     def _name(self, subsystem: str, name: str) -> str:
         """Joined as prometheus_client joins namespace, subsystem and name for its own metrics."""
@@ -45,6 +51,18 @@ class FlagState(Collector):
         readable.add_metric([], 1)
         yield readable
         percentage = self.store.percentage(state)  # the owned flag's, in a file that may hold several
+        if self.live is not None:
+            from monitoring.flags import FlagUnavailable
+
+            up = GaugeMetricFamily(self._name(RECEIVER, "flag_system_up"),
+                                   "1 when the flag system answered this scrape; 0: the rollout shown is the last "
+                                   "move recorded in the state file")
+            try:
+                percentage = self.live()
+                up.add_metric([], 1)
+            except FlagUnavailable:
+                up.add_metric([], 0)
+            yield up
         enabled = GaugeMetricFamily(self._name(FLAG, "enabled"), "1 when the feature flag is enabled",
                                     labels=["flag_name"])
         enabled.add_metric([self.store.flag], 1.0 if percentage > 0 else 0.0)
@@ -90,9 +108,9 @@ class FlagState(Collector):
 class ReceiverMetrics:
     """One registry per receiver, so tests can run several in one process."""
 
-    def __init__(self, store: StateStore, namespace: str) -> None:
+    def __init__(self, store: StateStore, namespace: str, live: Callable[[], int] | None = None) -> None:
         self.registry = CollectorRegistry()
-        self.registry.register(FlagState(store, namespace))
+        self.registry.register(FlagState(store, namespace, live))
         names = {"namespace": namespace, "subsystem": RECEIVER, "registry": self.registry}
         self.notifications = Counter("notifications", "Webhook notifications by outcome", ["outcome"], **names)
         self.rollbacks = Counter("rollbacks", "Rollbacks this receiver performed", **names)
