@@ -292,7 +292,8 @@ class Deploy:
     # running
 
     def run(self) -> int:
-        """Drive the recorded progress to its end; 0 done, 1 stopped by a verdict, 3 stopped by someone else."""
+        """Drive the recorded progress to its end; 0 done, 1 stopped by a verdict, 3 stopped by someone else,
+        4 (UNAVAILABLE) the flag system refused a write."""
         while True:
             state = self.store.read()
             progress = progress_of(state)
@@ -450,13 +451,16 @@ class Deploy:
         return None
 
     def _roll_back(self, progress: dict[str, Any], step: int) -> int:
-        """The ROLLBACK verdict: 0 % unconditionally in the flag system (like the receiver), then recorded."""
+        """The ROLLBACK verdict: 0 % unconditionally in the flag system (like the receiver), then recorded. A flag
+        found at 0 already was rolled back by someone else, whose record is theirs to write: a conflict."""
         previous = None
         if self.flag_system is not None:
             try:
                 previous = self.flag_system.set(0)
             except FlagUnavailable as error:
                 return self._unavailable(error, f"the rollback after the ROLLBACK verdict at {step}%")
+            if previous == 0:
+                return self._stop_conflict(self.store.read(), progress, own=None, what=self._not_deploys(0, step))
         won, _ = self.store.step(tuple(progress["seen"]), 0, f"ROLLBACK verdict at {step}%",
                                  lambda p: (p.update(status="rolled-back"), _log(p, "rolled back")), previous)
         if not won:
