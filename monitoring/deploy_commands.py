@@ -11,8 +11,13 @@ import getpass
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from monitoring.cli import DEFAULT_DEFINITIONS
+
+if TYPE_CHECKING:
+    from monitoring.deploy import DeployStore
+    from monitoring.flags import FlagBackend
 
 ACTIONS = ("approve", "pause", "resume", "abort", "status")
 
@@ -24,7 +29,7 @@ def _definitions(args: argparse.Namespace):
     return definitions.with_profile(args.profile) if args.profile else definitions
 
 
-def _store(args: argparse.Namespace, definitions):
+def _store(args: argparse.Namespace, definitions) -> DeployStore:
     """The state file given, else the running local stack's (as `monitoring status` finds it)."""
     from monitoring.cli import _stack_state
     from monitoring.deploy import DeployStore
@@ -32,7 +37,7 @@ def _store(args: argparse.Namespace, definitions):
     return DeployStore(Path(args.state) if args.state else _stack_state(), args.flag or definitions.flag_name)
 
 
-def flag_system(args: argparse.Namespace, store):
+def flag_system(args: argparse.Namespace, store: DeployStore) -> FlagBackend | None:
     """The flag system `--flags` names; None for `state`, where value and history share the state file."""
     from monitoring.flags import backend
     from monitoring.flags.state import StateFlag
@@ -59,12 +64,12 @@ def plan_of(args: argparse.Namespace, definitions):
                 else policy.max_holds, approve_at)
 
 
-def banner(plan, definitions) -> str:
-    """The seed's opening: strategy, steps, the wait per step and the thresholds."""
+def banner(plan, definitions, flag: str | None = None) -> str:
+    """The seed's opening: strategy, steps, the wait per step and the thresholds; `flag` when not the definitions'."""
     from monitoring.analysis import facts
     from monitoring.analysis.verdict import describe
 
-    lines = ["=" * 60, f"PROGRESSIVE ROLLOUT of {definitions.flag_name} ({definitions.service})",
+    lines = ["=" * 60, f"PROGRESSIVE ROLLOUT of {flag or definitions.flag_name} ({definitions.service})",
              f"Strategy: {plan.strategy}", f"Steps: {', '.join(f'{s}%' for s in plan.steps)}",
              f"Wait per step: {plan.wait:g}s (hold {plan.hold:g}s, at most {plan.max_holds} holds)",
              f"Manual gates: {', '.join(f'{s}%' for s in plan.approve_at) or 'none'}", "Thresholds:"]
@@ -155,7 +160,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         plan = plan_of(args, definitions)
         store.read()  # a missing or corrupt state is said before the banner
         loud = firing(prometheus, definitions)
-        print(banner(plan, definitions))
+        print(banner(plan, definitions, store.flag))
         return deploy.start(plan, force=args.force, firing=loud)
     except (DefinitionError, PrometheusError, BadFlagSpec) as error:
         print(f"monitoring deploy: {error}", file=sys.stderr)
@@ -165,7 +170,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         return UNAVAILABLE
 
 
-def _act(args: argparse.Namespace, store, person: str) -> int:
+def _act(args: argparse.Namespace, store: DeployStore, person: str) -> int:
     """approve, pause and resume: a person's word recorded in deploy's progress."""
     from monitoring.deploy import approve, pause
 
@@ -177,7 +182,7 @@ def _act(args: argparse.Namespace, store, person: str) -> int:
     return 0
 
 
-def _abort(store, person: str, system) -> int:
+def _abort(store: DeployStore, person: str, system: FlagBackend | None) -> int:
     """Stop the deploy, then roll the flag back where applications read it; 4 when the flag system refuses."""
     from monitoring.deploy import UNAVAILABLE, abort
     from monitoring.flags import FlagUnavailable

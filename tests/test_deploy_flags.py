@@ -231,6 +231,18 @@ def test_a_rollback_verdict_and_an_abort_roll_the_flagd_file_back(store: DeployS
     assert f"flag system:   0% in flagd file {tmp_path / 'flags.json'}" in capsys.readouterr().out
 
 
+def test_flag_chooses_which_flag_of_the_file_deploy_acts_on(tmp_path: Path) -> None:
+    system = flagd_system(tmp_path)
+    other = FlagdFile(tmp_path / "flags.json", "checkout-v2")
+    system.backend.set(10)
+    other.set(25)
+    state = tmp_path / "state.json"
+    DeployStore(state, "checkout-v2").create()
+    assert main(["deploy", "abort", "--state", str(state), "--flags", system.spec, "--flag", "checkout-v2"]) == 0
+    assert (other.read(), system.backend.read()) == (0, 10)
+    assert StateStore(state, "checkout-v2").read()["rollout_history"][-1]["flag"] == "checkout-v2"
+
+
 def test_an_unwritable_flag_system_stops_a_step_and_records_no_move(store: DeployStore, tmp_path: Path) -> None:
     lines: list[str] = []
     unwritable = FlagdFile(tmp_path / "absent" / "flags.json", FLAG)  # reads as 0 %, but its lock cannot be made
