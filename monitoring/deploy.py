@@ -7,8 +7,29 @@ approvals) lives in the state file beside the rollout, under the `deploy` key, s
 instant continues with `--resume` exactly where it was. When anyone else changes the rollout (the
 receiver rolling back, a person), deploy records the conflict and never raises the rollout again.
 
+With `--flags flagd:PATH` or `unleash:URL` the rollout lives in that flag system and its history (who, when,
+why) stays in the state file. A rollback still always wins, because every writer moves the flag system first
+and records after, and deploy checks both:
+
+- a step writes the flag system only if it is at the percentage deploy last saw (`expected=`), then records
+  the move and deploy's progress only if the history is at the version deploy last saw. When that record
+  finds the history changed (a rollback or a person's move landed between the two writes), deploy puts the
+  flag back where the other writer left it (0 for a rollback), provided it still shows deploy's own step,
+  records the conflict and stops: its own raise never stands over a rollback;
+- each check of a soak reads the flag system too: any value other than deploy's step (someone changed it in
+  Unleash's UI or in the flagd file by hand) stops deploy at once, recorded as a conflict;
+- a ROLLBACK verdict and `deploy abort` set 0 % unconditionally, like the receiver.
+
+The window that remains: Unleash's conditional set is read-compare-write over HTTP, so a rollback landing
+within those milliseconds can be overwritten by deploy's raise. Deploy then finds the rollback's record at
+its own record or at the next check (`--check-every`) and puts the flag back to 0; until then the flag shows
+deploy's step. A receiver that moved the flag and died before recording is not seen until the check that
+reads the flag system. flagd's file is compared and written under one lock, so there a raise never
+overwrites a rollback. A flag system that refuses or cannot be reached stops a step with exit status 4,
+nothing recorded as moved (`--resume` retries); during a soak it is said and read again at the next check.
+
 The decisions (`next_step`, `act`, `soak_end`) are pure; `Deploy` does the reading, writing and waiting,
-with the verdict, the health line and the clock passed in.
+with the verdict, the health line, the clock and the flag system passed in.
 """
 
 from __future__ import annotations
@@ -21,13 +42,16 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from monitoring.analysis.verdict import Verdict
+from monitoring.flags import FlagBackend, FlagMoved, FlagUnavailable
+from monitoring.flags.recorded import Move, RecordedFlag
 from monitoring.model import DefinitionError, duration_seconds
-from monitoring.receiver.state import State, StateStore, now, parse_time, version
+from monitoring.receiver.state import CorruptState, State, StateStore, now, parse_time, version
 
 BY = "deploy"
 ACTIVE = ("soaking", "passed", "waiting-approval", "held")  # a deploy in one of these can be resumed
 ENDED = ("done", "stopped", "rolled-back", "failed", "aborted")
 MAX_LOG = 200  # deploy's own events kept in the state file
+UNAVAILABLE = 4  # exit status: the flag system refused or was unreachable at a write; `--resume` retries
 
 
 class DeployRefused(DefinitionError):
@@ -143,20 +167,26 @@ class DeployStore(StateStore):
             return True
 
     def step(self, expected: tuple[int, int], target: int, reason: str,
-             change: Callable[[dict[str, Any]], None]) -> tuple[bool, State]:
+             change: Callable[[dict[str, Any]], None], previous: int | None = None) -> tuple[bool, State]:
         """Raise (or lower) the rollout to `target` and change the progress in one write, only if the state still
-        has the version deploy last saw; otherwise write a conflict entry and nothing else. (won, state)"""
+        has the version deploy last saw; otherwise write a conflict entry and nothing else. (won, state)
+
+        With `previous`, another flag system holds the rollout and deploy has already moved it from `previous` %:
+        this records that move. A lost race then writes nothing, as deploy must put the flag back before it
+        records the conflict."""
         lost = []
 
         def move(state: State) -> dict[str, Any] | None:
             current = state["current_percentage"]
             if version(state) != tuple(expected):
                 lost.append(True)
+                if previous is not None:
+                    return None
                 return {"action": "conflict", "from_percentage": current, "to_percentage": current, "at": now(),
                         "by": BY, "reason": f"refused {target}%: the rollout changed since deploy read it ({reason})"}
             state["deploy"] = _copy(progress_of(state))
             change(state["deploy"])
-            entry = self._move(state, target, BY, reason, "rollout" if target else "rollback")
+            entry = self._move(state, target, BY, reason, "rollout" if target else "rollback", current=previous)
             if entry is None:  # already there: still record the progress, with an entry saying so
                 entry = {"action": "rollout", "from_percentage": current, "to_percentage": current, "at": now(),
                          "by": BY, "reason": reason}
@@ -201,7 +231,8 @@ Judge = Callable[[int, float, float], Any]  # (step, soak start, now) -> an obje
 @dataclass
 class Deploy:
     """Runs a plan against a state store. `judge` gives the verdict over a soak, `health` the status line,
-    `say` prints, `clock` and `sleep` are the time (wall clock: a soak survives a restart)."""
+    `say` prints, `clock` and `sleep` are the time (wall clock: a soak survives a restart). `flag_system` holds
+    the rollout when it is not the state file (flagd, Unleash); None keeps value and history in the one file."""
 
     store: DeployStore
     judge: Judge
@@ -210,6 +241,7 @@ class Deploy:
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
     decided: Callable[[int, Any, Action], None] = lambda step, outcome, action: None  # reports, notifications
+    flag_system: FlagBackend | None = None
 
     # starting
 
@@ -229,11 +261,12 @@ class Deploy:
             raise DeployRefused(f"a deploy stopped at {previous.get('step')}% while {previous['status']}; "
                                 "`monitoring deploy --resume` continues it, `monitoring deploy abort` ends it")
         seen = list(version(state))
+        at = state["current_percentage"] if self.flag_system is None else self.flag_system.read()
 
         def begin(progress: dict[str, Any]) -> None:
             log = progress.get("log", [])
             progress.clear()
-            progress.update({"plan": plan.as_dict(), "status": "passed", "step": state["current_percentage"],
+            progress.update({"plan": plan.as_dict(), "status": "passed", "step": at,
                              "soak_started": None, "holds": 0, "last_verdict": previous.get("last_verdict"),
                              "verdicts": [], "approvals": [], "paused": False, "pid": os.getpid(), "seen": seen,
                              "forced": forced, "log": log})
@@ -259,16 +292,21 @@ class Deploy:
     # running
 
     def run(self) -> int:
-        """Drive the recorded progress to its end; 0 done, 1 stopped by a verdict, 3 stopped by someone else."""
+        """Drive the recorded progress to its end; 0 done, 1 stopped by a verdict, 3 stopped by someone else,
+        4 (UNAVAILABLE) the flag system refused a write."""
         while True:
             state = self.store.read()
             progress = progress_of(state)
             plan = Plan.from_dict(progress["plan"])
             if version(state) != tuple(progress["seen"]):
-                return self._stop_conflict(state, progress)
+                return self._stop_conflict(state, progress, own=progress["step"])
             if progress.get("aborted"):  # recorded by `monitoring deploy abort`, which also rolled back
+                self._put_back(progress["step"], 0)  # had deploy's raise overwritten abort's rollback in Unleash
                 self.say("ABORTED by a person; deploy never writes the rollout again")
                 return 3
+            moved = self._moved_in_flag_system(plan, progress)
+            if moved:
+                return self._stop_conflict(state, progress, own=None, what=moved)
             if progress.get("paused"):
                 self.say(f"PAUSED at {progress['step']}%: `monitoring deploy resume` continues")
                 self.sleep(plan.check_every)
@@ -285,8 +323,9 @@ class Deploy:
                 if target in plan.approve_at and target not in _approved(progress):
                     self._await_approval(plan, status, target)
                     continue
-                if not self._raise(state, progress, target):
-                    return self._stop_conflict(self.store.read(), progress)
+                code = self._raise(progress, target)
+                if code is not None:
+                    return code
             elif status == "held":
                 if progress.get("waiting_for") in _approved(progress):
                     self.store.record(lambda p: (p.update(status="passed"), _log(p, "a person let it proceed")))
@@ -302,7 +341,8 @@ class Deploy:
             self.say(f"WAITING FOR APPROVAL before {target}%: `monitoring deploy approve`")
         self.sleep(plan.check_every)
 
-    def _raise(self, state: State, progress: dict[str, Any], target: int) -> bool:
+    def _raise(self, progress: dict[str, Any], target: int) -> int | None:
+        """Move the rollout to the next step; the exit status when deploy must stop instead."""
         forced = progress.get("forced") if not progress.get("verdicts") else ""
         reason = f"step {target}%" + (f" (--force: {forced})" if forced else "")
 
@@ -311,10 +351,63 @@ class Deploy:
             p.update(status="soaking", step=target, soak_started=started, holds=0, waiting_for=None)
             _log(p, "step", f"{target}%", at=started)
 
-        won, _ = self.store.step(tuple(progress["seen"]), target, reason, soaking)
-        if won:
-            self.say(f"DEPLOYING CANARY STEP: {target}%")
-        return won
+        previous = None
+        if self.flag_system is not None:
+            try:
+                previous = self.flag_system.set(target, expected=progress["step"])
+            except FlagMoved as moved:
+                return self._stop_conflict(self.store.read(), progress, own=None,
+                                           what=self._not_deploys(moved.current, progress["step"]))
+            except FlagUnavailable as error:
+                return self._unavailable(error, f"step {target}%")
+        try:
+            won, _ = self.store.step(tuple(progress["seen"]), target, reason, soaking, previous=previous)
+        except (CorruptState, OSError):
+            if previous is not None:  # a raise the history cannot tell must not stand
+                self._put_back(target, previous)
+            raise
+        if not won:
+            return self._stop_conflict(self.store.read(), progress, own=None if previous is None else target)
+        self.say(f"DEPLOYING CANARY STEP: {target}%")
+        return None
+
+    def _moved_in_flag_system(self, plan: Plan, progress: dict[str, Any]) -> str:
+        """What the flag system shows when it is not deploy's step (changed there by hand), else "".
+
+        One that cannot be read is said and read again at the next check: a soak writes nothing, so it can
+        wait, and the next step's conditional write would stop on it anyway."""
+        if self.flag_system is None or progress.get("status") not in ACTIVE:
+            return ""
+        try:
+            live = self.flag_system.read()
+        except FlagUnavailable as error:
+            self.say(f"  flag system unavailable, read again in {plan.check_every:g}s: {error}")
+            return ""
+        return "" if live == progress["step"] else self._not_deploys(live, progress["step"])
+
+    def _not_deploys(self, live: int, step: int) -> str:
+        return f"{self.flag_system.where() if self.flag_system else 'the flag'} reads {live}%, not deploy's {step}%"
+
+    def _put_back(self, own: int | None, left: int) -> str:
+        """Undo deploy's own write when another writer's move was recorded over it: the flag goes back to `left`,
+        where they left it, but only while it still shows deploy's `own` value. What it did, for the history."""
+        if self.flag_system is None or own is None or own == left:
+            return ""
+        try:
+            self.flag_system.set(left, expected=own)
+        except FlagMoved:
+            return ""  # someone moved it since: theirs stands
+        except FlagUnavailable as error:
+            return f"; the flag could not be put back from {own}% to {left}% ({error})"
+        return f"; deploy put the flag back from its {own}% to {left}%"
+
+    def _unavailable(self, error: FlagUnavailable, what: str) -> int:
+        """The flag system refused or is unreachable: nothing moved, so no move is recorded; the progress stays
+        where it was, for `--resume`."""
+        self.store.record(lambda p: _log(p, "flag system unavailable", f"{what}: {error}"))
+        self.say(f"FLAG SYSTEM UNAVAILABLE at {what}: {error}; nothing recorded as moved, "
+                 "`monitoring deploy --resume` retries")
+        return UNAVAILABLE
 
     def _soak(self, plan: Plan, progress: dict[str, Any]) -> int | None:
         """One check of the soak: a status line, or at its end the verdict and what it makes deploy do."""
@@ -347,27 +440,43 @@ class Deploy:
             _log(p, "verdict", f"{step}%: {outcome.verdict.name} -> {action.kind}")
 
         if not self.store.record(judged, expected=tuple(progress["seen"])):
-            return self._stop_conflict(self.store.read(), progress)
+            return self._stop_conflict(self.store.read(), progress, own=step)
         if action.kind == "wait-person":
             self.say(f"HELD at {step}%: {action.why}; `monitoring deploy approve` proceeds, `abort` ends it")
         if action.kind == "rollback":
-            won, _ = self.store.step(tuple(progress["seen"]), 0, f"ROLLBACK verdict at {step}%",
-                                     lambda p: (p.update(status="rolled-back"), _log(p, "rolled back")))
-            if not won:
-                return self._stop_conflict(self.store.read(), progress)
-            self.say(f"ROLLED BACK to 0% after the ROLLBACK verdict at {step}%")
-            return 1
+            return self._roll_back(progress, step)
         if action.kind == "stop":
             self.say(f"STOPPED at {step}%: {action.why}")
             return 1
         return None
 
-    def _stop_conflict(self, state: State, progress: dict[str, Any]) -> int:
+    def _roll_back(self, progress: dict[str, Any], step: int) -> int:
+        """The ROLLBACK verdict: 0 % unconditionally in the flag system (like the receiver), then recorded. A flag
+        found at 0 already was rolled back by someone else, whose record is theirs to write: a conflict."""
+        previous = None
+        if self.flag_system is not None:
+            try:
+                previous = self.flag_system.set(0)
+            except FlagUnavailable as error:
+                return self._unavailable(error, f"the rollback after the ROLLBACK verdict at {step}%")
+            if previous == 0:
+                return self._stop_conflict(self.store.read(), progress, own=None, what=self._not_deploys(0, step))
+        won, _ = self.store.step(tuple(progress["seen"]), 0, f"ROLLBACK verdict at {step}%",
+                                 lambda p: (p.update(status="rolled-back"), _log(p, "rolled back")), previous)
+        if not won:
+            return self._stop_conflict(self.store.read(), progress, own=None)
+        self.say(f"ROLLED BACK to 0% after the ROLLBACK verdict at {step}%")
+        return 1
+
+    def _stop_conflict(self, state: State, progress: dict[str, Any], own: int | None, what: str = "") -> int:
+        """Someone else changed the rollout: put deploy's `own` write back where they left it (flag systems other
+        than the state file), record the conflict, stop for good (exit 3)."""
         changes = state["rollout_history"][progress["seen"][1]:]
         other = next((e for e in changes if e.get("by") != BY), changes[-1] if changes else None)
-        what = (f"{other['from_percentage']}% -> {other['to_percentage']}% by {other['by']}" if other else
-                "the state changed")
+        what = what or (f"{other['from_percentage']}% -> {other['to_percentage']}% by {other['by']}" if other else
+                        "the state changed")
         reason = f"deploy stopped at step {progress.get('step')}%: the rollout was changed by someone else ({what})"
+        reason += self._put_back(own, self.store.percentage(state))
         if progress.get("status") not in ENDED:
             self.store.conflict(reason)
         self.say(f"STOPPED: {reason}; deploy never writes the rollout again")
@@ -423,10 +532,16 @@ def pause(store: DeployStore, by: str, paused: bool) -> None:
     store.record(lambda p: (p.update(paused=paused), _log(p, "paused" if paused else "resumed", f"by {by}")))
 
 
-def abort(store: DeployStore, by: str) -> None:
-    """Stop the deploy and roll the rollout back to 0 by hand: deploy sees someone else changed it and stops."""
+def abort(store: DeployStore, by: str, flag_system: FlagBackend | None = None) -> Move | None:
+    """Stop the deploy and roll the rollout back to 0 by hand: deploy sees someone else changed it and stops.
+
+    The abort is recorded first, so deploy stops even when the flag system then refuses the rollback
+    (FlagUnavailable); with a flag system, the rollback is unconditional, flag system first (the Move)."""
     store.record(lambda p: (p.update(aborted=True, status="aborted"), _log(p, "aborted", f"by {by}")))
-    store.rollback(reason="deploy aborted", by=by)
+    if flag_system is None:
+        store.rollback(reason="deploy aborted", by=by)
+        return None
+    return RecordedFlag(flag_system, StateStore(store.path, store.flag)).rollback("deploy aborted", by=by)
 
 
 @dataclass(frozen=True)

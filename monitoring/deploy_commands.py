@@ -1,6 +1,8 @@
 """The `monitoring deploy` command: run a progressive rollout, or act on the one running (approve, pause,
-resume, abort, status). Bad input (steps, durations, an unreachable Prometheus, a corrupt state) is one line
-and exit status 2; the deploy itself exits 0 done, 1 stopped by a verdict, 3 stopped by someone else."""
+resume, abort, status). Bad input (steps, durations, an unreachable Prometheus, a corrupt state, a bad
+`--flags`) is one line and exit status 2; the deploy itself exits 0 done, 1 stopped by a verdict, 3 stopped by
+someone else, 4 when the flag system refused or could not be reached at a write (nothing is recorded as
+moved; `--resume` retries)."""
 
 from __future__ import annotations
 
@@ -9,8 +11,13 @@ import getpass
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from monitoring.cli import DEFAULT_DEFINITIONS
+
+if TYPE_CHECKING:
+    from monitoring.deploy import DeployStore
+    from monitoring.flags import FlagBackend
 
 ACTIONS = ("approve", "pause", "resume", "abort", "status")
 
@@ -22,12 +29,21 @@ def _definitions(args: argparse.Namespace):
     return definitions.with_profile(args.profile) if args.profile else definitions
 
 
-def _store(args: argparse.Namespace, definitions):
+def _store(args: argparse.Namespace, definitions) -> DeployStore:
     """The state file given, else the running local stack's (as `monitoring status` finds it)."""
     from monitoring.cli import _stack_state
     from monitoring.deploy import DeployStore
 
-    return DeployStore(Path(args.state) if args.state else _stack_state(), definitions.flag_name)
+    return DeployStore(Path(args.state) if args.state else _stack_state(), args.flag or definitions.flag_name)
+
+
+def flag_system(args: argparse.Namespace, store: DeployStore) -> FlagBackend | None:
+    """The flag system `--flags` names; None for `state`, where value and history share the state file."""
+    from monitoring.flags import backend
+    from monitoring.flags.state import StateFlag
+
+    system = backend(args.flags, store.flag, store.path)
+    return None if isinstance(system, StateFlag) else system
 
 
 def plan_of(args: argparse.Namespace, definitions):
@@ -48,12 +64,12 @@ def plan_of(args: argparse.Namespace, definitions):
                 else policy.max_holds, approve_at)
 
 
-def banner(plan, definitions) -> str:
-    """The seed's opening: strategy, steps, the wait per step and the thresholds."""
+def banner(plan, definitions, flag: str | None = None) -> str:
+    """The seed's opening: strategy, steps, the wait per step and the thresholds; `flag` when not the definitions'."""
     from monitoring.analysis import facts
     from monitoring.analysis.verdict import describe
 
-    lines = ["=" * 60, f"PROGRESSIVE ROLLOUT of {definitions.flag_name} ({definitions.service})",
+    lines = ["=" * 60, f"PROGRESSIVE ROLLOUT of {flag or definitions.flag_name} ({definitions.service})",
              f"Strategy: {plan.strategy}", f"Steps: {', '.join(f'{s}%' for s in plan.steps)}",
              f"Wait per step: {plan.wait:g}s (hold {plan.hold:g}s, at most {plan.max_holds} holds)",
              f"Manual gates: {', '.join(f'{s}%' for s in plan.approve_at) or 'none'}", "Thresholds:"]
@@ -116,41 +132,73 @@ def notify_with(url: str | None):
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     from monitoring.analysis.prometheus import Prometheus, PrometheusError
-    from monitoring.deploy import Deploy, abort, approve, pause, status_text
+    from monitoring.deploy import UNAVAILABLE, Deploy, status_text
+    from monitoring.flags import BadFlagSpec, FlagUnavailable
     from monitoring.model import DefinitionError
 
     definitions = _definitions(args)
     store = _store(args, definitions)
     person = args.by or getpass.getuser()
     try:
+        system = flag_system(args, store)  # a bad --flags is refused whatever the action
+        if args.action in ("approve", "pause", "resume"):  # deploy's progress only: the flag is not touched
+            return _act(args, store, person)
         if args.action == "status":
             print(status_text(store.read()))
-            return 0
-        if args.action == "approve":
-            print(f"approved {approve(store, person, args.step)}% by {person}")
-            return 0
-        if args.action in ("pause", "resume"):
-            pause(store, person, args.action == "pause")
-            print(f"deploy {args.action}d by {person}")
+            if system is not None:
+                print(f"flag system:   {system.read()}% in {system.where()}")
             return 0
         if args.action == "abort":
-            abort(store, person)
-            print(f"deploy aborted by {person}; the rollout is back at 0%")
-            return 0
+            return _abort(store, person, system)
         prometheus = Prometheus(args.prometheus)
         webhook = args.notify or definitions.deploy_webhook_url
         deploy = Deploy(store, judge_with(prometheus, definitions, store.path, _reports(args)),
-                        health=health_with(prometheus, definitions), decided=notify_with(webhook))
+                        health=health_with(prometheus, definitions), decided=notify_with(webhook),
+                        flag_system=system)
         if args.resume:
             return deploy.resume()
         plan = plan_of(args, definitions)
         store.read()  # a missing or corrupt state is said before the banner
         loud = firing(prometheus, definitions)
-        print(banner(plan, definitions))
+        print(banner(plan, definitions, store.flag))
         return deploy.start(plan, force=args.force, firing=loud)
-    except (DefinitionError, PrometheusError) as error:
+    except (DefinitionError, PrometheusError, BadFlagSpec) as error:
         print(f"monitoring deploy: {error}", file=sys.stderr)
         return 2
+    except FlagUnavailable as error:
+        print(f"monitoring deploy: {error}", file=sys.stderr)
+        return UNAVAILABLE
+
+
+def _act(args: argparse.Namespace, store: DeployStore, person: str) -> int:
+    """approve, pause and resume: a person's word recorded in deploy's progress."""
+    from monitoring.deploy import approve, pause
+
+    if args.action == "approve":
+        print(f"approved {approve(store, person, args.step)}% by {person}")
+    else:
+        pause(store, person, args.action == "pause")
+        print(f"deploy {args.action}d by {person}")
+    return 0
+
+
+def _abort(store: DeployStore, person: str, system: FlagBackend | None) -> int:
+    """Stop the deploy, then roll the flag back where applications read it; 4 when the flag system refuses."""
+    from monitoring.deploy import UNAVAILABLE, abort
+    from monitoring.flags import FlagUnavailable
+
+    try:
+        move = abort(store, person, system)
+    except FlagUnavailable as error:
+        print(f"monitoring deploy: the deploy is stopped, but the flag is not rolled back: {error}; "
+              "`monitoring rollback` retries", file=sys.stderr)
+        return UNAVAILABLE
+    if move is not None and move.unrecorded:
+        print(f"monitoring deploy: the flag is back at 0% from {move.previous}%, but its history was not written: "
+              f"{move.unrecorded}", file=sys.stderr)
+        return 1
+    print(f"deploy aborted by {person}; the rollout is back at 0%")
+    return 0
 
 
 def _reports(args: argparse.Namespace) -> Path | None:
@@ -166,12 +214,14 @@ def firing(prometheus, definitions) -> tuple[str, ...]:
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    from monitoring.receiver.service import default_state
+    from monitoring.flags import SPECS
+    from monitoring.receiver.service import default_flags, default_state
 
     deploy = subparsers.add_parser(
         "deploy", help="the progressive rollout on go/no-go verdicts (or approve, pause, resume, abort, status)",
         description="Exit status: 0 done, 1 stopped by a verdict (ROLLBACK, FAILED), 3 stopped because someone "
-                    "else changed the rollout or aborted, 2 bad input.")
+                    "else changed the rollout or aborted, 2 bad input, 4 the flag system refused or could not be "
+                    "reached at a step or a rollback (nothing recorded as moved; --resume retries).")
     deploy.add_argument("action", nargs="?", choices=ACTIONS, help="act on the running deploy instead of starting one")
     deploy.add_argument("--strategy", choices=("safe", "custom"), default="safe",
                         help="safe: the definitions' steps; custom: --steps")
@@ -188,6 +238,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     deploy.add_argument("--state", default=default_state(), metavar="PATH",
                         help="the deployment state file (default: $MONITORING_STATE, else the running local stack's)")
     deploy.add_argument("--definitions", default=DEFAULT_DEFINITIONS, metavar="MODULE:NAME")
+    deploy.add_argument("--flag", help="the feature flag the state belongs to (default: the definitions' flag)")
+    deploy.add_argument("--flags", default=default_flags(), metavar="SPEC",
+                        help=f"where the flag lives: {SPECS} (default: $MONITORING_FLAGS, else state); the "
+                             "history stays in the state file")
     deploy.add_argument("--profile", metavar="NAME", help="the definitions' profile, e.g. compressed")
     deploy.add_argument("--reports", metavar="DIR", help="write the stage report of each decision here")
     deploy.add_argument("--notify", metavar="URL",
