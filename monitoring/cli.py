@@ -99,27 +99,29 @@ def _store(args: argparse.Namespace):
 def _recorded(args: argparse.Namespace):
     """The flag in the flag system `--flags` names, with its history in the state file. Without --state,
     --flags and $MONITORING_FLAGS, the running local stack's flag system (and its token files)."""
-    from monitoring.flags import BadFlagSpec, backend
     from monitoring.flags.recorded import RecordedFlag
-    from monitoring.receiver.service import default_flags
 
     store = _store(args)
+    return RecordedFlag(flag_backend(args, store), store)
+
+
+def flag_backend(args: argparse.Namespace, store):
+    """The backend of the flag system `--flags` names, else $MONITORING_FLAGS, else the running local stack's
+    (with its token files) when --state was not given, else the state file. A bad spec is a UsageError."""
+    from monitoring.flags import BadFlagSpec, backend
+    from monitoring.generate import load
+    from monitoring.receiver.service import default_flags
+
     spec, environ = args.flags or default_flags(), os.environ
     if not args.state and not args.flags and spec == "state":
         from monitoring.stack import Stack
 
-        stack = Stack(Path(store.path).parent, _definitions_of(args))
+        stack = Stack(Path(store.path).parent, load(args.definitions))
         spec, environ = stack.flag_spec, {**os.environ, **stack.flag_environment}
     try:
-        return RecordedFlag(backend(spec, store.flag, store.path, environ), store)
+        return backend(spec, store.flag, store.path, environ)
     except BadFlagSpec as error:
         raise UsageError(str(error)) from None
-
-
-def _definitions_of(args: argparse.Namespace):
-    from monitoring.generate import load
-
-    return load(args.definitions)
 
 
 def cmd_receiver(args: argparse.Namespace) -> int:
@@ -214,11 +216,17 @@ def _add_state(parser: argparse.ArgumentParser, default: str = "$MONITORING_STAT
 
 def _add_owned_state(parser: argparse.ArgumentParser) -> None:
     """--state, the flag it belongs to (by default the definitions', `--definitions`) and where it lives."""
-    from monitoring.flags import SPECS
 
     _add_state(parser, "$MONITORING_STATE, else the running local stack's")
     parser.add_argument("--definitions", default=DEFAULT_DEFINITIONS, metavar="MODULE:NAME",
                         help="the Definitions whose flag and service are the defaults (default: %(default)s)")
+    add_flag_options(parser)
+
+
+def add_flag_options(parser: argparse.ArgumentParser) -> None:
+    """--flag (which flag) and --flags (where it lives), as every command that moves a flag takes them."""
+    from monitoring.flags import SPECS
+
     parser.add_argument("--flag", help="the feature flag the state belongs to (default: the definitions' flag)")
     parser.add_argument("--flags", metavar="SPEC",
                         help=f"where the flag lives: {SPECS} (default: $MONITORING_FLAGS, else the running local "

@@ -39,10 +39,10 @@ def _store(args: argparse.Namespace, definitions) -> DeployStore:
 
 def flag_system(args: argparse.Namespace, store: DeployStore) -> FlagBackend | None:
     """The flag system `--flags` names; None for `state`, where value and history share the state file."""
-    from monitoring.flags import backend
+    from monitoring.cli import flag_backend
     from monitoring.flags.state import StateFlag
 
-    system = backend(args.flags, store.flag, store.path)
+    system = flag_backend(args, store)
     return None if isinstance(system, StateFlag) else system
 
 
@@ -214,8 +214,8 @@ def firing(prometheus, definitions) -> tuple[str, ...]:
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    from monitoring.flags import SPECS
-    from monitoring.receiver.service import default_flags, default_state
+    from monitoring.cli import add_flag_options
+    from monitoring.receiver.service import default_state
 
     deploy = subparsers.add_parser(
         "deploy", help="the progressive rollout on go/no-go verdicts (or approve, pause, resume, abort, status)",
@@ -238,10 +238,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     deploy.add_argument("--state", default=default_state(), metavar="PATH",
                         help="the deployment state file (default: $MONITORING_STATE, else the running local stack's)")
     deploy.add_argument("--definitions", default=DEFAULT_DEFINITIONS, metavar="MODULE:NAME")
-    deploy.add_argument("--flag", help="the feature flag the state belongs to (default: the definitions' flag)")
-    deploy.add_argument("--flags", default=default_flags(), metavar="SPEC",
-                        help=f"where the flag lives: {SPECS} (default: $MONITORING_FLAGS, else state); the "
-                             "history stays in the state file")
+    add_flag_options(deploy)
     deploy.add_argument("--profile", metavar="NAME", help="the definitions' profile, e.g. compressed")
     deploy.add_argument("--reports", metavar="DIR", help="write the stage report of each decision here")
     deploy.add_argument("--notify", metavar="URL",
