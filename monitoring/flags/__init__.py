@@ -73,21 +73,32 @@ def backend(spec: str, flag: str, state: Path, environ: Mapping[str, str] = os.e
     MONITORING_UNLEASH_PROJECT (default `default`) and its environment from MONITORING_UNLEASH_ENVIRONMENT
     (default `development`).
     """
-    kind, _, where = spec.partition(":")
-    if spec == "state":
+    kind, where = parse_spec(spec)
+    if kind == "state":
         from monitoring.flags.state import StateFlag
 
         return StateFlag(state, flag)
-    if kind == "flagd" and where:
+    if kind == "flagd":
         from monitoring.flags.flagd import FlagdFile
 
         return FlagdFile(Path(where), flag)
-    if kind == "unleash" and where:
-        from monitoring.flags.unleash import UnleashFlag
+    from monitoring.flags.unleash import UnleashFlag
 
-        token_file = environ.get(UNLEASH_TOKEN_FILE)
-        if not token_file:
-            raise BadFlagSpec(f"--flags {spec}: {UNLEASH_TOKEN_FILE} must name the admin token's file")
-        return UnleashFlag(where, flag, Path(token_file), environ.get(UNLEASH_PROJECT, "default"),
-                           environ.get(UNLEASH_ENVIRONMENT, "development"))
+    return UnleashFlag(where, flag, token_file(spec, environ, UNLEASH_TOKEN_FILE, "admin"),
+                       environ.get(UNLEASH_PROJECT, "default"), environ.get(UNLEASH_ENVIRONMENT, "development"))
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """A `--flags` value as (kind, where): ("state", ""), ("flagd", PATH) or ("unleash", URL)."""
+    kind, _, where = spec.partition(":")
+    if spec == "state" or (kind in ("flagd", "unleash") and where):
+        return kind, where
     raise BadFlagSpec(f"--flags {spec!r}: not one of {SPECS}")
+
+
+def token_file(spec: str, environ: Mapping[str, str], variable: str, kind: str) -> Path:
+    """The file holding a token, from the environment variable naming it (a token is never in the environment)."""
+    named = environ.get(variable)
+    if not named:
+        raise BadFlagSpec(f"--flags {spec}: {variable} must name the {kind} token's file")
+    return Path(named)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from monitoring.flags import SPECS, UNLEASH_CLIENT_TOKEN_FILE, BadFlagSpec
+from monitoring.flags import SPECS, UNLEASH_CLIENT_TOKEN_FILE, BadFlagSpec, parse_spec, token_file
 
 Evaluate = Callable[[str], bool]  # a targeting key (user id) -> whether the new path is on for it
 
@@ -76,16 +76,14 @@ def unleash_reader(url: str, client_token: str, flag: str, refresh_seconds: int 
 def sdk_reader(spec: str, flag: str, environ: Mapping[str, str] = os.environ):
     """The reader of the flag system `spec` names (`flagd:PATH`, `unleash:URL`), as an application would use it;
     Unleash's client token comes from the file UNLEASH_CLIENT_TOKEN_FILE names. A context manager."""
-    kind, _, where = spec.partition(":")
-    if kind == "flagd" and where:
+    kind, where = parse_spec(spec)
+    if kind == "flagd":
         return flagd_file_reader(Path(where), flag)
-    if kind == "unleash" and where:
+    if kind == "unleash":
         from monitoring.flags.unleash import read_token
 
-        token_file = environ.get(UNLEASH_CLIENT_TOKEN_FILE)
-        if not token_file:
-            raise BadFlagSpec(f"--flags {spec}: {UNLEASH_CLIENT_TOKEN_FILE} must name the client token's file")
-        return unleash_reader(where, read_token(Path(token_file), "client"), flag)
+        token = read_token(token_file(spec, environ, UNLEASH_CLIENT_TOKEN_FILE, "client"), "client")
+        return unleash_reader(where, token, flag)
     raise BadFlagSpec(f"--flags {spec!r}: not a flag system an SDK reads ({SPECS.replace('state, ', '')})")
 
 
