@@ -68,3 +68,18 @@ def test_an_unknown_profile_is_one_line(capsys: pytest.CaptureFixture, tmp_path:
     assert main(["generate", "--profile", "staging", "--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err == ("monitoring generate: profile 'staging': not defined; profiles: production, "
                                        "compressed\n")
+
+
+@pytest.mark.parametrize(("spec", "said"), [
+    ("bogus", "--flags 'bogus': not one of"),
+    ("state:x", "--flags 'state:x': not one of"),
+    ("unleash:http://127.0.0.1:1", "MONITORING_UNLEASH_CLIENT_TOKEN_FILE must name the client token's file"),
+])
+def test_the_demo_application_refuses_a_flag_system_it_cannot_read(spec: str, said: str, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.delenv("MONITORING_UNLEASH_CLIENT_TOKEN_FILE", raising=False)
+    code = main(["demo", "app", "--state", str(tmp_path / "state.json"), "--service", "shop", "--flag", "f",
+                 "--flags", spec])
+    err = capsys.readouterr().err
+    assert code == 2 and said in err and len(err.strip().splitlines()) == 1, err
