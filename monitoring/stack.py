@@ -45,6 +45,7 @@ UNLEASH_PORT = 4242  # Unleash's own default
 READY_PATHS = {names.PROMETHEUS: "/-/ready", names.ALERTMANAGER: "/-/ready", names.NODE: "/metrics",
                names.APP: "/healthz", names.RECEIVER: "/readyz", UNLEASH: "/health"}
 READY_SECONDS = {UNLEASH: 120.0}  # Unleash migrates a fresh database first; the others: up()'s timeout
+STOP_SECONDS = {UNLEASH: 40.0}  # it stops Unleash, then PostgreSQL, before it exits; the others: 10 s
 START_ORDER = (names.RECEIVER, names.APP, names.NODE, names.ALERTMANAGER, names.PROMETHEUS)
 
 
@@ -283,7 +284,7 @@ class Stack:
         records = self.recorded()
         for name, record in reversed(list(records.items())):
             if self.running(record):
-                stop_pid(record["pid"])
+                stop_pid(record["pid"], STOP_SECONDS.get(name, 10.0))
                 say(f"  {name:<18} stopped (pid {record['pid']})")
             else:
                 say(f"  {name:<18} was not running")
