@@ -42,16 +42,17 @@ unleash: ## install PostgreSQL 15 (Debian) and unleash-server 7.5.1 (npm, into .
 	fi
 
 SCENARIO ?= fleet
-FLAGS ?= state
+FLAGS ?=
 FLAG_SYSTEM := $(if $(filter unleash,$(FLAGS)),unleash)
+FLAGS_OPTION := $(if $(FLAGS),--flags $(FLAGS))
 demo: venv debs $(FLAG_SYSTEM) generate validate ## the main job: a bad new version is rolled back on real servers (SCENARIO=canary: at 5 %; FLAGS=flagd|unleash)
-	$(BIN)/monitoring demo run --scenario $(SCENARIO) --flags $(FLAGS)
+	$(BIN)/monitoring demo run --scenario $(SCENARIO) $(FLAGS_OPTION)
 
 rollout-demo: venv debs generate validate ## monitoring deploy on real servers: a healthy version 0 -> 100, then one turning bad at 25 % rolled back by the alert path
 	$(BIN)/python -m monitoring.rollout_demo --calm cpu
 
-up: venv debs $(FLAG_SYSTEM) ## start the local stack (Prometheus, Alertmanager, node exporter, receiver, demo app) on loopback (FLAGS=flagd|unleash)
-	$(BIN)/monitoring stack up --flags $(FLAGS)
+up: venv debs $(FLAG_SYSTEM) ## start the local stack (Prometheus, Alertmanager, node exporter, receiver, demo app) on loopback (FLAGS=state|flagd|unleash; default: the running stack's, else state)
+	$(BIN)/monitoring stack up $(FLAGS_OPTION)
 
 down: venv ## stop exactly the processes the local stack started
 	$(BIN)/monitoring stack down

@@ -114,9 +114,12 @@ def flag_backend(args: argparse.Namespace, store):
 
     spec, environ = args.flags or default_flags(), os.environ
     if not args.state and not args.flags and spec == "state":
-        from monitoring.stack import Stack
+        from monitoring.stack import Stack, StackError
 
-        stack = Stack(Path(store.path).parent, load(args.definitions))
+        try:
+            stack = Stack(Path(store.path).parent, load(args.definitions))
+        except StackError as error:
+            raise UsageError(str(error)) from None
         spec, environ = stack.flag_spec, {**os.environ, **stack.flag_environment}
     try:
         return backend(spec, store.flag, store.path, environ)
@@ -329,14 +332,18 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from monitoring.apply.http import ApplyError
     from monitoring.apply.run import ApplyUsage, environment, run, targets
     from monitoring.generate import load
-    from monitoring.stack import Stack
+    from monitoring.stack import Stack, StackError
 
     env = environment()
     stack_root = _stack_root(args)
     definitions = load(args.definitions)
     definitions = definitions.with_profile(args.profile or _stack_profile(stack_root, definitions))
     try:
-        chosen = targets(definitions, env, Stack(stack_root, definitions), Path(args.root))
+        stack = Stack(stack_root, definitions)
+    except StackError as error:
+        raise UsageError(str(error)) from None
+    try:
+        chosen = targets(definitions, env, stack, Path(args.root))
     except ApplyUsage as error:
         raise UsageError(str(error)) from error
     except ApplyError as error:
@@ -368,7 +375,7 @@ def _add_flag_system(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--flags", choices=FLAG_SYSTEMS,
                         help="the flag system the stack keeps the flag in: the state file, a flagd file, or an "
-                             "Unleash server (default: the one it was started with, else state)")
+                             "Unleash server (default: the running stack's, else state)")
 
 
 def _add_definitions(parser: argparse.ArgumentParser) -> None:

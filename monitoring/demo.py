@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from monitoring import names
 from monitoring.model import AlertRule, DefinitionError, Definitions, duration_seconds
 from monitoring.observe import ServerAnswer, alert_states, query
-from monitoring.stack import Stack
+from monitoring.stack import Stack, StackError
 
 # The demo application's faults, by the application metric a rollback alert's signal reads.
 FAULTS = (("errors_total", {"errors": 1.0}), ("request_duration_seconds_bucket", {"latency_ms": 800}))
@@ -249,7 +249,11 @@ def run(stack: Stack, scenario: str = "fleet", say: Callable[[str], None] = prin
         f"rate windows, {alert.name} `for` {definitions.alert_for(alert)}; the rollback can come "
         f"{floor_seconds(definitions, alert):.0f}s after the fault at the earliest, and the demo waits up to "
         f"{patience(definitions, alert):.0f}s for each step.")
-    stack.up(say)
+    try:
+        stack.up(say)
+    except StackError as error:
+        say(f"demo failed: {error}")
+        return 1
     say("Timeline:")
     try:
         timeline = closed_loop(stack, chosen, say)

@@ -89,9 +89,9 @@ class Stack:
     def __init__(self, root: Path, definitions: Definitions, gossip: dict[str, int] | None = None,
                  flags: str | None = None, unleash_port: int | None = None) -> None:
         """`flags` is the flag system (FLAG_SYSTEMS) and `unleash_port` Unleash's port; None means what the
-        stack in `root` was started with, else `state` and UNLEASH_PORT."""
+        stack running in `root` was started with, else `state` and UNLEASH_PORT."""
         self.root = root.resolve()
-        recorded = self._recorded_flags()
+        recorded = self._recorded_flags() if any(map(self.running, self.recorded().values())) else {}
         self.flags = flags or recorded.get("system", "state")
         if self.flags not in FLAG_SYSTEMS:
             raise StackError(f"flag system {self.flags!r}: not one of {', '.join(FLAG_SYSTEMS)}")
@@ -236,10 +236,12 @@ class Stack:
                              f"to FLAGS={self.flags}")
 
     def recorded(self) -> dict[str, dict]:
+        """What `pids.json` says the stack started (nothing when it is missing or not a record)."""
         try:
-            return json.loads(self.pids.read_text())
+            records = json.loads(self.pids.read_text())
         except (OSError, ValueError):
             return {}
+        return records if isinstance(records, dict) else {}
 
     def running(self, record: dict) -> bool:
         return still_running(record)

@@ -210,3 +210,33 @@ def test_two_receivers_on_one_unleash_turn_a_burst_of_duplicates_into_one_change
             wait_for_share(evaluate, lambda share: share == 0, timeout=15)
     rollbacks = [e for r in (first, second) for e in history(r.state) if e["action"] == "rollback"]
     assert 1 <= len(rollbacks) <= 2 and all(e["from_percentage"] == 50 for e in rollbacks)
+
+
+def test_a_flag_system_that_hangs_shows_as_down_and_the_scrape_still_answers(tmp_path: Path) -> None:
+    """The rollout is read from the flag system with bounded patience: a read that never returns gives
+    flag_system_up 0 and the state file's rollout, not a scrape that times out."""
+    import threading
+
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from monitoring.receiver.metrics import ReceiverMetrics
+    from monitoring.receiver.state import StateStore
+
+    store = StateStore(tmp_path / "state.json", FLAG)
+    store.create()
+    store.rollout(10)
+    released = threading.Event()
+
+    def hanging() -> int:
+        released.wait(60)
+        return 50
+
+    metrics = ReceiverMetrics(store, NAMESPACE, hanging)
+    try:
+        scraped = {s.name: s.value for f in text_string_to_metric_families(generate_latest(metrics.registry).decode())
+                   for s in f.samples}
+        assert scraped[f"{NAMESPACE}_receiver_flag_system_up"] == 0
+        assert scraped[names.flag_rollout_metric(NAMESPACE)] == 10
+    finally:
+        released.set()

@@ -36,11 +36,12 @@ def state_file_reader(path: Path, flag: str) -> Iterator[Evaluate]:
 
 
 @contextmanager
-def flagd_file_reader(path: Path, flag: str) -> Iterator[Evaluate]:
+def flagd_file_reader(path: Path, flag: str, default: bool = True) -> Iterator[Evaluate]:
     """The flag as the OpenFeature flagd provider evaluates it in-process from `path` (file mode).
 
     The provider polls the file's modification time (every `deadline_ms`, 500 ms by default) and reloads it.
-    The code default is `True` on purpose: a flag the file does not resolve shows up as on, not as off.
+    The code default is `True` for the tests on purpose: a flag the file does not resolve shows up as on, not
+    as off. An application passes False: without an answer, users stay on the old version.
     """
     from openfeature import api
     from openfeature.contrib.provider.flagd import FlagdProvider
@@ -52,7 +53,7 @@ def flagd_file_reader(path: Path, flag: str) -> Iterator[Evaluate]:
     api.set_provider_and_wait(provider, domain=domain)
     client = api.get_client(domain)
     try:
-        yield lambda key: client.get_boolean_value(flag, True, EvaluationContext(targeting_key=key))
+        yield lambda key: client.get_boolean_value(flag, default, EvaluationContext(targeting_key=key))
     finally:
         provider.shutdown()
 
@@ -74,11 +75,21 @@ def unleash_reader(url: str, client_token: str, flag: str, refresh_seconds: int 
 
 
 def sdk_reader(spec: str, flag: str, environ: Mapping[str, str] = os.environ):
-    """The reader of the flag system `spec` names (`flagd:PATH`, `unleash:URL`), as an application would use it;
-    Unleash's client token comes from the file UNLEASH_CLIENT_TOKEN_FILE names. A context manager."""
+    """The reader of the flag system `spec` names (`flagd:PATH`, `unleash:URL`), as an application would use it:
+    a flag it cannot resolve is off. Unleash's client token comes from the file UNLEASH_CLIENT_TOKEN_FILE names.
+    A context manager; a flagd file that is missing or not flagd's is refused before the SDK starts."""
     kind, where = parse_spec(spec)
     if kind == "flagd":
-        return flagd_file_reader(Path(where), flag)
+        from monitoring.flags import FlagUnavailable
+        from monitoring.flags.flagd import FlagdFile
+
+        if not Path(where).is_file():
+            raise BadFlagSpec(f"--flags {spec}: no such file")
+        try:
+            FlagdFile(Path(where), flag).read()
+        except FlagUnavailable as error:
+            raise BadFlagSpec(str(error)) from None
+        return flagd_file_reader(Path(where), flag, default=False)
     if kind == "unleash":
         from monitoring.flags.unleash import read_token
 

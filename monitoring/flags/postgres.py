@@ -12,6 +12,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,8 +45,12 @@ def _run(command: list[str], log: Path) -> None:
 
 
 @contextmanager
-def postgres(database: str = "unleash") -> Iterator[Postgres]:
-    """A started cluster with `database` created (trust authentication on loopback); always stopped and removed."""
+def postgres(database: str = "unleash", own_session: bool = True) -> Iterator[Postgres]:
+    """A started cluster with `database` created (trust authentication on loopback); always stopped and removed.
+
+    The server runs in the foreground as a child of this process (not daemonized by pg_ctl); without
+    `own_session` it stays in this process's group, so a signal to the group reaches it too.
+    """
     if not (BIN / "initdb").exists():
         raise RuntimeError(f"PostgreSQL 15 not found in {BIN}: run `make unleash` (apt-get install postgresql)")
     folder = Path(tempfile.mkdtemp(prefix="monitoring-pg-"))
@@ -59,13 +64,38 @@ def postgres(database: str = "unleash") -> Iterator[Postgres]:
     port = free_port()
     try:
         _run([str(BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"], log)
-        _run([str(BIN / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "30", "start", "-o",
-              f"-p {port} -c listen_addresses=127.0.0.1 -k {folder} -c fsync=off -c full_page_writes=off "
-              "-c synchronous_commit=off"], log)
+        with open(log, "ab") as output:
+            server = subprocess.Popen(
+                _as_owner([str(BIN / "postgres"), "-D", str(data), "-p", str(port), "-c", "listen_addresses=127.0.0.1",
+                           "-k", str(folder), "-c", "fsync=off", "-c", "full_page_writes=off",
+                           "-c", "synchronous_commit=off"]),
+                stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=own_session)
         try:
+            _wait_ready(server, port, log)
             _run([str(BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", database], log)
             yield Postgres(port, database)
         finally:
-            _run([str(BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"], log)
+            subprocess.run(_as_owner([str(BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _wait_ready(server: subprocess.Popen, port: int, log: Path, timeout: float = 30.0) -> None:
+    """Until the server accepts connections (pg_isready); RuntimeError with the log's tail if it exits or is late."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"postgres exited with status {server.returncode}; see {log}:\n"
+                               f"{log.read_text()[-2000:]}")
+        ready = subprocess.run([str(BIN / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port)], check=False)
+        if ready.returncode == 0:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"postgres did not accept connections within {timeout:.0f}s; see {log}:\n"
+                       f"{log.read_text()[-2000:]}")

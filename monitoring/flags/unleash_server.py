@@ -55,14 +55,14 @@ class UnleashServer:
     environment: str = ENVIRONMENT
 
 
-def _start(environment: dict[str, str], ready_url: str, log: Path) -> Server:
+def _start(environment: dict[str, str], ready_url: str, log: Path, own_session: bool) -> Server:
     """Like monitoring.processes.start, with the tokens in the environment (never on a command line) and the
     package folder as working directory."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as output:
         process = subprocess.Popen(["node", "-e", "require('unleash-server').start()"], cwd=home(), env=environment,
                                    stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True)
+                                   start_new_session=own_session)
     return Server("unleash", ready_url, process, log)
 
 
@@ -72,27 +72,35 @@ def new_tokens() -> tuple[str, str]:
 
 
 @contextmanager
-def unleash(workdir: Path, port: int | None = None, tokens: tuple[str, str] | None = None
-            ) -> Iterator[UnleashServer]:
+def unleash(workdir: Path, port: int | None = None, tokens: tuple[str, str] | None = None,
+            own_session: bool = True) -> Iterator[UnleashServer]:
     """Postgres, then Unleash on it (on `port`, default a free one, with `tokens`, default new ones); yields the
-    server's URL and tokens; stops both."""
+    server's URL and tokens; stops both. Without `own_session` both stay in the caller's process group, so
+    whatever stops that group (the stack's `down`, even with SIGKILL) stops them too."""
     problem = installed()
     if problem:
         raise RuntimeError(problem)
     admin, client = tokens or new_tokens()
-    with postgres("unleash") as database:
+    with postgres("unleash", own_session) as database:
         port = port or free_port()
         url = f"http://127.0.0.1:{port}"
         environment = {**os.environ, "DATABASE_URL": database.url, "DATABASE_SSL": "false", "HTTP_HOST": "127.0.0.1",
                        "HTTP_PORT": str(port), "INIT_ADMIN_API_TOKENS": admin, "INIT_CLIENT_API_TOKENS": client,
                        "SEND_TELEMETRY": "false", "CHECK_VERSION": "false", "LOG_LEVEL": "warn",
                        "UNLEASH_URL": url}
-        server = _start(environment, f"{url}/health", workdir / "unleash.log")
+        server = _start(environment, f"{url}/health", workdir / "unleash.log", own_session)
         try:
             server.wait_ready(timeout=90)
             yield UnleashServer(url, admin, client)
         finally:
-            server.stop()
+            if own_session:
+                server.stop()
+            else:  # not a group leader: signal the process itself
+                server.process.terminate()
+                try:
+                    server.process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    server.process.kill()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,10 +111,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client-token-file", type=Path, required=True)
     parser.add_argument("--workdir", type=Path, required=True, help="where Unleash's own log goes")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # unwinds the context managers: both servers stop
+    def stop(*_: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second SIGTERM must not cut the clean-up short
+        sys.exit(0)  # unwinds the context managers: both servers stop
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         tokens = (args.admin_token_file.read_text().strip(), args.client_token_file.read_text().strip())
-        with unleash(args.workdir, args.port, tokens) as server:
+        with unleash(args.workdir, args.port, tokens, own_session=False) as server:
             print(f"unleash ready at {server.url}", flush=True)
             while True:
                 time.sleep(3600)

@@ -11,6 +11,7 @@ service's (namespace "shop" gives shop_feature_flag_enabled, shop_receiver_rollb
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
@@ -24,6 +25,27 @@ disable_created_metrics()
 RECEIVER = "receiver"  # subsystem of the receiver's own metrics
 FLAG = "feature_flag"  # subsystem of the flag's state
 DEPLOY = "deploy"  # subsystem of `monitoring deploy`'s progress
+
+
+class LiveRollout:
+    """The flag system's rollout for a scrape, waited for at most `patience` seconds, one read at a time: a slow
+    flag system shows as down (`flag_system_up` 0) instead of making the whole scrape time out."""
+
+    def __init__(self, read: Callable[[], int], patience: float = 0.5) -> None:
+        self.read = read
+        self.patience = patience
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flag-system-read")
+        self.pending: Future[int] | None = None
+
+    def __call__(self) -> int:
+        from monitoring.flags import FlagUnavailable
+
+        if self.pending is None or self.pending.done():
+            self.pending = self.pool.submit(self.read)
+        try:
+            return self.pending.result(timeout=self.patience)
+        except TimeoutError:
+            raise FlagUnavailable(f"the flag system did not answer within {self.patience:g}s") from None
 
 
 class FlagState(Collector):
@@ -110,7 +132,7 @@ class ReceiverMetrics:
 
     def __init__(self, store: StateStore, namespace: str, live: Callable[[], int] | None = None) -> None:
         self.registry = CollectorRegistry()
-        self.registry.register(FlagState(store, namespace, live))
+        self.registry.register(FlagState(store, namespace, live and LiveRollout(live)))
         names = {"namespace": namespace, "subsystem": RECEIVER, "registry": self.registry}
         self.notifications = Counter("notifications", "Webhook notifications by outcome", ["outcome"], **names)
         self.rollbacks = Counter("rollbacks", "Rollbacks this receiver performed", **names)
