@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import select
 import subprocess
 import sys
 import time
@@ -35,6 +36,7 @@ from tests.test_deploy import plan, rollouts, verdicts
 FLAG = "phase_4_deployment"
 PROJECT = Path(__file__).resolve().parent.parent
 STEPS = "0,5,10,25,50,75,100"
+SOAK = 0.3  # s per step, in the rounds where the rollback must land during the walk
 ROLLBACKER = """
 import random, sys, time
 from monitoring.flags.flagd import FlagdFile
@@ -42,6 +44,7 @@ from monitoring.flags.recorded import RecordedFlag
 from monitoring.receiver.state import StateStore
 flag = RecordedFlag(FlagdFile(sys.argv[2], sys.argv[3]), StateStore(sys.argv[1], sys.argv[3]))
 random.seed(int(sys.argv[4]))
+print("ready", flush=True)
 deadline = time.monotonic() + 10
 while flag.read() < int(sys.argv[5]) and time.monotonic() < deadline:
     time.sleep(0.001)
@@ -347,32 +350,50 @@ def test_a_write_that_landed_but_answered_unavailable_is_recorded_on_resume(stor
 
 
 def test_deploys_step_writes_race_rollbacks_from_other_processes_and_the_rollback_always_wins(tmp_path: Path) -> None:
-    """Each round, a deploy process walks 0 -> 100 (no soak, or 20 ms) on a flagd file while another process rolls
-    back through RecordedFlag at a random moment after a random step: the file ends at 0, nothing after the
-    rollback's entry raises, and a deploy that was still running recorded the conflict."""
-    conflicts = 0
-    for round_ in range(16):
+    """Each round, a rollbacker process (ready before deploy starts) waits for a flagd file to reach a random step
+    and rolls back through RecordedFlag within 20 ms, while a deploy process walks 0 -> 100 on it. With no soak or
+    a 20 ms one, the rollback races deploy's step writes and may land after the walk ended; with a SOAK at each
+    step, at least two soaks (its step and 100 %) remain after the rollbacker is triggered, so the rollback lands
+    during the walk unless the rollbacker is starved that long. Always: the file ends at 0, nothing after the
+    rollback's entry raises, a deploy that was running recorded the conflict; most soaked rounds stop on it."""
+    soaked, soaked_conflicts = 0, 0
+    for round_ in range(12):
         folder = tmp_path / f"round-{round_}"
         folder.mkdir()
         state, flags = folder / "state.json", folder / "flags.json"
         DeployStore(state, FLAG).create()
         after = random.Random(round_).choice([5, 10, 25, 50, 75])
+        wait = (0.0, 0.02, SOAK)[round_ % 3]
         rollbacker = subprocess.Popen([sys.executable, "-c", ROLLBACKER, str(state), str(flags), FLAG, str(round_),
-                                       str(after)], cwd=PROJECT)
-        runner = stub(state, FLAG, f"flagd:{flags}", STEPS, 0.0 if round_ % 2 else 0.02, 0.001)
-        code = runner.wait(30)
-        assert rollbacker.wait(30) == 0
+                                       str(after)], cwd=PROJECT, stdout=subprocess.PIPE, text=True)
+        runner = None
+        try:
+            assert select.select([rollbacker.stdout], [], [], 30)[0], "the rollbacker not ready within 30 s"
+            assert rollbacker.stdout.readline() == "ready\n"
+            runner = stub(state, FLAG, f"flagd:{flags}", STEPS, wait, 0.01 if wait == SOAK else 0.001)
+            code, out = finished(runner, 30)
+            assert rollbacker.wait(30) == 0
+        finally:
+            for process in (rollbacker, runner):
+                if process is not None and process.poll() is None:
+                    process.kill()
+                    process.wait()
         history = StateStore(state, FLAG).read()["rollout_history"]
-        last = max(i for i, e in enumerate(history) if e["action"] == "rollback")
+        rollbacks = [i for i, e in enumerate(history) if e["action"] == "rollback"]
+        assert rollbacks, f"round {round_}: no rollback recorded (deploy exited {code}): {history}\n{out}"
+        last = rollbacks[-1]
         assert FlagdFile(flags, FLAG).read() == 0, history
         assert all(e["to_percentage"] == 0 for e in history[last:] if e["action"] != "conflict"), history
         assert schema_error(json.loads(flags.read_text())) is None
         if code == 3:
-            conflicts += 1
             assert any(e["action"] == "conflict" and e["by"] == "deploy" for e in history), history
         else:
-            assert code == 0 and history[last]["from_percentage"] == 100, (code, runner.stdout.read(), history)
-    assert conflicts > 0
+            assert code == 0 and history[last]["from_percentage"] == 100, (code, out, history)
+        if wait == SOAK:
+            soaked += 1
+            soaked_conflicts += code == 3
+    assert soaked_conflicts * 2 >= soaked, (f"only {soaked_conflicts} of {soaked} rounds with a {SOAK:g}s soak "
+                                            "stopped on the rollback")
 
 
 @pytest.mark.parametrize("how", ["argument", "environment"])
