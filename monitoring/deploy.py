@@ -30,10 +30,19 @@ and records after, and deploy checks both:
 The window that remains: Unleash's conditional set is read-compare-write over HTTP, so a rollback landing
 within those milliseconds can be overwritten by deploy's raise. Deploy then finds the rollback's record at
 its own record or at the next check (`--check-every`) and puts the flag back to 0; until then the flag shows
-deploy's step. A receiver that moved the flag and died before recording is not seen until the check that
-reads the flag system. flagd's file is compared and written under one lock, so there a raise never
-overwrites a rollback. A flag system that refuses or cannot be reached stops a step with exit status 4,
-nothing recorded as moved (`--resume` retries); during a soak it is said and read again at the next check.
+deploy's step. A receiver that moved the flag and died before recording is seen at the next check that reads
+the flag system, as a change by someone else, when the flag then shows anything but deploy's step; when its
+rollback was overwritten in that window, the flag shows deploy's step, nothing is recorded, and deploy does
+not see it: the rollback happens only when Alertmanager retries the notification the receiver never answered.
+flagd's file is compared and written under one lock, so there a raise never overwrites a rollback.
+
+Exit status 4 (UNAVAILABLE) means the flag system refused or could not be reached, exactly at: the first read
+of the flag when a deploy starts (nothing recorded, it does not start); a step's write (nothing recorded as
+moved; the intent stays, so `--resume` records the step if the write landed, or retries it); the ROLLBACK
+verdict's write of 0 %; the read that settles an unrecorded step's intent; `deploy abort`'s rollback (the
+deploy is stopped, the flag not rolled back; `monitoring rollback` retries); `deploy status`'s read of the
+flag (after the state's status is printed). A flag system unreadable during a soak is said and read again at
+the next check; one that refuses to take deploy's raise back is said in the conflict (exit 3).
 
 The decisions (`next_step`, `act`, `soak_end`) are pure; `Deploy` does the reading, writing and waiting,
 with the verdict, the health line, the clock and the flag system passed in.
@@ -58,7 +67,7 @@ BY = "deploy"
 ACTIVE = ("soaking", "passed", "waiting-approval", "held")  # a deploy in one of these can be resumed
 ENDED = ("done", "stopped", "rolled-back", "failed", "aborted")
 MAX_LOG = 200  # deploy's own events kept in the state file
-UNAVAILABLE = 4  # exit status: the flag system refused or was unreachable at a write; `--resume` retries
+UNAVAILABLE = 4  # exit status: the flag system refused or was unreachable (where: the module's docstring)
 
 
 class DeployRefused(DefinitionError):

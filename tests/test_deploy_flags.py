@@ -269,6 +269,25 @@ def test_an_unwritable_flag_system_stops_a_step_and_records_no_move(store: Deplo
     assert len([line for line in lines if line.startswith("FLAG SYSTEM UNAVAILABLE at step 5%")]) == 1
 
 
+def test_exit_4_comes_where_the_help_says_from_the_start_and_from_deploy_status_too(
+        store: DeployStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Exit status 4 is not only a step's or a rollback's write: the read that starts a deploy and `deploy
+    status`'s read of the flag give it too, and the help says each."""
+    flags = tmp_path / "flags.json"
+    flags.write_text("{not json")
+    with pytest.raises(FlagUnavailable):  # `monitoring deploy` maps it to exit status 4
+        Deploy(store, verdicts(), say=lambda line: None, flag_system=FlagdFile(flags, FLAG)).start(plan((0, 5)))
+    assert progress_of(store.read()) == {} and store.read()["rollout_history"] == []
+    assert main(["deploy", "status", "--state", str(store.path), "--flags", f"flagd:{flags}"]) == UNAVAILABLE
+    assert "not JSON" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["deploy", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for where in ("the read that starts a deploy", "a step's write", "the ROLLBACK verdict's write",
+                  "`deploy abort`'s rollback", "`deploy status`'s read", "Never during a soak"):
+        assert where in text, where
+
+
 def test_a_deploy_killed_between_its_flag_write_and_its_record_completes_its_own_step_on_resume(
         system: FlagSystem, tmp_path: Path) -> None:
     """Killed (no cleanup) right after writing 5 % to the flag system, before recording it: `--resume` finds its
