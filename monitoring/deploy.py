@@ -11,11 +11,18 @@ With `--flags flagd:PATH` or `unleash:URL` the rollout lives in that flag system
 why) stays in the state file. A rollback still always wins, because every writer moves the flag system first
 and records after, and deploy checks both:
 
-- a step writes the flag system only if it is at the percentage deploy last saw (`expected=`), then records
-  the move and deploy's progress only if the history is at the version deploy last saw. When that record
-  finds the history changed (a rollback or a person's move landed between the two writes), deploy puts the
-  flag back where the other writer left it (0 for a rollback), provided it still shows deploy's own step,
-  records the conflict and stops: its own raise never stands over a rollback;
+- a step first records deploy's intent (`raising`: the target, and the history version deploy last saw) only if
+  the history is at that version, then writes the flag system only if it is at the percentage deploy last saw
+  (`expected=`), then records the move and deploy's progress (clearing the intent) only if the history is still
+  at that version. When that record finds the history changed (a rollback or a person's move landed between
+  the writes), deploy puts the flag back where the other writer left it (0 for a rollback), provided it still
+  shows deploy's own step, records the conflict and stops: its own raise never stands over a rollback;
+- deploy killed between its flag write and its record (or told "unavailable" by a write that landed) finds its
+  intent when it reads its progress again (`--resume`): the flag at exactly the intended target and the
+  history still at the seen version is its own step, which it records now; the flag still at the recorded
+  step means the write never landed, and the step is taken again; a history that moved is a conflict as
+  above, with deploy's unrecorded raise put back if the flag still shows it. Its own crash is never blamed on
+  someone else;
 - each check of a soak reads the flag system too: any value other than deploy's step (someone changed it in
   Unleash's UI or in the flagd file by hand) stops deploy at once, recorded as a conflict;
 - a ROLLBACK verdict and `deploy abort` set 0 % unconditionally, like the receiver.
@@ -23,10 +30,19 @@ and records after, and deploy checks both:
 The window that remains: Unleash's conditional set is read-compare-write over HTTP, so a rollback landing
 within those milliseconds can be overwritten by deploy's raise. Deploy then finds the rollback's record at
 its own record or at the next check (`--check-every`) and puts the flag back to 0; until then the flag shows
-deploy's step. A receiver that moved the flag and died before recording is not seen until the check that
-reads the flag system. flagd's file is compared and written under one lock, so there a raise never
-overwrites a rollback. A flag system that refuses or cannot be reached stops a step with exit status 4,
-nothing recorded as moved (`--resume` retries); during a soak it is said and read again at the next check.
+deploy's step. A receiver that moved the flag and died before recording is seen at the next check that reads
+the flag system, as a change by someone else, when the flag then shows anything but deploy's step; when its
+rollback was overwritten in that window, the flag shows deploy's step, nothing is recorded, and deploy does
+not see it: the rollback happens only when Alertmanager retries the notification the receiver never answered.
+flagd's file is compared and written under one lock, so there a raise never overwrites a rollback.
+
+Exit status 4 (UNAVAILABLE) means the flag system refused or could not be reached, exactly at: the first read
+of the flag when a deploy starts (nothing recorded, it does not start); a step's write (nothing recorded as
+moved; the intent stays, so `--resume` records the step if the write landed, or retries it); the ROLLBACK
+verdict's write of 0 %; the read that settles an unrecorded step's intent; `deploy abort`'s rollback (the
+deploy is stopped, the flag not rolled back; `monitoring rollback` retries); `deploy status`'s read of the
+flag (after the state's status is printed). A flag system unreadable during a soak is said and read again at
+the next check; one that refuses to take deploy's raise back is said in the conflict (exit 3).
 
 The decisions (`next_step`, `act`, `soak_end`) are pure; `Deploy` does the reading, writing and waiting,
 with the verdict, the health line, the clock and the flag system passed in.
@@ -51,7 +67,7 @@ BY = "deploy"
 ACTIVE = ("soaking", "passed", "waiting-approval", "held")  # a deploy in one of these can be resumed
 ENDED = ("done", "stopped", "rolled-back", "failed", "aborted")
 MAX_LOG = 200  # deploy's own events kept in the state file
-UNAVAILABLE = 4  # exit status: the flag system refused or was unreachable at a write; `--resume` retries
+UNAVAILABLE = 4  # exit status: the flag system refused or was unreachable (where: the module's docstring)
 
 
 class DeployRefused(DefinitionError):
@@ -202,10 +218,21 @@ class DeployStore(StateStore):
             current = state["current_percentage"]
             state["deploy"] = _copy(progress_of(state))
             state["deploy"]["status"] = "stopped"
+            state["deploy"].pop("raising", None)
             _log(state["deploy"], "stopped", reason)
             return {"action": "conflict", "from_percentage": current, "to_percentage": current, "at": now(),
                     "by": BY, "reason": reason}
         return self.update(entry).state
+
+
+def _soaking(target: int) -> Callable[[dict[str, Any]], None]:
+    """The progress change of a recorded move to `target`: soaking there from now, the raise's intent done."""
+    def change(progress: dict[str, Any]) -> None:
+        started = now()
+        progress.update(status="soaking", step=target, soak_started=started, holds=0, waiting_for=None)
+        progress.pop("raising", None)
+        _log(progress, "step", f"{target}%", at=started)
+    return change
 
 
 def _copy(progress: dict[str, Any]) -> dict[str, Any]:
@@ -293,17 +320,23 @@ class Deploy:
 
     def run(self) -> int:
         """Drive the recorded progress to its end; 0 done, 1 stopped by a verdict, 3 stopped by someone else,
-        4 (UNAVAILABLE) the flag system refused a write."""
+        4 (UNAVAILABLE) the flag system refused or was unreachable at a step's write, the ROLLBACK verdict's
+        write or the read settling an unrecorded step."""
         while True:
             state = self.store.read()
             progress = progress_of(state)
             plan = Plan.from_dict(progress["plan"])
             if version(state) != tuple(progress["seen"]):
-                return self._stop_conflict(state, progress, own=progress["step"])
+                return self._stop_conflict(state, progress, own=self._own(progress))
             if progress.get("aborted"):  # recorded by `monitoring deploy abort`, which also rolled back
-                self._put_back(progress["step"], 0)  # had deploy's raise overwritten abort's rollback in Unleash
+                self._put_back(self._own(progress), 0)  # had deploy's raise overwritten abort's rollback in Unleash
                 self.say("ABORTED by a person; deploy never writes the rollout again")
                 return 3
+            if progress.get("raising"):
+                code = self._settle_raise(progress)
+                if code is not None:
+                    return code
+                continue
             moved = self._moved_in_flag_system(plan, progress)
             if moved:
                 return self._stop_conflict(state, progress, own=None, what=moved)
@@ -342,34 +375,80 @@ class Deploy:
         self.sleep(plan.check_every)
 
     def _raise(self, progress: dict[str, Any], target: int) -> int | None:
-        """Move the rollout to the next step; the exit status when deploy must stop instead."""
+        """Move the rollout to the next step; the exit status when deploy must stop instead.
+
+        With a flag system, deploy first records its intent (`raising`: the target, where from, the history
+        version it saw) under the same conditional write as the move, then writes the flag system, then records
+        the move (which clears the intent). Killed between the two writes, deploy finds its intent at `--resume`
+        and completes its own step (`_settle_raise`) instead of taking its own raise for someone else's."""
         forced = progress.get("forced") if not progress.get("verdicts") else ""
         reason = f"step {target}%" + (f" (--force: {forced})" if forced else "")
-
-        def soaking(p: dict[str, Any]) -> None:
-            started = now()
-            p.update(status="soaking", step=target, soak_started=started, holds=0, waiting_for=None)
-            _log(p, "step", f"{target}%", at=started)
-
-        previous = None
-        if self.flag_system is not None:
-            try:
-                previous = self.flag_system.set(target, expected=progress["step"])
-            except FlagMoved as moved:
-                return self._stop_conflict(self.store.read(), progress, own=None,
-                                           what=self._not_deploys(moved.current, progress["step"]))
-            except FlagUnavailable as error:
-                return self._unavailable(error, f"step {target}%")
+        if self.flag_system is None:
+            won, _ = self.store.step(tuple(progress["seen"]), target, reason, _soaking(target))
+            if not won:
+                return self._stop_conflict(self.store.read(), progress, own=None)
+            self.say(f"DEPLOYING CANARY STEP: {target}%")
+            return None
+        intent = {"target": target, "from": progress["step"], "seen": list(progress["seen"]), "reason": reason,
+                  "at": now()}
+        if not self.store.record(lambda p: p.update(raising=intent), expected=tuple(progress["seen"])):
+            return self._stop_conflict(self.store.read(), progress, own=None)
         try:
-            won, _ = self.store.step(tuple(progress["seen"]), target, reason, soaking, previous=previous)
+            previous = self.flag_system.set(target, expected=progress["step"])
+        except FlagMoved as moved:
+            return self._stop_conflict(self.store.read(), progress, own=None,
+                                       what=self._not_deploys(moved.current, progress["step"]))
+        except FlagUnavailable as error:  # the intent stays: the write may have landed (an HTTP timeout)
+            return self._unavailable(error, f"step {target}%")
+        return self._record_raise(progress, intent, previous)
+
+    def _record_raise(self, progress: dict[str, Any], intent: dict[str, Any], previous: int) -> int | None:
+        """Record deploy's move of the flag system to the intent's target (from `previous` %), clearing the
+        intent; when the history moved since deploy saw it, put its raise back and stop on the conflict."""
+        target = intent["target"]
+        try:
+            won, _ = self.store.step(tuple(intent["seen"]), target, intent["reason"], _soaking(target),
+                                     previous=previous)
         except (CorruptState, OSError):
-            if previous is not None:  # a raise the history cannot tell must not stand
-                self._put_back(target, previous)
+            self._put_back(target, previous)  # a raise the history cannot tell must not stand
             raise
         if not won:
-            return self._stop_conflict(self.store.read(), progress, own=None if previous is None else target)
+            return self._stop_conflict(self.store.read(), progress, own=target)
         self.say(f"DEPLOYING CANARY STEP: {target}%")
         return None
+
+    def _settle_raise(self, progress: dict[str, Any]) -> int | None:
+        """The intent of a raise that was never recorded (deploy was killed, or the flag system failed, between
+        its writes), found with the history still at the version it saw. A flag at the intended target is
+        deploy's own step: it is recorded now. A flag still at deploy's step was never raised: the intent is
+        dropped and the step is taken again. Any other value was set by someone else: the conflict follows
+        at the check of the flag system."""
+        intent = progress["raising"]
+        try:
+            live = self.flag_system.read() if self.flag_system is not None else None
+        except FlagUnavailable as error:
+            return self._unavailable(error, f"reading the flag to settle the unrecorded step {intent['target']}%")
+        if live == intent["target"]:
+            self.say(f"RECORDING the step to {intent['target']}% that the flag system shows but the history did "
+                     "not record (deploy stopped between the two writes)")
+            return self._record_raise(progress, intent, intent["from"])
+        self.store.record(lambda p: (p.pop("raising", None),
+                                     _log(p, "unrecorded step dropped", f"{intent['target']}%: the flag reads "
+                                                                        f"{live}%")),
+                          expected=tuple(intent["seen"]))
+        return None
+
+    def _own(self, progress: dict[str, Any]) -> int:
+        """Deploy's own value in the flag system: the target of an unrecorded raise when the flag shows it,
+        else the recorded step."""
+        intent = progress.get("raising")
+        if intent and self.flag_system is not None:
+            try:
+                if self.flag_system.read() == intent["target"]:
+                    return intent["target"]
+            except FlagUnavailable:
+                pass
+        return progress["step"]
 
     def _moved_in_flag_system(self, plan: Plan, progress: dict[str, Any]) -> str:
         """What the flag system shows when it is not deploy's step (changed there by hand), else "".

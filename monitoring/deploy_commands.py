@@ -1,8 +1,7 @@
 """The `monitoring deploy` command: run a progressive rollout, or act on the one running (approve, pause,
 resume, abort, status). Bad input (steps, durations, an unreachable Prometheus, a corrupt state, a bad
 `--flags`) is one line and exit status 2; the deploy itself exits 0 done, 1 stopped by a verdict, 3 stopped by
-someone else, 4 when the flag system refused or could not be reached at a write (nothing is recorded as
-moved; `--resume` retries)."""
+someone else, 4 when the flag system refused or could not be reached (EXIT_4 says exactly when)."""
 
 from __future__ import annotations
 
@@ -20,6 +19,12 @@ if TYPE_CHECKING:
     from monitoring.flags import FlagBackend
 
 ACTIONS = ("approve", "pause", "resume", "abort", "status")
+EXIT_4 = ("4 the flag system refused or could not be reached: at the read that starts a deploy (it does not "
+          "start); at a step's write (nothing recorded as moved; --resume records the step if the write landed, "
+          "else retries it); at the ROLLBACK verdict's write of 0%; at --resume's read settling a step whose write "
+          "was never recorded; at `deploy abort`'s rollback (the deploy is stopped, the flag not rolled back; "
+          "`monitoring rollback` retries); at `deploy status`'s read of the flag. Never during a soak: an "
+          "unreadable flag system is said and read again at the next check.")
 
 
 def _definitions(args: argparse.Namespace):
@@ -220,8 +225,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     deploy = subparsers.add_parser(
         "deploy", help="the progressive rollout on go/no-go verdicts (or approve, pause, resume, abort, status)",
         description="Exit status: 0 done, 1 stopped by a verdict (ROLLBACK, FAILED), 3 stopped because someone "
-                    "else changed the rollout or aborted, 2 bad input, 4 the flag system refused or could not be "
-                    "reached at a step or a rollback (nothing recorded as moved; --resume retries).")
+                    "else changed the rollout or aborted, 2 bad input, " + EXIT_4)
     deploy.add_argument("action", nargs="?", choices=ACTIONS, help="act on the running deploy instead of starting one")
     deploy.add_argument("--strategy", choices=("safe", "custom"), default="safe",
                         help="safe: the definitions' steps; custom: --steps")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import select
 import subprocess
 import sys
 import time
@@ -22,18 +23,20 @@ import pytest
 from monitoring.analysis.verdict import Verdict
 from monitoring.cli import main
 from monitoring.deploy import UNAVAILABLE, Deploy, DeployStore, progress_of
-from monitoring.flags import FlagBackend
+from monitoring.flags import FlagBackend, FlagUnavailable
 from monitoring.flags.clients import flagd_file_reader, unleash_reader, wait_for_share
 from monitoring.flags.flagd import FlagdFile, definition, schema_error
 from monitoring.flags.recorded import RecordedFlag
 from monitoring.flags.unleash import UnleashFlag
 from monitoring.receiver.state import StateStore
 from tests.conftest import reference_root
+from tests.deploy_flags_stub import CRASHED
 from tests.test_deploy import plan, rollouts, verdicts
 
 FLAG = "phase_4_deployment"
 PROJECT = Path(__file__).resolve().parent.parent
 STEPS = "0,5,10,25,50,75,100"
+SOAK = 0.3  # s per step, in the rounds where the rollback must land during the walk
 ROLLBACKER = """
 import random, sys, time
 from monitoring.flags.flagd import FlagdFile
@@ -41,6 +44,7 @@ from monitoring.flags.recorded import RecordedFlag
 from monitoring.receiver.state import StateStore
 flag = RecordedFlag(FlagdFile(sys.argv[2], sys.argv[3]), StateStore(sys.argv[1], sys.argv[3]))
 random.seed(int(sys.argv[4]))
+print("ready", flush=True)
 deadline = time.monotonic() + 10
 while flag.read() < int(sys.argv[5]) and time.monotonic() < deadline:
     time.sleep(0.001)
@@ -96,10 +100,22 @@ def system(request: pytest.FixtureRequest, tmp_path: Path) -> FlagSystem:
 
 
 def stub(state: Path, flag: str, spec: str, steps: str, wait: float, check: float,
-         environ: dict[str, str] | None = None) -> subprocess.Popen:
+         environ: dict[str, str] | None = None, *more: str) -> subprocess.Popen:
+    """tests/deploy_flags_stub.py; `more` is its optional mode (start, resume) and CRASH_AT."""
     return subprocess.Popen([sys.executable, "-m", "tests.deploy_flags_stub", str(state), flag, spec, steps, str(wait),
-                             str(check)], cwd=PROJECT, env={**os.environ, **(environ or {})},
+                             str(check), *more], cwd=PROJECT, env={**os.environ, **(environ or {})},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finished(process: subprocess.Popen, timeout: float = 60) -> tuple[int, str]:
+    """The exit status and output of a stub process; killed when it outlives `timeout`."""
+    try:
+        out, _ = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    return process.returncode, out
 
 
 def wait_until(ready: Callable[[], bool], timeout: float, what: str) -> None:
@@ -253,33 +269,150 @@ def test_an_unwritable_flag_system_stops_a_step_and_records_no_move(store: Deplo
     assert len([line for line in lines if line.startswith("FLAG SYSTEM UNAVAILABLE at step 5%")]) == 1
 
 
+def test_exit_4_comes_where_the_help_says_from_the_start_and_from_deploy_status_too(
+        store: DeployStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Exit status 4 is not only a step's or a rollback's write: the read that starts a deploy and `deploy
+    status`'s read of the flag give it too, and the help says each."""
+    flags = tmp_path / "flags.json"
+    flags.write_text("{not json")
+    with pytest.raises(FlagUnavailable):  # `monitoring deploy` maps it to exit status 4
+        Deploy(store, verdicts(), say=lambda line: None, flag_system=FlagdFile(flags, FLAG)).start(plan((0, 5)))
+    assert progress_of(store.read()) == {} and store.read()["rollout_history"] == []
+    assert main(["deploy", "status", "--state", str(store.path), "--flags", f"flagd:{flags}"]) == UNAVAILABLE
+    assert "not JSON" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["deploy", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for where in ("the read that starts a deploy", "a step's write", "the ROLLBACK verdict's write",
+                  "`deploy abort`'s rollback", "`deploy status`'s read", "Never during a soak"):
+        assert where in text, where
+
+
+def test_a_deploy_killed_between_its_flag_write_and_its_record_completes_its_own_step_on_resume(
+        system: FlagSystem, tmp_path: Path) -> None:
+    """Killed (no cleanup) right after writing 5 % to the flag system, before recording it: `--resume` finds its
+    recorded intent and the flag at exactly that target, the history unchanged, and records its own step."""
+    state = tmp_path / "state.json"
+    DeployStore(state, system.flag).create()
+    code, out = finished(stub(state, system.flag, system.spec, "0,5,10", 0.0, 0.01, system.environ, "start", "5"))
+    assert code == CRASHED and "CRASHING after writing 5%" in out, out
+    store = DeployStore(state, system.flag)
+    assert system.backend.read() == 5 and store.read()["rollout_history"] == []
+    code, out = finished(stub(state, system.flag, system.spec, "0,5,10", 0.0, 0.01, system.environ, "resume"))
+    assert code == 0, out
+    assert "RECORDING the step to 5%" in out
+    assert system.backend.read() == 10
+    assert rollouts(store) == [("rollout", 0, 5, "deploy"), ("rollout", 5, 10, "deploy")]
+    assert "raising" not in progress_of(store.read()) and progress_of(store.read())["status"] == "done"
+
+
+def test_a_resume_whose_history_moved_after_the_unrecorded_raise_puts_it_back_and_stops(tmp_path: Path) -> None:
+    """Killed after writing 5 %, and a rollback recorded meanwhile whose write the raise overwrote (Unleash's
+    window): `--resume` does not record its step; it puts the flag back to 0 and stops on the conflict."""
+    system = flagd_system(tmp_path)
+    state = tmp_path / "state.json"
+    DeployStore(state, FLAG).create()
+    code, out = finished(stub(state, FLAG, system.spec, "0,5,10", 0.0, 0.01, None, "start", "5"))
+    assert code == CRASHED, out
+    StateStore(state, FLAG).record(5, 0, "alertmanager", "ErrorRateCritical fired", alertname="ErrorRateCritical")
+    code, out = finished(stub(state, FLAG, system.spec, "0,5,10", 0.0, 0.01, None, "resume"))
+    assert code == 3, out
+    assert system.backend.read() == 0
+    history = StateStore(state, FLAG).read()["rollout_history"]
+    assert [(e["action"], e["by"]) for e in history] == [("rollback", "alertmanager"), ("conflict", "deploy")]
+    assert history[-1]["reason"].endswith("deploy put the flag back from its 5% to 0%")
+    assert "raising" not in progress_of(StateStore(state, FLAG).read())
+
+
+class Killed(BaseException):
+    """Deploy's process dying, in-process: nothing catches it."""
+
+
+class FailsAround(FlagdFile):
+    """A flagd file whose write of `at` % dies before writing (`when="before"`), or writes and then answers
+    FlagUnavailable, as an Unleash request that timed out after the server applied it (`when="after"`)."""
+
+    def __init__(self, path: Path, flag: str, at: int, when: str) -> None:
+        super().__init__(path, flag)
+        self.at, self.when = at, when
+
+    def set(self, target: int, expected: int | None = None) -> int:
+        if target == self.at and self.when == "before":
+            raise Killed
+        previous = super().set(target, expected)
+        if target == self.at and self.when == "after":
+            raise FlagUnavailable(f"{self.where()}: timed out")
+        return previous
+
+
+def test_a_raise_that_never_reached_the_flag_system_is_taken_again_on_resume(store: DeployStore,
+                                                                             tmp_path: Path) -> None:
+    flags = tmp_path / "flags.json"
+    with pytest.raises(Killed):
+        Deploy(store, verdicts(), say=lambda line: None,
+               flag_system=FailsAround(flags, FLAG, 10, "before")).start(plan((0, 5, 10)))
+    assert progress_of(store.read())["raising"]["target"] == 10 and FlagdFile(flags, FLAG).read() == 5
+    assert Deploy(store, verdicts(), say=lambda line: None, flag_system=FlagdFile(flags, FLAG)).resume() == 0
+    assert rollouts(store) == [("rollout", 0, 5, "deploy"), ("rollout", 5, 10, "deploy")]
+    assert any(e["event"] == "unrecorded step dropped" for e in progress_of(store.read())["log"])
+
+
+def test_a_write_that_landed_but_answered_unavailable_is_recorded_on_resume(store: DeployStore,
+                                                                            tmp_path: Path) -> None:
+    flags = tmp_path / "flags.json"
+    timed_out = FailsAround(flags, FLAG, 10, "after")
+    assert Deploy(store, verdicts(), say=lambda line: None, flag_system=timed_out).start(plan((0, 5, 10))) == \
+        UNAVAILABLE
+    assert FlagdFile(flags, FLAG).read() == 10 and rollouts(store) == [("rollout", 0, 5, "deploy")]
+    assert Deploy(store, verdicts(), say=lambda line: None, flag_system=FlagdFile(flags, FLAG)).resume() == 0
+    assert rollouts(store) == [("rollout", 0, 5, "deploy"), ("rollout", 5, 10, "deploy")]
+
+
 def test_deploys_step_writes_race_rollbacks_from_other_processes_and_the_rollback_always_wins(tmp_path: Path) -> None:
-    """Each round, a deploy process walks 0 -> 100 (no soak, or 20 ms) on a flagd file while another process rolls
-    back through RecordedFlag at a random moment after a random step: the file ends at 0, nothing after the
-    rollback's entry raises, and a deploy that was still running recorded the conflict."""
-    conflicts = 0
-    for round_ in range(16):
+    """Each round, a rollbacker process (ready before deploy starts) waits for a flagd file to reach a random step
+    and rolls back through RecordedFlag within 20 ms, while a deploy process walks 0 -> 100 on it. With no soak or
+    a 20 ms one, the rollback races deploy's step writes and may land after the walk ended; with a SOAK at each
+    step, at least two soaks (its step and 100 %) remain after the rollbacker is triggered, so the rollback lands
+    during the walk unless the rollbacker is starved that long. Always: the file ends at 0, nothing after the
+    rollback's entry raises, a deploy that was running recorded the conflict; most soaked rounds stop on it."""
+    soaked, soaked_conflicts = 0, 0
+    for round_ in range(12):
         folder = tmp_path / f"round-{round_}"
         folder.mkdir()
         state, flags = folder / "state.json", folder / "flags.json"
         DeployStore(state, FLAG).create()
         after = random.Random(round_).choice([5, 10, 25, 50, 75])
+        wait = (0.0, 0.02, SOAK)[round_ % 3]
         rollbacker = subprocess.Popen([sys.executable, "-c", ROLLBACKER, str(state), str(flags), FLAG, str(round_),
-                                       str(after)], cwd=PROJECT)
-        runner = stub(state, FLAG, f"flagd:{flags}", STEPS, 0.0 if round_ % 2 else 0.02, 0.001)
-        code = runner.wait(30)
-        assert rollbacker.wait(30) == 0
+                                       str(after)], cwd=PROJECT, stdout=subprocess.PIPE, text=True)
+        runner = None
+        try:
+            assert select.select([rollbacker.stdout], [], [], 30)[0], "the rollbacker not ready within 30 s"
+            assert rollbacker.stdout.readline() == "ready\n"
+            runner = stub(state, FLAG, f"flagd:{flags}", STEPS, wait, 0.01 if wait == SOAK else 0.001)
+            code, out = finished(runner, 30)
+            assert rollbacker.wait(30) == 0
+        finally:
+            for process in (rollbacker, runner):
+                if process is not None and process.poll() is None:
+                    process.kill()
+                    process.wait()
         history = StateStore(state, FLAG).read()["rollout_history"]
-        last = max(i for i, e in enumerate(history) if e["action"] == "rollback")
+        rollbacks = [i for i, e in enumerate(history) if e["action"] == "rollback"]
+        assert rollbacks, f"round {round_}: no rollback recorded (deploy exited {code}): {history}\n{out}"
+        last = rollbacks[-1]
         assert FlagdFile(flags, FLAG).read() == 0, history
         assert all(e["to_percentage"] == 0 for e in history[last:] if e["action"] != "conflict"), history
         assert schema_error(json.loads(flags.read_text())) is None
         if code == 3:
-            conflicts += 1
             assert any(e["action"] == "conflict" and e["by"] == "deploy" for e in history), history
         else:
-            assert code == 0 and history[last]["from_percentage"] == 100, (code, runner.stdout.read(), history)
-    assert conflicts > 0
+            assert code == 0 and history[last]["from_percentage"] == 100, (code, out, history)
+        if wait == SOAK:
+            soaked += 1
+            soaked_conflicts += code == 3
+    assert soaked_conflicts * 2 >= soaked, (f"only {soaked_conflicts} of {soaked} rounds with a {SOAK:g}s soak "
+                                            "stopped on the rollback")
 
 
 @pytest.mark.parametrize("how", ["argument", "environment"])
