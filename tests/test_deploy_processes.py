@@ -80,7 +80,10 @@ def test_a_killed_deploy_resumes_its_soak_neither_restarted_nor_skipped(tmp_path
                 os.kill(runner.pid, signal.SIGKILL)
                 runner.wait()
                 kills += 1
-                mode = "resume" if progress_of(DeployStore(state, FLAG).read()) else "start"
+                progress = progress_of(DeployStore(state, FLAG).read())
+                if progress.get("status") == "done":  # killed after it finished, before it exited
+                    break
+                mode = "resume" if progress else "start"
                 continue
             assert code == 0, runner.stderr.read()
             break
