@@ -95,7 +95,8 @@ class Stack:
         self.flags = flags or recorded.get("system", "state")
         if self.flags not in FLAG_SYSTEMS:
             raise StackError(f"flag system {self.flags!r}: not one of {', '.join(FLAG_SYSTEMS)}")
-        self.unleash = Server(UNLEASH, "127.0.0.1", unleash_port or recorded.get("unleash_port", UNLEASH_PORT),
+        port = recorded.get("unleash_port")
+        self.unleash = Server(UNLEASH, "127.0.0.1", unleash_port or (port if type(port) is int else UNLEASH_PORT),
                               UNLEASH)
         app = definitions.servers_of(names.APP)[0]
         self.definitions = replace(
