@@ -139,15 +139,9 @@ def cmd_receiver(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """The state file (the history), and the flag as its flag system has it now."""
-    from monitoring.flags import FlagUnavailable
-
     flag = _recorded(args)
     state = flag.history()
-    try:
-        live = flag.read()
-    except FlagUnavailable as error:
-        print(f"monitoring status: {error}", file=sys.stderr)
-        return 1
+    live = flag.read()
     print(json.dumps({**(state or {}), "flag_system": {"flag": flag.store.flag, "where": flag.where(),
                                                        "rollout_percentage": live}}, indent=2))
     return 0
@@ -159,7 +153,7 @@ RECENT_ROLLBACK_MINUTES = 30
 def cmd_rollout(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
-    from monitoring.flags import FlagMoved, FlagUnavailable
+    from monitoring.flags import FlagMoved
     from monitoring.receiver.state import StateMissing, last_automatic_rollback
 
     if not 0 <= args.percentage <= 100:
@@ -180,20 +174,11 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         print(f"monitoring rollout: {error} (it changed while this command ran); read the status and try again",
               file=sys.stderr)
         return 1
-    except FlagUnavailable as error:
-        print(f"monitoring rollout: {error}", file=sys.stderr)
-        return 1
     return _say_move(move, f"rollout already at {args.percentage}%")
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from monitoring.flags import FlagUnavailable
-
-    try:
-        move = _recorded(args).rollback(args.reason, by="manual")
-    except FlagUnavailable as error:
-        print(f"monitoring rollback: {error}", file=sys.stderr)
-        return 1
+    move = _recorded(args).rollback(args.reason, by="manual")
     return _say_move(move, "rollout already at 0%: nothing to roll back")
 
 
@@ -493,16 +478,18 @@ def _plain(error: Exception) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command. Bad input (definitions, arguments, files, a missing tool) is one line and exit 2;
-    anything unforeseen is one line and exit 1, with the traceback only when MONITORING_DEBUG is set."""
+    """Run one command. Bad input (definitions, arguments, files, a missing tool, a flag system that refuses or
+    cannot be reached) is one line and exit 2; anything unforeseen is one line and exit 1, with the traceback
+    only when MONITORING_DEBUG is set."""
 
     from monitoring.binaries import MissingBinary
+    from monitoring.flags import FlagUnavailable
     from monitoring.model import DefinitionError
     from monitoring.receiver.service import StartRefused
     from monitoring.receiver.state import CorruptState, StateMissing, StateUnwritable
 
     bad_input = (DefinitionError, UsageError, MissingBinary, StartRefused, CorruptState, StateUnwritable,
-                 StateMissing, OSError)
+                 StateMissing, OSError, FlagUnavailable)
 
     args = parser().parse_args(argv)
     try:

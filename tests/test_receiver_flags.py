@@ -168,6 +168,19 @@ def test_a_bad_flags_spec_is_one_line_and_exit_2(tmp_path: Path, command: str, s
     assert reason in done.stderr and len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize("command", ["status", "rollout", "rollback"])
+def test_an_unreachable_flag_system_is_one_line_and_exit_2_and_records_nothing(tmp_path: Path, command: str) -> None:
+    token = tmp_path / "token"
+    token.write_text("t\n")
+    env = {**os.environ, "MONITORING_UNLEASH_TOKEN_FILE": str(token)}
+    state = tmp_path / "state.json"
+    extra = {"rollout": ["--percentage", "10"], "rollback": ["--reason", "test"]}.get(command, [])
+    done = cli(command, "--state", str(state), "--flags", f"unleash:http://127.0.0.1:{free_port()}", *extra, env=env)
+    assert done.returncode == 2, done.stderr
+    assert "unreachable (ConnectionError)" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert history(state) == []
+
+
 def test_monitoring_flags_in_the_environment_chooses_the_backend(tmp_path: Path) -> None:
     flags = tmp_path / "flags.json"
     env = {**os.environ, "MONITORING_FLAGS": f"flagd:{flags}"}

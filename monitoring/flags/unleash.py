@@ -71,7 +71,7 @@ class UnleashFlag:
         try:
             answer = self.session.request(method, url, json=body, timeout=TIMEOUT)
         except requests.RequestException as error:
-            raise FlagUnavailable(f"{self.where()}: unreachable ({type(error).__name__}: {error})") from error
+            raise FlagUnavailable(f"{self.where()}: unreachable ({type(error).__name__})") from error
         if answer.status_code == 404 and missing_ok and _error_name(answer) == "NotFoundError":
             return None
         if answer.status_code in (401, 403):
