@@ -582,15 +582,10 @@ def _approved(progress: dict[str, Any]) -> set[int]:
 
 
 def _alive(pid: int) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """Whether the deploy recorded with `pid` still runs (0: none recorded; pid 0 would mean our own group)."""
+    from monitoring.processes import alive
+
+    return bool(pid) and alive(pid)
 
 
 # --- what a person does while it runs -----------------------------------------------------------------------

@@ -72,18 +72,29 @@ class Server:
                        f"last lines of {self.log}:\n{tail(self.log)}")
 
     def stop(self, timeout: float = 10.0) -> None:
-        stop_pid(self.process.pid, timeout)
+        """Stop it and, when it leads its own process group, everything it started."""
+        with contextlib.suppress(ProcessLookupError):
+            if os.getpgid(self.process.pid) == self.process.pid:
+                stop_pid(self.process.pid, timeout)
+            else:  # in its starter's group: the group is not ours to signal
+                self.process.terminate()
+                try:
+                    self.process.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=1)
 
 
-def start(name: str, command: list[str], ready_url: str, log: Path, env: dict[str, str] | None = None) -> Server:
-    """Start `command` in its own session (so stopping it stops its children), output to `log`; `env` adds to
-    the environment (paths of secret files, never the secrets: a command line is world-readable)."""
+def start(name: str, command: list[str], ready_url: str, log: Path, env: dict[str, str] | None = None,
+          cwd: Path | None = None, own_session: bool = True) -> Server:
+    """Start `command`, output to `log`, in its own session (so stopping it stops its children) unless
+    `own_session` is False (then it stays in this process's group); `env` adds to the environment (secrets
+    go there or in files, never on a command line, which is world-readable)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True, env={**os.environ, **(env or {})})
+                                   start_new_session=own_session, env={**os.environ, **(env or {})}, cwd=cwd)
     return Server(name, ready_url, process, log)
 
 

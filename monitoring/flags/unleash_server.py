@@ -17,7 +17,6 @@ import json
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from monitoring.flags.postgres import postgres
-from monitoring.processes import Server, free_port
+from monitoring.processes import free_port, start
 
 PROJECT = Path(__file__).resolve().parents[2]
 VERSION = "7.5.1"
@@ -55,17 +54,6 @@ class UnleashServer:
     environment: str = ENVIRONMENT
 
 
-def _start(environment: dict[str, str], ready_url: str, log: Path, own_session: bool) -> Server:
-    """Like monitoring.processes.start, with the tokens in the environment (never on a command line) and the
-    package folder as working directory."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as output:
-        process = subprocess.Popen(["node", "-e", "require('unleash-server').start()"], cwd=home(), env=environment,
-                                   stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=own_session)
-    return Server("unleash", ready_url, process, log)
-
-
 def new_tokens() -> tuple[str, str]:
     """An admin token for every project and environment, and a client (backend) token for ENVIRONMENT."""
     return f"*:*.{secrets.token_hex(16)}", f"default:{ENVIRONMENT}.{secrets.token_hex(16)}"
@@ -84,23 +72,17 @@ def unleash(workdir: Path, port: int | None = None, tokens: tuple[str, str] | No
     with postgres("unleash", own_session) as database:
         port = port or free_port()
         url = f"http://127.0.0.1:{port}"
-        environment = {**os.environ, "DATABASE_URL": database.url, "DATABASE_SSL": "false", "HTTP_HOST": "127.0.0.1",
+        environment = {"DATABASE_URL": database.url, "DATABASE_SSL": "false", "HTTP_HOST": "127.0.0.1",
                        "HTTP_PORT": str(port), "INIT_ADMIN_API_TOKENS": admin, "INIT_CLIENT_API_TOKENS": client,
                        "SEND_TELEMETRY": "false", "CHECK_VERSION": "false", "LOG_LEVEL": "warn",
-                       "UNLEASH_URL": url}
-        server = _start(environment, f"{url}/health", workdir / "unleash.log", own_session)
+                       "UNLEASH_URL": url}  # the tokens in its environment, never on its command line
+        server = start("unleash", ["node", "-e", "require('unleash-server').start()"], f"{url}/health",
+                       workdir / "unleash.log", env=environment, cwd=home(), own_session=own_session)
         try:
             server.wait_ready(timeout=90)
             yield UnleashServer(url, admin, client)
         finally:
-            if own_session:
-                server.stop()
-            else:  # not a group leader: signal the process itself
-                server.process.terminate()
-                try:
-                    server.process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    server.process.kill()
+            server.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
