@@ -9,7 +9,6 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
@@ -17,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from monitoring import names
 from monitoring.model import AlertRule, DefinitionError, Definitions, duration_seconds
 from monitoring.observe import ServerAnswer, alert_states, query
+from monitoring.receiver.state import parse_time
 from monitoring.stack import Stack, StackError
 
 # The demo application's faults, by the application metric a rollback alert's signal reads.
@@ -199,7 +199,7 @@ def closed_loop(stack: Stack, scenario: str | Scenario = "fleet", say: Callable[
         new = [e for e in state["rollout_history"][history_before:] if e["by"] == "alertmanager"]
         if new and timeline.rollback is None:
             timeline.rollback = new[0]
-            at = datetime.fromisoformat(new[0]["at"].replace("Z", "+00:00")).timestamp() - wall
+            at = parse_time(new[0]["at"]).timestamp() - wall
             timeline.mark("rollback committed", at, say, f"{new[0]['from_percentage']}% -> "
                           f"{new[0]['to_percentage']}% by {new[0]['alertname']}, group {new[0]['group_key']}")
         seen, since = _seen_by_clients(stack)

@@ -615,7 +615,7 @@ def abort(store: DeployStore, by: str, flag_system: FlagBackend | None = None) -
     if flag_system is None:
         store.rollback(reason="deploy aborted", by=by)
         return None
-    return RecordedFlag(flag_system, StateStore(store.path, store.flag)).rollback("deploy aborted", by=by)
+    return RecordedFlag(flag_system, store).rollback("deploy aborted", by=by)
 
 
 @dataclass(frozen=True)

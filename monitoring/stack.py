@@ -91,7 +91,7 @@ class Stack:
         """`flags` is the flag system (FLAG_SYSTEMS) and `unleash_port` Unleash's port; None means what the
         stack running in `root` was started with, else `state` and UNLEASH_PORT."""
         self.root = root.resolve()
-        recorded = self._recorded_flags() if any(map(self.running, self.recorded().values())) else {}
+        recorded = self._recorded_flags() if any(map(still_running, self.recorded().values())) else {}
         self.flags = flags or recorded.get("system", "state")
         if self.flags not in FLAG_SYSTEMS:
             raise StackError(f"flag system {self.flags!r}: not one of {', '.join(FLAG_SYSTEMS)}")
@@ -232,7 +232,7 @@ class Stack:
     def _check_flags(self) -> None:
         """Refuse to start servers on one flag system beside servers running on another."""
         before = self._recorded_flags().get("system", "state")
-        if before != self.flags and any(self.running(r) for r in self.recorded().values()):
+        if before != self.flags and any(still_running(r) for r in self.recorded().values()):
             raise StackError(f"the stack in {self.root} runs with FLAGS={before}; `make down` first to switch it "
                              f"to FLAGS={self.flags}")
 
@@ -244,9 +244,6 @@ class Stack:
             return {}
         return records if isinstance(records, dict) else {}
 
-    def running(self, record: dict) -> bool:
-        return still_running(record)
-
     def up(self, say: Callable[[str], None] = print, timeout: float = 30.0) -> float:
         """Start every server not already running; wait until each is ready. Returns the seconds it took."""
         started_at = time.monotonic()
@@ -254,7 +251,7 @@ class Stack:
         records = self.recorded()
         for member in self.members():
             name = member.server.name
-            if name in records and self.running(records[name]):
+            if name in records and still_running(records[name]):
                 reloaded = self._reload(member)
                 say(f"  {name:<18} {member.url:<24} already running (pid {records[name]['pid']})"
                     + (", configuration reloaded" if reloaded else ""))
@@ -286,7 +283,7 @@ class Stack:
     def down(self, say: Callable[[str], None] = print) -> None:
         records = self.recorded()
         for name, record in reversed(list(records.items())):
-            if self.running(record):
+            if still_running(record):
                 stop_pid(record["pid"], STOP_SECONDS.get(name, 10.0))
                 say(f"  {name:<18} stopped (pid {record['pid']})")
             else:

@@ -217,7 +217,7 @@ class OverwrittenRollback(FlagdFile):
     def set(self, target: int, expected: int | None = None) -> int:
         previous = super().set(target, expected)
         if target == self.at:
-            self.store.record(target, 0, "alertmanager", "ErrorRateCritical fired", alertname="ErrorRateCritical")
+            self.store.record_move(target, 0, "alertmanager", "ErrorRateCritical fired", alertname="ErrorRateCritical")
         return previous
 
 
@@ -314,7 +314,7 @@ def test_a_resume_whose_history_moved_after_the_unrecorded_raise_puts_it_back_an
     DeployStore(state, FLAG).create()
     code, out = finished(stub(state, FLAG, system.spec, "0,5,10", 0.0, 0.01, None, "start", "5"))
     assert code == CRASHED, out
-    StateStore(state, FLAG).record(5, 0, "alertmanager", "ErrorRateCritical fired", alertname="ErrorRateCritical")
+    StateStore(state, FLAG).record_move(5, 0, "alertmanager", "ErrorRateCritical fired", alertname="ErrorRateCritical")
     code, out = finished(stub(state, FLAG, system.spec, "0,5,10", 0.0, 0.01, None, "resume"))
     assert code == 3, out
     assert system.backend.read() == 0

@@ -104,7 +104,7 @@ class RecordedFlag:
         if previous == target:
             return Move(previous, None)
         try:
-            change = self.store.record(previous, target, by, reason, **alert)
+            change = self.store.record_move(previous, target, by, reason, **alert)
         except (CorruptState, OSError) as error:
             return Move(previous, None, unrecorded=str(error))
         return Move(previous, change.entry)

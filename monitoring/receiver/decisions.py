@@ -13,18 +13,14 @@ import contextlib
 import sys
 import time
 from collections import Counter
-from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 import orjson
 
+from monitoring.receiver.state import now
+
 FLUSH_SECONDS = 0.2
 REFUSED_SECONDS = 5.0
-
-
-def timestamp() -> str:
-    """UTC, ISO 8601, milliseconds."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class DecisionLog:
@@ -33,10 +29,10 @@ class DecisionLog:
         self.pending: list[bytes] = []
         self.flushed_at = time.monotonic()
         self.refused: Counter[str] = Counter()
-        self.refused_since = timestamp()
+        self.refused_since = now()
 
     def write(self, durable: bool = False, **fields: Any) -> None:
-        self.pending.append(orjson.dumps({"at": timestamp(), **fields}, option=orjson.OPT_SORT_KEYS) + b"\n")
+        self.pending.append(orjson.dumps({"at": now(), **fields}, option=orjson.OPT_SORT_KEYS) + b"\n")
         if durable or time.monotonic() - self.flushed_at > FLUSH_SECONDS:
             self.flush()
 
@@ -49,7 +45,7 @@ class DecisionLog:
         for outcome, count in sorted(self.refused.items()):
             self.write(durable=True, event="refused", outcome=outcome, count=count, since=self.refused_since)
         self.refused.clear()
-        self.refused_since = timestamp()
+        self.refused_since = now()
 
     def flush(self) -> None:
         self.flushed_at = time.monotonic()

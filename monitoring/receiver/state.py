@@ -33,6 +33,7 @@ import jsonschema
 import orjson
 
 from monitoring.files import replace_atomically
+from monitoring.flags import check_percentage
 
 LOCK_TIMEOUT = 5.0  # seconds a writer waits for the lock before it gives up, naming the lock file
 AUTOMATIC = "alertmanager"  # the `by` of a rollback the receiver made
@@ -311,7 +312,7 @@ class StateStore:
 
     def set_percentage(self, target: int, by: str, reason: str, action: str, **alert: Any) -> Change:
         """Move the rollout to `target` % with one history entry; nothing when it is already there."""
-        _check_percentage(target)
+        check_percentage(target)
         return self.update(lambda state: self._move(state, target, by, reason, action, **alert),
                            create=action == "rollout")
 
@@ -321,7 +322,7 @@ class StateStore:
 
         Otherwise nothing moves and the Change says `conflict`; with `record_conflict` the refused
         attempt is written to the history (action "conflict", the percentage unchanged)."""
-        _check_percentage(target)
+        check_percentage(target)
         lost: list[State] = []
 
         def change(state: State) -> dict[str, Any] | None:
@@ -346,10 +347,10 @@ class StateStore:
             return Change(None, state)
         return self.set_percentage(0, by, reason, "rollback", **alert)
 
-    def record(self, previous: int, target: int, by: str, reason: str, **alert: Any) -> Change:
+    def record_move(self, previous: int, target: int, by: str, reason: str, **alert: Any) -> Change:
         """Write the history of a move another flag system made (from `previous` to `target` %); the file's
         percentage and mirror follow it, so they say what the last move recorded here set."""
-        _check_percentage(target)
+        check_percentage(target)
         action = "rollback" if target == 0 else "rollout"
         return self.update(lambda state: self._move(state, target, by, reason, action, current=previous, **alert),
                            create=True)
@@ -373,8 +374,3 @@ class StateStore:
             raise
         except OSError as error:
             raise StateUnwritable(error.errno, f"{self.path.parent}: a write fails: {error.strerror}") from None
-
-
-def _check_percentage(target: int) -> None:
-    if type(target) is not int or not 0 <= target <= 100:
-        raise ValueError(f"percentage {target!r} is not an integer from 0 to 100")
