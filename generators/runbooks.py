@@ -8,6 +8,7 @@ import jinja2
 
 from generators.rules import alert_expr
 from monitoring.model import AlertRule, Bands, Definitions, Worse
+from monitoring.names import UNIT_SYMBOLS
 
 
 @cache
@@ -31,7 +32,6 @@ def band_ranges(bands: Bands) -> list[tuple[str, str]]:
     return [("red", f"below {low:g}"), ("yellow", f"{low:g} to {high:g}"), ("green", f"{high:g} and above")]
 
 
-UNIT_SYMBOLS = {"percent": "%", "ms": "ms", "none": ""}
 
 
 def condition(definitions: Definitions, alert: AlertRule) -> str:

@@ -60,7 +60,7 @@ from typing import Any
 from monitoring.analysis.verdict import Verdict
 from monitoring.flags import FlagBackend, FlagMoved, FlagUnavailable
 from monitoring.flags.recorded import Move, RecordedFlag
-from monitoring.model import DefinitionError, duration_seconds
+from monitoring.model import DefinitionError
 from monitoring.receiver.state import CorruptState, State, StateStore, now, parse_time, version
 
 BY = "deploy"
@@ -113,11 +113,6 @@ def parse_steps(text: str, where: str = "--steps") -> tuple[int, ...]:
     if any(b <= a for a, b in itertools.pairwise(steps)):
         raise DefinitionError(f"{where}: {text!r}: the steps must be strictly ascending")
     return steps
-
-
-def seconds(text: str, where: str) -> float:
-    """A duration such as 30s, 12h or 1h30m, in seconds; a DefinitionError naming `where` otherwise."""
-    return duration_seconds(text, where)
 
 
 # --- the pure decisions -----------------------------------------------------------------------------------------

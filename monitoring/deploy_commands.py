@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from monitoring.cli import DEFAULT_DEFINITIONS
+from monitoring.cli import DEFAULT_DEFINITIONS, _definitions
 
 if TYPE_CHECKING:
     from monitoring.deploy import DeployStore
@@ -25,13 +25,6 @@ EXIT_4 = ("4 the flag system refused or could not be reached: at the read that s
           "was never recorded; at `deploy abort`'s rollback (the deploy is stopped, the flag not rolled back; "
           "`monitoring rollback` retries); at `deploy status`'s read of the flag. Never during a soak: an "
           "unreadable flag system is said and read again at the next check.")
-
-
-def _definitions(args: argparse.Namespace):
-    from monitoring.generate import load
-
-    definitions = load(args.definitions)
-    return definitions.with_profile(args.profile) if args.profile else definitions
 
 
 def _store(args: argparse.Namespace, definitions) -> DeployStore:
@@ -53,8 +46,8 @@ def flag_system(args: argparse.Namespace, store: DeployStore) -> FlagBackend | N
 
 def plan_of(args: argparse.Namespace, definitions):
     """The plan from the arguments, with the definitions' rollout policy for what they leave out."""
-    from monitoring.deploy import Plan, parse_steps, seconds
-    from monitoring.model import DefinitionError
+    from monitoring.deploy import Plan, parse_steps
+    from monitoring.model import DefinitionError, duration_seconds
 
     policy = definitions.rollout
     if args.strategy == "custom" and not args.steps:
@@ -63,9 +56,9 @@ def plan_of(args: argparse.Namespace, definitions):
         raise DefinitionError(f"--max-holds {args.max_holds}: must be 0 or more")
     steps = parse_steps(args.steps) if args.strategy == "custom" else policy.steps
     approve_at = parse_steps(args.approve_at, "--approve-at") if args.approve_at else ()
-    check_every = seconds(args.check_every, "--check-every")
-    return Plan(args.strategy, steps, seconds(args.wait or policy.soak, "--wait"), check_every,
-                seconds(args.hold or policy.hold, "--hold"), args.max_holds if args.max_holds is not None
+    check_every = duration_seconds(args.check_every, "--check-every")
+    return Plan(args.strategy, steps, duration_seconds(args.wait or policy.soak, "--wait"), check_every,
+                duration_seconds(args.hold or policy.hold, "--hold"), args.max_holds if args.max_holds is not None
                 else policy.max_holds, approve_at)
 
 
@@ -136,6 +129,7 @@ def notify_with(url: str | None):
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
+    from monitoring.analysis.health import firing_in_prometheus
     from monitoring.analysis.prometheus import Prometheus, PrometheusError
     from monitoring.deploy import UNAVAILABLE, Deploy, status_text
     from monitoring.flags import BadFlagSpec, FlagUnavailable
@@ -164,7 +158,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             return deploy.resume()
         plan = plan_of(args, definitions)
         store.read()  # a missing or corrupt state is said before the banner
-        loud = firing(prometheus, definitions)
+        loud = tuple(firing_in_prometheus(prometheus, definitions, time.time()))
         print(banner(plan, definitions, store.flag))
         return deploy.start(plan, force=args.force, firing=loud)
     except (DefinitionError, PrometheusError, BadFlagSpec) as error:
@@ -208,14 +202,6 @@ def _abort(store: DeployStore, person: str, system: FlagBackend | None) -> int:
 
 def _reports(args: argparse.Namespace) -> Path | None:
     return Path(args.reports) if args.reports else None
-
-
-def firing(prometheus, definitions) -> tuple[str, ...]:
-    """The critical alerts of these definitions firing now (Prometheus unreachable: PrometheusError)."""
-    from monitoring.analysis import facts
-
-    query = f'count by (alertname) (ALERTS{{alertstate="firing", severity="critical", {facts.team(definitions)}}})'
-    return tuple(sorted(s.labels.get("alertname", "") for s in prometheus.query(query, time.time())))
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:

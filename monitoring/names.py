@@ -84,6 +84,9 @@ def receiver_metrics(service: str) -> tuple[str, ...]:
             *deploy_metrics(service).values())
 
 
+# How a signal's unit is written after a number (runbooks, charts).
+UNIT_SYMBOLS = {"percent": "%", "ms": "ms", "none": ""}
+
 # Generated files, relative to the tree they are written into.
 RUNBOOKS = "docs/runbooks"
 PROMETHEUS_CONFIG = "config/prometheus.yml"

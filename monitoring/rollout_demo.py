@@ -17,7 +17,7 @@ from monitoring.analysis.health import health
 from monitoring.analysis.prometheus import Prometheus, PrometheusError
 from monitoring.demo import fault_for, rollback_alert
 from monitoring.deploy import Deploy, DeployStore, Plan
-from monitoring.deploy_commands import banner, firing, health_with, judge_with
+from monitoring.deploy_commands import banner, health_with, judge_with
 from monitoring.model import Bands, DefinitionError, Definitions
 from monitoring.stack import Stack
 
@@ -50,8 +50,8 @@ def quiet(prometheus: Prometheus, definitions, say: Callable[[str], None], timeo
     deadline, calm_since, told = time.monotonic() + timeout, None, False
     while time.monotonic() < deadline:
         try:
-            rows = health(prometheus, definitions, time.time()).rows
-            loud = [*firing(prometheus, definitions), *(f"{r.criterion} has no data" for r in rows if r.value is None)]
+            now = health(prometheus, definitions, time.time())
+            loud = [*now.firing, *(f"{r.criterion} has no data" for r in now.rows if r.value is None)]
         except PrometheusError:
             loud = ["Prometheus not ready"]
         if loud:

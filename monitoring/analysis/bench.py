@@ -9,6 +9,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from monitoring.analysis.backtest import backtest
 from monitoring.analysis.histories import Window, backfill
@@ -23,13 +24,17 @@ from monitoring.processes import free_port, start
 RUNS = 5
 
 
-def _timed(work: Callable[[], object], runs: int = RUNS) -> list[float]:
+T = TypeVar("T")
+
+
+def _timed(work: Callable[[], T], runs: int = RUNS) -> tuple[list[float], T]:
+    """The seconds of each run, and what the last run returned."""
     seconds = []
     for _ in range(runs):
         started = time.perf_counter()
-        work()
+        result = work()
         seconds.append(time.perf_counter() - started)
-    return seconds
+    return seconds, result
 
 
 def analysis() -> None:
@@ -51,9 +56,8 @@ def analysis() -> None:
         try:
             server.wait_ready(timeout=60)
             prometheus = Prometheus(url)
-            verdicts = _timed(lambda: gonogo(prometheus, definitions, window.start + 12 * 3600, "12h"))
-            replays = _timed(lambda: backtest(prometheus, definitions, window.start, window.end))
-            result = backtest(prometheus, definitions, window.start, window.end)
+            verdicts, _ = _timed(lambda: gonogo(prometheus, definitions, window.start + 12 * 3600, "12h"))
+            replays, result = _timed(lambda: backtest(prometheus, definitions, window.start, window.end))
         finally:
             server.stop()
     points = int((window.end - window.start) / duration_seconds(definitions.profile.evaluation_interval))

@@ -20,10 +20,10 @@ from monitoring.analysis import facts
 from monitoring.analysis.prometheus import Prometheus, Series
 from monitoring.analysis.verdict import describe
 from monitoring.model import Definitions, Signal, Worse
+from monitoring.names import UNIT_SYMBOLS
 
 POINTS = 720  # per chart: one every minute over 12 h
 COLOURS = {"green": "#73bf69", "yellow": "#fade2a", "red": "#f2495c"}
-UNITS = {"percent": "%", "ms": "ms", "none": ""}
 
 
 @dataclass(frozen=True)
@@ -105,8 +105,9 @@ def draw(signal: Signal, series: list[Series], changes: list[Change], start: flo
         low, high = min(v for v, _, _ in signal.value_names) - 0.2, max(v for v, _, _ in signal.value_names) + 0.2
     axes.set_ylim(low, high)
     axes.set_xlim(when(start), when(end))
-    axes.set_title(signal.title + (f" ({UNITS[signal.unit]})" if UNITS.get(signal.unit) else ""), fontsize=11)
-    axes.set_ylabel(UNITS.get(signal.unit, signal.unit))
+    symbol = UNIT_SYMBOLS.get(signal.unit)
+    axes.set_title(signal.title + (f" ({symbol})" if symbol else ""), fontsize=11)
+    axes.set_ylabel(UNIT_SYMBOLS.get(signal.unit, signal.unit))
     locator = mdates.AutoDateLocator(tz=UTC)
     axes.xaxis.set_major_locator(locator)
     axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))

@@ -11,16 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-from monitoring.cli import DEFAULT_DEFINITIONS
+from monitoring.cli import DEFAULT_DEFINITIONS, _definitions
 
 DAY = "24h"  # the window of a Day-N report
-
-
-def _definitions(args: argparse.Namespace):
-    from monitoring.generate import load
-
-    definitions = load(args.definitions)
-    return definitions.with_profile(args.profile) if args.profile else definitions
 
 
 def _at(args: argparse.Namespace) -> float:

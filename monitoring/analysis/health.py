@@ -27,6 +27,12 @@ class Health:
         return any(r.band == RED for r in self.rows)
 
 
+def firing_in_prometheus(prometheus: Prometheus, definitions: Definitions, at: float) -> list[str]:
+    """The definitions' critical alerts firing at `at`, by name, from Prometheus's ALERTS series."""
+    query = f'count by (alertname) (ALERTS{{alertstate="firing", severity="critical", {facts.team(definitions)}}})'
+    return sorted(s.labels.get("alertname", "") for s in prometheus.query(query, at))
+
+
 def firing_from_alertmanager(url: str, definitions: Definitions) -> list[str]:
     """The critical alerts of these definitions' team that Alertmanager holds active (not silenced or
     inhibited), by name."""
@@ -56,9 +62,7 @@ def health(prometheus: Prometheus, definitions: Definitions, at: float, alertman
     if alertmanager:
         firing, source = firing_from_alertmanager(alertmanager, definitions), "Alertmanager"
     else:
-        team = facts.team(definitions)
-        query = f'count by (alertname) (ALERTS{{alertstate="firing", severity="critical", {team}}})'
-        firing, source = sorted(s.labels.get("alertname", "") for s in prometheus.query(query, at)), "Prometheus"
+        firing, source = firing_in_prometheus(prometheus, definitions, at), "Prometheus"
     rows.append(Row("Critical Alerts firing", "count", float(len(firing)), source, CRITICAL_ALERTS,
                     detail=", ".join(firing)))
     percentage = prometheus.value(f"max({facts.rollout_series(definitions)})", at)
