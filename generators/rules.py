@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from monitoring import canary, names
+from monitoring import burn, canary, names
 from monitoring.model import AlertRule, Definitions
 
 
@@ -28,8 +28,9 @@ def alert_labels(definitions: Definitions, alert: AlertRule) -> dict[str, str]:
 
 
 def recording_rules(definitions: Definitions) -> list[dict[str, Any]]:
+    """The signals' recorded series, then the fleet's burn-rate ratios."""
     return [{"record": definitions.recorded(s), "expr": definitions.windowed(s.expr, f"signal {s.name!r} field expr")}
-            for s in definitions.signals if s.record]
+            for s in definitions.signals if s.record] + burn.recording_rules(definitions)
 
 
 def alerting_rules(definitions: Definitions, alerts: tuple[AlertRule, ...] | None = None) -> list[dict[str, Any]]:
@@ -54,7 +55,8 @@ def rule_file(definitions: Definitions) -> dict[str, Any]:
     return {
         "groups": [
             {"name": f"{definitions.team}.recording", "interval": interval, "rules": recording_rules(definitions)},
-            {"name": f"{definitions.team}.alerts", "interval": interval, "rules": alerting_rules(definitions)},
+            {"name": f"{definitions.team}.alerts", "interval": interval,
+             "rules": alerting_rules(definitions, definitions.alerts + burn.alerts(definitions))},
         ]
     }
 

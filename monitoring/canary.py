@@ -1,21 +1,22 @@
-"""Canary analysis derived from the definitions: per-version recording rules and the canary alerts.
+"""Canary analysis derived from the definitions: a sequential test of the new version against the old one.
 
-A bad new version at 5 % rollout barely moves the fleet's error rate, so each canary check compares the
-new version with the old one. Its alert fires only when all three hold, for the canary's `for`:
-- the new version is in the signal's red band (the same border as the fleet alert, from the bands);
-- the new version is worse than the old by the check's margin, widened by the sampling noise of a share
-  when the check asks for it (so a fault both versions share, like a dependency outage, is not the
-  canary's fault: the fleet alerts handle it; and a healthy canary's bad luck on few requests neither);
-- the new version served at least `min_requests` in the rate window (below that it is inconclusive).
-No `version="new"` series, or no new traffic, means silence.
+Each check counts bad requests (failed ones, or ones slower than the signal's red border) of each version
+over sliding windows, and records Wald's log-likelihood ratio of "the new version's share of bad requests is
+the old one's plus the margin" against "it is the old one's": every request moves it, an error up, a success
+a little down. At or above the upper bound the alert rolls back; at or below the lower bound the new version
+is no worse; in between, the evidence is inconclusive. The old version measured at the same time is the
+baseline (never below the check's floor), so a fault both versions share is not the canary's fault.
+No old traffic (100 %) or no new traffic means no baseline or no evidence: silence. The design, the bounds
+and the error rates are in docs/canary-analysis.md.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from monitoring import names
-from monitoring.model import AlertRule, Canary, CanaryCheck, DefinitionError, Definitions, Signal, Worse
+from monitoring.model import AlertRule, Canary, CanaryCheck, DefinitionError, Definitions, Signal
 
 
 def _canary(definitions: Definitions) -> Canary:
@@ -24,42 +25,121 @@ def _canary(definitions: Definitions) -> Canary:
     return definitions.canary
 
 
-def traffic_record(definitions: Definitions) -> str:
-    """The new and old versions' requests in the rate window, by job and version."""
-    window = definitions.profile.rate_window
-    return f"{names.JOB}_{names.VERSION}:{definitions.service}_requests:increase{window}"
+@dataclass(frozen=True)
+class Evidence:
+    """The series of one check over one window: the counts, the baseline and the log-likelihood ratio."""
+
+    requests: str  # job_version: requests of each version in the window
+    bad: str  # job_version: bad requests of each version in the window
+    baseline: str  # job: the old version's share of bad requests, at least the floor (a fraction)
+    llr: str  # job: the log-likelihood ratio of the new version's requests
 
 
-def _new(series: str) -> str:
-    return f'{series}{{{names.VERSION}="new"}}'
-
-
-def _old(series: str) -> str:
-    return f'{series}{{{names.VERSION}="old"}}'
-
-
-def check_expr(definitions: Definitions, check: CanaryCheck) -> str:
-    """The alert's PromQL: red band, worse than the old version by the margin, enough new traffic."""
-    canary = _canary(definitions)
+def bad_stem(definitions: Definitions, check: CanaryCheck) -> str:
+    """What the check counts, as a metric name: e.g. genesis_errors, genesis_requests_over_500ms."""
     signal = definitions.signal(check.signal)
+    if check.bad is not None:
+        return definitions.windowed(check.bad, f"canary check {check.alert!r} field bad").removesuffix("_total")
     assert signal.bands is not None
-    series = definitions.recorded(signal, per_version=True)
-    new, old = _new(series), _old(series)
-    worse = f"{new} - ignoring ({names.VERSION}) {old}" if signal.bands.worse is Worse.HIGHER else \
-        f"{old} - ignoring ({names.VERSION}) {new}"
-    traffic = _new(traffic_record(definitions))
-    margin = f"{check.margin:g}"
-    if check.noise:
-        margin = (f"on ({names.JOB}) ({margin} + {check.noise:g} * sqrt({old} * (100 - {old})"
-                  f" / ignoring ({names.VERSION}) {traffic}))")
-    return (f"{new} {signal.bands.breach('red')}"
-            f" and on ({names.JOB}) ({worse}) > {margin}"
-            f" and on ({names.JOB}) {traffic} >= {canary.min_requests}")
+    symbol = names.UNIT_SYMBOLS[signal.unit]
+    return f"{names.app_metric(definitions.service, 'requests')}_over_{signal.bands.red:g}{symbol}"
+
+
+def evidence(definitions: Definitions, check: CanaryCheck, window: str) -> Evidence:
+    stem, requests = bad_stem(definitions, check), names.app_metric(definitions.service, "requests")
+    return Evidence(requests=names.canary_count(requests, window), bad=names.canary_count(stem, window),
+                    baseline=names.canary_baseline(stem, window), llr=names.canary_llr(stem, window))
+
+
+def windows(definitions: Definitions) -> tuple[str, ...]:
+    return definitions.profile.evidence_windows
+
+
+def bucket_bound(signal: Signal) -> float:
+    """The histogram bucket (seconds) at a latency signal's red border."""
+    assert signal.bands is not None
+    return signal.bands.red * names.UNIT_SECONDS[signal.unit]
+
+
+def _bad_expr(definitions: Definitions, check: CanaryCheck, window: str) -> str:
+    by = definitions.version_placeholders["by"]
+    signal = definitions.signal(check.signal)
+    if check.bad is not None:
+        counter = definitions.windowed(check.bad, f"canary check {check.alert!r} field bad")
+        return f"sum by ({by}) (increase({counter}[{window}]))"
+    bucket = definitions.windowed(signal.histogram or "", f"signal {signal.name!r} field histogram")
+    return (f'sum by ({by}) (increase({bucket}{{{names.LE}="+Inf"}}[{window}]))'
+            f' - sum by ({by}) (increase({bucket}{{{names.LE}="{names.le_value(bucket_bound(signal))}"}}'
+            f"[{window}]))")
+
+
+def _of(series: str, version: str) -> str:
+    """The series of one version, without its version label (so it matches the job-level series)."""
+    return f'sum without ({names.VERSION}) ({series}{{{names.VERSION}="{version}"}})'
+
+
+def baseline_expr(check: CanaryCheck, found: Evidence) -> str:
+    """The old version's share of bad requests, at least the floor; none when the old version served none."""
+    return (f"clamp_min({_of(found.bad, 'old')} / ({_of(found.requests, 'old')} > 0), {check.floor / 100:g})")
+
+
+def llr_expr(check: CanaryCheck, found: Evidence) -> str:
+    """Wald's log-likelihood ratio of the new version's k bad of n requests, p1 = p0 + margin against p0:
+    k ln(p1/p0) + (n - k) ln((1 - p1)/(1 - p0))."""
+    p0, margin = found.baseline, f"{check.margin / 100:g}"
+    k, n = _of(found.bad, "new"), _of(found.requests, "new")
+    return (f"{k} * ln(({p0} + {margin}) / {p0})"
+            f" + ({n} - {k}) * ln((1 - {p0} - {margin}) / (1 - {p0}))")
+
+
+def recording_rules(definitions: Definitions) -> list[dict[str, Any]]:
+    """The per-version counts, then each check's baseline and log-likelihood ratio, window by window; and the
+    per-version signals the canary dashboard shows."""
+    canary = _canary(definitions)
+    by = definitions.version_placeholders["by"]
+    requests_total = definitions.placeholders["requests_total"]
+    rules: list[dict[str, Any]] = [
+        {"record": definitions.recorded(s, per_version=True),
+         "expr": definitions.windowed(s.expr, f"signal {s.name!r} field expr", per_version=True)}
+        for s in signals(definitions)]
+    for window in windows(definitions):
+        first = evidence(definitions, canary.checks[0], window)
+        rules.append({"record": first.requests, "expr": f"sum by ({by}) (increase({requests_total}[{window}]))"})
+        for check in canary.checks:
+            found = evidence(definitions, check, window)
+            rules += [{"record": found.bad, "expr": _bad_expr(definitions, check, window)},
+                      {"record": found.baseline, "expr": baseline_expr(check, found)},
+                      {"record": found.llr, "expr": llr_expr(check, found)}]
+    return rules
+
+
+def traffic_record(definitions: Definitions) -> str:
+    """The requests of each version in the shortest window of evidence."""
+    return names.canary_count(names.app_metric(definitions.service, "requests"), windows(definitions)[0])
+
+
+def rollback_expr(definitions: Definitions, check: CanaryCheck) -> str:
+    """Any window's evidence at or above the upper bound."""
+    bound = f"{_canary(definitions).upper_bound:.4g}"
+    return " or ".join(f"{evidence(definitions, check, w).llr} >= {bound}" for w in windows(definitions))
 
 
 def inconclusive_expr(definitions: Definitions) -> str:
-    traffic = _new(traffic_record(definitions))
-    return f"{traffic} > 0 and {traffic} < {_canary(definitions).min_requests}"
+    """The new version serves traffic, and over the longest window some check is between the bounds."""
+    canary = _canary(definitions)
+    longest = windows(definitions)[-1]
+    low, high = f"{canary.lower_bound:.4g}", f"{canary.upper_bound:.4g}"
+    between = " or ".join(f"({evidence(definitions, c, longest).llr} > {low} < {high})" for c in canary.checks)
+    return f"({between}) and on ({names.JOB}) {_of(evidence(definitions, canary.checks[0], longest).requests, 'new')} > 0"
+
+
+def describe(definitions: Definitions, check: CanaryCheck) -> str:
+    """The check's hypothesis in words, e.g. "failed requests: the old version's share (at least 0.1 %)
+    plus 0.5 points"."""
+    signal = definitions.signal(check.signal)
+    what = "failed requests" if check.bad is not None else \
+        f"requests slower than {signal.bands.red:g} {names.UNIT_SYMBOLS[signal.unit]}"
+    return f"{what}: the old version's share (at least {check.floor:g} %) plus {check.margin:g} points"
 
 
 def alerts(definitions: Definitions) -> tuple[AlertRule, ...]:
@@ -67,27 +147,30 @@ def alerts(definitions: Definitions) -> tuple[AlertRule, ...]:
     if definitions.canary is None:
         return ()
     canary = definitions.canary
-    value = '{{ $value | printf "%.2f" }}'
+    value = '{{ $value | printf "%.1f" }}'
+    odds = f"{1 / canary.false_rollback:,.0f}"
     derived = []
     for check in canary.checks:
         signal = definitions.signal(check.signal)
-        margin = f"{check.margin:g}" + (f" plus {check.noise:g} standard errors of the sample" if check.noise else "")
         derived.append(AlertRule(
             name=check.alert, signal=signal.name, severity="critical", for_=canary.for_, action=names.ROLLBACK,
-            expr=check_expr(definitions, check),
-            condition=(f"the new version's {signal.title.lower()} is in the red band and worse than the old "
-                       f"version's by more than {margin}, over at least {canary.min_requests} requests"),
-            summary=f"The new version's {signal.title.lower()} is red and worse than the old version's",
-            description=f"The new version's {signal.title.lower()} is {value}, in the red band and worse than "
-                        f"the old version's by more than {margin}."))
+            expr=rollback_expr(definitions, check),
+            condition=(f"the evidence that the new version's share of {describe(definitions, check)} reaches "
+                       f"the upper bound {canary.upper_bound:.1f} over one of the windows "
+                       f"{', '.join(windows(definitions))}"),
+            summary=f"The new version's {signal.title.lower()} is worse than the old version's",
+            description=(f"The evidence against the new version's {signal.title.lower()} is {value}, at or past "
+                         f"the bound {canary.upper_bound:.1f}: a version no worse than the old one gets here "
+                         f"less than once in {odds} judgements.")))
+    longest = windows(definitions)[-1]
     derived.append(AlertRule(
-        name=canary.inconclusive_alert, signal=canary.checks[0].signal, severity="warning", for_=canary.for_,
+        name=canary.inconclusive_alert, signal=canary.checks[0].signal, severity="warning", for_=longest,
         expr=inconclusive_expr(definitions),
-        condition=f"the new version serves traffic, but fewer than {canary.min_requests} requests in the rate "
-                  "window: the canary analysis cannot judge it",
-        summary="Canary analysis is inconclusive: too little traffic on the new version",
-        description=f"The new version served {{{{ $value | printf \"%.0f\" }}}} requests in the window, fewer "
-                    f"than the {canary.min_requests} the analysis needs."))
+        condition=(f"the new version serves traffic, but over {longest} its evidence is between the bounds "
+                   f"{canary.lower_bound:.1f} and {canary.upper_bound:.1f}: neither worse nor no worse yet"),
+        summary="Canary analysis is inconclusive: the new version's evidence is between the bounds",
+        description=(f"Over {longest} the evidence on the new version is {value}, between the bounds "
+                     f"{canary.lower_bound:.1f} (no worse) and {canary.upper_bound:.1f} (roll back).")))
     return tuple(derived)
 
 
@@ -96,23 +179,18 @@ def signals(definitions: Definitions) -> tuple[Signal, ...]:
     return tuple(definitions.signal(check.signal) for check in _canary(definitions).checks)
 
 
-def recording_rules(definitions: Definitions) -> list[dict[str, Any]]:
-    rules = [{"record": definitions.recorded(s, per_version=True),
-              "expr": definitions.windowed(s.expr, f"signal {s.name!r} field expr", per_version=True)}
-             for s in signals(definitions)]
-    rules.append({"record": traffic_record(definitions),
-                  "expr": definitions.windowed("sum by (${by}) (increase(${requests_total}[${window}]))",
-                                               "canary traffic", per_version=True)})
-    return rules
-
-
 def check(definitions: Definitions) -> None:
-    """The canary's signals can be computed per version, and its numbers are sane."""
+    """The canary's signals can be computed per version and counted, and its numbers are sane."""
     canary = definitions.canary
     if canary is None:
         return
-    if canary.min_requests < 1:
-        raise DefinitionError(f"canary field min_requests: {canary.min_requests} must be at least 1")
+    if not canary.checks:
+        raise DefinitionError("canary field checks: at least one check is needed")
+    for rate, name in ((canary.false_rollback, "false_rollback"), (canary.miss, "miss")):
+        if not 0 < rate < 0.5:
+            raise DefinitionError(f"canary field {name}: {rate!r} must be a probability between 0 and 0.5")
+    if not windows(definitions):
+        raise DefinitionError(f"profile {definitions.profile.name!r} field evidence_windows: at least one window")
     for each in canary.checks:
         where = f"canary check {each.alert!r}"
         signal = definitions.signal(each.signal)
@@ -121,8 +199,15 @@ def check(definitions: Definitions) -> None:
         if "${by}" not in signal.expr or not (signal.record or "").startswith("${level}:"):
             raise DefinitionError(f"{where} field signal: {signal.name!r} must group `by (${{by}})` and record as "
                                   "`${level}:…` to be computed per version")
-        if each.margin < 0 or each.noise < 0:
-            raise DefinitionError(f"{where} fields margin and noise: must not be negative")
-        if each.noise and signal.unit != "percent":
-            raise DefinitionError(f"{where} field noise: the binomial noise of a share needs a signal in percent, "
-                                  f"not {signal.unit!r}")
+        if not 0 < each.floor < 100 or not 0 < each.margin or each.floor + each.margin >= 100:
+            raise DefinitionError(f"{where} fields floor and margin: percentages with 0 < floor, 0 < margin and "
+                                  f"floor + margin < 100 (got {each.floor:g} and {each.margin:g})")
+        if (each.bad is None) == (signal.histogram is None):
+            raise DefinitionError(f"{where} field bad: set it to the counter of failed requests, or judge a signal "
+                                  "with a histogram (its requests slower than the red border)")
+        if signal.histogram is not None:
+            bound = bucket_bound(signal)
+            if not any(abs(bound - b) < 1e-9 for b in signal.buckets):
+                raise DefinitionError(
+                    f"signal {signal.name!r} field buckets: no bucket at the red border {bound:g} s, so the requests "
+                    f"slower than it cannot be counted (buckets: {', '.join(f'{b:g}' for b in signal.buckets)})")

@@ -382,10 +382,10 @@ def print_detection(definitions: Definitions, table: Callable[[str, list[str], l
         table(f"False rollbacks ({kind}): both versions healthy and alike, {FOLLOW} each, every rollout; runs in "
               "which each alert fired (goal: 0)", [f"both {kind}", "new req/s", "runs", *alerts],
               false_rollback_rows(kind, alerts, fired))
-    margins = ", ".join(f"{c.alert} margin {c.margin:g}" for c in canary.checks)
+    margins = ", ".join(f"{c.alert} floor {c.floor:g} % margin {c.margin:g} points" for c in canary.checks)
     print(f"  real promtool on the generated rule files, {profile.name} profile ({profile.scrape_interval} scrapes "
-          f"and evaluations, {profile.rate_window} windows); canary: {margins}, at least {canary.min_requests} new "
-          f"requests in the window, for {canary.for_}")
+          f"and evaluations, windows of evidence {', '.join(profile.evidence_windows)}); canary: {margins}, "
+          f"false rollback {canary.false_rollback:g} and miss {canary.miss:g} per judgement, for {canary.for_}")
     print(f"  each run: {timeline.start / 60:g} m of old-only traffic, then the new version for {FOLLOW}, every "
           f"evaluation checked; {seconds:.0f} s for the whole measurement")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from monitoring import canary, names
+from monitoring import burn, canary, names
 from monitoring.model import DefinitionError, Definitions, Worse, duration_seconds, is_absolute_url
 from monitoring.validate.promql import BadExpression, parse
 
@@ -18,6 +18,7 @@ def check(definitions: Definitions) -> None:
     _check_servers_and_jobs(definitions)
     _check_receivers(definitions)
     canary.check(definitions)
+    burn.check(definitions)
     _check_expressions(definitions)
 
 
@@ -63,8 +64,14 @@ def _unique(kind: str, names: list[str]) -> None:
 def _check_durations(definitions: Definitions) -> None:
     profile = definitions.profile
     for name, value in vars(profile).items():
-        if name not in ("name", "environment") and value is not None:
-            duration_seconds(value, f"profile {profile.name!r} field {name}")
+        if name in ("name", "environment") or value is None:
+            continue
+        where = f"profile {profile.name!r} field {name}"
+        flat = [w for each in value for w in (each if isinstance(each, tuple) else (each,))] \
+            if isinstance(value, tuple) else [value]
+        seconds = [duration_seconds(each, where) for each in flat]
+        if name == "evidence_windows" and seconds != sorted(seconds):
+            raise DefinitionError(f"{where}: {', '.join(value)} must run from the shortest to the longest")
     for alert in definitions.every_alert:
         duration_seconds(alert.for_, f"alert {alert.name!r} field for")
 

@@ -7,6 +7,7 @@ threshold is written once. Time windows live in a profile, so the production and
 
 from __future__ import annotations
 
+import math
 import re
 import string
 from collections.abc import Mapping
@@ -125,6 +126,10 @@ class Signal:
     maximum: float | None = None
     width: int = 8
     value_names: tuple[tuple[int, str, str], ...] = ()
+    # A latency signal read from a histogram: its bucket series (a placeholder) and the bounds (seconds) the
+    # application exports, so a band's border can be checked to be one of them and counted exactly.
+    histogram: str | None = None
+    buckets: tuple[float, ...] = ()
     queries: tuple[Query, ...] = ()
     columns: tuple[str, ...] = ()
 
@@ -147,32 +152,61 @@ class AlertRule:
 
 @dataclass(frozen=True)
 class CanaryCheck:
-    """One signal judged new version against old: the alert fires when the new version is in the signal's red
-    band, worse than the old version by `margin` (in the signal's unit), and served enough requests.
+    """One count judged new version against old by a sequential test (see docs/canary-analysis.md).
 
-    For a share in percent (an error rate), `noise` widens the margin by that many binomial standard errors of
-    the old version's rate over the new version's requests: a small sample is judged with the doubt it carries.
+    A request is bad when it failed (`signal` is a share of errors) or, for a latency signal read from a
+    histogram, when it was slower than the signal's red border. The old version's share of bad requests,
+    never below `floor` (percent), is the baseline p0; the test weighs "the new version's share is p0 +
+    `margin` (points of percent) or worse" against "it is p0 or better".
     """
 
     signal: str
     alert: str
     margin: float
-    noise: float = 0.0
+    floor: float
+    bad: str | None = None  # the counter of failed requests; None for a latency signal with a histogram
 
 
 @dataclass(frozen=True)
 class Canary:
     """Canary analysis: fleet-wide rates cannot see a bad 5 % canary, the new version against the old can.
 
-    `min_requests` is the least traffic of the new version, in the rate window, the analysis will judge;
-    below it `inconclusive_alert` (a warning) fires instead, never a rollback.
+    `false_rollback` is the chance that one judgement rolls back a version no worse than the old, `miss`
+    the chance that it calls "no worse" a version worse by the margin; Wald's bounds follow from them.
+    There is no minimum of traffic: a few requests that are clear enough decide, many that are not stay
+    inconclusive (`inconclusive_alert`, a warning, never a rollback).
     """
 
     checks: tuple[CanaryCheck, ...]
     dashboard_title: str
-    min_requests: int = 100
-    for_: str = "5m"
+    false_rollback: float = 1e-6
+    miss: float = 0.01
+    for_: str = "30s"
     inconclusive_alert: str = "CanaryInconclusive"
+
+    @property
+    def upper_bound(self) -> float:
+        """Wald's upper bound on the log-likelihood ratio: at or above it, roll back."""
+        return math.log((1 - self.miss) / self.false_rollback)
+
+    @property
+    def lower_bound(self) -> float:
+        """Wald's lower bound: at or below it, the new version is no worse than the old."""
+        return math.log(self.miss / (1 - self.false_rollback))
+
+
+@dataclass(frozen=True)
+class FleetBurn:
+    """The fleet's fast path: a multi-window, multi-burn-rate alert on the share of failed requests (the SRE
+    workbook's method). The error budget is the signal's green band (below its yellow border); each tier
+    fires when both its long and its short window (the profile's `burn_windows`, in order) burn the budget
+    `factors[i]` times faster than it lasts. It needs no version label, so it also covers 100 %."""
+
+    signal: str
+    alert: str
+    bad: str = "${errors_total}"  # the counter of failed requests, over `${requests_total}`
+    factors: tuple[float, ...] = (14.4, 14.4)
+    for_: str = "30s"
 
 
 @dataclass(frozen=True)
@@ -224,6 +258,10 @@ class Profile:
     rollback_group_wait: str = "10s"
     rollback_group_interval: str = "1m"
     rollback_repeat_interval: str = "5m"
+    # The canary's sliding windows of evidence, shortest first: a short one sees a fault at once, a long one
+    # gathers a slow trickle of requests. The fleet's burn-rate tiers, (long, short) each.
+    evidence_windows: tuple[str, ...] = ("5m", "30m")
+    burn_windows: tuple[tuple[str, str], ...] = (("5m", "1m"), ("1h", "5m"))
     alert_for: str | None = None
     dashboard_refresh: str = "15s"
     environment: str | None = None
@@ -268,6 +306,7 @@ class Definitions:
     runbook_base_url: str
     profile: Profile | None = None
     canary: Canary | None = None
+    fleet_burn: FleetBurn | None = None
     rollout: RolloutPolicy = field(default_factory=RolloutPolicy)
     paths: Paths = field(default_factory=Paths)
     rule_tests: str = "rules/tests"
@@ -384,9 +423,9 @@ class Definitions:
     @cached_property
     def every_alert(self) -> tuple[AlertRule, ...]:
         """The alerts as defined, then the canary alerts derived from `canary`."""
-        from monitoring import canary
+        from monitoring import burn, canary
 
-        return self.alerts + canary.alerts(self)
+        return self.alerts + burn.alerts(self) + canary.alerts(self)
 
     def alert_for(self, alert: AlertRule) -> str:
         return self.profile.alert_for or alert.for_

@@ -84,8 +84,35 @@ def receiver_metrics(service: str) -> tuple[str, ...]:
             *deploy_metrics(service).values())
 
 
-# How a signal's unit is written after a number (runbooks, charts).
+# How a signal's unit is written after a number (runbooks, charts), and a time unit in seconds.
 UNIT_SYMBOLS = {"percent": "%", "ms": "ms", "none": ""}
+UNIT_SECONDS = {"ms": 0.001, "s": 1.0}
+
+# A histogram's bucket label, and its value for a bound as client libraries write it (0.5, 1.0, 2.5).
+LE = "le"
+
+
+def le_value(bound: float) -> str:
+    return repr(float(bound))
+
+
+# The canary's evidence, per window: each version's counts, the old version's share (the baseline) and the
+# log-likelihood ratio of the new version's requests.
+def canary_count(stem: str, window: str) -> str:
+    return f"{JOB}_{VERSION}:{stem}:increase{window}"
+
+
+def canary_baseline(stem: str, window: str) -> str:
+    return f"{JOB}:{stem}:canary_baseline_ratio{window}"
+
+
+def canary_llr(stem: str, window: str) -> str:
+    return f"{JOB}:{stem}:canary_llr{window}"
+
+
+def burn_ratio(stem: str, window: str) -> str:
+    """The fleet's share of failed requests over a burn-rate window, a fraction."""
+    return f"{JOB}:{stem}:ratio_rate{window}"
 
 # Generated files, relative to the tree they are written into.
 RUNBOOKS = "docs/runbooks"

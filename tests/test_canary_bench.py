@@ -137,7 +137,7 @@ def test_real_promtool_times_a_bad_canary_and_stays_silent_on_a_healthy_one() ->
     healthy = replace(bad, new=0.001)
     fired = bench.evaluate(DEFINITIONS, [bad, healthy], timeline, per_group=1)
     assert set(fired) == {(bad.name, "CanaryErrorRate")}
-    assert 5 * 60 < fired[(bad.name, "CanaryErrorRate")] - timeline.start <= 6 * 60
+    assert 30 < fired[(bad.name, "CanaryErrorRate")] - timeline.start <= 60
 
 
 def test_recording_groups_are_evaluated_before_the_alerts_that_read_them() -> None:

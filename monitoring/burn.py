@@ -1,0 +1,84 @@
+"""The fleet's fast path: a multi-window, multi-burn-rate alert on the share of failed requests.
+
+The SRE workbook's method, as Sloth and Pyrra generate it: the error budget is the signal's green band (the
+share below its yellow border), and a tier fires when both its long window (is it still burning?) and its
+short window (is it burning now?) spend the budget `factor` times faster than it lasts. It reads no version
+label, so it stops a total failure at any step, 100 % included, and for applications that label no version.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from monitoring import names
+from monitoring.model import AlertRule, DefinitionError, Definitions, FleetBurn, Worse
+
+
+def _windows(definitions: Definitions) -> tuple[tuple[str, str], ...]:
+    return definitions.profile.burn_windows
+
+
+def budget(definitions: Definitions, burn: FleetBurn) -> float:
+    """The error budget as a fraction: the share of failed requests the green band allows."""
+    signal = definitions.signal(burn.signal)
+    assert signal.bands is not None
+    return signal.bands.yellow / 100
+
+
+def _stem(definitions: Definitions, burn: FleetBurn) -> str:
+    return definitions.windowed(burn.bad, "fleet_burn field bad").removesuffix("_total")
+
+
+def recording_rules(definitions: Definitions) -> list[dict[str, Any]]:
+    """The fleet's share of failed requests over each window the tiers use, once each."""
+    burn = definitions.fleet_burn
+    if burn is None:
+        return []
+    job, stem = names.JOB, _stem(definitions, burn)
+    bad = definitions.windowed(burn.bad, "fleet_burn field bad")
+    requests = definitions.placeholders["requests_total"]
+    used = dict.fromkeys(w for pair in _windows(definitions) for w in pair)
+    return [{"record": names.burn_ratio(stem, w),
+             "expr": f"sum by ({job}) (rate({bad}[{w}])) / sum by ({job}) (rate({requests}[{w}]))"} for w in used]
+
+
+def alert_expr(definitions: Definitions, burn: FleetBurn) -> str:
+    stem, spend = _stem(definitions, burn), budget(definitions, burn)
+    tiers = []
+    for factor, (long, short) in zip(burn.factors, _windows(definitions), strict=True):
+        threshold = f"{factor * spend:.6g}"
+        tiers.append(f"({names.burn_ratio(stem, long)} > {threshold}"
+                     f" and {names.burn_ratio(stem, short)} > {threshold})")
+    return " or ".join(tiers)
+
+
+def alerts(definitions: Definitions) -> tuple[AlertRule, ...]:
+    burn = definitions.fleet_burn
+    if burn is None:
+        return ()
+    signal = definitions.signal(burn.signal)
+    spend = budget(definitions, burn)
+    tiers = "; or ".join(f"{factor:g} times over both {long} and {short} (failing more than {100 * factor * spend:.3g} %)"
+                         for factor, (long, short) in zip(burn.factors, _windows(definitions), strict=True))
+    return (AlertRule(
+        name=burn.alert, signal=signal.name, severity="critical", for_=burn.for_, action=names.ROLLBACK,
+        expr=alert_expr(definitions, burn),
+        condition=(f"the fleet spends its error budget ({100 * spend:g} % of requests may fail) {tiers}"),
+        summary="The fleet is burning its error budget fast",
+        description=("Over the long window of the tier that fired, the fleet failed {{ $value | humanizePercentage }} "
+                     f"of its requests, more than {burn.factors[0]:g} times its error budget of {100 * spend:g} %.")),)
+
+
+def check(definitions: Definitions) -> None:
+    burn = definitions.fleet_burn
+    if burn is None:
+        return
+    where = f"fleet_burn {burn.alert!r}"
+    signal = definitions.signal(burn.signal)
+    if signal.bands is None or signal.bands.worse is not Worse.HIGHER or signal.unit != "percent":
+        raise DefinitionError(f"{where} field signal: {signal.name!r} must be a share in percent, worse higher")
+    if len(burn.factors) != len(_windows(definitions)):
+        raise DefinitionError(f"{where} field factors: {len(burn.factors)} factors for the "
+                              f"{len(_windows(definitions))} tiers of profile {definitions.profile.name!r}")
+    if any(f <= 1 for f in burn.factors):
+        raise DefinitionError(f"{where} field factors: each must be above 1")
