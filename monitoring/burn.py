@@ -58,15 +58,37 @@ def alerts(definitions: Definitions) -> tuple[AlertRule, ...]:
         return ()
     signal = definitions.signal(burn.signal)
     spend = budget(definitions, burn)
-    tiers = "; or ".join(f"{factor:g} times over both {long} and {short} (failing more than {100 * factor * spend:.3g} %)"
-                         for factor, (long, short) in zip(burn.factors, _windows(definitions), strict=True))
+    pairs = zip(burn.factors, _windows(definitions), strict=True)
+    tiers = "; or ".join(f"{factor:g} times over both {long} and {short} (failing more than "
+                         f"{100 * factor * spend:.3g} %)" for factor, (long, short) in pairs)
     return (AlertRule(
         name=burn.alert, signal=signal.name, severity="critical", for_=burn.for_, action=names.ROLLBACK,
         expr=alert_expr(definitions, burn),
         condition=(f"the fleet spends its error budget ({100 * spend:g} % of requests may fail) {tiers}"),
         summary="The fleet is burning its error budget fast",
+        evidence=evidence(definitions, burn),
         description=("Over the long window of the tier that fired, the fleet failed {{ $value | humanizePercentage }} "
                      f"of its requests, more than {burn.factors[0]:g} times its error budget of {100 * spend:g} %.")),)
+
+
+def evidence(definitions: Definitions, burn: FleetBurn) -> str:
+    """The runbook's account: each tier, and how soon a total failure at each step trips the fast one."""
+    spend = budget(definitions, burn)
+    rows = [f"| {factor:g} | {long} | {short} | {100 * factor * spend:.3g} % |"
+            for factor, (long, short) in zip(burn.factors, _windows(definitions), strict=True)]
+    return "\n".join([
+        f"The error budget is the green band: {100 * spend:g} % of requests may fail. A tier fires when both its "
+        "long window (is it still burning?) and its short window (is it burning now?) fail more than its share.",
+        "",
+        "| burn factor | long window | short window | fails more than |",
+        "| --- | --- | --- | --- |",
+        *rows,
+        "",
+        "A new version failing every request at a rollout of r % makes the fleet fail about r %: every step "
+        f"from {100 * burn.factors[0] * spend:.3g} % up trips the first tier within its long window's share of "
+        "that, at 5 % in about a third of it. Canary analysis usually rolls back first at small steps; this path "
+        "needs no version label and covers 100 %.",
+    ])
 
 
 def check(definitions: Definitions) -> None:

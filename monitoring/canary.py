@@ -12,6 +12,7 @@ and the error rates are in docs/canary-analysis.md.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,16 +131,69 @@ def inconclusive_expr(definitions: Definitions) -> str:
     longest = windows(definitions)[-1]
     low, high = f"{canary.lower_bound:.4g}", f"{canary.upper_bound:.4g}"
     between = " or ".join(f"({evidence(definitions, c, longest).llr} > {low} < {high})" for c in canary.checks)
-    return f"({between}) and on ({names.JOB}) {_of(evidence(definitions, canary.checks[0], longest).requests, 'new')} > 0"
+    traffic = _of(evidence(definitions, canary.checks[0], longest).requests, "new")
+    return f"({between}) and on ({names.JOB}) {traffic} > 0"
 
 
 def describe(definitions: Definitions, check: CanaryCheck) -> str:
-    """The check's hypothesis in words, e.g. "failed requests: the old version's share (at least 0.1 %)
-    plus 0.5 points"."""
+    """The check's hypothesis in words: "the new version's share of failed requests is the old version's (taken as
+    at least 0.1 %) plus 0.5 points"."""
     signal = definitions.signal(check.signal)
     what = "failed requests" if check.bad is not None else \
         f"requests slower than {signal.bands.red:g} {names.UNIT_SYMBOLS[signal.unit]}"
-    return f"{what}: the old version's share (at least {check.floor:g} %) plus {check.margin:g} points"
+    return (f"the new version's share of {what} is the old version's (taken as at least {check.floor:g} %) plus "
+            f"{check.margin:g} points")
+
+
+def llr(check: CanaryCheck, bad: float, requests: float, baseline: float) -> float:
+    """The log-likelihood ratio the rules record, in Python (verdicts, runbooks, benchmarks): `bad` of
+    `requests` new-version requests against the old version's share `baseline` (a fraction)."""
+    p0 = max(baseline, check.floor / 100)
+    p1 = p0 + check.margin / 100
+    return bad * math.log(p1 / p0) + (requests - bad) * math.log((1 - p1) / (1 - p0))
+
+
+def bad_to_roll_back(canary: Canary, check: CanaryCheck, requests: int, baseline: float) -> int | None:
+    """The fewest bad requests out of `requests` that reach the upper bound; None when even all do not."""
+    for bad in range(requests + 1):
+        if llr(check, bad, requests, baseline) >= canary.upper_bound:
+            return bad
+    return None
+
+
+def explain(definitions: Definitions, check: CanaryCheck) -> str:
+    """The runbook's account of the evidence: what each request does to it, and worked examples."""
+    canary = _canary(definitions)
+    signal = definitions.signal(check.signal)
+    bad = "failed" if check.bad is not None else \
+        f"took longer than {signal.bands.red:g} {names.UNIT_SYMBOLS[signal.unit]}"
+    floor = check.floor / 100
+    rows = []
+    for requests in (5, 20, 150, 1000, 10000):
+        needed = bad_to_roll_back(canary, check, requests, floor)
+        if needed is not None:
+            rows.append(f"| {requests:,} | {needed:,} ({100 * needed / requests:.3g} %) |")
+    example = next((r for r in (150, 1000, 20) if bad_to_roll_back(canary, check, r, floor) is not None), 20)
+    needed = bad_to_roll_back(canary, check, example, floor)
+    odds = f"{1 / canary.false_rollback:,.0f}"
+    return "\n".join([
+        f"Every request of the new version is evidence. One that {bad} moves the log-likelihood ratio up by "
+        f"ln(p1/p0); one that did not moves it down a little, by ln((1 - p0)/(1 - p1)). p0 is the old version's "
+        f"share measured over the same window (at least {check.floor:g} %), p1 is p0 plus {check.margin:g} points. "
+        f"At {canary.upper_bound:.1f} the new version is rolled back; at {canary.lower_bound:.1f} it is no worse; "
+        f"in between, the evidence is inconclusive. The windows are {', '.join(windows(definitions))}, sliding.",
+        "",
+        f"For example: the new version {bad} {needed} of {example} requests while the old one stayed at "
+        f"{check.floor:g} %. A version no worse than the old one does that by chance less than once in {odds} "
+        f"judgements, so the rollback is no false alarm; and a version truly {check.margin:g} points worse is "
+        f"called no worse less than once in {1 / canary.miss:,.0f}.",
+        "",
+        f"| new version's requests in a window | {bad} that roll back (old version at {check.floor:g} %) |",
+        "| --- | --- |",
+        *rows,
+        "",
+        "`monitoring gonogo` prints each version's requests, bad requests and share behind the evidence.",
+    ])
 
 
 def alerts(definitions: Definitions) -> tuple[AlertRule, ...]:
@@ -155,13 +209,14 @@ def alerts(definitions: Definitions) -> tuple[AlertRule, ...]:
         derived.append(AlertRule(
             name=check.alert, signal=signal.name, severity="critical", for_=canary.for_, action=names.ROLLBACK,
             expr=rollback_expr(definitions, check),
-            condition=(f"the evidence that the new version's share of {describe(definitions, check)} reaches "
+            condition=(f"the evidence that {describe(definitions, check)} reaches "
                        f"the upper bound {canary.upper_bound:.1f} over one of the windows "
                        f"{', '.join(windows(definitions))}"),
             summary=f"The new version's {signal.title.lower()} is worse than the old version's",
             description=(f"The evidence against the new version's {signal.title.lower()} is {value}, at or past "
                          f"the bound {canary.upper_bound:.1f}: a version no worse than the old one gets here "
-                         f"less than once in {odds} judgements.")))
+                         f"less than once in {odds} judgements."),
+            evidence=explain(definitions, check)))
     longest = windows(definitions)[-1]
     derived.append(AlertRule(
         name=canary.inconclusive_alert, signal=canary.checks[0].signal, severity="warning", for_=longest,
@@ -170,7 +225,10 @@ def alerts(definitions: Definitions) -> tuple[AlertRule, ...]:
                    f"{canary.lower_bound:.1f} and {canary.upper_bound:.1f}: neither worse nor no worse yet"),
         summary="Canary analysis is inconclusive: the new version's evidence is between the bounds",
         description=(f"Over {longest} the evidence on the new version is {value}, between the bounds "
-                     f"{canary.lower_bound:.1f} (no worse) and {canary.upper_bound:.1f} (roll back).")))
+                     f"{canary.lower_bound:.1f} (no worse) and {canary.upper_bound:.1f} (roll back)."),
+        evidence=("Too few requests of the new version, or a difference too small to judge yet. It is never a "
+                  "rollback. More traffic settles it: at the end of a soak `monitoring gonogo` says "
+                  "INCONCLUSIVE for the canary and `monitoring deploy` holds the step rather than raise it.")))
     return tuple(derived)
 
 
@@ -199,7 +257,7 @@ def check(definitions: Definitions) -> None:
         if "${by}" not in signal.expr or not (signal.record or "").startswith("${level}:"):
             raise DefinitionError(f"{where} field signal: {signal.name!r} must group `by (${{by}})` and record as "
                                   "`${level}:…` to be computed per version")
-        if not 0 < each.floor < 100 or not 0 < each.margin or each.floor + each.margin >= 100:
+        if not 0 < each.floor < 100 or not each.margin > 0 or each.floor + each.margin >= 100:
             raise DefinitionError(f"{where} fields floor and margin: percentages with 0 < floor, 0 < margin and "
                                   f"floor + margin < 100 (got {each.floor:g} and {each.margin:g})")
         if (each.bad is None) == (signal.histogram is None):

@@ -148,6 +148,7 @@ class AlertRule:
     expr: str | None = None
     action: str | None = None
     condition: str = ""
+    evidence: str = ""  # Markdown for the runbook: how the evidence behind the alert reads, in numbers
 
 
 @dataclass(frozen=True)
