@@ -58,7 +58,7 @@ def test_json_carries_every_row_with_its_value_band_and_query(history, capsys) -
     decision = json.loads(out)
     rows = {r["criterion"]: r for r in decision["rows"]}
     assert set(rows) == {"Error Rate", "P95 Latency", "Test Pass Rate", "Health Checks", "Critical Alerts", "Uptime",
-                         "Error Rate (new version)", "P95 Latency (new version)"}
+                         "Canary Error Rate", "Canary P95 Latency"}
     error = rows["Error Rate"]
     assert error["band"] == "yellow" and error["value"] == pytest.approx(0.5)
     assert error["bands"] == {"green": "< 0.1 %", "yellow": "0.1 % to 1 %", "red": "> 1 %"}
@@ -67,20 +67,24 @@ def test_json_carries_every_row_with_its_value_band_and_query(history, capsys) -
     assert decision["hold_extends_soak_by"] == "6h" and decision["window"] == "12h"
 
 
-def test_the_new_version_has_rows_of_its_own_that_count_when_it_has_traffic(history, capsys) -> None:
+def test_the_canary_rows_read_the_alerts_evidence_and_show_the_counts_behind_it(history, capsys) -> None:
     url, _ = history
     bad = scenario(history, "a bad canary under a yellow fleet")
     _, out, _ = ask(capsys, url, bad, "gonogo", "--at", rfc3339(bad.end), "--output", "json")
     rows = {r["criterion"]: r for r in json.loads(out)["rows"]}
     assert rows["Error Rate"]["band"] == "yellow", "the fleet hides the canary: 90 % old at 0.05 %, 10 % new at 3 %"
-    assert rows["Error Rate (new version)"]["band"] == "red"
-    assert rows["Error Rate (new version)"]["value"] == pytest.approx(bad.new_error_percent)
-    assert 'version="new"' not in rows["Error Rate (new version)"]["query"], "per version, by the ${by} label"
+    canary = rows["Canary Error Rate"]
+    assert canary["band"] == "red" and canary["value"] >= DEFINITIONS.canary.upper_bound
+    assert canary["bands"]["red"].endswith("roll back") and canary["unit"] == "evidence"
+    assert re.search(r"new version [\d,]+ bad of [\d,]+ \(3 %\), old version [\d,]+ bad of [\d,]+ \(0\.05 %\)",
+                     canary["detail"]), canary["detail"]
+    assert "canary_llr" not in canary["query"], "the evidence is computed from the raw series, as the rules do"
+    assert rows["Canary P95 Latency"]["band"] == "green", "its latency is alike the old version's: no worse"
     idle = scenario(history, "no new-version traffic at 0 %")
     _, out, _ = ask(capsys, url, idle, "gonogo", "--at", rfc3339(idle.end), "--output", "json")
     decision = json.loads(out)
     rows = {r["criterion"]: r for r in decision["rows"]}
-    assert rows["Error Rate (new version)"]["value"] is None and decision["verdict"] == "PROCEED"
+    assert rows["Canary Error Rate"]["value"] is None and decision["verdict"] == "PROCEED"
 
 
 def test_the_rollback_history_counts_its_critical_alert_and_names_the_drop(history, capsys) -> None:

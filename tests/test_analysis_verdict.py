@@ -9,6 +9,7 @@ from monitoring.analysis.backtest import episodes, replay_expr, with_bands
 from monitoring.analysis.prometheus import Series, parse_rfc3339, parse_time
 from monitoring.analysis.verdict import (
     CRITICAL_ALERTS,
+    EVIDENCE,
     UPTIME,
     Row,
     Verdict,
@@ -17,7 +18,7 @@ from monitoring.analysis.verdict import (
     health_bands,
 )
 from monitoring.genesis import DEFINITIONS
-from monitoring.model import DefinitionError, Worse
+from monitoring.model import Bands, DefinitionError, Worse
 
 BANDED = [s for s in DEFINITIONS.signals if s.bands is not None]
 
@@ -31,6 +32,20 @@ def test_a_border_value_takes_the_panel_colour_but_red_needs_a_strict_breach(sig
     assert band(bands, bands.red + nudge) == "red"
     expected = "yellow" if bands.worse is Worse.HIGHER else "green"
     assert band(bands, bands.yellow) == expected, "on the yellow border: as the panel colours it"
+
+
+def test_a_canary_row_is_rollback_at_the_upper_bound_no_worse_at_the_lower_and_a_hold_in_between() -> None:
+    canary = DEFINITIONS.canary
+    bounds = Bands(worse=Worse.HIGHER, yellow=canary.lower_bound, red=canary.upper_bound)
+    green = Row("Uptime", "percent", 100.0, "q", UPTIME)
+
+    def judged(value: float) -> tuple[str | None, Verdict, str | None]:
+        row = Row("Canary Error Rate", EVIDENCE, value, "q", bounds, required=False)
+        return row.band, decide([green, row], [])[0], row.as_dict()["outcome"]
+
+    assert judged(canary.upper_bound) == ("red", Verdict.ROLLBACK, "rollback")
+    assert judged(canary.lower_bound) == ("green", Verdict.PROCEED, "no worse")
+    assert judged(0.0) == ("yellow", Verdict.HOLD, "inconclusive"), "deploy holds the step while it is inconclusive"
 
 
 def test_the_seed_table_for_the_criteria_that_are_not_signals() -> None:

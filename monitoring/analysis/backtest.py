@@ -65,28 +65,8 @@ class Backtest:
 
 
 def replay_expr(definitions: Definitions, alert: AlertRule, kept: frozenset[str] = frozenset()) -> str:
-    """The alert's PromQL with every recorded series not `kept` replaced by the expression it records
-    (a selector's own matchers, as in `series{version="new"}`, then apply to that expression's result)."""
-    expr = alert_expr(definitions, alert)
-    for recorded, source in facts.recordings(definitions).items():
-        if recorded not in kept:
-            expr = re.sub(rf"(?<![\w:]){re.escape(recorded)}(\{{[^}}]*\}})?(?![\w:])",
-                          lambda match, source=source: _selected(source, match.group(1)), expr)
-    return expr
-
-
-def _selected(expr: str, matchers: str | None) -> str:
-    """`expr` keeping only the series that `matchers` (equality only, e.g. `{version="new"}`) select."""
-    if not matchers:
-        return f"({expr})"
-    pairs = re.findall(r'(\w+)\s*=\s*"([^"]*)"', matchers)
-    if len(pairs) != matchers.count(",") + 1 or any(op in matchers for op in ("!=", "=~", "!~")):
-        raise DefinitionError(f"backtest: cannot replay the selector {matchers} of a recorded series "
-                              "(only label=\"value\" matchers)")
-    for label, value in pairs:
-        expr = f'({expr}) and on ({label}) label_replace(vector(1), "{label}", "{value}", "", "")'
-    return f"({expr})"
-
+    """The alert's PromQL with every recorded series not `kept` replaced by the expression it records."""
+    return facts.inline(definitions, alert_expr(definitions, alert), kept)
 
 
 def episodes(alert: AlertRule, series: Series, hold: float, step: float, end: float) -> list[Episode]:

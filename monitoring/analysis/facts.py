@@ -3,9 +3,11 @@ names no service: the application's job, the flag's rollout series, and a signal
 
 from __future__ import annotations
 
+import re
+
 from generators.rules import recording_rules
 from monitoring import canary, names
-from monitoring.model import Definitions, Signal, fill
+from monitoring.model import CanaryCheck, DefinitionError, Definitions, Signal, fill
 
 
 def app_job(definitions: Definitions) -> str:
@@ -36,9 +38,9 @@ def fleet_signals(definitions: Definitions) -> tuple[Signal, ...]:
     return tuple(s for s in definitions.signals if s.bands is not None and s.per == "fleet")
 
 
-def canary_signals(definitions: Definitions) -> tuple[Signal, ...]:
-    """The signals the canary analysis judges new version against old (none without a canary)."""
-    return canary.signals(definitions) if definitions.canary else ()
+def canary_checks(definitions: Definitions) -> tuple[CanaryCheck, ...]:
+    """The canary's checks, whose evidence the verdict reads (none without a canary)."""
+    return definitions.canary.checks if definitions.canary else ()
 
 
 def recordings(definitions: Definitions) -> dict[str, str]:
@@ -50,3 +52,31 @@ def recordings(definitions: Definitions) -> dict[str, str]:
 def windowed(definitions: Definitions, signal: Signal) -> bool:
     """Whether the signal's expression has a rate window (a ratio or a quantile over a time range)."""
     return over(definitions, signal, "1s") != over(definitions, signal, "2s")
+
+
+def inline(definitions: Definitions, expr: str, kept: frozenset[str] = frozenset()) -> str:
+    """`expr` with every recorded series not `kept` replaced by the expression it records, until none is left
+    (a recording may read another), so it can be evaluated over raw data at any time (a selector's own
+    matchers, as in `series{version="new"}`, then apply to that expression's result)."""
+    sources = {name: source for name, source in recordings(definitions).items() if name not in kept}
+    for _ in range(len(sources) + 1):
+        before = expr
+        for recorded, source in sources.items():
+            expr = re.sub(rf"(?<![\w:]){re.escape(recorded)}(\{{[^}}]*\}})?(?![\w:])",
+                          lambda match, source=source: _selected(source, match.group(1)), expr)
+        if expr == before:
+            return expr
+    raise DefinitionError("recording rules read each other in a circle")
+
+
+def _selected(expr: str, matchers: str | None) -> str:
+    """`expr` keeping only the series that `matchers` (equality only, e.g. `{version="new"}`) select."""
+    if not matchers:
+        return f"({expr})"
+    pairs = re.findall(r'(\w+)\s*=\s*"([^"]*)"', matchers)
+    if len(pairs) != matchers.count(",") + 1 or any(op in matchers for op in ("!=", "=~", "!~")):
+        raise DefinitionError(f"backtest: cannot replay the selector {matchers} of a recorded series "
+                              "(only label=\"value\" matchers)")
+    for label, value in pairs:
+        expr = f'({expr}) and on ({label}) label_replace(vector(1), "{label}", "{value}", "", "")'
+    return f"({expr})"

@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from monitoring import names
+from monitoring import canary, names
 from monitoring.analysis import facts
 from monitoring.analysis.prometheus import MAX_POINTS, Prometheus, parse_time, rfc3339
-from monitoring.model import Bands, DefinitionError, Definitions, Signal, Worse, duration_seconds
+from monitoring.model import Bands, CanaryCheck, DefinitionError, Definitions, Signal, Worse, duration_seconds
 
 GREEN, YELLOW, RED = "green", "yellow", "red"
+EVIDENCE = "evidence"  # the unit of a canary row: Wald's log-likelihood ratio
+OUTCOMES = {RED: "rollback", YELLOW: "inconclusive", GREEN: "no worse"}
 
 CRITICAL_ALERTS = Bands(worse=Worse.HIGHER, yellow=1, red=2)  # 0 green, 1-2 yellow, 3+ red
 UPTIME = Bands(worse=Worse.LOWER, yellow=100, red=99.9)  # percent of the application's scrapes that succeeded
@@ -54,6 +56,9 @@ def band(bands: Bands, value: float) -> str:
 
 def describe(bands: Bands, unit: str) -> dict[str, str]:
     """Each band as the seed's table writes it, e.g. {"green": "< 0.1 %", "yellow": "0.1 to 1 %", ...}."""
+    if unit == EVIDENCE:
+        return {GREEN: f"≤ {bands.yellow:.1f}: no worse", YELLOW: "between: inconclusive",
+                RED: f"≥ {bands.red:.1f}: roll back"}
     if unit == "jobs":
         return {GREEN: f"{bands.yellow:g}/{bands.yellow:g}", YELLOW: f"{bands.red:g}/{bands.yellow:g}",
                 RED: f"< {bands.red:g}/{bands.yellow:g}"}
@@ -70,6 +75,8 @@ def show(value: float | None, unit: str) -> str:
         return f"{value:.3g} %" if abs(value) < 100 else f"{value:.4g} %"
     if unit == "ms":
         return f"{value:.0f} ms"
+    if unit == EVIDENCE:
+        return f"{value:.1f}"
     return f"{value:g}"
 
 
@@ -89,11 +96,16 @@ class Row:
 
     @property
     def band(self) -> str | None:
-        return None if self.value is None else band(self.bands, self.value)
+        if self.value is None:
+            return None
+        if self.unit == EVIDENCE:  # Wald's bounds: at or past either one decides
+            return RED if self.value >= self.bands.red else GREEN if self.value <= self.bands.yellow else YELLOW
+        return band(self.bands, self.value)
 
     def as_dict(self) -> dict:
         return {"criterion": self.criterion, "unit": self.unit, "value": self.value, "band": self.band,
                 "shown": show(self.value, self.unit) if self.unit != "jobs" else self.detail,
+                "outcome": OUTCOMES.get(self.band or "") if self.unit == EVIDENCE else None,
                 "worst": self.worst, "query": self.query, "worst_query": self.worst_query, "detail": self.detail,
                 "bands": describe(self.bands, self.unit), "worse": self.bands.worse.value}
 
@@ -155,6 +167,41 @@ def signal_row(prometheus: Prometheus, definitions: Definitions, signal: Signal,
         return Row(title, signal.unit, values(query), query, bands, values(worst_query), worst_query,
                    required=not per_version)
     return Row(title, signal.unit, values(worst_query), worst_query, bands, required=not per_version)
+
+
+def _by_version(prometheus: Prometheus, series: str, at: float) -> dict[str, float]:
+    answer = prometheus.query(f"sum by ({names.VERSION}) ({series})", at)
+    return {s.labels.get(names.VERSION, ""): s.last for s in answer if s.samples}
+
+
+def evidence_row(prometheus: Prometheus, definitions: Definitions, check: CanaryCheck, at: float,
+                 window: str) -> Row:
+    """A canary check as the alerts judge it, from the same recorded evidence: rollback when any window's
+    evidence reached the upper bound in the soak; else, over the longest window at its end, no worse at or below
+    the lower bound and inconclusive in between (a HOLD). The counts behind it are in the detail."""
+    judged = definitions.canary
+    assert judged is not None
+    signal = definitions.signal(check.signal)
+    bounds = Bands(worse=Worse.HIGHER, yellow=judged.lower_bound, red=judged.upper_bound)
+    title = f"Canary {signal.title}"
+    step = f"{_step(definitions, duration_seconds(window)):g}s"
+    peaks = [f"max(max_over_time(({facts.inline(definitions, canary.evidence(definitions, check, w).llr)})"
+             f"[{window}:{step}]))" for w in canary.windows(definitions)]
+    peak = max((v for v in (prometheus.value(q, at) for q in peaks) if v is not None), default=None)
+    longest = canary.evidence(definitions, check, canary.windows(definitions)[-1])
+    now_query = f"max({facts.inline(definitions, longest.llr)})"
+    now = prometheus.value(now_query, at)
+    requests = _by_version(prometheus, facts.inline(definitions, longest.requests), at)
+    bad = _by_version(prometheus, facts.inline(definitions, longest.bad), at)
+    if not requests.get("new"):
+        now = None  # no request of the new version at the end: no evidence, neither way
+    value = peak if peak is not None and peak >= judged.upper_bound else now
+    counts = [f"{version} version {bad.get(version, 0):,.0f} bad of {requests[version]:,.0f} "
+              f"({100 * bad.get(version, 0) / requests[version]:.3g} %)"
+              for version in names.VERSIONS[::-1] if requests.get(version)]
+    detail = ", ".join([*counts, f"over {canary.windows(definitions)[-1]}"]) if counts else ""
+    return Row(title, EVIDENCE, value, now_query, bounds, worst=peak, worst_query=" , ".join(peaks), detail=detail,
+               required=False)
 
 
 def health_row(prometheus: Prometheus, definitions: Definitions, at: float) -> Row:
@@ -236,7 +283,7 @@ def entry_time(entry: dict) -> float:
 def criteria(prometheus: Prometheus, definitions: Definitions, at: float, window: str) -> list[Row]:
     """Every row of the decision matrix, the fleet signals with bands first, in the definitions' order."""
     return [*(signal_row(prometheus, definitions, s, at, window) for s in facts.fleet_signals(definitions)),
-            *(signal_row(prometheus, definitions, s, at, window, "new") for s in facts.canary_signals(definitions)),
+            *(evidence_row(prometheus, definitions, c, at, window) for c in facts.canary_checks(definitions)),
             health_row(prometheus, definitions, at),
             critical_alerts_row(prometheus, definitions, at, window),
             uptime_row(prometheus, definitions, at, window)]
