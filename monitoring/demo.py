@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitoring import names
+from monitoring import canary, names
 from monitoring.model import AlertRule, DefinitionError, Definitions, duration_seconds
 from monitoring.observe import ServerAnswer, alert_states, query
 from monitoring.receiver.state import parse_time
@@ -132,16 +132,18 @@ def scenarios(definitions: Definitions) -> dict[str, Scenario]:
         alert = rollback_alert(definitions, check.alert)
         signal = definitions.signal(check.signal)
         fault = {key: value / 10 if key == "errors" else value for key, value in fault_for(definitions, alert).items()}
-        fleet_alerts = tuple(a.name for a in definitions.alerts if a.signal == signal.name and a.action)
-        found["canary"] = Scenario("canary", alert, 5, fault,
-                                   f'{definitions.recorded(signal, per_version=True)}{{{names.VERSION}="new"}}',
-                                   signal.bands.breach("red"), quiet=fleet_alerts, fleet=definitions.recorded(signal))
+        judged = {c.alert for c in definitions.canary.checks}
+        fleet_alerts = tuple(a.name for a in definitions.every_alert
+                             if a.signal == signal.name and a.action and a.name not in judged)
+        evidence = canary.evidence(definitions, check, canary.windows(definitions)[0]).llr
+        found["canary"] = Scenario("canary", alert, 5, fault, evidence, f">= {definitions.canary.upper_bound:.4g}",
+                                   quiet=fleet_alerts, fleet=definitions.recorded(signal))
     return found
 
 
 def _over(value: float, breach: str) -> bool:
     operator, border = breach.split()
-    return value > float(border) if operator == ">" else value < float(border)
+    return {">": value > float(border), ">=": value >= float(border), "<": value < float(border)}[operator]
 
 
 def closed_loop(stack: Stack, scenario: str | Scenario = "fleet", say: Callable[[str], None] = print,

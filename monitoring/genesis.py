@@ -41,7 +41,7 @@ COMPRESSED = Profile(
     rollback_repeat_interval="30s",
     alert_for="5s",
     evidence_windows=("10s", "1m"),
-    burn_windows=(("10s", "3s"), ("2m", "10s")),
+    burn_windows=(("10s", "5s"), ("2m", "10s")),
     dashboard_refresh="5s",
     environment="demo",
 )
