@@ -200,37 +200,46 @@ def receiver() -> None:
     print("  targets: >= 1,000 req/s, p99 < 25 ms at c=10, ratio >= 0.5, exactly 1 rollback per burst")
 
 
-def closed_loop(runs: int = 5, profile: str = "compressed", target: str = "<= 1.5") -> None:
-    """Fault injection to rollback committed, on the real stack in `profile`."""
+def closed_loop(runs: int = 5, profile: str = "compressed", scenarios: tuple[str, ...] = ("fleet",),
+                target: str = "<= 1.5") -> None:
+    """Fault injection to rollback committed, on the real stack in `profile`, for each demo scenario."""
     import statistics
 
     from monitoring.demo import closed_loop as loop
-    from monitoring.demo import floor_seconds, rollback_alert
+    from monitoring.demo import floor_seconds
+    from monitoring.demo import scenarios as known
     from monitoring.stack import Stack, on_free_ports
 
     definitions = DEFINITIONS.with_profile(profile)
-    alert = rollback_alert(definitions)
+    measured: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="monitoring-bench-stack-") as folder:
         stack = Stack(Path(folder), on_free_ports(definitions))
         try:
             up_seconds = stack.up(say=lambda line: None)
             say = print if profile != "compressed" else (lambda line: None)
-            seconds = [loop(stack, alert.name, say=say).events["rollback committed"] for _ in range(runs)]
+            for name in scenarios:
+                chosen = known(definitions)[name]
+                measured[name] = [loop(stack, chosen, say=say).events["rollback committed"] for _ in range(runs)]
         finally:
             stack.down(say=lambda line: None)
-    floor = floor_seconds(stack.definitions, alert)
-    median = statistics.median(seconds)
-    table(f"Detection to rollback, {profile} profile, {runs} run(s) (fault injected -> rollback committed)",
-           ["min s", "median s", "max s", "floor s", "median / floor", "target"],
-           [[f"{min(seconds):.1f}", f"{median:.1f}", f"{max(seconds):.1f}", f"{floor:.1f}",
-             f"{median / floor:.2f}", target]])
-    print("  floor = scrape interval + `for` + evaluation interval + the rollback route's group_wait")
+    rows = []
+    for name, seconds in measured.items():
+        chosen = known(definitions)[name]
+        floor, median = floor_seconds(stack.definitions, chosen.alert), statistics.median(seconds)
+        rows.append([name, f"{chosen.rollout} %, fault {chosen.fault}", chosen.alert.name, f"{min(seconds):.1f}",
+                     f"{median:.1f}", f"{max(seconds):.1f}", f"{floor:.1f}", f"{median / floor:.2f}", target])
+    table(f"Detection to rollback, {profile} profile, {runs} run(s) each (fault injected -> rollback committed)",
+          ["scenario", "rollout, fault", "followed alert", "min s", "median s", "max s", "floor s",
+           "median / floor", "target"], rows)
+    print("  floor = scrape interval + the followed alert's `for` + evaluation interval + the rollback route's "
+          "group_wait; the rollback is committed by whichever rollback alert notifies first")
     print(f"  stack up (5 servers started, all ready): {up_seconds:.1f}s")
 
 
 def production() -> None:
-    """The seed's promise, "auto-rollback within 5 minutes", measured once in the production profile."""
-    closed_loop(runs=1, profile="production", target="rollback <= 5m after the alert fires")
+    """The promise, a clearly bad version stopped within two minutes, measured in the production profile: a total
+    failure at 10 % (goal: rollback committed within 90 s) and 10 % errors at 5 % (within 3 minutes)."""
+    closed_loop(runs=1, profile="production", scenarios=("fleet", "canary"), target="fleet <= 90 s, canary <= 180 s")
 
 
 def detection() -> None:

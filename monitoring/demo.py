@@ -120,10 +120,10 @@ class Scenario:
 
 
 def scenarios(definitions: Definitions) -> dict[str, Scenario]:
-    """`fleet`: the first fleet rollback alert at 10 % with a new version failing outright. `canary` (when the
-    definitions have canary analysis): at 5 % a new version failing 10 % of its requests, which the fleet-wide
-    rate cannot see but the first canary check can."""
-    fleet = rollback_alert(definitions)
+    """`fleet`: at 10 % a new version failing outright, followed on the fleet's burn-rate alert (its fast path), or
+    the first rollback alert without one. `canary` (when the definitions have canary analysis): at 5 % a new
+    version failing 10 % of its requests, which the fleet-wide rate cannot see but the first canary check can."""
+    fleet = rollback_alert(definitions, definitions.fleet_burn.alert if definitions.fleet_burn else None)
     signal = definitions.signal(fleet.signal)
     found = {"fleet": Scenario("fleet", fleet, 10, fault_for(definitions, fleet), definitions.recorded(signal),
                                signal.bands.breach("red"))}
