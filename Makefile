@@ -10,6 +10,11 @@ UNLEASH_HOME ?= .cache/unleash
 UNLEASH_VERSION := 7.5.1
 POSTGRES_BIN := /usr/lib/postgresql/15/bin
 
+# This repository's reference data (Grafana's schemas, flagd's, the CRDs): test data that `make validate` and
+# the tests read, never the installed product. .ci/run sets the same.
+MONITORING_REF ?= $(abspath $(CURDIR)/../shared/ref)
+export MONITORING_REF
+
 .DEFAULT_GOAL := help
 .PHONY: help venv debs unleash generate check-generated validate lint test bench bench-production clean demo rollout-demo up down status plan apply
 
@@ -18,7 +23,7 @@ help: ## list the targets with what each does
 
 $(INSTALLED): pyproject.toml
 	python3 -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[reports,flagd,unleash,fast,dev]'
 	touch $@
 
 venv: $(INSTALLED) ## create the virtual environment with every Python dependency
@@ -49,7 +54,7 @@ demo: venv debs $(FLAG_SYSTEM) generate validate ## the main job: a bad new vers
 	$(BIN)/monitoring demo run --scenario $(SCENARIO) $(FLAGS_OPTION)
 
 rollout-demo: venv debs generate validate ## monitoring deploy on real servers: a healthy version 0 -> 100, then one turning bad at 25 % rolled back by the alert path
-	$(BIN)/python -m monitoring.rollout_demo --calm cpu
+	$(BIN)/python -m monitoring.local.rollout_demo --calm cpu
 
 up: venv debs $(FLAG_SYSTEM) ## start the local stack (Prometheus, Alertmanager, node exporter, receiver, demo app) on loopback (FLAGS=state|flagd|unleash; default: the running stack's, else state)
 	$(BIN)/monitoring stack up $(FLAGS_OPTION)
@@ -75,8 +80,9 @@ check-generated: venv ## fail, naming the files, when committed files differ fro
 validate: venv debs ## run every validation family on the committed files (promtool, amtool, schemas, cross-checks)
 	$(BIN)/monitoring validate
 
-lint: venv ## ruff on the code
+lint: venv ## ruff on the code, and the layers (import-linter's contracts in pyproject.toml)
 	$(BIN)/ruff check monitoring generators tests examples
+	$(BIN)/lint-imports --no-cache
 
 test: venv debs unleash lint validate ## lint, validate, then the whole test suite against the real binaries
 	$(BIN)/pytest -q

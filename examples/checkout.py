@@ -11,9 +11,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from monitoring.model import AlertRule, Bands, Definitions, PanelKind, Profile, Receiver, Server, Signal, Worse
-from monitoring.names import ALERTMANAGER, APP, PROMETHEUS, RECEIVER, ROLLBACK
-from monitoring.topology import jobs_for, rollback_webhook
+from monitoring.definitions.model import (
+                     AlertRule,
+                     Bands,
+                     Definitions,
+                     PanelKind,
+                     Profile,
+                     Receiver,
+                     Server,
+                     Signal,
+                     Worse,
+)
+from monitoring.definitions.names import ALERTMANAGER, APP, PROMETHEUS, RECEIVER, ROLLBACK
+from monitoring.definitions.topology import jobs_for, rollback_webhook
 
 SERVICE = "checkout"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from monitoring.model import Definitions, Receiver
+from monitoring.definitions.model import Definitions, Receiver
 
 
 def _receiver(definitions: Definitions, receiver: Receiver) -> dict[str, Any]:

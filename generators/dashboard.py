@@ -13,8 +13,8 @@ import orjson
 from grafanalib import core as g
 
 from generators.dashboard_corrections import correct
-from monitoring import canary, names
-from monitoring.model import Definitions, PanelKind, Query, Signal
+from monitoring.definitions import canary, names
+from monitoring.definitions.model import Definitions, PanelKind, Query, Signal
 
 SCHEMA_VERSION = 39
 PANEL_HEIGHT = 8

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from monitoring.model import Definitions
+from monitoring.definitions.model import Definitions
 
 
 def datasource(definitions: Definitions) -> dict[str, Any]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from monitoring import names
-from monitoring.model import Definitions
+from monitoring.definitions import names
+from monitoring.definitions.model import Definitions
 
 
 def prometheus_config(definitions: Definitions) -> dict[str, Any]:

@@ -4,27 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from monitoring import burn, canary, names
-from monitoring.model import AlertRule, Definitions
-
-
-def alert_expr(definitions: Definitions, alert: AlertRule) -> str:
-    """A band alert compares its signal's recorded series with the band's border."""
-    if alert.expr is not None:
-        return definitions.windowed(alert.expr, f"alert {alert.name!r} field expr")
-    signal = definitions.signal(alert.signal)
-    assert signal.bands is not None and alert.band is not None
-    series = definitions.recorded(signal) or definitions.windowed(signal.expr, f"signal {signal.name!r} field expr")
-    return f"{series} {signal.bands.breach(alert.band)}"
-
-
-def alert_labels(definitions: Definitions, alert: AlertRule) -> dict[str, str]:
-    labels = {names.SEVERITY: alert.severity, names.SIGNAL: alert.signal, names.TEAM: definitions.team}
-    if alert.action:
-        labels[names.ACTION] = alert.action
-    if alert.action == names.ROLLBACK:  # the receiver rolls back exactly the flag its alert names
-        labels[names.FLAG] = definitions.flag_name
-    return labels
+from monitoring.definitions import burn, canary
+from monitoring.definitions.alerts import alert_expr, alert_labels
+from monitoring.definitions.model import AlertRule, Definitions
 
 
 def recording_rules(definitions: Definitions) -> list[dict[str, Any]]:

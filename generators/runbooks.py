@@ -6,9 +6,9 @@ from functools import cache
 
 import jinja2
 
-from generators.rules import alert_expr
-from monitoring.model import AlertRule, Bands, Definitions, Worse
-from monitoring.names import UNIT_SYMBOLS
+from monitoring.definitions.alerts import alert_expr
+from monitoring.definitions.model import AlertRule, Bands, Definitions, Worse
+from monitoring.definitions.names import UNIT_SYMBOLS
 
 
 @cache

@@ -7,9 +7,10 @@ from dataclasses import replace
 import orjson
 
 from generators import alertmanager, dashboard, grafana, prometheus, rules, runbooks, yamltext
-from monitoring import names
-from monitoring.checks import check
-from monitoring.model import Definitions
+from monitoring.definitions import names
+from monitoring.definitions.alerts import every_alert
+from monitoring.definitions.checks import check
+from monitoring.definitions.model import Definitions
 
 PROMETHEUS = names.PROMETHEUS_CONFIG
 ALERTMANAGER = names.ALERTMANAGER_CONFIG
@@ -60,7 +61,7 @@ def render(definitions: Definitions) -> dict[str, str]:
         names.DATASOURCE: yamltext.dump(grafana.datasource_provisioning(definitions)),
         names.dashboard_provider_path(definitions.service): yamltext.dump(grafana.dashboard_provisioning(definitions)),
     }
-    for alert in definitions.every_alert:
+    for alert in every_alert(definitions):
         files[f"{RUNBOOKS}/{alert.name}.md"] = runbooks.runbook(definitions, alert)
     return files
 

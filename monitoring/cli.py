@@ -11,25 +11,20 @@ import os
 import sys
 from pathlib import Path
 
-DEFAULT_DEFINITIONS = "monitoring.genesis:DEFINITIONS"
-
-
-class UsageError(Exception):
-    """Bad input named by the message; exit status 2."""
-
-
-def _definitions(args: argparse.Namespace):
-    """The definitions named by --definitions, in the profile named by --profile (default: their first)."""
-    from monitoring.generate import load
-
-    definitions = load(args.definitions)
-    return definitions.with_profile(args.profile) if args.profile else definitions
+from monitoring.commands.options import (
+    DEFAULT_DEFINITIONS,
+    UsageError,
+    add_flag_options,
+    definitions_of,
+    flag_backend,
+    stack_state,
+)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from monitoring.generate import generate
 
-    changed = generate(_definitions(args), Path(args.out))
+    changed = generate(definitions_of(args), Path(args.out))
     print(f"generated into {args.out}: {len(changed)} file(s) changed" + "".join(f"\n  {p}" for p in changed))
     return 0
 
@@ -37,7 +32,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_check_generated(args: argparse.Namespace) -> int:
     from monitoring.generate import drift
 
-    problems = drift(_definitions(args), Path(args.out))
+    problems = drift(definitions_of(args), Path(args.out))
     if problems:
         print("generated files are out of date (run `make generate` and commit):", file=sys.stderr)
         for problem in problems:
@@ -51,7 +46,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from monitoring.validate import validate
 
     try:
-        passed = validate(Path(args.root), _definitions(args), args.family)
+        passed = validate(Path(args.root), definitions_of(args), args.family)
     except ValueError as error:
         raise UsageError(str(error)) from error
     return 0 if passed else 1
@@ -71,29 +66,10 @@ def _namespace(args: argparse.Namespace) -> str:
     return args.namespace or load(args.definitions).service
 
 
-def _stack_state() -> Path:
-    """The running local stack's state file: `<stack dir>/state.json` when its recorded receiver runs."""
-    from monitoring.processes import still_running
-    from monitoring.stack import default_root
-
-    root = default_root()
-    hint = "--state PATH (or MONITORING_STATE) is required: no local stack is running"
-    try:
-        records = json.loads((root / "pids.json").read_text())
-    except (OSError, ValueError):
-        raise UsageError(f"{hint} ({root / 'pids.json'} not found)") from None
-    for record in records.values() if isinstance(records, dict) else ():
-        command = record.get("command", []) if isinstance(record, dict) else []
-        # the stack runs the receiver as receiver.service.command builds it: python -m monitoring receiver …
-        if command[2:4] == ["monitoring", "receiver"] and still_running(record):
-            return root / "state.json"
-    raise UsageError(f"{hint} (the receiver recorded in {root / 'pids.json'} is not running)")
-
-
 def _store(args: argparse.Namespace):
-    from monitoring.receiver.state import StateStore
+    from monitoring.flags.store import StateStore
 
-    return StateStore(Path(args.state) if args.state else _stack_state(), _flag(args))
+    return StateStore(Path(args.state) if args.state else stack_state(), _flag(args))
 
 
 def _recorded(args: argparse.Namespace):
@@ -105,26 +81,7 @@ def _recorded(args: argparse.Namespace):
     return RecordedFlag(flag_backend(args, store), store)
 
 
-def flag_backend(args: argparse.Namespace, store):
-    """The backend of the flag system `--flags` names, else $MONITORING_FLAGS, else the running local stack's
-    (with its token files) when --state was not given, else the state file. A bad spec is a UsageError."""
-    from monitoring.flags import BadFlagSpec, backend
-    from monitoring.generate import load
-    from monitoring.receiver.service import default_flags
 
-    spec, environ = args.flags or default_flags(), os.environ
-    if not args.state and not args.flags and spec == "state":
-        from monitoring.stack import Stack, StackError
-
-        try:
-            stack = Stack(Path(store.path).parent, load(args.definitions))
-        except StackError as error:
-            raise UsageError(str(error)) from None
-        spec, environ = stack.flag_spec, {**os.environ, **stack.flag_environment}
-    try:
-        return backend(spec, store.flag, store.path, environ)
-    except BadFlagSpec as error:
-        raise UsageError(str(error)) from None
 
 
 def cmd_receiver(args: argparse.Namespace) -> int:
@@ -154,7 +111,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
     from monitoring.flags import FlagMoved
-    from monitoring.receiver.state import StateMissing, last_automatic_rollback
+    from monitoring.flags.store import StateMissing, last_automatic_rollback
 
     if not 0 <= args.percentage <= 100:
         raise UsageError(f"--percentage {args.percentage}: must be an integer from 0 to 100")
@@ -211,33 +168,23 @@ def _add_owned_state(parser: argparse.ArgumentParser) -> None:
     add_flag_options(parser)
 
 
-def add_flag_options(parser: argparse.ArgumentParser) -> None:
-    """--flag (which flag) and --flags (where it lives), as every command that moves a flag takes them."""
-    from monitoring.flags import SPECS
-
-    parser.add_argument("--flag", help="the feature flag the state belongs to (default: the definitions' flag)")
-    parser.add_argument("--flags", metavar="SPEC",
-                        help=f"where the flag lives: {SPECS} (default: $MONITORING_FLAGS, else the running local "
-                             "stack's when --state is not given, else state); the history stays in the state file")
-
-
 def _stack_root(args: argparse.Namespace) -> Path:
-    from monitoring.stack import default_root
+    from monitoring.local.stack import default_root
 
     return Path(args.dir) if args.dir else default_root()
 
 
 def _stack(args: argparse.Namespace):
-    from monitoring.stack import Stack, StackError
+    from monitoring.local.stack import Stack, StackError
 
     try:
-        return Stack(_stack_root(args), _definitions(args), flags=getattr(args, "flags", None))
+        return Stack(_stack_root(args), definitions_of(args), flags=getattr(args, "flags", None))
     except StackError as error:
         raise UsageError(str(error)) from None
 
 
 def cmd_stack(args: argparse.Namespace) -> int:
-    from monitoring.stack import StackError
+    from monitoring.local.stack import StackError
 
     stack = _stack(args)
     try:
@@ -268,8 +215,8 @@ def cmd_stack(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_app(args: argparse.Namespace) -> int:
-    from monitoring.demo_app import serve
     from monitoring.flags import BadFlagSpec
+    from monitoring.local.demo_app import serve
 
     try:
         serve(args.listen, Path(args.state), args.service, args.flag, args.rate, args.flags)
@@ -308,7 +255,7 @@ def cmd_demo_fault(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_run(args: argparse.Namespace) -> int:
-    from monitoring.demo import run
+    from monitoring.local.demo import run
 
     return run(_stack(args), args.scenario)
 
@@ -317,7 +264,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from monitoring.apply.http import ApplyError
     from monitoring.apply.run import ApplyUsage, environment, run, targets
     from monitoring.generate import load
-    from monitoring.stack import Stack, StackError
+    from monitoring.local.stack import Stack, StackError
 
     env = environment()
     stack_root = _stack_root(args)
@@ -356,7 +303,7 @@ def _add_stack(parser: argparse.ArgumentParser, profile: str | None = None) -> N
 
 
 def _add_flag_system(parser: argparse.ArgumentParser) -> None:
-    from monitoring.stack import FLAG_SYSTEMS
+    from monitoring.local.stack import FLAG_SYSTEMS
 
     parser.add_argument("--flags", choices=FLAG_SYSTEMS,
                         help="the flag system the stack keeps the flag in: the state file, a flagd file, or an "
@@ -371,8 +318,20 @@ def _add_definitions(parser: argparse.ArgumentParser) -> None:
                              "and the demo (default: the definitions' first)")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from monitoring.extras import PACKAGE
+
+    try:
+        return version(PACKAGE)
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="monitoring", description=__doc__.splitlines()[0])
+    root.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     generate = commands.add_parser("generate", help="write the dashboard, rules, configs and runbooks")
@@ -463,9 +422,9 @@ def parser() -> argparse.ArgumentParser:
                           "requests at 5 %%, which only canary analysis sees; or a rollback alert's name")
     run.set_defaults(run=cmd_demo_run)
 
-    from monitoring.analysis.commands import add_commands
+    from monitoring.commands.analysis import add_commands
     add_commands(commands)
-    from monitoring import deploy_commands
+    from monitoring.commands import rollout as deploy_commands
     deploy_commands.add_commands(commands)
     return root
 
@@ -483,13 +442,14 @@ def main(argv: list[str] | None = None) -> int:
     only when MONITORING_DEBUG is set."""
 
     from monitoring.binaries import MissingBinary
+    from monitoring.definitions.model import DefinitionError
+    from monitoring.extras import MissingExtra
     from monitoring.flags import FlagUnavailable
-    from monitoring.model import DefinitionError
+    from monitoring.flags.store import CorruptState, StateMissing, StateUnwritable
     from monitoring.receiver.service import StartRefused
-    from monitoring.receiver.state import CorruptState, StateMissing, StateUnwritable
 
     bad_input = (DefinitionError, UsageError, MissingBinary, StartRefused, CorruptState, StateUnwritable,
-                 StateMissing, OSError, FlagUnavailable)
+                 StateMissing, OSError, FlagUnavailable, MissingExtra)
 
     args = parser().parse_args(argv)
     try:

@@ -9,8 +9,8 @@ import tempfile
 from pathlib import Path
 
 from monitoring.artifacts import RUNBOOKS, render
+from monitoring.definitions.model import DefinitionError, Definitions
 from monitoring.files import write_all
-from monitoring.model import DefinitionError, Definitions
 
 
 def load(reference: str) -> Definitions:

@@ -5,7 +5,7 @@ Every threshold of the rollout is written once, in a signal's bands, below.
 
 from __future__ import annotations
 
-from monitoring.model import (
+from monitoring.definitions.model import (
     AlertRule,
     Bands,
     Canary,
@@ -20,8 +20,8 @@ from monitoring.model import (
     Signal,
     Worse,
 )
-from monitoring.names import ALERTMANAGER, APP, NODE, PROMETHEUS, RECEIVER, ROLLBACK
-from monitoring.topology import jobs_for, rollback_webhook
+from monitoring.definitions.names import ALERTMANAGER, APP, NODE, PROMETHEUS, RECEIVER, ROLLBACK
+from monitoring.definitions.topology import jobs_for, rollback_webhook
 
 SERVICE = "genesis"
 FLAG = "phase_4_deployment"

@@ -12,9 +12,10 @@ import sys
 from pathlib import Path
 
 from monitoring.analysis.verdict import Verdict
-from monitoring.deploy import Deploy, DeployStore, Outcome, Plan, parse_steps
-from monitoring.flags import FlagBackend, backend
+from monitoring.flags import FlagBackend
+from monitoring.flags.backends import backend
 from monitoring.flags.state import StateFlag
+from monitoring.rollout.deploy import Deploy, DeployStore, Outcome, Plan, parse_steps
 
 CRASHED = 9
 

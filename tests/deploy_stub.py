@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from monitoring.analysis.verdict import Verdict
-from monitoring.deploy import Deploy, DeployRefused, DeployStore, Outcome, Plan, parse_steps
+from monitoring.rollout.deploy import Deploy, DeployRefused, DeployStore, Outcome, Plan, parse_steps
 
 
 def main(argv: list[str]) -> int:

@@ -8,21 +8,21 @@ import time
 
 import pytest
 
-from generators.rules import alert_labels
-from monitoring import names
 from monitoring.analysis.backtest import backtest, with_bands
 from monitoring.analysis.prometheus import Prometheus
-from monitoring.demo import closed_loop
+from monitoring.definitions import names
+from monitoring.definitions.alerts import alert_labels, every_alert
+from monitoring.definitions.model import duration_seconds
 from monitoring.genesis import DEFINITIONS
-from monitoring.model import duration_seconds
-from monitoring.stack import Stack, on_free_ports
+from monitoring.local.demo import closed_loop
+from monitoring.local.stack import Stack, on_free_ports
 
 Key = tuple[str, frozenset]
 
 
 def _engine_firings(prometheus: Prometheus, definitions, start: float, end: float) -> dict[Key, list[float]]:
     """Per alert and series, the start of each firing stretch in the ALERTS samples the engine wrote."""
-    static = {a.name: set(alert_labels(definitions, a)) for a in definitions.every_alert}
+    static = {a.name: set(alert_labels(definitions, a)) for a in every_alert(definitions)}
     seconds = int(end - start) + 1
     found: dict[Key, list[float]] = {}
     for series in prometheus.query(f'ALERTS{{alertstate="firing"}}[{seconds}s]', end):
@@ -80,7 +80,7 @@ def test_the_replay_matches_what_the_rule_engine_recorded_in_alerts(stack: Stack
         assert len(replay[key]) == len(times), seen
         for engine_time, replay_time in zip(times, sorted(replay[key]), strict=True):
             assert abs(engine_time - replay_time) <= interval, seen
-    rollback_alerts = {a.name for a in stack.definitions.every_alert if a.action == names.ROLLBACK}
+    rollback_alerts = {a.name for a in every_alert(stack.definitions) if a.action == names.ROLLBACK}
     first = min((t, name) for (name, _), times in engine.items() if name in rollback_alerts for t in times)
     assert result.rollback is not None and result.rollback.alert in rollback_alerts
     assert abs((result.rollback.firing_at or 0) - first[0]) <= interval, "the rollback at the engine's moment"

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from monitoring import names
 from monitoring.analysis.backtest import backtest, with_bands
-from monitoring.analysis.histories import BURN
 from monitoring.analysis.prometheus import Prometheus, PrometheusError, rfc3339
+from monitoring.bench.histories import BURN
 from monitoring.cli import main
+from monitoring.definitions import names
 from monitoring.genesis import DEFINITIONS
 from tests import servers
 from tests.tsdb import SCENARIOS, Scenario, history_prometheus
@@ -250,7 +250,7 @@ def test_an_unreachable_a_non_json_and_an_error_answer_are_one_line(history, cap
 
 def test_day_n_without_at_is_the_nth_day_after_the_deployment_started(history, capsys, tmp_path: Path) -> None:
     """`--day 2 --state S`: the window ends two days after S's deployment_started, not now."""
-    from monitoring.receiver.state import StateStore
+    from monitoring.flags.store import StateStore
 
     url, _ = history
     s = scenario(history, "all green")

@@ -17,8 +17,8 @@ from monitoring.analysis.verdict import (
     decide,
     health_bands,
 )
+from monitoring.definitions.model import Bands, DefinitionError, Worse
 from monitoring.genesis import DEFINITIONS
-from monitoring.model import Bands, DefinitionError, Worse
 
 BANDED = [s for s in DEFINITIONS.signals if s.bands is not None]
 

@@ -11,9 +11,9 @@ import pytest
 from monitoring.apply.plan import ONLY_SECRETS, yaml_change
 from monitoring.apply.redact import REDACTED, redact
 from monitoring.apply.run import run, targets
+from monitoring.definitions.topology import on_servers
 from monitoring.genesis import DEFINITIONS
 from monitoring.processes import free_port
-from monitoring.topology import on_servers
 from tests.conftest import PROJECT
 from tests.grafana_standin import TOKEN, GrafanaStandIn
 

@@ -22,9 +22,9 @@ from monitoring.apply.http import ApplyError, Client, MalformedAnswer
 from monitoring.apply.plan import CHANGE, UNCHANGED
 from monitoring.apply.run import run, targets
 from monitoring.apply.servers import alertmanager, prometheus
+from monitoring.definitions.model import Definitions
 from monitoring.files import write_all
 from monitoring.genesis import DEFINITIONS
-from monitoring.model import Definitions
 from monitoring.processes import free_port
 from tests import servers
 from tests.conftest import PROJECT

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from monitoring.cli import main
+from monitoring.definitions.model import Definitions
 from monitoring.genesis import DEFINITIONS
-from monitoring.model import Definitions
+from monitoring.local.stack import Stack, on_free_ports
 from monitoring.processes import alive
-from monitoring.stack import Stack, on_free_ports
 from tests.conftest import PROJECT
 from tests.test_apply_servers import reloads, rule_query, with_red
 

@@ -11,10 +11,10 @@ from dataclasses import replace
 import pytest
 
 from monitoring import artifacts
-from monitoring import canary_bench as bench
-from monitoring.demo_app import LATENCY_BUCKETS
+from monitoring.bench import canary as bench
+from monitoring.definitions.model import DefinitionError
 from monitoring.genesis import DEFINITIONS
-from monitoring.model import DefinitionError
+from monitoring.local.demo_app import LATENCY_BUCKETS
 
 
 @pytest.mark.parametrize(("n", "p"), [(150, 0.009), (40, 0.3), (3000, 0.3), (2850, 0.001), (1000, 0.97)])

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from monitoring.demo import closed_loop
 from monitoring.genesis import DEFINITIONS
+from monitoring.local.demo import closed_loop
+from monitoring.local.stack import Stack, StackError, on_free_ports
 from monitoring.processes import alive
-from monitoring.stack import Stack, StackError, on_free_ports
 
 # The alerts that see a new version failing outright at 10 %: any of them may notify first.
 ROLLED_BACK_BY = ("HighErrorRate", "ErrorBudgetBurn", "CanaryErrorRate")
@@ -22,7 +22,7 @@ def _stack(root: Path, peers: int = 1) -> Stack:
 
 
 def _rollbacks(stack: Stack) -> list[dict]:
-    from monitoring.receiver.state import StateStore
+    from monitoring.flags.store import StateStore
 
     return [e for e in StateStore(stack.state, stack.definitions.flag_name).read()["rollout_history"]
             if e["action"] == "rollback"]

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from examples.checkout import DEFINITIONS
-from monitoring.checks import check
 from monitoring.cli import main
+from monitoring.definitions.checks import check
+from monitoring.definitions.model import Bands, DefinitionError, Definitions, ScrapeJob, Server, Worse, duration_seconds
+from monitoring.definitions.topology import jobs_for
 from monitoring.generate import generate
-from monitoring.model import Bands, DefinitionError, Definitions, ScrapeJob, Server, Worse, duration_seconds
-from monitoring.topology import jobs_for
 
 
 def _signal(name: str, **changes):

@@ -10,7 +10,9 @@ import pytest
 
 from monitoring.analysis.verdict import Verdict
 from monitoring.cli import main
-from monitoring.deploy import (
+from monitoring.definitions.model import DefinitionError
+from monitoring.flags.store import now
+from monitoring.rollout.deploy import (
     Deploy,
     DeployRefused,
     DeployStore,
@@ -25,8 +27,6 @@ from monitoring.deploy import (
     progress_of,
     status_text,
 )
-from monitoring.model import DefinitionError
-from monitoring.receiver.state import now
 
 FLAG = "phase_4_deployment"
 
@@ -238,8 +238,8 @@ def test_each_decision_is_posted_to_the_webhook_with_values_and_thresholds(store
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from monitoring.analysis.verdict import Decision, Row
-    from monitoring.deploy_commands import notify_with
-    from monitoring.model import Bands, Worse
+    from monitoring.definitions.model import Bands, Worse
+    from monitoring.rollout.judge import notify_with
 
     received: list[dict] = []
 

@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 import requests
 
-from monitoring import names, rollout_demo
 from monitoring.analysis.prometheus import Prometheus
-from monitoring.demo import fault_for, rollback_alert
-from monitoring.deploy import DeployStore, Plan, progress_of
+from monitoring.definitions import names
 from monitoring.genesis import DEFINITIONS
+from monitoring.local import rollout_demo
+from monitoring.local.demo import fault_for, rollback_alert
+from monitoring.local.stack import Stack, on_free_ports
 from monitoring.processes import alive
-from monitoring.stack import Stack, on_free_ports
+from monitoring.rollout.deploy import DeployStore, Plan, progress_of
 
 PROJECT = Path(__file__).resolve().parent.parent
 

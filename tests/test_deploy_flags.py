@@ -22,15 +22,16 @@ import pytest
 
 from monitoring.analysis.verdict import Verdict
 from monitoring.cli import main
-from monitoring.deploy import UNAVAILABLE, Deploy, DeployStore, progress_of
 from monitoring.flags import FlagBackend, FlagUnavailable
 from monitoring.flags.clients import flagd_file_reader, unleash_reader, wait_for_share
-from monitoring.flags.flagd import FlagdFile, definition, schema_error
+from monitoring.flags.flagd import FlagdFile, definition
 from monitoring.flags.recorded import RecordedFlag
+from monitoring.flags.store import StateStore
 from monitoring.flags.unleash import UnleashFlag
-from monitoring.receiver.state import StateStore
+from monitoring.rollout.deploy import UNAVAILABLE, Deploy, DeployStore, progress_of
 from tests.conftest import reference_root
 from tests.deploy_flags_stub import CRASHED
+from tests.flagd_schema import schema_error
 from tests.test_deploy import plan, rollouts, verdicts
 
 FLAG = "phase_4_deployment"
@@ -41,7 +42,7 @@ ROLLBACKER = """
 import random, sys, time
 from monitoring.flags.flagd import FlagdFile
 from monitoring.flags.recorded import RecordedFlag
-from monitoring.receiver.state import StateStore
+from monitoring.flags.store import StateStore
 flag = RecordedFlag(FlagdFile(sys.argv[2], sys.argv[3]), StateStore(sys.argv[1], sys.argv[3]))
 random.seed(int(sys.argv[4]))
 print("ready", flush=True)

@@ -11,15 +11,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from monitoring.deploy import DeployStore, progress_of
-from monitoring.receiver.state import parse_time
+from monitoring.flags.store import parse_time
+from monitoring.rollout.deploy import DeployStore, progress_of
 
 FLAG = "phase_4_deployment"
 PROJECT = Path(__file__).resolve().parent.parent
 STEPS = "0,5,10,25,50,75,100"
 ROLLBACKER = """
 import random, sys, time
-from monitoring.receiver.state import StateStore
+from monitoring.flags.store import StateStore
 store = StateStore(sys.argv[1], sys.argv[2])
 random.seed(int(sys.argv[3]))
 deadline = time.monotonic() + 10

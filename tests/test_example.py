@@ -63,8 +63,8 @@ def test_checkout_closes_its_own_loop_on_real_servers(tmp_path: Path) -> None:
     import json
 
     from examples.checkout import DEFINITIONS
-    from monitoring.demo import closed_loop
-    from monitoring.stack import Stack, on_free_ports
+    from monitoring.local.demo import closed_loop
+    from monitoring.local.stack import Stack, on_free_ports
 
     stack = Stack(tmp_path, on_free_ports(DEFINITIONS.with_profile("compressed")))
     try:

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from monitoring.flags import BadFlagSpec, FlagMoved, FlagUnavailable, backend
+from monitoring.flags import BadFlagSpec, FlagMoved, FlagUnavailable
+from monitoring.flags.backends import backend
 from monitoring.flags.flagd import FlagdFile
 from monitoring.flags.state import StateFlag
+from monitoring.flags.store import StateStore
 from monitoring.flags.unleash import UnleashFlag
-from monitoring.receiver.state import StateStore
 
 FLAG = "phase_4_deployment"
 

@@ -9,8 +9,9 @@ import pytest
 
 from monitoring.flags import FlagMoved, FlagUnavailable
 from monitoring.flags.clients import flagd_file_reader, share_on, wait_for_share
-from monitoring.flags.flagd import FlagdFile, _validators, definition, schema_error
+from monitoring.flags.flagd import FlagdFile, definition
 from tests.conftest import reference_root
+from tests.flagd_schema import _validators, schema_error
 
 FLAG = "phase_4_deployment"
 STEPS = (0, 5, 10, 25, 50, 75, 100)
@@ -144,7 +145,7 @@ def test_the_flagd_provider_sees_zero_at_zero_even_with_a_code_default_of_true(f
 
 
 def test_the_flagd_provider_sees_a_rollback_through_its_file_watch(flags_file: Path) -> None:
-    """Measured in `python -m monitoring.flags.bench`; here only that it happens, polled with a deadline."""
+    """Measured in `python -m monitoring.bench.flags`; here only that it happens, polled with a deadline."""
     backend = FlagdFile(flags_file, FLAG)
     backend.set(50)
     with flagd_file_reader(flags_file, FLAG) as evaluate:
@@ -160,3 +161,20 @@ def test_a_file_that_cannot_be_written_is_one_error_naming_it(tmp_path: Path) ->
     with pytest.raises(FlagUnavailable, match=rf"^flagd file {tmp_path}/no-such-folder/flags.json, flag {FLAG}: "
                                               "cannot open the lock file"):
         backend.set(0)
+
+
+@pytest.mark.parametrize(("document", "reason"), [
+    ([], r"\$: not a JSON object"),
+    ({"flag": {}}, r"\$\.flags: missing"),
+    ({"flags": {"": {}}}, r"\$\.flags: a flag key is empty"),
+    ({"flags": {FLAG: "on"}}, rf"\$\.flags\.{FLAG}: not an object"),
+    ({"flags": {FLAG: {**definition(10), "state": "PAUSED"}}}, rf"\$\.flags\.{FLAG}: state 'PAUSED'"),
+    ({"flags": {FLAG: {**definition(10), "defaultVariant": "maybe"}}}, rf"\$\.flags\.{FLAG}: defaultVariant 'maybe'"),
+])
+def test_the_backend_checks_the_parts_it_touches_without_flagd_schema(tmp_path: Path, document, reason: str) -> None:
+    """The product reads no reference data: it names what is wrong with the file's frame and its own flag."""
+    path = tmp_path / "flags.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(FlagUnavailable, match=rf"flagd file {path}, flag {FLAG}: not a valid flagd file: {reason}"):
+        FlagdFile(path, FLAG).read()
+    assert json.loads(path.read_text()) == document, "nothing is written"

@@ -11,7 +11,7 @@ from monitoring.flags import FlagMoved
 from monitoring.flags.flagd import FlagdFile
 from monitoring.flags.recorded import RecordedFlag
 from monitoring.flags.state import StateFlag
-from monitoring.receiver.state import StateStore
+from monitoring.flags.store import StateStore
 from tests.servers import FLAG, notification, receiver
 
 

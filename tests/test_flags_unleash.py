@@ -13,7 +13,7 @@ import requests
 from monitoring.flags import BadFlagSpec, FlagMoved, FlagUnavailable
 from monitoring.flags.clients import unleash_reader, wait_for_share
 from monitoring.flags.unleash import UnleashFlag
-from monitoring.flags.unleash_server import UnleashServer
+from monitoring.local.unleash_server import UnleashServer
 from monitoring.processes import free_port
 
 pytestmark = pytest.mark.slow

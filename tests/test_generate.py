@@ -14,6 +14,7 @@ import yaml
 from examples.checkout import DEFINITIONS as CHECKOUT
 from monitoring import artifacts
 from monitoring.cli import main
+from monitoring.definitions.alerts import every_alert
 from monitoring.generate import drift, generate
 from monitoring.genesis import DEFINITIONS
 
@@ -32,7 +33,7 @@ EXPECTED = {
 def test_genesis_generates_every_artifact_and_one_runbook_per_alert(tmp_path: Path) -> None:
     generate(DEFINITIONS, tmp_path)
     written = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
-    runbooks = {f"docs/runbooks/{a.name}.md" for a in DEFINITIONS.every_alert}
+    runbooks = {f"docs/runbooks/{a.name}.md" for a in every_alert(DEFINITIONS)}
     assert len(runbooks) == 13 + 1 + 3, "the seed's 13 alerts, the fleet's burn-rate alert and the three canary alerts"
     assert written == EXPECTED | runbooks
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitoring.validate.promql import BadExpression, metric_names
+from monitoring.definitions.promql import BadExpression, metric_names
 
 
 @pytest.mark.parametrize("expr, names", [

@@ -209,8 +209,8 @@ def test_manual_rollout_and_rollback_are_recorded(tmp_path: Path) -> None:
 def test_namespace_genesis_keeps_todays_metric_names(tmp_path: Path) -> None:
     from prometheus_client import generate_latest
 
+    from monitoring.flags.store import StateStore
     from monitoring.receiver.metrics import ReceiverMetrics
-    from monitoring.receiver.state import StateStore
 
     store = StateStore(tmp_path / "state.json", "phase_4_deployment")
     store.rollout(10)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import requests
 
-from monitoring.receiver.state import check_state
+from monitoring.flags.store import check_state
 from tests.servers import FLAG, notification, start_receiver
 
 ROUNDS = 50
@@ -23,7 +23,7 @@ WRITTEN = {0, 5, 10, 25, 50}
 ROLLOUTS = """
 import itertools, sys
 from pathlib import Path
-from monitoring.receiver.state import StateStore
+from monitoring.flags.store import StateStore
 store = StateStore(Path(sys.argv[1]), sys.argv[2])
 for n in itertools.cycle([5, 10, 25, 50]):
     store.rollout(n, reason="crash test")

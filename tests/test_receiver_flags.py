@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from monitoring import names
+from monitoring.definitions import names
 from monitoring.flags.clients import flagd_file_reader, share_on, unleash_reader, wait_for_share
-from monitoring.flags.flagd import schema_error
-from monitoring.flags.unleash_server import UnleashServer
+from monitoring.local.unleash_server import UnleashServer
 from monitoring.processes import free_port
+from tests.flagd_schema import schema_error
 from tests.servers import FLAG, NAMESPACE, notification, receiver
 
 MONITORING = [sys.executable, "-m", "monitoring"]
@@ -233,8 +233,8 @@ def test_a_flag_system_that_hangs_shows_as_down_and_the_scrape_still_answers(tmp
     from prometheus_client import generate_latest
     from prometheus_client.parser import text_string_to_metric_families
 
+    from monitoring.flags.store import StateStore
     from monitoring.receiver.metrics import ReceiverMetrics
-    from monitoring.receiver.state import StateStore
 
     store = StateStore(tmp_path / "state.json", FLAG)
     store.create()

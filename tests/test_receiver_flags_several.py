@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from examples.checkout import DEFINITIONS as CHECKOUT
-from generators.rules import alert_labels
+from monitoring.definitions.alerts import alert_labels
+from monitoring.definitions.names import FLAG as FLAG_LABEL
+from monitoring.flags.store import StateStore
 from monitoring.genesis import DEFINITIONS as GENESIS
-from monitoring.names import FLAG as FLAG_LABEL
-from monitoring.receiver.state import StateStore
 from tests.servers import FLAG, notification, receiver
 
 OTHERS = [f"seed_flag_{n:02}" for n in range(16)]

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitoring.files import replace_atomically
-from monitoring.receiver.state import check_state
+from monitoring.flags.store import check_state
 from tests.servers import FLAG, notification, receiver
 
 JSON = st.recursive(

@@ -57,7 +57,7 @@ def _notify_as_alertmanager(running, within: float) -> list[str]:
 
 
 def _rollout(running, percentage: int) -> None:
-    from monitoring.receiver.state import StateStore
+    from monitoring.flags.store import StateStore
 
     StateStore(running.state, FLAG).rollout(percentage, reason="test")
 

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from monitoring.demo import closed_loop
 from monitoring.flags import clients
-from monitoring.flags.flagd import schema_error
 from monitoring.flags.unleash import read_token
-from monitoring.flags.unleash_server import installed
 from monitoring.genesis import DEFINITIONS
+from monitoring.local.demo import closed_loop
+from monitoring.local.stack import UNLEASH, Stack, on_free_ports
+from monitoring.local.unleash_server import installed
 from monitoring.processes import alive, free_port
-from monitoring.stack import UNLEASH, Stack, on_free_ports
+from tests.flagd_schema import schema_error
 
 PROJECT = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from monitoring.receiver.state import CorruptState, StateMissing, StateStore
+from monitoring.flags.store import CorruptState, StateMissing, StateStore
 
 FLAG = "new_checkout_flow"
 

@@ -8,7 +8,7 @@ import multiprocessing
 import random
 from pathlib import Path
 
-from monitoring.receiver.state import AUTOMATIC, StateStore, version
+from monitoring.flags.store import AUTOMATIC, StateStore, version
 
 FLAG = "new_checkout_flow"
 ROUNDS = 15

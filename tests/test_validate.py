@@ -52,6 +52,14 @@ def test_validate_says_one_line_per_family_and_skips_only_the_schemas_without_re
     assert "Grafana's schemas not found" in lines[3]
 
 
+def test_without_reference_data_the_schema_family_says_which_variable_to_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An installed package reads nothing beside itself: without MONITORING_REF the family is skipped, by name."""
+    monkeypatch.delenv("MONITORING_REF", raising=False)
+    lines: list[str] = []
+    assert validate(PROJECT, DEFINITIONS, ["schema"], say=lines.append)
+    assert lines[0].startswith("SKIP schema") and "set MONITORING_REF to a folder holding" in lines[0], lines
+
+
 def test_rules_rejects_an_alert_that_promtool_cannot_parse(tree: Path) -> None:
     _edit(tree, RULES, "job:genesis_errors:percent_rate5m > 1", "job:genesis_errors:percent_rate5m >> 1")
     problems = _run(tree, "rules")
@@ -94,7 +102,8 @@ def test_routes_and_cross_reject_a_route_that_drops_the_rollback_receiver(tree: 
     routes = _run(tree, "routes")
     assert [p.split(" should reach")[0] for p in routes] == [
         "config/alertmanager.yml: alert HighErrorRate", "config/alertmanager.yml: alert HighLatency",
-        "config/alertmanager.yml: alert CanaryErrorRate", "config/alertmanager.yml: alert CanaryLatency"]
+        "config/alertmanager.yml: alert ErrorBudgetBurn", "config/alertmanager.yml: alert CanaryErrorRate",
+        "config/alertmanager.yml: alert CanaryLatency"]
     assert "Expected receivers did not match" in routes[0]
     cross = _run(tree, "cross")
     assert "config/alertmanager.yml: alert HighErrorRate (action=rollback) reaches ['oncall'], " \

@@ -1,5 +1,5 @@
 """The designed 12-hour histories the analysis tests run on, backfilled into a real Prometheus TSDB
-(monitoring/analysis/histories.py), and a Prometheus started over them.
+(monitoring/bench/histories.py), and a Prometheus started over them.
 
 Each scenario is the Genesis monitoring renamed to a service of its own (`scenario0`, `scenario1` ...:
 its own metrics, jobs and alerts' team), so all of them lie in the same 12 hours and the backfill stays
@@ -16,10 +16,10 @@ from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
-from monitoring.analysis.histories import Window, backfill
+from monitoring.bench.histories import Window, backfill
+from monitoring.definitions.model import Definitions
+from monitoring.definitions.topology import jobs_for
 from monitoring.genesis import DEFINITIONS
-from monitoring.model import Definitions
-from monitoring.topology import jobs_for
 from tests.servers import prometheus
 
 STEP = 120  # seconds between samples: enough for a 5-minute rate, light enough to backfill in seconds

@@ -1,4 +1,4 @@
-"""The session's Unleash server (monitoring.flags.unleash_server), a pytest plugin named in conftest.py."""
+"""The session's Unleash server (monitoring.local.unleash_server), a pytest plugin named in conftest.py."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from monitoring.flags.unleash_server import UnleashServer, unleash
+from monitoring.local.unleash_server import UnleashServer, unleash
 
 
 @pytest.fixture(scope="session")

@@ -19,11 +19,11 @@ import json
 import re
 from dataclasses import dataclass, replace
 
-from generators.rules import alert_expr
-from monitoring import names
 from monitoring.analysis import facts
 from monitoring.analysis.prometheus import Prometheus, Series, parse_rfc3339, rfc3339
-from monitoring.model import AlertRule, DefinitionError, Definitions, duration_seconds
+from monitoring.definitions import names
+from monitoring.definitions.alerts import alert_expr, every_alert
+from monitoring.definitions.model import AlertRule, DefinitionError, Definitions, duration_seconds
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ def backtest(prometheus: Prometheus, definitions: Definitions, start: float, end
     offsets = phases(prometheus, step)
     kept = frozenset() if raw else recorded_over(prometheus, definitions, start, end, step)
     found: list[Episode] = []
-    for alert in definitions.every_alert:
+    for alert in every_alert(definitions):
         hold = duration_seconds(definitions.alert_for(alert))
         first = start + (offsets[alert.name] - start) % step if alert.name in offsets else start
         for series in prometheus.query_range(replay_expr(definitions, alert, kept), first, end, step):

@@ -8,7 +8,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import matplotlib
+try:
+    import matplotlib
+except ImportError:  # the core install: say which extra draws the charts
+    from monitoring.extras import missing
+
+    raise missing("reports", "the stage report's charts") from None
 
 matplotlib.use("Agg")
 
@@ -19,8 +24,8 @@ from matplotlib.patches import Patch
 from monitoring.analysis import facts
 from monitoring.analysis.prometheus import Prometheus, Series
 from monitoring.analysis.verdict import describe
-from monitoring.model import Definitions, Signal, Worse
-from monitoring.names import UNIT_SYMBOLS
+from monitoring.definitions.model import Definitions, Signal, Worse
+from monitoring.definitions.names import UNIT_SYMBOLS
 
 POINTS = 720  # per chart: one every minute over 12 h
 COLOURS = {"green": "#73bf69", "yellow": "#fade2a", "red": "#f2495c"}

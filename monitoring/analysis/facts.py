@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 
 from generators.rules import recording_rules
-from monitoring import canary, names
-from monitoring.model import CanaryCheck, DefinitionError, Definitions, Signal, fill
+from monitoring.definitions import canary, names
+from monitoring.definitions.model import CanaryCheck, DefinitionError, Definitions, Signal, fill
 
 
 def app_job(definitions: Definitions) -> str:

@@ -10,7 +10,7 @@ import requests
 from monitoring.analysis import facts
 from monitoring.analysis.prometheus import Prometheus, PrometheusError
 from monitoring.analysis.verdict import CRITICAL_ALERTS, RED, Row, health_row, show, worst_of
-from monitoring.model import Definitions
+from monitoring.definitions.model import Definitions
 
 
 @dataclass

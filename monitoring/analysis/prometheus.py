@@ -14,7 +14,7 @@ from typing import Any
 
 import requests
 
-from monitoring.model import DefinitionError, duration_seconds
+from monitoring.definitions.model import DefinitionError, duration_seconds
 
 MAX_POINTS = 10_000  # Prometheus refuses a range query of more than 11,000 points per series
 

@@ -9,13 +9,13 @@ import base64
 from dataclasses import dataclass
 from pathlib import Path
 
-from monitoring import names
 from monitoring.analysis import facts
 from monitoring.analysis.charts import Change, charts, rollout_changes
 from monitoring.analysis.output import rows, templates
 from monitoring.analysis.prometheus import Prometheus, rfc3339
 from monitoring.analysis.verdict import Decision, entry_time, gonogo, history
-from monitoring.model import DefinitionError, Definitions, duration_seconds
+from monitoring.definitions import names
+from monitoring.definitions.model import DefinitionError, Definitions, duration_seconds
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,19 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from monitoring import canary, names
 from monitoring.analysis import facts
 from monitoring.analysis.prometheus import MAX_POINTS, Prometheus, parse_time, rfc3339
-from monitoring.model import Bands, CanaryCheck, DefinitionError, Definitions, Signal, Worse, duration_seconds
+from monitoring.definitions import canary, names
+from monitoring.definitions.alerts import every_alert
+from monitoring.definitions.model import (
+    Bands,
+    CanaryCheck,
+    DefinitionError,
+    Definitions,
+    Signal,
+    Worse,
+    duration_seconds,
+)
 
 GREEN, YELLOW, RED = "green", "yellow", "red"
 EVIDENCE = "evidence"  # the unit of a canary row: Wald's log-likelihood ratio
@@ -217,7 +226,7 @@ def health_row(prometheus: Prometheus, definitions: Definitions, at: float) -> R
 
 def critical_alerts_row(prometheus: Prometheus, definitions: Definitions, at: float, window: str) -> Row:
     """Distinct critical alerts of these definitions that fired in the window, as Prometheus recorded them."""
-    critical = "|".join(a.name for a in definitions.every_alert if a.severity == "critical")
+    critical = "|".join(a.name for a in every_alert(definitions) if a.severity == "critical")
     query = (f'count by (alertname) (max_over_time(ALERTS{{alertstate="firing", severity="critical", '
              f'{facts.team(definitions)}, alertname=~"{critical}"}}[{window}]))')
     fired = sorted(s.labels.get("alertname", "") for s in prometheus.query(query, at))

@@ -16,11 +16,11 @@ from typing import Any
 
 import yaml
 
-from monitoring import names
 from monitoring.apply.http import ApplyError
 from monitoring.artifacts import ALERTMANAGER, PROMETHEUS, dashboards, render
+from monitoring.definitions import names
+from monitoring.definitions.model import Definitions
 from monitoring.files import write_all
-from monitoring.model import Definitions
 from monitoring.validate.rules import rule_tests
 
 

@@ -7,6 +7,7 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from monitoring.apply.bundle import validated
 from monitoring.apply.grafana import Grafana
@@ -14,8 +15,10 @@ from monitoring.apply.http import ApplyError, Client, MalformedAnswer, usable_ur
 from monitoring.apply.plan import Change, as_json, summary
 from monitoring.apply.reload import ReloadTarget
 from monitoring.apply.servers import alertmanager, prometheus
-from monitoring.model import Definitions
-from monitoring.stack import Stack
+from monitoring.definitions.model import Definitions
+
+if TYPE_CHECKING:  # the command line hands the local stack in; apply never starts one
+    from monitoring.local.stack import Stack
 
 
 class ApplyUsage(ValueError):

@@ -16,7 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from monitoring.apply.bundle import Bundle
 from monitoring.apply.http import Client, MalformedAnswer, member, public
 from monitoring.apply.reload import ReloadTarget
-from monitoring.model import Definitions, duration_seconds
+from monitoring.definitions.alerts import every_alert
+from monitoring.definitions.model import Definitions, duration_seconds
 
 
 def _after(timestamp: str, written_at: float) -> bool:
@@ -29,10 +30,10 @@ def _after(timestamp: str, written_at: float) -> bool:
 
 
 def expected_alerts(definitions: Definitions) -> dict[str, dict[str, Any]]:
-    from generators.rules import alert_labels
+    from monitoring.definitions.alerts import alert_labels
 
     return {a.name: {"duration": duration_seconds(definitions.alert_for(a)), "labels": alert_labels(definitions, a)}
-            for a in definitions.every_alert}
+            for a in every_alert(definitions)}
 
 
 def _loaded_alerts(api: Client) -> dict[str, dict[str, Any]]:

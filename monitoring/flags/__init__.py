@@ -1,6 +1,6 @@
 """Flag backends: where the rollout percentage of a flag lives, behind one small interface.
 
-- `state`: the deployment state file (monitoring.receiver.state), the embedded default;
+- `state`: the deployment state file (monitoring.flags.store), the embedded default;
 - `flagd:PATH`: an OpenFeature flagd flag-definition file, read by flagd and every flagd provider in file mode;
 - `unleash:URL`: an Unleash server, driven through its Admin API.
 
@@ -12,7 +12,6 @@ why; the receiver answers 503 to it so that Alertmanager retries.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
@@ -64,28 +63,6 @@ def check_percentage(value: object) -> int:
     if type(value) is not int or not 0 <= value <= 100:
         raise ValueError(f"percentage {value!r} is not an integer from 0 to 100")
     return value
-
-
-def backend(spec: str, flag: str, state: Path, environ: Mapping[str, str] = os.environ) -> FlagBackend:
-    """The backend `spec` names, for `flag`; `state` is the state file (the `state` backend's home).
-
-    Unleash reads its admin token from the file MONITORING_UNLEASH_TOKEN_FILE names, its project from
-    MONITORING_UNLEASH_PROJECT (default `default`) and its environment from MONITORING_UNLEASH_ENVIRONMENT
-    (default `development`).
-    """
-    kind, where = parse_spec(spec)
-    if kind == "state":
-        from monitoring.flags.state import StateFlag
-
-        return StateFlag(state, flag)
-    if kind == "flagd":
-        from monitoring.flags.flagd import FlagdFile
-
-        return FlagdFile(Path(where), flag)
-    from monitoring.flags.unleash import UnleashFlag
-
-    return UnleashFlag(where, flag, token_file(spec, environ, UNLEASH_TOKEN_FILE, "admin"),
-                       environ.get(UNLEASH_PROJECT, "default"), environ.get(UNLEASH_ENVIRONMENT, "development"))
 
 
 def parse_spec(spec: str) -> tuple[str, str]:

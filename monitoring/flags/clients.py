@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from monitoring.extras import need
 from monitoring.flags import SPECS, UNLEASH_CLIENT_TOKEN_FILE, BadFlagSpec, parse_spec, token_file
 
 Evaluate = Callable[[str], bool]  # a targeting key (user id) -> whether the new path is on for it
@@ -28,7 +29,7 @@ _domains = itertools.count()
 def state_file_reader(path: Path, flag: str) -> Iterator[Evaluate]:
     """The flag as an application reading the state file on each request sees it (as the demo application does):
     a key is on when its stable bucket (0-99) is below the rollout."""
-    from monitoring.receiver.state import StateStore
+    from monitoring.flags.store import StateStore
 
     store = StateStore(path, flag)
     buckets = {key: int(hashlib.sha256(f"{flag}/{key}".encode()).hexdigest(), 16) % 100 for key in KEYS}
@@ -43,6 +44,7 @@ def flagd_file_reader(path: Path, flag: str, default: bool = True) -> Iterator[E
     The code default is `True` for the tests on purpose: a flag the file does not resolve shows up as on, not
     as off. An application passes False: without an answer, users stay on the old version.
     """
+    need("openfeature.contrib.provider.flagd", "flagd", "reading a flag through the OpenFeature flagd provider")
     from openfeature import api
     from openfeature.contrib.provider.flagd import FlagdProvider
     from openfeature.contrib.provider.flagd.config import ResolverType
@@ -61,6 +63,7 @@ def flagd_file_reader(path: Path, flag: str, default: bool = True) -> Iterator[E
 @contextmanager
 def unleash_reader(url: str, client_token: str, flag: str, refresh_seconds: int = 1) -> Iterator[Evaluate]:
     """The flag as the Python UnleashClient sees it (it polls the server every `refresh_seconds`)."""
+    need("UnleashClient", "unleash", "reading a flag through the Unleash client")
     from UnleashClient import UnleashClient
 
     with tempfile.TemporaryDirectory(prefix="unleash-client-") as cache:

@@ -10,9 +10,9 @@ not use `state: DISABLED` for 0 %: flagd treats a disabled flag as missing, so e
 FLAG_NOT_FOUND and falls back to the default written in its own code, which may well be `true`. With
 `defaultVariant: off` the file alone decides that the new path is off, and reads as such.
 
-The file is replaced atomically under a lock file beside it, every other flag and key left as it was, and
-only after it validates against flagd's own schema (flags.json and targeting.json, reference data read
-from $MONITORING_REF, by default ../shared/ref beside the project).
+The file is replaced atomically under a lock file beside it, every other flag and key left as it was. The
+backend writes only the definition above, whose validity against flagd's own schema the tests prove; on
+reading it checks the parts it touches (the `flags` object and its flag) and names what is wrong in one line.
 """
 
 from __future__ import annotations
@@ -22,71 +22,35 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft7Validator
-from jsonschema.exceptions import best_match
-from referencing import Registry, Resource
-
 from monitoring.files import replace_atomically
 from monitoring.flags import FlagMoved, FlagUnavailable, check_percentage
-from monitoring.validate.schema import _causes, reference_root
 
 VARIANTS = {"on": True, "off": False}
+STATES = ("ENABLED", "DISABLED")
 
 
-def schema_folder() -> Path:
-    return reference_root() / "flagd"
-
-
-@cache
-def _validators(folder: Path) -> tuple[Draft7Validator, Draft7Validator]:
-    """Validators for a whole file and for one flag: flags.json, with targeting.json registered under its $id."""
-    try:
-        flags, targeting = (json.loads((folder / name).read_text(encoding="utf-8"))
-                            for name in ("flags.json", "targeting.json"))
-    except (OSError, ValueError) as error:
-        raise FlagUnavailable(f"flagd schema in {folder} cannot be read ({error}); set MONITORING_REF to the "
-                              "folder holding flagd/flags.json and flagd/targeting.json") from error
-    registry = Registry().with_resources((schema["$id"], Resource.from_contents(schema))
-                                         for schema in (flags, targeting))
-    # Entered by URI: in draft-07 a root `$ref` hides the sibling `$id` that "./targeting.json" is relative to.
-    return (Draft7Validator({"$ref": flags["$id"]}, registry=registry),
-            Draft7Validator({"$ref": f"{flags['$id']}#/definitions/anyFlag"}, registry=registry))
-
-
-@lru_cache(maxsize=4096)
-def _flag_error(folder: Path, flag: str) -> str | None:
-    """How one flag (as JSON text) breaks the schema: cached, as a file's flags rarely change between writes."""
-    error = best_match(_validators(folder)[1].iter_errors(json.loads(flag)))
-    if error is None:
+def shape_error(document: Any, flag: str) -> str | None:
+    """What is wrong with the parts of a flag file this backend touches (as `path: reason`), None when they
+    are as flagd reads them: a JSON object whose `flags` maps non-empty keys to flag objects, and the flag
+    itself, when present, one this backend can read. Every other key and flag is flagd's business and kept."""
+    if not isinstance(document, dict):
+        return "$: not a JSON object"
+    flags = document.get("flags")
+    if not isinstance(flags, dict):
+        return "$.flags: missing, or not an object mapping flag keys to flags"
+    if any(not key for key in flags):
+        return "$.flags: a flag key is empty"
+    if flag not in flags:
         return None
-    cause = min(_causes(error), key=lambda cause: len(cause.message))  # one line: the tersest cause
-    return f"{cause.json_path[1:]}: {cause.message}"
-
-
-def schema_error(document: Any, folder: Path | None = None) -> str | None:
-    """How `document` breaks flagd's schema (the most relevant error, as `path: message`), None when valid.
-
-    Validating a whole file of 17 flags takes about a quarter of a second (every flag is tried against
-    every flag type and the whole targeting grammar), so the file is checked as its frame (with no flags)
-    plus each flag on its own, which the schema makes equivalent (`flags` maps non-empty keys to flags),
-    and each flag's result is cached.
-    """
-    folder = folder or schema_folder()
-    flags = document.get("flags") if isinstance(document, dict) else None
-    frame = {**document, "flags": {}} if isinstance(flags, dict) else document
-    error = best_match(_validators(folder)[0].iter_errors(frame))
-    if error is not None:
-        return f"{error.json_path}: {error.message}"
-    for key, flag in (flags or {}).items():
-        if not key:
-            return "$.flags: a flag key is empty"
-        problem = _flag_error(folder, json.dumps(flag, sort_keys=True))
-        if problem:
-            return f"$.flags.{key}{problem}"
+    if not isinstance(flags[flag], dict):
+        return f"$.flags.{flag}: not an object"
+    try:
+        percentage_of(flags[flag])
+    except ValueError as error:
+        return f"$.flags.{flag}: {error}"
     return None
 
 
@@ -100,8 +64,12 @@ def definition(percentage: int) -> dict[str, Any]:
 
 def percentage_of(flag: dict[str, Any]) -> int:
     """The rollout a definition stands for; ValueError when it is not one this backend can read."""
+    if flag.get("state") not in STATES:
+        raise ValueError(f"state {flag.get('state')!r} is not one of {', '.join(STATES)}")
     if flag.get("variants") != VARIANTS:
         raise ValueError(f"variants are {flag.get('variants')!r}, not {VARIANTS}")
+    if flag.get("defaultVariant") not in VARIANTS:
+        raise ValueError(f"defaultVariant {flag.get('defaultVariant')!r} is not one of the variants")
     if flag.get("state") == "DISABLED":
         return 0
     targeting = flag.get("targeting") or {}
@@ -129,7 +97,7 @@ class FlagdFile:
         return FlagUnavailable(f"{self.where()}: {reason}")
 
     def _document(self) -> dict[str, Any]:
-        """The file's content, schema-checked; an empty flag set when there is no file yet."""
+        """The file's content, its parts this backend touches checked; an empty flag set when there is no file."""
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -140,7 +108,7 @@ class FlagdFile:
             document = json.loads(text)
         except ValueError as error:
             raise self._unavailable(f"not JSON ({error})") from error
-        error = schema_error(document)
+        error = shape_error(document, self.flag)
         if error:
             raise self._unavailable(f"not a valid flagd file: {error}")
         return document
@@ -167,9 +135,6 @@ class FlagdFile:
             if current == target and self.flag in document["flags"]:
                 return current
             document["flags"][self.flag] = definition(target)
-            error = schema_error(document)
-            if error:
-                raise self._unavailable(f"the new definition breaks flagd's schema: {error}")
             try:
                 replace_atomically(self.path, json.dumps(document, indent=2) + "\n")
             except OSError as error:

@@ -22,7 +22,7 @@ from typing import Any
 
 from monitoring.flags import FlagBackend, FlagMoved
 from monitoring.flags.state import StateFlag
-from monitoring.receiver.state import CorruptState, State, StateMissing, StateStore, version
+from monitoring.flags.store import CorruptState, State, StateMissing, StateStore, version
 
 
 @dataclass(frozen=True)

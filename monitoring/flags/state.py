@@ -1,4 +1,4 @@
-"""The flag in the deployment state file: a thin adapter over monitoring.receiver.state.StateStore.
+"""The flag in the deployment state file: a thin adapter over monitoring.flags.store.StateStore.
 
 Here the value and its history share one file, so a set writes both at once, under the store's lock.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from monitoring.flags import FlagMoved, FlagUnavailable, check_percentage
-from monitoring.receiver.state import CorruptState, State, StateStore, StateUnwritable
+from monitoring.flags.store import CorruptState, State, StateStore, StateUnwritable
 
 
 class StateFlag:

@@ -27,14 +27,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from monitoring.definitions.names import FLAG
 from monitoring.flags import FlagUnavailable
 from monitoring.flags.recorded import RecordedFlag
 from monitoring.flags.state import StateFlag
-from monitoring.names import FLAG
+from monitoring.flags.store import AUTOMATIC, CorruptState, StateMissing, StateStore, alert_fields
 from monitoring.receiver.decisions import DecisionLog
 from monitoring.receiver.metrics import ReceiverMetrics
 from monitoring.receiver.payload import BadPayload, Notification, parse
-from monitoring.receiver.state import AUTOMATIC, CorruptState, StateMissing, StateStore, alert_fields
 
 MAX_BODY = 1024 * 1024
 PATHS = ("/alerts", "/healthz", "/readyz", "/metrics")

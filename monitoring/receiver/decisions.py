@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from monitoring.receiver.state import now
+from monitoring.flags.store import now
 
 FLUSH_SECONDS = 0.2
 REFUSED_SECONDS = 5.0

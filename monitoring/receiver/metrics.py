@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, disable_cre
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from monitoring.receiver.state import CorruptState, StateStore, parse_time
+from monitoring.flags.store import CorruptState, StateStore, parse_time
 
 disable_created_metrics()
 
@@ -104,7 +104,7 @@ class FlagState(Collector):
     def _deploy(self, state: dict) -> Iterator[Metric]:
         """`monitoring deploy`'s progress, when one is recorded: step, last verdict (its exit code), soak left."""
         from monitoring.analysis.verdict import Verdict
-        from monitoring.deploy import gauges
+        from monitoring.rollout.deploy import gauges
 
         found = gauges(state)
         if found is None:

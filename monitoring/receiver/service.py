@@ -9,7 +9,7 @@ import stat
 import sys
 from pathlib import Path
 
-from monitoring.receiver.state import StateMissing, StateStore
+from monitoring.flags.store import StateMissing, StateStore
 
 NAMESPACE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
@@ -65,7 +65,8 @@ def open_store(state: Path, flag: str, init: bool) -> StateStore:
 
 def flag_in(spec: str, store: StateStore):
     """The store's flag in the flag system `spec` names (`--flags`), with its history in the store."""
-    from monitoring.flags import BadFlagSpec, backend
+    from monitoring.flags import BadFlagSpec
+    from monitoring.flags.backends import backend
     from monitoring.flags.recorded import RecordedFlag
 
     try:
@@ -89,7 +90,7 @@ def serve(listen: str, state: Path, token_file: Path, *, flag: str, namespace: s
     store = open_store(state, flag, init)
     recorded = flag_in(flags, store)
     uvicorn.run(create_app(store, token, namespace, dry_run, recorded), host=host, port=port, access_log=False,
-                log_level="warning", server_header=False, http=DeadlineProtocol, loop="uvloop",
+                log_level="warning", server_header=False, http=DeadlineProtocol, loop="auto",
                 limit_concurrency=MAX_CONNECTIONS)
 
 

@@ -9,12 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from monitoring.model import Definitions
-
-
-class Skipped(Exception):
-    """The family cannot run here; the message says why."""
-
+from monitoring.definitions.model import Definitions
+from monitoring.validate.tools import Skipped
 
 Family = Callable[[Path, Definitions], list[str]]
 

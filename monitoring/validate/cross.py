@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from monitoring import names
 from monitoring.artifacts import ALERTMANAGER, PROMETHEUS, RUNBOOKS, dashboard_file, dashboard_signals
-from monitoring.model import Definitions, is_absolute_url
+from monitoring.definitions import names
+from monitoring.definitions.model import Definitions, is_absolute_url
+from monitoring.definitions.promql import BadExpression, metric_names
 from monitoring.validate.files import alerting_rules, read_json, read_yaml, recording_rules
-from monitoring.validate.promql import BadExpression, metric_names
 from monitoring.validate.tools import run
 
 _BAND_ALERT = re.compile(r"^\s*(?P<series>[a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?P<op>[<>])\s*(?P<value>[0-9.eE+-]+)\s*$")

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from monitoring.artifacts import dashboard_signals
-from monitoring.model import Definitions, Signal
+from monitoring.definitions.model import Definitions, Signal
 from monitoring.validate.files import read_json
 
 GRID_WIDTH = 24

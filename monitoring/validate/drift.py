@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from monitoring.definitions.model import Definitions
 from monitoring.generate import drift
-from monitoring.model import Definitions
 
 
 def check(root: Path, definitions: Definitions) -> list[str]:

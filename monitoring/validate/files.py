@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from monitoring.model import Definitions
+from monitoring.definitions.model import Definitions
 
 
 class BadFile(ValueError):

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from monitoring import names
 from monitoring.artifacts import ALERTMANAGER
-from monitoring.model import Definitions
+from monitoring.definitions import names
+from monitoring.definitions.model import Definitions
 from monitoring.validate.files import alerting_rules
 from monitoring.validate.tools import verdict
 

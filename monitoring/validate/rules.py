@@ -16,7 +16,7 @@ from pathlib import Path
 
 from generators import yamltext
 from monitoring.artifacts import PROMETHEUS, rule_files
-from monitoring.model import Definitions
+from monitoring.definitions.model import Definitions
 from monitoring.validate.tools import verdict
 
 

@@ -1,7 +1,8 @@
 """The dashboard against Grafana's own JSON Schemas (grafana-foundation-sdk), read where they are kept.
 
-The schemas are reference data outside the project: MONITORING_REF names the folder that holds
-`grafana-foundation-sdk/jsonschema/`; by default it is `../shared/ref` beside the project.
+The schemas are reference data outside the package: MONITORING_REF names the folder that holds
+`grafana-foundation-sdk/jsonschema/` (this repository's `make validate` and tests set it). Without it the
+family is skipped, saying so; nothing is read from beside the installed package.
 """
 
 from __future__ import annotations
@@ -16,21 +17,20 @@ import jsonschema
 from jsonschema.exceptions import ValidationError
 
 from monitoring.artifacts import dashboard_signals
-from monitoring.model import Definitions
-from monitoring.validate import Skipped
+from monitoring.definitions.model import Definitions
 from monitoring.validate.files import read_json
+from monitoring.validate.tools import Skipped
 
 SCHEMAS = "grafana-foundation-sdk/jsonschema"
 
 
-PROJECT = Path(__file__).resolve().parents[2]
+REFERENCE = "MONITORING_REF"
 
 
-def reference_root(project: Path = PROJECT) -> Path:
-    """MONITORING_REF, else `shared/ref` beside the project (the reference data belongs to the project, not to
-    the tree being checked, which may be a temporary one)."""
-    given = os.environ.get("MONITORING_REF")
-    return Path(given) if given else project.resolve().parent / "shared" / "ref"
+def reference_root() -> Path | None:
+    """The folder MONITORING_REF names, None when it is not set."""
+    given = os.environ.get(REFERENCE)
+    return Path(given) if given else None
 
 
 @cache
@@ -85,8 +85,12 @@ def check_dashboard(dashboard: dict[str, Any], folder: Path, where: str = "dashb
 
 
 def check(root: Path, definitions: Definitions) -> list[str]:
-    folder = reference_root() / SCHEMAS
+    reference = reference_root()
+    if reference is None:
+        raise Skipped(f"Grafana's dashboard schema is not at hand: set {REFERENCE} to a folder holding {SCHEMAS}/ "
+                      "(grafana-foundation-sdk's JSON schemas)")
+    folder = reference / SCHEMAS
     if not (folder / "dashboard.jsonschema.json").is_file():
-        raise Skipped(f"Grafana's schemas not found in {folder} (set MONITORING_REF to the reference folder)")
+        raise Skipped(f"Grafana's schemas not found in {folder} (set {REFERENCE} to a folder holding {SCHEMAS}/)")
     return [problem for where in dashboard_signals(definitions)
             for problem in check_dashboard(read_json(root, where), folder, where)]

@@ -8,6 +8,10 @@ from pathlib import Path
 from monitoring.binaries import find
 
 
+class Skipped(Exception):
+    """The family cannot run here (a tool or reference data missing); the message says why."""
+
+
 def run(tool: str, args: list[str], cwd: Path) -> tuple[int, str]:
     completed = subprocess.run([find(tool), *args], cwd=cwd, capture_output=True, text=True, timeout=120)
     return completed.returncode, (completed.stdout + completed.stderr).strip()

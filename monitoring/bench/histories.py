@@ -17,9 +17,9 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from monitoring import names
 from monitoring.binaries import find
-from monitoring.model import Definitions
+from monitoring.definitions import names
+from monitoring.definitions.model import Definitions
 
 GAP = 3600
 REQUESTS_PER_SECOND = 50

@@ -1,6 +1,6 @@
 """Benchmarks of the analysis: a go/no-go over a 12-hour window and a backtest of every alert over 48 hours,
 on a real Prometheus over 48 hours of backfilled history at the production scrape interval. `analysis()`
-prints the table (the section for `make bench`; alone: `python -m monitoring.analysis.bench`)."""
+prints the table (the section for `make bench`; alone: `python -m monitoring.bench.analysis`)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import TypeVar
 
 from monitoring.analysis.backtest import backtest
-from monitoring.analysis.histories import Window, backfill
 from monitoring.analysis.prometheus import Prometheus
 from monitoring.analysis.verdict import gonogo
-from monitoring.bench import table as _table
+from monitoring.bench.histories import Window, backfill
+from monitoring.bench.tables import table as _table
 from monitoring.binaries import find
+from monitoring.definitions.alerts import every_alert
+from monitoring.definitions.model import duration_seconds
 from monitoring.genesis import DEFINITIONS
-from monitoring.model import duration_seconds
 from monitoring.processes import free_port, start
 
 RUNS = 5
@@ -66,7 +67,7 @@ def analysis() -> None:
            ["work", "queries cover", "min s", "median s", "max s", "target"],
            [["gonogo over a 12 h window", "every criterion, rollbacks", f"{min(verdicts):.2f}",
              f"{statistics.median(verdicts):.2f}", f"{max(verdicts):.2f}", "< 2 s"],
-            [f"backtest of {len(definitions.every_alert)} alerts over 48 h", f"{points} evaluations each",
+            [f"backtest of {len(every_alert(definitions))} alerts over 48 h", f"{points} evaluations each",
              f"{min(replays):.2f}", f"{statistics.median(replays):.2f}", f"{max(replays):.2f}", "< 10 s"]])
     print(f"  the backtest found {len(result.episodes)} episode(s); rollback: "
           f"{result.rollback.alert if result.rollback else 'none'}")

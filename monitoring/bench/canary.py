@@ -32,11 +32,11 @@ from pathlib import Path
 
 import yaml
 
-from monitoring import names
 from monitoring.artifacts import render, rules_file
 from monitoring.binaries import find
-from monitoring.demo_app import BASE_LATENCY, LATENCY_BUCKETS
-from monitoring.model import DefinitionError, Definitions, duration_seconds
+from monitoring.definitions import names
+from monitoring.definitions.model import DefinitionError, Definitions, duration_seconds
+from monitoring.local.demo_app import BASE_LATENCY, LATENCY_BUCKETS
 
 ERRORS, LATENCY = "errors", "latency"
 # The metric a signal reads tells which fault moves it: error faults move errors_total, latency faults the buckets.
@@ -272,7 +272,7 @@ def recording_first(rule_files: Iterable[str]) -> list[str]:
     """The rule groups, those that only record first: promtool otherwise evaluates the groups of one step in a
     random order, so an alert saw this step's recorded value or the last one's, and runs differed by a step.
     (On a server the groups run on their own timers: an alert may see a value one evaluation old.)"""
-    groups = [group for text in rule_files for group in yaml.safe_load(text)["groups"]]
+    groups = [group for text in rule_files for group in yaml.saferun_load(text)["groups"]]
     return [g["name"] for g in groups if all("record" in r for r in g["rules"])] + \
         [g["name"] for g in groups if not all("record" in r for r in g["rules"])]
 
@@ -392,7 +392,7 @@ def print_detection(definitions: Definitions, table: Callable[[str, list[str], l
 
 def detection() -> None:
     """`make bench` section: the detection matrix and false rollbacks of the canary and fleet rules."""
-    from monitoring.bench import table as _table
+    from monitoring.bench.tables import table as _table
     from monitoring.genesis import DEFINITIONS
 
     print_detection(DEFINITIONS, _table)

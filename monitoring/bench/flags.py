@@ -1,4 +1,4 @@
-"""Benchmark of the flag backends behind the real receiver (`python -m monitoring.flags.bench [rounds]`).
+"""Benchmark of the flag backends behind the real receiver (`python -m monitoring.bench.flags [rounds]`).
 
 For each backend (the state file, a flagd file, an Unleash server when `make unleash` installed it) a real
 receiver runs with `--flags` on it, and a client reads the flag as an application does: the state file on
@@ -26,8 +26,8 @@ from pathlib import Path
 
 import requests
 
-from monitoring.bench import _load
-from monitoring.bench import table as _table
+from monitoring.bench.loadgen import run_load
+from monitoring.bench.tables import table as _table
 from monitoring.flags import UNLEASH_ENVIRONMENT, UNLEASH_PROJECT, UNLEASH_TOKEN_FILE, clients
 from monitoring.processes import Server, free_port, start
 
@@ -49,7 +49,7 @@ class Backend:
 @contextmanager
 def _backends(workdir: Path) -> Iterator[list[Backend]]:
     """The backends to measure; Unleash (with its PostgreSQL) only when installed, started here and stopped."""
-    from monitoring.flags.unleash_server import installed, unleash
+    from monitoring.local.unleash_server import installed, unleash
 
     state = workdir / "state" / "state.json"
     found = [Backend("state file", "state", lambda: clients.state_file_reader(state, FLAG), 0, {}),
@@ -96,8 +96,8 @@ def _receiver(backend: Backend, workdir: Path) -> Iterator[tuple[str, Path]]:
 
 def _raise(backend: Backend, state: Path, percentage: int) -> None:
     """Raise the flag as `monitoring rollout` does (conditionally, with a history entry)."""
+    from monitoring.flags.store import StateStore
     from monitoring.receiver.service import flag_in
-    from monitoring.receiver.state import StateStore
 
     flag = flag_in(backend.spec, StateStore(state, FLAG))
     flag.rollout(percentage, flag.seen(), by="bench", reason="flag backends benchmark")
@@ -129,12 +129,12 @@ def rollback_rounds(backend: Backend, url: str, state: Path, rounds: int) -> dic
 
 def throughput(backend: Backend, url: str, state: Path, workdir: Path) -> dict:
     """A burst of duplicate rollbacks from 50 %: the load generator's measures and the rollbacks recorded."""
+    from monitoring.flags.store import StateStore
     from monitoring.receiver.payload import example
-    from monitoring.receiver.state import StateStore
 
     _raise(backend, state, HALF)
     before = len(StateStore(state, FLAG).read()["rollout_history"])
-    burst = _load(url, example(flag=FLAG), TOKEN, DUPLICATES, 10, workdir)
+    burst = run_load(url, example(flag=FLAG), TOKEN, DUPLICATES, 10, workdir)
     added = StateStore(state, FLAG).read()["rollout_history"][before:]
     return {**burst, "rollbacks": sum(1 for entry in added if entry["action"] == "rollback")}
 

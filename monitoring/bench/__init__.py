@@ -10,10 +10,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from monitoring.bench.loadgen import run_load
+from monitoring.bench.tables import table
+from monitoring.definitions.model import Definitions, Server
+from monitoring.definitions.names import APP
+from monitoring.definitions.topology import jobs_for
 from monitoring.genesis import DEFINITIONS
-from monitoring.model import Definitions, Server
-from monitoring.names import APP
-from monitoring.topology import jobs_for
 
 
 def synthetic(services: int) -> Definitions:
@@ -66,13 +68,6 @@ def _child(*args: str) -> dict:
     return json.loads(output.splitlines()[-1])
 
 
-def table(title: str, header: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=True)]
-    print(f"\n{title}")
-    for row in [header, ["-" * w for w in widths], *rows]:
-        print("  " + "  ".join(str(c).rjust(w) for c, w in zip(row, widths, strict=True)))
-
-
 def generation() -> None:
     wholes = []
     for _ in range(3):
@@ -121,16 +116,7 @@ def serve_baseline(port: int) -> None:
 
     app = Starlette(routes=[Route("/alerts", accept, methods=["POST"]), Route("/healthz", accept)])
     uvicorn.run(app, host="127.0.0.1", port=port, access_log=False, log_level="warning", server_header=False,
-                http="httptools", loop="uvloop")
-
-
-def _load(url: str, body: dict, token: str, requests: int, concurrency: int, workdir: Path) -> dict:
-    body_file = workdir / "body.json"
-    body_file.write_text(json.dumps(body))
-    output = subprocess.run([sys.executable, "-m", "monitoring.loadgen", url, "--body-file", str(body_file),
-                             "--token", token, "--requests", str(requests), "--concurrency", str(concurrency)],
-                            check=True, capture_output=True, text=True).stdout
-    return json.loads(output)
+                http="httptools", loop="auto")
 
 
 def _median_runs(load, runs: int = 3) -> tuple[dict, dict]:
@@ -150,10 +136,10 @@ def _peak_rss_mb(pid: int) -> float:
 
 
 def receiver() -> None:
+    from monitoring.flags.store import StateStore
     from monitoring.processes import free_port, start
     from monitoring.receiver.payload import example
     from monitoring.receiver.service import command as receiver_command
-    from monitoring.receiver.state import StateStore
 
     with tempfile.TemporaryDirectory(prefix="monitoring-bench-") as folder:
         workdir = Path(folder)
@@ -177,7 +163,7 @@ def receiver() -> None:
             rows = []
             for concurrency in (1, 10, 100):
                 noop, bare = _median_runs(
-                    lambda server, c=concurrency: _load(url[server], example(action=None), "bench-token", 5000, c,
+                    lambda server, c=concurrency: run_load(url[server], example(action=None), "bench-token", 5000, c,
                                                         workdir))
                 rows.append([f"no-op, c={concurrency}", str(noop["requests"]), f"{noop['rps']:.0f}",
                              f"{noop['p50_ms']:.2f}", f"{noop['p99_ms']:.2f}", f"{bare['rps']:.0f}",
@@ -185,7 +171,7 @@ def receiver() -> None:
             for concurrency in (1, 10, 100):
                 store.rollout(10, reason="bench")
                 before = len(store.read()["rollout_history"])
-                burst = _load(url["receiver"], example(), "bench-token", 1000, concurrency, workdir)
+                burst = run_load(url["receiver"], example(), "bench-token", 1000, concurrency, workdir)
                 added = store.read()["rollout_history"][before:]
                 rollbacks = sum(1 for e in added if e["action"] == "rollback")
                 rows.append([f"1,000 duplicates, c={concurrency}", str(burst["requests"]), f"{burst['rps']:.0f}",
@@ -205,10 +191,10 @@ def closed_loop(runs: int = 5, profile: str = "compressed", scenarios: tuple[str
     """Fault injection to rollback committed, on the real stack in `profile`, for each demo scenario."""
     import statistics
 
-    from monitoring.demo import closed_loop as loop
-    from monitoring.demo import floor_seconds
-    from monitoring.demo import scenarios as known
-    from monitoring.stack import Stack, on_free_ports
+    from monitoring.local.demo import closed_loop as loop
+    from monitoring.local.demo import floor_seconds
+    from monitoring.local.demo import scenarios as known
+    from monitoring.local.stack import Stack, on_free_ports
 
     definitions = DEFINITIONS.with_profile(profile)
     measured: dict[str, list[float]] = {}
@@ -243,22 +229,22 @@ def production() -> None:
 
 
 def detection() -> None:
-    """Canary against fleet rules, judged by the real rule engine over simulated traffic (monitoring.canary_bench)."""
-    from monitoring.canary_bench import detection as matrix
+    """Canary against fleet rules, judged by the real rule engine over simulated traffic (monitoring.bench.canary)."""
+    from monitoring.bench.canary import detection as matrix
 
     matrix()
 
 
 def analysis() -> None:
-    """Go/no-go over 12 h and a backtest of every alert over 48 h, on a real Prometheus (monitoring.analysis.bench)."""
-    from monitoring.analysis.bench import analysis as timings
+    """Go/no-go over 12 h and a backtest of every alert over 48 h, on a real Prometheus (monitoring.bench.analysis)."""
+    from monitoring.bench.analysis import analysis as timings
 
     timings()
 
 
 def flags() -> None:
-    """Each flag backend: notification to a client serving 0 %, and throughput (monitoring.flags.bench)."""
-    from monitoring.flags.bench import flag_backends
+    """Each flag backend: notification to a client serving 0 %, and throughput (monitoring.bench.flags)."""
+    from monitoring.bench.flags import flag_backends
 
     flag_backends()
 
@@ -281,7 +267,3 @@ def main(argv: list[str]) -> None:
     for name, section in {**SECTIONS, **OPT_IN}.items():
         if (not argv and name in SECTIONS) or name in argv:
             section()
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

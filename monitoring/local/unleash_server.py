@@ -5,7 +5,7 @@ client (backend) token are created by the server itself at start, from INIT_ADMI
 INIT_CLIENT_API_TOKENS (Unleash's `initApiTokens`). Telemetry and the version check are off: the tests
 stay on loopback.
 
-`python -m monitoring.flags.unleash_server --port N --admin-token-file F --client-token-file G` runs both in
+`python -m monitoring.local.unleash_server --port N --admin-token-file F --client-token-file G` runs both in
 the foreground until SIGTERM (how the local stack runs its flag system, `make up FLAGS=unleash`). Its
 database is thrown away when it stops: the flag's history stays in the deployment state file.
 """
@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from monitoring.flags.postgres import postgres
+from monitoring.local.postgres import postgres
 from monitoring.processes import free_port, start
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -87,7 +87,7 @@ def unleash(workdir: Path, port: int | None = None, tokens: tuple[str, str] | No
 
 def main(argv: list[str] | None = None) -> int:
     """Run Unleash and its PostgreSQL in the foreground with the tokens the files hold, until SIGTERM."""
-    parser = argparse.ArgumentParser(prog="python -m monitoring.flags.unleash_server", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m monitoring.local.unleash_server", description=main.__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--admin-token-file", type=Path, required=True)
     parser.add_argument("--client-token-file", type=Path, required=True)

@@ -16,7 +16,7 @@ from enum import Enum
 from functools import cached_property
 from urllib.parse import urlsplit
 
-from monitoring import names
+from monitoring.definitions import names
 
 _DURATION = re.compile(r"^((\d+)y)?((\d+)w)?((\d+)d)?((\d+)h)?((\d+)m)?((\d+)s)?((\d+)ms)?$")
 _UNIT_SECONDS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
@@ -420,13 +420,6 @@ class Definitions:
         if not signal.record:
             return None
         return self.windowed(signal.record, f"signal {signal.name!r} field record", per_version)
-
-    @cached_property
-    def every_alert(self) -> tuple[AlertRule, ...]:
-        """The alerts as defined, then the canary alerts derived from `canary`."""
-        from monitoring import burn, canary
-
-        return self.alerts + burn.alerts(self) + canary.alerts(self)
 
     def alert_for(self, alert: AlertRule) -> str:
         return self.profile.alert_for or alert.for_

@@ -10,7 +10,7 @@ both use it, the application through the system's own SDK:
 
 - `state`: the deployment state file, the embedded default;
 - `flagd`: an OpenFeature flagd file, `flags.json` in the stack's folder;
-- `unleash`: an Unleash server on PostgreSQL, started first (python -m monitoring.flags.unleash_server), with
+- `unleash`: an Unleash server on PostgreSQL, started first (python -m monitoring.local.unleash_server), with
   its admin and client tokens in files of the stack's folder readable by their owner only. Its database is
   thrown away at `down`; the flag's history stays in the state file.
 """
@@ -28,15 +28,15 @@ from pathlib import Path
 
 import requests
 
-from monitoring import names
 from monitoring.artifacts import server_files
 from monitoring.binaries import find
+from monitoring.definitions import names
+from monitoring.definitions.model import Definitions, Paths, Server
+from monitoring.definitions.topology import on_servers
 from monitoring.files import replace_atomically, write_all
 from monitoring.flags import UNLEASH_CLIENT_TOKEN_FILE, UNLEASH_TOKEN_FILE
-from monitoring.model import Definitions, Paths, Server
 from monitoring.processes import NotReady, free_port, port_taken, start, still_running, stop_pid
 from monitoring.receiver.service import command as receiver_command
-from monitoring.topology import on_servers
 
 DEFAULT_ROOT = ".stack"
 FLAG_SYSTEMS = ("state", "flagd", "unleash")
@@ -147,9 +147,9 @@ class Stack:
 
     def flag(self):
         """The flag in its flag system, with its history in the state file (monitoring.flags.recorded)."""
-        from monitoring.flags import backend
+        from monitoring.flags.backends import backend
         from monitoring.flags.recorded import RecordedFlag
-        from monitoring.receiver.state import StateStore
+        from monitoring.flags.store import StateStore
 
         flag = self.definitions.flag_name
         return RecordedFlag(backend(self.flag_spec, flag, self.state, {**os.environ, **self.flag_environment}),
@@ -196,7 +196,7 @@ class Stack:
                     "--service", definitions.service, "--flag", definitions.flag_name,
                     "--rate", f"{definitions.demo_rate:g}", "--flags", self.flag_spec)
         if server.role == UNLEASH:
-            return (sys.executable, "-m", "monitoring.flags.unleash_server", "--port", str(server.port),
+            return (sys.executable, "-m", "monitoring.local.unleash_server", "--port", str(server.port),
                     "--admin-token-file", str(self.unleash_token("admin")),
                     "--client-token-file", str(self.unleash_token("client")), "--workdir", str(data))
         raise StackError(f"{server.name}: the stack does not know how to run a {server.role!r} server")
@@ -219,7 +219,7 @@ class Stack:
                            json.dumps({"system": self.flags, "unleash_port": self.unleash.port}) + "\n")
         _secret(self.token, secrets.token_urlsafe(32))
         if self.flags == "unleash":
-            from monitoring.flags.unleash_server import new_tokens
+            from monitoring.local.unleash_server import new_tokens
 
             admin, client = new_tokens()
             _secret(self.unleash_token("admin"), admin)

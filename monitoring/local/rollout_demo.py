@@ -12,14 +12,14 @@ from pathlib import Path
 
 import requests
 
-from monitoring import names
 from monitoring.analysis.health import health
 from monitoring.analysis.prometheus import Prometheus, PrometheusError
-from monitoring.demo import fault_for, rollback_alert
-from monitoring.deploy import Deploy, DeployStore, Plan
-from monitoring.deploy_commands import banner, health_with, judge_with
-from monitoring.model import Bands, DefinitionError, Definitions
-from monitoring.stack import Stack
+from monitoring.definitions import names
+from monitoring.definitions.model import Bands, DefinitionError, Definitions
+from monitoring.local.demo import fault_for, rollback_alert
+from monitoring.local.stack import Stack
+from monitoring.rollout.deploy import Deploy, DeployStore, Plan
+from monitoring.rollout.judge import banner, health_with, judge_with
 
 SOAK = 12.0  # seconds per step of the healthy run: six steps in about two minutes
 BAD_SOAK = 25.0  # long enough for the alert path to roll back before the soak's verdict would
@@ -130,9 +130,9 @@ if __name__ == "__main__":
     import sys
 
     from monitoring.generate import load
-    from monitoring.stack import default_root
+    from monitoring.local.stack import default_root
 
-    arguments = argparse.ArgumentParser(prog="python -m monitoring.rollout_demo", description=__doc__)
+    arguments = argparse.ArgumentParser(prog="python -m monitoring.local.rollout_demo", description=__doc__)
     arguments.add_argument("--definitions", default="monitoring.genesis:DEFINITIONS")
     arguments.add_argument("--calm", action="append", default=[], metavar="SIGNAL",
                            help="raise this host signal's bands to 99/99.9 (a busy machine; repeatable)")

@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from monitoring.cli import DEFAULT_DEFINITIONS, _definitions
+from monitoring.commands.options import DEFAULT_DEFINITIONS, definitions_of
 
 if TYPE_CHECKING:
-    from monitoring.deploy import DeployStore
     from monitoring.flags import FlagBackend
+    from monitoring.rollout.deploy import DeployStore
 
 ACTIONS = ("approve", "pause", "resume", "abort", "status")
 EXIT_4 = ("4 the flag system refused or could not be reached: at the read that starts a deploy (it does not "
@@ -29,15 +29,15 @@ EXIT_4 = ("4 the flag system refused or could not be reached: at the read that s
 
 def _store(args: argparse.Namespace, definitions) -> DeployStore:
     """The state file given, else the running local stack's (as `monitoring status` finds it)."""
-    from monitoring.cli import _stack_state
-    from monitoring.deploy import DeployStore
+    from monitoring.commands.options import stack_state
+    from monitoring.rollout.deploy import DeployStore
 
-    return DeployStore(Path(args.state) if args.state else _stack_state(), args.flag or definitions.flag_name)
+    return DeployStore(Path(args.state) if args.state else stack_state(), args.flag or definitions.flag_name)
 
 
 def flag_system(args: argparse.Namespace, store: DeployStore) -> FlagBackend | None:
     """The flag system `--flags` names; None for `state`, where value and history share the state file."""
-    from monitoring.cli import flag_backend
+    from monitoring.commands.options import flag_backend
     from monitoring.flags.state import StateFlag
 
     system = flag_backend(args, store)
@@ -46,8 +46,8 @@ def flag_system(args: argparse.Namespace, store: DeployStore) -> FlagBackend | N
 
 def plan_of(args: argparse.Namespace, definitions):
     """The plan from the arguments, with the definitions' rollout policy for what they leave out."""
-    from monitoring.deploy import Plan, parse_steps
-    from monitoring.model import DefinitionError, duration_seconds
+    from monitoring.definitions.model import DefinitionError, duration_seconds
+    from monitoring.rollout.deploy import Plan, parse_steps
 
     policy = definitions.rollout
     if args.strategy == "custom" and not args.steps:
@@ -62,80 +62,15 @@ def plan_of(args: argparse.Namespace, definitions):
                 else policy.max_holds, approve_at)
 
 
-def banner(plan, definitions, flag: str | None = None) -> str:
-    """The seed's opening: strategy, steps, the wait per step and the thresholds; `flag` when not the definitions'."""
-    from monitoring.analysis import facts
-    from monitoring.analysis.verdict import describe
-
-    lines = ["=" * 60, f"PROGRESSIVE ROLLOUT of {flag or definitions.flag_name} ({definitions.service})",
-             f"Strategy: {plan.strategy}", f"Steps: {', '.join(f'{s}%' for s in plan.steps)}",
-             f"Wait per step: {plan.wait:g}s (hold {plan.hold:g}s, at most {plan.max_holds} holds)",
-             f"Manual gates: {', '.join(f'{s}%' for s in plan.approve_at) or 'none'}", "Thresholds:"]
-    for signal in facts.fleet_signals(definitions):
-        bands = describe(signal.bands, signal.unit)
-        lines.append(f"  {signal.title:<28} green {bands['green']}, yellow {bands['yellow']}, red {bands['red']}")
-    lines.append("=" * 60)
-    return "\n".join(lines)
-
-
-def judge_with(prometheus, definitions, state: Path, reports: Path | None):
-    """The go/no-go verdict over the soak window (with its stage report written when `reports` is given)."""
-    from monitoring.analysis.report import write
-    from monitoring.analysis.verdict import gonogo
-
-    def judge(step: int, started: float, at: float):
-        window = f"{max(int(at - started), 1)}s"
-        if reports is None:
-            return gonogo(prometheus, definitions, at, window, state)
-        out = reports / f"step-{step:03d}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime(at))}"
-        _, decision = write(prometheus, definitions, at, window, f"Rollout step {step} %", out, state)
-        return decision
-    return judge
-
-
-def health_with(prometheus, definitions):
-    """The soak's status line: `Health OK`, or what is yellow or red now."""
-    from monitoring.analysis.health import health
-    from monitoring.analysis.prometheus import PrometheusError
-    from monitoring.analysis.verdict import GREEN
-
-    def line() -> str:
-        try:
-            result = health(prometheus, definitions, time.time())
-        except PrometheusError as error:
-            return f"health unknown ({error})"
-        off = [f"{r.criterion} {r.band or 'no data'}" for r in result.rows if r.band != GREEN]
-        return "Health OK" if not off else ", ".join(off)
-    return line
-
-
-def notify_with(url: str | None):
-    """POST each decision (verdict, action, values, thresholds) to `url`; a failed POST is said, not fatal."""
-    import requests
-
-    def decided(step: int, outcome, action) -> None:
-        if not url:
-            return
-        rows = [r.as_dict() for r in getattr(outcome, "rows", [])]
-        body = {"step": step, "verdict": outcome.verdict.name, "action": action.kind, "why": action.why,
-                "reasons": list(outcome.reasons),
-                "values": {r["criterion"]: r["value"] for r in rows},
-                "thresholds": {r["criterion"]: r["bands"] for r in rows}}
-        try:
-            requests.post(url, json=body, timeout=10).raise_for_status()
-        except requests.RequestException as error:
-            print(f"  notification to the webhook failed ({type(error).__name__})", file=sys.stderr)
-    return decided
-
-
 def cmd_deploy(args: argparse.Namespace) -> int:
     from monitoring.analysis.health import firing_in_prometheus
     from monitoring.analysis.prometheus import Prometheus, PrometheusError
-    from monitoring.deploy import UNAVAILABLE, Deploy, status_text
+    from monitoring.definitions.model import DefinitionError
     from monitoring.flags import BadFlagSpec, FlagUnavailable
-    from monitoring.model import DefinitionError
+    from monitoring.rollout.deploy import UNAVAILABLE, Deploy, status_text
+    from monitoring.rollout.judge import banner, health_with, judge_with, notify_with
 
-    definitions = _definitions(args)
+    definitions = definitions_of(args)
     store = _store(args, definitions)
     person = args.by or getpass.getuser()
     try:
@@ -171,7 +106,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 def _act(args: argparse.Namespace, store: DeployStore, person: str) -> int:
     """approve, pause and resume: a person's word recorded in deploy's progress."""
-    from monitoring.deploy import approve, pause
+    from monitoring.rollout.deploy import approve, pause
 
     if args.action == "approve":
         print(f"approved {approve(store, person, args.step)}% by {person}")
@@ -183,8 +118,8 @@ def _act(args: argparse.Namespace, store: DeployStore, person: str) -> int:
 
 def _abort(store: DeployStore, person: str, system: FlagBackend | None) -> int:
     """Stop the deploy, then roll the flag back where applications read it; 4 when the flag system refuses."""
-    from monitoring.deploy import UNAVAILABLE, abort
     from monitoring.flags import FlagUnavailable
+    from monitoring.rollout.deploy import UNAVAILABLE, abort
 
     try:
         move = abort(store, person, system)
@@ -205,7 +140,7 @@ def _reports(args: argparse.Namespace) -> Path | None:
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    from monitoring.cli import add_flag_options
+    from monitoring.commands.options import add_flag_options
     from monitoring.receiver.service import default_state
 
     deploy = subparsers.add_parser(

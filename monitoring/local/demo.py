@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitoring import canary, names
-from monitoring.model import AlertRule, DefinitionError, Definitions, duration_seconds
-from monitoring.observe import ServerAnswer, alert_states, query
-from monitoring.receiver.state import parse_time
-from monitoring.stack import Stack, StackError
+from monitoring.definitions import canary, names
+from monitoring.definitions.alerts import every_alert
+from monitoring.definitions.model import AlertRule, DefinitionError, Definitions, duration_seconds
+from monitoring.flags.store import parse_time
+from monitoring.local.observe import ServerAnswer, alert_states, query
+from monitoring.local.stack import Stack, StackError
 
 # The demo application's faults, by the application metric a rollback alert's signal reads.
 FAULTS = (("errors_total", {"errors": 1.0}), ("request_duration_seconds_bucket", {"latency_ms": 800}))
@@ -36,7 +37,7 @@ def fault_for(definitions: Definitions, alert: AlertRule) -> dict:
 
 def rollback_alert(definitions: Definitions, name: str | None = None) -> AlertRule:
     """The rollback alert called `name`, or the definitions' first rollback alert."""
-    for alert in definitions.every_alert:
+    for alert in every_alert(definitions):
         if alert.action == names.ROLLBACK and name in (None, alert.name):
             return alert
     raise DefinitionError(f"alert {name!r}: no such rollback alert" if name else "definitions: no rollback alert")
@@ -133,7 +134,7 @@ def scenarios(definitions: Definitions) -> dict[str, Scenario]:
         signal = definitions.signal(check.signal)
         fault = {key: value / 10 if key == "errors" else value for key, value in fault_for(definitions, alert).items()}
         judged = {c.alert for c in definitions.canary.checks}
-        fleet_alerts = tuple(a.name for a in definitions.every_alert
+        fleet_alerts = tuple(a.name for a in every_alert(definitions)
                              if a.signal == signal.name and a.action and a.name not in judged)
         evidence = canary.evidence(definitions, check, canary.windows(definitions)[0]).llr
         found["canary"] = Scenario("canary", alert, 5, fault, evidence, f">= {definitions.canary.upper_bound:.4g}",

@@ -1,6 +1,6 @@
 """A small HTTP/1.1 load generator for the benchmarks: keep-alive connections, exact request counts.
 
-Run as its own process (`python -m monitoring.loadgen`), so the server under test has the other core.
+Run as its own process (`python -m monitoring.bench.loadgen`), so the server under test has the other core.
 Prints one JSON line: requests, seconds, requests per second, p50/p99 latency, status counts.
 """
 
@@ -9,8 +9,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import subprocess
+import sys
 import time
 from collections import Counter
+from pathlib import Path
 from urllib.parse import urlsplit
 
 
@@ -50,6 +53,17 @@ async def run(url: str, body: bytes, token: str, requests: int, concurrency: int
             "p50_ms": latencies[len(latencies) // 2] * 1000,
             "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
             "statuses": {str(k): v for k, v in statuses.items()}}
+
+
+
+def run_load(url: str, body: dict, token: str, requests: int, concurrency: int, workdir: Path) -> dict:
+    """This load generator in its own process (so it does not share the measured server's core), its figures."""
+    body_file = workdir / "body.json"
+    body_file.write_text(json.dumps(body))
+    output = subprocess.run([sys.executable, "-m", "monitoring.bench.loadgen", url, "--body-file", str(body_file),
+                             "--token", token, "--requests", str(requests), "--concurrency", str(concurrency)],
+                            check=True, capture_output=True, text=True).stdout
+    return json.loads(output)
 
 
 def main() -> None:

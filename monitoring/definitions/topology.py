@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from monitoring import names
-from monitoring.model import Definitions, ScrapeJob, Server
+from monitoring.definitions import names
+from monitoring.definitions.model import Definitions, ScrapeJob, Server
 
 
 def exports(service: str, role: str) -> tuple[str, ...]:

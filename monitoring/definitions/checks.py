@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from monitoring import burn, canary, names
-from monitoring.model import DefinitionError, Definitions, Worse, duration_seconds, is_absolute_url
-from monitoring.validate.promql import BadExpression, parse
+from monitoring.definitions import burn, canary, names
+from monitoring.definitions.alerts import alert_expr, every_alert
+from monitoring.definitions.model import DefinitionError, Definitions, Worse, duration_seconds, is_absolute_url
+from monitoring.definitions.promql import BadExpression, parse
 
 
 def check(definitions: Definitions) -> None:
@@ -37,13 +38,13 @@ def _check_service(definitions: Definitions) -> None:
 
 def _check_expressions(definitions: Definitions) -> None:
     """Every placeholder is known and every PromQL expression parses, so no broken rule reaches a file."""
-    from generators.rules import alert_expr
+
 
     expressions = [(f"signal {s.name!r} field expr", definitions.windowed(s.expr, f"signal {s.name!r} field expr"))
                    for s in definitions.signals]
     expressions += [(f"signal {s.name!r} query {q.ref}", definitions.windowed(q.expr, f"signal {s.name!r} query"))
                     for s in definitions.signals for q in s.queries]
-    expressions += [(f"alert {a.name!r} field expr", alert_expr(definitions, a)) for a in definitions.every_alert]
+    expressions += [(f"alert {a.name!r} field expr", alert_expr(definitions, a)) for a in every_alert(definitions)]
     for signal in definitions.signals:
         record = definitions.recorded(signal)
         if record is not None and not names.METRIC_NAME.match(record):
@@ -72,7 +73,7 @@ def _check_durations(definitions: Definitions) -> None:
         seconds = [duration_seconds(each, where) for each in flat]
         if name == "evidence_windows" and seconds != sorted(seconds):
             raise DefinitionError(f"{where}: {', '.join(value)} must run from the shortest to the longest")
-    for alert in definitions.every_alert:
+    for alert in every_alert(definitions):
         duration_seconds(alert.for_, f"alert {alert.name!r} field for")
 
 
@@ -93,9 +94,9 @@ def _check_signals(definitions: Definitions) -> None:
 
 
 def _check_alerts(definitions: Definitions) -> None:
-    _unique("alert", [a.name for a in definitions.every_alert])
+    _unique("alert", [a.name for a in every_alert(definitions)])
     signals = {s.name: s for s in definitions.signals}
-    for alert in definitions.every_alert:
+    for alert in every_alert(definitions):
         where = f"alert {alert.name!r}"
         if not names.ALERT_NAME.match(alert.name):
             raise DefinitionError(f"{where} field name: not a valid alert name (letters, digits and _, not "

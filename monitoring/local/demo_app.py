@@ -34,9 +34,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from monitoring.definitions.names import VERSION, VERSIONS
 from monitoring.flags.clients import KEYS, Evaluate, sdk_reader, share_on
-from monitoring.names import VERSION, VERSIONS
-from monitoring.receiver.state import CorruptState, StateStore
+from monitoring.flags.store import CorruptState, StateStore
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.5, 5.0)
 BASE_LATENCY = (0.010, 0.060)

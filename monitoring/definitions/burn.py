@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from monitoring import names
-from monitoring.model import AlertRule, DefinitionError, Definitions, FleetBurn, Worse
+from monitoring.definitions import names
+from monitoring.definitions.model import AlertRule, DefinitionError, Definitions, FleetBurn, Worse
 
 
 def _windows(definitions: Definitions) -> tuple[tuple[str, str], ...]:

@@ -16,8 +16,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from monitoring import names
-from monitoring.model import AlertRule, Canary, CanaryCheck, DefinitionError, Definitions, Signal
+from monitoring.definitions import names
+from monitoring.definitions.model import AlertRule, Canary, CanaryCheck, DefinitionError, Definitions, Signal
 
 
 def _canary(definitions: Definitions) -> Canary:

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from monitoring.cli import DEFAULT_DEFINITIONS, _definitions
+from monitoring.commands.options import DEFAULT_DEFINITIONS, definitions_of
 
 DAY = "24h"  # the window of a Day-N report
 
@@ -30,7 +30,7 @@ def _guarded(command: str, run):
     """Run a command, turning bad input and Prometheus's failures into one line and exit status 2."""
     def guarded(args: argparse.Namespace) -> int:
         from monitoring.analysis.prometheus import PrometheusError
-        from monitoring.model import DefinitionError
+        from monitoring.definitions.model import DefinitionError
 
         try:
             return run(args)
@@ -45,7 +45,7 @@ def cmd_gonogo(args: argparse.Namespace) -> int:
     from monitoring.analysis.prometheus import Prometheus, parse_window
     from monitoring.analysis.verdict import gonogo
 
-    definitions = _definitions(args)
+    definitions = definitions_of(args)
     window = args.window or definitions.rollout.soak
     parse_window(window)
     decision = gonogo(Prometheus(args.prometheus), definitions, _at(args), window, _state(args))
@@ -57,7 +57,7 @@ def cmd_health(args: argparse.Namespace) -> int:
     from monitoring.analysis.health import health, text
     from monitoring.analysis.prometheus import Prometheus
 
-    result = health(Prometheus(args.prometheus), _definitions(args), _at(args), args.alertmanager)
+    result = health(Prometheus(args.prometheus), definitions_of(args), _at(args), args.alertmanager)
     print(text(result))
     return 1 if result.red else 0
 
@@ -66,7 +66,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from monitoring.analysis.prometheus import Prometheus, parse_window
     from monitoring.analysis.report import title, write
 
-    definitions = _definitions(args)
+    definitions = definitions_of(args)
     heading = title(definitions, args.stage, args.day)
     window = args.window or (definitions.rollout.soak if args.stage is not None else DAY)
     parse_window(window)
@@ -82,8 +82,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 def _day_end(args: argparse.Namespace, definitions) -> float:
     """Day N of the rollout ends N days after the deployment started (the state file's `deployment_started`),
     or now if that is sooner; without a state file, now."""
-    from monitoring.model import duration_seconds
-    from monitoring.receiver.state import StateStore, parse_time
+    from monitoring.definitions.model import duration_seconds
+    from monitoring.flags.store import StateStore, parse_time
 
     if not args.state:
         return time.time()
@@ -97,7 +97,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from monitoring.analysis.backtest import as_json, backtest, text, with_bands
     from monitoring.analysis.prometheus import Prometheus, parse_time
 
-    definitions = with_bands(_definitions(args), args.set or [])
+    definitions = with_bands(definitions_of(args), args.set or [])
     result = backtest(Prometheus(args.prometheus), definitions, parse_time(args.start, "--from"),
                       parse_time(args.end, "--to"), raw=args.raw)
     print(as_json(result) if args.output == "json" else text(result))

@@ -1,51 +1,10 @@
 """`monitoring deploy`: the progressive rollout, step by step on go/no-go verdicts, where a rollback always wins.
 
 At each step deploy raises the rollout with a compare-and-set write against the state it last saw, soaks,
-takes the verdict over the soak and acts on it (PROCEED next step, HOLD or INCONCLUSIVE extend the soak,
-ROLLBACK roll back and stop, FAILED stop). Its progress (plan, step, soak start, holds, verdicts,
-approvals) lives in the state file beside the rollout, under the `deploy` key, so a deploy killed at any
-instant continues with `--resume` exactly where it was. When anyone else changes the rollout (the
-receiver rolling back, a person), deploy records the conflict and never raises the rollout again.
-
-With `--flags flagd:PATH` or `unleash:URL` the rollout lives in that flag system and its history (who, when,
-why) stays in the state file. A rollback still always wins, because every writer moves the flag system first
-and records after, and deploy checks both:
-
-- a step first records deploy's intent (`raising`: the target, and the history version deploy last saw) only if
-  the history is at that version, then writes the flag system only if it is at the percentage deploy last saw
-  (`expected=`), then records the move and deploy's progress (clearing the intent) only if the history is still
-  at that version. When that record finds the history changed (a rollback or a person's move landed between
-  the writes), deploy puts the flag back where the other writer left it (0 for a rollback), provided it still
-  shows deploy's own step, records the conflict and stops: its own raise never stands over a rollback;
-- deploy killed between its flag write and its record (or told "unavailable" by a write that landed) finds its
-  intent when it reads its progress again (`--resume`): the flag at exactly the intended target and the
-  history still at the seen version is its own step, which it records now; the flag still at the recorded
-  step means the write never landed, and the step is taken again; a history that moved is a conflict as
-  above, with deploy's unrecorded raise put back if the flag still shows it. Its own crash is never blamed on
-  someone else;
-- each check of a soak reads the flag system too: any value other than deploy's step (someone changed it in
-  Unleash's UI or in the flagd file by hand) stops deploy at once, recorded as a conflict;
-- a ROLLBACK verdict and `deploy abort` set 0 % unconditionally, like the receiver.
-
-The window that remains: Unleash's conditional set is read-compare-write over HTTP, so a rollback landing
-within those milliseconds can be overwritten by deploy's raise. Deploy then finds the rollback's record at
-its own record or at the next check (`--check-every`) and puts the flag back to 0; until then the flag shows
-deploy's step. A receiver that moved the flag and died before recording is seen at the next check that reads
-the flag system, as a change by someone else, when the flag then shows anything but deploy's step; when its
-rollback was overwritten in that window, the flag shows deploy's step, nothing is recorded, and deploy does
-not see it: the rollback happens only when Alertmanager retries the notification the receiver never answered.
-flagd's file is compared and written under one lock, so there a raise never overwrites a rollback.
-
-Exit status 4 (UNAVAILABLE) means the flag system refused or could not be reached, exactly at: the first read
-of the flag when a deploy starts (nothing recorded, it does not start); a step's write (nothing recorded as
-moved; the intent stays, so `--resume` records the step if the write landed, or retries it); the ROLLBACK
-verdict's write of 0 %; the read that settles an unrecorded step's intent; `deploy abort`'s rollback (the
-deploy is stopped, the flag not rolled back; `monitoring rollback` retries); `deploy status`'s read of the
-flag (after the state's status is printed). A flag system unreadable during a soak is said and read again at
-the next check; one that refuses to take deploy's raise back is said in the conflict (exit 3).
-
-The decisions (`next_step`, `act`, `soak_end`) are pure; `Deploy` does the reading, writing and waiting,
-with the verdict, the health line, the clock and the flag system passed in.
+takes the verdict over the soak and acts on it; its progress lives in the state file, so `--resume` continues
+where a killed deploy was. The decisions (`next_step`, `act`, `soak_end`) are pure; `Deploy` does the reading,
+writing and waiting, with the verdict, the health line, the clock and the flag system passed in. Why a
+rollback always wins, on every flag system, and when it exits 4: docs/deploy.md, "How a rollback always wins".
 """
 
 from __future__ import annotations
@@ -58,10 +17,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from monitoring.analysis.verdict import Verdict
+from monitoring.definitions.model import DefinitionError
 from monitoring.flags import FlagBackend, FlagMoved, FlagUnavailable
 from monitoring.flags.recorded import Move, RecordedFlag
-from monitoring.model import DefinitionError
-from monitoring.receiver.state import CorruptState, State, StateStore, now, parse_time, version
+from monitoring.flags.store import CorruptState, State, StateStore, now, parse_time, version
 
 BY = "deploy"
 ACTIVE = ("soaking", "passed", "waiting-approval", "held")  # a deploy in one of these can be resumed

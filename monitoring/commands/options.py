@@ -1,0 +1,76 @@
+"""What every command shares: the definitions it works on, the flag system and state it moves, and the one
+error for bad input (exit status 2). The command line and the command modules import it; it imports none of
+them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+DEFAULT_DEFINITIONS = "monitoring.genesis:DEFINITIONS"
+
+
+class UsageError(Exception):
+    """Bad input named by the message; exit status 2."""
+
+
+def definitions_of(args: argparse.Namespace):
+    """The definitions named by --definitions, in the profile named by --profile (default: their first)."""
+    from monitoring.generate import load
+
+    definitions = load(args.definitions)
+    return definitions.with_profile(args.profile) if args.profile else definitions
+
+
+def stack_state() -> Path:
+    """The running local stack's state file: `<stack dir>/state.json` when its recorded receiver runs."""
+    from monitoring.local.stack import default_root
+    from monitoring.processes import still_running
+
+    root = default_root()
+    hint = "--state PATH (or MONITORING_STATE) is required: no local stack is running"
+    try:
+        records = json.loads((root / "pids.json").read_text())
+    except (OSError, ValueError):
+        raise UsageError(f"{hint} ({root / 'pids.json'} not found)") from None
+    for record in records.values() if isinstance(records, dict) else ():
+        command = record.get("command", []) if isinstance(record, dict) else []
+        # the stack runs the receiver as receiver.service.command builds it: python -m monitoring receiver …
+        if command[2:4] == ["monitoring", "receiver"] and still_running(record):
+            return root / "state.json"
+    raise UsageError(f"{hint} (the receiver recorded in {root / 'pids.json'} is not running)")
+
+
+def flag_backend(args: argparse.Namespace, store):
+    """The backend of the flag system `--flags` names, else $MONITORING_FLAGS, else the running local stack's
+    (with its token files) when --state was not given, else the state file. A bad spec is a UsageError."""
+    from monitoring.flags import BadFlagSpec
+    from monitoring.flags.backends import backend
+    from monitoring.generate import load
+    from monitoring.receiver.service import default_flags
+
+    spec, environ = args.flags or default_flags(), os.environ
+    if not args.state and not args.flags and spec == "state":
+        from monitoring.local.stack import Stack, StackError
+
+        try:
+            stack = Stack(Path(store.path).parent, load(args.definitions))
+        except StackError as error:
+            raise UsageError(str(error)) from None
+        spec, environ = stack.flag_spec, {**os.environ, **stack.flag_environment}
+    try:
+        return backend(spec, store.flag, store.path, environ)
+    except BadFlagSpec as error:
+        raise UsageError(str(error)) from None
+
+
+def add_flag_options(parser: argparse.ArgumentParser) -> None:
+    """--flag (which flag) and --flags (where it lives), as every command that moves a flag takes them."""
+    from monitoring.flags import SPECS
+
+    parser.add_argument("--flag", help="the feature flag the state belongs to (default: the definitions' flag)")
+    parser.add_argument("--flags", metavar="SPEC",
+                        help=f"where the flag lives: {SPECS} (default: $MONITORING_FLAGS, else the running local "
+                             "stack's when --state is not given, else state); the history stays in the state file")

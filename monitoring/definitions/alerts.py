@@ -1,0 +1,34 @@
+"""Every alert of a set of definitions, and what each one is: its PromQL and its labels.
+
+The alerts as defined, then those derived from the fleet's burn rate and from the canary. Generation,
+validation, analysis and the demos all ask here, so an alert is the same wherever it is read.
+"""
+
+from __future__ import annotations
+
+from monitoring.definitions import burn, canary, names
+from monitoring.definitions.model import AlertRule, Definitions
+
+
+def every_alert(definitions: Definitions) -> tuple[AlertRule, ...]:
+    """The alerts as defined, then the fleet's burn-rate alert and the canary alerts derived from the definitions."""
+    return definitions.alerts + burn.alerts(definitions) + canary.alerts(definitions)
+
+
+def alert_expr(definitions: Definitions, alert: AlertRule) -> str:
+    """A band alert compares its signal's recorded series with the band's border."""
+    if alert.expr is not None:
+        return definitions.windowed(alert.expr, f"alert {alert.name!r} field expr")
+    signal = definitions.signal(alert.signal)
+    assert signal.bands is not None and alert.band is not None
+    series = definitions.recorded(signal) or definitions.windowed(signal.expr, f"signal {signal.name!r} field expr")
+    return f"{series} {signal.bands.breach(alert.band)}"
+
+
+def alert_labels(definitions: Definitions, alert: AlertRule) -> dict[str, str]:
+    labels = {names.SEVERITY: alert.severity, names.SIGNAL: alert.signal, names.TEAM: definitions.team}
+    if alert.action:
+        labels[names.ACTION] = alert.action
+    if alert.action == names.ROLLBACK:  # the receiver rolls back exactly the flag its alert names
+        labels[names.FLAG] = definitions.flag_name
+    return labels
