@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -65,9 +72,11 @@ NAMESPACE = "checkout"
 
 
 def start_receiver(workdir: Path, *extra: str, token: str = "s3cret-token", init: bool = True,
-                   namespace: str = NAMESPACE, prefix: tuple[str, ...] = ()) -> RunningReceiver:
+                   namespace: str = NAMESPACE, prefix: tuple[str, ...] = (),
+                   python: tuple[str, ...] | None = None) -> RunningReceiver:
     """The real receiver as a subprocess on a free loopback port (the caller stops it); `init` lets it
-    create the state file; `prefix` runs it through e.g. `prlimit` or `setpriv`."""
+    create the state file; `prefix` runs it through e.g. `prlimit` or `setpriv`, and `python` replaces the
+    interpreter (see `unprivileged_python`)."""
     token_file = workdir / "token"
     token_file.write_text(token + "\n")
     token_file.chmod(0o600)
@@ -76,6 +85,8 @@ def start_receiver(workdir: Path, *extra: str, token: str = "s3cret-token", init
     state = workdir / "state.json"
     command = receiver_command(f"127.0.0.1:{port}", state, token_file, flag=FLAG, namespace=namespace,
                                extra=(*extra, "--init") if init else extra)
+    if python is not None:
+        command = [*python, *command[1:]]
     server = start("receiver", [*prefix, *command], f"{url}/healthz", workdir / "receiver.log")
     return RunningReceiver(url, state, token, server)
 
@@ -91,3 +102,39 @@ def receiver(workdir: Path, *extra: str, **options) -> Iterator[RunningReceiver]
 
 
 notification = example
+
+
+NOBODY = 65534
+AS_NOBODY = ("setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups")
+
+
+@functools.cache
+def unprivileged_python() -> tuple[str, ...]:
+    """How `nobody` runs this checkout's code: the virtual environment's interpreter when nobody can read the
+    checkout; else (a checkout in a 0700 folder, such as root's home) the base interpreter over a world-readable
+    copy of the package and of the installed packages it imports, made once and removed at exit."""
+    probe = [sys.executable, "-c", "import monitoring.receiver.service, monitoring.cli"]
+    if subprocess.run([*AS_NOBODY, *probe], capture_output=True, timeout=60).returncode == 0:
+        return (sys.executable,)
+    mirror = Path(tempfile.mkdtemp(prefix="monitoring-unprivileged-"))
+    atexit.register(shutil.rmtree, mirror, True)
+    listing = "import sys; print(*filter(None, (getattr(m, '__file__', None) for m in list(sys.modules.values()))))"
+    loaded = subprocess.run([sys.executable, "-c", f"{probe[2]}; {listing}"], capture_output=True, text=True,
+                            check=True, timeout=60).stdout.split()
+    project = Path(__file__).resolve().parent.parent
+    sites = [Path(p) for p in sys.path if p.endswith("site-packages")]
+    for path in map(Path, loaded):
+        for root, into in [(project, mirror), *((site, mirror / "site") for site in sites)]:
+            if root in path.parents:
+                top = root / path.relative_to(root).parts[0]
+                target = into / top.name
+                if top.is_dir() and not target.exists():
+                    shutil.copytree(top, target, ignore=shutil.ignore_patterns("__pycache__"))
+                elif top.is_file() and not target.exists():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(top, target)
+                break
+    subprocess.run(["chmod", "-R", "a+rX", str(mirror)], check=True)
+    python = ("env", f"PYTHONPATH={mirror}{os.pathsep}{mirror / 'site'}", getattr(sys, "_base_executable",
+                                                                                  sys.executable))
+    return python

@@ -20,15 +20,23 @@ import requests
 
 from monitoring.receiver.decisions import REFUSED_SECONDS
 from monitoring.receiver.service import command
-from tests.servers import FLAG, NAMESPACE, notification, receiver, start_receiver
+from tests.servers import (
+    AS_NOBODY,
+    FLAG,
+    NAMESPACE,
+    NOBODY,
+    notification,
+    receiver,
+    start_receiver,
+    unprivileged_python,
+)
 
-NOBODY = 65534
-AS_NOBODY = ("setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups")
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (other owners, a tmpfs)")
 
 
-def _cli(*args: str, prefix: tuple[str, ...] = (), env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([*prefix, sys.executable, "-m", "monitoring", *args, "--flag", FLAG], capture_output=True,
+def _cli(*args: str, prefix: tuple[str, ...] = (), env: dict | None = None,
+         python: tuple[str, ...] = (sys.executable,)) -> subprocess.CompletedProcess:
+    return subprocess.run([*prefix, *python, "-m", "monitoring", *args, "--flag", FLAG], capture_output=True,
                           text=True, timeout=30, env=env)
 
 
@@ -86,7 +94,7 @@ def test_a_state_that_is_a_folder_is_one_line(tmp_path: Path) -> None:
 @root_only
 def test_root_replacing_the_state_keeps_its_owner_and_mode_so_the_receiver_still_rolls_back() -> None:
     with _shared_folder() as folder:
-        running = start_receiver(folder, prefix=AS_NOBODY)
+        running = start_receiver(folder, prefix=AS_NOBODY, python=unprivileged_python())
         try:
             os.chown(folder / "token", NOBODY, NOBODY)
             running.server.wait_ready()
@@ -103,7 +111,7 @@ def test_root_replacing_the_state_keeps_its_owner_and_mode_so_the_receiver_still
 @root_only
 def test_a_state_the_receiver_may_not_read_is_unwritable_not_corrupt() -> None:
     with _shared_folder() as folder:
-        running = start_receiver(folder, prefix=AS_NOBODY)
+        running = start_receiver(folder, prefix=AS_NOBODY, python=unprivileged_python())
         try:
             os.chown(folder / "token", NOBODY, NOBODY)
             running.server.wait_ready()
@@ -113,7 +121,8 @@ def test_a_state_the_receiver_may_not_read_is_unwritable_not_corrupt() -> None:
             answer = running.post(notification())
             assert answer.status_code == 503 and answer.json()["outcome"] == "state_unwritable", answer.text
             assert "Permission denied" in answer.json()["reason"]
-            _one_line(_cli("status", "--state", str(running.state), prefix=AS_NOBODY), "Permission denied")
+            _one_line(_cli("status", "--state", str(running.state), prefix=AS_NOBODY,
+                                 python=unprivileged_python()), "Permission denied")
         finally:
             running.server.stop()
 
