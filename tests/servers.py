@@ -111,30 +111,25 @@ AS_NOBODY = ("setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-group
 @functools.cache
 def unprivileged_python() -> tuple[str, ...]:
     """How `nobody` runs this checkout's code: the virtual environment's interpreter when nobody can read the
-    checkout; else (a checkout in a 0700 folder, such as root's home) the base interpreter over a world-readable
-    copy of the package and of the installed packages it imports, made once and removed at exit."""
-    probe = [sys.executable, "-c", "import monitoring.receiver.service, monitoring.cli"]
+    checkout; else (a checkout in a 0700 folder, such as root's home) an interpreter of the same version over a
+    world-readable copy of the package and the installed packages, made once and removed at exit."""
+    probe = [sys.executable, "-c", "import monitoring.receiver.app, monitoring.cli, uvicorn, starlette"]
     if subprocess.run([*AS_NOBODY, *probe], capture_output=True, timeout=60).returncode == 0:
         return (sys.executable,)
     mirror = Path(tempfile.mkdtemp(prefix="monitoring-unprivileged-"))
     atexit.register(shutil.rmtree, mirror, True)
-    listing = "import sys; print(*filter(None, (getattr(m, '__file__', None) for m in list(sys.modules.values()))))"
-    loaded = subprocess.run([sys.executable, "-c", f"{probe[2]}; {listing}"], capture_output=True, text=True,
-                            check=True, timeout=60).stdout.split()
     project = Path(__file__).resolve().parent.parent
-    sites = [Path(p) for p in sys.path if p.endswith("site-packages")]
-    for path in map(Path, loaded):
-        for root, into in [(project, mirror), *((site, mirror / "site") for site in sites)]:
-            if root in path.parents:
-                top = root / path.relative_to(root).parts[0]
-                target = into / top.name
-                if top.is_dir() and not target.exists():
-                    shutil.copytree(top, target, ignore=shutil.ignore_patterns("__pycache__"))
-                elif top.is_file() and not target.exists():
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(top, target)
-                break
+    skip = shutil.ignore_patterns("__pycache__", "__editable__*", "*.pth")
+    for package in ("monitoring", "generators"):
+        shutil.copytree(project / package, mirror / package, ignore=skip)
+    for site in (Path(p) for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()):
+        shutil.copytree(site, mirror / "site", ignore=skip, dirs_exist_ok=True)
     subprocess.run(["chmod", "-R", "a+rX", str(mirror)], check=True)
-    python = ("env", f"PYTHONPATH={mirror}{os.pathsep}{mirror / 'site'}", getattr(sys, "_base_executable",
-                                                                                  sys.executable))
-    return python
+    path = f"PYTHONPATH={mirror}{os.pathsep}{mirror / 'site'}"
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    candidates = [getattr(sys, "_base_executable", sys.executable), f"/usr/local/bin/{version}", f"/usr/bin/{version}"]
+    for interpreter in candidates:  # the same minor version: the copied compiled modules fit it
+        python = ("env", path, interpreter)
+        if subprocess.run([*AS_NOBODY, *python, *probe[1:]], capture_output=True, timeout=60).returncode == 0:
+            return python
+    raise RuntimeError(f"no {version} that nobody may run among {', '.join(candidates)}")

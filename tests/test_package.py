@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -47,6 +48,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
 
 def test_the_core_install_runs_generate_and_validate_and_imports_no_extra(installed, tmp_path: Path) -> None:
     venv, env, _ = installed
+    shutil.copytree(PROJECT / "rules/tests", tmp_path / "rules/tests")  # the user's hand-written promtool tests
     version = _run([str(venv / "bin/monitoring"), "--version"], tmp_path, env)
     assert version.returncode == 0 and version.stdout.strip() == "monitoring 0.1.0", version
     script = textwrap.dedent(f"""
@@ -67,7 +69,7 @@ def test_the_core_install_runs_generate_and_validate_and_imports_no_extra(instal
 
 def test_a_command_that_needs_a_missing_extra_names_it_in_one_line(installed, tmp_path: Path) -> None:
     venv, env, _ = installed
-    done = _run([str(venv / "bin/monitoring"), "report", "--prometheus", "http://127.0.0.1:9", "--out",
+    done = _run([str(venv / "bin/monitoring"), "report", "--stage", "5", "--prometheus", "http://127.0.0.1:9", "--out",
                  str(tmp_path / "report")], tmp_path, env)
     assert done.returncode == 2, done
     assert done.stderr.strip().count("\n") == 0 and "Traceback" not in done.stderr, done.stderr

@@ -249,8 +249,15 @@ def flags() -> None:
     flag_backends()
 
 
+def package() -> None:
+    """The installed size of the core and of each extra (monitoring.bench.package)."""
+    from monitoring.bench.package import sizes
+
+    sizes()
+
+
 SECTIONS = {"generation": generation, "files": durability, "receiver": receiver, "closed-loop": closed_loop,
-            "detection": detection, "analysis": analysis, "flags": flags}
+            "detection": detection, "analysis": analysis, "flags": flags, "package": package}
 OPT_IN = {"production": production}  # long: only when named
 
 
