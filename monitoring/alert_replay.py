@@ -37,7 +37,7 @@ Counter = tuple[str, str]  # (selector, version): a metric name, with {le="…"}
 
 def written(value: float, spec: str) -> float:
     """A number as a generated rule writes it, with the format spec of canary.py or burn.py: the rules compare
-    with 13.81, not with ln(0.99 / 1e-6) = 13.8155..."""
+    with 13.81, not with ln(0.99 / 1e-6) = 13.8055..."""
     return float(format(value, spec))
 
 
