@@ -1,13 +1,17 @@
-"""The canary detection bench's parts: its random draws, its simulated series, the reading of promtool's
-report, and one short measurement through the real promtool (the bench's numbers are printed by `make bench`,
-never asserted here)."""
+"""The detection bench's parts: its random draws, its simulated series and whole rollouts, the ideal test it
+is measured against, the reading of promtool's report, the tables, and one short measurement through the real
+promtool (the bench's numbers are printed by `make bench`, never asserted here). The Python evaluator it
+counts false rollbacks with is checked against promtool in tests/test_alert_replay.py."""
 
 from __future__ import annotations
 
+import math
 import random
 import statistics
+from collections import Counter
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from monitoring import artifacts
@@ -60,30 +64,139 @@ def test_traffic_is_old_only_until_the_start_then_split_by_the_rollout() -> None
     assert set(old[1:21]) == {600} and set(old[21:]) == {570}
 
 
-@pytest.mark.parametrize(("kind", "per_version"), [(bench.ERRORS, 2), (bench.LATENCY, 1 + len(LATENCY_BUCKETS) + 1)])
+@pytest.mark.parametrize(("kind", "per_version"), [(bench.ERRORS, 2), (bench.LATENCY, 2 + len(LATENCY_BUCKETS) + 1)])
 def test_series_are_counters_and_the_inf_bucket_counts_every_request(kind: str, per_version: int) -> None:
     timeline = bench.Timeline.of(DEFINITIONS, "10m")
     run = bench.Run(kind, rollout=10, new_rps=2, new=0.05 if kind == bench.ERRORS else 0.4, old=0.001, seed=3)
     series = bench.input_series(DEFINITIONS, run, timeline)
     assert len(series) == 2 * per_version
-    values = {s["series"]: [int(v) for v in s["values"].split()] for s in series}
+    values = {s["series"]: [None if v == "_" else int(v) for v in s["values"].split()] for s in series}
     for counts in values.values():
-        assert len(counts) == len(timeline.scrapes) and counts == sorted(counts)
+        present = [c for c in counts if c is not None]
+        assert len(counts) == len(timeline.scrapes) and present == sorted(present)
     for version in ("old", "new"):
         labels = f'job="{run.name}", instance="bench", version="{version}"'
         requests = values[f"genesis_requests_total{{{labels}}}"]
+        assert values[f"genesis_errors_total{{{labels}}}"][-1] <= requests[-1]
         if kind == bench.LATENCY:
-            assert values[f'genesis_request_duration_seconds_bucket{{{labels}, le="+Inf"}}'] == requests
-        else:
-            assert values[f"genesis_errors_total{{{labels}}}"][-1] <= requests[-1]
+            inf = values[f'genesis_request_duration_seconds_bucket{{{labels}, le="+Inf"}}']
+            # a client library exports the new version's histogram from its first request on, as the demo app
+            first = next(i for i, n in enumerate(requests) if n > 0)
+            assert inf == [None] * first + requests[first:]
     assert bench.input_series(DEFINITIONS, run, timeline) == series  # a fixed seed: the same draws every time
 
 
-def test_judged_pairs_each_fault_with_the_fleet_and_canary_rollback_alerts() -> None:
-    assert bench.judged(DEFINITIONS, bench.ERRORS) == ("HighErrorRate", "CanaryErrorRate")
-    assert bench.judged(DEFINITIONS, bench.LATENCY) == ("HighLatency", "CanaryLatency")
+def test_the_rollback_alerts_are_every_alert_that_rolls_back() -> None:
+    assert bench.rollback_alerts(DEFINITIONS) == ("HighErrorRate", "HighLatency", "ErrorBudgetBurn",
+                                                  "CanaryErrorRate", "CanaryLatency")
+    assert bench.canary_check(DEFINITIONS, bench.ERRORS).alert == "CanaryErrorRate"
+    assert bench.canary_check(DEFINITIONS, bench.LATENCY).alert == "CanaryLatency"
     with pytest.raises(DefinitionError, match="canary"):
-        bench.judged(replace(DEFINITIONS, canary=None), bench.ERRORS)
+        bench.canary_check(replace(DEFINITIONS, canary=None), bench.ERRORS)
+
+
+def test_the_ideal_is_walds_expected_sample_size_at_the_true_rate() -> None:
+    canary = DEFINITIONS.canary
+    a, b = math.log(0.99 / 1e-6), math.log(0.01 / (1 - 1e-6))
+    assert (canary.upper_bound, canary.lower_bound) == (pytest.approx(a), pytest.approx(b))
+    check = bench.canary_check(DEFINITIONS, bench.ERRORS)
+    # every request fails: each moves the ratio by ln(0.006 / 0.001), about 7.6 requests to decide
+    assert bench.ideal_requests(DEFINITIONS, check, 1.0, 0.001) == pytest.approx((0.99 * a + 0.01 * b) / math.log(6))
+    # the old version's share is the baseline when above the floor; at or below the baseline: never
+    assert bench.drift(0.02, 0.01, 0.005) == pytest.approx(0.02 * math.log(1.5) + 0.98 * math.log(0.985 / 0.99))
+    assert bench.ideal_requests(DEFINITIONS, check, 0.02, 0.01) == pytest.approx(
+        (0.99 * a + 0.01 * b) / bench.drift(0.02, 0.01, 0.005))
+    assert math.isinf(bench.ideal_requests(DEFINITIONS, check, 0.001, 0.001))
+    assert bench.pipeline_floor(DEFINITIONS) == 60  # 15 s scrape + 15 s evaluation + `for` 30 s
+
+
+def test_cells_hold_the_matrix_and_the_issues_targets() -> None:
+    cells = bench.cells()
+    assert len(cells) == len(set(cells))
+    assert {c.target for c in cells} >= set(bench.TARGETS.values())
+    slow = bench.Cell(bench.LATENCY, 5, 10, 0.45)
+    assert slow.true_bad(DEFINITIONS) == (pytest.approx(0.2), 0.0)  # 460 to 510 ms: a fifth over 500 ms
+    assert math.isinf(bench.Cell(bench.LATENCY, 5, 10, 0.4).ideal(DEFINITIONS)[1])
+    # a run watches twice the ideal plus the floor (and 5 m), in whole 5 minutes, at least 20 m
+    trickle = bench.Cell(bench.ERRORS, 5, 0.5, 0.005)
+    assert trickle.follow(DEFINITIONS) >= 2 * (trickle.ideal(DEFINITIONS)[1] + 60)
+    assert trickle.follow(DEFINITIONS) % 300 == 0 and slow.follow(DEFINITIONS) == bench.FOLLOW
+
+
+def test_matrix_rows_compare_the_median_with_the_ideal_and_name_what_fired_first() -> None:
+    fast = bench.Cell(bench.ERRORS, 10, 10, 1.0)
+    never = bench.Cell(bench.ERRORS, 5, 0.5, 0.005)
+    silent = bench.Cell(bench.LATENCY, 5, 10, 0.4)
+    found = [bench.Detection(fast, (45, 45, 60, 45, 45), ("CanaryErrorRate",) * 4 + ("ErrorBudgetBurn",),
+                             (45, 45, 75, 45, 45)),
+             bench.Detection(never, (math.inf,) * 5, ("-",) * 5, (math.inf,) * 5),
+             bench.Detection(silent, (math.inf,) * 5, ("-",) * 5, (math.inf,) * 5)]
+    rows = {row[0]: dict(zip(bench.MATRIX_HEADER, row, strict=True))
+            for row in bench.matrix_rows(DEFINITIONS, found)}
+    assert rows["100 %"]["first rollback alert"] == "CanaryErrorRate 4/5 ErrorBudgetBurn 1/5"
+    assert rows["100 %"]["measured"] == "0:45" and rows["100 %"]["goal <= 2"] == "yes"
+    assert float(rows["100 %"]["ratio"]) == pytest.approx(45 / (fast.ideal(DEFINITIONS)[1] + 60), abs=0.01)
+    assert rows["100 %"]["issue target"] == "total failure at 10 %"
+    assert rows["0.5 %"]["goal <= 2"] == "MISS" and rows["0.5 %"]["ratio"].startswith("> ")
+    assert rows["+400 ms"]["goal <= 2"] == "silent: yes" and rows["+400 ms"]["ideal"] == "never"
+
+
+def test_whole_rollouts_step_through_the_policy_after_an_hour_of_history() -> None:
+    soak = 30 * 60
+    rollout = bench.Rollout(0.009, new_rps=2, seed=0)
+    samples = bench.rollout_samples(DEFINITIONS, [rollout, replace(rollout, seed=1)], soak)
+    assert samples.scrape_ms == 15_000 and bench.history(DEFINITIONS) == 3600
+    steps = DEFINITIONS.rollout.steps
+    assert samples.scrapes == (3600 + len(steps) * soak) // 15 + 1
+    served = {v: np.diff(samples.counters[("genesis_requests_total", v)][0]) for v in ("old", "new")}
+    per_step = soak // 15
+    assert set(served["old"] + served["new"]) == {600}  # 40 requests/s: 2/s is 5 %
+    for i, step in enumerate(steps):
+        part = slice(240 + i * per_step, 240 + (i + 1) * per_step)
+        assert served["new"][part].sum() == pytest.approx(600 * per_step * step / 100, abs=1)
+    assert served["new"][:240].sum() == 0
+    errors = samples.counters[("genesis_errors_total", "new")]
+    assert (np.diff(errors[0]) >= 0).all() and not np.array_equal(errors[0], errors[1])
+    again = bench.rollout_samples(DEFINITIONS, [rollout], soak)
+    assert np.array_equal(again.counters[("genesis_errors_total", "new")][0], errors[0])  # seeded by the rollout
+
+
+def test_rollouts_for_the_cross_check_appear_late_restart_and_miss_scrapes() -> None:
+    soak = 30 * 60
+    odd = bench.Rollout(0.001, 2, 0, fault_at=soak, new_errors=0.5, slow=0.01, new_slow=0.5, late=True,
+                        restart_at=2 * soak, gap=(3 * soak, 3 * soak + 60))
+    samples = bench.rollout_samples(DEFINITIONS, [odd], soak)
+    times = np.arange(samples.scrapes) * 15 - 3600
+    requests = samples.counters[("genesis_requests_total", "new")][0]
+    assert np.isnan(requests[times <= soak]).all() and requests[times == soak + 15][0] > 0
+    assert requests[times == 2 * soak][0] == 0 and (requests[times == 2 * soak - 15] > 0).all()
+    assert np.isnan(requests[(times >= 3 * soak) & (times < 3 * soak + 60)]).all()
+    slow = samples.counters[('genesis_request_duration_seconds_bucket{le="0.5"}', "new")][0]
+    inf = samples.counters[('genesis_request_duration_seconds_bucket{le="+Inf"}', "new")][0]
+    assert np.nanmax(inf - slow) > 0 and np.array_equal(np.isnan(inf), np.isnan(requests))
+
+
+def test_the_upper_bound_is_exact_and_about_three_over_n_at_zero() -> None:
+    assert bench.upper_bound(0, 1000) == pytest.approx(1 - 0.05 ** (1 / 1000), rel=1e-6)
+    assert bench.upper_bound(0, 1000) == pytest.approx(3 / 1000, rel=0.01)
+    bound = bench.upper_bound(5, 100)
+    assert sum(math.comb(100, k) * bound ** k * (1 - bound) ** (100 - k) for k in range(6)) == pytest.approx(0.05)
+    assert bench.upper_bound(7, 7) == 1.0
+    assert [bench.percent(x) for x in (1.0, 0.26, 0.003, 0.00002)] == ["100", "26", "0.3", "0.00"]
+
+
+def test_false_rollbacks_count_rollouts_and_show_the_path_of_each_alert() -> None:
+    found = bench.false_rollbacks(DEFINITIONS, per_cell=2, say=lambda line: None)
+    assert [(c.errors, c.new_rps) for c in found] == [(e, r) for e in bench.HEALTHY_ERRORS for r in bench.NEW_RPS]
+    assert all(c.rollouts == 2 for c in found)
+    noisy = found[3]  # 0.9 % at 0.5 new requests/s: the baseline's noise (see docs/canary-analysis.md)
+    assert noisy.fired == 2 and sum(noisy.by_step.values()) == 2
+    what, header, rows = noisy.paths["CanaryErrorRate"]
+    assert what.startswith("seed ") and header[:2] == ["since rollout start", "window"]
+    assert any(float(row[5]) >= 13.81 for row in rows)
+    table = bench.false_rollback_rows(DEFINITIONS, found)
+    assert table[-1][:4] == ["all", "", "12", str(sum(c.fired for c in found))]
+    assert Counter(row[4].endswith("(~3/n)") for row in table[:-1])[True] == sum(c.fired == 0 for c in found)
 
 
 # promtool 2.42's report on tests expecting no alerts, as it prints it (annotations shortened).
@@ -120,7 +233,27 @@ def test_first_firing_reads_each_jobs_first_firing_from_promtools_report() -> No
         ("errors rollout=5% seed=1", "CanaryErrorRate"): 615,
         ("errors rollout=5% seed=1", "HighErrorRate"): 3615,
     }
+    assert bench.firing_times(REPORT)[("errors rollout=5% seed=0", "CanaryErrorRate")] == [615, 630]
     assert bench.first_firing("Unit Testing:  bench-0.yml\n  SUCCESS\n\n") == {}
+
+
+# promtool 2.42's report on PromQL expressions tested against no samples: what it got.
+EXPRESSIONS = """Unit Testing:  bench-0.yml
+  FAILED:
+    expr: "{__name__=~\\"job:x:sum|other\\"}", time: 30s,
+        exp: nil
+        got: {__name__="job:x:sum", job="a b=(1, 2)"} 3E+00, {__name__="job:x:sum", job="c"} 3.0000001E-01
+    expr: "{__name__=~\\"job:x:sum\\"}", time: 1m0s,
+        exp: nil
+        got: {__name__="job:x:sum", job="a b=(1, 2)"} 5E+00
+
+"""
+
+
+def test_expression_values_reads_every_sample_promtool_got() -> None:
+    assert bench.expression_values(EXPRESSIONS) == {
+        ("job:x:sum", "a b=(1, 2)", 30): 3.0, ("job:x:sum", "c", 30): 0.30000001, ("job:x:sum", "a b=(1, 2)", 60): 5.0}
+    assert bench.first_firing(EXPRESSIONS) == {}  # the lines of an expression test are not alerts
 
 
 def test_first_firing_refuses_any_other_failure_instead_of_reading_it_as_silence() -> None:
@@ -130,14 +263,13 @@ def test_first_firing_refuses_any_other_failure_instead_of_reading_it_as_silence
 
 
 def test_real_promtool_times_a_bad_canary_and_stays_silent_on_a_healthy_one() -> None:
-    """At 5 % rollout a new version failing 10 % of 10 requests/s: CanaryErrorRate fires once its `for` (5m)
-    has passed, the fleet-wide HighErrorRate never does; a healthy twin fires neither."""
-    timeline = bench.Timeline.of(DEFINITIONS, "12m")
-    bad = bench.Run(bench.ERRORS, rollout=5, new_rps=10, new=0.1, old=0.001, seed=0)
+    """At 5 % rollout a new version failing 10 % of 10 requests/s: CanaryErrorRate fires once its `for` (30s)
+    has passed, no other rollback alert does; a healthy twin fires none."""
+    bad = bench.Run(bench.ERRORS, rollout=5, new_rps=10, new=0.1, old=0.001, seed=0, follow=12 * 60)
     healthy = replace(bad, new=0.001)
-    fired = bench.evaluate(DEFINITIONS, [bad, healthy], timeline, per_group=1)
+    fired = bench.evaluate(DEFINITIONS, [bad, healthy], per_group=1)
     assert set(fired) == {(bad.name, "CanaryErrorRate")}
-    assert 30 < fired[(bad.name, "CanaryErrorRate")] - timeline.start <= 60
+    assert 30 < fired[(bad.name, "CanaryErrorRate")] - bench.Timeline.of(DEFINITIONS).start <= 60
 
 
 def test_recording_groups_are_evaluated_before_the_alerts_that_read_them() -> None:

@@ -1,0 +1,166 @@
+"""The Python evaluator of the canary and burn rollback alerts: Prometheus's extrapolation and `for` on small
+hand-worked cases, the numbers it reads as the rule files write them, and promtool on the same whole rollouts
+(the production rule files, soaks compressed) finding the same firing times and the same recorded values."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import yaml
+
+from monitoring import artifacts
+from monitoring.bench import canary as bench
+from monitoring.bench import replay
+from monitoring.genesis import DEFINITIONS
+
+NAN = math.nan
+
+
+def rule_texts() -> list[str]:
+    rendered = artifacts.render(DEFINITIONS)
+    return [rendered[f"rules/{name}"] for name in DEFINITIONS.rule_file_names]
+
+
+def increase(values: list[float], at: float, window: float, scrape: float = 15) -> float:
+    counter = replay._Indexed.of(np.array([values], dtype=float))
+    rise, factor = replay.extrapolated(counter, round(scrape * 1000), np.array([round(at * 1000)]),
+                                       round(window * 1000))
+    return float((rise * factor)[0, 0])
+
+
+def test_a_full_window_of_aligned_samples_is_the_exact_difference() -> None:
+    values = [10.0 * i for i in range(30)]
+    assert increase(values, at=300, window=300) == 200
+    assert increase(values, at=435, window=300) == 200  # samples 135 s .. 435 s
+
+
+def test_a_series_that_appears_mid_window_extrapolates_half_an_interval_back_not_past_its_zero() -> None:
+    # first sample at 150 s with 50, then +10 a scrape: rise 100 over 150 s; the start is 150 s away (more
+    # than 1.1 intervals), the counter's zero 75 s back: stretched by half an interval, 157.5 / 150.
+    values = [NAN] * 10 + [50.0 + 10 * i for i in range(11)]
+    assert increase(values, at=300, window=300) == pytest.approx(105)
+    # first sample 6 with a rise of 100: its zero is 9 s back, nearer than half an interval: 159 / 150
+    values = [NAN] * 10 + [6.0 + 10 * i for i in range(11)]
+    assert increase(values, at=300, window=300) == pytest.approx(106)
+
+
+def test_a_missing_last_sample_extrapolates_half_an_interval_forward() -> None:
+    values = [0.0, 10.0, 20.0, NAN, NAN]
+    assert increase(values, at=60, window=60) == pytest.approx(25)  # rise 20 over 30 s, stretched to 37.5 s
+
+
+def test_a_counter_reset_adds_back_the_value_before_it() -> None:
+    assert increase([0.0, 10.0, 20.0, 5.0, 15.0], at=60, window=60) == 35
+
+
+def test_fewer_than_two_samples_are_no_sample() -> None:
+    assert math.isnan(increase([0.0, 10.0, 20.0], at=15, window=10))
+    assert math.isnan(increase([NAN, NAN, 7.0], at=30, window=60))
+
+
+def test_for_fires_once_active_for_its_duration_and_starts_over_after_a_gap() -> None:
+    active = np.array([[True, True, True, False, True, True, True, True]])
+    assert replay.firing(active, 15_000, 30_000).tolist() == [[False, False, True, False, False, False, True, True]]
+    assert replay.firing(active, 15_000, 0).tolist() == active.tolist()
+
+
+def test_the_numbers_are_the_definitions_as_the_generated_rules_write_them() -> None:
+    rules = replay.RollbackRules.of(DEFINITIONS)
+    generated = {rule.get("record") or rule.get("alert"): rule
+                 for text in rule_texts()
+                 for group in yaml.safe_load(text)["groups"] for rule in group["rules"]}
+    assert rules.evaluation_ms == 15_000 and rules.windows == ("5m", "30m") and rules.bound == 13.81
+    for check in rules.checks:
+        alert = generated[check.alert]
+        assert alert["for"] == f"{check.for_ms // 1000}s"
+        for window, found in zip(rules.windows, check.evidence, strict=True):
+            assert f"{found.llr} >= {rules.bound:g}" in alert["expr"]
+            assert generated[found.baseline]["expr"].endswith(f", {check.floor:g})")
+            assert f"+ {check.margin:g}) /" in generated[found.llr]["expr"]
+            assert f"[{window}]" in generated[found.bad]["expr"]
+            for selector, _ in check.bad:
+                assert selector in generated[found.bad]["expr"]
+    burn, alert = rules.burn, generated[rules.burn.alert]
+    assert alert["for"] == f"{burn.for_ms // 1000}s"
+    for tier in burn.tiers:
+        assert f"({tier.long} > {tier.threshold:g} and {tier.short} > {tier.threshold:g})" in alert["expr"]
+    assert [t.threshold for t in burn.tiers] == [0.0144, 0.0144]
+
+
+SOAK = 36 * 60  # each step compressed from 12 h: the windows (up to 1 h, over two steps) still fill
+
+
+def cross_check_rollouts() -> list[bench.Rollout]:
+    """Healthy rollouts as the false-rollback count draws them (the 0.9 % ones at low traffic fire), and faulty
+    ones from the same generator that fire each alert by each window, with series that appear late, restart
+    and miss scrapes, so that Prometheus's extrapolation and counter resets decide some values."""
+    R = bench.Rollout
+    return [
+        *(R(0.009, 0.5, seed) for seed in range(4)), *(R(0.009, 2, seed) for seed in range(4)),
+        R(0.001, 0.5, 0), R(0.001, 0.5, 1), R(0.001, 10, 0), R(0.001, 10, 1),
+        R(0.001, 2, 1, fault_at=3 * SOAK + 600, new_errors=0.012),
+        R(0.001, 0.5, 2, fault_at=2 * SOAK + 300, new_errors=0.03),
+        R(0.001, 10, 3, fault_at=5 * SOAK + 100, new_errors=1.0),
+        R(0.009, 10, 4, fault_at=6 * SOAK + 60, new_errors=0.05),
+        R(0.001, 2, 5, fault_at=SOAK + 200, new_errors=0.08, late=True),
+        R(0.001, 2, 6, fault_at=SOAK + 700, new_errors=0.2, slow=0.002, new_slow=0.08, late=True,
+          restart_at=SOAK + 900, gap=(SOAK + 1200, SOAK + 1290)),
+        R(0.001, 0.5, 7, fault_at=4 * SOAK, slow=0.005, new_slow=0.12),
+        R(0.001, 2, 8, slow=0.02),
+        R(0.001, 10, 9, fault_at=2 * SOAK + 60, new_errors=0.02, gap=(2 * SOAK + 30, 2 * SOAK + 150)),
+        R(0.009, 0.5, 10, late=True),
+    ]
+
+
+@pytest.fixture(scope="module")
+def both() -> tuple[list[str], replay.Replay, dict, dict]:
+    """The cross-check rollouts through the evaluator and through promtool (once for the module): the jobs,
+    the evaluator's replay, promtool's firing evaluations and its values of the recorded series the alerts
+    read (every minute)."""
+    rollouts = cross_check_rollouts()
+    samples = bench.rollout_samples(DEFINITIONS, rollouts, SOAK)
+    jobs = [r.name for r in rollouts]
+    rules = replay.RollbackRules.of(DEFINITIONS)
+    probed = [e.llr for c in rules.checks for e in c.evidence] + [e.baseline for c in rules.checks for e in c.evidence]
+    probed += list(dict.fromkeys(name for tier in rules.burn.tiers for name in (tier.long, tier.short)))
+    firing, values = bench.promtool_firing(DEFINITIONS, samples, jobs, rules.alerts,
+                                           probe=f'{{__name__=~"{"|".join(probed)}"}}', probe_every=4)
+    return jobs, replay.replay(rules, samples), firing, values
+
+
+def test_promtool_and_the_evaluator_fire_at_the_same_evaluations_on_the_same_rollouts(both) -> None:
+    jobs, result, promtool, _ = both
+    assert len(jobs) >= 20
+    python = result.firing_times(jobs)
+    evaluation = float(result.times[1] - result.times[0])
+    for key in sorted(set(python) | set(promtool)):
+        ours, theirs = python.get(key, []), promtool.get(key, [])
+        assert ours and theirs, f"{key}: fired only in {'Python' if ours else 'promtool'}, at {(ours or theirs)[0]} s"
+        assert abs(ours[0] - theirs[0]) <= evaluation, f"{key}: first fired at {ours[0]} s, promtool {theirs[0]} s"
+        differ = sorted(set(ours) ^ set(theirs))
+        assert len(differ) <= 2, f"{key}: firing differs at {differ[:5]} ({len(ours)} and {len(theirs)} evaluations)"
+    # the comparison means something: each alert fired in several rollouts, and some stayed silent
+    alerts = {alert for _, alert in python}
+    fired = {alert: {job for job, a in promtool if a == alert} for alert in alerts}
+    assert len(alerts) == 3 and all(len(f) >= 2 for f in fired.values()), {a: len(j) for a, j in fired.items()}
+    assert len(set(jobs) - {job for job, _ in promtool}) >= 3
+
+
+def test_promtool_and_the_evaluator_record_the_same_values(both) -> None:
+    """The log-likelihood ratios, baselines and burn ratios, every minute of every rollout: the same series
+    present, with the same values (to rounding)."""
+    jobs, result, _, promtool = both
+    row = {job: i for i, job in enumerate(jobs)}
+    index = {float(t): i for i, t in enumerate(result.times)}
+    probed_times = sorted({t for _, _, t in promtool})
+    assert len(promtool) > 10_000
+    for (name, job, seconds), value in promtool.items():
+        ours = float(result.recorded[name][row[job], index[seconds]])
+        assert ours == pytest.approx(value, rel=1e-9, abs=1e-12), f"{name} of {job} at {seconds} s"
+    for name in {name for name, _, _ in promtool}:
+        for job in jobs:
+            present = [t for t in probed_times if not math.isnan(result.recorded[name][row[job], index[t]])]
+            missing = [t for t in present if (name, job, t) not in promtool]
+            assert not missing, f"{name} of {job}: promtool has no sample at {missing[:5]} s"
