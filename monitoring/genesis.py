@@ -206,14 +206,14 @@ ALERTS = (
     ),
 )
 
-# The new version against the old, by a sequential test on counts (docs/canary-analysis.md). Errors: the old
-# version's share, at least 0.1 %, against that plus 0.5 points. Latency: the share of requests slower than the
-# red border (500 ms), at least 1 %, against that plus 4 points (5 % slower is a p95 over the border). A false
+# The new version against the old, by a sequential test on counts (docs/canary-analysis.md): is its share of
+# failed requests 6 times the old version's (the old one taken as failing at least 0.1 %: 0.6 % against 0.1 %),
+# and of requests slower than the red border 5 times (at least 1 %: 5 % slower is a p95 over the border)? A false
 # rollback in one in a million judgements, a miss in one in a hundred.
 CANARY = Canary(
     checks=(
-        CanaryCheck(signal="error_rate", alert="CanaryErrorRate", bad="${errors_total}", margin=0.5, floor=0.1),
-        CanaryCheck(signal="latency_p95", alert="CanaryLatency", margin=4, floor=1),
+        CanaryCheck(signal="error_rate", alert="CanaryErrorRate", bad="${errors_total}", ratio=6, floor=0.1),
+        CanaryCheck(signal="latency_p95", alert="CanaryLatency", ratio=5, floor=1),
     ),
     dashboard_title="Genesis Canary Analysis",
     false_rollback=1e-6,
@@ -221,9 +221,10 @@ CANARY = Canary(
     for_="30s",
 )
 
-# The fleet's fast path: failing 14.4 times the error budget (the error rate's green band) over 5 minutes and
-# the last minute, or over an hour and the last 5 minutes, rolls back at any step, 100 % included.
-FLEET_BURN = FleetBurn(signal="error_rate", alert="ErrorBudgetBurn", factors=(14.4, 14.4), for_="30s")
+# The fleet's fast path: failing 14.4 times the error budget (the error rate's green band) over 2 minutes and
+# the last minute, or over an hour and the last 5 minutes, beyond 3 standard errors of chance, rolls back at any
+# step, 100 % included.
+FLEET_BURN = FleetBurn(signal="error_rate", alert="ErrorBudgetBurn", factors=(14.4, 14.4), noise=3, for_="30s")
 
 SERVERS = (
     Server("prometheus", "127.0.0.1", 9090, PROMETHEUS),

@@ -29,8 +29,12 @@ def _stem(definitions: Definitions, burn: FleetBurn) -> str:
     return definitions.windowed(burn.bad, "fleet_burn field bad").removesuffix("_total")
 
 
+def _requests(definitions: Definitions) -> str:
+    return names.app_metric(definitions.service, "requests")
+
+
 def recording_rules(definitions: Definitions) -> list[dict[str, Any]]:
-    """The fleet's share of failed requests over each window the tiers use, once each."""
+    """The fleet's share of failed requests, and its requests, over each window the tiers use, once each."""
     burn = definitions.fleet_burn
     if burn is None:
         return []
@@ -38,17 +42,27 @@ def recording_rules(definitions: Definitions) -> list[dict[str, Any]]:
     bad = definitions.windowed(burn.bad, "fleet_burn field bad")
     requests = definitions.placeholders["requests_total"]
     used = dict.fromkeys(w for pair in _windows(definitions) for w in pair)
-    return [{"record": names.burn_ratio(stem, w),
-             "expr": f"sum by ({job}) (rate({bad}[{w}])) / sum by ({job}) (rate({requests}[{w}]))"} for w in used]
+    return [rule for w in used for rule in (
+        {"record": names.burn_ratio(stem, w),
+         "expr": f"sum by ({job}) (rate({bad}[{w}])) / sum by ({job}) (rate({requests}[{w}]))"},
+        {"record": names.burn_requests(_requests(definitions), w),
+         "expr": f"sum by ({job}) (increase({requests}[{w}]))"})]
+
+
+def _over(definitions: Definitions, burn: FleetBurn, window: str, threshold: float) -> str:
+    """The window's share of failed requests above the threshold, by more than `noise` standard errors of a
+    share at the threshold over the window's requests: a few unlucky requests are no burn."""
+    ratio = names.burn_ratio(_stem(definitions, burn), window)
+    requests = names.burn_requests(_requests(definitions), window)
+    return f"{ratio} > {threshold:.6g} + {burn.noise:g} * sqrt({threshold:.6g} / {requests})"
 
 
 def alert_expr(definitions: Definitions, burn: FleetBurn) -> str:
-    stem, spend = _stem(definitions, burn), budget(definitions, burn)
+    spend = budget(definitions, burn)
     tiers = []
     for factor, (long, short) in zip(burn.factors, _windows(definitions), strict=True):
-        threshold = f"{factor * spend:.6g}"
-        tiers.append(f"({names.burn_ratio(stem, long)} > {threshold}"
-                     f" and {names.burn_ratio(stem, short)} > {threshold})")
+        threshold = factor * spend
+        tiers.append(f"({_over(definitions, burn, long, threshold)} and {_over(definitions, burn, short, threshold)})")
     return " or ".join(tiers)
 
 
@@ -61,6 +75,7 @@ def alerts(definitions: Definitions) -> tuple[AlertRule, ...]:
     pairs = zip(burn.factors, _windows(definitions), strict=True)
     tiers = "; or ".join(f"{factor:g} times over both {long} and {short} (failing more than "
                          f"{100 * factor * spend:.3g} %)" for factor, (long, short) in pairs)
+    tiers += f", each beyond {burn.noise:g} standard errors of chance over the window's requests"
     return (AlertRule(
         name=burn.alert, signal=signal.name, severity="critical", for_=burn.for_, action=names.ROLLBACK,
         expr=alert_expr(definitions, burn),
@@ -84,6 +99,10 @@ def evidence(definitions: Definitions, burn: FleetBurn) -> str:
         "| --- | --- | --- | --- |",
         *rows,
         "",
+        f"A window's share must also clear the threshold by {burn.noise:g} standard errors of a share at the "
+        "threshold over the window's requests, so a few unlucky requests on a quiet fleet (0.9 % failing, "
+        "yellow, is 9 times the budget) never roll back.",
+        "",
         "A new version failing every request at a rollout of r % makes the fleet fail about r %: every step "
         f"from {100 * burn.factors[0] * spend:.3g} % up trips the first tier within its long window's share of "
         "that, at 5 % in about a third of it. Canary analysis usually rolls back first at small steps; this path "
@@ -104,3 +123,5 @@ def check(definitions: Definitions) -> None:
                               f"{len(_windows(definitions))} tiers of profile {definitions.profile.name!r}")
     if any(f <= 1 for f in burn.factors):
         raise DefinitionError(f"{where} field factors: each must be above 1")
+    if burn.noise < 0:
+        raise DefinitionError(f"{where} field noise: {burn.noise:g} must not be negative")

@@ -1,13 +1,15 @@
 """Canary analysis derived from the definitions: a sequential test of the new version against the old one.
 
-Each check counts bad requests (failed ones, or ones slower than the signal's red border) of each version
-over sliding windows, and records Wald's log-likelihood ratio of "the new version's share of bad requests is
-the old one's plus the margin" against "it is the old one's": every request moves it, an error up, a success
-a little down. At or above the upper bound the alert rolls back; at or below the lower bound the new version
-is no worse; in between, the evidence is inconclusive. The old version measured at the same time is the
-baseline (never below the check's floor), so a fault both versions share is not the canary's fault.
-No old traffic (100 %) or no new traffic means no baseline or no evidence: silence. The design, the bounds
-and the error rates are in docs/canary-analysis.md.
+Each check counts bad requests (failed ones, or ones slower than the signal's red border) of each version over
+sliding windows, and records Wald's log-likelihood ratio of "the new version's share of bad requests is `ratio`
+times the old one's" against "it is the same". The test is conditional on the bad requests of both versions
+together: given K of them, each is the new version's with a chance that depends only on the two versions' request
+counts, so the old version's unknown error rate drops out and a false rollback stays under the designed rate
+whatever that rate is (a two-sample test of two Poisson rates). Every request moves the evidence: a bad one of
+the new version up, a bad one of the old version down. The old version's bad requests are taken as at least
+`floor` of its requests, which only lowers the evidence: a spotless old version does not make a single error
+look damning. No old traffic (100 %) or no new traffic means no evidence: silence. The design, the bounds and
+the error rates are in docs/canary-analysis.md.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ class Evidence:
 
     requests: str  # job_version: requests of each version in the window
     bad: str  # job_version: bad requests of each version in the window
-    baseline: str  # job: the old version's share of bad requests, at least the floor (a fraction)
-    llr: str  # job: the log-likelihood ratio of the new version's requests
+    baseline: str  # job: the old version's bad requests, at least the floor of its requests (none without any)
+    llr: str  # job: the log-likelihood ratio of the evidence
 
 
 def bad_stem(definitions: Definitions, check: CanaryCheck) -> str:
@@ -80,17 +82,20 @@ def _of(series: str, version: str) -> str:
 
 
 def baseline_expr(check: CanaryCheck, found: Evidence) -> str:
-    """The old version's share of bad requests, at least the floor; none when the old version served none."""
-    return (f"clamp_min({_of(found.bad, 'old')} / ({_of(found.requests, 'old')} > 0), {check.floor / 100:g})")
+    """The old version's bad requests, at least `floor` of its requests; none when it served none."""
+    old = f"{_of(found.requests, 'old')} > 0"
+    floor = f"{check.floor / 100:g} * ({old})"
+    return f"{_of(found.bad, 'old')} > {floor} or {floor}"
 
 
 def llr_expr(check: CanaryCheck, found: Evidence) -> str:
-    """Wald's log-likelihood ratio of the new version's k bad of n requests, p1 = p0 + margin against p0:
-    k ln(p1/p0) + (n - k) ln((1 - p1)/(1 - p0))."""
-    p0, margin = found.baseline, f"{check.margin / 100:g}"
+    """Wald's log-likelihood ratio, conditional on the bad requests of both versions (see the module):
+    k_new ln(ratio) - (k_new + k_old) ln((ratio n_new + n_old) / (n_new + n_old))."""
+    ratio, log_ratio = f"{check.ratio:g}", f"{math.log(check.ratio):.6g}"  # PromQL's ln takes no scalar
     k, n = _of(found.bad, "new"), _of(found.requests, "new")
-    return (f"{k} * ln(({p0} + {margin}) / {p0})"
-            f" + ({n} - {k}) * ln((1 - {p0} - {margin}) / (1 - {p0}))")
+    n_old = _of(found.requests, "old")
+    return (f"{k} * {log_ratio} - ({k} + {found.baseline})"
+            f" * ln(({ratio} * {n} + {n_old}) / ({n} + {n_old}))")
 
 
 def recording_rules(definitions: Definitions) -> list[dict[str, Any]]:
@@ -136,27 +141,28 @@ def inconclusive_expr(definitions: Definitions) -> str:
 
 
 def describe(definitions: Definitions, check: CanaryCheck) -> str:
-    """The check's hypothesis in words: "the new version's share of failed requests is the old version's (taken as
-    at least 0.1 %) plus 0.5 points"."""
+    """The check's hypothesis in words: "the new version's share of failed requests is 6 times the old
+    version's (taken as at least 0.1 %)"."""
     signal = definitions.signal(check.signal)
     what = "failed requests" if check.bad is not None else \
         f"requests slower than {signal.bands.red:g} {names.UNIT_SYMBOLS[signal.unit]}"
-    return (f"the new version's share of {what} is the old version's (taken as at least {check.floor:g} %) plus "
-            f"{check.margin:g} points")
+    return (f"the new version's share of {what} is {check.ratio:g} times the old version's (taken as at least "
+            f"{check.floor:g} %)")
 
 
-def llr(check: CanaryCheck, bad: float, requests: float, baseline: float) -> float:
-    """The log-likelihood ratio the rules record, in Python (verdicts, runbooks, benchmarks): `bad` of
-    `requests` new-version requests against the old version's share `baseline` (a fraction)."""
-    p0 = max(baseline, check.floor / 100)
-    p1 = p0 + check.margin / 100
-    return bad * math.log(p1 / p0) + (requests - bad) * math.log((1 - p1) / (1 - p0))
+def llr(check: CanaryCheck, bad: float, requests: float, old_bad: float, old_requests: float) -> float:
+    """The log-likelihood ratio the rules record, in Python (runbooks, benchmarks): the new version's `bad` of
+    `requests` against the old version's `old_bad` of `old_requests`."""
+    old_bad = max(old_bad, check.floor / 100 * old_requests)
+    spread = (check.ratio * requests + old_requests) / (requests + old_requests)
+    return bad * math.log(check.ratio) - (bad + old_bad) * math.log(spread)
 
 
-def bad_to_roll_back(canary: Canary, check: CanaryCheck, requests: int, baseline: float) -> int | None:
-    """The fewest bad requests out of `requests` that reach the upper bound; None when even all do not."""
+def bad_to_roll_back(canary: Canary, check: CanaryCheck, requests: int, old_requests: int) -> int | None:
+    """The fewest bad requests out of `requests` that reach the upper bound, beside an old version serving
+    `old_requests` at the floor; None when even all do not."""
     for bad in range(requests + 1):
-        if llr(check, bad, requests, baseline) >= canary.upper_bound:
+        if llr(check, bad, requests, 0, old_requests) >= canary.upper_bound:
             return bad
     return None
 
@@ -167,28 +173,33 @@ def explain(definitions: Definitions, check: CanaryCheck) -> str:
     signal = definitions.signal(check.signal)
     bad = "failed" if check.bad is not None else \
         f"took longer than {signal.bands.red:g} {names.UNIT_SYMBOLS[signal.unit]}"
-    floor = check.floor / 100
+    share = 5  # the new version's share of traffic in the examples: the first step of a rollout
     rows = []
     for requests in (5, 20, 150, 1000, 10000):
-        needed = bad_to_roll_back(canary, check, requests, floor)
+        needed = bad_to_roll_back(canary, check, requests, requests * (100 - share) // share)
         if needed is not None:
             rows.append(f"| {requests:,} | {needed:,} ({100 * needed / requests:.3g} %) |")
-    example = next((r for r in (150, 1000, 20) if bad_to_roll_back(canary, check, r, floor) is not None), 20)
-    needed = bad_to_roll_back(canary, check, example, floor)
+    example = next((r for r in (150, 1000, 20)
+                    if bad_to_roll_back(canary, check, r, r * (100 - share) // share) is not None), 20)
+    needed = bad_to_roll_back(canary, check, example, example * (100 - share) // share)
     odds = f"{1 / canary.false_rollback:,.0f}"
     return "\n".join([
-        f"Every request of the new version is evidence. One that {bad} moves the log-likelihood ratio up by "
-        f"ln(p1/p0); one that did not moves it down a little, by ln((1 - p0)/(1 - p1)). p0 is the old version's "
-        f"share measured over the same window (at least {check.floor:g} %), p1 is p0 plus {check.margin:g} points. "
-        f"At {canary.upper_bound:.1f} the new version is rolled back; at {canary.lower_bound:.1f} it is no worse; "
-        f"in between, the evidence is inconclusive. The windows are {', '.join(windows(definitions))}, sliding.",
+        f"Every request is evidence. Of the requests that {bad}, in both versions together, each one is the new "
+        f"version's with a chance that depends only on how many requests each version served, when the two are "
+        f"alike; it is {check.ratio:g} times likelier when the new version is {check.ratio:g} times worse. So a "
+        f"request of the new version that {bad} moves the log-likelihood ratio up, one of the old version moves it "
+        f"down, and the old version's own error rate, whatever it is, cannot make a healthy new version look bad. "
+        f"The old version's count is taken as at least {check.floor:g} % of its requests. At "
+        f"{canary.upper_bound:.1f} the new version is rolled back; at {canary.lower_bound:.1f} it is no worse; in "
+        f"between, the evidence is inconclusive. The windows are {', '.join(windows(definitions))}, sliding.",
         "",
-        f"For example: the new version {bad} {needed} of {example} requests while the old one stayed at "
-        f"{check.floor:g} %. A version no worse than the old one does that by chance less than once in {odds} "
-        f"judgements, so the rollback is no false alarm; and a version truly {check.margin:g} points worse is "
-        f"called no worse less than once in {1 / canary.miss:,.0f}.",
+        f"For example, at {share} % rollout: the new version {bad} {needed} of {example} requests while the old "
+        f"one stayed at {check.floor:g} %. A version no worse than the old one does that by chance less than once "
+        f"in {odds} judgements, so the rollback is no false alarm; and a version truly {check.ratio:g} times worse "
+        f"is called no worse less than once in {1 / canary.miss:,.0f}.",
         "",
-        f"| new version's requests in a window | {bad} that roll back (old version at {check.floor:g} %) |",
+        f"| new version's requests in a window ({share} % rollout) | {bad} that roll back (old version at "
+        f"{check.floor:g} %) |",
         "| --- | --- |",
         *rows,
         "",
@@ -257,9 +268,10 @@ def check(definitions: Definitions) -> None:
         if "${by}" not in signal.expr or not (signal.record or "").startswith("${level}:"):
             raise DefinitionError(f"{where} field signal: {signal.name!r} must group `by (${{by}})` and record as "
                                   "`${level}:…` to be computed per version")
-        if not 0 < each.floor < 100 or not each.margin > 0 or each.floor + each.margin >= 100:
-            raise DefinitionError(f"{where} fields floor and margin: percentages with 0 < floor, 0 < margin and "
-                                  f"floor + margin < 100 (got {each.floor:g} and {each.margin:g})")
+        if not 0 < each.floor < 100:
+            raise DefinitionError(f"{where} field floor: {each.floor:g} must be a percentage above 0 and below 100")
+        if not each.ratio > 1:
+            raise DefinitionError(f"{where} field ratio: {each.ratio:g} must be above 1 (how many times worse)")
         if (each.bad is None) == (signal.histogram is None):
             raise DefinitionError(f"{where} field bad: set it to the counter of failed requests, or judge a signal "
                                   "with a histogram (its requests slower than the red border)")

@@ -156,14 +156,14 @@ class CanaryCheck:
     """One count judged new version against old by a sequential test (see docs/canary-analysis.md).
 
     A request is bad when it failed (`signal` is a share of errors) or, for a latency signal read from a
-    histogram, when it was slower than the signal's red border. The old version's share of bad requests,
-    never below `floor` (percent), is the baseline p0; the test weighs "the new version's share is p0 +
-    `margin` (points of percent) or worse" against "it is p0 or better".
+    histogram, when it was slower than the signal's red border. The test weighs "the new version's share of bad
+    requests is `ratio` times the old version's" against "it is the same", the old version's share taken as at
+    least `floor` (percent).
     """
 
     signal: str
     alert: str
-    margin: float
+    ratio: float
     floor: float
     bad: str | None = None  # the counter of failed requests; None for a latency signal with a histogram
 
@@ -173,7 +173,7 @@ class Canary:
     """Canary analysis: fleet-wide rates cannot see a bad 5 % canary, the new version against the old can.
 
     `false_rollback` is the chance that one judgement rolls back a version no worse than the old, `miss`
-    the chance that it calls "no worse" a version worse by the margin; Wald's bounds follow from them.
+    the chance that it calls "no worse" a version `ratio` times worse; Wald's bounds follow from them.
     There is no minimum of traffic: a few requests that are clear enough decide, many that are not stay
     inconclusive (`inconclusive_alert`, a warning, never a rollback).
     """
@@ -207,6 +207,7 @@ class FleetBurn:
     alert: str
     bad: str = "${errors_total}"  # the counter of failed requests, over `${requests_total}`
     factors: tuple[float, ...] = (14.4, 14.4)
+    noise: float = 3.0  # standard errors of chance a window's share must clear the threshold by
     for_: str = "30s"
 
 
@@ -262,7 +263,7 @@ class Profile:
     # The canary's sliding windows of evidence, shortest first: a short one sees a fault at once, a long one
     # gathers a slow trickle of requests. The fleet's burn-rate tiers, (long, short) each.
     evidence_windows: tuple[str, ...] = ("5m", "30m")
-    burn_windows: tuple[tuple[str, str], ...] = (("5m", "1m"), ("1h", "5m"))
+    burn_windows: tuple[tuple[str, str], ...] = (("2m", "1m"), ("1h", "5m"))
     alert_for: str | None = None
     dashboard_refresh: str = "15s"
     environment: str | None = None

@@ -96,18 +96,23 @@ def le_value(bound: float) -> str:
     return repr(float(bound))
 
 
-# The canary's evidence, per window: each version's counts, the old version's share (the baseline) and the
-# log-likelihood ratio of the new version's requests.
+# The canary's evidence, per window: each version's counts, the old version's bad requests (at least its floor,
+# the baseline) and the log-likelihood ratio.
 def canary_count(stem: str, window: str) -> str:
     return f"{JOB}_{VERSION}:{stem}:increase{window}"
 
 
 def canary_baseline(stem: str, window: str) -> str:
-    return f"{JOB}:{stem}:canary_baseline_ratio{window}"
+    return f"{JOB}:{stem}:canary_old_increase{window}"
 
 
 def canary_llr(stem: str, window: str) -> str:
     return f"{JOB}:{stem}:canary_llr{window}"
+
+
+def burn_requests(stem: str, window: str) -> str:
+    """The fleet's requests over a burn-rate window."""
+    return f"{JOB}:{stem}:increase{window}"
 
 
 def burn_ratio(stem: str, window: str) -> str:
