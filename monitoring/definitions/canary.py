@@ -125,9 +125,12 @@ def traffic_record(definitions: Definitions) -> str:
 
 
 def rollback_expr(definitions: Definitions, check: CanaryCheck) -> str:
-    """Any window's evidence at or above the upper bound."""
+    """Any window's evidence at or above the upper bound, while the new version still serves requests (the
+    shortest window's): once it is rolled back, the alert resolves within that window, not the longest."""
     bound = f"{_canary(definitions).upper_bound:.4g}"
-    return " or ".join(f"{evidence(definitions, check, w).llr} >= {bound}" for w in windows(definitions))
+    reached = " or ".join(f"{evidence(definitions, check, w).llr} >= {bound}" for w in windows(definitions))
+    serving = _of(evidence(definitions, check, windows(definitions)[0]).requests, "new")
+    return f"({reached}) and on ({names.JOB}) {serving} > 0"
 
 
 def inconclusive_expr(definitions: Definitions) -> str:
