@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from monitoring.definitions import names
 from monitoring.definitions.model import Definitions, Receiver
 
 
 def _receiver(definitions: Definitions, receiver: Receiver) -> dict[str, Any]:
     webhook: dict[str, Any] = {"url": receiver.url, "send_resolved": receiver.send_resolved}
+    if receiver.name == definitions.rollback_receiver:  # a notification the receiver always takes whole
+        webhook["max_alerts"] = names.ROLLBACK_MAX_ALERTS
     if receiver.bearer:
         webhook["http_config"] = {
             "authorization": {"type": "Bearer", "credentials_file": definitions.paths.credentials_file}

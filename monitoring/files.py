@@ -75,3 +75,17 @@ def _fsync_folder(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def remove_leftovers(path: Path, older_than: float = 60.0) -> list[Path]:
+    """Remove the temporary files an interrupted write of `path` left beside it (`.<name>.*.tmp`), when older
+    than `older_than` seconds (a younger one may be another writer's, about to be renamed); the removed ones."""
+    import time
+
+    removed = []
+    for leftover in path.parent.glob(f".{path.name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if time.time() - leftover.stat().st_mtime > older_than:
+                leftover.unlink()
+                removed.append(leftover)
+    return removed

@@ -1,5 +1,6 @@
-"""Stalled and slow clients cannot crowd out a rollback: a connection without a complete request is closed
-after REQUEST_TIMEOUT, and beyond MAX_CONNECTIONS a request is answered 503 (Alertmanager retries)."""
+"""Stalled, idle and slow clients cannot crowd out a rollback: a connection without a complete request is closed
+after REQUEST_TIMEOUT, idle connections make room for new ones, and only beyond MAX_CONNECTIONS busy ones is a
+request answered 503 (Alertmanager retries)."""
 
 from __future__ import annotations
 
@@ -103,10 +104,24 @@ def test_an_idle_connection_after_an_answer_is_cut_off_as_well(tmp_path: Path) -
         assert client.recv(4096) == b"", "a started second request must not hold the connection forever"
 
 
-@pytest.mark.parametrize("extra", [0, 20])
-def test_beyond_the_connection_bound_a_request_gets_503(tmp_path: Path, extra: int) -> None:
+def test_250_idle_connections_never_crowd_out_a_rollback(tmp_path: Path) -> None:
+    """Connections that opened and sent nothing (or finished their request) are idle: a new client closes the
+    one idle the longest, so the rollback is taken at once, not after the idle ones time out."""
     with receiver(tmp_path) as running:
-        with _stalled(running.url, MAX_CONNECTIONS + extra):
+        _rollout(running, 10)
+        with _stalled(running.url, 250):
+            started = time.monotonic()
+            answer = running.post(notification(), timeout=5)
+            assert answer.status_code == 200 and answer.json()["outcome"] == "rolled_back", answer.text
+            assert time.monotonic() - started < 2
+            assert requests.get(f"{running.url}/healthz", timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize("extra", [0, 20])
+def test_beyond_the_bound_of_busy_connections_a_request_gets_503(tmp_path: Path, extra: int) -> None:
+    """Connections in the middle of a request are not closed for another: beyond the bound, 503 (retried)."""
+    with receiver(tmp_path) as running:
+        with _stalled(running.url, MAX_CONNECTIONS + extra, b"POST /alerts HTTP/1.1\r\nHost: x\r\n"):
             assert requests.get(f"{running.url}/healthz", timeout=5).status_code == 503
         time.sleep(0.5)  # the server sees the stalled connections close
         assert requests.get(f"{running.url}/healthz", timeout=5).status_code == 200

@@ -84,6 +84,11 @@ def receiver_metrics(service: str) -> tuple[str, ...]:
             *deploy_metrics(service).values())
 
 
+# The most alerts Alertmanager puts in one notification to the rollback receiver (the webhook's `max_alerts`; the
+# rest it counts in `truncatedAlerts`), and the most bytes the receiver takes for each: the receiver's body limit.
+ROLLBACK_MAX_ALERTS = 64
+ALERT_MAX_BYTES = 16 * 1024
+
 # How a signal's unit is written after a number (runbooks, charts), and a time unit in seconds.
 UNIT_SYMBOLS = {"percent": "%", "ms": "ms", "none": ""}
 UNIT_SECONDS = {"ms": 0.001, "s": 1.0}

@@ -40,6 +40,7 @@ AUTOMATIC = "alertmanager"  # the `by` of a rollback the receiver made
 MAX_FINGERPRINTS = 20  # per history entry, beside the count of all of them
 MAX_NAMES = 20  # distinct alert names kept per history entry
 MAX_GROUP_KEY = 256  # characters of Alertmanager's group key kept per history entry
+MAX_SHOWN = 120  # characters of any one name or fingerprint from a payload, stored or printed
 ENTRY_KEYS = ("action", "from_percentage", "to_percentage", "at", "by", "reason")
 
 State = dict[str, Any]
@@ -165,14 +166,23 @@ def last_automatic_rollback(state: State, within: timedelta, flag: str | None = 
     return None
 
 
+def shown(text: str, limit: int = MAX_SHOWN) -> str:
+    """`text` as it may be stored or printed: control characters escaped, cut at `limit` characters."""
+    escaped = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text[:limit * 2])
+    return escaped if len(escaped) <= limit and len(text) <= limit * 2 else escaped[:limit] + "…"
+
+
 def alert_fields(names: list[str], fingerprints: list[str], group_key: str) -> dict[str, Any]:
-    """A rollback entry's alert fields, bounded whatever the notification's size."""
+    """A rollback entry's alert fields, bounded whatever the notification's size: at most MAX_NAMES names and
+    MAX_FINGERPRINTS fingerprints, each escaped and cut to MAX_SHOWN characters."""
+    names = [shown(name) for name in names]
+    fingerprints = [shown(fingerprint) for fingerprint in fingerprints]
+    group_key = shown(group_key, MAX_GROUP_KEY)
     distinct = sorted(set(names))
-    shown = ",".join(distinct[:MAX_NAMES]) + (f",+{len(distinct) - MAX_NAMES} more" if len(distinct) > MAX_NAMES
-                                              else "")
-    key = group_key if len(group_key) <= MAX_GROUP_KEY else group_key[:MAX_GROUP_KEY] + "…"
-    return {"alertname": shown, "fingerprints": sorted(fingerprints)[:MAX_FINGERPRINTS],
-            "fingerprint_count": len(fingerprints), "group_key": key}
+    listed = ",".join(distinct[:MAX_NAMES]) + (f",+{len(distinct) - MAX_NAMES} more" if len(distinct) > MAX_NAMES
+                                               else "")
+    return {"alertname": listed, "fingerprints": sorted(fingerprints)[:MAX_FINGERPRINTS],
+            "fingerprint_count": len(fingerprints), "group_key": group_key}
 
 
 def _mirror(state: State, flag: str) -> None:

@@ -27,16 +27,25 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from monitoring.definitions import names
 from monitoring.definitions.names import FLAG
 from monitoring.flags import FlagUnavailable
 from monitoring.flags.recorded import RecordedFlag
 from monitoring.flags.state import StateFlag
-from monitoring.flags.store import AUTOMATIC, CorruptState, StateMissing, StateStore, alert_fields
+from monitoring.flags.store import (
+    AUTOMATIC,
+    MAX_GROUP_KEY,
+    CorruptState,
+    StateMissing,
+    StateStore,
+    alert_fields,
+    shown,
+)
 from monitoring.receiver.decisions import DecisionLog
 from monitoring.receiver.metrics import ReceiverMetrics
 from monitoring.receiver.payload import BadPayload, Notification, parse
 
-MAX_BODY = 1024 * 1024
+MAX_BODY = names.ROLLBACK_MAX_ALERTS * names.ALERT_MAX_BYTES  # whatever Alertmanager sends with max_alerts
 PATHS = ("/alerts", "/healthz", "/readyz", "/metrics")
 
 DURABLE = {"rolled_back", "rolled_back_unrecorded", "flag_unavailable", "state_unwritable", "state_corrupt",
@@ -85,7 +94,7 @@ def rollback_alerts(notification: Notification) -> list:
 
 def foreign_flags(alerts: list, owned: str) -> list[str]:
     """The flags named by `alerts` that are not `owned`: such a notification was routed to the wrong receiver."""
-    return sorted({a.labels[FLAG] for a in alerts if a.labels.get(FLAG, owned) != owned})
+    return sorted({shown(a.labels[FLAG]) for a in alerts if a.labels.get(FLAG, owned) != owned})[:5]
 
 
 class Receiver:
@@ -102,7 +111,8 @@ class Receiver:
 
     def _answer(self, status: int, outcome: str, group_key: str | None = None, **fields: Any) -> Response:
         self.metrics.notification(outcome).inc()
-        self.log.write(durable=outcome in DURABLE, event="notification", outcome=outcome, groupKey=group_key,
+        key = None if group_key is None else shown(group_key, MAX_GROUP_KEY)  # from the payload: bounded, escaped
+        self.log.write(durable=outcome in DURABLE, event="notification", outcome=outcome, groupKey=key,
                        status=status, **fields)
         return Response(orjson.dumps({"outcome": outcome, **fields}), status_code=status,
                         media_type="application/json")
@@ -137,27 +147,27 @@ class Receiver:
             return self._answer(422, "foreign_flag", key, reason=f"the alerts name flag {', '.join(foreign)}; this "
                                 f"receiver owns {self.store.flag}")
         alert = alert_fields([a.labels.get("alertname", "") for a in acting], [a.fingerprint for a in acting], key)
-        names = alert["alertname"]
+        shown = alert["alertname"]
         try:
             if self.flag.embedded:  # the cached state file answers duplicates without the lock
                 current = self.store.percentage(self.store.read())
                 if current == 0:
-                    return self._answer(200, "already_at_zero", key, alertname=names)
+                    return self._answer(200, "already_at_zero", key, alertname=shown)
             if self.dry_run:
                 current = await run_in_threadpool(self.flag.read)
-                return self._answer(200, "dry_run", key, alertname=names, would_change=f"{current}% -> 0%")
+                return self._answer(200, "dry_run", key, alertname=shown, would_change=f"{current}% -> 0%")
             move = await run_in_threadpool(self.flag.rollback, "rollback alert firing", AUTOMATIC, **alert)
         except FlagUnavailable as error:
             return self._answer(503, "flag_unavailable", key, reason=str(error))
         except (CorruptState, OSError) as error:
             return self._answer(503, _state_error(error), key, reason=str(error))
         if move.entry is None and move.unrecorded is None:
-            return self._answer(200, "already_at_zero", key, alertname=names)
+            return self._answer(200, "already_at_zero", key, alertname=shown)
         self.metrics.rollbacks.inc()
         if move.unrecorded:  # the flag is at 0 %: retrying would find it there and record nothing either
-            return self._answer(200, "rolled_back_unrecorded", key, alertname=names, from_percentage=move.previous,
+            return self._answer(200, "rolled_back_unrecorded", key, alertname=shown, from_percentage=move.previous,
                                 to_percentage=0, reason=move.unrecorded)
-        return self._answer(200, "rolled_back", key, alertname=names, from_percentage=move.previous, to_percentage=0)
+        return self._answer(200, "rolled_back", key, alertname=shown, from_percentage=move.previous, to_percentage=0)
 
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "alive"})

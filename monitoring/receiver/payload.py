@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from monitoring.flags.store import shown
+
 STATUSES = ("firing", "resolved")
 _TOP = {"receiver": str, "status": str, "alerts": list, "groupLabels": dict, "commonLabels": dict,
         "commonAnnotations": dict, "externalURL": str, "version": str, "groupKey": str, "truncatedAlerts": int}
@@ -16,7 +18,11 @@ _ALERT = {"status": str, "labels": dict, "annotations": dict, "startsAt": str, "
 
 
 class BadPayload(ValueError):
-    """Not a version 4 webhook payload; the message says which field and why."""
+    """Not a version 4 webhook payload; the message says which field and why (values shown bounded, escaped)."""
+
+
+def _shown(value: Any) -> str:
+    return shown(repr(value), 80)
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,7 @@ class Notification:
 def _fields(data: dict[str, Any], expected: dict[str, type], where: str) -> None:
     for key, kind in expected.items():
         if key not in data:
-            raise BadPayload(f"{where}{key}: missing")
+            raise BadPayload(f"{where}{key}: missing")  # `key` is ours, not the payload's
         value = data[key]
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise BadPayload(f"{where}{key}: expected {kind.__name__}, got {type(value).__name__}")
@@ -46,7 +52,7 @@ def _fields(data: dict[str, Any], expected: dict[str, type], where: str) -> None
 def _strings(value: dict[str, Any], where: str) -> dict[str, str]:
     for key, item in value.items():
         if not isinstance(item, str):
-            raise BadPayload(f"{where}.{key}: expected a string value, got {type(item).__name__}")
+            raise BadPayload(f"{where}.{_shown(key)[1:-1]}: expected a string value, got {type(item).__name__}")
     return value
 
 
@@ -56,9 +62,9 @@ def parse(data: Any) -> Notification:
         raise BadPayload(f"payload: expected a JSON object, got {type(data).__name__}")
     _fields(data, _TOP, "")
     if data["version"] != "4":
-        raise BadPayload(f"version: {data['version']!r} is not the supported version '4'")
+        raise BadPayload(f"version: {_shown(data['version'])} is not the supported version '4'")
     if data["status"] not in STATUSES:
-        raise BadPayload(f"status: {data['status']!r} is not firing or resolved")
+        raise BadPayload(f"status: {_shown(data['status'])} is not firing or resolved")
     if data["truncatedAlerts"] < 0:
         raise BadPayload("truncatedAlerts: negative")
     for key in ("groupLabels", "commonLabels", "commonAnnotations"):
@@ -70,7 +76,7 @@ def parse(data: Any) -> Notification:
             raise BadPayload(f"{where}: expected an object, got {type(alert).__name__}")
         _fields(alert, _ALERT, where + ".")
         if alert["status"] not in STATUSES:
-            raise BadPayload(f"{where}.status: {alert['status']!r} is not firing or resolved")
+            raise BadPayload(f"{where}.status: {_shown(alert['status'])} is not firing or resolved")
         labels = _strings(alert["labels"], where + ".labels")
         _strings(alert["annotations"], where + ".annotations")
         alerts.append(Alert(alert["status"], labels, alert["fingerprint"]))

@@ -9,6 +9,7 @@ import stat
 import sys
 from pathlib import Path
 
+from monitoring.files import remove_leftovers
 from monitoring.flags.store import StateMissing, StateStore
 
 NAMESPACE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -52,6 +53,8 @@ def open_store(state: Path, flag: str, init: bool) -> StateStore:
     if not flag:
         raise StartRefused("--flag: empty; give the name of the flag this receiver owns")
     store = StateStore(state, flag)
+    for leftover in remove_leftovers(state):  # an interrupted write of ours, before a crash
+        logging.getLogger(__name__).warning("removed %s, left by an interrupted write", leftover)
     try:
         store.read()  # a corrupt state file stops the start here, naming the file and why
     except StateMissing as error:
