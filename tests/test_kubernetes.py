@@ -133,6 +133,16 @@ def test_without_reference_data_the_crd_family_says_which_variable_to_set(monkey
     assert len(lines) == 1 and lines[0].startswith("SKIP kubernetes-crds:") and "set MONITORING_REF" in lines[0]
 
 
+def test_without_kubernetes_validate_the_builtin_family_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitoring.validate import validate
+
+    monkeypatch.setitem(sys.modules, "kubernetes_validate", None)  # as if the extra were not installed
+    lines: list[str] = []
+    assert validate(PROJECT, DEFINITIONS, ["kubernetes-builtin"], say=lines.append)
+    assert lines == ["SKIP kubernetes-builtin: checking the built-in kinds (kubernetes-validate) needs the "
+                     "'kubernetes' extra, which is not installed: pip install 'genesis-monitoring[kubernetes]'"]
+
+
 CRD_BREAKS = {
     "wrong kind": (RULE, lambda r: r.update(kind="PrometheusRules"),
                    "no CRD serves apiVersion 'monitoring.coreos.com/v1' kind 'PrometheusRules'"),

@@ -30,6 +30,7 @@ from monitoring.artifacts import ALERTMANAGER, KUBERNETES, dashboards
 from monitoring.definitions import canary, names, recorded
 from monitoring.definitions.model import CanaryCheck, Definitions
 from monitoring.definitions.promql import BadExpression, metric_names, parse
+from monitoring.extras import MissingExtra, need
 from monitoring.validate.files import read_yaml
 from monitoring.validate.schema import REFERENCE, reference_root
 from monitoring.validate.tools import Skipped
@@ -47,7 +48,6 @@ CRDS = {
 BUILTIN = (k8s.DEPLOYMENT, k8s.SERVICE, k8s.CONFIG_MAP, k8s.VOLUME_CLAIM)
 KUBERNETES_VERSION = "1.30"  # the oldest Kubernetes the built-in kinds are checked against
 KUSTOMIZATION = f"{KUBERNETES}/{names.KUSTOMIZATION}"
-EXTRA = "pip install 'genesis-monitoring[kubernetes]'"
 
 
 def _kind(resource: Any) -> tuple[str, str]:
@@ -122,9 +122,9 @@ def check_builtin_resource(resource: Any, where: str) -> list[str]:
 
 def check_builtin(root: Path, definitions: Definitions) -> list[str]:
     try:
-        import kubernetes_validate  # noqa: F401
-    except ImportError:
-        raise Skipped(f"kubernetes-validate is not installed: {EXTRA}") from None
+        need("kubernetes_validate", "kubernetes", "checking the built-in kinds (kubernetes-validate)")
+    except MissingExtra as error:
+        raise Skipped(str(error)) from None
     return [problem for path, resource in resources(root).items() if not _is_custom(resource)
             for problem in check_builtin_resource(resource, _where(path, resource))]
 
