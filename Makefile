@@ -23,7 +23,7 @@ help: ## list the targets with what each does
 
 $(INSTALLED): pyproject.toml
 	python3 -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[reports,flagd,unleash,fast,dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[reports,flagd,unleash,fast,kubernetes,dev]'
 	touch $@
 
 venv: $(INSTALLED) ## create the virtual environment with every Python dependency
@@ -71,13 +71,13 @@ plan: venv debs ## validate exactly what apply would push (every family), then s
 apply: venv debs ## validate exactly what will be pushed (every family), then push it through reload and HTTP APIs, verifying each
 	$(BIN)/monitoring apply
 
-generate: venv ## write dashboards/, rules/, config/ and docs/runbooks/ from the definitions
+generate: venv ## write dashboards/, rules/, config/, kubernetes/ and docs/runbooks/ from the definitions
 	$(BIN)/monitoring generate
 
 check-generated: venv ## fail, naming the files, when committed files differ from a fresh generation
 	$(BIN)/monitoring check-generated
 
-validate: venv debs ## run every validation family on the committed files (promtool, amtool, schemas, cross-checks)
+validate: venv debs ## run every validation family on the committed files (promtool, amtool, schemas, CRDs, cross-checks)
 	$(BIN)/monitoring validate
 
 lint: venv ## ruff on the code, and the layers (import-linter's contracts in pyproject.toml)

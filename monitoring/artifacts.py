@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import orjson
 
-from generators import alertmanager, dashboard, grafana, prometheus, rules, runbooks, yamltext
+from generators import alertmanager, dashboard, grafana, kubernetes, prometheus, rules, runbooks, yamltext
 from monitoring.definitions import names
 from monitoring.definitions.alerts import every_alert
 from monitoring.definitions.checks import check
@@ -15,6 +15,7 @@ from monitoring.definitions.model import Definitions
 PROMETHEUS = names.PROMETHEUS_CONFIG
 ALERTMANAGER = names.ALERTMANAGER_CONFIG
 RUNBOOKS = names.RUNBOOKS
+KUBERNETES = names.KUBERNETES
 
 
 def dashboard_file(definitions: Definitions) -> str:
@@ -52,17 +53,21 @@ def rule_files(definitions: Definitions) -> dict[str, dict]:
 def render(definitions: Definitions) -> dict[str, str]:
     """Check the definitions, then render every artifact; nothing is written."""
     check(definitions)
+    boards = {path: orjson.dumps(board, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
+              for path, board in dashboards(definitions).items()}
+    rule_data, routes = rule_files(definitions), alertmanager.alertmanager_config(definitions)
     files = {
-        **{path: orjson.dumps(board, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
-           for path, board in dashboards(definitions).items()},
-        **{f"rules/{name}": yamltext.dump(data) for name, data in rule_files(definitions).items()},
+        **boards,
+        **{f"rules/{name}": yamltext.dump(data) for name, data in rule_data.items()},
         PROMETHEUS: yamltext.dump(prometheus.prometheus_config(definitions)),
-        ALERTMANAGER: yamltext.dump(alertmanager.alertmanager_config(definitions)),
+        ALERTMANAGER: yamltext.dump(routes),
         names.DATASOURCE: yamltext.dump(grafana.datasource_provisioning(definitions)),
         names.dashboard_provider_path(definitions.service): yamltext.dump(grafana.dashboard_provisioning(definitions)),
     }
     for alert in every_alert(definitions):
         files[f"{RUNBOOKS}/{alert.name}.md"] = runbooks.runbook(definitions, alert)
+    for name, resource in kubernetes.manifests(definitions, rule_data, boards, routes).items():
+        files[f"{KUBERNETES}/{name}"] = yamltext.dump(resource)
     return files
 
 

@@ -345,11 +345,12 @@ def parser() -> argparse.ArgumentParser:
     check.set_defaults(run=cmd_check_generated)
 
     validate = commands.add_parser("validate",
-                                   help="check the committed files: promtool, amtool, schemas, cross-checks")
+                                   help="check the committed files: promtool, amtool, schemas, CRDs, cross-checks")
     _add_definitions(validate)
     validate.add_argument("--root", default=".", help="the tree to check (default: the current folder)")
     validate.add_argument("--family", action="append",
-                          help="run only this family (repeatable): rules, routes, dashboard, schema, cross, drift")
+                          help="run only this family (repeatable): rules, routes, dashboard, schema, cross, "
+                               "kubernetes, kubernetes-crds, kubernetes-builtin, kubernetes-kustomize, drift")
     validate.set_defaults(run=cmd_validate)
 
     receiver = commands.add_parser("receiver", help="run the rollback receiver (Alertmanager webhook)")

@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from monitoring.artifacts import RUNBOOKS, render
+from monitoring.artifacts import KUBERNETES, RUNBOOKS, render
 from monitoring.definitions.model import DefinitionError, Definitions
 from monitoring.files import write_all
 
@@ -38,7 +38,7 @@ def drift(definitions: Definitions, root: Path) -> list[str]:
     """Generated files under `root` that differ from a fresh generation, made in a temporary folder.
 
     Each entry names the path and how it differs: changed, missing, or stale (a runbook of an alert
-    that no longer exists).
+    that no longer exists, a Kubernetes resource no longer generated).
     """
     with tempfile.TemporaryDirectory(prefix="monitoring-generate-") as fresh:
         expected = render(definitions)
@@ -50,8 +50,9 @@ def drift(definitions: Definitions, root: Path) -> list[str]:
                 problems.append(f"{relative}: missing")
             elif committed.read_bytes() != (Path(fresh) / relative).read_bytes():
                 problems.append(f"{relative}: differs from a fresh generation")
-    for stale in sorted((root / RUNBOOKS).glob("*.md")):
-        relative = stale.relative_to(root).as_posix()
-        if relative not in expected:
-            problems.append(f"{relative}: stale, no alert generates it")
+    for folder, pattern, source in ((RUNBOOKS, "*.md", "no alert"), (KUBERNETES, "*.yaml", "nothing")):
+        for stale in sorted((root / folder).glob(pattern)):
+            relative = stale.relative_to(root).as_posix()
+            if relative not in expected:
+                problems.append(f"{relative}: stale, {source} generates it")
     return problems

@@ -12,6 +12,7 @@ from monitoring.definitions.model import (
     CanaryCheck,
     Definitions,
     FleetBurn,
+    Kubernetes,
     PanelKind,
     Profile,
     Query,
@@ -240,6 +241,18 @@ RECEIVERS = (
     Receiver("tickets", "http://127.0.0.1:9096/tickets"),
 )
 
+# On Kubernetes (kubernetes/, docs/kubernetes.md): the Genesis namespace, selected by a kube-prometheus-stack
+# installed as the Helm release `kube-prometheus-stack` and by a grafana-operator Grafana labelled dashboards=grafana.
+KUBERNETES = Kubernetes(
+    namespace="genesis",
+    labels=(("app.kubernetes.io/managed-by", "monitoring-generate"),),
+    selector_labels=(("release", "kube-prometheus-stack"),),
+    grafana_labels=(("dashboards", "grafana"),),
+    prometheus_url="http://prometheus-operated.monitoring.svc:9090",
+    receiver_image="ghcr.io/genesis-team/genesis-monitoring:0.1.0",
+    token_secret="rollback-receiver-token",
+)
+
 DEFINITIONS = Definitions(
     service=SERVICE,
     flag_name=FLAG,
@@ -255,6 +268,7 @@ DEFINITIONS = Definitions(
     # Absolute, so a runbook link opens from a notification or Grafana: the repository's web address.
     runbook_base_url="https://github.com/genesis-team/genesis-monitoring/blob/main/docs/runbooks",
     grafana_folder="Genesis",
+    kubernetes=KUBERNETES,
     # Enough traffic that 5 % of it shows the canary a fault within the compressed profile's 10 s window.
     demo_rate=400.0,
 )

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 PROJECT = Path(__file__).resolve().parent.parent
-GENERATED = ("dashboards", "rules", "config", "docs")
+GENERATED = ("dashboards", "rules", "config", "docs", "kubernetes")
 pytest_plugins = ["tests.unleash_server"]  # the session's Unleash server, started by the first test that needs it
 
 

@@ -27,6 +27,13 @@ EXPECTED = {
     "config/alertmanager.yml",
     "config/grafana/provisioning/datasources/prometheus.yml",
     "config/grafana/provisioning/dashboards/genesis.yml",
+    *(f"kubernetes/{name}.yaml" for name in (
+        "kustomization", "prometheusrule-genesis", "prometheusrule-genesis-canary", "alertmanagerconfig-genesis",
+        "grafanadashboard-genesis-rollout", "configmap-genesis-rollout-dashboard", "grafanadashboard-genesis-canary",
+        "configmap-genesis-canary-dashboard", "deployment-rollback-receiver", "service-rollback-receiver",
+        "persistentvolumeclaim-rollback-receiver-state", "servicemonitor-rollback-receiver",
+        "analysistemplate-genesis-canary", "metrictemplate-genesis-canary-error-rate",
+        "metrictemplate-genesis-canary-latency")),
 }
 
 
@@ -80,7 +87,12 @@ def test_checkout_generates_without_canary_files(tmp_path: Path) -> None:
     assert written == {"dashboards/checkout-rollout.json", "rules/checkout.rules.yml", "config/prometheus.yml",
                        "config/alertmanager.yml", "config/grafana/provisioning/datasources/prometheus.yml",
                        "config/grafana/provisioning/dashboards/checkout.yml",
-                       *(f"docs/runbooks/{a.name}.md" for a in CHECKOUT.alerts)}
+                       *(f"docs/runbooks/{a.name}.md" for a in CHECKOUT.alerts),
+                       *(f"kubernetes/{name}.yaml" for name in (
+                           "kustomization", "prometheusrule-checkout", "alertmanagerconfig-checkout",
+                           "grafanadashboard-checkout-rollout", "configmap-checkout-rollout-dashboard",
+                           "deployment-checkout-rollback", "service-checkout-rollback",
+                           "persistentvolumeclaim-checkout-rollback-state", "servicemonitor-checkout-rollback"))}
 
 
 def test_check_generated_names_changed_missing_and_stale_files(tmp_path: Path) -> None:
@@ -89,11 +101,13 @@ def test_check_generated_names_changed_missing_and_stale_files(tmp_path: Path) -
     (tmp_path / artifacts.rules_file(DEFINITIONS)).write_text("groups: []\n")
     (tmp_path / artifacts.dashboard_file(DEFINITIONS)).unlink()
     (tmp_path / "docs/runbooks/OldAlert.md").write_text("# gone\n")
+    (tmp_path / "kubernetes/metrictemplate-old.yaml").write_text("kind: MetricTemplate\n")
     problems = drift(DEFINITIONS, tmp_path)
     assert problems == [
         "dashboards/genesis-rollout.json: missing",
         "rules/genesis.rules.yml: differs from a fresh generation",
         "docs/runbooks/OldAlert.md: stale, no alert generates it",
+        "kubernetes/metrictemplate-old.yaml: stale, nothing generates it",
     ]
     assert (tmp_path / artifacts.rules_file(DEFINITIONS)).read_text() == "groups: []\n", "the check must not regenerate"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -48,8 +49,11 @@ def test_validate_says_one_line_per_family_and_skips_only_the_schemas_without_re
     monkeypatch.setenv("MONITORING_REF", str(tmp_path / "nowhere"))
     lines: list[str] = []
     assert validate(PROJECT, DEFINITIONS, say=lines.append)
-    assert [line.split()[0] for line in lines] == ["ok", "ok", "ok", "SKIP", "ok", "ok"]
+    kustomize = "ok" if shutil.which("kubectl") else "SKIP"
+    assert [line.split()[0] for line in lines] == ["ok", "ok", "ok", "SKIP", "ok", "ok", "SKIP", "ok", kustomize,
+                                                   "ok"]
     assert "Grafana's schemas not found" in lines[3]
+    assert lines[6].startswith("SKIP kubernetes-crds: CRD schemas not found in") and "MONITORING_REF" in lines[6]
 
 
 def test_without_reference_data_the_schema_family_says_which_variable_to_set(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,11 +3,9 @@ names no service: the application's job, the flag's rollout series, and a signal
 
 from __future__ import annotations
 
-import re
-
 from generators.rules import recording_rules
-from monitoring.definitions import canary, names
-from monitoring.definitions.model import CanaryCheck, DefinitionError, Definitions, Signal, fill
+from monitoring.definitions import canary, names, recorded
+from monitoring.definitions.model import CanaryCheck, Definitions, Signal, fill
 
 
 def app_job(definitions: Definitions) -> str:
@@ -55,28 +53,7 @@ def windowed(definitions: Definitions, signal: Signal) -> bool:
 
 
 def inline(definitions: Definitions, expr: str, kept: frozenset[str] = frozenset()) -> str:
-    """`expr` with every recorded series not `kept` replaced by the expression it records, until none is left
-    (a recording may read another), so it can be evaluated over raw data at any time (a selector's own
-    matchers, as in `series{version="new"}`, then apply to that expression's result)."""
-    sources = {name: source for name, source in recordings(definitions).items() if name not in kept}
-    for _ in range(len(sources) + 1):
-        before = expr
-        for recorded, source in sources.items():
-            expr = re.sub(rf"(?<![\w:]){re.escape(recorded)}(\{{[^}}]*\}})?(?![\w:])",
-                          lambda match, source=source: _selected(source, match.group(1)), expr)
-        if expr == before:
-            return expr
-    raise DefinitionError("recording rules read each other in a circle")
-
-
-def _selected(expr: str, matchers: str | None) -> str:
-    """`expr` keeping only the series that `matchers` (equality only, e.g. `{version="new"}`) select."""
-    if not matchers:
-        return f"({expr})"
-    pairs = re.findall(r'(\w+)\s*=\s*"([^"]*)"', matchers)
-    if len(pairs) != matchers.count(",") + 1 or any(op in matchers for op in ("!=", "=~", "!~")):
-        raise DefinitionError(f"backtest: cannot replay the selector {matchers} of a recorded series "
-                              "(only label=\"value\" matchers)")
-    for label, value in pairs:
-        expr = f'({expr}) and on ({label}) label_replace(vector(1), "{label}", "{value}", "", "")'
-    return f"({expr})"
+    """`expr` with every recorded series not `kept` replaced by the expression it records (recorded.inline), so
+    it can be evaluated over raw data at any time."""
+    return recorded.inline(expr, {name: source for name, source in recordings(definitions).items()
+                                  if name not in kept})

@@ -124,20 +124,36 @@ def traffic_record(definitions: Definitions) -> str:
     return names.canary_count(names.app_metric(definitions.service, "requests"), windows(definitions)[0])
 
 
+def bound(value: float) -> str:
+    """A bound as the rules and the rollout controllers' templates write it."""
+    return f"{value:.4g}"
+
+
 def rollback_expr(definitions: Definitions, check: CanaryCheck) -> str:
     """Any window's evidence at or above the upper bound, while the new version still serves requests (the
     shortest window's): once it is rolled back, the alert resolves within that window, not the longest."""
-    bound = f"{_canary(definitions).upper_bound:.4g}"
-    reached = " or ".join(f"{evidence(definitions, check, w).llr} >= {bound}" for w in windows(definitions))
+    upper = bound(_canary(definitions).upper_bound)
+    reached = " or ".join(f"{evidence(definitions, check, w).llr} >= {upper}" for w in windows(definitions))
     serving = _of(evidence(definitions, check, windows(definitions)[0]).requests, "new")
     return f"({reached}) and on ({names.JOB}) {serving} > 0"
+
+
+def judgement_exprs(definitions: Definitions, check: CanaryCheck) -> list[str]:
+    """One number judging the check now, as the alerts and the verdict read the evidence, in parts joined by `or`:
+    a shorter window's evidence when it is at or above the upper bound (roll back), else the longest window's
+    (at or above the upper bound: roll back; at or below the lower: no worse; between: inconclusive). With no
+    request of the new version in the window it is 0, inconclusive; with no series of it at all, nothing."""
+    upper = bound(_canary(definitions).upper_bound)
+    *shorter, longest = windows(definitions)
+    return [f"(max({evidence(definitions, check, w).llr}) >= {upper})" for w in shorter] + \
+        [f"max({evidence(definitions, check, longest).llr})"]
 
 
 def inconclusive_expr(definitions: Definitions) -> str:
     """The new version serves traffic, and over the longest window some check is between the bounds."""
     canary = _canary(definitions)
     longest = windows(definitions)[-1]
-    low, high = f"{canary.lower_bound:.4g}", f"{canary.upper_bound:.4g}"
+    low, high = bound(canary.lower_bound), bound(canary.upper_bound)
     between = " or ".join(f"({evidence(definitions, c, longest).llr} > {low} < {high})" for c in canary.checks)
     traffic = _of(evidence(definitions, canary.checks[0], longest).requests, "new")
     return f"({between}) and on ({names.JOB}) {traffic} > 0"

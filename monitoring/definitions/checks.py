@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 from monitoring.definitions import burn, canary, names
@@ -18,6 +19,7 @@ def check(definitions: Definitions) -> None:
     _check_alerts(definitions)
     _check_servers_and_jobs(definitions)
     _check_receivers(definitions)
+    _check_kubernetes(definitions)
     canary.check(definitions)
     burn.check(definitions)
     _check_expressions(definitions)
@@ -158,3 +160,28 @@ def _check_receivers(definitions: Definitions) -> None:
     for role in ("rollback_receiver", "critical_receiver", "warning_receiver"):
         if getattr(definitions, role) not in names:
             raise DefinitionError(f"definitions field {role}: {getattr(definitions, role)!r} is not a defined receiver")
+
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+
+
+def _check_kubernetes(definitions: Definitions) -> None:
+    """The Kubernetes names and labels are ones the API server accepts."""
+    kubernetes = definitions.kubernetes
+    names_used = [("namespace", kubernetes.namespace), ("token_secret", kubernetes.token_secret)]
+    names_used.append(("the receiver server's name (its Deployment, Service and job)", definitions.job(names.RECEIVER)))
+    for field_name, value in names_used:
+        if not _DNS_LABEL.match(value):
+            raise DefinitionError(f"kubernetes field {field_name}: {value!r} is not a Kubernetes name (lower case "
+                                  "letters, digits and -, at most 63)")
+    for field_name in ("labels", "selector_labels", "grafana_labels"):
+        for key, value in getattr(kubernetes, field_name):
+            if not _LABEL_KEY.match(key) or not _LABEL_VALUE.match(value):
+                raise DefinitionError(f"kubernetes field {field_name}: {key}={value!r} is not a Kubernetes label")
+    if not kubernetes.token_key or not re.match(r"^[-._a-zA-Z0-9]+$", kubernetes.token_key):
+        raise DefinitionError(f"kubernetes field token_key: {kubernetes.token_key!r} is not a Secret key")
+    if not is_absolute_url(kubernetes.prometheus_url):
+        raise DefinitionError(f"kubernetes field prometheus_url: {kubernetes.prometheus_url!r} is not an absolute "
+                              "http(s) URL")

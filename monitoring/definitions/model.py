@@ -289,6 +289,27 @@ class Paths:
 
 
 @dataclass(frozen=True)
+class Kubernetes:
+    """How the monitoring runs on Kubernetes: the resources in kubernetes/ (docs/kubernetes.md). Labels are
+    (name, value) pairs. Empty `namespace` and `token_secret` default to names derived from the service."""
+
+    namespace: str = ""  # where every resource goes (kustomization.yaml sets it); default: the service's name
+    labels: tuple[tuple[str, str], ...] = ()  # common labels, set once in kustomization.yaml
+    # What the Prometheus Operator's ruleSelector, serviceMonitorSelector and alertmanagerConfigSelector match
+    # (kube-prometheus-stack selects `release: <its Helm release>`).
+    selector_labels: tuple[tuple[str, str], ...] = (("release", "kube-prometheus-stack"),)
+    grafana_labels: tuple[tuple[str, str], ...] = (("dashboards", "grafana"),)  # grafana-operator's instanceSelector
+    prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"  # what Argo Rollouts and Flagger query
+    receiver_image: str = "rollout-monitoring:0.1.0"  # an image with this package installed (`monitoring` on PATH)
+    token_secret: str = ""  # the Secret holding the receiver's Bearer token; default: <service>-receiver-token
+    token_key: str = "token"
+    state_size: str = "64Mi"  # the receiver's volume for its state file
+    receiver_requests: tuple[tuple[str, str], ...] = (("cpu", "50m"), ("memory", "64Mi"))
+    receiver_limits: tuple[tuple[str, str], ...] = (("cpu", "500m"), ("memory", "256Mi"))
+    run_as_user: int = 65532  # the receiver's user and group (not root)
+
+
+@dataclass(frozen=True)
 class Definitions:
     """Everything the generators need: one service's rollout monitoring.
 
@@ -311,6 +332,7 @@ class Definitions:
     fleet_burn: FleetBurn | None = None
     rollout: RolloutPolicy = field(default_factory=RolloutPolicy)
     paths: Paths = field(default_factory=Paths)
+    kubernetes: Kubernetes = field(default_factory=Kubernetes)
     rule_tests: str = "rules/tests"
     demo_rate: float = 50.0  # requests per second the demo application serves itself
     deploy_webhook_url: str | None = None  # where `monitoring deploy` POSTs each decision, when set
@@ -329,6 +351,11 @@ class Definitions:
             object.__setattr__(self, "team", self.service)
         if not self.grafana_folder:
             object.__setattr__(self, "grafana_folder", self.service.capitalize())
+        if not self.kubernetes.namespace or not self.kubernetes.token_secret:
+            name = (self.service or "").replace("_", "-").lower()
+            object.__setattr__(self, "kubernetes", replace(
+                self.kubernetes, namespace=self.kubernetes.namespace or name,
+                token_secret=self.kubernetes.token_secret or f"{name}-receiver-token"))
 
     # names derived from the service
     @property

@@ -17,6 +17,7 @@ FLAG = "flag"
 FLAG_NAME = "flag_name"
 VERSION = "version"
 JOB = "job"
+NAMESPACE = "namespace"  # the label Kubernetes service discovery gives every series of a namespace's targets
 
 ROLLBACK = "rollback"  # the value of the `action` label that makes the receiver roll back
 SEVERITIES = ("critical", "warning")
@@ -129,6 +130,8 @@ RUNBOOKS = "docs/runbooks"
 PROMETHEUS_CONFIG = "config/prometheus.yml"
 ALERTMANAGER_CONFIG = "config/alertmanager.yml"
 DATASOURCE = "config/grafana/provisioning/datasources/prometheus.yml"
+KUBERNETES = "kubernetes"  # the same monitoring as Kubernetes resources, one per file, and kustomization.yaml
+KUSTOMIZATION = "kustomization.yaml"
 
 
 def dashboard_path(service: str) -> str:

@@ -16,7 +16,7 @@ Family = Callable[[Path, Definitions], list[str]]
 
 
 def families() -> dict[str, Family]:
-    from monitoring.validate import cross, dashboard, drift, routes, rules, schema
+    from monitoring.validate import cross, dashboard, drift, kubernetes, routes, rules, schema
 
     return {
         "rules": rules.check,
@@ -24,6 +24,10 @@ def families() -> dict[str, Family]:
         "dashboard": dashboard.check,
         "schema": schema.check,
         "cross": cross.check,
+        "kubernetes": kubernetes.check,
+        "kubernetes-crds": kubernetes.check_crds,
+        "kubernetes-builtin": kubernetes.check_builtin,
+        "kubernetes-kustomize": kubernetes.check_kustomize,
         "drift": drift.check,
     }
 
