@@ -61,6 +61,8 @@ def test_an_error_fault_is_rolled_back_once_and_the_alert_resolves(stack: Stack)
                            "alert resolved"}
     assert events[:3] == ["fault injected", "over threshold (from Prometheus)", "alert pending"]
     assert events[-1] == "alert resolved"
+    assert events.index("notification received") < events.index("rollback committed"), "printed as they happened"
+    assert timeline.events["notification received"] <= timeline.events["rollback committed"]
     # CanaryErrorRate and ErrorBudgetBurn see the same fault and may notify before HighErrorRate: one rolls back.
     rollbacks = _rollbacks(stack)
     assert len(rollbacks) == 1

@@ -4,6 +4,7 @@ refusals, pause and abort, and the command line's bad input (one line, exit 2)."
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -280,3 +281,17 @@ def test_acting_on_no_deploy_is_one_line_and_exit_2(store, capsys, args, message
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_the_rollout_demo_gives_up_on_a_step_held_for_a_person_instead_of_hanging(store):
+    """`make rollout-demo` bounds every wait: a deploy that would wait for a person ends, naming where it stood."""
+    from monitoring.local.rollout_demo import GaveUp, bounded_sleep, patience
+
+    the_plan = plan((0, 5, 10), max_holds=1)
+    assert patience(the_plan) == 3 * (0.05 + 0.05) + 120.0
+    runner = Deploy(store, verdicts(Verdict.HOLD, Verdict.HOLD), say=lambda line: None,
+                    sleep=bounded_sleep(store, time.monotonic() + 1.0))
+    started = time.monotonic()
+    with pytest.raises(GaveUp, match=r"still held at 5% \(last verdict HOLD\): it would wait for a person"):
+        runner.start(the_plan)
+    assert time.monotonic() - started < 5

@@ -196,15 +196,17 @@ def closed_loop(stack: Stack, scenario: str | Scenario = "fleet", say: Callable[
             timeline.mark("alert pending", now, say, alertname)
         if "firing" in states:
             timeline.mark("alert firing", now, say, alertname)
-        if notifications(stack) > received_before:
-            timeline.mark("notification received", now, say, "by the rollback receiver")
         state = store.read()
         new = [e for e in state["rollout_history"][history_before:] if e["by"] == "alertmanager"]
         if new and timeline.rollback is None:
             timeline.rollback = new[0]
             at = parse_time(new[0]["at"]).timestamp() - wall
+            # the notification that committed it came first, even when this poll sees both at once
+            timeline.mark("notification received", min(now, at), say, "by the rollback receiver")
             timeline.mark("rollback committed", at, say, f"{new[0]['from_percentage']}% -> "
                           f"{new[0]['to_percentage']}% by {new[0]['alertname']}, group {new[0]['group_key']}")
+        if notifications(stack) > received_before:
+            timeline.mark("notification received", now, say, "by the rollback receiver")
         seen, since = _seen_by_clients(stack)
         if timeline.rollback is not None and seen == 0:
             timeline.mark("clients saw the rollback", since - wall, say,

@@ -18,7 +18,7 @@ from monitoring.definitions import names
 from monitoring.definitions.model import Bands, DefinitionError, Definitions
 from monitoring.local.demo import fault_for, rollback_alert
 from monitoring.local.stack import Stack
-from monitoring.rollout.deploy import Deploy, DeployStore, Plan
+from monitoring.rollout.deploy import Deploy, DeployStore, Plan, abort
 from monitoring.rollout.judge import banner, health_with, judge_with
 
 SOAK = 12.0  # seconds per step of the healthy run: six steps in about two minutes
@@ -82,15 +82,42 @@ def turn_bad_at(stack: Stack, step: int, fault: dict, stop: threading.Event) -> 
     return thread
 
 
+class GaveUp(Exception):
+    """A wait of the demo outlasted what its plan needs; the message says where the deploy stood."""
+
+
+def patience(the_plan: Plan) -> float:
+    """The longest a deploy of `the_plan` can take when every step holds as often as allowed, and a margin."""
+    return len(the_plan.steps) * (the_plan.wait + the_plan.max_holds * the_plan.hold) + 120.0
+
+
+def bounded_sleep(store: DeployStore, deadline: float) -> Callable[[float], None]:
+    """Deploy's sleep, refusing to go past `deadline`: a step held for a person, or waiting for an approval
+    that never comes, ends the demo instead of hanging it."""
+    def sleep(seconds: float) -> None:
+        if time.monotonic() + seconds > deadline:
+            progress = store.read().get("deploy") or {}
+            raise GaveUp(f"the deploy is still {progress.get('status', 'running')} at {progress.get('step')}% "
+                         f"(last verdict {progress.get('last_verdict')}): it would wait for a person")
+        time.sleep(seconds)
+    return sleep
+
+
 def deploy(stack: Stack, the_plan: Plan, reports: Path | None, say: Callable[[str], None]) -> int:
+    """One deploy of `the_plan` on the stack, bounded in time: GaveUp (after aborting it) when it would wait."""
     definitions = stack.definitions
     prometheus = Prometheus(stack.url(names.PROMETHEUS))
     quiet(prometheus, definitions, say)
     say(banner(the_plan, definitions))
-    runner = Deploy(DeployStore(stack.state, definitions.flag_name),
-                    judge_with(prometheus, definitions, stack.state, reports),
-                    health=health_with(prometheus, definitions), say=say)
-    return runner.start(the_plan)
+    store = DeployStore(stack.state, definitions.flag_name)
+    runner = Deploy(store, judge_with(prometheus, definitions, stack.state, reports),
+                    health=health_with(prometheus, definitions), say=say,
+                    sleep=bounded_sleep(store, time.monotonic() + patience(the_plan)))
+    try:
+        return runner.start(the_plan)
+    except GaveUp:
+        abort(store, by="rollout-demo")
+        raise
 
 
 def clear_fault(stack: Stack) -> None:
@@ -98,6 +125,17 @@ def clear_fault(stack: Stack) -> None:
 
 
 def run(stack: Stack, reports: Path | None = None, say: Callable[[str], None] = print) -> int:
+    """Both deploys; non-zero when either did not end as it should, or the demo had to give up (then the
+    stack is stopped: nothing is left behind)."""
+    try:
+        return _run(stack, reports, say)
+    except (GaveUp, TimeoutError, PrometheusError, requests.RequestException) as error:
+        say(f"rollout demo failed: {error}; stopping the stack")
+        stack.down(say)
+        return 2
+
+
+def _run(stack: Stack, reports: Path | None, say: Callable[[str], None]) -> int:
     definitions = stack.definitions
     store = DeployStore(stack.state, definitions.flag_name)
     stack.up(say)
