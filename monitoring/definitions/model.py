@@ -258,7 +258,9 @@ class Profile:
     group_interval: str = "5m"
     repeat_interval: str = "4h"
     rollback_group_wait: str = "10s"
-    rollback_group_interval: str = "1m"
+    # A rollback alert joining a group that already notified waits for the next group_interval, not group_wait:
+    # short, as the receiver takes repeated notifications for nothing (bench-production waited 55 s at 1m).
+    rollback_group_interval: str = "10s"
     rollback_repeat_interval: str = "5m"
     # The canary's sliding windows of evidence, shortest first: a short one sees a fault at once, a long one
     # gathers a slow trickle of requests. The fleet's burn-rate tiers, (long, short) each.
