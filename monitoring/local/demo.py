@@ -165,7 +165,7 @@ def closed_loop(stack: Stack, scenario: str | Scenario = "fleet", say: Callable[
     say(f"  rollout set to {chosen.rollout} % in {flag.where()}; waiting for the application to serve it and for "
         f"{engine} to see traffic on {series}")
     _wait(lambda: _seen_by_clients(stack)[0] > 0, timeout, "the application to see the rollout")
-    _wait(_safe(lambda: bool(query(prometheus, f"{series} >= 0"))), timeout, f"{series} in {engine}")
+    _wait(_safe(lambda: bool(query(prometheus, f"{series} > -Inf"))), timeout, f"{series} in {engine}")
     rollout = names.flag_rollout_series(definitions.service, definitions.flag_name)
     _wait(_safe(lambda: bool(query(prometheus, f"{rollout} == {chosen.rollout}"))), timeout,
           f"the rollout percentage in {engine}")
