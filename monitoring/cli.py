@@ -178,7 +178,8 @@ def _stack(args: argparse.Namespace):
     from monitoring.local.stack import Stack, StackError
 
     try:
-        return Stack(_stack_root(args), definitions_of(args), flags=getattr(args, "flags", None))
+        return Stack(_stack_root(args), definitions_of(args), flags=getattr(args, "flags", None),
+                     engine=getattr(args, "engine", None))
     except StackError as error:
         raise UsageError(str(error)) from None
 
@@ -189,8 +190,12 @@ def cmd_stack(args: argparse.Namespace) -> int:
     stack = _stack(args)
     try:
         if args.action == "up":
+            from monitoring.local.engines import DEFAULT
+
+            engine = stack.engine
+            on = "" if engine.name == DEFAULT else f", {engine.title} and {engine.evaluator}"
             print(f"starting the stack in {stack.root} ({stack.definitions.profile.name} profile, the flag in "
-                  f"{stack.flags}):")
+                  f"{stack.flags}{on}):")
             seconds = stack.up()
             print(f"all servers ready in {seconds:.1f}s; `make down` stops them")
         elif args.action == "down":
@@ -310,6 +315,14 @@ def _add_flag_system(parser: argparse.ArgumentParser) -> None:
                              "Unleash server (default: the running stack's, else state)")
 
 
+def _add_engine(parser: argparse.ArgumentParser) -> None:
+    from monitoring.local.engines import ENGINES
+
+    parser.add_argument("--engine", choices=ENGINES,
+                        help="what scrapes, stores and evaluates the rules: Prometheus, or VictoriaMetrics with "
+                             "vmalert (default: the running stack's, else prometheus)")
+
+
 def _add_definitions(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--definitions", default=DEFAULT_DEFINITIONS, metavar="MODULE:NAME",
                         help="the Definitions to use (default: %(default)s)")
@@ -394,6 +407,7 @@ def parser() -> argparse.ArgumentParser:
     stack.add_argument("action", choices=("up", "down", "status"))
     _add_stack(stack)
     _add_flag_system(stack)
+    _add_engine(stack)
     stack.set_defaults(run=cmd_stack)
 
     demo = commands.add_parser("demo", help="the demo application and the closed-loop demonstration")
@@ -418,6 +432,7 @@ def parser() -> argparse.ArgumentParser:
     run = demo_commands.add_parser("run", help="the closed loop: fault in the new version, alert, rollback, resolution")
     _add_stack(run, profile="compressed")
     _add_flag_system(run)
+    _add_engine(run)
     run.add_argument("--scenario", default="fleet",
                      help="fleet: a new version failing outright at 10 %%; canary: one failing 10 %% of its "
                           "requests at 5 %%, which only canary analysis sees; or a rollback alert's name")

@@ -1,5 +1,5 @@
 """The designed 12-hour histories the analysis tests run on, backfilled into a real Prometheus TSDB
-(monitoring/bench/histories.py), and a Prometheus started over them.
+(monitoring/bench/histories.py), and a Prometheus started over them; or imported into a VictoriaMetrics.
 
 Each scenario is the Genesis monitoring renamed to a service of its own (`scenario0`, `scenario1` ...:
 its own metrics, jobs and alerts' team), so all of them lie in the same 12 hours and the backfill stays
@@ -16,11 +16,11 @@ from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
-from monitoring.bench.histories import Window, backfill
+from monitoring.bench.histories import Window, backfill, import_into
 from monitoring.definitions.model import Definitions
 from monitoring.definitions.topology import jobs_for
 from monitoring.genesis import DEFINITIONS
-from tests.servers import prometheus
+from tests.servers import prometheus, victoria_metrics
 
 STEP = 120  # seconds between samples: enough for a 5-minute rate, light enough to backfill in seconds
 
@@ -76,4 +76,12 @@ def history_prometheus(workdir: Path) -> Iterator[tuple[str, list[Scenario]]]:
     config = workdir / "prometheus.yml"
     config.write_text("global:\n  scrape_interval: 15s\n")
     with prometheus(config, workdir) as (_, url):
+        yield url, [window for _, window in placed]
+
+
+@contextmanager
+def history_victoria_metrics(workdir: Path) -> Iterator[tuple[str, list[Scenario]]]:
+    """A real VictoriaMetrics with the same scenarios imported (nothing scraped); its URL and the scenarios."""
+    with victoria_metrics(workdir) as (_, url):
+        placed = import_into(url, [(s.definitions, s) for s in SCENARIOS], STEP)
         yield url, [window for _, window in placed]
