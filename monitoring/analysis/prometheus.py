@@ -14,9 +14,11 @@ from typing import Any
 
 import requests
 
-from monitoring.definitions.model import DefinitionError, duration_seconds
+from monitoring.definitions.model import DefinitionError, check_url, duration_seconds
 
 MAX_POINTS = 10_000  # Prometheus refuses a range query of more than 11,000 points per series
+# The times the analysis takes: from the Unix epoch to the last second RFC 3339 can write (9999-12-31T23:59:59Z).
+LATEST = 253_402_300_799.0
 
 
 class PrometheusError(RuntimeError):
@@ -36,24 +38,56 @@ class Series:
 
 
 def parse_time(text: str, where: str = "--at") -> float:
-    """RFC 3339 (`2026-10-23T21:00:00Z`) or unix seconds, as unix seconds; DefinitionError otherwise."""
+    """RFC 3339 (`2026-10-23T21:00:00Z`) or unix seconds, as unix seconds; DefinitionError otherwise, and for
+    a time that is no real moment Prometheus and RFC 3339 can both write (NaN, infinite, before 1970, after
+    9999)."""
+    bad = f"{where}: {text!r} is not a time (RFC 3339 such as 2026-10-23T21:00:00Z, or unix seconds)"
+    if not isinstance(text, str) or not text.strip() or not text.isascii():
+        raise DefinitionError(bad)
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise DefinitionError(f"{where}: {text!r} is not a time (RFC 3339 such as 2026-10-23T21:00:00Z, "
-                              "or unix seconds)") from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+        try:
+            moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise DefinitionError(bad) from None
+        seconds = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    if not math.isfinite(seconds):
+        raise DefinitionError(bad)
+    if not 0 <= seconds <= LATEST:
+        raise DefinitionError(f"{where}: {text!r} is out of range: a time from 1970-01-01T00:00:00Z "
+                              f"(0) to 9999-12-31T23:59:59Z ({LATEST:.0f})")
+    return seconds
 
 
-def parse_window(text: str, where: str = "--window") -> float:
+def parse_window(text: str, where: str = "--window", at: float | None = None,
+                 shortest: float = 0.0) -> float:
+    """A window as seconds: a Prometheus duration longer than zero (and at least `shortest`), which, ending
+    at `at`, starts no earlier than 1970; DefinitionError otherwise."""
     seconds = duration_seconds(text, where)
     if seconds <= 0:
         raise DefinitionError(f"{where}: {text!r} must be longer than zero")
+    if seconds < shortest:
+        raise DefinitionError(f"{where}: {text!r} is shorter than two scrape intervals ({duration(shortest)}): "
+                              "no rate can be computed over it")
+    if at is not None and at - seconds < 0:
+        raise DefinitionError(f"{where}: {text!r} ending at {rfc3339(at)} would start before 1970")
     return seconds
+
+
+def resolution(seconds: float) -> float:
+    """`seconds` rounded up to a step Prometheus takes in a subquery (`[12h:5s]`) and a range query: whole
+    seconds from one second up, whole milliseconds below (never a fraction such as 4.32s, which PromQL's
+    durations refuse)."""
+    if seconds >= 1:
+        return float(math.ceil(seconds - 1e-9))
+    return max(math.ceil(seconds * 1000 - 1e-6), 1) / 1000
+
+
+def duration(seconds: float) -> str:
+    """A resolution (`resolution()`) as a Prometheus duration: `5s`, `250ms`."""
+    milliseconds = round(seconds * 1000)
+    return f"{milliseconds // 1000}s" if milliseconds % 1000 == 0 else f"{milliseconds}ms"
 
 
 def parse_rfc3339(text: str) -> float:
@@ -74,9 +108,7 @@ class Prometheus:
     """Queries one Prometheus server at `url` (its base URL, e.g. http://127.0.0.1:9090)."""
 
     def __init__(self, url: str, timeout: float = 30.0) -> None:
-        if not url.startswith(("http://", "https://")):
-            raise DefinitionError(f"--prometheus: {url!r} is not an http(s) URL")
-        self.url = url.rstrip("/")
+        self.url = check_url(url, "--prometheus").rstrip("/")
         self.timeout = timeout
         self.session = requests.Session()
 
@@ -118,12 +150,13 @@ class Prometheus:
     def query_range(self, expr: str, start: float, end: float, step: float) -> list[Series]:
         """A range query from `start` to `end` every `step` seconds, split into pieces Prometheus accepts."""
         merged: dict[tuple, Series] = {}
+        step = resolution(step)
         piece = step * MAX_POINTS
         begin = start
         while begin <= end:
             stop = min(end, begin + piece)
             data = self._get("/api/v1/query_range",
-                             {"query": expr, "start": f"{begin:.3f}", "end": f"{stop:.3f}", "step": f"{step:g}"})
+                             {"query": expr, "start": f"{begin:.3f}", "end": f"{stop:.3f}", "step": f"{step:.3f}"})
             for series in _series(data):
                 key = tuple(sorted(series.labels.items()))
                 merged.setdefault(key, Series(series.labels, [])).samples.extend(series.samples)
