@@ -26,7 +26,7 @@ from monitoring.flags import FlagBackend, FlagUnavailable
 from monitoring.flags.clients import flagd_file_reader, unleash_reader, wait_for_share
 from monitoring.flags.flagd import FlagdFile, definition
 from monitoring.flags.recorded import RecordedFlag
-from monitoring.flags.store import StateStore
+from monitoring.flags.store import StateStore, now, version
 from monitoring.flags.unleash import UnleashFlag
 from monitoring.rollout.deploy import UNAVAILABLE, Deploy, DeployStore, progress_of
 from tests.conftest import reference_root
@@ -241,11 +241,21 @@ def test_a_rollback_verdict_and_an_abort_roll_the_flagd_file_back(store: DeployS
                     flag_system=system.backend)
     assert deploy.start(plan((0, 5, 10, 25))) == 1
     assert system.backend.read() == 0 and rollouts(store)[-1] == ("rollback", 10, 0, "deploy")
-    system.backend.set(5)  # a person raises again; abort must roll that back where it lives
+    RecordedFlag(system.backend, store).rollout(5, RecordedFlag(system.backend, store).seen(), "carol", "by hand")
+    assert main(["deploy", "abort", "--state", str(store.path), "--flags", system.spec, "--by", "carol"]) == 2
+    assert "no deploy is running (the last one is rolled-back)" in capsys.readouterr().err
+    assert system.backend.read() == 5, "a person's rollout is no deploy's to abort"
+    killed_soaking_at(store, 5)  # a deploy killed in its soak at 5 %: abort rolls the flag back where it lives
     assert main(["deploy", "abort", "--state", str(store.path), "--flags", system.spec, "--by", "carol"]) == 0
     assert system.backend.read() == 0 and rollouts(store)[-1] == ("rollback", 5, 0, "carol")
     assert main(["deploy", "status", "--state", str(store.path), "--flags", system.spec]) == 0
     assert f"flag system:   0% in flagd file {tmp_path / 'flags.json'}" in capsys.readouterr().out
+
+
+def killed_soaking_at(store: DeployStore, step: int) -> None:
+    """Deploy's progress as a deploy killed in the soak of `step` left it."""
+    store.record(lambda p: p.update(plan=plan((0, step)).as_dict(), status="soaking", step=step, soak_started=now(),
+                                    holds=0, seen=list(version(store.read())), aborted=False))
 
 
 def test_flag_chooses_which_flag_of_the_file_deploy_acts_on(tmp_path: Path) -> None:
@@ -255,6 +265,7 @@ def test_flag_chooses_which_flag_of_the_file_deploy_acts_on(tmp_path: Path) -> N
     other.set(25)
     state = tmp_path / "state.json"
     DeployStore(state, "checkout-v2").create()
+    killed_soaking_at(DeployStore(state, "checkout-v2"), 25)
     assert main(["deploy", "abort", "--state", str(state), "--flags", system.spec, "--flag", "checkout-v2"]) == 0
     assert (other.read(), system.backend.read()) == (0, 10)
     assert StateStore(state, "checkout-v2").read()["rollout_history"][-1]["flag"] == "checkout-v2"
