@@ -17,6 +17,7 @@ from monitoring.commands.options import (
     add_flag_options,
     definitions_of,
     flag_backend,
+    named,
     stack_state,
 )
 
@@ -56,7 +57,7 @@ def _flag(args: argparse.Namespace) -> str:
     """The flag the state belongs to: --flag, else the definitions'."""
     from monitoring.generate import load
 
-    return args.flag or load(args.definitions).flag_name
+    return named(args.flag, "--flag", "name the feature flag") or load(args.definitions).flag_name
 
 
 def _namespace(args: argparse.Namespace) -> str:
@@ -69,7 +70,8 @@ def _namespace(args: argparse.Namespace) -> str:
 def _store(args: argparse.Namespace):
     from monitoring.flags.store import StateStore
 
-    return StateStore(Path(args.state) if args.state else stack_state(), _flag(args))
+    state = named(args.state, "--state", "name the deployment state file (or leave MONITORING_STATE unset)")
+    return StateStore(Path(state) if state else stack_state(), _flag(args))
 
 
 def _recorded(args: argparse.Namespace):
@@ -160,6 +162,7 @@ def _create(flag, create: bool) -> None:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
+    named(args.reason, "--reason", "say why, for the history")
     move = _recorded(args).rollback(args.reason, by="manual")
     return _say_move(move, "rollout already at 0%: nothing to roll back")
 

@@ -157,6 +157,10 @@ def _span(seconds: float) -> str:
 def with_bands(definitions: Definitions, changes: list[str]) -> Definitions:
     """The definitions with band borders changed, e.g. ["error_rate.red=0.5"]: what a threshold would do."""
     signals = {s.name: s for s in definitions.signals}
+    borders = [change.partition("=")[0] for change in changes]
+    twice = sorted({border for border in borders if borders.count(border) > 1})
+    if twice:
+        raise DefinitionError(f"--set {twice[0]}: given more than once; give each border once")
     for change in changes:
         match = re.fullmatch(r"(\w+)\.(yellow|red)=([0-9.eE+-]+)", change)
         if match is None:

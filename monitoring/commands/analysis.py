@@ -29,7 +29,9 @@ def _state(args: argparse.Namespace) -> Path | None:
     if args.state is None:
         return None
     path = Path(args.state)
-    if not args.state.strip() or not path.is_file():
+    if not args.state.strip():
+        raise DefinitionError("--state '': name the deployment state file")
+    if not path.is_file():
         reason = "is a folder" if path.is_dir() else "no such file"
         raise DefinitionError(f"--state {args.state or repr(args.state)}: cannot be read ({reason})")
     return path

@@ -30,10 +30,12 @@ EXIT_4 = ("4 the flag system refused or could not be reached: at the read that s
 
 def _store(args: argparse.Namespace, definitions) -> DeployStore:
     """The state file given, else the running local stack's (as `monitoring status` finds it)."""
-    from monitoring.commands.options import stack_state
+    from monitoring.commands.options import named, stack_state
     from monitoring.rollout.deploy import DeployStore
 
-    return DeployStore(Path(args.state) if args.state else stack_state(), args.flag or definitions.flag_name)
+    state = named(args.state, "--state", "name the deployment state file (or leave MONITORING_STATE unset)")
+    flag = named(args.flag, "--flag", "name the feature flag")
+    return DeployStore(Path(state) if state else stack_state(), flag or definitions.flag_name)
 
 
 def flag_system(args: argparse.Namespace, store: DeployStore) -> FlagBackend | None:
