@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, replace
 
 from monitoring.analysis import facts
-from monitoring.analysis.prometheus import MAX_POINTS, Prometheus, Series, parse_rfc3339, rfc3339
+from monitoring.analysis.prometheus import MAX_POINTS, Prometheus, PrometheusError, Series, parse_rfc3339, rfc3339
 from monitoring.definitions import names
 from monitoring.definitions.alerts import alert_expr, every_alert
 from monitoring.definitions.checks import check
@@ -113,9 +113,13 @@ def phases(prometheus: Prometheus, step: float) -> dict[str, float]:
     """Where in the interval the engine evaluates each alert: its group's last evaluation modulo `step`."""
     found = {}
     for group in prometheus.rules():
-        last = parse_rfc3339(group["lastEvaluation"]) if group.get("lastEvaluation") else 0.0
-        if last > 0:
-            found.update({rule.get("name", ""): last % step for rule in group.get("rules", [])})
+        try:
+            last = parse_rfc3339(group["lastEvaluation"]) if group.get("lastEvaluation") else 0.0
+            if last > 0:
+                found.update({rule.get("name", ""): last % step for rule in group.get("rules", [])})
+        except (AttributeError, TypeError, ValueError) as error:
+            raise PrometheusError(f"Prometheus {prometheus.url}/api/v1/rules: group {group.get('name')!r} is not "
+                                  f"a rule group ({type(error).__name__}: {str(error)[:200]})") from None
     return found
 
 

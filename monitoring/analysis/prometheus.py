@@ -135,7 +135,7 @@ class Prometheus:
     def query(self, expr: str, at: float) -> list[Series]:
         """An instant query at `at`: one sample per series (a range selector gives its raw samples)."""
         data = self._get("/api/v1/query", {"query": expr, "time": f"{at:.3f}"})
-        return _series(data)
+        return _series(data, f"Prometheus {self.url}/api/v1/query (query {expr!r})")
 
     def value(self, expr: str, at: float) -> float | None:
         """The single number an aggregated instant query returns; None when it returns nothing (no data)."""
@@ -145,7 +145,11 @@ class Prometheus:
 
     def rules(self) -> list[dict]:
         """The rule groups Prometheus has loaded, with their rules and when each group last ran."""
-        return self._get("/api/v1/rules", {}).get("groups", [])
+        data = self._get("/api/v1/rules", {})
+        groups = data.get("groups", []) if isinstance(data, dict) else None
+        if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
+            raise PrometheusError(f"Prometheus {self.url}/api/v1/rules: the answer is not a list of rule groups")
+        return groups
 
     def query_range(self, expr: str, start: float, end: float, step: float) -> list[Series]:
         """A range query from `start` to `end` every `step` seconds, split into pieces Prometheus accepts."""
@@ -157,14 +161,23 @@ class Prometheus:
             stop = min(end, begin + piece)
             data = self._get("/api/v1/query_range",
                              {"query": expr, "start": f"{begin:.3f}", "end": f"{stop:.3f}", "step": f"{step:.3f}"})
-            for series in _series(data):
+            for series in _series(data, f"Prometheus {self.url}/api/v1/query_range (query {expr!r})"):
                 key = tuple(sorted(series.labels.items()))
                 merged.setdefault(key, Series(series.labels, [])).samples.extend(series.samples)
             begin = stop + step
         return list(merged.values())
 
 
-def _series(data: dict) -> list[Series]:
+def _series(data: Any, what: str) -> list[Series]:
+    """The series of a query's `data`; PrometheusError naming `what` when it is not a query result."""
+    try:
+        return _parsed(data)
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError) as error:
+        raise PrometheusError(f"{what}: the answer is not a query result ({type(error).__name__}: "
+                              f"{str(error)[:200]})") from None
+
+
+def _parsed(data: dict) -> list[Series]:
     kind, result = data.get("resultType"), data.get("result", [])
     if kind == "scalar":
         return [Series({}, [(float(result[0]), _number(result[1]))])]
@@ -172,5 +185,8 @@ def _series(data: dict) -> list[Series]:
     for item in result:
         points = item.get("values") or ([item["value"]] if "value" in item else [])
         samples = [(float(t), _number(v)) for t, v in points]
-        out.append(Series(item.get("metric", {}), [(t, v) for t, v in samples if not math.isnan(v)]))
+        labels = item.get("metric", {})
+        if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+            raise TypeError(f"labels {labels!r} are not a map of strings")
+        out.append(Series(labels, [(t, v) for t, v in samples if not math.isnan(v)]))
     return out
