@@ -5,7 +5,8 @@ Each scenario is the Genesis monitoring renamed to a service of its own (`scenar
 its own metrics, jobs and alerts' team), so all of them lie in the same 12 hours and the backfill stays
 small. The go/no-go is asked about each with `--definitions tests.tsdb:SCENARIO_<n>` and `--at` its end:
 all green, one yellow, one red, a rollback in the window, missing data, the application down most of the
-window, a value on each border, a bad canary, a window at 0 %.
+window, a value on each border, a bad canary, a window at 0 %, data over the last minutes only, and over
+the last ten hours of twelve.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ SCENARIOS = tuple(replace(s, index=k) for k, s in enumerate((
     Scenario("pass rate exactly on the yellow border", verdict="PROCEED", pass_rate=98.0),
     Scenario("a bad canary under a yellow fleet", verdict="ROLLBACK", new_error_percent=3.0),
     Scenario("no new-version traffic at 0 %", verdict="PROCEED", rollout=0.0),
+    Scenario("samples over the last minutes only", verdict="INCONCLUSIVE", since_hour=12 - 3 / 60),
+    Scenario("samples over the last ten hours", verdict="PROCEED", since_hour=2.0),
 )))
 
 

@@ -6,8 +6,8 @@ A history is a list of windows, each of one service's definitions, ending hours 
 must be older than the head). Windows of different services lie side by side in the same hours (their
 metrics, jobs and alerts' team label differ); windows of one service lie one after the other, an hour
 apart (more than Prometheus's 5-minute lookback, so no window sees another). Each window has its error
-rate, latency, pass rate, downtime and, when asked, a rollback with the rollback alert's ALERTS series
-as the rule engine would have written them.
+rate, latency, pass rate, downtime, the hours before its first sample and, when asked, a rollback with
+the rollback alert's ALERTS series as the rule engine would have written them.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ class Window:
     rollback_hour: float | None = None
     rollout: float = 10.0
     new_error_percent: float | None = None  # the new version's, when it differs from the old version's
+    since_hour: float = 0.0  # no sample of any series before this hour (a Prometheus that began scraping late)
     start: float = 0.0
 
     @property
@@ -92,6 +93,8 @@ def openmetrics(history: History, step: float, milliseconds: bool = False) -> st
         rollback = next(a for a in definitions.alerts if a.action == names.ROLLBACK and a.severity == "critical")
         for k in range(int(w.hours * 3600 / step) + 1):
             at, hour = w.start + k * step, k * step / 3600
+            if hour < w.since_hour:
+                continue
             down = hour < w.down_hours
             for job in definitions.jobs:
                 up = 0 if down and job.name == app["job"] else 1
