@@ -51,7 +51,7 @@ def fresh(stack: Stack) -> DeployStore:
 
 def test_a_healthy_rollout_reaches_100_on_real_verdicts_with_a_report_per_decision(stack, fresh, tmp_path):
     lines: list[str] = []
-    the_plan = Plan("custom", (0, 5, 50, 100), 8.0, 2.0, 4.0, 2)
+    the_plan = Plan("custom", (0, 5, 50, 100), 12.0, 2.0, 4.0, 2)  # long enough for the canary to settle
     assert rollout_demo.deploy(stack, the_plan, tmp_path / "reports", lines.append) == 0, "\n".join(lines)
     progress = progress_of(fresh.read())
     assert fresh.read()["current_percentage"] == 100 and progress["status"] == "done"
@@ -87,15 +87,17 @@ def monitoring(*args: str) -> list[str]:
 
 def test_an_approval_gate_waits_for_deploy_approve(stack, fresh):
     common = ["--state", str(stack.state), "--profile", "compressed"]
-    runner = subprocess.Popen(monitoring("deploy", "--strategy", "custom", "--steps", "0,5,50", "--wait", "4s",
+    runner = subprocess.Popen(monitoring("deploy", "--strategy", "custom", "--steps", "0,5,50", "--wait", "15s",
                                          "--check-every", "1s", "--approve-at", "50", "--prometheus",
                                          stack.url(names.PROMETHEUS), *common),
                               cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 60
         while progress_of(fresh.read()).get("status") != "waiting-approval" and time.monotonic() < deadline:
+            if runner.poll() is not None:
+                break
             time.sleep(0.5)
-        assert fresh.read()["current_percentage"] == 5
+        assert fresh.read()["current_percentage"] == 5, runner.stdout.read() if runner.poll() is not None else ""
         status = subprocess.run(monitoring("deploy", "status", *common), capture_output=True, text=True, check=True)
         assert "waiting-approval" in status.stdout and "last verdict:  PROCEED" in status.stdout
         subprocess.run(monitoring("deploy", "approve", "--by", "dana", *common), check=True, capture_output=True)
@@ -110,9 +112,10 @@ def test_an_approval_gate_waits_for_deploy_approve(stack, fresh):
 
 
 def test_a_deploy_killed_mid_soak_resumes_it_with_real_verdicts(stack, fresh):
-    """SIGKILL three seconds into the 5 % soak, then `--resume`: the same soak start, judged once at its end."""
+    """SIGKILL three seconds into the 5 % soak, then `--resume`: the same soak start, judged once at its end (a
+    soak long enough for the canary's evidence on a healthy version to settle: about 11 s at 5 %)."""
     common = ["--state", str(stack.state), "--profile", "compressed", "--prometheus", stack.url(names.PROMETHEUS)]
-    first = subprocess.Popen(monitoring("deploy", "--strategy", "custom", "--steps", "0,5,10", "--wait", "8s",
+    first = subprocess.Popen(monitoring("deploy", "--strategy", "custom", "--steps", "0,5,10", "--wait", "15s",
                                         "--check-every", "1s", *common), cwd=PROJECT, stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
