@@ -48,6 +48,7 @@ from monitoring.bench import replay as alert_replay
 from monitoring.bench.replay import RollbackRules, Samples
 from monitoring.binaries import find
 from monitoring.definitions import names
+from monitoring.definitions.alerts import every_alert
 from monitoring.definitions.canary import bucket_bound
 from monitoring.definitions.model import CanaryCheck, DefinitionError, Definitions, duration_seconds
 from monitoring.local.demo_app import BASE_LATENCY, LATENCY_BUCKETS
@@ -259,7 +260,7 @@ def input_series(definitions: Definitions, run: Run, timeline: Timeline) -> list
 
 def rollback_alerts(definitions: Definitions) -> tuple[str, ...]:
     """Every alert that rolls back (`action: rollback`): the fleet's, the burn rate's and the canary's."""
-    return tuple(a.name for a in definitions.every_alert if a.action == names.ROLLBACK)
+    return tuple(a.name for a in every_alert(definitions) if a.action == names.ROLLBACK)
 
 
 def canary_check(definitions: Definitions, kind: str) -> CanaryCheck:
@@ -324,7 +325,7 @@ def recording_first(rule_files: Iterable[str]) -> list[str]:
     """The rule groups, those that only record first: promtool otherwise evaluates the groups of one step in a
     random order, so an alert saw this step's recorded value or the last one's, and runs differed by a step.
     (On a server the groups run on their own timers: an alert may see a value one evaluation old.)"""
-    groups = [group for text in rule_files for group in yaml.saferun_load(text)["groups"]]
+    groups = [group for text in rule_files for group in yaml.safe_load(text)["groups"]]
     return [g["name"] for g in groups if all("record" in r for r in g["rules"])] + \
         [g["name"] for g in groups if not all("record" in r for r in g["rules"])]
 
@@ -400,7 +401,7 @@ def pipeline_floor(definitions: Definitions) -> float:
     """Scrape interval + evaluation interval + the canary alerts' `for`: what the pipeline adds to any decision
     in Prometheus (Alertmanager's group_wait comes after, outside promtool)."""
     canary = definitions.canary
-    alert = next(a for a in definitions.every_alert if a.name == canary.checks[0].alert)
+    alert = next(a for a in every_alert(definitions) if a.name == canary.checks[0].alert)
     profile = definitions.profile
     return sum(duration_seconds(d) for d in (profile.scrape_interval, profile.evaluation_interval,
                                                definitions.alert_for(alert)))

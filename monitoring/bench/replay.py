@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from monitoring.definitions import burn, canary, names
+from monitoring.definitions.alerts import every_alert
 from monitoring.definitions.model import Definitions, duration_seconds
 
 Counter = tuple[str, str]  # (selector, version): a metric name, with {le="…"} for a bucket; "old" or "new"
@@ -93,7 +94,7 @@ class RollbackRules:
         profile = definitions.profile
         requests = definitions.placeholders["requests_total"]
         for_ms = {alert.name: _ms(definitions.alert_for(alert), f"alert {alert.name!r} field for")
-                  for alert in definitions.every_alert}
+                  for alert in every_alert(definitions)}
         windows = canary.windows(definitions) if definitions.canary else ()
         checks = []
         for check in definitions.canary.checks if definitions.canary else ():
