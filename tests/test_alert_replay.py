@@ -75,6 +75,8 @@ def test_the_numbers_are_the_definitions_as_the_generated_rules_write_them() -> 
     for check in rules.checks:
         alert = generated[check.alert]
         assert alert["for"] == f"{check.for_ms // 1000}s"
+        serving = f'sum without (version) ({check.evidence[0].requests}{{version="new"}}) > 0'
+        assert " ".join(alert["expr"].split()).endswith(f") and on (job) {serving}")  # the shortest window's
         for window, found in zip(rules.windows, check.evidence, strict=True):
             assert f"{found.llr} >= {rules.bound:g}" in alert["expr"]
             old = f'sum without (version) ({found.requests}{{version="old"}}) > 0'
@@ -107,7 +109,7 @@ def cross_check_rollouts() -> list[bench.Rollout]:
     """Healthy rollouts as the false-rollback count draws them (at 0.9 % and low traffic the evidence is the
     noisiest), and faulty ones from the same generator that fire each alert by each window and the burn alert
     by each tier, with series that appear late, restart and miss scrapes, so that Prometheus's extrapolation
-    and counter resets decide some values."""
+    and counter resets decide some values, and one rolled back while its long window still holds the evidence."""
     R = bench.Rollout
     return [
         *(R(0.009, 0.5, seed) for seed in range(4)), *(R(0.009, 2, seed) for seed in range(4)),
@@ -123,6 +125,7 @@ def cross_check_rollouts() -> list[bench.Rollout]:
         R(0.001, 2, 8, slow=0.02),
         R(0.001, 10, 9, fault_at=2 * SOAK + 60, new_errors=0.02, gap=(2 * SOAK + 30, 2 * SOAK + 150)),
         R(0.009, 0.5, 10, late=True),
+        R(0.001, 2, 11, fault_at=3 * SOAK + 300, new_errors=0.1, stop_at=3 * SOAK + 900),
     ]
 
 

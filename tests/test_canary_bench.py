@@ -187,6 +187,10 @@ def test_rollouts_for_the_cross_check_appear_late_restart_and_miss_scrapes() -> 
     slow = samples.counters[('genesis_request_duration_seconds_bucket{le="0.5"}', "new")][0]
     inf = samples.counters[('genesis_request_duration_seconds_bucket{le="+Inf"}', "new")][0]
     assert np.nanmax(inf - slow) > 0 and np.array_equal(np.isnan(inf), np.isnan(requests))
+    stopped = bench.rollout_samples(DEFINITIONS, [replace(odd, gap=None, stop_at=4 * soak)], soak)
+    served = {v: np.diff(stopped.counters[("genesis_requests_total", v)][0]) for v in ("old", "new")}
+    after = times[1:] > 4 * soak
+    assert (served["new"][after] == 0).all() and set(served["old"][after]) == {600}
 
 
 def test_the_upper_bound_is_exact_and_about_three_over_n_at_zero() -> None:

@@ -557,7 +557,8 @@ class Rollout:
     from `fault_at` (seconds) the new version fails `new_errors` and has `new_slow` of its requests slower
     than the latency border (with `slow`, both versions export those two buckets; the old has `slow`);
     `late`: the new version's counters appear at their first increment instead of at 0 from the start;
-    `restart_at`: the new version's counters start over from 0; `gap`: no scrape in [from, to)."""
+    `restart_at`: the new version's counters start over from 0; `gap`: no scrape in [from, to); `stop_at`: the
+    new version is rolled back, the old one serves every request from then on."""
 
     errors: float
     new_rps: float
@@ -569,13 +570,15 @@ class Rollout:
     late: bool = False
     restart_at: float | None = None
     gap: tuple[float, float] | None = None
+    stop_at: float | None = None
 
     @property
     def name(self) -> str:
         fault = "" if self.fault_at is None else \
             f" fault_at={self.fault_at:g}s new_errors={self.new_errors:g} new_slow={self.new_slow:g}"
         extra = "".join(f" {k}={v}" for k, v in (("slow", self.slow), ("late", self.late or None),
-                                                  ("restart_at", self.restart_at), ("gap", self.gap)) if v is not None)
+                                                  ("restart_at", self.restart_at), ("gap", self.gap),
+                                                  ("stop_at", self.stop_at)) if v is not None)
         return f"rollout errors={self.errors:g} new_rps={self.new_rps:g} seed={self.seed}{fault}{extra}"
 
 
@@ -634,7 +637,8 @@ def rollout_samples(definitions: Definitions, rollouts: list[Rollout], soak: flo
     for row, r in enumerate(rollouts):
         rng = np.random.default_rng([SEED, round(r.errors * 1e6), round(r.new_rps * 1e3), r.seed])
         total = r.new_rps * 100 / REFERENCE_STEP
-        served = {"new": _served(total * steps / 100 * scrape), "old": _served(total * (100 - steps) / 100 * scrape)}
+        step = steps if r.stop_at is None else np.where(ends > r.stop_at, 0.0, steps)
+        served = {"new": _served(total * step / 100 * scrape), "old": _served(total * (100 - step) / 100 * scrape)}
         faulty = np.zeros(len(steps), dtype=bool) if r.fault_at is None else ends > r.fault_at
         for version in names.VERSIONS:
             new = version == "new"
