@@ -75,27 +75,41 @@ def test_the_numbers_are_the_definitions_as_the_generated_rules_write_them() -> 
     for check in rules.checks:
         alert = generated[check.alert]
         assert alert["for"] == f"{check.for_ms // 1000}s"
+        serving = f'sum without (version) ({check.evidence[0].requests}{{version="new"}}) > 0'
+        assert " ".join(alert["expr"].split()).endswith(f") and on (job) {serving}")  # the shortest window's
         for window, found in zip(rules.windows, check.evidence, strict=True):
             assert f"{found.llr} >= {rules.bound:g}" in alert["expr"]
-            assert generated[found.baseline]["expr"].endswith(f", {check.floor:g})")
-            assert f"+ {check.margin:g}) /" in generated[found.llr]["expr"]
+            old = f'sum without (version) ({found.requests}{{version="old"}}) > 0'
+            floor = f"{check.floor:g} * ({old})"
+            assert generated[found.baseline]["expr"] == f'sum without (version) ({found.bad}{{version="old"}}) > ' \
+                f"{floor} or {floor}"
+            llr = " ".join(generated[found.llr]["expr"].split())
+            assert f") * {check.log_ratio:g} - (" in llr and f" + {found.baseline}) * ln(({check.ratio:g} * " in llr
             assert f"[{window}]" in generated[found.bad]["expr"]
             for selector, _ in check.bad:
                 assert selector in generated[found.bad]["expr"]
     burn, alert = rules.burn, generated[rules.burn.alert]
     assert alert["for"] == f"{burn.for_ms // 1000}s"
     for tier in burn.tiers:
-        assert f"({tier.long} > {tier.threshold:g} and {tier.short} > {tier.threshold:g})" in alert["expr"]
-    assert [t.threshold for t in burn.tiers] == [0.0144, 0.0144]
+        windows = ((tier.long, tier.long_requests), (tier.short, tier.short_requests))
+        over = [f"{ratio} > {tier.threshold:g} + {burn.noise:g} * sqrt({tier.threshold:g} / {requests})"
+                for ratio, requests in windows]
+        assert f"({over[0]} and {over[1]})" in " ".join(alert["expr"].split())
+        for ratio, requests in windows:
+            assert generated[requests]["expr"].startswith("sum by (job) (increase(")
+            assert generated[ratio]["expr"].startswith("sum by (job) (rate(")
+    assert [t.threshold for t in burn.tiers] == [0.0144, 0.0144] and burn.noise == 3
+    assert [(c.ratio, c.log_ratio, c.floor) for c in rules.checks] == [(6, 1.79176, 0.001), (5, 1.60944, 0.01)]
 
 
 SOAK = 36 * 60  # each step compressed from 12 h: the windows (up to 1 h, over two steps) still fill
 
 
 def cross_check_rollouts() -> list[bench.Rollout]:
-    """Healthy rollouts as the false-rollback count draws them (the 0.9 % ones at low traffic fire), and faulty
-    ones from the same generator that fire each alert by each window, with series that appear late, restart
-    and miss scrapes, so that Prometheus's extrapolation and counter resets decide some values."""
+    """Healthy rollouts as the false-rollback count draws them (at 0.9 % and low traffic the evidence is the
+    noisiest), and faulty ones from the same generator that fire each alert by each window and the burn alert
+    by each tier, with series that appear late, restart and miss scrapes, so that Prometheus's extrapolation
+    and counter resets decide some values, and one rolled back while its long window still holds the evidence."""
     R = bench.Rollout
     return [
         *(R(0.009, 0.5, seed) for seed in range(4)), *(R(0.009, 2, seed) for seed in range(4)),
@@ -111,6 +125,7 @@ def cross_check_rollouts() -> list[bench.Rollout]:
         R(0.001, 2, 8, slow=0.02),
         R(0.001, 10, 9, fault_at=2 * SOAK + 60, new_errors=0.02, gap=(2 * SOAK + 30, 2 * SOAK + 150)),
         R(0.009, 0.5, 10, late=True),
+        R(0.001, 2, 11, fault_at=3 * SOAK + 300, new_errors=0.1, stop_at=3 * SOAK + 900),
     ]
 
 
@@ -124,7 +139,8 @@ def both() -> tuple[list[str], replay.Replay, dict, dict]:
     jobs = [r.name for r in rollouts]
     rules = replay.RollbackRules.of(DEFINITIONS)
     probed = [e.llr for c in rules.checks for e in c.evidence] + [e.baseline for c in rules.checks for e in c.evidence]
-    probed += list(dict.fromkeys(name for tier in rules.burn.tiers for name in (tier.long, tier.short)))
+    probed += list(dict.fromkeys(name for tier in rules.burn.tiers
+                                 for name in (tier.long, tier.short, tier.long_requests, tier.short_requests)))
     firing, values = bench.promtool_firing(DEFINITIONS, samples, jobs, rules.alerts,
                                            probe=f'{{__name__=~"{"|".join(probed)}"}}', probe_every=4)
     return jobs, replay.replay(rules, samples), firing, values
@@ -149,8 +165,8 @@ def test_promtool_and_the_evaluator_fire_at_the_same_evaluations_on_the_same_rol
 
 
 def test_promtool_and_the_evaluator_record_the_same_values(both) -> None:
-    """The log-likelihood ratios, baselines and burn ratios, every minute of every rollout: the same series
-    present, with the same values (to rounding)."""
+    """The log-likelihood ratios, the old version's floored bad counts, the burn ratios and the fleet's request
+    counts, every minute of every rollout: the same series present, with the same values (to rounding)."""
     jobs, result, _, promtool = both
     row = {job: i for i, job in enumerate(jobs)}
     index = {float(t): i for i, t in enumerate(result.times)}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 import statistics
 from collections import Counter
 from dataclasses import replace
@@ -16,7 +17,7 @@ import pytest
 
 from monitoring import artifacts
 from monitoring.bench import canary as bench
-from monitoring.definitions.model import DefinitionError
+from monitoring.definitions.model import DefinitionError, duration_seconds
 from monitoring.genesis import DEFINITIONS
 from monitoring.local.demo_app import LATENCY_BUCKETS
 
@@ -95,18 +96,30 @@ def test_the_rollback_alerts_are_every_alert_that_rolls_back() -> None:
         bench.canary_check(replace(DEFINITIONS, canary=None), bench.ERRORS)
 
 
-def test_the_ideal_is_walds_expected_sample_size_at_the_true_rate() -> None:
+def test_the_ideal_is_walds_expected_time_of_the_conditional_test_at_the_true_rates() -> None:
     canary = DEFINITIONS.canary
     a, b = math.log(0.99 / 1e-6), math.log(0.01 / (1 - 1e-6))
     assert (canary.upper_bound, canary.lower_bound) == (pytest.approx(a), pytest.approx(b))
+    wald = 0.99 * a + 0.01 * b
     check = bench.canary_check(DEFINITIONS, bench.ERRORS)
-    # every request fails: each moves the ratio by ln(0.006 / 0.001), about 7.6 requests to decide
-    assert bench.ideal_requests(DEFINITIONS, check, 1.0, 0.001) == pytest.approx((0.99 * a + 0.01 * b) / math.log(6))
-    # the old version's share is the baseline when above the floor; at or below the baseline: never
-    assert bench.drift(0.02, 0.01, 0.005) == pytest.approx(0.02 * math.log(1.5) + 0.98 * math.log(0.985 / 0.99))
-    assert bench.ideal_requests(DEFINITIONS, check, 0.02, 0.01) == pytest.approx(
-        (0.99 * a + 0.01 * b) / bench.drift(0.02, 0.01, 0.005))
-    assert math.isinf(bench.ideal_requests(DEFINITIONS, check, 0.001, 0.001))
+    # every new request fails at 10 % with 10 new req/s, 90 old ones at 0.1 %: 10 bad requests a second of the
+    # new version raise the evidence by ln 6 each, and all 10.09 lower it by ln((6 x 10 + 90) / 100)
+    assert bench.drift(10, 90, 1.0, 0.001, 6) == pytest.approx(10 * math.log(6) - 10.09 * math.log(1.5))
+    assert bench.ideal_seconds(DEFINITIONS, check, 10, 90, 1.0, 0.001) == pytest.approx(
+        wald / bench.drift(10, 90, 1.0, 0.001, 6))
+    # the old version's share is taken as at least the floor (0.1 %), as the rules take its count
+    assert bench.ideal_seconds(DEFINITIONS, check, 2, 38, 0.02, 0.0) == \
+        bench.ideal_seconds(DEFINITIONS, check, 2, 38, 0.02, 0.001)
+    assert bench.ideal_seconds(DEFINITIONS, check, 2, 38, 0.02, 0.003) > \
+        bench.ideal_seconds(DEFINITIONS, check, 2, 38, 0.02, 0.001)
+    # alike, the evidence drifts down: never; at 100 %, without old requests, it stands still: never
+    assert bench.drift(2, 38, 0.009, 0.009, 6) < 0
+    assert math.isinf(bench.ideal_seconds(DEFINITIONS, check, 2, 38, 0.009, 0.009))
+    assert math.isinf(bench.ideal_seconds(DEFINITIONS, check, 2, 0, 1.0, 0.001))
+    # a cell: the seconds at its traffic (5 %: 38 old req/s beside 2 new), and the new version's requests in them
+    requests, seconds = bench.Cell(bench.ERRORS, 5, 2, 0.02).ideal(DEFINITIONS)
+    assert seconds == pytest.approx(bench.ideal_seconds(DEFINITIONS, check, 2, 38, 0.02, 0.001))
+    assert requests == pytest.approx(2 * seconds)
     assert bench.pipeline_floor(DEFINITIONS) == 60  # 15 s scrape + 15 s evaluation + `for` 30 s
 
 
@@ -138,7 +151,7 @@ def test_matrix_rows_compare_the_median_with_the_ideal_and_name_what_fired_first
     assert float(rows["100 %"]["ratio"]) == pytest.approx(45 / (fast.ideal(DEFINITIONS)[1] + 60), abs=0.01)
     assert rows["100 %"]["issue target"] == "total failure at 10 %"
     assert rows["0.5 %"]["goal <= 2"] == "MISS" and rows["0.5 %"]["ratio"].startswith("> ")
-    assert rows["+400 ms"]["goal <= 2"] == "silent: yes" and rows["+400 ms"]["ideal"] == "never"
+    assert rows["+400 ms"]["goal <= 2"] == "silent: yes" and rows["+400 ms"]["ideal E[T]"] == "never"
 
 
 def test_whole_rollouts_step_through_the_policy_after_an_hour_of_history() -> None:
@@ -174,6 +187,10 @@ def test_rollouts_for_the_cross_check_appear_late_restart_and_miss_scrapes() -> 
     slow = samples.counters[('genesis_request_duration_seconds_bucket{le="0.5"}', "new")][0]
     inf = samples.counters[('genesis_request_duration_seconds_bucket{le="+Inf"}', "new")][0]
     assert np.nanmax(inf - slow) > 0 and np.array_equal(np.isnan(inf), np.isnan(requests))
+    stopped = bench.rollout_samples(DEFINITIONS, [replace(odd, gap=None, stop_at=4 * soak)], soak)
+    served = {v: np.diff(stopped.counters[("genesis_requests_total", v)][0]) for v in ("old", "new")}
+    after = times[1:] > 4 * soak
+    assert (served["new"][after] == 0).all() and set(served["old"][after]) == {600}
 
 
 def test_the_upper_bound_is_exact_and_about_three_over_n_at_zero() -> None:
@@ -186,17 +203,32 @@ def test_the_upper_bound_is_exact_and_about_three_over_n_at_zero() -> None:
 
 
 def test_false_rollbacks_count_rollouts_and_show_the_path_of_each_alert() -> None:
-    found = bench.false_rollbacks(DEFINITIONS, per_cell=2, say=lambda line: None)
-    assert [(c.errors, c.new_rps) for c in found] == [(e, r) for e in bench.HEALTHY_ERRORS for r in bench.NEW_RPS]
-    assert all(c.rollouts == 2 for c in found)
-    noisy = found[3]  # 0.9 % at 0.5 new requests/s: the baseline's noise (see docs/canary-analysis.md)
-    assert noisy.fired == 2 and sum(noisy.by_step.values()) == 2
-    what, header, rows = noisy.paths["CanaryErrorRate"]
-    assert what.startswith("seed ") and header[:2] == ["since rollout start", "window"]
-    assert any(float(row[5]) >= 13.81 for row in rows)
-    table = bench.false_rollback_rows(DEFINITIONS, found)
-    assert table[-1][:4] == ["all", "", "12", str(sum(c.fired for c in found))]
-    assert Counter(row[4].endswith("(~3/n)") for row in table[:-1])[True] == sum(c.fired == 0 for c in found)
+    healthy = bench.false_rollbacks(DEFINITIONS, per_cell=2, say=lambda line: None)
+    assert [(c.errors, c.new_rps) for c in healthy] == [(e, r) for e in bench.HEALTHY_ERRORS for r in bench.NEW_RPS]
+    assert all(c.rollouts == 2 and sum(c.by_step.values()) == c.fired and bool(c.paths) == bool(c.fired)
+               for c in healthy)
+    table = bench.false_rollback_rows(DEFINITIONS, healthy)
+    assert table[-1][:4] == ["all", "", "12", str(sum(c.fired for c in healthy))]
+    assert Counter(row[4].endswith("(~3/n)") for row in table[:-1])[True] == sum(c.fired == 0 for c in healthy)
+    # the same count over rollouts in which the new version fails every request from an hour into step 10 %:
+    # both the canary and the fleet's burn rate fire, the canary first; each alert's path ends where it fired
+    soak = duration_seconds(DEFINITIONS.rollout.soak)
+    faulty = bench.false_rollbacks(DEFINITIONS, per_cell=1, say=lambda line: None,
+                                   draw=lambda errors, rps, seed: bench.Rollout(errors, rps, seed, fault_at=2 * soak
+                                                                                + 3600, new_errors=1.0))
+    assert all(c.fired == 1 and c.by_step == {10: 1} for c in faulty)
+    assert all(set(c.paths) == set(c.by_alert) == {"CanaryErrorRate", "ErrorBudgetBurn"} for c in faulty)
+    what, header, rows = faulty[0].paths["CanaryErrorRate"]
+    assert what.startswith("seed 0: first fired at step 10 %, 1:00:") and header[:6] == [
+        "since rollout start", "window", "old bad/requests", "old bad, floored", "new bad/requests", "LLR"]
+    assert float(rows[-1][5]) >= 13.81 and rows[-1][1] == "5m"
+    old_bad, old_requests = (float(x) for x in rows[-1][2].split("/"))
+    assert float(rows[-1][3]) >= max(old_bad, 0.001 * old_requests) - 0.5  # at least the floor, 0.1 %
+    what, header, rows = faulty[0].paths["ErrorBudgetBurn"]
+    assert header == ["since rollout start", "failed over 1m (needed)", "failed over 2m (needed)",
+                      "failed over 5m (needed)", "failed over 1h (needed)"]
+    share, needed = (float(x) for x in re.fullmatch(r"(\S+) % of \d+ \(> (\S+) %\)", rows[-1][1]).groups())
+    assert share > needed > 1.44
 
 
 # promtool 2.42's report on tests expecting no alerts, as it prints it (annotations shortened).

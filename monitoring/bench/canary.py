@@ -5,8 +5,9 @@ Two measurements, printed as tables:
 1. **Detection.** Simulated traffic of an old and a new version becomes the input series of promtool unit tests;
    promtool evaluates the generated rule files (both, as a server does) and its report says when each rollback
    alert (those with `action: rollback`: the canary's, ErrorBudgetBurn, HighErrorRate, HighLatency) first fired.
-   Each cell is set beside the ideal: the expected time Wald's sequential test needs to decide, at the
-   canary's false-rollback and miss rates, on the new version's requests at the cell's true rate.
+   Each cell is set beside the ideal: the expected time Wald's sequential test needs to decide, conditional
+   on both versions' bad requests as the rules' test is, at the canary's false-rollback and miss rates, on the
+   cell's traffic of both versions at their true shares of bad requests (the old one's at least the floor).
 2. **False rollbacks** over thousands of healthy whole rollouts (0 -> 100 %, the policy's soak at each step):
    too many evaluations for promtool, so monitoring.bench.replay evaluates the canary and burn rules in
    Python; tests/test_alert_replay.py checks it against promtool on the same series.
@@ -48,6 +49,7 @@ from monitoring.bench import replay as alert_replay
 from monitoring.bench.replay import RollbackRules, Samples
 from monitoring.binaries import find
 from monitoring.definitions import names
+from monitoring.definitions.alerts import every_alert
 from monitoring.definitions.canary import bucket_bound
 from monitoring.definitions.model import CanaryCheck, DefinitionError, Definitions, duration_seconds
 from monitoring.local.demo_app import BASE_LATENCY, LATENCY_BUCKETS
@@ -259,7 +261,7 @@ def input_series(definitions: Definitions, run: Run, timeline: Timeline) -> list
 
 def rollback_alerts(definitions: Definitions) -> tuple[str, ...]:
     """Every alert that rolls back (`action: rollback`): the fleet's, the burn rate's and the canary's."""
-    return tuple(a.name for a in definitions.every_alert if a.action == names.ROLLBACK)
+    return tuple(a.name for a in every_alert(definitions) if a.action == names.ROLLBACK)
 
 
 def canary_check(definitions: Definitions, kind: str) -> CanaryCheck:
@@ -324,7 +326,7 @@ def recording_first(rule_files: Iterable[str]) -> list[str]:
     """The rule groups, those that only record first: promtool otherwise evaluates the groups of one step in a
     random order, so an alert saw this step's recorded value or the last one's, and runs differed by a step.
     (On a server the groups run on their own timers: an alert may see a value one evaluation old.)"""
-    groups = [group for text in rule_files for group in yaml.saferun_load(text)["groups"]]
+    groups = [group for text in rule_files for group in yaml.safe_load(text)["groups"]]
     return [g["name"] for g in groups if all("record" in r for r in g["rules"])] + \
         [g["name"] for g in groups if not all("record" in r for r in g["rules"])]
 
@@ -378,19 +380,24 @@ def evaluate(definitions: Definitions, runs: list[Run], per_group: int = 50,
 # --- the ideal -------------------------------------------------------------------------------------------------
 
 
-def drift(p: float, p0: float, margin: float) -> float:
-    """The mean step of Wald's log-likelihood ratio per request when each request is bad with probability p:
-    p ln(p1 / p0) + (1 - p) ln((1 - p1) / (1 - p0)), p1 = p0 + margin."""
-    return p * math.log((p0 + margin) / p0) + (1 - p) * math.log((1 - p0 - margin) / (1 - p0))
+def drift(new_rps: float, old_rps: float, new_bad: float, old_bad: float, ratio: float) -> float:
+    """The mean rise per second of the conditional test's log-likelihood ratio when the new version serves
+    `new_rps` requests per second, `new_bad` of them bad, and the old one `old_rps`, `old_bad` of them bad: with
+    bad requests at l = share x rate, l_new ln(ratio) - (l_new + l_old) ln((ratio r_new + r_old) / (r_new + r_old)).
+    """
+    new, old = new_bad * new_rps, old_bad * old_rps
+    return new * math.log(ratio) - (new + old) * math.log((ratio * new_rps + old_rps) / (new_rps + old_rps))
 
 
-def ideal_requests(definitions: Definitions, check: CanaryCheck, true: float, old: float) -> float:
-    """Wald's expected sample size, E[N] = (A (1 - beta) + B beta) / drift, of the sequential test at the
-    canary's false-rollback and miss rates (bounds A and B), when the new version's share of bad requests is
-    `true` and the old one's `old` (the baseline, at least the floor); infinite when the drift is not positive
-    (the test then accepts "no worse")."""
+def ideal_seconds(definitions: Definitions, check: CanaryCheck, new_rps: float, old_rps: float, true: float,
+                  old: float) -> float:
+    """Wald's expected time to decide, E[T] = (A (1 - beta) + B beta) / drift, of the conditional sequential
+    test at the canary's false-rollback and miss rates (bounds A and B), when the new version's share of bad
+    requests is `true` and the old one's `old` (taken as at least the check's floor, as the rules take it), at
+    these request rates; infinite when the drift is not positive (the test then accepts "no worse"; so at 100 %,
+    without old requests)."""
     canary = definitions.canary
-    step = drift(true, max(old, check.floor / 100), check.margin / 100)
+    step = drift(new_rps, old_rps, true, max(old, check.floor / 100), check.ratio)
     if step <= 0:
         return math.inf
     return (canary.upper_bound * (1 - canary.miss) + canary.lower_bound * canary.miss) / step
@@ -400,7 +407,7 @@ def pipeline_floor(definitions: Definitions) -> float:
     """Scrape interval + evaluation interval + the canary alerts' `for`: what the pipeline adds to any decision
     in Prometheus (Alertmanager's group_wait comes after, outside promtool)."""
     canary = definitions.canary
-    alert = next(a for a in definitions.every_alert if a.name == canary.checks[0].alert)
+    alert = next(a for a in every_alert(definitions) if a.name == canary.checks[0].alert)
     profile = definitions.profile
     return sum(duration_seconds(d) for d in (profile.scrape_interval, profile.evaluation_interval,
                                                definitions.alert_for(alert)))
@@ -432,10 +439,11 @@ class Cell:
         return slower_share(self.fault, border), slower_share(self.old, border)
 
     def ideal(self, definitions: Definitions) -> tuple[float, float]:
-        """The ideal test's expected requests, and seconds at the new version's request rate."""
+        """The ideal test's expected time to decide (seconds), and the new version's requests in it."""
         new, old = self.true_bad(definitions)
-        requests = ideal_requests(definitions, canary_check(definitions, self.kind), new, old)
-        return requests, requests / self.new_rps
+        old_rps = self.new_rps * (100 - self.rollout) / self.rollout
+        seconds = ideal_seconds(definitions, canary_check(definitions, self.kind), self.new_rps, old_rps, new, old)
+        return seconds * self.new_rps, seconds
 
     def follow(self, definitions: Definitions) -> float:
         """How long its runs watch the new version: twice the ideal plus the floor and 5 minutes, so that a miss
@@ -534,7 +542,7 @@ def matrix_rows(definitions: Definitions, found: list[Detection]) -> list[list[s
 
 
 MATRIX_HEADER = ["new fault", "bad share", "rollout", "new req/s", "first rollback alert", "measured", "caught",
-                 "canary alone", "ideal E[N]", "ideal", "ratio", "goal <= 2", "issue target"]
+                 "canary alone", "ideal new req.", "ideal E[T]", "ratio", "goal <= 2", "issue target"]
 GOAL = MATRIX_HEADER.index("goal <= 2")
 
 
@@ -549,7 +557,8 @@ class Rollout:
     from `fault_at` (seconds) the new version fails `new_errors` and has `new_slow` of its requests slower
     than the latency border (with `slow`, both versions export those two buckets; the old has `slow`);
     `late`: the new version's counters appear at their first increment instead of at 0 from the start;
-    `restart_at`: the new version's counters start over from 0; `gap`: no scrape in [from, to)."""
+    `restart_at`: the new version's counters start over from 0; `gap`: no scrape in [from, to); `stop_at`: the
+    new version is rolled back, the old one serves every request from then on."""
 
     errors: float
     new_rps: float
@@ -561,13 +570,15 @@ class Rollout:
     late: bool = False
     restart_at: float | None = None
     gap: tuple[float, float] | None = None
+    stop_at: float | None = None
 
     @property
     def name(self) -> str:
         fault = "" if self.fault_at is None else \
             f" fault_at={self.fault_at:g}s new_errors={self.new_errors:g} new_slow={self.new_slow:g}"
         extra = "".join(f" {k}={v}" for k, v in (("slow", self.slow), ("late", self.late or None),
-                                                  ("restart_at", self.restart_at), ("gap", self.gap)) if v is not None)
+                                                  ("restart_at", self.restart_at), ("gap", self.gap),
+                                                  ("stop_at", self.stop_at)) if v is not None)
         return f"rollout errors={self.errors:g} new_rps={self.new_rps:g} seed={self.seed}{fault}{extra}"
 
 
@@ -626,7 +637,8 @@ def rollout_samples(definitions: Definitions, rollouts: list[Rollout], soak: flo
     for row, r in enumerate(rollouts):
         rng = np.random.default_rng([SEED, round(r.errors * 1e6), round(r.new_rps * 1e3), r.seed])
         total = r.new_rps * 100 / REFERENCE_STEP
-        served = {"new": _served(total * steps / 100 * scrape), "old": _served(total * (100 - steps) / 100 * scrape)}
+        step = steps if r.stop_at is None else np.where(ends > r.stop_at, 0.0, steps)
+        served = {"new": _served(total * step / 100 * scrape), "old": _served(total * (100 - step) / 100 * scrape)}
         faulty = np.zeros(len(steps), dtype=bool) if r.fault_at is None else ends > r.fault_at
         for version in names.VERSIONS:
             new = version == "new"
@@ -773,7 +785,7 @@ def _path(definitions: Definitions, rules: RollbackRules, result: alert_replay.R
     check = next((c for c in rules.checks if c.alert == alert), None)
     if check is not None:
         crossed = next(e for e in check.evidence if rec[e.llr][row, last] >= rules.bound)
-        header = ["since rollout start", "window", "old bad/requests", "baseline p0", "new bad/requests", "LLR",
+        header = ["since rollout start", "window", "old bad/requests", "old bad, floored", "new bad/requests", "LLR",
                   *(f"LLR {w}" for w in rules.windows)]
         window = rules.windows[check.evidence.index(crossed)]
 
@@ -783,22 +795,31 @@ def _path(definitions: Definitions, rules: RollbackRules, result: alert_replay.R
 
         rows = [[clock(float(result.times[i]) - start), window,
                  f"{counts(crossed.bad, 'old', i)}/{counts(crossed.requests, 'old', i)}",
-                 f"{rec[crossed.baseline][row, i] * 100:.3f} %",
+                 f"{rec[crossed.baseline][row, i]:.1f}",
                  f"{counts(crossed.bad, 'new', i)}/{counts(crossed.requests, 'new', i)}",
                  f"{rec[crossed.llr][row, i]:.2f}", *(f"{rec[e.llr][row, i]:.2f}" for e in check.evidence)]
                 for i in span]
         return when, header, rows
-    tiers = rules.burn.tiers
-    ratios = list(dict.fromkeys(name for t in tiers for name in (t.short, t.long)))
-    header = ["since rollout start", *ratios, "threshold"]
-    rows = [[clock(float(result.times[i]) - start), *(f"{rec[n][row, i] * 100:.3f} %" for n in ratios),
-             f"{tiers[0].threshold * 100:g} %"] for i in span]
+    fleet = rules.burn
+    windows: dict[str, tuple[str, str, float]] = {}  # ratio -> (window, its requests, the tier's threshold)
+    for tier, (long, short) in zip(fleet.tiers, definitions.profile.burn_windows, strict=True):
+        windows.setdefault(tier.short, (short, tier.short_requests, tier.threshold))
+        windows.setdefault(tier.long, (long, tier.long_requests, tier.threshold))
+
+    def share(ratio: str, i: int) -> str:
+        _, requests, threshold = windows[ratio]
+        needed = threshold + fleet.noise * math.sqrt(threshold / rec[requests][row, i])
+        return f"{rec[ratio][row, i] * 100:.3f} % of {rec[requests][row, i]:.0f} (> {needed * 100:.3f} %)"
+
+    header = ["since rollout start", *(f"failed over {w} (needed)" for w, _, _ in windows.values())]
+    rows = [[clock(float(result.times[i]) - start), *(share(ratio, i) for ratio in windows)] for i in span]
     return when, header, rows
 
 
-def false_rollbacks(definitions: Definitions, per_cell: int, say: Callable[[str], None] = print
-                    ) -> list[FalseRollbacks]:
-    """`per_cell` healthy whole rollouts for each baseline and traffic level, through the Python evaluator."""
+def false_rollbacks(definitions: Definitions, per_cell: int, say: Callable[[str], None] = print,
+                    draw: Callable[[float, float, int], Rollout] = Rollout) -> list[FalseRollbacks]:
+    """`per_cell` healthy whole rollouts for each baseline and traffic level, through the Python evaluator;
+    `draw(errors, new_rps, seed)` makes each (the tests draw faulty ones, to see the count and paths fill)."""
     rules = RollbackRules.of(definitions)
     soak, start = duration_seconds(definitions.rollout.soak), history(definitions)
     found = []
@@ -806,7 +827,7 @@ def false_rollbacks(definitions: Definitions, per_cell: int, say: Callable[[str]
         started = time.perf_counter()
         cell = FalseRollbacks(errors, rps, by_alert=Counter(), by_step=Counter(), paths={})
         for first in range(0, per_cell, BATCH):
-            batch = [Rollout(errors, rps, seed) for seed in range(first, min(per_cell, first + BATCH))]
+            batch = [draw(errors, rps, seed) for seed in range(first, min(per_cell, first + BATCH))]
             result = alert_replay.replay(rules, rollout_samples(definitions, batch, soak))
             for alert in rules.alerts:  # only what fires once the rollout has started counts
                 result.firing[alert][:, result.times < start] = False
@@ -861,9 +882,10 @@ def print_matrix(definitions: Definitions, table: Table, processes: int = 2) -> 
     rows = matrix_rows(definitions, found)
     table(f"Detection of a faulty new version: from its first request to the first rollback alert firing "
           f"({', '.join(rollback_alerts(definitions))}), median of {REPEATS} runs, beside the ideal sequential test "
-          f"at the same error rates (false rollback {canary.false_rollback:g}, miss {canary.miss:g}) on the same "
-          f"requests; ratio = measured / (ideal + floor {clock(floor)}); never: not within the run", MATRIX_HEADER,
-          rows)
+          f"(conditional on both versions' bad requests) at the same error rates (false rollback "
+          f"{canary.false_rollback:g}, miss {canary.miss:g}) on the same traffic: its expected time E[T] and the new "
+          f"version's requests in it; ratio = measured / (ideal + floor {clock(floor)}); never: not within the run",
+          MATRIX_HEADER, rows)
     targets = [row for row in rows if row[-1]]
     table("The issue's targets (rows of the table above)", MATRIX_HEADER, targets)
     misses = [row for row in rows if row[GOAL] not in ("yes", "silent: yes")]

@@ -8,14 +8,18 @@ Only the rules of those alerts, with their semantics:
   counter reset; stretched to a range end that is within 1.1 average sample intervals of the first or last
   sample, else by half an interval, and never back past the counter's zero point;
 - `sum by` over one series per (job, version), as the simulated application exports;
-- the canary's recording rules (monitoring/canary.py): per-version counts, the baseline clamp_min(old bad /
-  (old requests > 0), floor), Wald's log-likelihood ratio of the new version's counts; its alert: any
-  window's ratio at or above the upper bound;
-- the burn ratios (monitoring/burn.py): sum of the versions' rates of failed requests over the sum of their
-  rates of requests, and the tiers' `and` / `or`;
+- the canary's recording rules (monitoring/definitions/canary.py): per-version counts; the old version's bad
+  requests, at least `floor` of its requests and none when it served none; Wald's log-likelihood ratio
+  conditional on both versions' bad requests, k_new ln(ratio) - (k_new + old) ln((ratio n_new + n_old) /
+  (n_new + n_old)); its alert: any window's ratio at or above the upper bound while the new version served
+  requests over the shortest window;
+- the burn records (monitoring/definitions/burn.py): sum of the versions' rates of failed requests over the
+  sum of their rates of requests, and the sum of their increases of requests; each window's share above
+  threshold + noise * sqrt(threshold / requests), and the tiers' `and` / `or`;
 - the `for` state machine (rules/alerting.go): pending at the first evaluation whose expression has a sample,
   firing once it has had one at every evaluation for `for`; an evaluation without one starts it over.
-Every number (windows, floor, margin, bound, thresholds, `for`, evaluation interval) is read from the
+Every number (windows, floor, ratio and its logarithm, bound, thresholds, noise, `for`, evaluation interval)
+is read from the
 Definitions, as the generated rule file writes it. tests/test_alert_replay.py runs promtool on the same
 series with the production rule files and finds the same firing times.
 
@@ -25,11 +29,14 @@ promtool unit test; within one evaluation the recording rules run before the ale
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from monitoring.definitions import burn, canary, names
+from monitoring.definitions.alerts import every_alert
 from monitoring.definitions.model import Definitions, duration_seconds
 
 Counter = tuple[str, str]  # (selector, version): a metric name, with {le="…"} for a bucket; "old" or "new"
@@ -52,20 +59,23 @@ class Check:
     alert: str
     bad: tuple[tuple[str, int], ...]
     floor: float  # a fraction, as written
-    margin: float  # a fraction, as written
+    ratio: float  # as written
+    log_ratio: float  # ln(ratio), as written (PromQL's ln takes no scalar)
     for_ms: int
     evidence: tuple[canary.Evidence, ...]  # the names of its recorded series, window by window
 
 
 @dataclass(frozen=True)
 class Tier:
-    """One burn-rate tier: its long and short window, and the names of their recorded ratios."""
+    """One burn-rate tier: its long and short window, and the names of their recorded ratios and requests."""
 
     long_ms: int
     short_ms: int
     threshold: float  # a fraction, as written
     long: str
     short: str
+    long_requests: str
+    short_requests: str
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,7 @@ class Burn:
     alert: str
     bad: str  # the counter of failed requests
     tiers: tuple[Tier, ...]
+    noise: float  # as written
     for_ms: int
 
 
@@ -93,7 +104,7 @@ class RollbackRules:
         profile = definitions.profile
         requests = definitions.placeholders["requests_total"]
         for_ms = {alert.name: _ms(definitions.alert_for(alert), f"alert {alert.name!r} field for")
-                  for alert in definitions.every_alert}
+                  for alert in every_alert(definitions)}
         windows = canary.windows(definitions) if definitions.canary else ()
         checks = []
         for check in definitions.canary.checks if definitions.canary else ():
@@ -104,17 +115,19 @@ class RollbackRules:
                 bucket = definitions.windowed(signal.histogram or "")
                 red = names.le_value(canary.bucket_bound(signal))
                 bad = ((f'{bucket}{{{names.LE}="+Inf"}}', 1), (f'{bucket}{{{names.LE}="{red}"}}', -1))
-            checks.append(Check(check.alert, bad, written(check.floor / 100, "g"), written(check.margin / 100, "g"),
-                                for_ms[check.alert], tuple(canary.evidence(definitions, check, w) for w in windows)))
+            checks.append(Check(check.alert, bad, written(check.floor / 100, "g"), written(check.ratio, "g"),
+                                written(math.log(check.ratio), ".6g"), for_ms[check.alert],
+                                tuple(canary.evidence(definitions, check, w) for w in windows)))
         fleet = definitions.fleet_burn
         burn_rules = None
         if fleet is not None:
             spend, bad = burn.budget(definitions, fleet), definitions.windowed(fleet.bad)
-            stem = bad.removesuffix("_total")
+            stem, served = bad.removesuffix("_total"), names.app_metric(definitions.service, "requests")
             tiers = tuple(Tier(_ms(long, "burn window"), _ms(short, "burn window"), written(factor * spend, ".6g"),
-                               names.burn_ratio(stem, long), names.burn_ratio(stem, short))
+                               names.burn_ratio(stem, long), names.burn_ratio(stem, short),
+                               names.burn_requests(served, long), names.burn_requests(served, short))
                           for factor, (long, short) in zip(fleet.factors, profile.burn_windows, strict=True))
-            burn_rules = Burn(fleet.alert, bad, tiers, for_ms[fleet.alert])
+            burn_rules = Burn(fleet.alert, bad, tiers, written(fleet.noise, "g"), for_ms[fleet.alert])
         bound = written(definitions.canary.upper_bound, ".4g") if definitions.canary else float("inf")
         return cls(_ms(profile.evaluation_interval, "profile field evaluation_interval"), requests,
                    tuple(_ms(w, "evidence window") for w in windows), tuple(windows), bound, tuple(checks),
@@ -283,18 +296,21 @@ def _check_series(rules: RollbackRules, check: Check, evaluation: _Evaluation, r
                 value = value + more if sign > 0 else value - more
             bad[version] = value
         with np.errstate(invalid="ignore", divide="ignore"):
-            old_requests = np.where(requests["old"] > 0, requests["old"], np.nan)
-            p0 = np.maximum(bad["old"] / old_requests, check.floor)  # NaN stays NaN, as Go's math.Max
-            k, n = bad["new"], requests["new"]
-            llr = k * np.log((p0 + check.margin) / p0) + (n - k) * np.log((1 - p0 - check.margin) / (1 - p0))
+            # old bad > floor * (old requests > 0) or floor * (old requests > 0): none without old requests, the
+            # floor where the old version's bad count is lower, or has no sample
+            floor = check.floor * np.where(requests["old"] > 0, requests["old"], np.nan)
+            baseline = np.where(bad["old"] > floor, bad["old"], floor)
+            k, n, n_old = bad["new"], requests["new"], requests["old"]
+            llr = k * check.log_ratio - (k + baseline) * np.log((check.ratio * n + n_old) / (n + n_old))
         for version in names.VERSIONS:
             replay.recorded[f'{found.requests}{{{names.VERSION}="{version}"}}'] = requests[version]
             replay.recorded[f'{found.bad}{{{names.VERSION}="{version}"}}'] = bad[version]
-        replay.recorded[found.baseline] = p0
+        replay.recorded[found.baseline] = baseline
         replay.recorded[found.llr] = llr
         with np.errstate(invalid="ignore"):
             active |= llr >= rules.bound
-    return active
+    with np.errstate(invalid="ignore"):  # `and on (job)` the new version's requests over the shortest window > 0
+        return active & (evaluation.increase(rules.requests, "new", rules.windows_ms[0]) > 0)
 
 
 def _burn_series(rules: RollbackRules, fleet: Burn, evaluation: _Evaluation, replay: Replay) -> np.ndarray:
@@ -302,21 +318,26 @@ def _burn_series(rules: RollbackRules, fleet: Burn, evaluation: _Evaluation, rep
     if not any(evaluation.has(rules.requests, v) for v in names.VERSIONS):
         return active
 
-    def ratio(range_ms: int, name: str) -> np.ndarray:
-        """sum by (job) (rate(bad[range])) / sum by (job) (rate(requests[range])), recorded once."""
-        if name not in replay.recorded:
-            def summed(selector: str) -> np.ndarray:
-                parts = [evaluation.rate(selector, v, range_ms) for v in names.VERSIONS if evaluation.has(selector, v)]
-                return _sum(parts) if parts else evaluation.absent()
+    def summed(of: Callable[[str, str, int], np.ndarray], selector: str, range_ms: int) -> np.ndarray:
+        """sum by (job) over the versions' series."""
+        parts = [of(selector, v, range_ms) for v in names.VERSIONS if evaluation.has(selector, v)]
+        return _sum(parts) if parts else evaluation.absent()
 
-            with np.errstate(invalid="ignore", divide="ignore"):
-                replay.recorded[name] = summed(fleet.bad) / summed(rules.requests)
-        return replay.recorded[name]
+    def over(range_ms: int, ratio: str, requests: str, threshold: float) -> np.ndarray:
+        """ratio > threshold + noise * sqrt(threshold / requests), its two records recorded once:
+        sum by (job) (rate(bad[range])) / sum by (job) (rate(requests[range])) and
+        sum by (job) (increase(requests[range]))."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if ratio not in replay.recorded:
+                replay.recorded[ratio] = summed(evaluation.rate, fleet.bad, range_ms) / \
+                    summed(evaluation.rate, rules.requests, range_ms)
+            if requests not in replay.recorded:
+                replay.recorded[requests] = summed(evaluation.increase, rules.requests, range_ms)
+            return replay.recorded[ratio] > threshold + fleet.noise * np.sqrt(threshold / replay.recorded[requests])
 
-    with np.errstate(invalid="ignore"):
-        for tier in fleet.tiers:
-            active |= (ratio(tier.long_ms, tier.long) > tier.threshold) & \
-                (ratio(tier.short_ms, tier.short) > tier.threshold)
+    for tier in fleet.tiers:
+        active |= over(tier.long_ms, tier.long, tier.long_requests, tier.threshold) & \
+            over(tier.short_ms, tier.short, tier.short_requests, tier.threshold)
     return active
 
 
