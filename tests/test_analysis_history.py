@@ -398,3 +398,67 @@ def test_deploy_leaves_a_report_for_the_step_the_alert_path_rolled_back(history,
     stages, moves = told_changes(markdown)
     assert stages == moves == [("5", "10"), ("10", "0")]
 
+
+# Measures each chart as the browser decoded it: its natural size, its width on the page, and the columns where
+# a vertical dark line runs through most of its height (the plot box's left and right edges).
+MEASURE = """<script>
+window.addEventListener("load", () => {
+  const found = [];
+  for (const img of document.querySelectorAll("img.chart")) {
+    const canvas = document.createElement("canvas");
+    canvas.width = img.naturalWidth;
+    canvas.height = img.naturalHeight;
+    const context = canvas.getContext("2d");
+    context.drawImage(img, 0, 0);
+    const data = context.getImageData(0, 0, canvas.width, canvas.height).data;
+    const edges = [];
+    for (let x = 0; x < canvas.width; x++) {
+      let dark = 0;
+      for (let y = 0; y < canvas.height; y++) {
+        const i = 4 * (y * canvas.width + x);
+        if (data[i] + data[i + 1] + data[i + 2] < 450) dark++;
+      }
+      if (dark > 0.4 * canvas.height) edges.push(x);
+    }
+    found.push({signal: img.dataset.signal, complete: img.complete, width: img.naturalWidth,
+                height: img.naturalHeight, shown: img.getBoundingClientRect().width, edges: edges});
+  }
+  const out = document.createElement("pre");
+  out.id = "measured";
+  out.textContent = JSON.stringify(found);
+  document.body.appendChild(out);
+});
+</script>
+"""
+
+
+def test_the_html_report_renders_in_a_real_browser(history, capsys, tmp_path: Path) -> None:
+    """The stage report of a rolled-back step, opened in headless Chromium over file://: every section is
+    there, every chart decodes at its natural size, and every chart's plot box spans the same columns, so
+    their time axes line up on the page."""
+    from tests import browser
+
+    url, _ = history
+    s = scenario(history, "rollback in the window")
+    state = designed_state(tmp_path / "state.json", s, s.start + 60, s.start + s.rollback_hour * 3600 - 50)
+    code, _, _ = ask(capsys, url, s, "report", "--at", rfc3339(s.end), "--stage", "2", "--window", "12h",
+                     "--state", str(state), "--out", str(tmp_path / "report"))
+    assert code == 0
+    page = tmp_path / "report/report.html"
+    probe = page.with_name("probe.html")
+    probe.write_text(page.read_text().replace("</body>", MEASURE + "</body>"))
+    dom = browser.dom(probe)
+    for section in ("stages", "metrics", "history", "charts"):
+        assert f'<h2 id="{section}">' in dom
+    assert re.search(r"<b>Auto-rollback triggered:</b> yes: ", dom) and "<b>Alerts fired:</b> HighErrorRate" in dom
+    assert "by alertmanager (alerts: HighErrorRate)" in dom
+    measured = json.loads(re.search(r'<pre id="measured">(.*?)</pre>', dom, re.S).group(1))
+    assert [m["signal"] for m in measured] == [signal.name for signal in DEFINITIONS.signals]
+    assert all(m["complete"] and (m["width"], m["height"]) == (900, 360) for m in measured), measured
+    assert len({m["shown"] for m in measured}) == 1, "every chart is as wide on the page"
+    boxes = {(m["edges"][0], m["edges"][-1]) for m in measured}
+    assert len(boxes) == 1, f"the plot boxes differ: {measured}"
+    (left, right), = boxes
+    assert right - left > 500, "the plot takes most of the chart's width"
+    shot = browser.screenshot(page, tmp_path / "report.png")
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
