@@ -14,14 +14,14 @@ from monitoring.analysis.prometheus import Series
 from monitoring.genesis import DEFINITIONS
 
 END = 1_796_300_000.0  # 2026-12-03T12:13:20Z
-WINDOWS = {"15s": 15, "10m": 600, "12h": 12 * 3600, "7d": 7 * 86400}
+WINDOWS = {"9s": 9, "15s": 15, "2m": 120, "10m": 600, "12h": 12 * 3600, "7d": 7 * 86400}
 STEPS = (0, 5, 10, 25, 50, 75, 100)
 
 
 def rollout(start: float, seconds: float) -> list[Change]:
     """A whole rollout in the first fifth of the window, then a rollback: changes close together and apart."""
     changes = [Change(start + seconds * (0.05 + 0.02 * k), STEPS[k], STEPS[k + 1]) for k in range(len(STEPS) - 1)]
-    return [*changes, Change(start + seconds * 0.8, 100, 0), Change(start + seconds * 0.97, 0, 5)]
+    return [*changes, Change(start + seconds * 0.8, 100, 0), Change(start + seconds * 0.99, 0, 5)]
 
 
 def designed(signal: str, start: float, seconds: float, changes: list[Change]) -> list[Series]:

@@ -194,13 +194,17 @@ def _mark(figure, axes, changes: list[Change], start: float, end: float) -> list
     renderer = figure.canvas.get_renderer()
     placed: list[tuple[object, list[Change]]] = []
 
-    def label(group: list[Change]):
-        right = (group[0].at - start) / max(end - start, 1e-9) > 0.7  # near the right edge: text to the left
-        return axes.annotate(_chain(group), (_when(group[0].at), 1.0), xycoords=("data", "axes fraction"),
+    def label(group: list[Change], right: bool = False):
+        """The label right of its change's line, or left of it where it would leave the plot."""
+        text = axes.annotate(_chain(group), (_when(group[0].at), 1.0), xycoords=("data", "axes fraction"),
                              xytext=(-3 if right else 3, -11), textcoords="offset points", fontsize=8,
                              color=CHANGE_TEXT, ha="right" if right else "left", va="center",
                              bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none",
                                    "alpha": 0.8})
+        if not right and _extent(text, renderer).x1 > axes.get_window_extent(renderer).x1:
+            text.remove()
+            return label(group, right=True)
+        return text
 
     for change in changes:
         group, text = [change], label([change])
@@ -219,10 +223,11 @@ def _extent(artist, renderer, pad: float = 0.0):
 
 
 def _fit_time_axis(figure, axes) -> None:
-    """The most ticks up to MAX_TICKS whose labels do not touch one another (at least 3 px apart)."""
+    """The most ticks up to MAX_TICKS (at least 3 where they fit) whose labels do not touch one another (at
+    least 3 px apart)."""
     renderer = figure.canvas.get_renderer()
-    for most in range(MAX_TICKS, 1, -1):
-        locator = mdates.AutoDateLocator(tz=UTC, minticks=2, maxticks=most)
+    for least, most in [*((3, most) for most in range(MAX_TICKS, 2, -1)), (2, 2)]:
+        locator = mdates.AutoDateLocator(tz=UTC, minticks=least, maxticks=most)
         locator.intervald.update(INTERVALS)
         axes.xaxis.set_major_locator(locator)
         axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(
