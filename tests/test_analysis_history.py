@@ -399,6 +399,35 @@ def test_deploy_leaves_a_report_for_the_step_the_alert_path_rolled_back(history,
     assert stages == moves == [("5", "10"), ("10", "0")]
 
 
+
+def test_deploy_leaves_a_report_for_the_step_its_rollback_verdict_rolled_back(history, tmp_path: Path) -> None:
+    """The ROLLBACK verdict's report is written after deploy's rollback is recorded: it shows the verdict
+    deploy acted on, and the rollback it made."""
+    from monitoring.analysis.verdict import Decision, Verdict
+    from monitoring.rollout.deploy import Deploy, DeployStore, Plan
+    from monitoring.rollout.judge import judge_with
+
+    url, _ = history
+    s = scenario(history, "all green")
+    store = DeployStore(tmp_path / "state.json", s.definitions.flag_name)
+    store.create()
+    reports = tmp_path / "reports"
+    real = judge_with(Prometheus(url), s.definitions, store.path, reports)
+
+    def judge(step: int, started: float, at: float) -> Decision:
+        verdict = Verdict.ROLLBACK if step == 10 else Verdict.PROCEED
+        return Decision(verdict, at, "1s", [], reasons=["Error Rate is red (5 %)" if step == 10 else "all green"])
+    judge.ended = real.ended  # type: ignore[attr-defined]
+
+    assert Deploy(store, judge, say=lambda line: None).start(Plan("custom", (0, 5, 10, 25), 0.5, 0.1, 0.5, 1)) == 1
+    markdown = next(reports.glob("step-010-*-rollback")).joinpath("report.md").read_text()
+    assert "**Status:** ROLLBACK" in markdown and "- Error Rate is red (5 %)" in markdown
+    assert "**Step ended:** ROLLBACK: a criterion is red; deploy rolled back 10% -> 0%" in markdown
+    assert "**Auto-rollback triggered:** yes: state history 10% -> 0% by deploy: ROLLBACK verdict at 10%" in markdown
+    assert "rollback: 10 % → 0 % by deploy (ROLLBACK verdict at 10%)" in markdown
+    stages, moves = told_changes(markdown)
+    assert stages == moves == [("5", "10"), ("10", "0")]
+
 # Measures each chart as the browser decoded it: its natural size, its width on the page, and the columns where
 # a vertical dark line runs through most of its height (the plot box's left and right edges).
 MEASURE = """<script>
