@@ -257,6 +257,7 @@ def figure_of(signal: Signal, series: list[Series], changes: list[Change], start
     FigureCanvasAgg(figure)
     axes = figure.add_axes((LEFT / WIDTH, BOTTOM / HEIGHT, 1 - (LEFT + RIGHT) / WIDTH, 1 - (BOTTOM + TOP) / HEIGHT))
     values = [v for s in series for _, v in s.samples]
+    changes = [c for c in changes if start <= c.at <= end]
     names_of = legends(signal, series)
     handles = []
     for number, (item, name) in enumerate(zip(series, names_of, strict=True)):
@@ -288,7 +289,7 @@ def figure_of(signal: Signal, series: list[Series], changes: list[Change], start
         axes.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8,
                     frameon=False)
     _fit_time_axis(figure, axes)
-    _mark(figure, axes, [c for c in changes if start <= c.at <= end], start, end)
+    _mark(figure, axes, changes, start, end)
     return figure
 
 
