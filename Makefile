@@ -3,8 +3,8 @@ SHELL := /bin/bash
 VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
-DEBS := prometheus prometheus-alertmanager prometheus-node-exporter chromium
-BINARIES := prometheus promtool prometheus-alertmanager amtool prometheus-node-exporter chromium
+DEBS := prometheus prometheus-alertmanager prometheus-node-exporter victoria-metrics chromium
+BINARIES := prometheus promtool prometheus-alertmanager amtool prometheus-node-exporter victoria-metrics vmalert chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 UNLEASH_HOME ?= .cache/unleash
 UNLEASH_VERSION := 7.5.1
@@ -28,7 +28,7 @@ $(INSTALLED): pyproject.toml
 
 venv: $(INSTALLED) ## create the virtual environment with every Python dependency
 
-debs: ## install Prometheus, Alertmanager, node exporter and Chromium (the reports' browser test) from Debian when missing
+debs: ## install Prometheus, Alertmanager, node exporter, VictoriaMetrics (with vmalert) and Chromium (the reports' browser test) from Debian when missing
 	@missing=0; for b in $(BINARIES); do command -v $$b >/dev/null || missing=1; done; \
 	if [ $$missing = 1 ]; then \
 	  echo "installing Debian packages: $(DEBS)"; \
@@ -50,14 +50,16 @@ SCENARIO ?= fleet
 FLAGS ?=
 FLAG_SYSTEM := $(if $(filter unleash,$(FLAGS)),unleash)
 FLAGS_OPTION := $(if $(FLAGS),--flags $(FLAGS))
-demo: venv debs $(FLAG_SYSTEM) generate validate ## the main job: a bad new version is rolled back on real servers (SCENARIO=canary: at 5 %; FLAGS=flagd|unleash)
-	$(BIN)/monitoring demo run --scenario $(SCENARIO) $(FLAGS_OPTION)
+ENGINE ?=
+ENGINE_OPTION := $(if $(ENGINE), --engine $(ENGINE))
+demo: venv debs $(FLAG_SYSTEM) generate validate ## the main job: a bad new version is rolled back on real servers (SCENARIO=canary: at 5 %; FLAGS=flagd|unleash; ENGINE=victoriametrics)
+	$(BIN)/monitoring demo run --scenario $(SCENARIO) $(FLAGS_OPTION)$(ENGINE_OPTION)
 
 rollout-demo: venv debs generate validate ## monitoring deploy on real servers: a healthy version 0 -> 100, then one turning bad at 25 % rolled back by the alert path
 	$(BIN)/python -m monitoring.local.rollout_demo --calm cpu
 
-up: venv debs $(FLAG_SYSTEM) ## start the local stack (Prometheus, Alertmanager, node exporter, receiver, demo app) on loopback (FLAGS=state|flagd|unleash; default: the running stack's, else state)
-	$(BIN)/monitoring stack up $(FLAGS_OPTION)
+up: venv debs $(FLAG_SYSTEM) ## start the local stack (Prometheus, Alertmanager, node exporter, receiver, demo app) on loopback (FLAGS=state|flagd|unleash; ENGINE=prometheus|victoriametrics; default: the running stack's, else state and prometheus)
+	$(BIN)/monitoring stack up $(FLAGS_OPTION)$(ENGINE_OPTION)
 
 down: venv ## stop exactly the processes the local stack started
 	$(BIN)/monitoring stack down

@@ -1,4 +1,4 @@
-"""Where the Prometheus tools are: an environment variable, else PATH under the Debian or upstream name."""
+"""Where the tools and servers are: an environment variable, else PATH under the Debian or upstream name."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ NAMES = {
     "alertmanager": ("prometheus-alertmanager", "alertmanager"),
     "amtool": ("amtool",),
     "node-exporter": ("prometheus-node-exporter", "node_exporter"),
+    "victoria-metrics": ("victoria-metrics", "victoria-metrics-prod"),
+    "vmalert": ("vmalert", "vmalert-prod"),
 }
 
 

@@ -17,6 +17,7 @@ from monitoring.commands.options import (
     add_flag_options,
     definitions_of,
     flag_backend,
+    named,
     stack_state,
 )
 
@@ -56,7 +57,7 @@ def _flag(args: argparse.Namespace) -> str:
     """The flag the state belongs to: --flag, else the definitions'."""
     from monitoring.generate import load
 
-    return args.flag or load(args.definitions).flag_name
+    return named(args.flag, "--flag", "name the feature flag") or load(args.definitions).flag_name
 
 
 def _namespace(args: argparse.Namespace) -> str:
@@ -69,7 +70,8 @@ def _namespace(args: argparse.Namespace) -> str:
 def _store(args: argparse.Namespace):
     from monitoring.flags.store import StateStore
 
-    return StateStore(Path(args.state) if args.state else stack_state(), _flag(args))
+    state = named(args.state, "--state", "name the deployment state file (or leave MONITORING_STATE unset)")
+    return StateStore(Path(state) if state else stack_state(), _flag(args))
 
 
 def _recorded(args: argparse.Namespace):
@@ -116,6 +118,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     if not 0 <= args.percentage <= 100:
         raise UsageError(f"--percentage {args.percentage}: must be an integer from 0 to 100")
     flag = _recorded(args)
+    _create(flag, args.create)
     try:
         state = flag.store.read()
     except StateMissing:
@@ -134,7 +137,32 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     return _say_move(move, f"rollout already at {args.percentage}%")
 
 
+def _create(flag, create: bool) -> None:
+    """What `rollout` creates, said: a missing state file always (at 0 %, in a folder that exists, as the
+    receiver's --init does), so even `--percentage 0` leaves one; a missing flagd file only with --create
+    (a mistyped path must not become a new file the applications never read)."""
+    from monitoring.flags.flagd import FlagdFile
+
+    if isinstance(flag.backend, FlagdFile) and not flag.backend.path.exists():
+        if not create:
+            flag.read()  # FlagUnavailable: no such file, and how to create it
+        if flag.backend.create():
+            print(f"created {flag.backend.path} with {flag.store.flag} at 0%")
+    elif create and not isinstance(flag.backend, FlagdFile) and not flag.embedded:
+        raise UsageError(f"--create: {flag.where()} is no file to create (Unleash creates the flag at its first "
+                         "raise); --create is for a flagd file")
+    if not flag.embedded:
+        flag.read()  # a flag system that refuses is said before anything is created
+    if not flag.store.path.exists():
+        if not flag.store.path.parent.is_dir():
+            raise UsageError(f"--state {flag.store.path}: no such state file, and its folder "
+                             f"{flag.store.path.parent} does not exist (no folder is made)")
+        if flag.store.create():
+            print(f"created the state file {flag.store.path} at 0%")
+
+
 def cmd_rollback(args: argparse.Namespace) -> int:
+    named(args.reason, "--reason", "say why, for the history")
     move = _recorded(args).rollback(args.reason, by="manual")
     return _say_move(move, "rollout already at 0%: nothing to roll back")
 
@@ -178,7 +206,8 @@ def _stack(args: argparse.Namespace):
     from monitoring.local.stack import Stack, StackError
 
     try:
-        return Stack(_stack_root(args), definitions_of(args), flags=getattr(args, "flags", None))
+        return Stack(_stack_root(args), definitions_of(args), flags=getattr(args, "flags", None),
+                     engine=getattr(args, "engine", None))
     except StackError as error:
         raise UsageError(str(error)) from None
 
@@ -189,8 +218,12 @@ def cmd_stack(args: argparse.Namespace) -> int:
     stack = _stack(args)
     try:
         if args.action == "up":
+            from monitoring.local.engines import DEFAULT
+
+            engine = stack.engine
+            on = "" if engine.name == DEFAULT else f", {engine.title} and {engine.evaluator}"
             print(f"starting the stack in {stack.root} ({stack.definitions.profile.name} profile, the flag in "
-                  f"{stack.flags}):")
+                  f"{stack.flags}{on}):")
             seconds = stack.up()
             print(f"all servers ready in {seconds:.1f}s; `make down` stops them")
         elif args.action == "down":
@@ -310,6 +343,14 @@ def _add_flag_system(parser: argparse.ArgumentParser) -> None:
                              "Unleash server (default: the running stack's, else state)")
 
 
+def _add_engine(parser: argparse.ArgumentParser) -> None:
+    from monitoring.local.engines import ENGINES
+
+    parser.add_argument("--engine", choices=ENGINES,
+                        help="what scrapes, stores and evaluates the rules: Prometheus, or VictoriaMetrics with "
+                             "vmalert (default: the running stack's, else prometheus)")
+
+
 def _add_definitions(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--definitions", default=DEFAULT_DEFINITIONS, metavar="MODULE:NAME",
                         help="the Definitions to use (default: %(default)s)")
@@ -373,6 +414,9 @@ def parser() -> argparse.ArgumentParser:
     rollout.add_argument("--reason", default="", help="why, for the history")
     rollout.add_argument("--force", action="store_true",
                          help=f"roll out even within {RECENT_ROLLBACK_MINUTES} minutes of an automatic rollback")
+    rollout.add_argument("--create", action="store_true",
+                         help="create a missing flagd file (its folder must exist), the flag at 0%% before the move; "
+                              "without it a missing flag file is refused. A missing state file is always created")
     rollout.set_defaults(run=cmd_rollout)
 
     rollback = commands.add_parser("rollback", help="roll the deployment back to 0 %% by hand")
@@ -394,6 +438,7 @@ def parser() -> argparse.ArgumentParser:
     stack.add_argument("action", choices=("up", "down", "status"))
     _add_stack(stack)
     _add_flag_system(stack)
+    _add_engine(stack)
     stack.set_defaults(run=cmd_stack)
 
     demo = commands.add_parser("demo", help="the demo application and the closed-loop demonstration")
@@ -418,6 +463,7 @@ def parser() -> argparse.ArgumentParser:
     run = demo_commands.add_parser("run", help="the closed loop: fault in the new version, alert, rollback, resolution")
     _add_stack(run, profile="compressed")
     _add_flag_system(run)
+    _add_engine(run)
     run.add_argument("--scenario", default="fleet",
                      help="fleet: a new version failing outright at 10 %%; canary: one failing 10 %% of its "
                           "requests at 5 %%, which only canary analysis sees; or a rollback alert's name")

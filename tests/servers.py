@@ -18,17 +18,19 @@ from pathlib import Path
 import requests
 
 from monitoring.binaries import find
+from monitoring.definitions import names
 from monitoring.processes import Server, free_port, start
 from monitoring.receiver.payload import example
 from monitoring.receiver.service import command as receiver_command
 
 
 @contextmanager
-def _on_free_port(name: str, command: list[str], workdir: Path) -> Iterator[tuple[Server, str]]:
-    """Start `command` (with {port} filled in), wait for /-/ready, always stop it."""
+def _on_free_port(name: str, command: list[str], workdir: Path, ready: str = "/-/ready"
+                  ) -> Iterator[tuple[Server, str]]:
+    """Start `command` (with {port} filled in), wait for `ready`, always stop it."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = start(name, [part.format(port=port) for part in command], f"{url}/-/ready", workdir / f"{name}.log")
+    server = start(name, [part.format(port=port) for part in command], f"{url}{ready}", workdir / f"{name}.log")
     try:
         server.wait_ready()
         yield server, url
@@ -48,6 +50,15 @@ def prometheus(config: Path, workdir: Path) -> AbstractContextManager[tuple[Serv
     return _on_free_port("prometheus", [
         find("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={workdir / 'prom-data'}",
         "--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle"], workdir)
+
+
+def victoria_metrics(workdir: Path, *extra: str) -> AbstractContextManager[tuple[Server, str]]:
+    """Single-node VictoriaMetrics on a free port, scraping nothing, its response cache off (data imported
+    into the past must not meet a cached answer); yields it and its base URL."""
+    from monitoring.local.engines.victoriametrics import ENGINE, store_command
+
+    command = store_command("127.0.0.1:{port}", str(workdir / "vm-data"), "-search.disableCache", *extra)
+    return _on_free_port("victoria-metrics", list(command), workdir, ENGINE.ready_path(names.PROMETHEUS))
 
 
 @dataclass

@@ -192,7 +192,8 @@ def test_the_backtest_finds_the_rollback_and_a_tighter_threshold_fires_earlier(h
     assert burn < result.rollback.firing_at < burn + 15 * 60
     green = scenario(history, "all green")
     assert backtest(prometheus, green.definitions, green.start, green.end).rollback is None
-    tighter = backtest(prometheus, with_bands(green.definitions, ["error_rate.red=0.04"]), green.start, green.end)
+    tighter = backtest(prometheus, with_bands(green.definitions, ["error_rate.yellow=0.02", "error_rate.red=0.04"]),
+                       green.start, green.end)
     assert tighter.rollback is not None and tighter.rollback.alert == "HighErrorRate"
 
 
@@ -223,7 +224,7 @@ def test_an_edited_signal_expression_is_replayed_as_written(history) -> None:
     assert result.rollback is not None and result.rollback.alert == "HighErrorRate"
 
 
-@pytest.mark.parametrize(("argv", "message"), [
+BAD_INPUT = [
     (["gonogo", "--at", "yesterday"], "monitoring gonogo: --at: 'yesterday' is not a time"),
     (["gonogo", "--window", "12x"], "monitoring gonogo: --window: '12x' is not a duration"),
     (["gonogo", "--state", "/nonexistent/state.json"], "--state /nonexistent/state.json: cannot be read"),
@@ -231,11 +232,104 @@ def test_an_edited_signal_expression_is_replayed_as_written(history) -> None:
     (["backtest", "--from", "5", "--to", "4"], "monitoring backtest: --to 1970-01-01T00:00:04Z is not after"),
     (["backtest", "--from", "4", "--to", "5", "--set", "error_rate.green=1"], "write SIGNAL.yellow=NUMBER"),
     (["backtest", "--from", "4", "--to", "5", "--set", "uptime.red=1"], "no signal 'uptime' with bands"),
-])
+    # a time that is no real moment: refused at once (inf and 1e400 used to hang, nan to reach Prometheus)
+    *((["gonogo", "--at", at], f"monitoring gonogo: --at: '{at}' is not a time") for at in ("inf", "1e400", "nan", "")),
+    (["gonogo", "--at", "-5"], "monitoring gonogo: --at: '-5' is out of range"),
+    (["gonogo", "--at", "1e12"], "monitoring gonogo: --at: '1e12' is out of range"),
+    (["health", "--at", "nan"], "monitoring health: --at: 'nan' is not a time"),
+    (["report", "--stage", "1", "--at", "inf"], "monitoring report: --at: 'inf' is not a time"),
+    (["report", "--day", "1", "--at", "nan"], "monitoring report: --at: 'nan' is not a time"),
+    (["backtest", "--from", "inf", "--to", "5"], "monitoring backtest: --from: 'inf' is not a time"),
+    (["backtest", "--from", "4", "--to", "nan"], "monitoring backtest: --to: 'nan' is not a time"),
+    (["backtest", "--from", "4", "--to", "1e400"], "monitoring backtest: --to: '1e400' is not a time"),
+    # windows and the backtest's range
+    (["gonogo", "--window", "0s"], "--window: '0s' must be longer than zero"),
+    (["gonogo", "--window", "10s"], "--window: '10s' is shorter than two scrape intervals (30s)"),
+    (["gonogo", "--window", ""], "--window: '' is not a duration"),
+    (["report", "--stage", "1", "--window", "300y"], "--window: '300y' ending at"),
+    (["gonogo", "--at", "3600"], "the default window 12h: '12h' ending at 1970-01-01T01:00:00Z would start before"),
+    (["backtest", "--from", "2016-01-01T00:00:00Z", "--to", "2026-01-01T00:00:00Z"],
+     "21,041,280 evaluations per alert at the 15s evaluation interval; a backtest replays at most 200,000"),
+    # band settings by the rules of the definitions
+    (["backtest", "--from", "4", "--to", "5", "--set", "error_rate.red=-1"], "red -1 is below zero"),
+    (["backtest", "--from", "4", "--to", "5", "--set", "error_rate.yellow=2"], "yellow (2) must be below red (1)"),
+    (["backtest", "--from", "4", "--to", "5", "--set", "error_rate.red=1e999"], "red inf is not a finite number"),
+    # the other options
+    (["report", "--day", "0"], "--day 0: must be from 1 to 36500"),
+    (["report", "--stage", "1", "--out", "/etc/hostname"], "--out '/etc/hostname': name a folder"),
+    (["gonogo", "--state", "/tmp"], "--state /tmp: cannot be read (is a folder)"),
+    (["gonogo", "--profile", ""], "--profile '': name a profile"),
+    (["health", "--alertmanager", "http://"], "--alertmanager: 'http://' names no host"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), BAD_INPUT, ids=[" ".join(argv) for argv, _ in BAD_INPUT])
 def test_bad_input_is_one_line_and_exit_2(history, capsys, argv: list[str], message: str) -> None:
     url, _ = history
     code, _, err = run(capsys, *argv, "--prometheus", url)
     assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("url", ["http://", "https://:9090", "http://127.0.0.1:99999", "ftp://127.0.0.1", "",
+                                 "http://exa mple"])
+@pytest.mark.parametrize("command", [["gonogo"], ["health"], ["report", "--stage", "1"],
+                                     ["backtest", "--from", "4", "--to", "5"]])
+def test_a_bad_prometheus_url_is_refused_before_anything_is_read(capsys, tmp_path: Path, url: str,
+                                                                  command: list[str]) -> None:
+    out = ["--out", str(tmp_path / "out")] if command[0] == "report" else []
+    code, _, err = run(capsys, *command, "--prometheus", url, *out)
+    assert code == 2 and err.startswith(f"monitoring {command[0]}: --prometheus: {url!r} ") and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("window", ["42h", "48h", "3d", "7d"])
+def test_any_window_gives_a_step_prometheus_takes(history, capsys, window: str) -> None:
+    """48h used to give a subquery resolution of 17.28s, which PromQL refuses; a window longer than the history
+    is now valid, and inconclusive for the hours it has no data of."""
+    url, _ = history
+    s = scenario(history, "all green")
+    code, out, err = ask(capsys, url, s, "gonogo", "--at", rfc3339(s.end), "--window", window, "--output", "json")
+    decision = json.loads(out)
+    assert code == 40 and decision["verdict"] == "INCONCLUSIVE", err
+    steps = {re.search(rf"\[{window}:(\w+)\]", r["worst_query"]).group(1) for r in decision["rows"] if r["worst_query"]}
+    assert len(steps) == 1 and re.fullmatch(r"\d+s", steps.pop())
+    assert any(r.startswith("too little data: Uptime had data over 1") for r in decision["reasons"])
+
+
+def test_the_compressed_profiles_default_window_and_a_report_over_48h(history, capsys, tmp_path: Path) -> None:
+    url, _ = history
+    s = scenario(history, "all green")
+    code, out, err = ask(capsys, url, s, "gonogo", "--at", rfc3339(s.end), "--profile", "compressed",
+                         "--output", "json")
+    assert code == 0 and all("[12h:5s]" in r["worst_query"] for r in json.loads(out)["rows"] if r["worst_query"]), err
+    code, out, err = ask(capsys, url, s, "report", "--at", rfc3339(s.end), "--stage", "1", "--window", "48h",
+                         "--out", str(tmp_path / "report"))
+    assert code == 0 and out.startswith("Stage 1 completion: 5 % rollout: INCONCLUSIVE"), err
+    assert "too little data" in (tmp_path / "report/report.md").read_text()
+
+
+def test_too_little_data_is_inconclusive_and_the_verdict_says_how_much_it_had(history, capsys) -> None:
+    """Uptime at 100 % from a few minutes of samples in a 12-hour window is not green."""
+    url, _ = history
+    s = scenario(history, "samples over the last minutes only")
+    code, out, _ = ask(capsys, url, s, "gonogo", "--at", rfc3339(s.end), "--output", "json")
+    decision = json.loads(out)
+    rows = {r["criterion"]: r for r in decision["rows"]}
+    uptime = rows["Uptime"]
+    assert code == 40 and uptime["value"] == 100 and uptime["band"] is None
+    assert uptime["band_shown"] == "too little data" and uptime["coverage"] < 0.01
+    assert re.fullmatch(r"data over [1-5]m \d+s of the 12h window, 0\.\d+ % of it", uptime["had"]), uptime["had"]
+    assert f"too little data: Uptime had {uptime['had']}; at least 75 % of the window is needed" in decision["reasons"]
+    assert rows["Health Checks"]["band"] == "green", "an instant at the window's end needs no coverage"
+    _, text, _ = ask(capsys, url, s, "gonogo", "--at", rfc3339(s.end))
+    assert re.search(r"Uptime\s+100 % \(data over .* of the 12h window, .* of it\)\s+TOO LITTLE DATA", text), text
+    _, out, _ = ask(capsys, url, s, "gonogo", "--at", rfc3339(s.end), "--window", "2m", "--output", "json")
+    rows = {r["criterion"]: r for r in json.loads(out)["rows"]}
+    assert rows["Uptime"]["band"] == "green", "over the minutes it has, it is judged"
+    ten = scenario(history, "samples over the last ten hours")
+    _, out, _ = ask(capsys, url, ten, "gonogo", "--at", rfc3339(ten.end), "--output", "json")
+    rows = {r["criterion"]: r for r in json.loads(out)["rows"]}
+    assert 0.8 < rows["Uptime"]["coverage"] < 0.85 and rows["Uptime"]["band"] == "green"
 
 
 def test_an_unreachable_a_non_json_and_an_error_answer_are_one_line(history, capsys) -> None:
@@ -266,6 +360,46 @@ def test_day_n_without_at_is_the_nth_day_after_the_deployment_started(history, c
     code, _, _ = ask(capsys, url, s, "report", "--at", rfc3339(s.end), "--day", "2", "--window", "12h",
                      "--state", str(state), "--out", str(tmp_path / "at"))
     assert heading == (tmp_path / "at/report.md").read_text().splitlines()[2] and f"to {rfc3339(s.end)}" in heading
+
+
+ODD_ANSWERS = [
+    {"status": "success", "data": [1, 2]},
+    {"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}, "value": [1, "abc"]}]}},
+    {"status": "success", "data": {"resultType": "vector", "result": ["not a series"]}},
+    {"status": "success", "data": {"resultType": "matrix", "result": [{"metric": [], "values": [[1, "1"]]}]}},
+    {"status": "success", "data": {"resultType": "scalar", "result": []}},
+]
+
+
+@pytest.mark.parametrize("answer", ODD_ANSWERS, ids=[f"answer{k}" for k in range(len(ODD_ANSWERS))])
+@pytest.mark.parametrize("command", [["gonogo", "--at", "1800000000"], ["health", "--at", "1800000000"],
+                                     ["backtest", "--from", "1800000000", "--to", "1800003600"]])
+def test_an_answer_that_is_no_query_result_is_one_line(capsys, answer: dict, command: list[str]) -> None:
+    """A stand-in for Prometheus that answers "success" with data of another shape (its rules too)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Odd(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            body = json.dumps(answer if "query" in self.path else {"status": "success", "data": {"groups": "x"}})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Odd)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        code, _, err = run(capsys, *command, "--prometheus", f"http://127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+    assert code == 2 and err.count("\n") == 1 and "unexpected" not in err, err
+    assert "is not a query result" in err or "is not a list of rule groups" in err, err
 
 
 def stamp(seconds: float) -> str:

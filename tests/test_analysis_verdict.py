@@ -3,21 +3,33 @@ the verdicts, the `for` of the replay, times and band edits."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from monitoring.analysis.backtest import episodes, replay_expr, with_bands
-from monitoring.analysis.prometheus import Series, parse_rfc3339, parse_time
+from monitoring.analysis.backtest import MAX_EVALUATIONS, check_range, episodes, replay_expr, with_bands
+from monitoring.analysis.prometheus import (
+    MAX_POINTS,
+    Series,
+    duration,
+    parse_rfc3339,
+    parse_time,
+    parse_window,
+    resolution,
+)
 from monitoring.analysis.verdict import (
     CRITICAL_ALERTS,
+    ENOUGH,
     EVIDENCE,
     UPTIME,
     Row,
     Verdict,
+    _step,
     band,
     decide,
     health_bands,
 )
-from monitoring.definitions.model import Bands, DefinitionError, Worse
+from monitoring.definitions.model import Bands, DefinitionError, Worse, duration_seconds
 from monitoring.genesis import DEFINITIONS
 
 BANDED = [s for s in DEFINITIONS.signals if s.bands is not None]
@@ -108,3 +120,77 @@ def test_times() -> None:
     assert parse_rfc3339("2026-10-23T21:00:00.123456789Z") == pytest.approx(1792789200.123456)
     with pytest.raises(DefinitionError, match="--at: 'soon' is not a time"):
         parse_time("soon")
+
+
+@pytest.mark.parametrize("text", ["inf", "-inf", "1e400", "nan", "NaN", "", " ", "\uff12\uff10\uff12\uff16", "-5",
+                                  "1e12", "10000-01-01T00:00:00Z", "0001-01-01T00:00:00Z", "2026-13-01T00:00:00Z"])
+def test_a_time_that_is_no_real_moment_is_refused(text: str) -> None:
+    with pytest.raises(DefinitionError, match=r"^--from: .* (is not a time|is out of range)"):
+        parse_time(text, "--from")
+
+
+def test_the_range_of_times() -> None:
+    assert parse_time("0") == 0 and parse_time("9999-12-31T23:59:59Z") == 253_402_300_799
+    assert parse_time(" 2026-10-23T21:00:00Z ") == 1792789200
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("0s", "must be longer than zero"), ("29s", "shorter than two scrape intervals"),
+    ("300y", "would start before 1970"), ("", "is not a duration"), ("1.5h", "is not a duration"),
+])
+def test_a_window_that_cannot_be_judged_is_refused(text: str, reason: str) -> None:
+    with pytest.raises(DefinitionError, match=f"^--window: '{re.escape(text)}'.*{reason}"):
+        parse_window(text, "--window", at=1792789200, shortest=30)
+
+
+@pytest.mark.parametrize("window", ["1m", "12h", "42h", "48h", "3d", "7d", "30d", "1y", "54h37m", "999ms"])
+@pytest.mark.parametrize("profile", [p.name for p in DEFINITIONS.profiles])
+def test_every_window_gets_a_step_promql_takes(window: str, profile: str) -> None:
+    """A subquery's resolution is a Prometheus duration: whole units, never 17.28s; and no more points than a
+    range query may have."""
+    seconds = _step(DEFINITIONS.with_profile(profile), duration_seconds(window))
+    step = duration(seconds)
+    assert re.fullmatch(r"[1-9]\d*(s|ms)", step), step
+    assert duration_seconds(step) == pytest.approx(seconds)
+    assert duration_seconds(window) / seconds <= MAX_POINTS
+
+
+def test_resolutions() -> None:
+    assert [resolution(x) for x in (17.28, 4.32, 15.0, 0.0004, 0.25, 1.0000000001)] == [18, 5, 15, 0.001, 0.25, 1]
+    assert [duration(x) for x in (18, 0.001, 0.25, 61)] == ["18s", "1ms", "250ms", "61s"]
+
+
+def test_too_little_data_is_inconclusive_and_says_how_much_it_had() -> None:
+    """Uptime at 100 % from a few minutes of a 12-hour window is not green."""
+    few = Row("Uptime", "percent", 100.0, "q", UPTIME, coverage=0.002, had="data over 1m 30s of the 12h window")
+    assert few.band is None and few.as_dict()["band_shown"] == "too little data"
+    verdict, reasons, _ = decide([few], [])
+    assert verdict is Verdict.INCONCLUSIVE
+    assert reasons == [f"too little data: Uptime had data over 1m 30s of the 12h window; at least {100 * ENOUGH:.0f} % "
+                       "of the window is needed"]
+    enough = Row("Uptime", "percent", 100.0, "q", UPTIME, coverage=ENOUGH)
+    assert enough.band == "green" and decide([enough], [])[0] is Verdict.PROCEED
+    canary = Row("Canary Error Rate", EVIDENCE, 0.0, "q", Bands(worse=Worse.HIGHER, yellow=-1, red=1),
+                 required=False, coverage=0.0)
+    assert canary.band == "yellow", "a row that is not required is judged on what it has"
+
+
+@pytest.mark.parametrize(("changes", "reason"), [
+    (["error_rate.red=-1"], "red -1 is below zero"),
+    (["error_rate.yellow=2"], r"yellow \(2\) must be below red \(1\)"),
+    (["test_pass_rate.yellow=90"], r"yellow \(90\) must be above red \(95\)"),
+    (["error_rate.red=1e999"], "red inf is not a finite number"),
+    (["test_pass_rate.yellow=101"], "outside the signal's range 0 to 100"),
+    (["latency_p95.yellow=-3"], "below zero"),
+])
+def test_a_band_edit_is_checked_by_the_rules_of_the_definitions(changes: list[str], reason: str) -> None:
+    with pytest.raises(DefinitionError, match=rf"^--set .*signal '\w+' field bands: .*{reason}"):
+        with_bands(DEFINITIONS, changes)
+    assert with_bands(DEFINITIONS, ["error_rate.yellow=2", "error_rate.red=3"]).signal("error_rate").bands.red == 3
+
+
+def test_a_backtest_sends_a_bounded_number_of_queries() -> None:
+    check_range(0, MAX_EVALUATIONS * 15, 15)
+    with pytest.raises(DefinitionError, match=r"evaluations per alert at the 15s evaluation interval; a backtest "
+                                              r"replays at most 200,000 \(34d 17h\)"):
+        check_range(0, 10 * 365 * 86400, 15)

@@ -86,3 +86,34 @@ def test_the_demo_application_refuses_a_flag_system_it_cannot_read(spec: str, sa
                            "--flags", spec.format(tmp=tmp_path)], env=environ, capture_output=True, text=True,
                           timeout=60)  # a refusal that broke would serve, and time out here rather than hang
     assert done.returncode == 2 and said in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+EMPTY = [
+    (["generate", "--definitions", "", "--out", "{tmp}/out"], "definitions '': name a module, as MODULE:NAME"),
+    (["gonogo", "--definitions", ":X"], "definitions ':X': name a module"),
+    (["status", "--state", ""], "--state '': name the deployment state file"),
+    (["status", "--state", "{tmp}/state.json", "--flags", ""], "--flags '': name where the flag lives"),
+    (["status", "--state", "{tmp}/state.json", "--flag", " "], "--flag ' ': name the feature flag"),
+    (["rollout", "--state", "{tmp}/state.json", "--percentage", "5", "--flag", ""], "--flag '': name the feature"),
+    (["rollback", "--state", "{tmp}/state.json", "--reason", ""], "--reason '': say why, for the history"),
+    (["deploy", "status", "--state", ""], "--state '': name the deployment state file"),
+    (["deploy", "status", "--state", "{tmp}/state.json", "--flag", ""], "--flag '': name the feature flag"),
+    (["gonogo", "--state", ""], "--state '': name the deployment state file"),
+    (["backtest", "--from", "4", "--to", "5", "--set", "error_rate.red=2", "--set", "error_rate.red=3"],
+     "--set error_rate.red: given more than once"),
+]
+
+
+@pytest.mark.parametrize(("argv", "said"), EMPTY, ids=[" ".join(a) for a, _ in EMPTY])
+def test_an_empty_or_repeated_option_is_a_mistake_not_the_default(argv: list[str], said: str, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitoring.flags.store import StateStore
+
+    monkeypatch.delenv("MONITORING_FLAGS", raising=False)
+    StateStore(tmp_path / "state.json", "phase_4_deployment").rollout(25, reason="by hand")
+    before = (tmp_path / "state.json").read_bytes()
+    assert main([a.format(tmp=tmp_path) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1, err
+    assert (tmp_path / "state.json").read_bytes() == before and not (tmp_path / "out").exists()

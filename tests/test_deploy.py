@@ -65,7 +65,7 @@ def rollouts(store: DeployStore) -> list[tuple[str, int, int, str]]:
             for e in store.read()["rollout_history"]]
 
 
-@pytest.mark.parametrize("text", ["0,10,5", "0,5,5", "0,5,101", "-1,5", "0,five", ""])
+@pytest.mark.parametrize("text", ["0,10,5", "0,5,5", "0,5,101", "-1,5", "0,five", "", "0,,5", "\uff15", "0,5.5"])
 def test_bad_steps_are_refused(text):
     with pytest.raises(DefinitionError, match="--steps"):
         parse_steps(text)
@@ -193,19 +193,45 @@ def test_pause_holds_it_and_abort_rolls_back_and_stops_it(store):
     assert [e["event"] for e in progress_of(store.read())["log"]][-2:] == ["paused", "aborted"]
 
 
-@pytest.mark.parametrize(("args", "message"), [
+BAD_OPTIONS = [
     (["--strategy", "custom", "--steps", "0,10,5"], "strictly ascending"),
     (["--strategy", "custom", "--steps", "0,5,200"], "from 0 to 100"),
     (["--wait", "soon"], "--wait"),
     (["--check-every", "5 minutes"], "--check-every"),
     (["--prometheus", "http://127.0.0.1:1"], "127.0.0.1:1"),
-])
+    # options that make no sense, refused before anything moves
+    (["--strategy", "safe", "--steps", "0,5"], "--steps '0,5': only --strategy custom takes steps"),
+    (["--steps", "0,5"], "--steps '0,5': only --strategy custom takes steps"),
+    (["--wait", "0s"], "--wait 0s: must be longer than zero"),
+    (["--hold", "0s"], "--hold 0s: must be longer than zero"),
+    (["--check-every", "0s"], "--check-every 0s: must be longer than zero"),
+    (["--check-every", "10ms"], "--check-every 10ms: must be from 1s (more often is a busy loop) to 1h"),
+    (["--check-every", "2h"], "--check-every 2h: must be from 1s"),
+    (["--strategy", "custom", "--steps", "0,5,50", "--approve-at", "33"], "--approve-at 33: 33 is not a step"),
+    (["--approve-at", "30"], "--approve-at 30: 30 is not a step of the plan (0, 5, 10, 25, 50, 75, 100)"),
+    (["--notify", "notaurl"], "--notify: 'notaurl' is not an http(s) URL"),
+    (["--notify", "http://"], "--notify: 'http://' names no host"),
+    (["--prometheus", "http://"], "--prometheus: 'http://' names no host"),
+    (["--reports", ""], "--reports '': name a folder"),
+    (["--by", " "], "--by '': name who acts"),
+    (["--step", "5"], "--step: only `deploy approve` takes it"),
+    (["--resume", "--steps", "0,5"], "--steps: not taken by --resume (it continues the recorded plan)"),
+    (["--resume", "--check-every", "1s"], "--check-every: not taken by --resume"),
+    (["abort", "--strategy", "custom"], "--strategy: not taken by deploy abort"),
+    (["pause", "--prometheus", "http://127.0.0.1:9090"], "--prometheus: not taken by deploy pause"),
+    (["status", "--resume"], "--resume: not taken by deploy status"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_OPTIONS, ids=[" ".join(a) for a, _ in BAD_OPTIONS])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
     state = tmp_path / "state.json"
     DeployStore(state, FLAG).create()
+    before = state.read_bytes()
     assert main(["deploy", "--state", str(state), *args]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert state.read_bytes() == before, "nothing moves on a mistaken command"
 
 
 def test_a_corrupt_state_is_one_line_and_exit_2(tmp_path, capsys):
@@ -272,7 +298,7 @@ def test_each_decision_is_posted_to_the_webhook_with_values_and_thresholds(store
 
 @pytest.mark.parametrize(("args", "message"), [
     (["deploy", "--resume"], "nothing to resume"),
-    (["deploy", "approve"], "not waiting for an approval"),
+    (["deploy", "approve"], "no deploy is running (none is recorded); nothing to approve"),
     (["deploy", "--state", "/nonexistent/state.json"], "no such state file"),
 ])
 def test_acting_on_no_deploy_is_one_line_and_exit_2(store, capsys, args, message):
@@ -295,6 +321,82 @@ def test_the_rollout_demo_gives_up_on_a_step_held_for_a_person_instead_of_hangin
     with pytest.raises(GaveUp, match=r"still held at 5% \(last verdict HOLD\): it would wait for a person"):
         runner.start(the_plan)
     assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("action", ["pause", "resume", "abort", "approve"])
+@pytest.mark.parametrize("last", [None, "done", "aborted"])
+def test_acting_with_no_deploy_running_refuses_and_touches_nothing(store, capsys, action, last):
+    """`deploy abort` with no deploy used to roll a hand-set 25 % back to 0 %, and every action wrote a partial
+    record that `deploy status` then failed on."""
+    store.rollout(25, reason="by hand")
+    if last is not None:
+        store.record(lambda p: p.update(plan=plan().as_dict(), status=last, step=5))
+    before = store.path.read_bytes()
+    assert main(["deploy", action, "--state", str(store.path)]) == 2
+    err = capsys.readouterr().err
+    what = f"the last one is {last}" if last else "none is recorded"
+    assert err == f"monitoring deploy: no deploy is running ({what}); nothing to {action}\n"
+    assert store.path.read_bytes() == before and store.read()["current_percentage"] == 25
+    assert main(["deploy", "status", "--state", str(store.path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("no deploy recorded; rollout at 25%" if last is None else f"status:        {last}")
+
+
+def test_status_reads_a_partial_record_left_by_an_older_version(store, capsys):
+    store.record(lambda p: p.update(paused=True, log=[{"at": now(), "event": "paused", "detail": "by carol"}]))
+    assert main(["deploy", "status", "--state", str(store.path)]) == 0
+    assert capsys.readouterr().out == "no deploy recorded; rollout at 0%\n"
+    assert main(["deploy", "--resume", "--state", str(store.path)]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+
+
+def _waiting(store: DeployStore, status: str) -> None:
+    for _ in range(500):
+        if progress_of(store.read()).get("status") == status:
+            return
+        threading.Event().wait(0.01)
+    raise AssertionError(f"deploy never reached {status}")
+
+
+def test_approve_takes_only_a_gate_ahead_and_pause_only_a_change(store):
+    result: list[int] = []
+    the_plan = plan((0, 5, 10, 25), approve_at=(10, 25))
+    thread = threading.Thread(target=lambda: result.append(run(store, the_plan, verdicts())))
+    thread.start()
+    try:
+        _waiting(store, "waiting-approval")
+        for step, reason in ((33, r"--step 33: not a gate of this deploy \(it waits for approval before: 10%, 25%\)"),
+                             (5, "--step 5: not a gate")):
+            with pytest.raises(DeployRefused, match=reason):
+                approve(store, "bob", step)
+        with pytest.raises(DeployRefused, match="the deploy is not paused"):
+            pause(store, "bob", False)
+        pause(store, "bob", True)
+        with pytest.raises(DeployRefused, match="the deploy is already paused"):
+            pause(store, "bob", True)
+        assert approve(store, "bob", 25) == 25
+        with pytest.raises(DeployRefused, match="25% is approved already"):
+            approve(store, "bob", 25)
+        pause(store, "bob", False)
+        assert approve(store, "bob") == 10
+    finally:
+        thread.join(10)
+    assert result == [0] and store.read()["current_percentage"] == 25
+    events = [e["event"] for e in progress_of(store.read())["log"]]
+    assert events.count("approved") == 2 and events.count("paused") == 1 and events.count("resumed") == 1
+
+
+def test_a_deploy_held_at_its_last_step_can_be_approved(store):
+    result: list[int] = []
+    thread = threading.Thread(target=lambda: result.append(
+        run(store, plan((0, 5), max_holds=0), verdicts(Verdict.HOLD))))
+    thread.start()
+    try:
+        _waiting(store, "held")
+        assert approve(store, "dana") == 5
+    finally:
+        thread.join(10)
+    assert result == [0] and progress_of(store.read())["status"] == "done"
 
 
 class Told:

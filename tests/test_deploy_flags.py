@@ -26,7 +26,7 @@ from monitoring.flags import FlagBackend, FlagUnavailable
 from monitoring.flags.clients import flagd_file_reader, unleash_reader, wait_for_share
 from monitoring.flags.flagd import FlagdFile, definition
 from monitoring.flags.recorded import RecordedFlag
-from monitoring.flags.store import StateStore
+from monitoring.flags.store import StateStore, now, version
 from monitoring.flags.unleash import UnleashFlag
 from monitoring.rollout.deploy import UNAVAILABLE, Deploy, DeployStore, progress_of
 from tests.conftest import reference_root
@@ -78,8 +78,11 @@ class FlagSystem:
 
 
 def flagd_system(tmp_path: Path) -> FlagSystem:
+    """A flagd file with the flag at 0 % (a missing file is an error: deploy would not start)."""
     path = tmp_path / "flags.json"
-    return FlagSystem(f"flagd:{path}", FLAG, FlagdFile(path, FLAG), {})
+    backend = FlagdFile(path, FLAG)
+    backend.create()
+    return FlagSystem(f"flagd:{path}", FLAG, backend, {})
 
 
 def unleash_system(server, tmp_path: Path, flag: str) -> FlagSystem:
@@ -224,6 +227,7 @@ class OverwrittenRollback(FlagdFile):
 
 def test_a_step_whose_record_finds_a_rollback_puts_the_flag_back_to_zero(store: DeployStore, tmp_path: Path) -> None:
     flags = tmp_path / "flags.json"
+    FlagdFile(flags, FLAG).create()  # a missing file is an error, not 0 %
     lines: list[str] = []
     overwritten = OverwrittenRollback(flags, FLAG, StateStore(store.path, FLAG), at=10)
     assert Deploy(store, verdicts(), say=lines.append, flag_system=overwritten).start(plan((0, 5, 10, 25))) == 3
@@ -241,11 +245,21 @@ def test_a_rollback_verdict_and_an_abort_roll_the_flagd_file_back(store: DeployS
                     flag_system=system.backend)
     assert deploy.start(plan((0, 5, 10, 25))) == 1
     assert system.backend.read() == 0 and rollouts(store)[-1] == ("rollback", 10, 0, "deploy")
-    system.backend.set(5)  # a person raises again; abort must roll that back where it lives
+    RecordedFlag(system.backend, store).rollout(5, RecordedFlag(system.backend, store).seen(), "carol", "by hand")
+    assert main(["deploy", "abort", "--state", str(store.path), "--flags", system.spec, "--by", "carol"]) == 2
+    assert "no deploy is running (the last one is rolled-back)" in capsys.readouterr().err
+    assert system.backend.read() == 5, "a person's rollout is no deploy's to abort"
+    killed_soaking_at(store, 5)  # a deploy killed in its soak at 5 %: abort rolls the flag back where it lives
     assert main(["deploy", "abort", "--state", str(store.path), "--flags", system.spec, "--by", "carol"]) == 0
     assert system.backend.read() == 0 and rollouts(store)[-1] == ("rollback", 5, 0, "carol")
     assert main(["deploy", "status", "--state", str(store.path), "--flags", system.spec]) == 0
     assert f"flag system:   0% in flagd file {tmp_path / 'flags.json'}" in capsys.readouterr().out
+
+
+def killed_soaking_at(store: DeployStore, step: int) -> None:
+    """Deploy's progress as a deploy killed in the soak of `step` left it."""
+    store.record(lambda p: p.update(plan=plan((0, step)).as_dict(), status="soaking", step=step, soak_started=now(),
+                                    holds=0, seen=list(version(store.read())), aborted=False))
 
 
 def test_flag_chooses_which_flag_of_the_file_deploy_acts_on(tmp_path: Path) -> None:
@@ -255,6 +269,7 @@ def test_flag_chooses_which_flag_of_the_file_deploy_acts_on(tmp_path: Path) -> N
     other.set(25)
     state = tmp_path / "state.json"
     DeployStore(state, "checkout-v2").create()
+    killed_soaking_at(DeployStore(state, "checkout-v2"), 25)
     assert main(["deploy", "abort", "--state", str(state), "--flags", system.spec, "--flag", "checkout-v2"]) == 0
     assert (other.read(), system.backend.read()) == (0, 10)
     assert StateStore(state, "checkout-v2").read()["rollout_history"][-1]["flag"] == "checkout-v2"
@@ -262,7 +277,10 @@ def test_flag_chooses_which_flag_of_the_file_deploy_acts_on(tmp_path: Path) -> N
 
 def test_an_unwritable_flag_system_stops_a_step_and_records_no_move(store: DeployStore, tmp_path: Path) -> None:
     lines: list[str] = []
-    unwritable = FlagdFile(tmp_path / "absent" / "flags.json", FLAG)  # reads as 0 %, but its lock cannot be made
+    unwritable = FlagdFile(tmp_path / "flags.json", FLAG)
+    unwritable.create()
+    (tmp_path / "flags.json.lock").unlink()
+    (tmp_path / "flags.json.lock").mkdir()  # it reads as 0 %, but its lock cannot be made
     assert Deploy(store, verdicts(), say=lines.append, flag_system=unwritable).start(plan((0, 5))) == UNAVAILABLE
     assert store.read()["rollout_history"] == []
     progress = progress_of(store.read())
@@ -275,6 +293,7 @@ def test_exit_4_comes_where_the_help_says_from_the_start_and_from_deploy_status_
     """Exit status 4 is not only a step's or a rollback's write: the read that starts a deploy and `deploy
     status`'s read of the flag give it too, and the help says each."""
     flags = tmp_path / "flags.json"
+    FlagdFile(flags, FLAG).create()  # a missing file is an error, not 0 %
     flags.write_text("{not json")
     with pytest.raises(FlagUnavailable):  # `monitoring deploy` maps it to exit status 4
         Deploy(store, verdicts(), say=lambda line: None, flag_system=FlagdFile(flags, FLAG)).start(plan((0, 5)))
@@ -349,6 +368,7 @@ class FailsAround(FlagdFile):
 def test_a_raise_that_never_reached_the_flag_system_is_taken_again_on_resume(store: DeployStore,
                                                                              tmp_path: Path) -> None:
     flags = tmp_path / "flags.json"
+    FlagdFile(flags, FLAG).create()  # a missing file is an error, not 0 %
     with pytest.raises(Killed):
         Deploy(store, verdicts(), say=lambda line: None,
                flag_system=FailsAround(flags, FLAG, 10, "before")).start(plan((0, 5, 10)))
@@ -361,6 +381,7 @@ def test_a_raise_that_never_reached_the_flag_system_is_taken_again_on_resume(sto
 def test_a_write_that_landed_but_answered_unavailable_is_recorded_on_resume(store: DeployStore,
                                                                             tmp_path: Path) -> None:
     flags = tmp_path / "flags.json"
+    FlagdFile(flags, FLAG).create()  # a missing file is an error, not 0 %
     timed_out = FailsAround(flags, FLAG, 10, "after")
     assert Deploy(store, verdicts(), say=lambda line: None, flag_system=timed_out).start(plan((0, 5, 10))) == \
         UNAVAILABLE
@@ -381,6 +402,7 @@ def test_deploys_step_writes_race_rollbacks_from_other_processes_and_the_rollbac
         folder = tmp_path / f"round-{round_}"
         folder.mkdir()
         state, flags = folder / "state.json", folder / "flags.json"
+        FlagdFile(flags, FLAG).create()
         DeployStore(state, FLAG).create()
         after = random.Random(round_).choice([5, 10, 25, 50, 75])
         wait = (0.0, 0.02, SOAK)[round_ % 3]

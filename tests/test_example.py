@@ -35,9 +35,10 @@ def test_checkout_passes_every_validation_family(checkout_tree: Path, capsys: py
     out = capsys.readouterr().out
     assert [line.split()[1].rstrip(":") for line in out.splitlines()] == [
         "rules", "routes", "dashboard", "schema", "cross", "kubernetes", "kubernetes-crds", "kubernetes-builtin",
-        "kubernetes-kustomize", "drift"]
+        "kubernetes-kustomize", "drift", "vmalert"]
     kustomize = () if shutil.which("kubectl") else ("SKIP kubernetes-kustomize",)
-    assert all(line.startswith(("ok ", *kustomize)) for line in out.splitlines()), out
+    vmalert = () if shutil.which("vmalert") else ("SKIP vmalert",)
+    assert all(line.startswith(("ok ", *kustomize, *vmalert)) for line in out.splitlines()), out
 
 
 def test_checkout_rule_tests_fail_when_the_rollback_threshold_moves(checkout_tree: Path,

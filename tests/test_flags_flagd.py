@@ -98,11 +98,27 @@ def test_other_flags_and_evaluators_are_left_as_they_were(flags_file: Path) -> N
         assert {k: v for k, v in document["flags"].items() if k != FLAG} == OTHERS["flags"]
 
 
-def test_a_missing_file_or_flag_reads_as_zero_and_set_creates_it(tmp_path: Path) -> None:
+def test_a_missing_file_is_an_error_and_a_missing_flag_reads_as_zero(tmp_path: Path) -> None:
+    """A mistyped path is not a rollout at 0 %: reading it, or a conditional set, names the missing file."""
+    path = tmp_path / "new.json"
+    backend = FlagdFile(path, FLAG)
+    with pytest.raises(FlagUnavailable, match=rf"^flagd file {path}, flag {FLAG}: no such file \(`monitoring rollout "
+                                              r"--create` creates it"):
+        backend.read()
+    with pytest.raises(FlagUnavailable, match="no such file"):
+        backend.set(10, expected=0)
+    assert not path.exists()
+    assert backend.create() and backend.read() == 0 and not backend.create()
+    assert schema_error(json.loads(path.read_text())) is None
+    other = FlagdFile(path, "another-flag")
+    assert other.read() == 0, "a flag missing from an existing file reads as 0 %"
+    assert other.set(10, expected=0) == 0 and other.read() == 10 and backend.read() == 0
+
+
+def test_an_unconditional_set_creates_the_file_in_a_folder_that_exists(tmp_path: Path) -> None:
+    """As the local stack does at start (`set(0)`)."""
     backend = FlagdFile(tmp_path / "new.json", FLAG)
-    assert backend.read() == 0
-    assert backend.set(10) == 0
-    assert backend.read() == 10
+    assert backend.set(0) == 0 and backend.read() == 0
 
 
 def test_setting_the_current_target_writes_nothing(flags_file: Path) -> None:
@@ -155,12 +171,19 @@ def test_the_flagd_provider_sees_a_rollback_through_its_file_watch(flags_file: P
         assert share == 0
 
 
-def test_a_file_that_cannot_be_written_is_one_error_naming_it(tmp_path: Path) -> None:
+def test_a_file_in_a_missing_folder_is_one_error_naming_it_and_no_folder_is_made(tmp_path: Path) -> None:
     backend = FlagdFile(tmp_path / "no-such-folder" / "flags.json", FLAG)
-    assert backend.read() == 0
-    with pytest.raises(FlagUnavailable, match=rf"^flagd file {tmp_path}/no-such-folder/flags.json, flag {FLAG}: "
-                                              "cannot open the lock file"):
-        backend.set(0)
+    said = rf"^flagd file {tmp_path}/no-such-folder/flags.json, flag {FLAG}: no such file: {tmp_path}/no-such-folder " \
+           r"does not exist \(no folder is made\)"
+    for act in (backend.read, lambda: backend.set(0), lambda: backend.set(10, expected=0), backend.create):
+        with pytest.raises(FlagUnavailable, match=said):
+            act()
+    assert not (tmp_path / "no-such-folder").exists()
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(FlagUnavailable, match=rf"{tmp_path}/a-file is not a folder"):
+        FlagdFile(tmp_path / "a-file" / "flags.json", FLAG).create()
+    with pytest.raises(FlagUnavailable, match=rf"^flagd file {tmp_path}, flag {FLAG}: is a folder, not a flagd file"):
+        FlagdFile(tmp_path, FLAG).read()
 
 
 @pytest.mark.parametrize(("document", "reason"), [
@@ -178,3 +201,57 @@ def test_the_backend_checks_the_parts_it_touches_without_flagd_schema(tmp_path: 
     with pytest.raises(FlagUnavailable, match=rf"flagd file {path}, flag {FLAG}: not a valid flagd file: {reason}"):
         FlagdFile(path, FLAG).read()
     assert json.loads(path.read_text()) == document, "nothing is written"
+
+
+def _command(capsys, *argv: str) -> tuple[int, str, str]:
+    from monitoring.cli import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_the_commands_refuse_a_missing_flag_file_and_create_nothing(tmp_path: Path, capsys,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """`status --flags flagd:<missing file>` used to read 0 % and exit 0."""
+    monkeypatch.delenv("MONITORING_FLAGS", raising=False)
+    state, missing = tmp_path / "state.json", tmp_path / "typo.json"
+    for argv in (["status"], ["rollout", "--percentage", "10"], ["rollout", "--percentage", "0"],
+                 ["rollback", "--reason", "x"]):
+        code, _, err = _command(capsys, *argv, "--state", str(state), "--flags", f"flagd:{missing}")
+        assert code == 2 and err == (f"monitoring {argv[0]}: flagd file {missing}, flag {FLAG}: no such file "
+                                     "(`monitoring rollout --create` creates it, the flag at 0 %)\n")
+    folder = tmp_path / "missing-folder" / "flags.json"
+    code, _, err = _command(capsys, "rollout", "--percentage", "10", "--create", "--state", str(state),
+                            "--flags", f"flagd:{folder}")
+    assert code == 2 and f"{tmp_path}/missing-folder does not exist (no folder is made)" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "nothing is created: no state, no folder, no lock"
+
+
+def test_rollout_create_makes_the_flagd_file_and_records_the_move(tmp_path: Path, capsys,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MONITORING_FLAGS", raising=False)
+    state, flags = tmp_path / "state.json", tmp_path / "flags.json"
+    code, out, _ = _command(capsys, "rollout", "--percentage", "10", "--create", "--state", str(state),
+                            "--flags", f"flagd:{flags}")
+    assert code == 0 and out == (f"created {flags} with {FLAG} at 0%\ncreated the state file {state} at 0%\n"
+                                 "rollout: 0% -> 10%\n")
+    assert FlagdFile(flags, FLAG).read() == 10 and schema_error(json.loads(flags.read_text())) is None
+    code, out, _ = _command(capsys, "status", "--state", str(state), "--flags", f"flagd:{flags}")
+    assert code == 0 and json.loads(out)["flag_system"]["rollout_percentage"] == 10
+
+
+def test_rollout_at_zero_on_a_missing_state_creates_it_and_says_so(tmp_path: Path, capsys,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """It used to say "already at 0%" and create nothing."""
+    monkeypatch.delenv("MONITORING_FLAGS", raising=False)
+    state = tmp_path / "state.json"
+    code, out, _ = _command(capsys, "rollout", "--percentage", "0", "--state", str(state))
+    assert code == 0 and out == f"created the state file {state} at 0%\nrollout already at 0%\n"
+    assert json.loads(state.read_text())["current_percentage"] == 0
+    code, out, _ = _command(capsys, "rollout", "--percentage", "0", "--state", str(state))
+    assert code == 0 and out == "rollout already at 0%\n"
+    code, _, err = _command(capsys, "rollout", "--percentage", "5", "--state", str(tmp_path / "no" / "state.json"))
+    assert code == 2 and err == (f"monitoring rollout: --state {tmp_path}/no/state.json: no such state file, and its "
+                                 f"folder {tmp_path}/no does not exist (no folder is made)\n")
+    assert not (tmp_path / "no").exists()

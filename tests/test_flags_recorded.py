@@ -16,7 +16,10 @@ from tests.servers import FLAG, notification, receiver
 
 
 def flagd(tmp_path: Path) -> RecordedFlag:
-    return RecordedFlag(FlagdFile(tmp_path / "flags.json", FLAG), StateStore(tmp_path / "state.json", FLAG))
+    """A flagd file created at 0 % (a missing file is an error, not 0 %) and a state file not yet written."""
+    backend = FlagdFile(tmp_path / "flags.json", FLAG)
+    backend.create()
+    return RecordedFlag(backend, StateStore(tmp_path / "state.json", FLAG))
 
 
 def embedded(tmp_path: Path) -> RecordedFlag:

@@ -61,14 +61,16 @@ def test_a_broken_flagd_file_answers_503_and_records_nothing(tmp_path: Path) -> 
     flags = tmp_path / "flags.json"
     spec = f"flagd:{flags}"
     with receiver(tmp_path, "--flags", spec) as running:
-        assert cli("rollout", "--state", str(running.state), "--flags", spec, "--percentage", "10").returncode == 0
+        assert cli("rollout", "--state", str(running.state), "--flags", spec, "--percentage", "10",
+                   "--create").returncode == 0
         before = history(running.state)
-        flags.write_text('{"flags": {"x": {"state": "ON"}}}')  # not flagd's schema: never rewritten
+        broken = json.dumps({"flags": {FLAG: {"state": "ON"}}})  # not flagd's schema: never rewritten
+        flags.write_text(broken)
         answer = running.post(notification())
         assert answer.status_code == 503 and answer.json()["outcome"] == "flag_unavailable"
         assert "not a valid flagd file" in answer.json()["reason"]
         assert history(running.state) == before
-        assert flags.read_text() == '{"flags": {"x": {"state": "ON"}}}'
+        assert flags.read_text() == broken
 
 
 def _scraped(url: str) -> dict[str, float]:
@@ -87,7 +89,8 @@ def test_the_receiver_exports_the_rollout_the_flag_system_has(tmp_path: Path) ->
     flags = tmp_path / "flags.json"
     spec = f"flagd:{flags}"
     with receiver(tmp_path, "--flags", spec) as running:
-        assert cli("rollout", "--state", str(running.state), "--flags", spec, "--percentage", "10").returncode == 0
+        assert cli("rollout", "--state", str(running.state), "--flags", spec, "--percentage", "10",
+                   "--create").returncode == 0
         FlagdFile(flags, FLAG).set(30)  # by hand, behind the history's back
         scraped = _scraped(running.url)
         assert scraped[names.flag_rollout_metric(NAMESPACE)] == 30
@@ -184,7 +187,7 @@ def test_an_unreachable_flag_system_is_one_line_and_exit_2_and_records_nothing(t
 def test_monitoring_flags_in_the_environment_chooses_the_backend(tmp_path: Path) -> None:
     flags = tmp_path / "flags.json"
     env = {**os.environ, "MONITORING_FLAGS": f"flagd:{flags}"}
-    done = cli("rollout", "--state", str(tmp_path / "state.json"), "--percentage", "25", env=env)
+    done = cli("rollout", "--state", str(tmp_path / "state.json"), "--percentage", "25", "--create", env=env)
     assert done.returncode == 0, done.stderr
     assert json.loads(flags.read_text())["flags"][FLAG]["targeting"] == {"fractional": [["on", 25], ["off", 75]]}
     status = json.loads(cli("status", "--state", str(tmp_path / "state.json"), env=env).stdout)

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from monitoring import artifacts
+from monitoring.binaries import MissingBinary, find
 from monitoring.genesis import DEFINITIONS
 from monitoring.validate import families, validate
 
@@ -50,8 +51,12 @@ def test_validate_says_one_line_per_family_and_skips_only_the_schemas_without_re
     lines: list[str] = []
     assert validate(PROJECT, DEFINITIONS, say=lines.append)
     kustomize = "ok" if shutil.which("kubectl") else "SKIP"
+    try:
+        vmalert = find("vmalert") and "ok"
+    except MissingBinary:
+        vmalert = "SKIP"
     assert [line.split()[0] for line in lines] == ["ok", "ok", "ok", "SKIP", "ok", "ok", "SKIP", "ok", kustomize,
-                                                   "ok"]
+                                                   "ok", vmalert]
     assert "Grafana's schemas not found" in lines[3]
     assert lines[6].startswith("SKIP kubernetes-crds: CRD schemas not found in") and "MONITORING_REF" in lines[6]
 

@@ -1,11 +1,12 @@
 """The designed 12-hour histories the analysis tests run on, backfilled into a real Prometheus TSDB
-(monitoring/bench/histories.py), and a Prometheus started over them.
+(monitoring/bench/histories.py), and a Prometheus started over them; or imported into a VictoriaMetrics.
 
 Each scenario is the Genesis monitoring renamed to a service of its own (`scenario0`, `scenario1` ...:
 its own metrics, jobs and alerts' team), so all of them lie in the same 12 hours and the backfill stays
 small. The go/no-go is asked about each with `--definitions tests.tsdb:SCENARIO_<n>` and `--at` its end:
 all green, one yellow, one red, a rollback in the window, missing data, the application down most of the
-window, a value on each border, a bad canary, a window at 0 %.
+window, a value on each border, a bad canary, a window at 0 %, data over the last minutes only, and over
+the last ten hours of twelve.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
-from monitoring.bench.histories import Window, backfill
+from monitoring.bench.histories import Window, backfill, import_into
 from monitoring.definitions.model import Definitions
 from monitoring.definitions.topology import jobs_for
 from monitoring.genesis import DEFINITIONS
-from tests.servers import prometheus
+from tests.servers import prometheus, victoria_metrics
 
 STEP = 120  # seconds between samples: enough for a 5-minute rate, light enough to backfill in seconds
 
@@ -51,6 +52,8 @@ SCENARIOS = tuple(replace(s, index=k) for k, s in enumerate((
     Scenario("pass rate exactly on the yellow border", verdict="PROCEED", pass_rate=98.0),
     Scenario("a bad canary under a yellow fleet", verdict="ROLLBACK", new_error_percent=3.0),
     Scenario("no new-version traffic at 0 %", verdict="PROCEED", rollout=0.0),
+    Scenario("samples over the last minutes only", verdict="INCONCLUSIVE", since_hour=12 - 3 / 60),
+    Scenario("samples over the last ten hours", verdict="PROCEED", since_hour=2.0),
 )))
 
 
@@ -76,4 +79,12 @@ def history_prometheus(workdir: Path) -> Iterator[tuple[str, list[Scenario]]]:
     config = workdir / "prometheus.yml"
     config.write_text("global:\n  scrape_interval: 15s\n")
     with prometheus(config, workdir) as (_, url):
+        yield url, [window for _, window in placed]
+
+
+@contextmanager
+def history_victoria_metrics(workdir: Path) -> Iterator[tuple[str, list[Scenario]]]:
+    """A real VictoriaMetrics with the same scenarios imported (nothing scraped); its URL and the scenarios."""
+    with victoria_metrics(workdir) as (_, url):
+        placed = import_into(url, [(s.definitions, s) for s in SCENARIOS], STEP)
         yield url, [window for _, window in placed]

@@ -20,10 +20,15 @@ import re
 from dataclasses import dataclass, replace
 
 from monitoring.analysis import facts
-from monitoring.analysis.prometheus import Prometheus, Series, parse_rfc3339, rfc3339
+from monitoring.analysis.prometheus import MAX_POINTS, Prometheus, PrometheusError, Series, parse_rfc3339, rfc3339
 from monitoring.definitions import names
 from monitoring.definitions.alerts import alert_expr, every_alert
+from monitoring.definitions.checks import check
 from monitoring.definitions.model import AlertRule, DefinitionError, Definitions, duration_seconds
+
+# The most evaluations replayed per alert: 20 range queries of Prometheus's 10,000 points each, so a backtest
+# sends a bounded number of queries (about 20 per alert): 34 days at a 15 s evaluation interval, 55 hours at 1 s.
+MAX_EVALUATIONS = 20 * MAX_POINTS
 
 
 @dataclass(frozen=True)
@@ -108,17 +113,20 @@ def phases(prometheus: Prometheus, step: float) -> dict[str, float]:
     """Where in the interval the engine evaluates each alert: its group's last evaluation modulo `step`."""
     found = {}
     for group in prometheus.rules():
-        last = parse_rfc3339(group["lastEvaluation"]) if group.get("lastEvaluation") else 0.0
-        if last > 0:
-            found.update({rule.get("name", ""): last % step for rule in group.get("rules", [])})
+        try:
+            last = parse_rfc3339(group["lastEvaluation"]) if group.get("lastEvaluation") else 0.0
+            if last > 0:
+                found.update({rule.get("name", ""): last % step for rule in group.get("rules", [])})
+        except (AttributeError, TypeError, ValueError) as error:
+            raise PrometheusError(f"Prometheus {prometheus.url}/api/v1/rules: group {group.get('name')!r} is not "
+                                  f"a rule group ({type(error).__name__}: {str(error)[:200]})") from None
     return found
 
 
 def backtest(prometheus: Prometheus, definitions: Definitions, start: float, end: float,
              raw: bool = False) -> Backtest:
-    if end <= start:
-        raise DefinitionError(f"--to {rfc3339(end)} is not after --from {rfc3339(start)}")
     step = duration_seconds(definitions.profile.evaluation_interval)
+    check_range(start, end, step)
     offsets = phases(prometheus, step)
     kept = frozenset() if raw else recorded_over(prometheus, definitions, start, end, step)
     found: list[Episode] = []
@@ -133,9 +141,30 @@ def backtest(prometheus: Prometheus, definitions: Definitions, start: float, end
     return Backtest(start, end, step, found, rollback, definitions.profile.rollback_group_wait, sorted(kept))
 
 
+def check_range(start: float, end: float, step: float) -> None:
+    """Refuse a period that is empty or would take more than MAX_EVALUATIONS evaluations per alert."""
+    if end <= start:
+        raise DefinitionError(f"--to {rfc3339(end)} is not after --from {rfc3339(start)}")
+    evaluations = (end - start) / step
+    if evaluations > MAX_EVALUATIONS:
+        raise DefinitionError(
+            f"--from {rfc3339(start)} --to {rfc3339(end)}: {evaluations:,.0f} evaluations per alert at the "
+            f"{step:g}s evaluation interval; a backtest replays at most {MAX_EVALUATIONS:,} "
+            f"({_span(MAX_EVALUATIONS * step)}), so replay a shorter period")
+
+
+def _span(seconds: float) -> str:
+    days, hours = int(seconds // 86400), int(seconds % 86400 // 3600)
+    return f"{days}d {hours}h" if days else f"{hours}h {int(seconds % 3600 // 60)}m"
+
+
 def with_bands(definitions: Definitions, changes: list[str]) -> Definitions:
     """The definitions with band borders changed, e.g. ["error_rate.red=0.5"]: what a threshold would do."""
     signals = {s.name: s for s in definitions.signals}
+    borders = [change.partition("=")[0] for change in changes]
+    twice = sorted({border for border in borders if borders.count(border) > 1})
+    if twice:
+        raise DefinitionError(f"--set {twice[0]}: given more than once; give each border once")
     for change in changes:
         match = re.fullmatch(r"(\w+)\.(yellow|red)=([0-9.eE+-]+)", change)
         if match is None:
@@ -149,7 +178,13 @@ def with_bands(definitions: Definitions, changes: list[str]) -> Definitions:
         except ValueError:
             raise DefinitionError(f"--set {change!r}: {number!r} is not a number") from None
         signals[name] = replace(signal, bands=replace(signal.bands, **{border: value}))
-    return replace(definitions, signals=tuple(signals.values()))
+    changed = replace(definitions, signals=tuple(signals.values()))
+    if changes:
+        try:
+            check(changed)  # the rules every definition keeps: finite borders, in order, within the range
+        except DefinitionError as error:
+            raise DefinitionError(f"--set {' '.join(changes)}: {error}") from None
+    return changed
 
 
 def text(result: Backtest) -> str:

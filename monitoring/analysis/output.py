@@ -35,7 +35,7 @@ def text(decision: Decision, rate_window: str) -> str:
     data = decision.as_dict()
     header = ["criterion", "value", f"worst {rate_window}", "band", "green", "yellow", "red"]
     table = [[r["criterion"], r["shown"] + (f" ({r['detail']})" if r["detail"] and r["unit"] != "jobs" else ""),
-              r["worst_shown"], (r["band"] or "no data").upper(), r["bands"]["green"], r["bands"]["yellow"],
+              r["worst_shown"], r["band_shown"].upper(), r["bands"]["green"], r["bands"]["yellow"],
               r["bands"]["red"]] for r in rows(decision)]
     widths = [max(len(str(c)) for c in column) for column in zip(header, *table, strict=True)]
     lines = [f"go/no-go over {data['window']}: {data['from']} .. {data['at']}", ""]

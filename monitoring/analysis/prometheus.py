@@ -14,9 +14,11 @@ from typing import Any
 
 import requests
 
-from monitoring.definitions.model import DefinitionError, duration_seconds
+from monitoring.definitions.model import DefinitionError, check_url, duration_seconds
 
 MAX_POINTS = 10_000  # Prometheus refuses a range query of more than 11,000 points per series
+# The times the analysis takes: from the Unix epoch to the last second RFC 3339 can write (9999-12-31T23:59:59Z).
+LATEST = 253_402_300_799.0
 
 
 class PrometheusError(RuntimeError):
@@ -36,24 +38,56 @@ class Series:
 
 
 def parse_time(text: str, where: str = "--at") -> float:
-    """RFC 3339 (`2026-10-23T21:00:00Z`) or unix seconds, as unix seconds; DefinitionError otherwise."""
+    """RFC 3339 (`2026-10-23T21:00:00Z`) or unix seconds, as unix seconds; DefinitionError otherwise, and for
+    a time that is no real moment Prometheus and RFC 3339 can both write (NaN, infinite, before 1970, after
+    9999)."""
+    bad = f"{where}: {text!r} is not a time (RFC 3339 such as 2026-10-23T21:00:00Z, or unix seconds)"
+    if not isinstance(text, str) or not text.strip() or not text.isascii():
+        raise DefinitionError(bad)
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise DefinitionError(f"{where}: {text!r} is not a time (RFC 3339 such as 2026-10-23T21:00:00Z, "
-                              "or unix seconds)") from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+        try:
+            moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise DefinitionError(bad) from None
+        seconds = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    if not math.isfinite(seconds):
+        raise DefinitionError(bad)
+    if not 0 <= seconds <= LATEST:
+        raise DefinitionError(f"{where}: {text!r} is out of range: a time from 1970-01-01T00:00:00Z "
+                              f"(0) to 9999-12-31T23:59:59Z ({LATEST:.0f})")
+    return seconds
 
 
-def parse_window(text: str, where: str = "--window") -> float:
+def parse_window(text: str, where: str = "--window", at: float | None = None,
+                 shortest: float = 0.0) -> float:
+    """A window as seconds: a Prometheus duration longer than zero (and at least `shortest`), which, ending
+    at `at`, starts no earlier than 1970; DefinitionError otherwise."""
     seconds = duration_seconds(text, where)
     if seconds <= 0:
         raise DefinitionError(f"{where}: {text!r} must be longer than zero")
+    if seconds < shortest:
+        raise DefinitionError(f"{where}: {text!r} is shorter than two scrape intervals ({duration(shortest)}): "
+                              "no rate can be computed over it")
+    if at is not None and at - seconds < 0:
+        raise DefinitionError(f"{where}: {text!r} ending at {rfc3339(at)} would start before 1970")
     return seconds
+
+
+def resolution(seconds: float) -> float:
+    """`seconds` rounded up to a step Prometheus takes in a subquery (`[12h:5s]`) and a range query: whole
+    seconds from one second up, whole milliseconds below (never a fraction such as 4.32s, which PromQL's
+    durations refuse)."""
+    if seconds >= 1:
+        return float(math.ceil(seconds - 1e-9))
+    return max(math.ceil(seconds * 1000 - 1e-6), 1) / 1000
+
+
+def duration(seconds: float) -> str:
+    """A resolution (`resolution()`) as a Prometheus duration: `5s`, `250ms`."""
+    milliseconds = round(seconds * 1000)
+    return f"{milliseconds // 1000}s" if milliseconds % 1000 == 0 else f"{milliseconds}ms"
 
 
 def parse_rfc3339(text: str) -> float:
@@ -74,9 +108,7 @@ class Prometheus:
     """Queries one Prometheus server at `url` (its base URL, e.g. http://127.0.0.1:9090)."""
 
     def __init__(self, url: str, timeout: float = 30.0) -> None:
-        if not url.startswith(("http://", "https://")):
-            raise DefinitionError(f"--prometheus: {url!r} is not an http(s) URL")
-        self.url = url.rstrip("/")
+        self.url = check_url(url, "--prometheus").rstrip("/")
         self.timeout = timeout
         self.session = requests.Session()
 
@@ -103,7 +135,7 @@ class Prometheus:
     def query(self, expr: str, at: float) -> list[Series]:
         """An instant query at `at`: one sample per series (a range selector gives its raw samples)."""
         data = self._get("/api/v1/query", {"query": expr, "time": f"{at:.3f}"})
-        return _series(data)
+        return _series(data, f"Prometheus {self.url}/api/v1/query (query {expr!r})")
 
     def value(self, expr: str, at: float) -> float | None:
         """The single number an aggregated instant query returns; None when it returns nothing (no data)."""
@@ -113,25 +145,39 @@ class Prometheus:
 
     def rules(self) -> list[dict]:
         """The rule groups Prometheus has loaded, with their rules and when each group last ran."""
-        return self._get("/api/v1/rules", {}).get("groups", [])
+        data = self._get("/api/v1/rules", {})
+        groups = data.get("groups", []) if isinstance(data, dict) else None
+        if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
+            raise PrometheusError(f"Prometheus {self.url}/api/v1/rules: the answer is not a list of rule groups")
+        return groups
 
     def query_range(self, expr: str, start: float, end: float, step: float) -> list[Series]:
         """A range query from `start` to `end` every `step` seconds, split into pieces Prometheus accepts."""
         merged: dict[tuple, Series] = {}
+        step = resolution(step)
         piece = step * MAX_POINTS
         begin = start
         while begin <= end:
             stop = min(end, begin + piece)
             data = self._get("/api/v1/query_range",
-                             {"query": expr, "start": f"{begin:.3f}", "end": f"{stop:.3f}", "step": f"{step:g}"})
-            for series in _series(data):
+                             {"query": expr, "start": f"{begin:.3f}", "end": f"{stop:.3f}", "step": f"{step:.3f}"})
+            for series in _series(data, f"Prometheus {self.url}/api/v1/query_range (query {expr!r})"):
                 key = tuple(sorted(series.labels.items()))
                 merged.setdefault(key, Series(series.labels, [])).samples.extend(series.samples)
             begin = stop + step
         return list(merged.values())
 
 
-def _series(data: dict) -> list[Series]:
+def _series(data: Any, what: str) -> list[Series]:
+    """The series of a query's `data`; PrometheusError naming `what` when it is not a query result."""
+    try:
+        return _parsed(data)
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError) as error:
+        raise PrometheusError(f"{what}: the answer is not a query result ({type(error).__name__}: "
+                              f"{str(error)[:200]})") from None
+
+
+def _parsed(data: dict) -> list[Series]:
     kind, result = data.get("resultType"), data.get("result", [])
     if kind == "scalar":
         return [Series({}, [(float(result[0]), _number(result[1]))])]
@@ -139,5 +185,8 @@ def _series(data: dict) -> list[Series]:
     for item in result:
         points = item.get("values") or ([item["value"]] if "value" in item else [])
         samples = [(float(t), _number(v)) for t, v in points]
-        out.append(Series(item.get("metric", {}), [(t, v) for t, v in samples if not math.isnan(v)]))
+        labels = item.get("metric", {})
+        if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+            raise TypeError(f"labels {labels!r} are not a map of strings")
+        out.append(Series(labels, [(t, v) for t, v in samples if not math.isnan(v)]))
     return out

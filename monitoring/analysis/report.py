@@ -19,6 +19,8 @@ from monitoring.definitions import names
 from monitoring.definitions.model import DefinitionError, Definitions, duration_seconds
 from monitoring.flags.store import MOVES
 
+MAX_DAY = 36_500  # a hundred years of daily reports
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -63,8 +65,8 @@ def title(definitions: Definitions, stage: int | None, day: int | None) -> str:
         if not 0 <= stage < len(steps):
             raise DefinitionError(f"--stage {stage}: the rollout has stages 0 to {len(steps) - 1} ({steps} %)")
         return f"Stage {stage} completion: {steps[stage]} % rollout"
-    if day is None or day < 1:
-        raise DefinitionError(f"--day {day}: must be 1 or more")
+    if day is None or not 1 <= day <= MAX_DAY:
+        raise DefinitionError(f"--day {day}: must be from 1 to {MAX_DAY}")
     return f"Day {day} completion report"
 
 

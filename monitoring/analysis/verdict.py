@@ -15,7 +15,7 @@ from enum import Enum
 from pathlib import Path
 
 from monitoring.analysis import facts
-from monitoring.analysis.prometheus import MAX_POINTS, Prometheus, parse_time, rfc3339
+from monitoring.analysis.prometheus import MAX_POINTS, Prometheus, duration, parse_time, resolution, rfc3339
 from monitoring.definitions import canary, names
 from monitoring.definitions.alerts import every_alert
 from monitoring.definitions.model import (
@@ -35,6 +35,9 @@ OUTCOMES = {RED: "rollback", YELLOW: "inconclusive", GREEN: "no worse"}
 CRITICAL_ALERTS = Bands(worse=Worse.HIGHER, yellow=1, red=2)  # 0 green, 1-2 yellow, 3+ red
 UPTIME = Bands(worse=Worse.LOWER, yellow=100, red=99.9)  # percent of the application's scrapes that succeeded
 MOSTLY_DOWN = 50.0  # uptime (percent) under which the window has no data worth judging
+# The share of its window a required criterion must have data over to be judged at all: a value from a few
+# minutes of a 12-hour soak says nothing of the rest of it, so it is INCONCLUSIVE, never GREEN.
+ENOUGH = 0.75
 
 
 class Verdict(Enum):
@@ -102,10 +105,19 @@ class Row:
     worst_query: str | None = None
     detail: str = ""
     required: bool = True  # no data in a required row makes the verdict INCONCLUSIVE
+    coverage: float | None = None  # the share of the window with data (None: not measured, an instant)
+    had: str = ""  # what a row short of data had, e.g. "data over 1m 30s of the 12h window, 0.21 % of it"
+
+    @property
+    def enough(self) -> bool:
+        """Whether the row has data over enough of its window to be judged (ENOUGH); a row that is not
+        required (the new version's, absent at 0 %) is judged on what it has."""
+        return not self.required or self.coverage is None or self.coverage >= ENOUGH
 
     @property
     def band(self) -> str | None:
-        if self.value is None:
+        """The value's band; None with no value, or with data over too little of the window."""
+        if self.value is None or not self.enough:
             return None
         if self.unit == EVIDENCE:  # Wald's bounds: at or past either one decides
             return RED if self.value >= self.bands.red else GREEN if self.value <= self.bands.yellow else YELLOW
@@ -115,6 +127,8 @@ class Row:
         return {"criterion": self.criterion, "unit": self.unit, "value": self.value, "band": self.band,
                 "shown": show(self.value, self.unit) if self.unit != "jobs" else self.detail,
                 "outcome": OUTCOMES.get(self.band or "") if self.unit == EVIDENCE else None,
+                "band_shown": self.band or ("no data" if self.value is None else "too little data"),
+                "coverage": self.coverage, "had": self.had,
                 "worst": self.worst, "query": self.query, "worst_query": self.worst_query, "detail": self.detail,
                 "bands": describe(self.bands, self.unit), "worse": self.bands.worse.value}
 
@@ -140,8 +154,35 @@ class Decision:
 
 
 def _step(definitions: Definitions, window: float) -> float:
-    """The evaluation interval, coarsened only when the window would need more points than Prometheus gives."""
-    return max(duration_seconds(definitions.profile.evaluation_interval), window / MAX_POINTS)
+    """The evaluation interval, coarsened only when the window would need more points than Prometheus gives,
+    always a step PromQL takes (`resolution`: whole seconds, or milliseconds below a second)."""
+    return resolution(max(duration_seconds(definitions.profile.evaluation_interval), window / MAX_POINTS))
+
+
+def covered(prometheus: Prometheus, series: str, at: float, window: str, step: float,
+            keep=lambda labels: True) -> float | None:
+    """The share of the window (0 to 1) over which `series` (an instant expression) had a value at the steps
+    of `step`: the most of any of its series `keep` selects; None when the query returns none."""
+    query = f"count_over_time(({series})[{window}:{duration(step)}])"
+    counts = [s.last for s in prometheus.query(query, at) if s.samples and keep(s.labels)]
+    if not counts:
+        return None
+    return min(1.0, max(counts) * step / duration_seconds(window))
+
+
+def short_of_data(row: Row, window: str) -> str:
+    """What a row short of data had, e.g. "data over 1m 30s of the 12h window, 0.21 % of it"."""
+    assert row.coverage is not None
+    seconds = row.coverage * duration_seconds(window)
+    return f"data over {_lasted(seconds)} of the {window} window, {100 * row.coverage:.2g} % of it"
+
+
+def _lasted(seconds: float) -> str:
+    whole = round(seconds)
+    hours, minutes, rest = whole // 3600, whole % 3600 // 60, whole % 60
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {rest}s" if minutes else f"{rest}s"
 
 
 def _worst_over(signal: Signal) -> str:
@@ -162,20 +203,36 @@ def signal_row(prometheus: Prometheus, definitions: Definitions, signal: Signal,
     the signal of that version alone (the canary's rows): not required, as a window at 0 % has none."""
     assert signal.bands is not None
     bands, per_version = signal.bands, version is not None
-    step = f"{_step(definitions, duration_seconds(window)):g}s"
+    seconds = _step(definitions, duration_seconds(window))
+    step = duration(seconds)
+
+    def selected(labels: dict[str, str]) -> bool:
+        return labels.get(names.VERSION) == version
 
     def values(query: str) -> float | None:
         answer = prometheus.query(query, at)
-        return worst_of(bands, [s.last for s in answer if s.samples and s.labels.get(names.VERSION) == version])
+        return worst_of(bands, [s.last for s in answer if s.samples and selected(s.labels)])
 
     rate = facts.over(definitions, signal, definitions.profile.rate_window, per_version)
     worst_query = f"{_worst_over(signal)}(({rate})[{window}:{step}])"
     title = f"{signal.title} ({version} version)" if per_version else signal.title
+    coverage = None if per_version else covered(prometheus, rate, at, window, seconds, selected)
     if facts.windowed(definitions, signal):
         query = facts.over(definitions, signal, window, per_version)
-        return Row(title, signal.unit, values(query), query, bands, values(worst_query), worst_query,
-                   required=not per_version)
-    return Row(title, signal.unit, values(worst_query), worst_query, bands, required=not per_version)
+        row = Row(title, signal.unit, values(query), query, bands, values(worst_query), worst_query,
+                  required=not per_version, coverage=coverage)
+    else:
+        row = Row(title, signal.unit, values(worst_query), worst_query, bands, required=not per_version,
+                  coverage=coverage)
+    return _noted(row, window)
+
+
+def _noted(row: Row, window: str) -> Row:
+    """The row with what it had in its detail when it had too little data to be judged."""
+    if row.value is not None and not row.enough:
+        row.had = short_of_data(row, window)
+        row.detail = ", ".join(part for part in (row.detail, row.had) if part)
+    return row
 
 
 def _by_version(prometheus: Prometheus, series: str, at: float) -> dict[str, float]:
@@ -193,7 +250,7 @@ def evidence_row(prometheus: Prometheus, definitions: Definitions, check: Canary
     signal = definitions.signal(check.signal)
     bounds = Bands(worse=Worse.HIGHER, yellow=judged.lower_bound, red=judged.upper_bound)
     title = f"Canary {signal.title}"
-    step = f"{_step(definitions, duration_seconds(window)):g}s"
+    step = duration(_step(definitions, duration_seconds(window)))
     peaks = [f"max(max_over_time(({facts.inline(definitions, canary.evidence(definitions, check, w).llr)})"
              f"[{window}:{step}]))" for w in canary.windows(definitions)]
     peak = max((v for v in (prometheus.value(q, at) for q in peaks) if v is not None), default=None)
@@ -237,7 +294,8 @@ def uptime_row(prometheus: Prometheus, definitions: Definitions, at: float, wind
     """The share of the application's scrapes that succeeded in the window."""
     up = f'up{{job="{facts.app_job(definitions)}"}}'
     query = f"100 * sum(sum_over_time({up}[{window}])) / sum(count_over_time({up}[{window}]))"
-    return Row("Uptime", "percent", prometheus.value(query, at), query, UPTIME)
+    coverage = covered(prometheus, f"sum({up})", at, window, _step(definitions, duration_seconds(window)))
+    return _noted(Row("Uptime", "percent", prometheus.value(query, at), query, UPTIME, coverage=coverage), window)
 
 
 def rollbacks_in(prometheus: Prometheus, definitions: Definitions, at: float, window: str,
@@ -247,7 +305,7 @@ def rollbacks_in(prometheus: Prometheus, definitions: Definitions, at: float, wi
     seconds = duration_seconds(window)
     start = at - seconds
     found: list[dict] = []
-    step = max(duration_seconds(definitions.profile.scrape_interval), seconds / MAX_POINTS)
+    step = resolution(max(duration_seconds(definitions.profile.scrape_interval), seconds / MAX_POINTS))
     for series in prometheus.query_range(facts.rollout_series(definitions), start, at, step):
         for (_, before), (moment, after) in zip(series.samples, series.samples[1:], strict=False):
             if before > 0 and after == 0:
@@ -301,15 +359,19 @@ def criteria(prometheus: Prometheus, definitions: Definitions, at: float, window
 def decide(rows: list[Row], rollbacks: list[dict]) -> tuple[Verdict, list[str], list[str]]:
     """The verdict and its reasons: a rollback in the window is FAILED, missing data INCONCLUSIVE (never
     PROCEED), then any red ROLLBACK, any yellow HOLD, all green PROCEED."""
-    missing = [r.criterion for r in rows if r.value is None and r.required]
-    missing += [f"{r.criterion} (the application was down for most of the window)"
-                for r in rows if r.bands is UPTIME and r.value is not None and r.value < MOSTLY_DOWN]
+    absent = [f"no data: {r.criterion}" for r in rows if r.value is None and r.required]
+    short = [f"too little data: {r.criterion} had {r.had or f'data over {100 * (r.coverage or 0):.2g} % of it'}; "
+             f"at least {100 * ENOUGH:.0f} % of the window is needed"
+             for r in rows if r.value is not None and not r.enough]
+    down = [f"no data: {r.criterion} (the application was down for most of the window)"
+            for r in rows if r.bands is UPTIME and r.value is not None and r.value < MOSTLY_DOWN]
+    missing = [r.split(": ", 1)[1] for r in absent + short + down]
     reds = [f"{r.criterion} is red ({show(r.value, r.unit)})" for r in rows if r.band == RED]
     yellows = [f"{r.criterion} is yellow ({show(r.value, r.unit)})" for r in rows if r.band == YELLOW]
     if rollbacks:
         return Verdict.FAILED, [f"rollback in the window: {r['source']} {r['detail']}" for r in rollbacks], missing
     if missing:
-        return Verdict.INCONCLUSIVE, [f"no data: {m}" for m in missing], missing
+        return Verdict.INCONCLUSIVE, absent + short + down, missing
     if reds:
         return Verdict.ROLLBACK, reds, missing
     if yellows:

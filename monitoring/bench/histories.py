@@ -1,12 +1,13 @@
 """Designed histories of a service, backfilled into a real Prometheus TSDB with `promtool tsdb
-create-blocks-from openmetrics`: the data the analysis is tested and measured on.
+create-blocks-from openmetrics`, or imported into a running VictoriaMetrics through its import API: the data
+the analysis is tested and measured on.
 
 A history is a list of windows, each of one service's definitions, ending hours ago (backfilled blocks
 must be older than the head). Windows of different services lie side by side in the same hours (their
 metrics, jobs and alerts' team label differ); windows of one service lie one after the other, an hour
 apart (more than Prometheus's 5-minute lookback, so no window sees another). Each window has its error
-rate, latency, pass rate, downtime and, when asked, a rollback with the rollback alert's ALERTS series
-as the rule engine would have written them.
+rate, latency, pass rate, downtime, the hours before its first sample and, when asked, a rollback with
+the rollback alert's ALERTS series as the rule engine would have written them.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class Window:
     rollback_hour: float | None = None
     rollout: float = 10.0
     new_error_percent: float | None = None  # the new version's, when it differs from the old version's
+    since_hour: float = 0.0  # no sample of any series before this hour (a Prometheus that began scraping late)
     start: float = 0.0
 
     @property
@@ -71,12 +73,14 @@ def _labels(**labels: str) -> str:
     return "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
 
 
-def openmetrics(history: History, step: float) -> str:
-    """Every series of every window, one metric family after the other, as OpenMetrics text."""
+def openmetrics(history: History, step: float, milliseconds: bool = False) -> str:
+    """Every series of every window, one metric family after the other, as OpenMetrics text; with
+    `milliseconds`, the Prometheus text format's timestamps instead of OpenMetrics' seconds."""
     families: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    unit = 1000 if milliseconds else 1
 
     def sample(name: str, labels: str, value: float, at: float) -> None:
-        families[name][labels].append(f"{value:g} {at:.0f}")
+        families[name][labels].append(f"{value:g} {at * unit:.0f}")
 
     hold = 5 / 60  # hours an alert is pending before it fires in the designed ALERTS series
     counters: dict[str, float] = defaultdict(float)
@@ -89,6 +93,8 @@ def openmetrics(history: History, step: float) -> str:
         rollback = next(a for a in definitions.alerts if a.action == names.ROLLBACK and a.severity == "critical")
         for k in range(int(w.hours * 3600 / step) + 1):
             at, hour = w.start + k * step, k * step / 3600
+            if hour < w.since_hour:
+                continue
             down = hour < w.down_hours
             for job in definitions.jobs:
                 up = 0 if down and job.name == app["job"] else 1
@@ -135,4 +141,18 @@ def backfill(history: History, folder: Path, step: float, hours_ago: float = 3.0
     subprocess.run([find("promtool"), "tsdb", "create-blocks-from", "openmetrics", str(source), str(folder)],
                    check=True, capture_output=True, text=True)
     source.unlink()
+    return placed
+
+
+def import_into(url: str, history: History, step: float, hours_ago: float = 3.0) -> History:
+    """Write the history into the running VictoriaMetrics at `url` (its import API, the Prometheus text
+    format) and make it visible to queries at once; the windows placed."""
+    import requests
+
+    from monitoring.local.engines.victoriametrics import FLUSH_PATH, IMPORT_PATH
+
+    placed = laid_out(history, time.time() - hours_ago * 3600, step)
+    requests.post(url + IMPORT_PATH, data=openmetrics(placed, step, milliseconds=True).encode(),
+                  timeout=300).raise_for_status()
+    requests.get(url + FLUSH_PATH, timeout=60).raise_for_status()
     return placed

@@ -19,11 +19,46 @@ DAY = "24h"  # the window of a Day-N report
 def _at(args: argparse.Namespace) -> float:
     from monitoring.analysis.prometheus import parse_time
 
-    return parse_time(args.at) if args.at else time.time()
+    return parse_time(args.at) if args.at is not None else time.time()
 
 
 def _state(args: argparse.Namespace) -> Path | None:
-    return Path(args.state) if args.state else None
+    """The --state file: one that exists and is a file (it is read, never written, here)."""
+    from monitoring.definitions.model import DefinitionError
+
+    if args.state is None:
+        return None
+    path = Path(args.state)
+    if not args.state.strip():
+        raise DefinitionError("--state '': name the deployment state file")
+    if not path.is_file():
+        reason = "is a folder" if path.is_dir() else "no such file"
+        raise DefinitionError(f"--state {args.state or repr(args.state)}: cannot be read ({reason})")
+    return path
+
+
+def _window(args: argparse.Namespace, definitions, default: str, at: float) -> str:
+    """--window (else `default`), checked: a Prometheus duration, at least two scrape intervals (a rate needs
+    two samples), starting no earlier than 1970."""
+    from monitoring.analysis.prometheus import parse_window
+    from monitoring.definitions.model import duration_seconds
+
+    window = args.window if args.window is not None else default
+    where = "--window" if args.window is not None else f"the default window {default}"
+    parse_window(window, where, at, 2 * duration_seconds(definitions.profile.scrape_interval))
+    return window
+
+
+def _checked(args: argparse.Namespace) -> None:
+    """The options every analysis command takes, checked before anything is read: --prometheus, --profile,
+    --alertmanager."""
+    from monitoring.definitions.model import DefinitionError, check_url
+
+    check_url(args.prometheus, "--prometheus")
+    if args.profile is not None and not args.profile.strip():
+        raise DefinitionError("--profile '': name a profile of the definitions, e.g. compressed")
+    if getattr(args, "alertmanager", None) is not None:
+        check_url(args.alertmanager, "--alertmanager")
 
 
 def _guarded(command: str, run):
@@ -33,6 +68,7 @@ def _guarded(command: str, run):
         from monitoring.definitions.model import DefinitionError
 
         try:
+            _checked(args)
             return run(args)
         except (DefinitionError, PrometheusError) as error:
             print(f"monitoring {command}: {error}", file=sys.stderr)
@@ -42,13 +78,13 @@ def _guarded(command: str, run):
 
 def cmd_gonogo(args: argparse.Namespace) -> int:
     from monitoring.analysis.output import render
-    from monitoring.analysis.prometheus import Prometheus, parse_window
+    from monitoring.analysis.prometheus import Prometheus
     from monitoring.analysis.verdict import gonogo
 
     definitions = definitions_of(args)
-    window = args.window or definitions.rollout.soak
-    parse_window(window)
-    decision = gonogo(Prometheus(args.prometheus), definitions, _at(args), window, _state(args))
+    at = _at(args)
+    window = _window(args, definitions, definitions.rollout.soak, at)
+    decision = gonogo(Prometheus(args.prometheus), definitions, at, window, _state(args))
     print(render(decision, args.output, definitions.profile.rate_window))
     return decision.verdict.code
 
@@ -63,16 +99,19 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from monitoring.analysis.prometheus import Prometheus, parse_window
+    from monitoring.analysis.prometheus import Prometheus
     from monitoring.analysis.report import title, write
+    from monitoring.definitions.model import DefinitionError
 
     definitions = definitions_of(args)
     heading = title(definitions, args.stage, args.day)
-    window = args.window or (definitions.rollout.soak if args.stage is not None else DAY)
-    parse_window(window)
+    state = _state(args)
+    at = _day_end(args, definitions) if args.day is not None and args.at is None else _at(args)
+    window = _window(args, definitions, definitions.rollout.soak if args.stage is not None else DAY, at)
+    if args.out is not None and (not args.out.strip() or Path(args.out).is_file()):
+        raise DefinitionError(f"--out {args.out!r}: name a folder to write the report into")
     out = Path(args.out or (f"reports/stage-{args.stage}" if args.stage is not None else f"reports/day-{args.day}"))
-    at = _day_end(args, definitions) if args.day is not None and not args.at else _at(args)
-    written, decision = write(Prometheus(args.prometheus), definitions, at, window, heading, out, _state(args))
+    written, decision = write(Prometheus(args.prometheus), definitions, at, window, heading, out, state)
     print(f"{heading}: {decision.verdict.name}")
     for path in written:
         print(f"  {path}")
@@ -98,8 +137,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from monitoring.analysis.prometheus import Prometheus, parse_time
 
     definitions = with_bands(definitions_of(args), args.set or [])
-    result = backtest(Prometheus(args.prometheus), definitions, parse_time(args.start, "--from"),
-                      parse_time(args.end, "--to"), raw=args.raw)
+    start, end = parse_time(args.start, "--from"), parse_time(args.end, "--to")
+    result = backtest(Prometheus(args.prometheus), definitions, start, end, raw=args.raw)
     print(as_json(result) if args.output == "json" else text(result))
     return 0
 

@@ -16,6 +16,14 @@ class UsageError(Exception):
     """Bad input named by the message; exit status 2."""
 
 
+def named(value: str | None, option: str, what: str) -> str | None:
+    """`value` unless it is given empty (or blank): an empty --state, --flag or --flags is a mistake, never
+    "use the default"; None (not given) stays None."""
+    if value is not None and not value.strip():
+        raise UsageError(f"{option} {value!r}: {what}")
+    return value
+
+
 def definitions_of(args: argparse.Namespace):
     """The definitions named by --definitions, in the profile named by --profile (default: their first)."""
     from monitoring.generate import load
@@ -46,13 +54,15 @@ def stack_state() -> Path:
 def flag_backend(args: argparse.Namespace, store):
     """The backend of the flag system `--flags` names, else $MONITORING_FLAGS, else the running local stack's
     (with its token files) when --state was not given, else the state file. A bad spec is a UsageError."""
-    from monitoring.flags import BadFlagSpec
+    from monitoring.flags import SPECS, BadFlagSpec
     from monitoring.flags.backends import backend
     from monitoring.generate import load
     from monitoring.receiver.service import default_flags
 
-    spec, environ = args.flags or default_flags(), os.environ
-    if not args.state and not args.flags and spec == "state":
+    named(args.state, "--state", "name the deployment state file (or leave MONITORING_STATE unset)")
+    flags = named(args.flags, "--flags", f"name where the flag lives: {SPECS}")
+    spec, environ = flags if flags is not None else default_flags(), os.environ
+    if not args.state and flags is None and spec == "state":
         from monitoring.local.stack import Stack, StackError
 
         try:

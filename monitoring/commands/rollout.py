@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from monitoring.rollout.deploy import DeployStore
 
 ACTIONS = ("approve", "pause", "resume", "abort", "status")
+PROMETHEUS = "http://127.0.0.1:9090"
 EXIT_4 = ("4 the flag system refused or could not be reached: at the read that starts a deploy (it does not "
           "start); at a step's write (nothing recorded as moved; --resume records the step if the write landed, "
           "else retries it); at the ROLLBACK verdict's write of 0%; at --resume's read settling a step whose write "
@@ -29,10 +30,12 @@ EXIT_4 = ("4 the flag system refused or could not be reached: at the read that s
 
 def _store(args: argparse.Namespace, definitions) -> DeployStore:
     """The state file given, else the running local stack's (as `monitoring status` finds it)."""
-    from monitoring.commands.options import stack_state
+    from monitoring.commands.options import named, stack_state
     from monitoring.rollout.deploy import DeployStore
 
-    return DeployStore(Path(args.state) if args.state else stack_state(), args.flag or definitions.flag_name)
+    state = named(args.state, "--state", "name the deployment state file (or leave MONITORING_STATE unset)")
+    flag = named(args.flag, "--flag", "name the feature flag")
+    return DeployStore(Path(state) if state else stack_state(), flag or definitions.flag_name)
 
 
 def flag_system(args: argparse.Namespace, store: DeployStore) -> FlagBackend | None:
@@ -44,22 +47,78 @@ def flag_system(args: argparse.Namespace, store: DeployStore) -> FlagBackend | N
     return None if isinstance(system, StateFlag) else system
 
 
+PLAN_OPTIONS = ("strategy", "steps", "wait", "hold", "max_holds", "check_every", "approve_at", "force")
+STARTING = ("reports", "notify", "prometheus")  # what starting or resuming a deploy takes beside the plan
+CHECK_EVERY = "30s"
+CHECKS = (1.0, 3600.0)  # --check-every: a check a second at most (less is a busy loop), an hour at least
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Refuse, before anything is read or moved, an option the action does not take (a plan's option on
+    `--resume`, which continues the recorded plan, or on approve/pause/resume/abort/status), and every
+    option whose value cannot work: an empty --by, --step on another action than approve, --notify
+    that is no URL, --reports that is a file."""
+    from monitoring.definitions.model import DefinitionError, check_url
+
+    given = [name for name in PLAN_OPTIONS if getattr(args, name) not in (None, False)]
+    if args.action is not None:
+        given += [name for name in STARTING if getattr(args, name) is not None]
+        given += ["resume"] if args.resume else []
+    if given and (args.action is not None or args.resume):
+        what = f"deploy {args.action}" if args.action else "--resume (it continues the recorded plan)"
+        raise DefinitionError(f"{_option(given[0])}: not taken by {what}")
+    if args.step is not None and args.action != "approve":
+        raise DefinitionError("--step: only `deploy approve` takes it")
+    if args.by is not None and not args.by.strip():
+        raise DefinitionError("--by '': name who acts")
+    if args.notify is not None:
+        check_url(args.notify, "--notify")
+    if args.reports is not None and (not args.reports.strip() or Path(args.reports).is_file()):
+        raise DefinitionError(f"--reports {args.reports!r}: name a folder to write the stage reports into")
+    if args.prometheus is not None:
+        check_url(args.prometheus, "--prometheus")
+
+
 def plan_of(args: argparse.Namespace, definitions):
-    """The plan from the arguments, with the definitions' rollout policy for what they leave out."""
+    """The plan from the arguments, with the definitions' rollout policy for what they leave out; an option
+    that makes no sense is refused (steps without the custom strategy, a soak, hold or check of zero, a
+    check so frequent it is a busy loop or so rare a person's approval waits hours, a gate that is no step)."""
     from monitoring.definitions.model import DefinitionError, duration_seconds
     from monitoring.rollout.deploy import Plan, parse_steps
 
     policy = definitions.rollout
-    if args.strategy == "custom" and not args.steps:
+    strategy = args.strategy or "safe"
+    if strategy == "custom" and args.steps is None:
         raise DefinitionError("--strategy custom needs --steps, e.g. --steps 0,5,10")
+    if strategy == "safe" and args.steps is not None:
+        raise DefinitionError(f"--steps {args.steps!r}: only --strategy custom takes steps; safe walks the "
+                              f"definitions' {', '.join(map(str, policy.steps))}")
     if args.max_holds is not None and args.max_holds < 0:
         raise DefinitionError(f"--max-holds {args.max_holds}: must be 0 or more")
-    steps = parse_steps(args.steps) if args.strategy == "custom" else policy.steps
-    approve_at = parse_steps(args.approve_at, "--approve-at") if args.approve_at else ()
-    check_every = duration_seconds(args.check_every, "--check-every")
-    return Plan(args.strategy, steps, duration_seconds(args.wait or policy.soak, "--wait"), check_every,
-                duration_seconds(args.hold or policy.hold, "--hold"), args.max_holds if args.max_holds is not None
-                else policy.max_holds, approve_at)
+    steps = parse_steps(args.steps) if strategy == "custom" else policy.steps
+    approve_at = parse_steps(args.approve_at, "--approve-at") if args.approve_at is not None else ()
+    strays = [s for s in approve_at if s not in steps]
+    if strays:
+        raise DefinitionError(f"--approve-at {args.approve_at}: {', '.join(map(str, strays))} is not a step of the "
+                              f"plan ({', '.join(map(str, steps))})")
+
+    def positive(text: str | None, default: str, where: str) -> float:
+        seconds = duration_seconds(text if text is not None else default, where)
+        if seconds <= 0:
+            raise DefinitionError(f"{where} {text}: must be longer than zero")
+        return seconds
+
+    wait, hold = positive(args.wait, policy.soak, "--wait"), positive(args.hold, policy.hold, "--hold")
+    check_every = positive(args.check_every, CHECK_EVERY, "--check-every")
+    if not CHECKS[0] <= check_every <= CHECKS[1]:
+        raise DefinitionError(f"--check-every {args.check_every}: must be from 1s (more often is a busy loop) to 1h "
+                              "(a pause, resume or approval takes effect at the next check)")
+    return Plan(strategy, steps, wait, check_every, hold,
+                args.max_holds if args.max_holds is not None else policy.max_holds, approve_at)
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
@@ -70,10 +129,12 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     from monitoring.rollout.deploy import UNAVAILABLE, Deploy, status_text
     from monitoring.rollout.judge import banner, health_with, judge_with, notify_with
 
-    definitions = definitions_of(args)
-    store = _store(args, definitions)
-    person = args.by or getpass.getuser()
     try:
+        check_options(args)
+        definitions = definitions_of(args)
+        store = _store(args, definitions)
+        person = args.by or getpass.getuser()
+        plan = plan_of(args, definitions) if args.action is None and not args.resume else None
         system = flag_system(args, store)  # a bad --flags is refused whatever the action
         if args.action in ("approve", "pause", "resume"):  # deploy's progress only: the flag is not touched
             return _act(args, store, person)
@@ -84,14 +145,13 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             return 0
         if args.action == "abort":
             return _abort(store, person, system)
-        prometheus = Prometheus(args.prometheus)
+        prometheus = Prometheus(args.prometheus or PROMETHEUS)
         webhook = args.notify or definitions.deploy_webhook_url
         deploy = Deploy(store, judge_with(prometheus, definitions, store.path, _reports(args)),
                         health=health_with(prometheus, definitions), decided=notify_with(webhook),
                         flag_system=system)
-        if args.resume:
+        if plan is None:
             return deploy.resume()
-        plan = plan_of(args, definitions)
         store.read()  # a missing or corrupt state is said before the banner
         loud = tuple(firing_in_prometheus(prometheus, definitions, time.time()))
         print(banner(plan, definitions, store.flag))
@@ -148,18 +208,18 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         description="Exit status: 0 done, 1 stopped by a verdict (ROLLBACK, FAILED), 3 stopped because someone "
                     "else changed the rollout or aborted, 2 bad input, " + EXIT_4)
     deploy.add_argument("action", nargs="?", choices=ACTIONS, help="act on the running deploy instead of starting one")
-    deploy.add_argument("--strategy", choices=("safe", "custom"), default="safe",
-                        help="safe: the definitions' steps; custom: --steps")
+    deploy.add_argument("--strategy", choices=("safe", "custom"),
+                        help="safe (the default): the definitions' steps; custom: --steps")
     deploy.add_argument("--steps", help="custom steps, ascending percentages, e.g. 0,5,10")
     deploy.add_argument("--wait", help="the soak per step, a duration such as 12h (default: the definitions')")
     deploy.add_argument("--hold", help="how long a HOLD extends the soak (default: the definitions')")
     deploy.add_argument("--max-holds", type=int, help="holds before it waits for a person (default: the definitions')")
-    deploy.add_argument("--check-every", default="30s", help="the status line's interval (default: %(default)s)")
+    deploy.add_argument("--check-every", help=f"the status line's interval, 1s to 1h (default: {CHECK_EVERY})")
     deploy.add_argument("--approve-at", metavar="STEPS", help="pause before these steps until `deploy approve`")
     deploy.add_argument("--force", action="store_true",
                         help="start although a critical alert fires or the last verdict was not PROCEED (recorded)")
     deploy.add_argument("--resume", action="store_true", help="continue the deploy recorded in the state file")
-    deploy.add_argument("--prometheus", default="http://127.0.0.1:9090", metavar="URL")
+    deploy.add_argument("--prometheus", metavar="URL", help=f"Prometheus's base URL (default: {PROMETHEUS})")
     deploy.add_argument("--state", default=default_state(), metavar="PATH",
                         help="the deployment state file (default: $MONITORING_STATE, else the running local stack's)")
     deploy.add_argument("--definitions", default=DEFAULT_DEFINITIONS, metavar="MODULE:NAME")

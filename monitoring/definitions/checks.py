@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 
@@ -9,6 +10,8 @@ from monitoring.definitions import burn, canary, names
 from monitoring.definitions.alerts import alert_expr, every_alert
 from monitoring.definitions.model import DefinitionError, Definitions, Worse, duration_seconds, is_absolute_url
 from monitoring.definitions.promql import BadExpression, parse
+
+NEVER_NEGATIVE = ("percent", "ms")  # the units of a share and of a latency
 
 
 def check(definitions: Definitions) -> None:
@@ -85,6 +88,19 @@ def _check_signals(definitions: Definitions) -> None:
         bands = signal.bands
         if bands is None:
             continue
+        where = f"signal {signal.name!r} field bands"
+        for border in ("yellow", "red"):
+            value = bands.border(border)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise DefinitionError(f"{where}: {border} {value!r} is not a finite number")
+            if signal.unit in NEVER_NEGATIVE and value < 0:
+                raise DefinitionError(f"{where}: {border} {value:g} is below zero, which a value in "
+                                      f"{signal.unit} never is")
+            if (signal.minimum is not None and value < signal.minimum) or \
+                    (signal.maximum is not None and value > signal.maximum):
+                raise DefinitionError(f"{where}: {border} {value:g} is outside the signal's range "
+                                      f"{signal.minimum if signal.minimum is not None else '-inf'} to "
+                                      f"{signal.maximum if signal.maximum is not None else 'inf'}")
         if bands.worse is Worse.HIGHER and not bands.yellow < bands.red:
             raise DefinitionError(
                 f"signal {signal.name!r} field bands: higher is worse, so yellow ({bands.yellow:g}) "

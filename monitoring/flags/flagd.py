@@ -13,6 +13,12 @@ FLAG_NOT_FOUND and falls back to the default written in its own code, which may 
 The file is replaced atomically under a lock file beside it, every other flag and key left as it was. The
 backend writes only the definition above, whose validity against flagd's own schema the tests prove; on
 reading it checks the parts it touches (the `flags` object and its flag) and names what is wrong in one line.
+
+A missing file is an error, never a rollout at 0 %: a mistyped path must not read as "off" while the
+applications read another file. A flag missing from an existing file reads as 0 % (the file alone says
+"off" for it) and a set adds it. The file is created only by `create()` (`monitoring rollout --create`)
+or by an unconditional set (the local stack's at start), and only in a folder that exists: no folder is
+ever made.
 """
 
 from __future__ import annotations
@@ -96,12 +102,24 @@ class FlagdFile:
     def _unavailable(self, reason: str) -> FlagUnavailable:
         return FlagUnavailable(f"{self.where()}: {reason}")
 
-    def _document(self) -> dict[str, Any]:
-        """The file's content, its parts this backend touches checked; an empty flag set when there is no file."""
+    def _missing(self) -> FlagUnavailable:
+        folder = self.path.parent
+        if not folder.is_dir():
+            return self._unavailable(f"no such file: {folder} " + ("is not a folder" if folder.exists() else
+                                                                   "does not exist (no folder is made)"))
+        return self._unavailable("no such file (`monitoring rollout --create` creates it, the flag at 0 %)")
+
+    def _document(self, create: bool = False) -> dict[str, Any]:
+        """The file's content, its parts this backend touches checked; with `create`, an empty flag set when
+        there is no file (in a folder that exists), else FlagUnavailable."""
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            return {"flags": {}}
+            if create and self.path.parent.is_dir():
+                return {"flags": {}}
+            raise self._missing() from None
+        except IsADirectoryError:
+            raise self._unavailable("is a folder, not a flagd file") from None
         except OSError as error:
             raise self._unavailable(f"cannot be read ({error.strerror})") from error
         try:
@@ -126,24 +144,39 @@ class FlagdFile:
         return self._percentage(self._document())
 
     def set(self, target: int, expected: int | None = None) -> int:
+        """Move the flag (see FlagBackend.set). A conditional set needs the file; an unconditional one creates
+        it when missing, in a folder that exists."""
         check_percentage(target)
         with self._locked():
-            document = self._document()
+            document = self._document(create=expected is None)
             current = self._percentage(document)
             if expected is not None and current != expected:
                 raise FlagMoved(self.where(), expected, current)
             if current == target and self.flag in document["flags"]:
                 return current
             document["flags"][self.flag] = definition(target)
-            try:
-                replace_atomically(self.path, json.dumps(document, indent=2) + "\n")
-            except OSError as error:
-                raise self._unavailable(f"cannot be written ({error.strerror})") from error
+            self._write(document)
             return current
+
+    def create(self) -> bool:
+        """Write the file with the flag at 0 % when there is none (its folder must exist); whether it did."""
+        with self._locked():
+            if self.path.exists():
+                return False
+            self._write({"flags": {self.flag: definition(0)}})
+            return True
+
+    def _write(self, document: dict[str, Any]) -> None:
+        try:
+            replace_atomically(self.path, json.dumps(document, indent=2) + "\n")
+        except OSError as error:
+            raise self._unavailable(f"cannot be written ({error.strerror})") from error
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
         """An exclusive lock on a file beside the flag file (whose inode each write replaces)."""
+        if not self.path.parent.is_dir():
+            raise self._missing()
         try:
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as error:

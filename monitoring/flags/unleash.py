@@ -51,8 +51,13 @@ class UnleashFlag:
     def __init__(self, url: str, flag: str, token_file: Path, project: str = "default",
                  environment: str = "development") -> None:
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise BadFlagSpec(f"Unleash URL {url!r}: not an http(s) URL with a host")
+        try:
+            port = parts.port
+        except ValueError:
+            port = 0
+        if parts.scheme not in ("http", "https") or not parts.hostname or port == 0 \
+                or any(c.isspace() for c in url):
+            raise BadFlagSpec(f"Unleash URL {url!r}: not an http(s) URL with a host (and a port from 1 to 65535)")
         if parts.username or parts.password:
             raise BadFlagSpec(f"Unleash URL for {parts.hostname}: holds credentials; the admin token comes from "
                               "its file")

@@ -17,6 +17,7 @@ from monitoring.definitions import canary, names
 from monitoring.definitions.alerts import every_alert
 from monitoring.definitions.model import AlertRule, DefinitionError, Definitions, duration_seconds
 from monitoring.flags.store import parse_time
+from monitoring.local.engines import DEFAULT as DEFAULT_ENGINE
 from monitoring.local.observe import ServerAnswer, alert_states, query
 from monitoring.local.stack import Stack, StackError
 
@@ -153,7 +154,7 @@ def closed_loop(stack: Stack, scenario: str | Scenario = "fleet", say: Callable[
     definitions = stack.definitions
     chosen = scenario if isinstance(scenario, Scenario) else _scenario(definitions, scenario)
     alert, alertname, series = chosen.alert, chosen.alert.name, chosen.watch
-    prometheus = stack.url(names.PROMETHEUS)
+    prometheus, engine = stack.url(names.PROMETHEUS), stack.engine.title
     timeout = timeout or patience(definitions, alert)
     flag = stack.flag()
     store = flag.store
@@ -162,12 +163,12 @@ def closed_loop(stack: Stack, scenario: str | Scenario = "fleet", say: Callable[
     _wait(_safe(lambda: not alert_states(prometheus, alertname)), timeout, f"{alertname} to be inactive")
     flag.rollout(chosen.rollout, flag.seen(), by="manual", reason=f"demo: canary before a {alertname} fault")
     say(f"  rollout set to {chosen.rollout} % in {flag.where()}; waiting for the application to serve it and for "
-        f"Prometheus to see traffic on {series}")
+        f"{engine} to see traffic on {series}")
     _wait(lambda: _seen_by_clients(stack)[0] > 0, timeout, "the application to see the rollout")
-    _wait(_safe(lambda: bool(query(prometheus, f"{series} >= 0"))), timeout, f"{series} in Prometheus")
+    _wait(_safe(lambda: bool(query(prometheus, f"{series} > -Inf"))), timeout, f"{series} in {engine}")
     rollout = names.flag_rollout_series(definitions.service, definitions.flag_name)
     _wait(_safe(lambda: bool(query(prometheus, f"{rollout} == {chosen.rollout}"))), timeout,
-          "the rollout percentage in Prometheus")
+          f"the rollout percentage in {engine}")
 
     timeline = Timeline(alertname)
     history_before = len(store.read()["rollout_history"])
@@ -189,7 +190,7 @@ def closed_loop(stack: Stack, scenario: str | Scenario = "fleet", say: Callable[
             timeline.fleet_peak = max([*fleet, timeline.fleet_peak or 0.0])
         worst = max((v for _, v in values), default=None)
         if worst is not None and _over(worst, chosen.breach):
-            timeline.mark("over threshold (from Prometheus)", now, say, f"{series} = {worst:.2f} {chosen.breach}")
+            timeline.mark(f"over threshold (from {engine})", now, say, f"{series} = {worst:.2f} {chosen.breach}")
         for name in loud:
             timeline.mark(f"{name} active", now, say, "an alert that should have stayed quiet")
         if "pending" in states:
@@ -249,9 +250,12 @@ def run(stack: Stack, scenario: str = "fleet", say: Callable[[str], None] = prin
     profile = definitions.profile
     chosen = _scenario(definitions, scenario)
     alert = chosen.alert
-    say(f"The closed loop of {definitions.service} on real servers, the flag in {stack.flags}, {profile.name} profile: "
-        f"{profile.scrape_interval} scrapes, {profile.evaluation_interval} evaluations, {profile.rate_window} "
-        f"rate windows, {alert.name} `for` {definitions.alert_for(alert)}; the rollback can come "
+    engine = stack.engine
+    on = "" if engine.name == DEFAULT_ENGINE else (f" ({engine.title} scraping and storing, {engine.evaluator} "
+                                                    "evaluating the rules)")
+    say(f"The closed loop of {definitions.service} on real servers{on}, the flag in {stack.flags}, {profile.name} "
+        f"profile: {profile.scrape_interval} scrapes, {profile.evaluation_interval} evaluations, "
+        f"{profile.rate_window} rate windows, {alert.name} `for` {definitions.alert_for(alert)}; the rollback can come "
         f"{floor_seconds(definitions, alert):.0f}s after the fault at the earliest, and the demo waits up to "
         f"{patience(definitions, alert):.0f}s for each step.")
     try:
@@ -273,6 +277,8 @@ def run(stack: Stack, scenario: str = "fleet", say: Callable[[str], None] = prin
     flag = stack.flag()
     say(f"Final state (monitoring status): the flag at {flag.read()} % in {flag.where()}; its history:")
     say(json.dumps(flag.store.read(), indent=2))
-    say(f"Done in {time.monotonic() - started:.0f}s. The stack is still running: Prometheus at "
-        f"{stack.url(names.PROMETHEUS)}, Alertmanager at {stack.url(names.ALERTMANAGER)}; `make down` stops it.")
+    beside = "".join(f" ({s.name} at {stack.url(s.role)})" for s in stack.beside)
+    say(f"Done in {time.monotonic() - started:.0f}s. The stack is still running: {engine.title} at "
+        f"{stack.url(names.PROMETHEUS)}{beside}, Alertmanager at {stack.url(names.ALERTMANAGER)}; "
+        "`make down` stops it.")
     return 0

@@ -1,4 +1,5 @@
-"""Reading what the running servers say: Prometheus queries and alerts, over their HTTP APIs."""
+"""Reading what the running servers say: queries and alerts, over the Prometheus HTTP API (which
+VictoriaMetrics answers too, its alerts proxied to vmalert)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ def query(prometheus: str, expr: str) -> list[tuple[dict[str, str], float]]:
 
 
 def alert_states(prometheus: str, alertname: str) -> set[str]:
-    """The states ('pending', 'firing') the alert `alertname` is in now; empty when it is inactive."""
+    """The states ('pending', 'firing') the alert `alertname` is in now; empty when it is inactive (vmalert
+    says so with `"alerts": null`)."""
     data = _get(f"{prometheus}/api/v1/alerts")
-    return {a["state"] for a in data.get("alerts", []) if a["labels"].get("alertname") == alertname}
+    return {a["state"] for a in data.get("alerts") or [] if a["labels"].get("alertname") == alertname}

@@ -13,6 +13,9 @@ both use it, the application through the system's own SDK:
 - `unleash`: an Unleash server on PostgreSQL, started first (python -m monitoring.local.unleash_server), with
   its admin and client tokens in files of the stack's folder readable by their owner only. Its database is
   thrown away at `down`; the flag's history stays in the state file.
+
+The engine that scrapes, stores and evaluates the rules is Prometheus, or VictoriaMetrics with vmalert
+(`make up ENGINE=victoriametrics`): everything that differs between them is in monitoring.local.engines.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -35,6 +38,8 @@ from monitoring.definitions.model import Definitions, Paths, Server
 from monitoring.definitions.topology import on_servers
 from monitoring.files import replace_atomically, write_all
 from monitoring.flags import UNLEASH_CLIENT_TOKEN_FILE, UNLEASH_TOKEN_FILE
+from monitoring.local.engines import DEFAULT as DEFAULT_ENGINE
+from monitoring.local.engines import Context, Engine, EngineError, engine
 from monitoring.processes import NotReady, free_port, port_taken, start, still_running, stop_pid
 from monitoring.receiver.service import command as receiver_command
 
@@ -42,8 +47,8 @@ DEFAULT_ROOT = ".stack"
 FLAG_SYSTEMS = ("state", "flagd", "unleash")
 UNLEASH = "unleash"  # the flag system's server, started before the servers of the definitions
 UNLEASH_PORT = 4242  # Unleash's own default
-READY_PATHS = {names.PROMETHEUS: "/-/ready", names.ALERTMANAGER: "/-/ready", names.NODE: "/metrics",
-               names.APP: "/healthz", names.RECEIVER: "/readyz", UNLEASH: "/health"}
+READY_PATHS = {names.ALERTMANAGER: "/-/ready", names.NODE: "/metrics", names.APP: "/healthz",
+               names.RECEIVER: "/readyz", UNLEASH: "/health"}  # the engine's servers: its ready_path
 READY_SECONDS = {UNLEASH: 120.0}  # Unleash migrates a fresh database first; the others: up()'s timeout
 STOP_SECONDS = {UNLEASH: 40.0}  # it stops Unleash, then PostgreSQL, before it exits; the others: 10 s
 START_ORDER = (names.RECEIVER, names.APP, names.NODE, names.ALERTMANAGER, names.PROMETHEUS)
@@ -64,6 +69,7 @@ class Member:
     server: Server
     command: tuple[str, ...]
     env: tuple[tuple[str, str], ...] = ()  # added to its environment: paths of token files, never tokens
+    ready_path: str = ""  # default: READY_PATHS by role
 
     @property
     def url(self) -> str:
@@ -71,7 +77,7 @@ class Member:
 
     @property
     def ready_url(self) -> str:
-        return self.url + READY_PATHS[self.server.role]
+        return self.url + (self.ready_path or READY_PATHS[self.server.role])
 
 
 def on_free_ports(definitions: Definitions, peers: int = 1) -> Definitions:
@@ -87,11 +93,15 @@ def on_free_ports(definitions: Definitions, peers: int = 1) -> Definitions:
 
 class Stack:
     def __init__(self, root: Path, definitions: Definitions, gossip: dict[str, int] | None = None,
-                 flags: str | None = None, unleash_port: int | None = None) -> None:
-        """`flags` is the flag system (FLAG_SYSTEMS) and `unleash_port` Unleash's port; None means what the
-        stack running in `root` was started with, else `state` and UNLEASH_PORT."""
+                 flags: str | None = None, unleash_port: int | None = None, engine: str | None = None,
+                 engine_ports: Mapping[str, int] | None = None) -> None:
+        """`flags` is the flag system (FLAG_SYSTEMS) and `unleash_port` Unleash's port; `engine` the engine
+        (monitoring.local.engines.ENGINES) and `engine_ports` the ports of the servers it runs beside the
+        store, by role. None means what the stack running in `root` was started with, else `state`,
+        UNLEASH_PORT, Prometheus and the engine's default ports."""
         self.root = root.resolve()
-        recorded = self._recorded_flags() if any(map(still_running, self.recorded().values())) else {}
+        running = any(map(still_running, self.recorded().values()))
+        recorded = self._recorded_flags() if running else {}
         self.flags = flags or recorded.get("system", "state")
         if self.flags not in FLAG_SYSTEMS:
             raise StackError(f"flag system {self.flags!r}: not one of {', '.join(FLAG_SYSTEMS)}")
@@ -104,6 +114,15 @@ class Stack:
             paths=Paths(credentials_file=str(self.root / "token"), dashboards_dir=str(self.root / "dashboards")))
         peers = self.definitions.servers_of(names.ALERTMANAGER)
         self.gossip = gossip or ({s.name: free_port() for s in peers} if len(peers) > 1 else {})
+        ran = self._recorded_engine() if running else {}
+        ports = ran.get("ports") if isinstance(ran.get("ports"), dict) else {}
+        try:
+            self.engine: Engine = _engine(engine or ran.get("engine"))
+            self.engine.check(self.definitions)
+        except EngineError as error:
+            raise StackError(str(error)) from error
+        self.beside = self.engine.servers(self.definitions, engine_ports or {
+            role: port for role, port in ports.items() if type(port) is int})
 
     # where things are
     @property
@@ -161,25 +180,28 @@ class Stack:
 
     def _recorded_flags(self) -> dict:
         """The flag system the stack was last started with, and Unleash's port."""
-        try:
-            recorded = json.loads(self.flag_system_record.read_text())
-        except (OSError, ValueError):
-            return {}
-        return recorded if isinstance(recorded, dict) else {}
+        return _record(self.flag_system_record)
+
+    @property
+    def engine_record(self) -> Path:
+        return self.root / "engine.json"
+
+    def _recorded_engine(self) -> dict:
+        """The engine the stack was last started with, and the ports of the servers it runs beside the store."""
+        return _record(self.engine_record)
 
     def log(self, name: str) -> Path:
         return self.root / "logs" / f"{name}.log"
 
     def url(self, role: str) -> str:
-        return f"http://{self.definitions.servers_of(role)[0].address}"
+        return f"http://{[*self.definitions.servers_of(role), *(s for s in self.beside if s.role == role)][0].address}"
 
     # what runs
     def _command(self, server: Server) -> tuple[str, ...]:
         config, data, listen = self.root / "config", self.root / "data" / server.name, server.address
         definitions = self.definitions
-        if server.role == names.PROMETHEUS:
-            return (find("prometheus"), f"--config.file={config / 'prometheus.yml'}",
-                    f"--storage.tsdb.path={data}", f"--web.listen-address={listen}", "--web.enable-lifecycle")
+        if server.role == names.PROMETHEUS or server in self.beside:
+            return self.engine.command(server, Context(config, self.root / "data", definitions, self.beside))
         if server.role == names.ALERTMANAGER:
             cluster = [f"--cluster.listen-address={server.host}:{self.gossip[server.name]}",
                        *(f"--cluster.peer={server.host}:{port}" for name, port in self.gossip.items()
@@ -206,17 +228,23 @@ class Stack:
         servers = sorted((s for s in self.definitions.servers if s.role in order), key=lambda s: order[s.role])
         if self.flags == "unleash":
             servers.insert(0, self.unleash)
-        return [Member(s, self._command(s), self._environment(s.role)) for s in servers]
+        servers += self.beside
+        engine_roles = {names.PROMETHEUS, *(s.role for s in self.beside)}
+        return [Member(s, self._command(s), self._environment(s.role),
+                       self.engine.ready_path(s.role) if s.role in engine_roles else "") for s in servers]
 
     def render(self) -> None:
         """The stack's own configuration, from the definitions, under its folder (never the committed files),
         and its secrets: the receiver's token and, with Unleash, its admin and client tokens."""
         self._check_flags()
+        self._check_engine()
         files = server_files(self.definitions)
         write_all(self.root / "config", {**files["prometheus"], **files["alertmanager"]})
         replace_atomically(self.root / "profile", self.definitions.profile.name + "\n")
         replace_atomically(self.flag_system_record,
                            json.dumps({"system": self.flags, "unleash_port": self.unleash.port}) + "\n")
+        replace_atomically(self.engine_record, json.dumps(
+            {"engine": self.engine.name, "ports": {s.role: s.port for s in self.beside}}) + "\n")
         _secret(self.token, secrets.token_urlsafe(32))
         if self.flags == "unleash":
             from monitoring.local.unleash_server import new_tokens
@@ -235,6 +263,13 @@ class Stack:
         if before != self.flags and any(still_running(r) for r in self.recorded().values()):
             raise StackError(f"the stack in {self.root} runs with FLAGS={before}; `make down` first to switch it "
                              f"to FLAGS={self.flags}")
+
+    def _check_engine(self) -> None:
+        """Refuse to start one engine's servers beside another's."""
+        before = self._recorded_engine().get("engine", DEFAULT_ENGINE)
+        if before != self.engine.name and any(still_running(r) for r in self.recorded().values()):
+            raise StackError(f"the stack in {self.root} runs with ENGINE={before}; `make down` first to switch it "
+                             f"to ENGINE={self.engine.name}")
 
     def recorded(self) -> dict[str, dict]:
         """What `pids.json` says the stack started (nothing when it is missing or not a record)."""
@@ -272,11 +307,15 @@ class Stack:
         return time.monotonic() - started_at
 
     def _reload(self, member: Member) -> bool:
-        """Prometheus and Alertmanager re-read the freshly rendered configuration (e.g. another profile)."""
-        if member.server.role not in (names.PROMETHEUS, names.ALERTMANAGER):
+        """The engine's servers and Alertmanager re-read the freshly rendered configuration (e.g. another
+        profile)."""
+        role = member.server.role
+        path = "/-/reload" if role == names.ALERTMANAGER else (
+            self.engine.reload_path(role) if role == names.PROMETHEUS or member.server in self.beside else None)
+        if path is None:
             return False
         try:
-            return requests.post(member.url + "/-/reload", timeout=10).status_code == 200
+            return requests.post(member.url + path, timeout=10).status_code in (200, 204)
         except requests.RequestException:
             return False
 
@@ -300,6 +339,18 @@ class Stack:
             rows.append((member.server.name, member.url, up))
         return rows
 
+
+def _engine(name: str | None) -> Engine:
+    return engine(name if isinstance(name, str) else None)
+
+
+def _record(path: Path) -> dict:
+    """A JSON object the stack wrote; {} when it is missing or not one."""
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return recorded if isinstance(recorded, dict) else {}
 
 
 def _secret(path: Path, value: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -63,10 +64,10 @@ class Plan:
 
 def parse_steps(text: str, where: str = "--steps") -> tuple[int, ...]:
     """Rollout percentages, strictly ascending, each from 0 to 100."""
-    try:
-        steps = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise DefinitionError(f"{where}: {text!r} is not a comma-separated list of whole percentages") from None
+    parts = text.split(",")
+    if not all(re.fullmatch(r"\s*-?[0-9]+\s*", part) for part in parts):
+        raise DefinitionError(f"{where}: {text!r} is not a comma-separated list of whole percentages")
+    steps = tuple(int(part) for part in parts)
     if any(not 0 <= s <= 100 for s in steps):
         raise DefinitionError(f"{where}: {text!r}: every step must be from 0 to 100")
     if any(b <= a for a, b in itertools.pairwise(steps)):
@@ -470,8 +471,8 @@ class Deploy:
                 p["status"] = "passed"
             elif action.kind == "hold":
                 p["holds"] = p.get("holds", 0) + 1
-            elif action.kind == "wait-person":
-                p.update(status="held", waiting_for=next_step(plan, step))
+            elif action.kind == "wait-person":  # at the last step, the approval lets it end there
+                p.update(status="held", waiting_for=next_step(plan, step) or step)
             elif action.kind == "stop":
                 p["status"] = "failed"
             _log(p, "verdict", f"{step}%: {outcome.verdict.name} -> {action.kind}")
@@ -572,27 +573,69 @@ def _alive(pid: int) -> bool:
 # --- what a person does while it runs -----------------------------------------------------------------------
 
 
+def running(progress: dict[str, Any], action: str) -> Plan:
+    """The plan of the deploy a person acts on; DeployRefused, naming the action, when none is running (none
+    recorded, or the last one ended), so that a mistaken command writes nothing."""
+    status = progress.get("status")
+    if status not in ACTIVE or "plan" not in progress:
+        last = f"the last one is {status}" if status else "none is recorded"
+        raise DeployRefused(f"no deploy is running ({last}); nothing to {action}")
+    return Plan.from_dict(progress["plan"])
+
+
 def approve(store: DeployStore, by: str, step: int | None = None) -> int:
-    """Approve the step deploy waits at (or `step`); the approval, who and when, is recorded."""
-    progress = progress_of(store.read())
-    target = step if step is not None else progress.get("waiting_for")
-    if target is None:
-        raise DeployRefused("deploy is not waiting for an approval; pass --step N to approve a later gate")
-    store.record(lambda p: (p.setdefault("approvals", []).append({"step": target, "by": by, "at": now()}),
-                            _log(p, "approved", f"{target}% by {by}")))
-    return target
+    """Approve the step deploy waits at (or `step`, one of its gates ahead); the approval, who and when, is
+    recorded. DeployRefused, writing nothing, when no deploy runs or `step` is no gate of it."""
+    approved: list[int] = []
+
+    def change(progress: dict[str, Any]) -> None:
+        plan = running(progress, "approve")
+        waiting = progress.get("waiting_for") if progress.get("status") in ("waiting-approval", "held") else None
+        target = step if step is not None else waiting
+        gates = sorted({*plan.approve_at, *([waiting] if waiting is not None else [])})
+        if target is None:
+            raise DeployRefused("deploy is not waiting for an approval; pass --step N to approve a later gate "
+                                f"({', '.join(f'{g}%' for g in gates) or 'it has none'})")
+        if target not in gates:
+            raise DeployRefused(f"--step {target}: not a gate of this deploy (it waits for approval before: "
+                                f"{', '.join(f'{g}%' for g in gates) or 'none'})")
+        if target != waiting and target <= progress.get("step", 0):
+            raise DeployRefused(f"--step {target}: deploy is past it, at {progress.get('step')}%")
+        if target in _approved(progress):
+            raise DeployRefused(f"{target}% is approved already")
+        progress.setdefault("approvals", []).append({"step": target, "by": by, "at": now()})
+        _log(progress, "approved", f"{target}% by {by}")
+        approved.append(target)
+
+    store.record(change)
+    return approved[0]
 
 
 def pause(store: DeployStore, by: str, paused: bool) -> None:
-    store.record(lambda p: (p.update(paused=paused), _log(p, "paused" if paused else "resumed", f"by {by}")))
+    """Pause or resume the running deploy's advancing; DeployRefused, writing nothing, when no deploy runs or
+    it already is as asked."""
+    def change(progress: dict[str, Any]) -> None:
+        running(progress, "pause" if paused else "resume")
+        if bool(progress.get("paused")) == paused:
+            raise DeployRefused(f"the deploy is {'already paused' if paused else 'not paused'}")
+        progress.update(paused=paused)
+        _log(progress, "paused" if paused else "resumed", f"by {by}")
+
+    store.record(change)
 
 
 def abort(store: DeployStore, by: str, flag_system: FlagBackend | None = None) -> Move | None:
-    """Stop the deploy and roll the rollout back to 0 by hand: deploy sees someone else changed it and stops.
+    """Stop the running deploy and roll the rollout back to 0 by hand: deploy sees someone else changed it and
+    stops. With no deploy running, DeployRefused and nothing is written or rolled back.
 
     The abort is recorded first, so deploy stops even when the flag system then refuses the rollback
     (FlagUnavailable); with a flag system, the rollback is unconditional, flag system first (the Move)."""
-    store.record(lambda p: (p.update(aborted=True, status="aborted"), _log(p, "aborted", f"by {by}")))
+    def change(progress: dict[str, Any]) -> None:
+        running(progress, "abort")
+        progress.update(aborted=True, status="aborted")
+        _log(progress, "aborted", f"by {by}")
+
+    store.record(change)
     if flag_system is None:
         store.rollback(reason="deploy aborted", by=by)
         return None
@@ -623,7 +666,7 @@ def gauges(state: State, clock: Callable[[], float] = time.time) -> Gauges | Non
 def status_text(state: State, clock: Callable[[], float] = time.time) -> str:
     """Step, soak started, soak remaining, last verdict, holds used, approvals."""
     progress = progress_of(state)
-    if not progress:
+    if "plan" not in progress:  # none, or what a person's command left before any deploy ran
         return f"no deploy recorded; rollout at {state['current_percentage']}%"
     plan = Plan.from_dict(progress["plan"])
     remaining = "-"

@@ -1,7 +1,7 @@
 """Validation of the committed, generated files: each family returns problems, never fixes anything.
 
 A problem reads `file: object: reason`. A family that cannot run here (Grafana's reference schemas not
-found) raises Skipped with the reason, and only that family is skipped.
+found, vmalert not installed) raises Skipped with the reason, and only that family is skipped.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ Family = Callable[[Path, Definitions], list[str]]
 
 
 def families() -> dict[str, Family]:
-    from monitoring.validate import cross, dashboard, drift, kubernetes, routes, rules, schema
+    from monitoring.validate import cross, dashboard, drift, kubernetes, routes, rules, schema, vmalert
 
     return {
         "rules": rules.check,
@@ -29,6 +29,7 @@ def families() -> dict[str, Family]:
         "kubernetes-builtin": kubernetes.check_builtin,
         "kubernetes-kustomize": kubernetes.check_kustomize,
         "drift": drift.check,
+        "vmalert": vmalert.check,
     }
 
 

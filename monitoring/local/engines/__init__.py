@@ -1,0 +1,28 @@
+"""The engines the local stack can run to scrape, store, evaluate the rules and send the alerts: Prometheus
+(the default) or VictoriaMetrics with vmalert (`--engine`, `make demo ENGINE=victoriametrics`).
+
+Everything that differs between them (binaries, flags, the servers beside the store, readiness and reload
+endpoints, where the alert state lives) is in one module per engine, behind `base.Engine`; the rules, the
+scrape configuration and the definitions are the same for both.
+"""
+
+from __future__ import annotations
+
+from monitoring.local.engines.base import Context, Engine, EngineError
+
+DEFAULT = "prometheus"
+ENGINES = ("prometheus", "victoriametrics")
+
+__all__ = ["DEFAULT", "ENGINES", "Context", "Engine", "EngineError", "engine"]
+
+
+def engine(name: str | None = None) -> Engine:
+    """The engine called `name` (default: Prometheus); EngineError naming the engines otherwise."""
+    name = name or DEFAULT
+    if name == "prometheus":
+        from monitoring.local.engines.prometheus import ENGINE
+    elif name == "victoriametrics":
+        from monitoring.local.engines.victoriametrics import ENGINE
+    else:
+        raise EngineError(f"engine {name!r}: not one of {', '.join(ENGINES)}")
+    return ENGINE
