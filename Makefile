@@ -3,8 +3,8 @@ SHELL := /bin/bash
 VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
-DEBS := prometheus prometheus-alertmanager prometheus-node-exporter victoria-metrics
-BINARIES := prometheus promtool prometheus-alertmanager amtool prometheus-node-exporter victoria-metrics vmalert
+DEBS := prometheus prometheus-alertmanager prometheus-node-exporter victoria-metrics chromium
+BINARIES := prometheus promtool prometheus-alertmanager amtool prometheus-node-exporter victoria-metrics vmalert chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 UNLEASH_HOME ?= .cache/unleash
 UNLEASH_VERSION := 7.5.1
@@ -28,7 +28,7 @@ $(INSTALLED): pyproject.toml
 
 venv: $(INSTALLED) ## create the virtual environment with every Python dependency
 
-debs: ## install Prometheus, Alertmanager, node exporter and VictoriaMetrics (with vmalert) from Debian when missing
+debs: ## install Prometheus, Alertmanager, node exporter, VictoriaMetrics (with vmalert) and Chromium (the reports' browser test) from Debian when missing
 	@missing=0; for b in $(BINARIES); do command -v $$b >/dev/null || missing=1; done; \
 	if [ $$missing = 1 ]; then \
 	  echo "installing Debian packages: $(DEBS)"; \

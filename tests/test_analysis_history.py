@@ -3,8 +3,10 @@ Prometheus TSDB (tests/tsdb.py): every verdict, both report formats, the charts,
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -398,3 +400,228 @@ def test_an_answer_that_is_no_query_result_is_one_line(capsys, answer: dict, com
         server.shutdown()
     assert code == 2 and err.count("\n") == 1 and "unexpected" not in err, err
     assert "is not a query result" in err or "is not a list of rule groups" in err, err
+
+
+def stamp(seconds: float) -> str:
+    """A history entry's time, as the state store writes it (milliseconds)."""
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def told_changes(markdown: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The changes a report.md tells in its stage table (one stage to the next) and in its rollout history."""
+    table = markdown.split("## Stages")[1].split("## Metrics")[0]
+    shown = re.findall(r"^\| (\d+) % \|", table, re.M)
+    history = markdown.split("## Rollout history")[1].split("## Charts")[0]
+    moves = [(a, b) for a, b in re.findall(r"^- \S+ (?:rollout|rollback): (\d+) % → (\d+) %", history, re.M) if a != b]
+    return list(itertools.pairwise(shown)), moves
+
+
+def designed_state(path: Path, s: Scenario, raised: float, rolled_back: float) -> Path:
+    """A state file telling the designed rollback as deploy and the receiver write it: deploy raised 5 -> 10 %
+    at `raised` (the scenario's data is at 10 % from its start); the receiver rolled back at `rolled_back`
+    (before Prometheus's next sample shows it) for HighErrorRate; deploy saw it and recorded the conflict."""
+    from monitoring.flags.store import AUTOMATIC, StateStore, alert_fields
+
+    StateStore(path, s.definitions.flag_name).create()
+    fields = alert_fields(["HighErrorRate"], ["3f2a"], '{}/{action="rollback"}:{alertname="HighErrorRate"}')
+    entries = [
+        {"action": "rollout", "from_percentage": 5, "to_percentage": 10, "at": stamp(raised), "by": "deploy",
+         "reason": "step 10%"},
+        {"action": "rollback", "from_percentage": 10, "to_percentage": 0, "at": stamp(rolled_back), "by": AUTOMATIC,
+         "reason": "rollback alert firing", **fields},
+        {"action": "conflict", "from_percentage": 0, "to_percentage": 0, "at": stamp(rolled_back + 2), "by": "deploy",
+         "reason": "deploy stopped at step 10%: the rollout was changed by someone else (10% -> 0% by alertmanager)"}]
+    state = json.loads(path.read_text())
+    path.write_text(json.dumps({**state, "current_percentage": 0, "rollout_history": entries}))
+    return path
+
+
+def test_a_step_rolled_back_by_the_alert_path_gets_its_report(history, tmp_path: Path) -> None:
+    """deploy's judge told that the 10 % step ended in a conflict (the receiver rolled back in its soak) writes
+    that step's report: FAILED, the rollback, what fired, who moved the flag, the stages, over real data."""
+    from monitoring.rollout.deploy import Action
+    from monitoring.rollout.judge import judge_with
+
+    url, _ = history
+    s = scenario(history, "rollback in the window")
+    rolled_back = s.start + s.rollback_hour * 3600 - 50  # Prometheus sees 0 % at its next sample, on the hour
+    raised = s.start + 60
+    state = designed_state(tmp_path / "state.json", s, raised, rolled_back)
+    judge = judge_with(Prometheus(url), s.definitions, state, tmp_path / "reports")
+    reason = "deploy stopped at step 10%: the rollout was changed by someone else (10% -> 0% by alertmanager)"
+    judge.ended(10, raised - 0.004, rolled_back + 3, None, Action("conflict", reason))  # soak_started, then entry
+    written = sorted((tmp_path / "reports").glob("step-010-*-conflict/report.md"))
+    assert len(written) == 1, sorted((tmp_path / "reports").iterdir())
+    markdown = written[0].read_text()
+    assert "**Status:** FAILED" in markdown and f"**Step ended:** {reason}" in markdown
+    assert "**Auto-rollback triggered:** yes: " in markdown
+    assert "state history 10% -> 0% by alertmanager: rollback alert firing" in markdown
+    assert "alert HighErrorRate fired" in markdown, "the rollback alert in Prometheus's ALERTS"
+    assert "**Alerts fired:** HighErrorRate" in markdown
+    assert "rollback: 10 % → 0 % by alertmanager (alerts: HighErrorRate) (rollback alert firing)" in markdown
+    assert re.search(r"^\| 10 % \| \S+ \| \S+ \| 7h 58m \| rolled back to 0 % \|$", markdown, re.M)
+    stages, moves = told_changes(markdown)
+    assert stages == moves == [("5", "10"), ("10", "0")]
+    html = written[0].with_name("report.html").read_text()
+    assert "Auto-rollback triggered:</b> yes" in html and "by alertmanager (alerts: HighErrorRate)" in html
+
+
+def test_the_history_tells_the_changes_the_stage_table_and_the_charts_show(history, tmp_path: Path) -> None:
+    """With a state file, every part of the report reads its history: a window starting between the receiver's
+    rollback and Prometheus's next sample showing it has no change in its stage table either; one starting
+    before shows it in both, and the charts mark exactly those changes."""
+    from monitoring.analysis.report import context, write
+
+    url, _ = history
+    s = scenario(history, "rollback in the window")
+    rolled_back = s.start + s.rollback_hour * 3600 - 50
+    state = designed_state(tmp_path / "state.json", s, s.start + 60, rolled_back)
+    prometheus = Prometheus(url)
+    for start, told in ((rolled_back + 20, []), (rolled_back - 600, [("10", "0")])):
+        at = start + 1800
+        data, _, changes = context(prometheus, s.definitions, at, "30m", "Stage 2", state)
+        out = tmp_path / f"report-{len(told)}"
+        write(prometheus, s.definitions, at, "30m", "Stage 2", out, state)
+        stages, moves = told_changes((out / "report.md").read_text())
+        assert stages == moves == told
+        assert [(f"{c.before:g}", f"{c.after:g}") for c in changes] == told
+        assert data["final_rollout"] == "0 %"
+        assert ("No rollout change in the window." in (out / "report.md").read_text()) is (not told)
+
+
+def test_deploy_leaves_a_report_for_the_step_the_alert_path_rolled_back(history, tmp_path: Path) -> None:
+    """`monitoring deploy --reports` as wired: its judge writes a report per step's ending, and the step the
+    receiver rolled back in the middle of its soak (no verdict taken) gets one too, saying so."""
+    from monitoring.analysis.verdict import Decision, Verdict
+    from monitoring.flags.store import AUTOMATIC, alert_fields
+    from monitoring.rollout.deploy import Deploy, DeployStore, Plan
+    from monitoring.rollout.judge import judge_with
+
+    url, _ = history
+    s = scenario(history, "all green")  # its service has no data now: the rollback is the state file's
+    store = DeployStore(tmp_path / "state.json", s.definitions.flag_name)
+    store.create()
+    reports = tmp_path / "reports"
+    real = judge_with(Prometheus(url), s.definitions, store.path, reports)
+
+    def judge(step: int, started: float, at: float) -> Decision:  # the verdict stubbed, the reports real
+        return Decision(Verdict.PROCEED, at, "1s", [], reasons=["every criterion is green"])
+    judge.ended = real.ended  # type: ignore[attr-defined]
+
+    def sleep(seconds: float) -> None:  # the receiver, in the middle of the 10 % soak
+        if store.read()["current_percentage"] == 10:
+            store.rollback("rollback alert firing", by=AUTOMATIC,
+                           **alert_fields(["HighErrorRate"], ["3f2a"], '{}/{action="rollback"}:{}'))
+        time.sleep(seconds)
+
+    lines: list[str] = []
+    code = Deploy(store, judge, say=lines.append, sleep=sleep).start(Plan("custom", (0, 5, 10, 25), 1.0, 0.2, 1.0, 1))
+    assert code == 3, "\n".join(lines)
+    written = sorted(p.name.rsplit("-", 1)[-1] for p in reports.iterdir())
+    assert written == ["conflict", "next"]
+    markdown = next(reports.glob("step-010-*-conflict")).joinpath("report.md").read_text()
+    assert "# Rollout step 10 %" in markdown and "**Status:** FAILED" in markdown
+    assert "**Step ended:** deploy stopped at step 10%: the rollout was changed by someone else (10% -> 0% by " \
+           "alertmanager)" in markdown
+    assert "**Auto-rollback triggered:** yes: state history 10% -> 0% by alertmanager: rollback alert firing" \
+           in markdown
+    assert "**Alerts fired:** HighErrorRate" in markdown and "**Final rollout:** 0 %" in markdown
+    assert "rollback: 10 % → 0 % by alertmanager (alerts: HighErrorRate)" in markdown
+    stages, moves = told_changes(markdown)
+    assert stages == moves == [("5", "10"), ("10", "0")]
+
+
+
+def test_deploy_leaves_a_report_for_the_step_its_rollback_verdict_rolled_back(history, tmp_path: Path) -> None:
+    """The ROLLBACK verdict's report is written after deploy's rollback is recorded: it shows the verdict
+    deploy acted on, and the rollback it made."""
+    from monitoring.analysis.verdict import Decision, Verdict
+    from monitoring.rollout.deploy import Deploy, DeployStore, Plan
+    from monitoring.rollout.judge import judge_with
+
+    url, _ = history
+    s = scenario(history, "all green")
+    store = DeployStore(tmp_path / "state.json", s.definitions.flag_name)
+    store.create()
+    reports = tmp_path / "reports"
+    real = judge_with(Prometheus(url), s.definitions, store.path, reports)
+
+    def judge(step: int, started: float, at: float) -> Decision:
+        verdict = Verdict.ROLLBACK if step == 10 else Verdict.PROCEED
+        return Decision(verdict, at, "1s", [], reasons=["Error Rate is red (5 %)" if step == 10 else "all green"])
+    judge.ended = real.ended  # type: ignore[attr-defined]
+
+    assert Deploy(store, judge, say=lambda line: None).start(Plan("custom", (0, 5, 10, 25), 0.5, 0.1, 0.5, 1)) == 1
+    markdown = next(reports.glob("step-010-*-rollback")).joinpath("report.md").read_text()
+    assert "**Status:** ROLLBACK" in markdown and "- Error Rate is red (5 %)" in markdown
+    assert "**Step ended:** ROLLBACK: a criterion is red; deploy rolled back 10% -> 0%" in markdown
+    assert "**Auto-rollback triggered:** yes: state history 10% -> 0% by deploy: ROLLBACK verdict at 10%" in markdown
+    assert "rollback: 10 % → 0 % by deploy (ROLLBACK verdict at 10%)" in markdown
+    stages, moves = told_changes(markdown)
+    assert stages == moves == [("5", "10"), ("10", "0")]
+
+# Measures each chart as the browser decoded it: its natural size, its width on the page, and the columns where
+# a vertical dark line runs through most of its height (the plot box's left and right edges).
+MEASURE = """<script>
+window.addEventListener("load", () => {
+  const found = [];
+  for (const img of document.querySelectorAll("img.chart")) {
+    const canvas = document.createElement("canvas");
+    canvas.width = img.naturalWidth;
+    canvas.height = img.naturalHeight;
+    const context = canvas.getContext("2d");
+    context.drawImage(img, 0, 0);
+    const data = context.getImageData(0, 0, canvas.width, canvas.height).data;
+    const edges = [];
+    for (let x = 0; x < canvas.width; x++) {
+      let dark = 0;
+      for (let y = 0; y < canvas.height; y++) {
+        const i = 4 * (y * canvas.width + x);
+        if (data[i] + data[i + 1] + data[i + 2] < 450) dark++;
+      }
+      if (dark > 0.4 * canvas.height) edges.push(x);
+    }
+    found.push({signal: img.dataset.signal, complete: img.complete, width: img.naturalWidth,
+                height: img.naturalHeight, shown: img.getBoundingClientRect().width, edges: edges});
+  }
+  const out = document.createElement("pre");
+  out.id = "measured";
+  out.textContent = JSON.stringify(found);
+  document.body.appendChild(out);
+});
+</script>
+"""
+
+
+def test_the_html_report_renders_in_a_real_browser(history, capsys, tmp_path: Path) -> None:
+    """The stage report of a rolled-back step, opened in headless Chromium over file://: every section is
+    there, every chart decodes at its natural size, and every chart's plot box spans the same columns, so
+    their time axes line up on the page."""
+    from tests import browser
+
+    url, _ = history
+    s = scenario(history, "rollback in the window")
+    state = designed_state(tmp_path / "state.json", s, s.start + 60, s.start + s.rollback_hour * 3600 - 50)
+    code, _, _ = ask(capsys, url, s, "report", "--at", rfc3339(s.end), "--stage", "2", "--window", "12h",
+                     "--state", str(state), "--out", str(tmp_path / "report"))
+    assert code == 0
+    page = tmp_path / "report/report.html"
+    probe = page.with_name("probe.html")
+    probe.write_text(page.read_text().replace("</body>", MEASURE + "</body>"))
+    dom = browser.dom(probe)
+    for section in ("stages", "metrics", "history", "charts"):
+        assert f'<h2 id="{section}">' in dom
+    assert re.search(r"<b>Auto-rollback triggered:</b> yes: ", dom) and "<b>Alerts fired:</b> HighErrorRate" in dom
+    assert "by alertmanager (alerts: HighErrorRate)" in dom
+    measured = json.loads(re.search(r'<pre id="measured">(.*?)</pre>', dom, re.S).group(1))
+    assert [m["signal"] for m in measured] == [signal.name for signal in DEFINITIONS.signals]
+    assert all(m["complete"] and (m["width"], m["height"]) == (900, 360) for m in measured), measured
+    assert len({m["shown"] for m in measured}) == 1, "every chart is as wide on the page"
+    boxes = {(m["edges"][0], m["edges"][-1]) for m in measured}
+    assert len(boxes) == 1, f"the plot boxes differ: {measured}"
+    (left, right), = boxes
+    assert right - left > 500, "the plot takes most of the chart's width"
+    shot = browser.screenshot(page, tmp_path / "report.png")
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -397,3 +397,57 @@ def test_a_deploy_held_at_its_last_step_can_be_approved(store):
     finally:
         thread.join(10)
     assert result == [0] and progress_of(store.read())["status"] == "done"
+
+
+class Told:
+    """A stub judge answering verdicts in order (then PROCEED) that is also told how each step ended, and notes
+    the history as it stood then: the stage report is written there."""
+
+    def __init__(self, store: DeployStore, *sequence: Verdict) -> None:
+        self.store, self.left, self.endings = store, list(sequence), []
+
+    def __call__(self, step: int, started: float, at: float) -> Outcome:
+        return Outcome(self.left.pop(0) if self.left else Verdict.PROCEED, ["stub"])
+
+    def ended(self, step: int, started: float, at: float, outcome, action) -> None:
+        assert started <= at
+        last = self.store.read()["rollout_history"][-1]
+        self.endings.append((step, action.kind, outcome.verdict.name if outcome else None, action.why,
+                             (last["action"], last["from_percentage"], last["to_percentage"], last["by"])))
+
+
+def test_a_rollback_verdict_is_told_after_the_rollback_is_recorded(store):
+    judge = Told(store, Verdict.PROCEED, Verdict.ROLLBACK)
+    assert Deploy(store, judge, say=lambda line: None).start(plan((0, 5, 10))) == 1
+    assert [e[:3] for e in judge.endings] == [(5, "next", "PROCEED"), (10, "rollback", "ROLLBACK")]
+    assert judge.endings[-1][4] == ("rollback", 10, 0, "deploy") and "rolled back 10% -> 0%" in judge.endings[-1][3]
+
+
+def test_a_rollback_by_the_receiver_in_a_soak_is_told_as_the_steps_ending(store):
+    """No verdict is taken on a step the alert path rolled back; the judge still hears how it ended (after the
+    conflict is recorded), so that step gets its report."""
+    def sleep(seconds: float) -> None:
+        if store.read()["current_percentage"] == 5:
+            store.rollback("rollback alert firing", by="alertmanager", alertname="HighErrorRate")
+        time.sleep(seconds)
+    judge = Told(store)
+    assert Deploy(store, judge, say=lambda line: None, sleep=sleep).start(plan((0, 5, 10), wait=0.3)) == 3
+    (step, kind, verdict, why, last), = judge.endings
+    assert (step, kind, verdict) == (5, "conflict", None) and last[0] == "conflict"
+    assert "5% -> 0% by alertmanager" in why
+
+
+def test_holds_and_an_abort_are_told_too(store):
+    judge = Told(store, Verdict.HOLD)
+    assert Deploy(store, judge, say=lambda line: None).start(plan((0, 5))) == 0
+    assert [e[:3] for e in judge.endings] == [(5, "hold", "HOLD"), (5, "next", "PROCEED")]
+
+    def sleep(seconds: float) -> None:
+        if progress_of(store.read()).get("status") == "soaking":
+            abort(store, "carol")
+        time.sleep(seconds)
+    store.rollback("again", by="test")
+    judge = Told(store)
+    assert Deploy(store, judge, say=lambda line: None, sleep=sleep).start(plan((0, 5), wait=0.3)) == 3
+    (step, kind, verdict, why, last), = judge.endings
+    assert (step, kind, verdict, last) == (5, "abort", None, ("rollback", 5, 0, "carol")) and "by carol" in why

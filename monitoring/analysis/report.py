@@ -6,6 +6,7 @@ self-contained HTML page (Jinja2), the charts as PNG files beside them."""
 from __future__ import annotations
 
 import base64
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,9 +14,10 @@ from monitoring.analysis import facts
 from monitoring.analysis.charts import Change, charts, rollout_changes
 from monitoring.analysis.output import rows, templates
 from monitoring.analysis.prometheus import Prometheus, rfc3339
-from monitoring.analysis.verdict import Decision, entry_time, gonogo, history
+from monitoring.analysis.verdict import CRITICAL_ALERTS, Decision, entry_time, gonogo, history, rollbacks_in
 from monitoring.definitions import names
 from monitoring.definitions.model import DefinitionError, Definitions, duration_seconds
+from monitoring.flags.store import MOVES
 
 MAX_DAY = 36_500  # a hundred years of daily reports
 
@@ -68,46 +70,100 @@ def title(definitions: Definitions, stage: int | None, day: int | None) -> str:
     return f"Day {day} completion report"
 
 
-def context(prometheus: Prometheus, definitions: Definitions, at: float, window: str, heading: str,
-            state: Path | None = None) -> tuple[dict, Decision, list[Change]]:
-    """Everything the templates show, from Prometheus (and the state file's history when given)."""
-    start = at - duration_seconds(window)
-    decision = gonogo(prometheus, definitions, at, window, state)
-    changes = rollout_changes(prometheus, definitions, start, at)
-    first = prometheus.value(f"max({facts.rollout_series(definitions)})", start)
-    final = prometheus.value(f"max({facts.rollout_series(definitions)})", at)
+@dataclass(frozen=True)
+class Moves:
+    """The rollout over a report's window, from one source: where it stood at the window's start, every change
+    in the window and the history entries that tell them (who, when, why). The stage table, the final
+    rollout, the rollout history and the charts' marks all read these, so they tell the same changes."""
+
+    first: float | None
+    changes: list[Change]
+    entries: list[dict]
+    final: float | None
+
+
+def moves(prometheus: Prometheus, definitions: Definitions, start: float, end: float,
+          state: Path | None = None) -> Moves:
+    """The flag's moves in [start, end]: from the state file's history when it records any move of this flag
+    (it says who moved it, and the moment, where Prometheus sees a change only at its next scrape); else from
+    the rollout series in Prometheus."""
     if state is not None:
-        entries = [e for e in history(state) if start <= entry_time(e) <= at]
-    else:
-        entries = [{"action": names.ROLLBACK if c.after == 0 else "rollout", "from_percentage": f"{c.before:g}",
-                    "to_percentage": f"{c.after:g}", "at": rfc3339(c.at), "by": "", "reason": "seen in Prometheus"}
-                   for c in changes]
+        recorded = [e for e in history(state) if e.get("flag", definitions.flag_name) == definitions.flag_name
+                    and entry_time(e) == entry_time(e)]  # NaN: an entry that does not say when
+        moved = [e for e in recorded if e.get("action") in MOVES]
+        if moved:
+            inside = [e for e in recorded if start <= entry_time(e) <= end]
+            changes = [Change(entry_time(e), float(e["from_percentage"]), float(e["to_percentage"]))
+                       for e in inside if e.get("action") in MOVES and e["from_percentage"] != e["to_percentage"]]
+            before = [e for e in moved if entry_time(e) < start]
+            first = float(before[-1]["to_percentage"] if before else moved[0]["from_percentage"])
+            return Moves(first, changes, inside, changes[-1].after if changes else first)
+    changes = rollout_changes(prometheus, definitions, start, end)
+    entries = [{"action": names.ROLLBACK if c.after == 0 else "rollout", "from_percentage": f"{c.before:g}",
+                "to_percentage": f"{c.after:g}", "at": rfc3339(c.at), "by": "", "reason": "seen in Prometheus"}
+               for c in changes]
+    first = prometheus.value(f"max({facts.rollout_series(definitions)})", start)
+    final = prometheus.value(f"max({facts.rollout_series(definitions)})", end)
+    return Moves(first, changes, entries, final)
+
+
+def context(prometheus: Prometheus, definitions: Definitions, at: float, window: str, heading: str,
+            state: Path | None = None, *, start: float | None = None, decision: Decision | None = None,
+            ending: str = "") -> tuple[dict, Decision, list[Change]]:
+    """Everything the templates show, from Prometheus (and the state file's history when given).
+
+    The window ends at `at` and starts `window` before it, or at `start`. `decision` is the verdict the step
+    was judged on when it was taken before the window's end (a rollback carried out after a ROLLBACK verdict):
+    the report then shows that verdict, and every rollback up to `at`. `ending` says how the step ended."""
+    given, start = start, at - duration_seconds(window) if start is None else start
+    if decision is None:
+        decision = gonogo(prometheus, definitions, at, window, state)
+        rollbacks = decision.rollbacks
+    else:  # the verdict was taken before `at`: what came after it (deploy's own rollback) is in the window too
+        rollbacks = rollbacks_in(prometheus, definitions, at, f"{max(math.ceil(at - start), 1)}s", state)
+    moved = moves(prometheus, definitions, start, at, state)
     data = {
         "title": heading, "service": definitions.service, "flag": definitions.flag_name,
-        "from": rfc3339(start), "to": rfc3339(at), "window": window,
-        "status": decision.verdict.name, "final_rollout": "no data" if final is None else f"{final:g} %",
-        "stages": [s.as_dict() for s in stages(first, changes, start, at)],
-        "rows": rows(decision), "rollbacks": decision.rollbacks, "auto_rollback": _rollback_text(decision),
-        "verdict": decision.verdict.name, "reasons": decision.reasons, "history": entries,
+        "from": rfc3339(start), "to": rfc3339(at), "window": window if given is None else lasted(at - start),
+        "status": decision.verdict.name, "ending": ending,
+        "final_rollout": "no data" if moved.final is None else f"{moved.final:g} %",
+        "stages": [s.as_dict() for s in stages(moved.first, moved.changes, start, at)],
+        "rows": rows(decision), "rollbacks": rollbacks, "auto_rollback": _rollback_text(rollbacks),
+        "fired": _fired(decision, rollbacks, moved.entries), "verdict": decision.verdict.name,
+        "reasons": decision.reasons, "history": moved.entries,
         "decision": {**decision.as_dict(), "rows": rows(decision)}, "rate_window": definitions.profile.rate_window,
     }
-    return data, decision, changes
+    return data, decision, moved.changes
 
 
-def _rollback_text(decision: Decision) -> str:
-    if not decision.rollbacks:
+def _rollback_text(rollbacks: list[dict]) -> str:
+    if not rollbacks:
         return "no"
     return "yes: " + "; ".join(f"{r['source']} {r['detail']}" + (f" at {r['at']}" if r["at"] else "")
-                               for r in decision.rollbacks)
+                               for r in rollbacks)
+
+
+def _fired(decision: Decision, rollbacks: list[dict], entries: list[dict]) -> str:
+    """The critical alerts that fired in the window as Prometheus recorded them, the rollback alerts among them,
+    and the alerts a rollback in the history names (the receiver's, before Prometheus may show them)."""
+    found = [name for row in decision.rows if row.bands is CRITICAL_ALERTS for name in row.detail.split(", ")
+             if name]
+    found += [r["detail"].removesuffix(" fired") for r in rollbacks if r["source"] == "alert"]
+    found += [name for e in entries if e.get("action") == names.ROLLBACK
+              for name in str(e.get("alertname") or "").split(",") if name]
+    return ", ".join(dict.fromkeys(found)) or "no critical alert"
 
 
 def write(prometheus: Prometheus, definitions: Definitions, at: float, window: str, heading: str, out: Path,
-          state: Path | None = None) -> tuple[list[Path], Decision]:
-    """report.md, report.html and charts/<panel>.png under `out`; the paths and the decision."""
-    data, decision, changes = context(prometheus, definitions, at, window, heading, state)
-    start = at - duration_seconds(window)
+          state: Path | None = None, *, start: float | None = None, decision: Decision | None = None,
+          ending: str = "") -> tuple[list[Path], Decision]:
+    """report.md, report.html and charts/<panel>.png under `out`; the paths and the decision. `start`,
+    `decision` and `ending` as in `context`."""
+    data, decision, changes = context(prometheus, definitions, at, window, heading, state, start=start,
+                                      decision=decision, ending=ending)
+    start = at - duration_seconds(window) if start is None else start
     drawn = charts(prometheus, definitions, start, at, out / "charts", changes)
-    data["charts"] = [{"title": signal.title, "file": path.relative_to(out).as_posix(),
+    data["charts"] = [{"name": signal.name, "title": signal.title, "file": path.relative_to(out).as_posix(),
                        "png": base64.b64encode(path.read_bytes()).decode()} for signal, path in drawn]
     out.mkdir(parents=True, exist_ok=True)
     written = []

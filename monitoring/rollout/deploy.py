@@ -208,6 +208,9 @@ class Outcome:
 
 
 Judge = Callable[[int, float, float], Any]  # (step, soak start, now) -> an object with .verdict and .reasons
+# A judge may also have `ended(step, soak start, now, outcome, action)`: told how each step ended, once deploy has
+# recorded it (a verdict acted on, the rollback after a ROLLBACK verdict, a conflict, an abort), it writes the
+# step's stage report. `outcome` is the verdict acted on, None for a conflict or an abort.
 
 
 @dataclass
@@ -286,6 +289,7 @@ class Deploy:
             if progress.get("aborted"):  # recorded by `monitoring deploy abort`, which also rolled back
                 self._put_back(self._own(progress), 0)  # had deploy's raise overwritten abort's rollback in Unleash
                 self.say("ABORTED by a person; deploy never writes the rollout again")
+                self._ended(progress, None, Action("abort", f"aborted by a person ({_aborted_by(progress)})"))
                 return 3
             if progress.get("raising"):
                 code = self._settle_raise(progress)
@@ -478,13 +482,14 @@ class Deploy:
         if action.kind == "wait-person":
             self.say(f"HELD at {step}%: {action.why}; `monitoring deploy approve` proceeds, `abort` ends it")
         if action.kind == "rollback":
-            return self._roll_back(progress, step)
+            return self._roll_back(progress, step, outcome)
+        self._ended(progress, outcome, action)
         if action.kind == "stop":
             self.say(f"STOPPED at {step}%: {action.why}")
             return 1
         return None
 
-    def _roll_back(self, progress: dict[str, Any], step: int) -> int:
+    def _roll_back(self, progress: dict[str, Any], step: int, outcome: Any) -> int:
         """The ROLLBACK verdict: 0 % unconditionally in the flag system (like the receiver), then recorded. A flag
         found at 0 already was rolled back by someone else, whose record is theirs to write: a conflict."""
         previous = None
@@ -492,7 +497,10 @@ class Deploy:
             try:
                 previous = self.flag_system.set(0)
             except FlagUnavailable as error:
-                return self._unavailable(error, f"the rollback after the ROLLBACK verdict at {step}%")
+                code = self._unavailable(error, f"the rollback after the ROLLBACK verdict at {step}%")
+                self._ended(progress, outcome, Action("rollback", f"ROLLBACK: a criterion is red; the flag system "
+                                                                  f"refused the rollback ({error})"))
+                return code
             if previous == 0:
                 return self._stop_conflict(self.store.read(), progress, own=None, what=self._not_deploys(0, step))
         won, _ = self.store.step(tuple(progress["seen"]), 0, f"ROLLBACK verdict at {step}%",
@@ -500,6 +508,8 @@ class Deploy:
         if not won:
             return self._stop_conflict(self.store.read(), progress, own=None)
         self.say(f"ROLLED BACK to 0% after the ROLLBACK verdict at {step}%")
+        self._ended(progress, outcome, Action("rollback", f"ROLLBACK: a criterion is red; deploy rolled back "
+                                                          f"{step}% -> 0%"))
         return 1
 
     def _stop_conflict(self, state: State, progress: dict[str, Any], own: int | None, what: str = "") -> int:
@@ -514,7 +524,18 @@ class Deploy:
         if progress.get("status") not in ENDED:
             self.store.conflict(reason)
         self.say(f"STOPPED: {reason}; deploy never writes the rollout again")
+        latest = progress_of(self.store.read())
+        if latest.get("aborted"):  # `monitoring deploy abort`: its rollback is the change
+            self._ended(progress, None, Action("abort", f"aborted by a person ({_aborted_by(latest)}): {what}"))
+        else:
+            self._ended(progress, None, Action("conflict", reason))
         return 3
+
+    def _ended(self, progress: dict[str, Any], outcome: Any, action: Action) -> None:
+        """Tell the judge how the step in `progress` ended (see Judge), when it soaked at all."""
+        ended = getattr(self.judge, "ended", None)
+        if ended is not None and progress.get("soak_started"):
+            ended(progress["step"], parse_time(progress["soak_started"]).timestamp(), self.clock(), outcome, action)
 
     def _end(self, status: str, why: str, code: int) -> int:
         self.store.record(lambda p: (p.update(status=status), _log(p, status, why)))
@@ -530,6 +551,12 @@ def refusal(previous: dict[str, Any], firing: tuple[str, ...]) -> str:
     if last and last != Verdict.PROCEED.name:
         return f"the last verdict was {last}"
     return ""
+
+
+def _aborted_by(progress: dict[str, Any]) -> str:
+    """Who aborted the deploy, as its log says ("by carol")."""
+    return next((e.get("detail", "") for e in reversed(progress.get("log", []))
+                 if e.get("event") == "aborted"), "")
 
 
 def _approved(progress: dict[str, Any]) -> set[int]:

@@ -1,9 +1,10 @@
-"""How `monitoring deploy` reads the analysis at each step: the go/no-go verdict over the soak (with its stage
-report), the soak's health line, the opening banner, and the decision sent to a webhook. The command line and
-the rollout demo take these; the controller (deploy.py) only calls what it is handed."""
+"""How `monitoring deploy` reads the analysis at each step: the go/no-go verdict over the soak, the stage report
+of each step's ending, the soak's health line, the opening banner, and the decision sent to a webhook. The
+command line and the rollout demo take these; the controller (deploy.py) only calls what it is handed."""
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from pathlib import Path
@@ -25,19 +26,59 @@ def banner(plan, definitions, flag: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def judge_with(prometheus, definitions, state: Path, reports: Path | None):
-    """The go/no-go verdict over the soak window (with its stage report written when `reports` is given)."""
-    from monitoring.analysis.report import write
-    from monitoring.analysis.verdict import gonogo
+def judge_with(prometheus, definitions, state: Path, reports: Path | None) -> StageJudge:
+    """The go/no-go verdict over the soak window; with `reports`, a stage report of every step's ending."""
+    return StageJudge(prometheus, definitions, state, reports)
 
-    def judge(step: int, started: float, at: float):
-        window = f"{max(int(at - started), 1)}s"
-        if reports is None:
-            return gonogo(prometheus, definitions, at, window, state)
-        out = reports / f"step-{step:03d}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime(at))}"
-        _, decision = write(prometheus, definitions, at, window, f"Rollout step {step} %", out, state)
-        return decision
-    return judge
+
+class StageJudge:
+    """Deploy's judge: called at the end of a soak, the go/no-go verdict over it. Told how a step ended
+    (`ended`: a verdict acted on, the rollback after a ROLLBACK verdict, a conflict, an abort), it writes the
+    step's stage report into `reports/step-NNN-<time>-<ending>/`, after deploy recorded the ending: so a
+    rolled-back step's report shows the rollback, who moved the flag and what fired."""
+
+    def __init__(self, prometheus, definitions, state: Path, reports: Path | None) -> None:
+        self.prometheus, self.definitions, self.state, self.reports = prometheus, definitions, state, reports
+        if reports is not None:
+            from monitoring.analysis import report  # noqa: F401  (the reports extra: said at the start)
+
+    def __call__(self, step: int, started: float, at: float):
+        from monitoring.analysis.verdict import gonogo
+
+        return gonogo(self.prometheus, self.definitions, at, f"{max(int(at - started), 1)}s", self.state)
+
+    def ended(self, step: int, started: float, at: float, outcome, action) -> None:
+        """Write the stage report of step `step` (soaking since `started`) ended at `at` by `action`; `outcome`
+        is the verdict it acted on, None when the step ended without one (a conflict, an abort). A report that
+        cannot be written is said, not fatal: deploy has already acted."""
+        if self.reports is None:
+            return
+        from monitoring.analysis.prometheus import PrometheusError
+        from monitoring.analysis.report import write
+        from monitoring.analysis.verdict import Decision
+        from monitoring.definitions.model import DefinitionError
+
+        out = self.reports / f"step-{step:03d}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime(at))}-{action.kind}"
+        try:
+            write(self.prometheus, self.definitions, at, f"{max(math.ceil(at - started), 1)}s",
+                  f"Rollout step {step} %", out, self.state, start=started,
+                  decision=outcome if isinstance(outcome, Decision) else None, ending=ending(outcome, action))
+        except (PrometheusError, DefinitionError, OSError, ValueError) as error:
+            print(f"  the stage report of step {step}% was not written: {error}", file=sys.stderr)
+
+
+def ending(outcome, action) -> str:
+    """How a step ended, as its report says it."""
+    if outcome is None:
+        return action.why
+    verdict = outcome.verdict.name
+    if action.kind == "next":
+        return f"{verdict}: deploy went on to the next step"
+    if action.kind == "wait-person":
+        return f"{action.why}: held for a person (`monitoring deploy approve` or `abort`)"
+    if action.kind == "stop":
+        return f"{action.why}: deploy stopped"
+    return action.why if action.why.startswith(verdict) else f"{verdict}: {action.why}"
 
 
 def health_with(prometheus, definitions):
