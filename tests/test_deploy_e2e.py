@@ -137,18 +137,18 @@ def test_a_deploy_killed_mid_soak_resumes_it_with_real_verdicts(stack, fresh):
 
 
 def test_a_hold_that_resolves(stack, fresh):
-    """At 100 % a short burst of 0.5 % errors makes the soak's error rate yellow: HOLD. Each hold extends the
-    window with clean traffic, the rate over it falls under the yellow border, and a later verdict is PROCEED.
-    The errors are random: 5 s at the demo's 400 requests/s give about 10 of them, and fewer than 3 (which would
-    leave the first soak green) happen about 3 times in 1,000; how many holds the dilution takes may vary, so
-    up to four are allowed."""
+    """At 100 % a one-second burst of requests 250 ms slower makes the soak's p95 latency yellow (over 200 ms,
+    under the red 500 ms, so no request counts against the canary and no critical alert fires): HOLD. Each hold
+    extends the window with fast traffic, the p95 over it falls under the yellow border, and a later verdict is
+    PROCEED. (An error burst would not do: a new version failing where the old one did not is now the canary's
+    to roll back.)"""
     app = f"{stack.url(names.APP)}/control/fault"
 
     def burst() -> None:
         while fresh.read()["current_percentage"] < 100:
             time.sleep(0.1)
-        requests.post(app, json={"errors": 0.005}, timeout=5).raise_for_status()
-        time.sleep(5)
+        requests.post(app, json={"latency_ms": 250}, timeout=5).raise_for_status()
+        time.sleep(1)
         requests.post(app, json={"clear": True}, timeout=5).raise_for_status()
     thread = threading.Thread(target=burst, daemon=True)
     thread.start()

@@ -259,8 +259,10 @@ def evidence_row(prometheus: Prometheus, definitions: Definitions, check: Canary
     now = prometheus.value(now_query, at)
     requests = _by_version(prometheus, facts.inline(definitions, longest.requests), at)
     bad = _by_version(prometheus, facts.inline(definitions, longest.bad), at)
-    if not requests.get("new"):
-        now = None  # no request of the new version at the end: no evidence, neither way
+    serving = _by_version(prometheus, facts.inline(definitions, canary.evidence(
+        definitions, check, canary.windows(definitions)[0]).requests), at)
+    if not requests.get("new") or not serving.get("old"):
+        now = None  # no request of the new version, or none of the old one now (100 %): nothing to judge
     value = peak if peak is not None and peak >= judged.upper_bound else now
     counts = [f"{version} version {bad.get(version, 0):,.0f} bad of {requests[version]:,.0f} "
               f"({100 * bad.get(version, 0) / requests[version]:.3g} %)"

@@ -150,13 +150,15 @@ def judgement_exprs(definitions: Definitions, check: CanaryCheck) -> list[str]:
 
 
 def inconclusive_expr(definitions: Definitions) -> str:
-    """The new version serves traffic, and over the longest window some check is between the bounds."""
+    """Both versions serve traffic now (over the shortest window: at 100 % there is nothing left to compare
+    with), and over the longest window some check is between the bounds."""
     canary = _canary(definitions)
-    longest = windows(definitions)[-1]
+    shortest, longest = windows(definitions)[0], windows(definitions)[-1]
     low, high = bound(canary.lower_bound), bound(canary.upper_bound)
     between = " or ".join(f"({evidence(definitions, c, longest).llr} > {low} < {high})" for c in canary.checks)
-    traffic = _of(evidence(definitions, canary.checks[0], longest).requests, "new")
-    return f"({between}) and on ({names.JOB}) {traffic} > 0"
+    counted = evidence(definitions, canary.checks[0], shortest).requests
+    return (f"({between}) and on ({names.JOB}) {_of(counted, 'new')} > 0"
+            f" and on ({names.JOB}) {_of(counted, 'old')} > 0")
 
 
 def describe(definitions: Definitions, check: CanaryCheck) -> str:
@@ -251,7 +253,7 @@ def alerts(definitions: Definitions) -> tuple[AlertRule, ...]:
     derived.append(AlertRule(
         name=canary.inconclusive_alert, signal=canary.checks[0].signal, severity="warning", for_=longest,
         expr=inconclusive_expr(definitions),
-        condition=(f"the new version serves traffic, but over {longest} its evidence is between the bounds "
+        condition=(f"both versions serve traffic, but over {longest} the evidence is between the bounds "
                    f"{canary.lower_bound:.1f} and {canary.upper_bound:.1f}: neither worse nor no worse yet"),
         summary="Canary analysis is inconclusive: the new version's evidence is between the bounds",
         description=(f"Over {longest} the evidence on the new version is {value}, between the bounds "

@@ -14,7 +14,7 @@ import requests
 
 from monitoring.analysis.health import health
 from monitoring.analysis.prometheus import Prometheus, PrometheusError
-from monitoring.definitions import names
+from monitoring.definitions import canary, names
 from monitoring.definitions.model import Bands, DefinitionError, Definitions
 from monitoring.local.demo import fault_for, rollback_alert
 from monitoring.local.stack import Stack
@@ -45,13 +45,15 @@ def plan(definitions, wait: float) -> Plan:
 
 def quiet(prometheus: Prometheus, definitions, say: Callable[[str], None], timeout: float = 120.0,
           settle: float = 5.0) -> None:
-    """Wait until every fleet signal has data and no critical alert has fired for `settle` seconds: deploy
-    refuses to start while one fires, and a soak that begins with one in its window can only HOLD."""
+    """Wait until every fleet signal has data, no critical alert has fired for `settle` seconds (deploy refuses
+    to start while one fires, and a soak that begins with one in its window can only HOLD), and no bad request of
+    an earlier new version is left in the canary's windows (it would count against the next one)."""
     deadline, calm_since, told = time.monotonic() + timeout, None, False
     while time.monotonic() < deadline:
         try:
             now = health(prometheus, definitions, time.time())
-            loud = [*now.firing, *(f"{r.criterion} has no data" for r in now.rows if r.value is None)]
+            loud = [*now.firing, *(f"{r.criterion} has no data" for r in now.rows if r.value is None),
+                    *_stale_evidence(prometheus, definitions)]
         except PrometheusError:
             loud = ["Prometheus not ready"]
         if loud:
@@ -65,6 +67,19 @@ def quiet(prometheus: Prometheus, definitions, say: Callable[[str], None], timeo
             return
         time.sleep(1)
     raise TimeoutError(f"no quiet {settle:.0f}s with data within {timeout:.0f}s")
+
+
+def _stale_evidence(prometheus: Prometheus, definitions: Definitions) -> list[str]:
+    """The canary checks whose longest window still holds bad requests of the new version."""
+    if definitions.canary is None:
+        return []
+    longest = canary.windows(definitions)[-1]
+    stale = []
+    for check in definitions.canary.checks:
+        bad = canary.evidence(definitions, check, longest).bad
+        if prometheus.value(f'sum({bad}{{{names.VERSION}="new"}}) > 0', time.time()) is not None:
+            stale.append(f"{check.alert}'s {longest} window still holds the last new version's bad requests")
+    return stale
 
 
 def turn_bad_at(stack: Stack, step: int, fault: dict, stop: threading.Event) -> threading.Thread:
