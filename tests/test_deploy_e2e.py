@@ -99,7 +99,10 @@ def test_an_approval_gate_waits_for_deploy_approve(stack, fresh):
             time.sleep(0.5)
         assert fresh.read()["current_percentage"] == 5, runner.stdout.read() if runner.poll() is not None else ""
         status = subprocess.run(monitoring("deploy", "status", *common), capture_output=True, text=True, check=True)
-        assert "waiting-approval" in status.stdout and "last verdict:  PROCEED" in status.stdout
+        if "waiting-approval" not in status.stdout:
+            runner.kill()
+        assert "waiting-approval" in status.stdout and "last verdict:  PROCEED" in status.stdout, \
+            runner.communicate(timeout=10)[0] if runner.poll() is not None else status.stdout
         subprocess.run(monitoring("deploy", "approve", "--by", "dana", *common), check=True, capture_output=True)
         out, _ = runner.communicate(timeout=60)
     finally:
