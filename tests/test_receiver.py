@@ -197,7 +197,7 @@ def test_rollout_refuses_anything_but_0_to_100(tmp_path: Path, value: str) -> No
 
 def test_manual_rollout_and_rollback_are_recorded(tmp_path: Path) -> None:
     state = str(tmp_path / "s.json")
-    assert _cli("rollout", "--state", state, "--percentage", "5").stdout.strip() == "rollout: 0% -> 5%"
+    assert _cli("rollout", "--state", state, "--percentage", "5").stdout.strip().splitlines()[-1] == "rollout: 0% -> 5%"
     assert _cli("rollout", "--state", state, "--percentage", "5").stdout.strip() == "rollout already at 5%"
     assert _cli("rollback", "--state", state, "--reason", "bad canary").stdout.strip() == "rollback: 5% -> 0%"
     status = json.loads(_cli("status", "--state", state).stdout)

@@ -82,7 +82,7 @@ def test_status_and_rollback_refuse_a_missing_file_and_rollout_creates_it(tmp_pa
     state = str(tmp_path / "state.json")
     _one_line(_cli("status", "--state", state), state, "no such state file")
     _one_line(_cli("rollback", "--state", state, "--reason", "r"), state, "no such state file")
-    assert _cli("rollout", "--state", state, "--percentage", "5").stdout.strip() == "rollout: 0% -> 5%"
+    assert _cli("rollout", "--state", state, "--percentage", "5").stdout.strip().splitlines()[-1] == "rollout: 0% -> 5%"
     assert json.loads(Path(state).read_text())["flags"][FLAG]["config"]["rollout_percentage"] == 5.0
 
 
