@@ -67,7 +67,7 @@ down: venv ## stop exactly the processes the local stack started
 status: venv ## each server of the local stack, its URL, whether it is up, and the rollout state
 	$(BIN)/monitoring stack status
 
-plan: venv debs ## validate exactly what apply would push (every family), then show what it would change (see README)
+plan: venv debs ## validate exactly what apply would push (every family), then show what it would change (docs/apply.md)
 	$(BIN)/monitoring apply --plan
 
 apply: venv debs ## validate exactly what will be pushed (every family), then push it through reload and HTTP APIs, verifying each
@@ -92,7 +92,7 @@ test: venv debs unleash lint validate ## lint, validate, then the whole test sui
 bench: venv debs unleash ## benchmarks: generation, receiver, detection to rollback, printed as tables
 	$(BIN)/python -m monitoring.bench
 
-bench-production: venv debs ## one closed loop in the production profile (about 6 minutes): fault -> rollback against its floor
+bench-production: venv debs ## the closed loop in the production profile for a total failure at 10 % and 10 % errors at 5 % (about 15 minutes): fault -> rollback against its floor
 	$(BIN)/python -m monitoring.bench production
 
 clean: ## remove the virtual environment and caches

@@ -119,11 +119,6 @@ def recording_rules(definitions: Definitions) -> list[dict[str, Any]]:
     return rules
 
 
-def traffic_record(definitions: Definitions) -> str:
-    """The requests of each version in the shortest window of evidence."""
-    return names.canary_count(names.app_metric(definitions.service, "requests"), windows(definitions)[0])
-
-
 def bound(value: float) -> str:
     """A bound as the rules and the rollout controllers' templates write it."""
     return f"{value:.4g}"
