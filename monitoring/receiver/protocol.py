@@ -65,8 +65,7 @@ class DeadlineProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self.idle_since is not None:
             self.idle_since, self.header_bytes = None, 0
-        reading_headers = self.header_bytes >= 0
-        if reading_headers:
+        if self.header_bytes >= 0:  # still reading the request line and headers
             self.header_bytes += len(data)
         super().data_received(data)
         if self.header_bytes > MAX_HEADER_BYTES and not self.transport.is_closing():
