@@ -280,7 +280,7 @@ def test_each_decision_is_posted_to_the_webhook_with_values_and_thresholds(store
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     try:
         row = Row("Error Rate", "percent", 0.4, "q", Bands(Worse.HIGHER, 0.1, 1.0))
 
