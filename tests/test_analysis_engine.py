@@ -17,6 +17,8 @@ from monitoring.genesis import DEFINITIONS
 from monitoring.local.demo import closed_loop
 from monitoring.local.stack import Stack, on_free_ports
 
+pytestmark = pytest.mark.slow  # a compressed local stack
+
 Key = tuple[str, frozenset]
 
 

@@ -29,6 +29,8 @@ from monitoring.processes import free_port
 from tests import servers
 from tests.conftest import PROJECT
 
+pytestmark = pytest.mark.slow  # real Prometheus and Alertmanager
+
 
 @cache
 def bundle(definitions: Definitions = DEFINITIONS) -> Bundle:

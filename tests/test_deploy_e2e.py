@@ -22,6 +22,8 @@ from monitoring.local.stack import Stack, on_free_ports
 from monitoring.processes import alive
 from monitoring.rollout.deploy import DeployStore, Plan, progress_of
 
+pytestmark = pytest.mark.slow  # a compressed local stack
+
 PROJECT = Path(__file__).resolve().parent.parent
 
 
