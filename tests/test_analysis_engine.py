@@ -38,9 +38,10 @@ def _engine_firings(prometheus: Prometheus, definitions, start: float, end: floa
     return {key: sorted(times) for key, times in found.items()}
 
 
-# The CPU signal measures this machine, which other work shares: near its border, a sample taken a moment
-# earlier or later flips it. Out of reach, its alerts stay silent in the engine and in the replay alike.
-QUIET_CPU = ["cpu.yellow=99.98", "cpu.red=99.99"]
+# The CPU signal measures this machine, which other work (and the parallel tests) shares: near its border, a
+# sample taken a moment earlier or later flips it, and at 100 % busy it is over any border up to 100. Above
+# 100 % it is out of reach: its alerts stay silent in the engine and in the replay alike.
+QUIET_CPU = ["cpu.yellow=101", "cpu.red=102"]
 
 
 def _quiet(prometheus: Prometheus, timeout: float = 30.0) -> None:
