@@ -3,6 +3,9 @@
 A test that starts a real server (Prometheus, Alertmanager, the node exporter, the receiver, the demo
 application, Unleash or PostgreSQL) or a long-running process is marked `slow`; `make check` runs the others
 (`pytest -m "not slow"`). A test not marked `slow` that starts a server anyway fails, saying so.
+
+`make test` runs every test in parallel (pytest-xdist, `--dist loadfile`): each test has its own free ports
+and its own folders, and the tests of one file run on one worker, so a server a module shares is started once.
 """
 
 from __future__ import annotations
