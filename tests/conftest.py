@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from monitoring import processes
-from monitoring.flags import postgres
+from monitoring.local import postgres
 
 PROJECT = Path(__file__).resolve().parent.parent
 GENERATED = ("dashboards", "rules", "config", "docs", "kubernetes")
