@@ -44,11 +44,22 @@ def _engine_firings(prometheus: Prometheus, definitions, start: float, end: floa
 QUIET_CPU = ["cpu.yellow=101", "cpu.red=102"]
 
 
-def _quiet(prometheus: Prometheus, timeout: float = 30.0) -> None:
-    """Wait until no alert is pending or firing (the stack has settled after its start)."""
-    deadline = time.monotonic() + timeout
-    while prometheus.query("ALERTS", time.time()) and time.monotonic() < deadline:
+def _quiet(prometheus: Prometheus, settle: float, timeout: float = 120.0) -> None:
+    """Wait until every target is up and no alert has been pending or firing for `settle` seconds: the stack
+    has settled after its start. Right after the start the rules have not run yet, so an empty ALERTS alone
+    says nothing; an alert of the start-up (metrics absent) would then fire inside the measured period."""
+    deadline, calm_since = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        now = time.time()
+        targets = prometheus.query("up", now)
+        if targets and all(series.last == 1 for series in targets) and not prometheus.query("ALERTS", now):
+            calm_since = calm_since or time.monotonic()
+            if time.monotonic() - calm_since >= settle:
+                return
+        else:
+            calm_since = None
         time.sleep(0.5)
+    raise TimeoutError(f"the stack did not settle within {timeout:.0f}s: targets down or alerts active")
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +75,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
 
 def test_the_replay_matches_what_the_rule_engine_recorded_in_alerts(stack: Stack) -> None:
     prometheus = Prometheus(stack.url("prometheus"))
-    _quiet(prometheus)
+    interval = duration_seconds(stack.definitions.profile.evaluation_interval)
+    _quiet(prometheus, settle=3 * interval)
     start = time.time()
     closed_loop(stack, "HighErrorRate", say=lambda line: None)
     time.sleep(2)
@@ -75,7 +87,6 @@ def test_the_replay_matches_what_the_rule_engine_recorded_in_alerts(stack: Stack
     for episode in result.episodes:
         if episode.firing_at is not None:
             replay.setdefault((episode.alert, frozenset(episode.labels.items())), []).append(episode.firing_at)
-    interval = duration_seconds(stack.definitions.profile.evaluation_interval)
     seen = f"engine {engine}, replay {replay}"
     assert any(name == "HighErrorRate" for name, _ in engine), seen
     assert sorted(replay, key=str) == sorted(engine, key=str), seen

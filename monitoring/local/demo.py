@@ -148,6 +148,20 @@ def _over(value: float, breach: str) -> bool:
     return {">": value > float(border), ">=": value >= float(border), "<": value < float(border)}[operator]
 
 
+def stale_evidence(prometheus: str, definitions: Definitions) -> list[str]:
+    """The canary checks whose longest window still holds bad requests of an earlier new version: they would
+    count against the next one, which a loop must not blame for them."""
+    if definitions.canary is None:
+        return []
+    longest = canary.windows(definitions)[-1]
+    stale = []
+    for check in definitions.canary.checks:
+        bad = canary.evidence(definitions, check, longest).bad
+        if query(prometheus, f'sum({bad}{{{names.VERSION}="new"}}) > 0'):
+            stale.append(f"{check.alert}'s {longest} window still holds the last new version's bad requests")
+    return stale
+
+
 def closed_loop(stack: Stack, scenario: str | Scenario = "fleet", say: Callable[[str], None] = print,
                 timeout: float | None = None) -> Timeline:
     """Roll out, break the new version, and follow the chain until the alert has resolved."""
@@ -161,6 +175,8 @@ def closed_loop(stack: Stack, scenario: str | Scenario = "fleet", say: Callable[
 
     _set_fault(stack, {"clear": True})
     _wait(_safe(lambda: not alert_states(prometheus, alertname)), timeout, f"{alertname} to be inactive")
+    _wait(_safe(lambda: not stale_evidence(prometheus, definitions)), timeout,
+          "the canary's windows to drain the last new version's bad requests")
     flag.rollout(chosen.rollout, flag.seen(), by="manual", reason=f"demo: canary before a {alertname} fault")
     say(f"  rollout set to {chosen.rollout} % in {flag.where()}; waiting for the application to serve it and for "
         f"{engine} to see traffic on {series}")

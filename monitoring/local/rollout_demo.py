@@ -16,7 +16,7 @@ from monitoring.analysis.health import health
 from monitoring.analysis.prometheus import Prometheus, PrometheusError
 from monitoring.definitions import canary, names
 from monitoring.definitions.model import Bands, DefinitionError, Definitions
-from monitoring.local.demo import fault_for, rollback_alert
+from monitoring.local.demo import fault_for, rollback_alert, stale_evidence
 from monitoring.local.stack import Stack
 from monitoring.rollout.deploy import Deploy, DeployStore, Plan, abort
 from monitoring.rollout.judge import banner, health_with, judge_with
@@ -53,7 +53,7 @@ def quiet(prometheus: Prometheus, definitions, say: Callable[[str], None], timeo
         try:
             now = health(prometheus, definitions, time.time())
             loud = [*now.firing, *(f"{r.criterion} has no data" for r in now.rows if r.value is None),
-                    *_stale_evidence(prometheus, definitions)]
+                    *stale_evidence(prometheus.url, definitions)]
         except PrometheusError:
             loud = ["Prometheus not ready"]
         if loud:
@@ -67,19 +67,6 @@ def quiet(prometheus: Prometheus, definitions, say: Callable[[str], None], timeo
             return
         time.sleep(1)
     raise TimeoutError(f"no quiet {settle:.0f}s with data within {timeout:.0f}s")
-
-
-def _stale_evidence(prometheus: Prometheus, definitions: Definitions) -> list[str]:
-    """The canary checks whose longest window still holds bad requests of the new version."""
-    if definitions.canary is None:
-        return []
-    longest = canary.windows(definitions)[-1]
-    stale = []
-    for check in definitions.canary.checks:
-        bad = canary.evidence(definitions, check, longest).bad
-        if prometheus.value(f'sum({bad}{{{names.VERSION}="new"}}) > 0', time.time()) is not None:
-            stale.append(f"{check.alert}'s {longest} window still holds the last new version's bad requests")
-    return stale
 
 
 def turn_bad_at(stack: Stack, step: int, fault: dict, stop: threading.Event) -> threading.Thread:
