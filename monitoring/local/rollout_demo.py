@@ -14,7 +14,7 @@ import requests
 
 from monitoring.analysis.health import health
 from monitoring.analysis.prometheus import Prometheus, PrometheusError
-from monitoring.definitions import canary, names
+from monitoring.definitions import names
 from monitoring.definitions.model import Bands, DefinitionError, Definitions
 from monitoring.local.demo import fault_for, rollback_alert, stale_evidence
 from monitoring.local.stack import Stack
