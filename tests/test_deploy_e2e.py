@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import requests
 
-from monitoring.analysis.backtest import with_bands
 from monitoring.analysis.prometheus import Prometheus
 from monitoring.definitions import names
 from monitoring.genesis import DEFINITIONS
@@ -28,14 +27,11 @@ pytestmark = pytest.mark.slow  # a compressed local stack
 PROJECT = Path(__file__).resolve().parent.parent
 
 
-# The CPU signal measures this machine, which other builds and the parallel tests share: at 100 % busy its
-# alert would hold every step, beside the point here. Borders above 100 % keep it green whatever the load.
-CALM_CPU = ["cpu.yellow=101", "cpu.red=102"]
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory):
-    definitions = with_bands(DEFINITIONS.with_profile("compressed"), CALM_CPU)
+    # The CPU signal measures this machine, which other builds and the parallel tests share: at 100 % busy its
+    # alert would hold every step, beside the point here.
+    definitions = rollout_demo.calm(DEFINITIONS.with_profile("compressed"), ("cpu",))
     running = Stack(tmp_path_factory.mktemp("stack"), on_free_ports(definitions))
     try:
         running.up(say=lambda line: None)
