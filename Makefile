@@ -16,7 +16,7 @@ MONITORING_REF ?= $(abspath $(CURDIR)/../shared/ref)
 export MONITORING_REF
 
 .DEFAULT_GOAL := help
-.PHONY: help venv debs unleash generate check-generated validate lint test bench bench-production clean demo rollout-demo up down status plan apply
+.PHONY: help venv debs unleash generate check-generated validate lint check test bench bench-production clean demo rollout-demo up down status plan apply
 
 help: ## list the targets with what each does
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -86,8 +86,12 @@ lint: venv ## ruff on the code, and the layers (import-linter's contracts in pyp
 	$(BIN)/ruff check monitoring generators tests examples
 	$(BIN)/lint-imports --no-cache
 
-test: venv debs unleash lint validate ## lint, validate, then the whole test suite against the real binaries
-	$(BIN)/pytest -q
+check: venv debs lint check-generated validate ## the quick tier (under a minute): lint, drift, validation and the tests that start no server
+	$(BIN)/pytest -q -m "not slow" -n auto --durations=10
+
+TEST_WORKERS ?= 4
+test: venv debs unleash lint validate ## lint, validate, then the whole test suite against the real binaries, TEST_WORKERS (4) in parallel
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=10
 
 bench: venv debs unleash ## benchmarks: generation, receiver, detection to rollback, printed as tables
 	$(BIN)/python -m monitoring.bench

@@ -1,12 +1,25 @@
-"""Shared fixtures: a copy of the committed artifacts to break, and Grafana's reference data."""
+"""Shared fixtures: a copy of the committed artifacts to break, and Grafana's reference data; the two tiers.
+
+A test that starts a real server (Prometheus, Alertmanager, the node exporter, the receiver, the demo
+application, Unleash or PostgreSQL) or a long-running process is marked `slow`; `make check` runs the others
+(`pytest -m "not slow"`). A test not marked `slow` that starts a server anyway fails, saying so.
+
+`make test` runs every test in parallel (pytest-xdist, `--dist loadfile`): each test has its own free ports
+and its own folders, and the tests of one file run on one worker, so a server a module shares is started once.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from monitoring import processes
+from monitoring.local import postgres
 
 PROJECT = Path(__file__).resolve().parent.parent
 GENERATED = ("dashboards", "rules", "config", "docs", "kubernetes")
@@ -37,3 +50,30 @@ def ref() -> Path:
 @pytest.fixture
 def schemas(ref: Path) -> Path:
     return ref / "grafana-foundation-sdk/jsonschema"
+
+
+class _NoServers:
+    """What monitoring.processes and monitoring.flags.postgres see as `subprocess` during a test not marked slow."""
+
+    def __init__(self, test: str) -> None:
+        self.test = test
+
+    def __getattr__(self, name: str):
+        return getattr(subprocess, name)
+
+    def Popen(self, command: list[str], *args, **kwargs):
+        pytest.fail(f"{self.test} starts a server ({command[0]}) but is not marked slow: "
+                    "add @pytest.mark.slow (or the module's pytestmark)", pytrace=False)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Every server goes through processes.start (PostgreSQL through postgres.postgres): refuse them to a
+    test not marked slow, from its fixtures' setup to its end, so `make check` stays fast and server-free."""
+    if item.get_closest_marker("slow"):
+        yield
+        return
+    with pytest.MonkeyPatch.context() as patch:
+        for module in (processes, postgres):
+            patch.setattr(module, "subprocess", _NoServers(item.nodeid))
+        yield

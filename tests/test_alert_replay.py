@@ -15,6 +15,8 @@ from monitoring.bench import canary as bench
 from monitoring.bench import replay
 from monitoring.genesis import DEFINITIONS
 
+pytestmark = pytest.mark.slow  # promtool over two dozen rollouts: half a minute
+
 NAN = math.nan
 
 

@@ -21,6 +21,8 @@ from monitoring.genesis import DEFINITIONS
 from tests import servers
 from tests.tsdb import SCENARIOS, Scenario, history_prometheus
 
+pytestmark = pytest.mark.slow  # a real Prometheus over the backfilled histories
+
 
 @pytest.fixture(scope="module")
 def history(tmp_path_factory: pytest.TempPathFactory):

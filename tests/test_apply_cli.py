@@ -52,6 +52,7 @@ def test_the_real_command_refuses_a_url_without_scheme_with_one_line_and_no_trac
     assert "pw" not in done.stderr
 
 
+@pytest.mark.slow  # validates everything with promtool, amtool and the schemas: seconds
 def test_grafana_answering_an_html_page_exits_2_with_one_line(clean_env, capsys, ref: Path) -> None:
     with GrafanaStandIn(ref / "grafana-http-api/grafana-http-api.extract.openapi.json") as grafana:
         grafana.answer_raw("/api/health", "text/html", b"<!doctype html><title>Grafana</title>")

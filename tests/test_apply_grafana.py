@@ -17,6 +17,8 @@ from tests.conftest import PROJECT
 from tests.grafana_standin import TOKEN, GrafanaStandIn
 from tests.test_apply_servers import bundle, with_red
 
+pytestmark = pytest.mark.slow  # each worker validates the bundle once (promtool, amtool, the schemas): seconds
+
 
 @pytest.fixture
 def grafana(ref: Path):

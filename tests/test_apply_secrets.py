@@ -82,6 +82,7 @@ def secret_servers(tmp_path: Path, grafana: GrafanaStandIn) -> dict[str, str]:
             "GRAFANA_URL": grafana.url, "GRAFANA_TOKEN": TOKEN}
 
 
+@pytest.mark.slow  # validates everything with promtool, amtool and the schemas: seconds
 def test_a_plan_against_servers_full_of_secrets_shows_none_in_text_or_json(secret_servers) -> None:
     definitions = on_servers(DEFINITIONS, DEFINITIONS.servers,
                              sink=f"http://127.0.0.1:8000/notifications?token={GENERATED_TOKEN}")

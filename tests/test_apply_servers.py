@@ -29,6 +29,8 @@ from monitoring.processes import free_port
 from tests import servers
 from tests.conftest import PROJECT
 
+pytestmark = pytest.mark.slow  # real Prometheus and Alertmanager
+
 
 @cache
 def bundle(definitions: Definitions = DEFINITIONS) -> Bundle:
@@ -107,7 +109,7 @@ def answering(upstream: str, overrides: dict[str, tuple[str, bytes]]) -> Iterato
         do_GET = do_POST = _forward
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"

@@ -16,6 +16,8 @@ from monitoring.processes import alive
 from tests.conftest import PROJECT
 from tests.test_apply_servers import reloads, rule_query, with_red
 
+pytestmark = pytest.mark.slow  # a local stack
+
 _RUNNING: list[Definitions] = []
 
 

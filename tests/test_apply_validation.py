@@ -22,6 +22,8 @@ from tests.conftest import PROJECT
 from tests.grafana_standin import TOKEN, GrafanaStandIn
 from tests.test_apply_servers import bundle, contents, reloads, rule_query, with_red
 
+pytestmark = pytest.mark.slow  # real Prometheus and Alertmanager
+
 RULES = rules_file(GENESIS)
 DASHBOARD = dashboard_file(GENESIS)
 CANARY_RULES = "rules/genesis-canary.rules.yml"

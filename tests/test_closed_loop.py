@@ -16,6 +16,8 @@ from monitoring.processes import alive
 # The alerts that see a new version failing outright at 10 %: any of them may notify first.
 ROLLED_BACK_BY = ("HighErrorRate", "ErrorBudgetBurn", "CanaryErrorRate")
 
+pytestmark = pytest.mark.slow  # local stacks
+
 
 def _stack(root: Path, peers: int = 1) -> Stack:
     return Stack(root, on_free_ports(DEFINITIONS.with_profile("compressed"), peers))

@@ -280,7 +280,7 @@ def test_each_decision_is_posted_to_the_webhook_with_values_and_thresholds(store
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     try:
         row = Row("Error Rate", "percent", 0.4, "q", Bands(Worse.HIGHER, 0.1, 1.0))
 
@@ -451,3 +451,18 @@ def test_holds_and_an_abort_are_told_too(store):
     assert Deploy(store, judge, say=lambda line: None, sleep=sleep).start(plan((0, 5), wait=0.3)) == 3
     (step, kind, verdict, why, last), = judge.endings
     assert (step, kind, verdict, last) == (5, "abort", None, ("rollback", 5, 0, "carol")) and "by carol" in why
+
+
+def test_a_calmed_host_signal_has_its_red_border_at_its_maximum_and_still_passes_the_checks():
+    from monitoring.definitions.checks import check
+    from monitoring.genesis import DEFINITIONS
+    from monitoring.local.rollout_demo import calm
+
+    calmed = calm(DEFINITIONS, ("cpu",))
+    check(calmed)
+    cpu = next(s for s in calmed.signals if s.name == "cpu")
+    assert (cpu.bands.yellow, cpu.bands.red) == (pytest.approx(99.99), 100)
+    with pytest.raises(DefinitionError, match="--calm test_pass_rate: only a signal with bands, higher worse"):
+        calm(DEFINITIONS, ("test_pass_rate",))
+    with pytest.raises(DefinitionError, match="--calm: no signal called nosuch"):
+        calm(DEFINITIONS, ("nosuch",))

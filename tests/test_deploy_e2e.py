@@ -20,14 +20,17 @@ from monitoring.local import rollout_demo
 from monitoring.local.demo import fault_for, rollback_alert
 from monitoring.local.stack import Stack, on_free_ports
 from monitoring.processes import alive
-from monitoring.rollout.deploy import DeployStore, Plan, progress_of
+from monitoring.rollout.deploy import DeployStore, Plan, abort, progress_of
+
+pytestmark = pytest.mark.slow  # a compressed local stack
 
 PROJECT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory):
-    # The test machine is shared with other builds: its CPU alert would hold every step, beside the point here.
+    # The CPU signal measures this machine, which other builds and the parallel tests share: at 100 % busy its
+    # alert would hold every step, beside the point here.
     definitions = rollout_demo.calm(DEFINITIONS.with_profile("compressed"), ("cpu",))
     running = Stack(tmp_path_factory.mktemp("stack"), on_free_ports(definitions))
     try:
@@ -49,10 +52,29 @@ def fresh(stack: Stack) -> DeployStore:
     return store
 
 
+def deploy(stack: Stack, the_plan: Plan, reports: Path | None, say) -> int:
+    """rollout_demo.deploy, aborted once it holds for a person: none will come, so the test fails (deploy
+    exits 3, its lines say why it held) instead of waiting for ever."""
+    store, done = DeployStore(stack.state, stack.definitions.flag_name), threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.5):
+            if progress_of(store.read()).get("status") == "held":
+                abort(store, by="test: nobody approves a held deploy")
+                return
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        return rollout_demo.deploy(stack, the_plan, reports, say)
+    finally:
+        done.set()
+        watcher.join()
+
+
 def test_a_healthy_rollout_reaches_100_on_real_verdicts_with_a_report_per_decision(stack, fresh, tmp_path):
     lines: list[str] = []
     the_plan = Plan("custom", (0, 5, 50, 100), 12.0, 2.0, 4.0, 2)  # long enough for the canary to settle
-    assert rollout_demo.deploy(stack, the_plan, tmp_path / "reports", lines.append) == 0, "\n".join(lines)
+    assert deploy(stack, the_plan, tmp_path / "reports", lines.append) == 0, "\n".join(lines)
     progress = progress_of(fresh.read())
     assert fresh.read()["current_percentage"] == 100 and progress["status"] == "done"
     assert [v["step"] for v in progress["verdicts"] if v["verdict"] == "PROCEED"] == [5, 50, 100]
@@ -67,7 +89,7 @@ def test_the_alert_path_rolls_back_during_a_soak_and_deploy_stops(stack, fresh, 
     lines: list[str] = []
     try:
         # a soak long enough for the alert path to roll back before deploy's own verdict would
-        code = rollout_demo.deploy(stack, Plan("custom", (0, 5, 10), 40.0, 2.0, 3.0, 2), None, lines.append)
+        code = deploy(stack, Plan("custom", (0, 5, 10), 40.0, 2.0, 3.0, 2), None, lines.append)
     finally:
         stop.set()
         rollout_demo.clear_fault(stack)
@@ -156,7 +178,7 @@ def test_a_hold_that_resolves(stack, fresh):
     thread = threading.Thread(target=burst, daemon=True)
     thread.start()
     lines: list[str] = []
-    code = rollout_demo.deploy(stack, Plan("custom", (0, 100), 10.0, 2.0, 20.0, 4), None, lines.append)
+    code = deploy(stack, Plan("custom", (0, 100), 10.0, 2.0, 20.0, 4), None, lines.append)
     thread.join(10)
     assert code == 0, "\n".join(lines)
     verdicts = [(v["verdict"], v["action"]) for v in progress_of(fresh.read())["verdicts"]]

@@ -390,6 +390,7 @@ def test_a_write_that_landed_but_answered_unavailable_is_recorded_on_resume(stor
     assert rollouts(store) == [("rollout", 0, 5, "deploy"), ("rollout", 5, 10, "deploy")]
 
 
+@pytest.mark.slow
 def test_deploys_step_writes_race_rollbacks_from_other_processes_and_the_rollback_always_wins(tmp_path: Path) -> None:
     """Each round, a rollbacker process (ready before deploy starts) waits for a flagd file to reach a random step
     and rolls back through RecordedFlag within 20 ms, while a deploy process walks 0 -> 100 on it. With no soak or

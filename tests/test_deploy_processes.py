@@ -11,8 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from monitoring.flags.store import parse_time
 from monitoring.rollout.deploy import DeployStore, progress_of
+
+pytestmark = pytest.mark.slow  # deploy and rollback processes that run for seconds
 
 FLAG = "phase_4_deployment"
 PROJECT = Path(__file__).resolve().parent.parent

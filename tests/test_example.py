@@ -62,6 +62,7 @@ def test_the_core_names_no_service() -> None:
             assert word not in text, f"{path.relative_to(project)} names {word!r}"
 
 
+@pytest.mark.slow
 def test_checkout_closes_its_own_loop_on_real_servers(tmp_path: Path) -> None:
     """The stack runs checkout's servers, its receiver owns new_checkout_flow, and a fault in the new checkout
     flow is rolled back by CheckoutFailuresHigh."""

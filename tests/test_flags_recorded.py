@@ -49,6 +49,7 @@ def test_the_flag_system_is_written_first_and_the_history_records_the_move(tmp_p
     assert len(flag.store.read()["rollout_history"]) == 2
 
 
+@pytest.mark.slow
 def test_a_history_that_cannot_be_written_does_not_stop_the_rollback_and_says_so(tmp_path: Path) -> None:
     """The flag is at 0 % where applications read it; the answer and the decision log say the history is not."""
     spec = f"flagd:{tmp_path / 'flags.json'}"

@@ -16,8 +16,6 @@ from monitoring.flags.unleash import UnleashFlag
 from monitoring.local.unleash_server import UnleashServer
 from monitoring.processes import free_port
 
-pytestmark = pytest.mark.slow
-
 
 def token_file(folder: Path, token: str) -> Path:
     path = folder / "unleash-admin-token"
@@ -53,6 +51,7 @@ def events(server: UnleashServer, flag: str) -> list[dict]:
     return answer.json()["events"]
 
 
+@pytest.mark.slow
 def test_a_missing_flag_reads_zero_and_a_rollout_creates_it_with_a_flexible_rollout(
         backend: UnleashFlag, unleash_server: UnleashServer, flag: str) -> None:
     assert backend.read() == 0
@@ -65,6 +64,7 @@ def test_a_missing_flag_reads_zero_and_a_rollout_creates_it_with_a_flexible_roll
     assert backend.read() == 10
 
 
+@pytest.mark.slow
 def test_raising_and_lowering_update_the_one_strategy(
         backend: UnleashFlag, unleash_server: UnleashServer, flag: str) -> None:
     backend.set(10)
@@ -76,6 +76,7 @@ def test_raising_and_lowering_update_the_one_strategy(
         assert backend.read() == percentage
 
 
+@pytest.mark.slow
 def test_a_rollback_is_one_switch_off_and_the_next_raise_sets_a_new_rollout(
         backend: UnleashFlag, unleash_server: UnleashServer, flag: str) -> None:
     backend.set(25)
@@ -91,6 +92,7 @@ def test_a_rollback_is_one_switch_off_and_the_next_raise_sets_a_new_rollout(
     assert environment["enabled"] is True and environment["strategies"][0]["parameters"]["rollout"] == "5"
 
 
+@pytest.mark.slow
 def test_a_flag_also_decided_by_another_strategy_is_refused_not_guessed(
         backend: UnleashFlag, unleash_server: UnleashServer, flag: str) -> None:
     backend.set(10)
@@ -101,6 +103,7 @@ def test_a_flag_also_decided_by_another_strategy_is_refused_not_guessed(
         backend.read()
 
 
+@pytest.mark.slow
 def test_a_conditional_set_does_not_overwrite_a_moved_flag(
         backend: UnleashFlag, unleash_server: UnleashServer, flag: str) -> None:
     backend.set(50)
@@ -110,6 +113,7 @@ def test_a_conditional_set_does_not_overwrite_a_moved_flag(
     assert backend.set(0, expected=50) == 50
 
 
+@pytest.mark.slow
 def test_the_unleash_client_sees_the_rollout_and_then_the_rollback(
         backend: UnleashFlag, unleash_server: UnleashServer, flag: str) -> None:
     """The client polls every second: wait for its view with a deadline, never a fixed sleep."""
@@ -122,6 +126,7 @@ def test_the_unleash_client_sees_the_rollout_and_then_the_rollback(
         assert share == 0
 
 
+@pytest.mark.slow
 def test_a_refused_token_is_one_error_naming_unleash_and_the_reason(
         unleash_server: UnleashServer, tmp_path: Path, flag: str) -> None:
     wrong = "*:*.not-the-token"
@@ -141,6 +146,7 @@ def test_an_unreachable_server_is_one_error_naming_it(tmp_path: Path) -> None:
     assert "secret-token" not in str(caught.value)
 
 
+@pytest.mark.slow
 def test_an_unknown_environment_is_named(unleash_server: UnleashServer, tmp_path: Path, flag: str) -> None:
     backend = UnleashFlag(unleash_server.url, flag, token_file(tmp_path, unleash_server.admin_token),
                           environment="staging")
@@ -149,6 +155,7 @@ def test_an_unknown_environment_is_named(unleash_server: UnleashServer, tmp_path
         backend.read()
 
 
+@pytest.mark.slow
 def test_a_url_that_is_not_the_unleash_api_is_named_not_read_as_zero(
         unleash_server: UnleashServer, tmp_path: Path, flag: str) -> None:
     backend = UnleashFlag(f"{unleash_server.url}/not-here", flag, token_file(tmp_path, unleash_server.admin_token))
@@ -174,6 +181,7 @@ def test_a_missing_or_empty_token_file_is_named(tmp_path: Path) -> None:
     assert "secret" not in str(caught.value)
 
 
+@pytest.mark.slow
 def test_a_burst_of_rollbacks_from_two_writers_switches_the_flag_off_once(
         unleash_server: UnleashServer, tmp_path: Path, flag: str) -> None:
     """Two writers (standing for receivers on two machines), 5 concurrent rollbacks each: one event, the switch-off."""

@@ -7,9 +7,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.servers import alertmanager
+
+pytestmark = pytest.mark.slow  # a real Alertmanager
 
 PROJECT = Path(__file__).resolve().parent.parent
 

@@ -33,6 +33,7 @@ def at_ten(running):
     return running
 
 
+@pytest.mark.slow
 def test_a_firing_rollback_alert_rolls_back_to_zero_once(at_ten) -> None:
     answer = at_ten.post(notification())
     assert answer.status_code == 200 and answer.json()["outcome"] == "rolled_back"
@@ -50,6 +51,7 @@ def test_a_firing_rollback_alert_rolls_back_to_zero_once(at_ten) -> None:
     assert len(at_ten.history()) == 2
 
 
+@pytest.mark.slow
 def test_100_concurrent_copies_and_a_second_peer_give_one_rollback(at_ten) -> None:
     peer = notification(externalURL="http://127.0.0.2:9093")
     bodies = [notification()] * 100 + [peer] * 20
@@ -62,6 +64,7 @@ def test_100_concurrent_copies_and_a_second_peer_give_one_rollback(at_ten) -> No
     assert [e["action"] for e in at_ten.history()] == ["rollout", "rollback"]
 
 
+@pytest.mark.slow
 def test_resolved_and_non_rollback_alerts_change_nothing(at_ten) -> None:
     for body in (notification(status="resolved"), notification(action=None, alertname="ElevatedErrorRate")):
         answer = at_ten.post(body)
@@ -70,17 +73,20 @@ def test_resolved_and_non_rollback_alerts_change_nothing(at_ten) -> None:
     assert len(at_ten.history()) == 1
 
 
+@pytest.mark.slow
 def test_a_resolved_notification_never_raises_the_rollout(at_ten) -> None:
     at_ten.post(notification())
     at_ten.post(notification(status="resolved"))
     assert json.loads(at_ten.state.read_text())["current_percentage"] == 0
 
 
+@pytest.mark.slow
 def test_newer_alertmanager_fields_are_accepted(at_ten) -> None:
     body = notification(notification_reason="alert_group_updated", routeLabels={"receiver": "rollback"})
     assert at_ten.post(body).json()["outcome"] == "rolled_back"
 
 
+@pytest.mark.slow
 def test_reference_payloads_are_accepted(running, ref: Path) -> None:
     for name in ("firing", "resolved"):
         body = json.loads((ref / f"alertmanager-webhook/webhook-payload-v4.{name}.example.json").read_text())
@@ -108,6 +114,7 @@ BAD = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", [c[0] for c in BAD])
 def test_bad_input_gets_a_clear_answer_and_changes_nothing(at_ten, case: str) -> None:
     _, send, status = next(c for c in BAD if c[0] == case)
@@ -119,11 +126,13 @@ def test_bad_input_gets_a_clear_answer_and_changes_nothing(at_ten, case: str) ->
     assert at_ten.state.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_wrong_method_and_path_are_answered_before_authentication(running) -> None:
     assert requests.put(f"{running.url}/alerts", timeout=5).status_code == 405
     assert requests.get(f"{running.url}/nowhere", headers={"Authorization": "Bearer x"}, timeout=5).status_code == 404
 
 
+@pytest.mark.slow
 def test_an_unwritable_state_answers_503_and_keeps_the_file(at_ten) -> None:
     lock = at_ten.state.with_name("state.json.lock")
     lock.unlink()
@@ -137,6 +146,7 @@ def test_an_unwritable_state_answers_503_and_keeps_the_file(at_ten) -> None:
     assert at_ten.post(notification()).json()["outcome"] == "rolled_back", "Alertmanager's retry succeeds"
 
 
+@pytest.mark.slow
 def test_metrics_follow_the_state_file_including_command_line_changes(running) -> None:
     def flag_metrics() -> dict[str, float]:
         text = requests.get(f"{running.url}/metrics", timeout=5).text
@@ -156,11 +166,13 @@ def test_metrics_follow_the_state_file_including_command_line_changes(running) -
     assert f'{NAMESPACE}_receiver_request_duration_seconds_count{{path="/alerts"}}' in text
 
 
+@pytest.mark.slow
 def test_health_and_readiness(running) -> None:
     assert requests.get(f"{running.url}/healthz", timeout=5).json() == {"status": "alive"}
     assert requests.get(f"{running.url}/readyz", timeout=5).json() == {"status": "ready"}
 
 
+@pytest.mark.slow
 def test_dry_run_logs_and_changes_nothing(tmp_path: Path) -> None:
     state = tmp_path / "state.json"
     assert _cli("rollout", "--state", str(state), "--percentage", "50").returncode == 0

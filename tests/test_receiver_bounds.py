@@ -11,12 +11,15 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from monitoring.definitions import names
 from monitoring.files import remove_leftovers
 from monitoring.receiver.protocol import MAX_HEADER_BYTES
 from tests.servers import FLAG, notification, receiver
+
+pytestmark = pytest.mark.slow  # receivers started as processes
 
 PROJECT = Path(__file__).resolve().parent.parent
 CLIENTS = 8

@@ -13,10 +13,13 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from monitoring.flags.store import check_state
 from tests.servers import FLAG, notification, start_receiver
+
+pytestmark = pytest.mark.slow  # the receiver, killed again and again
 
 ROUNDS = 50
 WRITTEN = {0, 5, 10, 25, 50}

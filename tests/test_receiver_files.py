@@ -66,6 +66,7 @@ def _shared_folder() -> Iterator[Path]:
 
 
 # a mistyped --state
+@pytest.mark.slow
 def test_the_receiver_refuses_a_missing_state_file_unless_told_to_create_it(tmp_path: Path) -> None:
     (tmp_path / "token").write_text("t\n")
     (tmp_path / "token").chmod(0o600)
@@ -91,6 +92,7 @@ def test_a_state_that_is_a_folder_is_one_line(tmp_path: Path) -> None:
 
 
 # the state and its owner
+@pytest.mark.slow
 @root_only
 def test_root_replacing_the_state_keeps_its_owner_and_mode_so_the_receiver_still_rolls_back() -> None:
     with _shared_folder() as folder:
@@ -108,6 +110,7 @@ def test_root_replacing_the_state_keeps_its_owner_and_mode_so_the_receiver_still
             running.server.stop()
 
 
+@pytest.mark.slow
 @root_only
 def test_a_state_the_receiver_may_not_read_is_unwritable_not_corrupt() -> None:
     with _shared_folder() as folder:
@@ -128,6 +131,7 @@ def test_a_state_the_receiver_may_not_read_is_unwritable_not_corrupt() -> None:
 
 
 # the lock file
+@pytest.mark.slow
 def test_a_lock_file_that_is_a_symbolic_link_is_refused(at_ten) -> None:
     lock, elsewhere = at_ten.state.with_name("state.json.lock"), at_ten.state.with_name("elsewhere")
     lock.unlink()
@@ -143,6 +147,7 @@ HOLD = "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDONLY); fcn
        "print('held', flush=True); time.sleep(60)"
 
 
+@pytest.mark.slow
 def test_a_lock_held_by_a_stuck_process_is_waited_for_with_a_timeout(at_ten) -> None:
     lock = at_ten.state.with_name("state.json.lock")
     holder = subprocess.Popen([sys.executable, "-c", HOLD, str(lock)], stdout=subprocess.PIPE, text=True)
@@ -159,6 +164,7 @@ def test_a_lock_held_by_a_stuck_process_is_waited_for_with_a_timeout(at_ten) -> 
 
 
 # a full disk
+@pytest.mark.slow
 @root_only
 def test_on_a_full_disk_the_receiver_is_not_ready_and_recovers(tmp_path: Path) -> None:
     disk = tmp_path / "disk"
@@ -190,6 +196,7 @@ def test_on_a_full_disk_the_receiver_is_not_ready_and_recovers(tmp_path: Path) -
 
 
 # bounded history entries
+@pytest.mark.slow
 def test_2300_firing_alerts_add_a_bounded_history_entry(at_ten) -> None:
     one = notification()
     alert = one["alerts"][0]
@@ -205,6 +212,7 @@ def test_2300_firing_alerts_add_a_bounded_history_entry(at_ten) -> None:
 
 
 # refused requests
+@pytest.mark.slow
 def test_refused_requests_are_logged_as_one_counted_line_per_interval(tmp_path: Path) -> None:
     with receiver(tmp_path) as running, requests.Session() as session:
         for _ in range(300):
@@ -219,6 +227,7 @@ def test_refused_requests_are_logged_as_one_counted_line_per_interval(tmp_path: 
 
 
 # undoing an automatic rollback
+@pytest.mark.slow
 def test_rolling_out_again_within_30_minutes_of_an_automatic_rollback_takes_force(at_ten) -> None:
     assert at_ten.post(notification()).json()["outcome"] == "rolled_back"
     state = str(at_ten.state)
@@ -230,6 +239,7 @@ def test_rolling_out_again_within_30_minutes_of_an_automatic_rollback_takes_forc
     assert _cli("rollout", "--state", state, "--percentage", "10", "--force").stdout.strip() == "rollout: 0% -> 10%"
 
 
+@pytest.mark.slow
 def test_an_automatic_rollback_older_than_30_minutes_needs_no_force(at_ten) -> None:
     assert at_ten.post(notification()).json()["outcome"] == "rolled_back"
     data = json.loads(at_ten.state.read_text())
@@ -240,6 +250,7 @@ def test_an_automatic_rollback_older_than_30_minutes_needs_no_force(at_ten) -> N
 
 
 # the local stack's state by default
+@pytest.mark.slow
 def test_without_state_the_running_stacks_state_is_used_else_one_line_says_what_to_pass(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "MONITORING_STATE"} | {"MONITORING_STACK_DIR": str(tmp_path)}
     _one_line(_cli("status", env=env), "--state", "no local stack is running")

@@ -31,6 +31,7 @@ def history(state: Path) -> list[dict]:
     return json.loads(state.read_text())["rollout_history"] if state.exists() else []
 
 
+@pytest.mark.slow
 def test_a_notification_rolls_a_flagd_file_back_and_the_flagd_provider_sees_0(tmp_path: Path) -> None:
     flags = tmp_path / "flags.json"
     flags.write_text(json.dumps({"flags": {"other": {"state": "ENABLED", "variants": {"on": True, "off": False},
@@ -57,6 +58,7 @@ def test_a_notification_rolls_a_flagd_file_back_and_the_flagd_provider_sees_0(tm
     assert rollback["group_key"] == notification()["groupKey"]
 
 
+@pytest.mark.slow
 def test_a_broken_flagd_file_answers_503_and_records_nothing(tmp_path: Path) -> None:
     flags = tmp_path / "flags.json"
     spec = f"flagd:{flags}"
@@ -81,6 +83,7 @@ def _scraped(url: str) -> dict[str, float]:
             for sample in family.samples if "flag" in sample.name}
 
 
+@pytest.mark.slow
 def test_the_receiver_exports_the_rollout_the_flag_system_has(tmp_path: Path) -> None:
     """A flagd file changed by hand shows in the receiver's metrics at the next scrape; a broken one shows the
     last recorded move, with the flag system down."""
@@ -134,6 +137,7 @@ def test_a_notification_rolls_unleash_back_and_the_unleash_client_sees_0(
         ("rollout", 0, 50), ("rollback", 50, 0)]
 
 
+@pytest.mark.slow
 def test_an_unreachable_unleash_answers_503_and_records_no_history(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     token = tmp_path / "unleash-admin-token"

@@ -44,6 +44,7 @@ def seeded(tmp_path: Path):
         yield running
 
 
+@pytest.mark.slow
 def test_an_alert_naming_another_flag_gets_422_and_nothing_changes(seeded) -> None:
     before = seeded.state.read_bytes()
     answer = seeded.post(notification(flag=OTHERS[3]))
@@ -52,6 +53,7 @@ def test_an_alert_naming_another_flag_gets_422_and_nothing_changes(seeded) -> No
     assert seeded.state.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_a_notification_mixing_our_flag_and_another_changes_nothing(seeded) -> None:
     mixed = notification(flag=FLAG)
     other = json.loads(json.dumps(mixed["alerts"][0]))
@@ -62,6 +64,7 @@ def test_a_notification_mixing_our_flag_and_another_changes_nothing(seeded) -> N
     assert seeded.state.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_the_alert_naming_our_flag_rolls_back_exactly_that_flag(seeded) -> None:
     answer = seeded.post(notification(flag=FLAG))
     assert answer.status_code == 200 and answer.json()["outcome"] == "rolled_back"
@@ -73,6 +76,7 @@ def test_the_alert_naming_our_flag_rolls_back_exactly_that_flag(seeded) -> None:
     assert (entry["flag"], entry["from_percentage"], entry["to_percentage"]) == (FLAG, 10, 0)
 
 
+@pytest.mark.slow
 def test_an_alert_from_rules_generated_before_alerts_named_their_flag_rolls_back_the_receivers_flag(seeded) -> None:
     assert FLAG_LABEL not in notification()["alerts"][0]["labels"]
     assert seeded.post(notification()).json()["outcome"] == "rolled_back"

@@ -18,6 +18,8 @@ from monitoring.files import replace_atomically
 from monitoring.flags.store import check_state
 from tests.servers import FLAG, notification, receiver
 
+pytestmark = pytest.mark.slow  # the receiver
+
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5),

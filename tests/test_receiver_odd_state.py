@@ -13,6 +13,8 @@ import requests
 
 from tests.servers import FLAG, NAMESPACE, notification, receiver
 
+pytestmark = pytest.mark.slow  # the receiver
+
 
 def _state(**changes) -> bytes:
     state = {"current_percentage": 10, "deployment_started": None, "last_step_time": None,

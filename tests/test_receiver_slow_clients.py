@@ -17,6 +17,8 @@ import requests
 from monitoring.receiver.protocol import MAX_CONNECTIONS, REQUEST_TIMEOUT
 from tests.servers import FLAG, notification, receiver
 
+pytestmark = pytest.mark.slow  # the receiver
+
 FILE_LIMIT = 256
 STALLED = 300
 

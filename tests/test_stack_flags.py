@@ -23,6 +23,8 @@ from monitoring.local.unleash_server import installed
 from monitoring.processes import alive, free_port
 from tests.flagd_schema import schema_error
 
+pytestmark = pytest.mark.slow  # local stacks with their flag systems
+
 PROJECT = Path(__file__).resolve().parents[1]
 
 
@@ -53,7 +55,6 @@ def _reader(stack: Stack):
                                   stack.definitions.flag_name)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("flags", ["flagd", "unleash"])
 def test_the_closed_loop_rolls_the_flag_back_in_its_flag_system(tmp_path: Path, flags: str) -> None:
     if flags == "unleash" and installed():

@@ -40,11 +40,13 @@ def _run(root: Path, family: str) -> list[str]:
     return families()[family](root, DEFINITIONS)
 
 
+@pytest.mark.slow  # validates everything with promtool, amtool and the schemas: seconds
 @pytest.mark.parametrize("family", ["rules", "routes", "dashboard", "cross", "drift"])
 def test_every_family_passes_on_the_committed_files(family: str) -> None:
     assert _run(PROJECT, family) == []
 
 
+@pytest.mark.slow  # validates everything with promtool, amtool and the schemas: seconds
 def test_validate_says_one_line_per_family_and_skips_only_the_schemas_without_reference(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MONITORING_REF", str(tmp_path / "nowhere"))
@@ -76,6 +78,7 @@ def test_rules_rejects_an_alert_that_promtool_cannot_parse(tree: Path) -> None:
                and "parse error" in p for p in problems)
 
 
+@pytest.mark.slow  # validates everything with promtool, amtool and the schemas: seconds
 def test_rules_unit_tests_catch_a_threshold_moved_to_greater_or_equal(tree: Path) -> None:
     _edit(tree, RULES, "job:genesis_errors:percent_rate5m > 1\n", "job:genesis_errors:percent_rate5m >= 1\n")
     problems = _run(tree, "rules")
