@@ -63,7 +63,7 @@ def json_diff(old: Any, new: Any, name: str) -> str:
 def summary(changes: list[Change], skipped: list[str]) -> str:
     lines = [f"{note}" for note in skipped]
     for change in changes:
-        lines.append(f"{change.target:<13} {change.object:<40} {change.action}"
+        lines.append(f"{change.target:<16} {change.object:<40} {change.action}"
                      + (f"  ({change.note})" if change.note else ""))
         if change.diff:
             lines.extend("    " + line for line in change.diff.rstrip("\n").splitlines())

@@ -1,4 +1,5 @@
-"""Servers that read files from a config folder and reload on POST /-/reload: Prometheus, Alertmanager.
+"""Servers that read files from a config folder and reload on POST /-/reload: Prometheus, Alertmanager,
+vmalert and victoria-metrics.
 
 The files come from a validated Bundle. Apply writes them atomically, reloads, then verifies through the
 API that the reload after the write succeeded and the server runs what was written. If anything fails
@@ -21,6 +22,7 @@ from monitoring.apply.redact import scrub, secrets
 from monitoring.files import write_all
 
 Verify = Callable[[Client, float], list[str]]
+Observe = Callable[[Client], None]
 
 
 @dataclass
@@ -30,6 +32,7 @@ class ReloadTarget:
     folder: Path
     files: dict[str, str]
     verify: Verify
+    before: Observe | None = None  # reads, before the write, what an asynchronous reload is judged against
 
     def _current(self) -> dict[str, str | None]:
         return {name: (self.folder / name).read_text(encoding="utf-8") if (self.folder / name).is_file() else None
@@ -44,6 +47,8 @@ class ReloadTarget:
             return
         previous = self._current()
         hidden = self._secrets(previous)
+        if self.before:
+            self.before(self.client)
         written_at = time.time()
         try:
             write_all(self.folder, self.files)
@@ -70,9 +75,10 @@ class ReloadTarget:
         return found
 
     def _reload(self) -> None:
-        """POST /-/reload; an HTTP error answer is the server refusing the files, final at once."""
+        """POST /-/reload; an HTTP error answer is the server refusing the files, final at once. (Prometheus
+        and Alertmanager answer 200, victoria-metrics 204.)"""
         answer = self.client.request("POST", "/-/reload", retry_answers=False)
-        if answer.status_code != 200:
+        if answer.status_code not in (200, 204):
             body = " ".join(answer.text.split())[:500]
             raise ApplyError(f"{self.name} at {public(self.client.base)}: reload refused: HTTP {answer.status_code} "
                              f"{body}")

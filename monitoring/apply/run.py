@@ -15,6 +15,7 @@ from monitoring.apply.http import ApplyError, Client, MalformedAnswer, usable_ur
 from monitoring.apply.plan import Change, as_json, summary
 from monitoring.apply.reload import ReloadTarget
 from monitoring.apply.servers import alertmanager, prometheus
+from monitoring.apply.victoriametrics import victoria_metrics, vmalert
 from monitoring.definitions.model import Definitions
 
 if TYPE_CHECKING:  # the command line hands the local stack in; apply never starts one
@@ -25,7 +26,13 @@ class ApplyUsage(ValueError):
     """The environment does not say enough; the message names the variable."""
 
 
-URLS = ("PROMETHEUS_URL", "ALERTMANAGER_URL", "GRAFANA_URL")
+URLS = ("PROMETHEUS_URL", "VMALERT_URL", "ALERTMANAGER_URL", "GRAFANA_URL")
+BUILDERS = {"prometheus": prometheus, "victoria-metrics": victoria_metrics, "vmalert": vmalert,
+            "alertmanager": alertmanager}  # by target name, in the order they are planned and applied
+# The targets of the local stack, by its engine (monitoring.local.engines): target name -> the stack's role
+STACK_TARGETS = {"prometheus": {"prometheus": "prometheus", "alertmanager": "alertmanager"},
+                 "victoriametrics": {"victoria-metrics": "prometheus", "vmalert": "vmalert",
+                                     "alertmanager": "alertmanager"}}
 
 
 @dataclass
@@ -65,29 +72,46 @@ def targets(definitions: Definitions, env: Mapping[str, str], stack: Stack | Non
     grafana = None
     if not any(env.get(n) for n in URLS) and stack is not None and stack.pids.exists():
         definitions = stack.definitions
-        places = {kind: (stack.url(kind), stack.root / "config") for kind in ("prometheus", "alertmanager")}
-        chosen.skipped.append(f"targets: the local stack in {stack.root} (no PROMETHEUS_URL, ALERTMANAGER_URL "
-                              "or GRAFANA_URL set); grafana skipped: GRAFANA_URL is not set")
+        roles = STACK_TARGETS.get(stack.engine.name)
+        if roles is None:
+            raise ApplyUsage(f"the local stack in {stack.root} runs the engine {stack.engine.name!r}, which apply "
+                             f"does not know (it knows {', '.join(STACK_TARGETS)})")
+        places = {target: (stack.url(role), stack.root / "config") for target, role in roles.items()}
+        on = "" if stack.engine.name == "prometheus" else f" on {stack.engine.name}"
+        chosen.skipped.append(f"targets: the local stack in {stack.root}{on} (no PROMETHEUS_URL, VMALERT_URL, "
+                              "ALERTMANAGER_URL or GRAFANA_URL set); grafana skipped: GRAFANA_URL is not set")
     else:
         if env.get("ALERTMANAGER_CREDENTIALS_FILE"):
             definitions = replace(definitions, paths=replace(definitions.paths,
                                                              credentials_file=env["ALERTMANAGER_CREDENTIALS_FILE"]))
-        for name in ("prometheus", "alertmanager"):
-            url, folder = env.get(f"{name.upper()}_URL"), env.get(f"{name.upper()}_CONFIG_DIR")
-            if not url:
-                chosen.skipped.append(f"{name} skipped: {name.upper()}_URL is not set")
-            elif not folder:
-                raise ApplyUsage(f"{name.upper()}_CONFIG_DIR is required with {name.upper()}_URL: the folder "
-                                 f"{name} reads its configuration from")
-            else:
-                places[name] = (url, Path(folder))
+        places = _places(env, chosen)
         grafana = _grafana_client(env, chosen)
     bundle = validated(definitions, project)
     chosen.skipped += bundle.notes
-    builders = {"prometheus": prometheus, "alertmanager": alertmanager}
-    chosen.reloadable = [builders[name](bundle, Client(name, url), folder) for name, (url, folder) in places.items()]
+    chosen.reloadable = [BUILDERS[name](bundle, Client(name, url), Path(folder))
+                         for name, (url, folder) in sorted(places.items(), key=lambda p: list(BUILDERS).index(p[0]))]
     chosen.grafana = Grafana(bundle, grafana, revision()) if grafana else None
     return chosen
+
+
+def _places(env: Mapping[str, str], chosen: Targets) -> dict[str, tuple[str, Path]]:
+    """The servers the variables name, by target: their URL and config folder. With VMALERT_URL, vmalert
+    evaluates the rules, so the server at PROMETHEUS_URL is victoria-metrics (or vmagent) reading
+    prometheus.yml's scrape part: it gets that file alone, and vmalert the rule files."""
+    places: dict[str, tuple[str, Path]] = {}
+    for name in ("prometheus", "vmalert", "alertmanager"):
+        url, folder = env.get(f"{name.upper()}_URL"), env.get(f"{name.upper()}_CONFIG_DIR")
+        if not url:
+            if name != "vmalert":  # no vmalert: Prometheus evaluates the rules, nothing is skipped
+                chosen.skipped.append(f"{name} skipped: {name.upper()}_URL is not set")
+        elif not folder:
+            raise ApplyUsage(f"{name.upper()}_CONFIG_DIR is required with {name.upper()}_URL: the folder "
+                             f"{name} reads its {'rule files' if name == 'vmalert' else 'configuration'} from")
+        else:
+            places[name] = (url, Path(folder))
+    if "vmalert" in places and "prometheus" in places:
+        places["victoria-metrics"] = places.pop("prometheus")
+    return places
 
 
 def _grafana_client(env: Mapping[str, str], chosen: Targets) -> Client | None:
