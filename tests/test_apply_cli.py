@@ -20,7 +20,7 @@ URLS = ("PROMETHEUS_URL", "ALERTMANAGER_URL", "GRAFANA_URL")
 @pytest.fixture
 def clean_env(monkeypatch, tmp_path: Path):
     for name in (*URLS, "GRAFANA_TOKEN", "GRAFANA_USER", "GRAFANA_PASSWORD", "PROMETHEUS_CONFIG_DIR",
-                 "ALERTMANAGER_CONFIG_DIR", "ALERTMANAGER_CREDENTIALS_FILE"):
+                 "VMALERT_CONFIG_DIR", "ALERTMANAGER_CONFIG_DIR", "ALERTMANAGER_CREDENTIALS_FILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MONITORING_STACK_DIR", str(tmp_path / "no-stack"))
     return monkeypatch
