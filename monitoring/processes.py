@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -18,8 +19,29 @@ class NotReady(RuntimeError):
     """A server did not answer its readiness endpoint in time; the message has the tail of its log."""
 
 
+LOWEST_PORT = 10000  # free ports are chosen from here to just below the kernel's ephemeral range
+EPHEMERAL = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def _ephemeral_start() -> int:
+    """The first port the kernel hands out as a connection's source port (32768 on Linux by default)."""
+    try:
+        return int(EPHEMERAL.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as probe:
+    """A port nothing listens on, for a server started a moment later. Chosen at random below the kernel's
+    ephemeral range: a port the kernel picks (bind to port 0) lies inside that range, where any outgoing
+    connection on the machine may take it as its source port before the server binds it, and with several
+    stacks starting at once (the parallel test suite) that happens."""
+    top, chooser = _ephemeral_start(), random.SystemRandom()
+    for _ in range(100 if top - LOWEST_PORT >= 1000 else 0):
+        port = chooser.randrange(LOWEST_PORT, top)
+        if not port_taken(host, port):
+            return port
+    with socket.socket() as probe:  # an unusual range, or all taken: let the kernel choose
         probe.bind((host, 0))
         return probe.getsockname()[1]
 

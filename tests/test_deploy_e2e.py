@@ -162,18 +162,20 @@ def test_a_deploy_killed_mid_soak_resumes_it_with_real_verdicts(stack, fresh):
 
 
 def test_a_hold_that_resolves(stack, fresh):
-    """At 100 % a one-second burst of requests 250 ms slower makes the soak's p95 latency yellow (over 200 ms,
-    under the red 500 ms, so no request counts against the canary and no critical alert fires): HOLD. Each hold
-    extends the window with fast traffic, the p95 over it falls under the yellow border, and a later verdict is
-    PROCEED. (An error burst would not do: a new version failing where the old one did not is now the canary's
-    to roll back.)"""
+    """At 100 % a two-second burst of requests 250 ms slower, in the middle of the 10 s soak, makes its p95
+    latency yellow (over 200 ms, under the red 500 ms, so no request counts against the canary and no critical
+    alert fires): HOLD. Each hold extends the window with fast traffic, the p95 over it falls under the yellow
+    border, and a later verdict is PROCEED. (A one-second burst at the soak's start could fall out of the
+    verdict's window on a busy machine, which judged a moment late, and an error burst would not do: a new
+    version failing where the old one did not is the canary's to roll back.)"""
     app = f"{stack.url(names.APP)}/control/fault"
 
     def burst() -> None:
         while fresh.read()["current_percentage"] < 100:
             time.sleep(0.1)
+        time.sleep(3)
         requests.post(app, json={"latency_ms": 250}, timeout=5).raise_for_status()
-        time.sleep(1)
+        time.sleep(2)
         requests.post(app, json={"clear": True}, timeout=5).raise_for_status()
     thread = threading.Thread(target=burst, daemon=True)
     thread.start()

@@ -175,7 +175,11 @@ def closed_loop(stack: Stack, scenario: str | Scenario = "fleet", say: Callable[
 
     _set_fault(stack, {"clear": True})
     _wait(_safe(lambda: not alert_states(prometheus, alertname)), timeout, f"{alertname} to be inactive")
-    _wait(_safe(lambda: not stale_evidence(prometheus, definitions)), timeout,
+    longest = duration_seconds(canary.windows(definitions)[-1]) if definitions.canary else 0.0
+    if _safe(lambda: bool(stale_evidence(prometheus, definitions)))():
+        say(f"  waiting up to {longest:.0f}s for the canary's windows to drain an earlier new version's bad "
+            "requests, which would count against this one")
+    _wait(_safe(lambda: not stale_evidence(prometheus, definitions)), longest + timeout,
           "the canary's windows to drain the last new version's bad requests")
     flag.rollout(chosen.rollout, flag.seen(), by="manual", reason=f"demo: canary before a {alertname} fault")
     say(f"  rollout set to {chosen.rollout} % in {flag.where()}; waiting for the application to serve it and for "

@@ -17,6 +17,7 @@ from monitoring.analysis.prometheus import Prometheus, PrometheusError
 from monitoring.definitions import names
 from monitoring.definitions.model import Bands, DefinitionError, Definitions, Worse
 from monitoring.local.demo import fault_for, rollback_alert, stale_evidence
+from monitoring.local.observe import ServerAnswer
 from monitoring.local.stack import Stack
 from monitoring.rollout.deploy import Deploy, DeployStore, Plan, abort
 from monitoring.rollout.judge import banner, health_with, judge_with
@@ -64,7 +65,7 @@ def quiet(prometheus: Prometheus, definitions, say: Callable[[str], None], timeo
             now = health(prometheus, definitions, time.time())
             loud = [*now.firing, *(f"{r.criterion} has no data" for r in now.rows if r.value is None),
                     *stale_evidence(prometheus.url, definitions)]
-        except PrometheusError:
+        except (PrometheusError, ServerAnswer):
             loud = ["Prometheus not ready"]
         if loud:
             calm_since = None
