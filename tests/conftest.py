@@ -53,7 +53,7 @@ def schemas(ref: Path) -> Path:
 
 
 class _NoServers:
-    """What monitoring.processes and monitoring.flags.postgres see as `subprocess` during a test not marked slow."""
+    """What monitoring.processes and monitoring.local.postgres see as `subprocess` during a test not marked slow."""
 
     def __init__(self, test: str) -> None:
         self.test = test

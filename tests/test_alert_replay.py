@@ -15,8 +15,6 @@ from monitoring.bench import canary as bench
 from monitoring.bench import replay
 from monitoring.genesis import DEFINITIONS
 
-pytestmark = pytest.mark.slow  # promtool over two dozen rollouts: half a minute
-
 NAN = math.nan
 
 
@@ -148,6 +146,7 @@ def both() -> tuple[list[str], replay.Replay, dict, dict]:
     return jobs, replay.replay(rules, samples), firing, values
 
 
+@pytest.mark.slow  # promtool over two dozen rollouts: half a minute
 def test_promtool_and_the_evaluator_fire_at_the_same_evaluations_on_the_same_rollouts(both) -> None:
     jobs, result, promtool, _ = both
     assert len(jobs) >= 20
@@ -166,6 +165,7 @@ def test_promtool_and_the_evaluator_fire_at_the_same_evaluations_on_the_same_rol
     assert len(set(jobs) - {job for job, _ in promtool}) >= 3
 
 
+@pytest.mark.slow  # promtool over two dozen rollouts: half a minute
 def test_promtool_and_the_evaluator_record_the_same_values(both) -> None:
     """The log-likelihood ratios, the old version's floored bad counts, the burn ratios and the fleet's request
     counts, every minute of every rollout: the same series present, with the same values (to rounding)."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from monitoring.apply.run import URLS
 from monitoring.cli import main
 from monitoring.definitions.model import Definitions
 from monitoring.genesis import DEFINITIONS
@@ -45,7 +46,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture
 def no_targets_named(monkeypatch, stack: Stack):
-    for name in ("PROMETHEUS_URL", "ALERTMANAGER_URL", "GRAFANA_URL"):
+    for name in URLS:  # every target variable, so the local stack is the target
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MONITORING_STACK_DIR", str(stack.root))
     return monkeypatch

@@ -13,8 +13,6 @@ from monitoring.analysis.charts import HEIGHT, WIDTH, Change, figure_of, legends
 from monitoring.analysis.prometheus import Series
 from monitoring.genesis import DEFINITIONS
 
-pytestmark = pytest.mark.slow  # headless Chromium renders each chart: seconds
-
 END = 1_796_300_000.0  # 2026-12-03T12:13:20Z
 WINDOWS = {"9s": 9, "15s": 15, "2m": 120, "10m": 600, "12h": 12 * 3600, "7d": 7 * 86400}
 STEPS = (0, 5, 10, 25, 50, 75, 100)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from monitoring.apply.run import URLS
 from monitoring.genesis import DEFINITIONS
 from monitoring.local.demo import closed_loop
 from monitoring.local.stack import Stack, StackError, on_free_ports
@@ -132,7 +133,7 @@ def test_a_plan_against_the_compressed_demo_stack_validates_and_finds_nothing_to
         stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     """After `make demo`, plain `make plan`: the rule unit tests, written for the production windows, run on
     the production rendering; everything else is checked on the compressed bytes the stack has."""
-    for name in ("PROMETHEUS_URL", "ALERTMANAGER_URL", "GRAFANA_URL"):
+    for name in URLS:  # every target variable, so the local stack is the target
         monkeypatch.delenv(name, raising=False)
     assert _cli(stack, "apply", "--plan", "--output", "json", "--definitions",
                 "tests.test_closed_loop:running_definitions", "--dir", str(stack.root)) == 0

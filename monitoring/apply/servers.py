@@ -47,9 +47,16 @@ def loaded_alerts(api: Client) -> dict[str, dict[str, Any]]:
             if rule.get("type", "alerting") == "alerting"}
 
 
-def alert_problems(expected: dict[str, dict[str, Any]], loaded: dict[str, dict[str, Any]]) -> list[str]:
-    """What differs between the alerts written and those loaded: missing ones, another `for` or labels."""
+def alert_problems(expected: dict[str, dict[str, Any]], loaded: dict[str, dict[str, Any]],
+                   queries: dict[str, str] | None = None) -> list[str]:
+    """What differs between the alerts written and those loaded: missing ones, another `for` or labels; with
+    `queries` (alert name -> expression as written), another expression too. (vmalert answers the expression
+    as written; Prometheus prints its own parse of it, so its alerts are not compared on the expression.)"""
     problems = []
+    for name, written in (queries or {}).items():
+        query = loaded.get(name, {}).get("query")
+        if name in loaded and " ".join(str(query).split()) != " ".join(written.split()):
+            problems.append(f"alert {name} is loaded with another expression than written")
     missing = sorted(set(expected) - set(loaded))
     if missing:
         problems.append(f"alerts not loaded: {', '.join(missing)}")

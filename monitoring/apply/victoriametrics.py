@@ -76,6 +76,9 @@ def vmalert(bundle: Bundle, client: Client, folder: Path) -> ReloadTarget:
     """The rule files, for the vmalert that evaluates them (`-rule=<folder>/<file>`)."""
     files = {name: text for name, text in bundle.prometheus.items() if name in bundle.definitions.rule_file_names}
     expected = expected_alerts(bundle.definitions)
+    queries = {rule["alert"]: rule["expr"] for text in files.values()
+               for group in (yaml.safe_load(text) or {}).get("groups", []) for rule in group.get("rules", [])
+               if "alert" in rule}
     total, errors = f"{VMALERT_RELOAD}_total", f"{VMALERT_RELOAD}_errors_total"
     before: dict[str, float] = {}
 
@@ -85,20 +88,24 @@ def vmalert(bundle: Bundle, client: Client, folder: Path) -> ReloadTarget:
 
     def verify(api: Client, written_at: float) -> list[str]:
         def finished() -> dict[str, float] | None:
+            """The metrics once the reload after the write is refused, or has succeeded and the rules vmalert
+            runs are the written ones (a reload counted just before the write would pass the counters alone)."""
             metrics = scraped_reload_metrics(api, VMALERT_RELOAD)
             refused = _rose(metrics, before, errors)
-            done = _rose(metrics, before, total) and not reloaded_after(metrics, VMALERT_RELOAD, written_at)
+            done = (_rose(metrics, before, total) and not reloaded_after(metrics, VMALERT_RELOAD, written_at)
+                    and not alert_problems(expected, loaded_alerts(api), queries))
             return metrics if refused or done else None
 
         metrics = _settled(api, finished)
         if metrics is None:
-            return [f"no successful reload after the write within {SETTLE_SECONDS:g}s ({total}, "
-                    f"{VMALERT_RELOAD}_success_timestamp_seconds)"]
+            return [f"no successful reload of the written rules within {SETTLE_SECONDS:g}s ({total}, "
+                    f"{VMALERT_RELOAD}_success_timestamp_seconds)",
+                    *alert_problems(expected, loaded_alerts(api), queries)]
         if _rose(metrics, before, errors):
             return [f"vmalert refused the rule files ({errors} rose to {metrics[errors]:g}, "
                     f"{VMALERT_RELOAD}_successful {metrics.get(f'{VMALERT_RELOAD}_successful', 0):g}); its log "
                     "names the rule"]
-        return alert_problems(expected, loaded_alerts(api))
+        return []
 
     return ReloadTarget("vmalert", client, folder, files, verify, observe)
 
