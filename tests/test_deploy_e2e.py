@@ -83,30 +83,6 @@ def test_a_healthy_rollout_reaches_100_on_real_verdicts_with_a_report_per_decisi
     assert len(reports) == len(progress["verdicts"]) and "Rollout step 5 %" in reports[0].read_text()
 
 
-def test_the_alert_path_rolls_back_during_a_soak_and_deploy_stops(stack, fresh, tmp_path):
-    stop = threading.Event()
-    rollout_demo.turn_bad_at(stack, 5, fault_for(stack.definitions, rollback_alert(stack.definitions)), stop)
-    lines: list[str] = []
-    try:
-        # a soak long enough for the alert path to roll back before deploy's own verdict would
-        code = deploy(stack, Plan("custom", (0, 5, 10), 40.0, 2.0, 3.0, 2), None, lines.append)
-    finally:
-        stop.set()
-        rollout_demo.clear_fault(stack)
-    assert code == 3, "\n".join(lines)
-    history = fresh.read()["rollout_history"]
-    rollback = next(i for i, e in enumerate(history) if e["by"] == "alertmanager")
-    assert (history[rollback]["from_percentage"], history[rollback]["to_percentage"]) == (5, 0)
-    assert history[-1]["action"] == "conflict" and history[-1]["by"] == "deploy"
-    assert "alertmanager" in history[-1]["reason"]
-    assert all(e["to_percentage"] == 0 for e in history[rollback:])
-    assert fresh.read()["current_percentage"] == 0
-
-
-def monitoring(*args: str) -> list[str]:
-    return [sys.executable, "-m", "monitoring", *args]
-
-
 def test_an_approval_gate_waits_for_deploy_approve(stack, fresh):
     common = ["--state", str(stack.state), "--profile", "compressed"]
     runner = subprocess.Popen(monitoring("deploy", "--strategy", "custom", "--steps", "0,5,50", "--wait", "15s",
@@ -186,3 +162,29 @@ def test_a_hold_that_resolves(stack, fresh):
     verdicts = [(v["verdict"], v["action"]) for v in progress_of(fresh.read())["verdicts"]]
     assert verdicts[0] == ("HOLD", "hold") and verdicts[-1] == ("PROCEED", "next"), "\n".join(lines)
     assert set(verdicts[1:-1]) <= {("HOLD", "hold")}, "\n".join(lines)
+
+
+# Last: a rolled-back version leaves bad requests in the canary's 1-minute window, which every later test's
+# `fresh` would wait out.
+def test_the_alert_path_rolls_back_during_a_soak_and_deploy_stops(stack, fresh, tmp_path):
+    stop = threading.Event()
+    rollout_demo.turn_bad_at(stack, 5, fault_for(stack.definitions, rollback_alert(stack.definitions)), stop)
+    lines: list[str] = []
+    try:
+        # a soak long enough for the alert path to roll back before deploy's own verdict would
+        code = deploy(stack, Plan("custom", (0, 5, 10), 40.0, 2.0, 3.0, 2), None, lines.append)
+    finally:
+        stop.set()
+        rollout_demo.clear_fault(stack)
+    assert code == 3, "\n".join(lines)
+    history = fresh.read()["rollout_history"]
+    rollback = next(i for i, e in enumerate(history) if e["by"] == "alertmanager")
+    assert (history[rollback]["from_percentage"], history[rollback]["to_percentage"]) == (5, 0)
+    assert history[-1]["action"] == "conflict" and history[-1]["by"] == "deploy"
+    assert "alertmanager" in history[-1]["reason"]
+    assert all(e["to_percentage"] == 0 for e in history[rollback:])
+    assert fresh.read()["current_percentage"] == 0
+
+
+def monitoring(*args: str) -> list[str]:
+    return [sys.executable, "-m", "monitoring", *args]
