@@ -19,9 +19,27 @@ import requests
 
 from monitoring.binaries import find
 from monitoring.definitions import names
-from monitoring.processes import Server, free_port, start
+from monitoring.local.stack import Stack
+from monitoring.processes import Server, alive, free_port, start
 from monitoring.receiver.payload import example
 from monitoring.receiver.service import command as receiver_command
+
+
+@contextmanager
+def local_stack(stack: Stack) -> Iterator[Stack]:
+    """`stack` up for the block and down after it, with no process of it left alive."""
+    try:
+        stack.up(say=lambda line: None)
+        yield stack
+    finally:
+        down_and_check(stack)
+
+
+def down_and_check(stack: Stack) -> None:
+    """`stack down`, then no process the stack had started may be alive."""
+    pids = [record["pid"] for record in stack.recorded().values()]
+    stack.down(say=lambda line: None)
+    assert not [pid for pid in pids if alive(pid)], "a process of the stack survived `down`"
 
 
 @contextmanager

@@ -17,6 +17,7 @@ from monitoring.genesis import DEFINITIONS
 from monitoring.local.demo import closed_loop
 from monitoring.local.rollout_demo import calm
 from monitoring.local.stack import Stack, on_free_ports
+from tests.servers import local_stack
 
 pytestmark = pytest.mark.slow  # a compressed local stack
 
@@ -68,12 +69,8 @@ def _quiet(prometheus: Prometheus, settle: float, timeout: float = 120.0) -> Non
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory):
     definitions = calm(DEFINITIONS.with_profile("compressed"), (CALMED,))
-    running = Stack(tmp_path_factory.mktemp("analysis-stack"), on_free_ports(definitions))
-    try:
-        running.up(say=lambda line: None)
+    with local_stack(Stack(tmp_path_factory.mktemp("analysis-stack"), on_free_ports(definitions))) as running:
         yield running
-    finally:
-        running.down(say=lambda line: None)
 
 
 def test_the_replay_matches_what_the_rule_engine_recorded_in_alerts(stack: Stack) -> None:

@@ -23,8 +23,9 @@ from monitoring.cli import main
 from monitoring.definitions.model import Definitions
 from monitoring.genesis import DEFINITIONS
 from monitoring.local.stack import Stack, on_free_ports
-from monitoring.processes import alive, free_port
+from monitoring.processes import free_port
 from tests.conftest import PROJECT
+from tests.servers import local_stack
 from tests.test_apply_servers import bundle, contents, rule_query, with_red
 
 pytestmark = pytest.mark.slow
@@ -45,15 +46,9 @@ def changed() -> Definitions:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory):
     _RUNNING.append(on_free_ports(DEFINITIONS))
-    up = Stack(tmp_path_factory.mktemp("vm-apply"), running(), engine="victoriametrics",
-               engine_ports={"vmalert": free_port()})
-    try:
-        up.up(say=lambda line: None)
+    with local_stack(Stack(tmp_path_factory.mktemp("vm-apply"), running(), engine="victoriametrics",
+                           engine_ports={"vmalert": free_port()})) as up:
         yield up
-    finally:
-        pids = [record["pid"] for record in up.recorded().values()]
-        up.down(say=lambda line: None)
-        assert not [pid for pid in pids if alive(pid)]
 
 
 @pytest.fixture

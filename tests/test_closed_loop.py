@@ -12,7 +12,7 @@ from monitoring.apply.run import URLS
 from monitoring.genesis import DEFINITIONS
 from monitoring.local.demo import closed_loop
 from monitoring.local.stack import Stack, StackError, on_free_ports
-from monitoring.processes import alive
+from tests.servers import down_and_check, local_stack
 
 # The alerts that see a new version failing outright at 10 %: any of them may notify first.
 ROLLED_BACK_BY = ("HighErrorRate", "ErrorBudgetBurn", "CanaryErrorRate")
@@ -41,31 +41,17 @@ def running_definitions():
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory):
-    running = _stack(tmp_path_factory.mktemp("stack"))
-    RUNNING[:] = [running]
-    try:
-        running.up(say=lambda line: None)
+    with local_stack(_stack(tmp_path_factory.mktemp("stack"))) as running:
+        RUNNING[:] = [running]
         yield running
-    finally:
-        _down_and_check(running)
 
 
 @pytest.fixture
 def own_stack(tmp_path: Path):
     """A stack of its own for one loop: a rollback leaves the new version's bad requests in the canary's
     1-minute window, which the next loop on a shared stack would have to wait out (a stack starts in seconds)."""
-    running = _stack(tmp_path / "stack")
-    try:
-        running.up(say=lambda line: None)
+    with local_stack(_stack(tmp_path / "stack")) as running:
         yield running
-    finally:
-        _down_and_check(running)
-
-
-def _down_and_check(stack: Stack) -> None:
-    pids = [record["pid"] for record in stack.recorded().values()]
-    stack.down(say=lambda line: None)
-    assert not [pid for pid in pids if alive(pid)], "a process of the stack survived `down`"
 
 
 def test_an_error_fault_is_rolled_back_once_and_the_alert_resolves(stack: Stack) -> None:
@@ -152,16 +138,12 @@ def test_a_plan_against_the_compressed_demo_stack_validates_and_finds_nothing_to
 
 
 def test_two_clustered_alertmanagers_and_two_prometheus_roll_back_once(tmp_path: Path) -> None:
-    clustered = _stack(tmp_path, peers=2)
-    try:
-        clustered.up(say=lambda line: None)
+    with local_stack(_stack(tmp_path, peers=2)) as clustered:
         assert len(clustered.gossip) == 2
         timeline = closed_loop(clustered, "HighErrorRate", say=print)
         assert "alert resolved" in timeline.events
         rollbacks = _rollbacks(clustered)
         assert len(rollbacks) == 1 and rollbacks[0]["alertname"] in ROLLED_BACK_BY
-    finally:
-        _down_and_check(clustered)
 
 
 def test_a_taken_port_is_reported_by_name(tmp_path: Path) -> None:
@@ -176,7 +158,7 @@ def test_a_taken_port_is_reported_by_name(tmp_path: Path) -> None:
             with pytest.raises(StackError, match=f"node: port {node.port} on 127.0.0.1 is already taken"):
                 stack.up(say=lambda line: None)
         finally:
-            _down_and_check(stack)
+            down_and_check(stack)
 
 
 def test_a_server_that_does_not_come_up_is_named_with_its_log(tmp_path: Path, monkeypatch) -> None:
@@ -186,4 +168,4 @@ def test_a_server_that_does_not_come_up_is_named_with_its_log(tmp_path: Path, mo
         with pytest.raises(StackError, match=r"node exited with status 1 before it was ready; last lines of"):
             stack.up(say=lambda line: None)
     finally:
-        _down_and_check(stack)
+        down_and_check(stack)

@@ -19,8 +19,8 @@ from monitoring.genesis import DEFINITIONS
 from monitoring.local import rollout_demo
 from monitoring.local.demo import fault_for, rollback_alert
 from monitoring.local.stack import Stack, on_free_ports
-from monitoring.processes import alive
 from monitoring.rollout.deploy import DeployStore, Plan, abort, progress_of
+from tests.servers import local_stack
 
 pytestmark = pytest.mark.slow  # a compressed local stack
 
@@ -32,14 +32,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
     # The CPU signal measures this machine, which other builds and the parallel tests share: at 100 % busy its
     # alert would hold every step, beside the point here.
     definitions = rollout_demo.calm(DEFINITIONS.with_profile("compressed"), ("cpu",))
-    running = Stack(tmp_path_factory.mktemp("stack"), on_free_ports(definitions))
-    try:
-        running.up(say=lambda line: None)
+    with local_stack(Stack(tmp_path_factory.mktemp("stack"), on_free_ports(definitions))) as running:
         yield running
-    finally:
-        pids = [record["pid"] for record in running.recorded().values()]
-        running.down(say=lambda line: None)
-        assert not [pid for pid in pids if alive(pid)]
 
 
 @pytest.fixture
