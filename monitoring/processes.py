@@ -31,19 +31,28 @@ def _ephemeral_start() -> int:
         return 32768
 
 
+_HANDED_OUT: set[int] = set()  # the ports free_port gave in this process, never given twice
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on, for a server started a moment later. Chosen at random below the kernel's
-    ephemeral range: a port the kernel picks (bind to port 0) lies inside that range, where any outgoing
-    connection on the machine may take it as its source port before the server binds it, and with several
-    stacks starting at once (the parallel test suite) that happens."""
+    """A port nothing listens on, for a server started a moment later, and one this process has not handed
+    out before (a stack asks for all its ports before any server binds one). Chosen at random below the
+    kernel's ephemeral range: a port the kernel picks (bind to port 0) lies inside that range, where any
+    outgoing connection on the machine may take it as its source port before the server binds it, and with
+    several stacks starting at once (the parallel test suite) that happens."""
     top, chooser = _ephemeral_start(), random.SystemRandom()
     for _ in range(100 if top - LOWEST_PORT >= 1000 else 0):
         port = chooser.randrange(LOWEST_PORT, top)
-        if not port_taken(host, port):
+        if port not in _HANDED_OUT and not port_taken(host, port):
+            _HANDED_OUT.add(port)
             return port
-    with socket.socket() as probe:  # an unusual range, or all taken: let the kernel choose
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
+    while True:  # an unusual range, or all taken: let the kernel choose
+        with socket.socket() as probe:
+            probe.bind((host, 0))
+            port = probe.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def port_taken(host: str, port: int) -> bool:
