@@ -424,7 +424,11 @@ def parser() -> argparse.ArgumentParser:
     rollback.add_argument("--reason", required=True, help="why, for the history")
     rollback.set_defaults(run=cmd_rollback)
 
-    apply = commands.add_parser("apply", help="push the configuration to Prometheus, Alertmanager and Grafana")
+    apply = commands.add_parser(
+        "apply", help="push the configuration to Prometheus (or vmalert and VictoriaMetrics), Alertmanager and Grafana",
+        epilog="targets come from the environment: PROMETHEUS_URL and PROMETHEUS_CONFIG_DIR, VMALERT_URL and "
+               "VMALERT_CONFIG_DIR, ALERTMANAGER_URL and ALERTMANAGER_CONFIG_DIR, GRAFANA_URL with GRAFANA_TOKEN "
+               "(or GRAFANA_USER and GRAFANA_PASSWORD); with none set, the local stack's servers (docs/apply.md)")
     apply.add_argument("--plan", action="store_true", help="show what would change, change nothing")
     apply.add_argument("--force", action="store_true", help="overwrite a dashboard edited in Grafana since the plan")
     apply.add_argument("--output", choices=("text", "json"), default="text")

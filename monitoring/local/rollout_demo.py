@@ -191,7 +191,8 @@ if __name__ == "__main__":
     try:
         chosen = calm(load(args.definitions).with_profile("compressed"), tuple(args.calm))
     except DefinitionError as error:
-        sys.exit(f"rollout-demo: {error}")
+        print(f"rollout-demo: {error}", file=sys.stderr)
+        sys.exit(2)
     if args.calm:
         print(f"the bands of {', '.join(args.calm)} are raised to the top of their range for this demo (a busy host)")
     sys.exit(run(Stack(default_root(), chosen), Path("reports/rollout-demo")))
