@@ -14,7 +14,15 @@ from monitoring.analysis import facts
 from monitoring.analysis.charts import Change, charts, rollout_changes
 from monitoring.analysis.output import rows, templates
 from monitoring.analysis.prometheus import Prometheus, rfc3339
-from monitoring.analysis.verdict import CRITICAL_ALERTS, Decision, entry_time, gonogo, history, rollbacks_in
+from monitoring.analysis.verdict import (
+    CRITICAL_ALERTS,
+    Decision,
+    entry_time,
+    gonogo,
+    history,
+    lasted,
+    rollbacks_in,
+)
 from monitoring.definitions import names
 from monitoring.definitions.model import DefinitionError, Definitions, duration_seconds
 from monitoring.flags.store import MOVES
@@ -34,15 +42,6 @@ class Stage:
     def as_dict(self) -> dict:
         return {"percentage": f"{self.percentage:g}", "from": rfc3339(self.start), "to": rfc3339(self.end),
                 "lasted": lasted(self.end - self.start), "ended": self.ended}
-
-
-def lasted(seconds: float) -> str:
-    """A duration as a person reads it: 40s, 12m 5s, 8h 0m."""
-    whole = round(seconds)
-    hours, minutes, rest = whole // 3600, whole % 3600 // 60, whole % 60
-    if hours:
-        return f"{hours}h {minutes}m"
-    return f"{minutes}m {rest}s" if minutes else f"{rest}s"
 
 
 def stages(first: float | None, changes: list[Change], start: float, end: float) -> list[Stage]:

@@ -174,10 +174,11 @@ def short_of_data(row: Row, window: str) -> str:
     """What a row short of data had, e.g. "data over 1m 30s of the 12h window, 0.21 % of it"."""
     assert row.coverage is not None
     seconds = row.coverage * duration_seconds(window)
-    return f"data over {_lasted(seconds)} of the {window} window, {100 * row.coverage:.2g} % of it"
+    return f"data over {lasted(seconds)} of the {window} window, {100 * row.coverage:.2g} % of it"
 
 
-def _lasted(seconds: float) -> str:
+def lasted(seconds: float) -> str:
+    """A duration as a person reads it: 40s, 12m 5s, 8h 0m."""
     whole = round(seconds)
     hours, minutes, rest = whole // 3600, whole % 3600 // 60, whole % 60
     if hours:

@@ -153,15 +153,15 @@ def victoria_metrics(bundle: Bundle, client: Client, folder: Path) -> ReloadTarg
     written = scrape_part(yaml.safe_load(next(iter(files.values()))))
     reloads, errors = f"{SCRAPE_RELOAD}_reloads_total", f"{SCRAPE_RELOAD}_reloads_errors_total"
     before: dict[str, float] = {}
-    running: list[dict[str, Any]] = []
+    changes: dict[str, bool] = {}  # whether the write changes the scrape part: else no reload, no counter rises
 
     def observe(api: Client) -> None:
         before.clear()
         before.update(_counters(api, SCRAPE_RELOAD, reloads, "victoria-metrics (or vmagent) with -promscrape.config"))
-        running[:] = [_running_scrape_part(api)]
+        changes["scrape"] = _running_scrape_part(api) != written
 
     def verify(api: Client, written_at: float) -> list[str]:
-        changed = running[0] != written  # else the reload changes nothing and raises no counter
+        changed = changes["scrape"]
 
         def finished() -> dict[str, float] | None:
             metrics = scraped_reload_metrics(api, SCRAPE_RELOAD)

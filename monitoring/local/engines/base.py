@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from monitoring.definitions import names
-from monitoring.definitions.model import Definitions, Server, duration_seconds
+from monitoring.definitions.model import Definitions, Server
 
 
 class EngineError(RuntimeError):
@@ -41,20 +41,15 @@ class Context:
     def alertmanagers(self) -> tuple[str, ...]:
         return tuple(f"http://{s.address}" for s in self.definitions.servers_of(names.ALERTMANAGER))
 
-    def seconds(self, interval: str) -> float:
-        return duration_seconds(interval)
-
 
 class Engine:
     """One engine: the servers it runs in and beside the Prometheus role, their command lines, readiness and
-    reload endpoints, and where the alert state lives. The rules, the scrape configuration and the
+    reload endpoints. The rules, the scrape configuration and the
     definitions are the same whatever the engine; the stack asks its engine for everything else."""
 
     name: str = ""  # as `--engine` and ENGINE spell it
     title: str = ""  # what scrapes, stores and answers the queries (the timeline's "from ...")
     evaluator: str = ""  # what evaluates the rules and sends the alerts to Alertmanager
-    binaries: tuple[str, ...] = ()  # monitoring.binaries names of the programs it runs
-    alert_state: str = ""  # where ALERTS and ALERTS_FOR_STATE are kept, in words
 
     def check(self, definitions: Definitions) -> None:
         """Refuse definitions the engine cannot run (EngineError)."""

@@ -14,8 +14,6 @@ class Prometheus(Engine):
     name = "prometheus"
     title = "Prometheus"
     evaluator = "Prometheus"
-    binaries = ("prometheus",)
-    alert_state = "Prometheus's own TSDB, written by its rule engine"
 
     def command(self, server: Server, context: Context) -> tuple[str, ...]:
         if server.role != names.PROMETHEUS:

@@ -40,7 +40,7 @@ from collections.abc import Mapping
 
 from monitoring.binaries import find
 from monitoring.definitions import names
-from monitoring.definitions.model import Definitions, Server
+from monitoring.definitions.model import Definitions, Server, duration_seconds
 from monitoring.local.engines.base import Context, Engine, EngineError
 
 VMALERT = "vmalert"  # the role, and the name, of the server that evaluates the rules
@@ -48,10 +48,6 @@ VMALERT_PORT = 8880  # vmalert's own default
 IMPORT_PATH = "/api/v1/import/prometheus"  # Prometheus text format, timestamps in milliseconds
 FLUSH_PATH = "/internal/force_flush"  # makes what was just written visible to queries
 DEFAULT_FLUSH = 5.0  # seconds: vmalert's default -remoteWrite.flushInterval
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds:g}s"
 
 
 def store_command(listen: str, data: str, *extra: str) -> tuple[str, ...]:
@@ -63,8 +59,6 @@ class VictoriaMetrics(Engine):
     name = "victoriametrics"
     title = "VictoriaMetrics"
     evaluator = "vmalert"
-    binaries = ("victoria-metrics", "vmalert")
-    alert_state = "VictoriaMetrics, written by vmalert through remote write and read back at its start"
 
     def check(self, definitions: Definitions) -> None:
         stores = definitions.servers_of(names.PROMETHEUS)
@@ -85,7 +79,7 @@ class VictoriaMetrics(Engine):
                 f"-promscrape.config={context.config / 'prometheus.yml'}", "-promscrape.config.strictParse=false",
                 f"-search.latencyOffset={profile.scrape_interval}", f"-vmalert.proxyURL=http://{context.companion(VMALERT).address}")
         if server.role == VMALERT:
-            flush = _duration(min(context.seconds(profile.evaluation_interval), DEFAULT_FLUSH))
+            flush = f"{min(duration_seconds(profile.evaluation_interval), DEFAULT_FLUSH):g}s"
             return (find("vmalert"), f"-httpListenAddr={server.address}",
                     *(f"-rule={path}" for path in context.rule_files),
                     f"-datasource.url={store}", f"-datasource.queryStep={profile.evaluation_interval}",
