@@ -76,24 +76,24 @@ def _bad_expr(definitions: Definitions, check: CanaryCheck, window: str) -> str:
             f"[{window}]))")
 
 
-def _of(series: str, version: str) -> str:
+def version_of(series: str, version: str) -> str:
     """The series of one version, without its version label (so it matches the job-level series)."""
     return f'sum without ({names.VERSION}) ({series}{{{names.VERSION}="{version}"}})'
 
 
 def baseline_expr(check: CanaryCheck, found: Evidence) -> str:
     """The old version's bad requests, at least `floor` of its requests; none when it served none."""
-    old = f"{_of(found.requests, 'old')} > 0"
+    old = f"{version_of(found.requests, 'old')} > 0"
     floor = f"{check.floor / 100:g} * ({old})"
-    return f"{_of(found.bad, 'old')} > {floor} or {floor}"
+    return f"{version_of(found.bad, 'old')} > {floor} or {floor}"
 
 
 def llr_expr(check: CanaryCheck, found: Evidence) -> str:
     """Wald's log-likelihood ratio, conditional on the bad requests of both versions (see the module):
     k_new ln(ratio) - (k_new + k_old) ln((ratio n_new + n_old) / (n_new + n_old))."""
     ratio, log_ratio = f"{check.ratio:g}", f"{math.log(check.ratio):.6g}"  # PromQL's ln takes no scalar
-    k, n = _of(found.bad, "new"), _of(found.requests, "new")
-    n_old = _of(found.requests, "old")
+    k, n = version_of(found.bad, "new"), version_of(found.requests, "new")
+    n_old = version_of(found.requests, "old")
     return (f"{k} * {log_ratio} - ({k} + {found.baseline})"
             f" * ln(({ratio} * {n} + {n_old}) / ({n} + {n_old}))")
 
@@ -129,7 +129,7 @@ def rollback_expr(definitions: Definitions, check: CanaryCheck) -> str:
     shortest window's): once it is rolled back, the alert resolves within that window, not the longest."""
     upper = bound(_canary(definitions).upper_bound)
     reached = " or ".join(f"{evidence(definitions, check, w).llr} >= {upper}" for w in windows(definitions))
-    serving = _of(evidence(definitions, check, windows(definitions)[0]).requests, "new")
+    serving = version_of(evidence(definitions, check, windows(definitions)[0]).requests, "new")
     return f"({reached}) and on ({names.JOB}) {serving} > 0"
 
 
@@ -152,16 +152,28 @@ def inconclusive_expr(definitions: Definitions) -> str:
     low, high = bound(canary.lower_bound), bound(canary.upper_bound)
     between = " or ".join(f"({evidence(definitions, c, longest).llr} > {low} < {high})" for c in canary.checks)
     counted = evidence(definitions, canary.checks[0], shortest).requests
-    return (f"({between}) and on ({names.JOB}) {_of(counted, 'new')} > 0"
-            f" and on ({names.JOB}) {_of(counted, 'old')} > 0")
+    return (f"({between}) and on ({names.JOB}) {version_of(counted, 'new')} > 0"
+            f" and on ({names.JOB}) {version_of(counted, 'old')} > 0")
+
+
+def bad_words(definitions: Definitions, check: CanaryCheck) -> str:
+    """What the check counts, in words: "failed requests", "requests slower than 500 ms"."""
+    what = bad_adjective(definitions, check)
+    return f"{what} requests" if check.bad is not None else f"requests {what}"
+
+
+def bad_adjective(definitions: Definitions, check: CanaryCheck) -> str:
+    """What makes a request bad for the check: "failed", "slower than 500 ms"."""
+    signal = definitions.signal(check.signal)
+    if check.bad is not None or signal.bands is None:
+        return "failed"
+    return f"slower than {signal.bands.red:g} {names.UNIT_SYMBOLS[signal.unit]}"
 
 
 def describe(definitions: Definitions, check: CanaryCheck) -> str:
     """The check's hypothesis in words: "the new version's share of failed requests is 6 times the old
     version's (taken as at least 0.1 %)"."""
-    signal = definitions.signal(check.signal)
-    what = "failed requests" if check.bad is not None else \
-        f"requests slower than {signal.bands.red:g} {names.UNIT_SYMBOLS[signal.unit]}"
+    what = bad_words(definitions, check)
     return (f"the new version's share of {what} is {check.ratio:g} times the old version's (taken as at least "
             f"{check.floor:g} %)")
 
