@@ -148,7 +148,8 @@ def explain(definitions: Definitions, blame: Blame) -> str:
             if a.action == names.ROLLBACK and a.name not in blame.alerts]
     return "\n".join([
         f"While both versions serve requests, {', '.join(blame.alerts)} "
-        f"roll{'s' if len(blame.alerts) == 1 else ''} back only when the new version is to blame. The fault is shared when the old version breaches the same way (the same tiers or band over its "
+        f"roll{'s' if len(blame.alerts) == 1 else ''} back only when the new version is to blame. "
+        "The fault is shared when the old version breaches the same way (the same tiers or band over its "
         f"own traffic), or when the canary's evidence over {shortest} is at or below "
         f"{definitions.canary.lower_bound:.1f} (no worse); unless the new version's evidence reaches "
         f"{definitions.canary.upper_bound:.1f} over any window, which means it also fails on its own.",
