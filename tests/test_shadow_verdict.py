@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from monitoring.analysis.health import firing_in_prometheus
 from monitoring.analysis.prometheus import Series
 from monitoring.analysis.verdict import (
     Verdict,
@@ -104,3 +105,8 @@ def test_the_state_files_shadow_entries_are_reported_and_its_rollbacks_still_fai
     store.rollback("HighErrorRate fired", by="alertmanager")
     assert [r["source"] for r in rollbacks_in(prometheus, SHADOW, at + 1, "1h", store.path)] == ["state history"]
     assert json.loads(store.path.read_text())["current_percentage"] == 0
+
+
+def test_deploys_start_check_and_health_do_not_count_a_shadow_alert_as_a_critical_one_firing() -> None:
+    assert firing_in_prometheus(AlertsOnly(SHADOW, "CanaryLatency", "HighErrorRate"), SHADOW, AT) == ["HighErrorRate"]
+    assert firing_in_prometheus(AlertsOnly(DEFINITIONS, "CanaryLatency"), DEFINITIONS, AT) == ["CanaryLatency"]
