@@ -17,6 +17,7 @@ from monitoring.definitions.checks import check
 from monitoring.definitions.model import DefinitionError
 from monitoring.generate import generate
 from monitoring.genesis import DEFINITIONS
+from monitoring.validate import families
 from monitoring.validate import rules as rule_checks
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -91,3 +92,15 @@ def test_the_command_says_so_in_one_line_and_exits_2(tmp_path: Path, capsys: pyt
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert "definitions field shadow: 'ElevatedLatency' is not a rollback alert" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_argo_measures_a_shadow_canary_check_as_a_dry_run_and_the_resources_stay_valid(
+        tmp_path: Path, ref: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MONITORING_REF", str(ref))
+    generate(SHADOW_LATENCY, tmp_path)
+    template = yaml.safe_load((tmp_path / "kubernetes/analysistemplate-genesis-canary.yaml").read_text())["spec"]
+    assert template["dryRun"] == [{"metricName": "canary-latency"}]
+    assert "dryRun" not in yaml.safe_load((PROJECT / "kubernetes/analysistemplate-genesis-canary.yaml").read_text())[
+        "spec"]
+    for family in ("kubernetes", "kubernetes-crds"):
+        assert families()[family](tmp_path, SHADOW_LATENCY) == [], family
