@@ -94,7 +94,7 @@ def test_the_command_says_so_in_one_line_and_exits_2(tmp_path: Path, capsys: pyt
     assert list(tmp_path.iterdir()) == []
 
 
-def test_argo_measures_a_shadow_canary_check_as_a_dry_run_and_the_resources_stay_valid(
+def test_a_shadow_alert_is_routed_as_before_and_argo_measures_its_canary_check_as_a_dry_run(
         tmp_path: Path, ref: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MONITORING_REF", str(ref))
     generate(SHADOW_LATENCY, tmp_path)
@@ -102,5 +102,5 @@ def test_argo_measures_a_shadow_canary_check_as_a_dry_run_and_the_resources_stay
     assert template["dryRun"] == [{"metricName": "canary-latency"}]
     assert "dryRun" not in yaml.safe_load((PROJECT / "kubernetes/analysistemplate-genesis-canary.yaml").read_text())[
         "spec"]
-    for family in ("kubernetes", "kubernetes-crds"):
+    for family in ("routes", "cross", "kubernetes", "kubernetes-crds"):  # routed as before, the label carried through
         assert families()[family](tmp_path, SHADOW_LATENCY) == [], family
