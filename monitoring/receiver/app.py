@@ -204,6 +204,8 @@ class Receiver:
             history = self.flag.history()  # cached: repeats and peers are answered without the lock
             if history is not None and {firing(f, s) for _, f, s in alerts} <= shadow_firings(history):
                 return 200, "shadow_duplicate", {"alertname": listed}
+            if self.flag.embedded and current is None and self.store.percentage(history) == 0:
+                return 200, "shadow_at_zero", {"alertname": listed}
             if self.dry_run:
                 return 200, "dry_run", {"alertname": listed, "would_record": "a shadow rollback"}
             move = await run_in_threadpool(self.flag.shadow, alerts, key, SHADOW_REASON, AUTOMATIC, current)
