@@ -6,7 +6,7 @@ import math
 import re
 from collections import Counter
 
-from monitoring.definitions import burn, canary, names
+from monitoring.definitions import blame, burn, canary, names
 from monitoring.definitions.alerts import alert_expr, every_alert
 from monitoring.definitions.model import DefinitionError, Definitions, Worse, duration_seconds, is_absolute_url
 from monitoring.definitions.promql import BadExpression, parse
@@ -26,6 +26,7 @@ def check(definitions: Definitions) -> None:
     _check_kubernetes(definitions)
     canary.check(definitions)
     burn.check(definitions)
+    blame.check(definitions)
     _check_expressions(definitions)
 
 

@@ -212,6 +212,23 @@ class FleetBurn:
 
 
 @dataclass(frozen=True)
+class Blame:
+    """Blame before rollback (docs/canary-analysis.md#blame-before-rollback): the fleet rollback `alerts` that
+    roll back only when the evidence does not clear the new version.
+
+    While both versions serve labelled traffic, a fleet alarm the old version shares (it breaches the same way)
+    or that the canary's evidence clears (no worse over its shortest window) is a shared fault: the alert is held
+    back and `alert` pages instead, after `for_`. When the canary's evidence reaches its upper bound (the new
+    version also fails on its own), or there is nothing to compare (100 %, no version labels), nothing is held.
+    A fleet rollback alert not named here is a last resort: it rolls back a sustained fault, shared or not.
+    """
+
+    alerts: tuple[str, ...]
+    alert: str = "SharedFault"
+    for_: str = "30s"
+
+
+@dataclass(frozen=True)
 class Server:
     """A server the monitoring knows: one name, one host:port, and its role (one of names.ROLES). Two
     Alertmanager peers are two servers with the role "alertmanager"; a role's job is named after the first."""
@@ -332,6 +349,7 @@ class Definitions:
     profile: Profile | None = None
     canary: Canary | None = None
     fleet_burn: FleetBurn | None = None
+    blame: Blame | None = None
     rollout: RolloutPolicy = field(default_factory=RolloutPolicy)
     paths: Paths = field(default_factory=Paths)
     kubernetes: Kubernetes = field(default_factory=Kubernetes)

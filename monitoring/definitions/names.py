@@ -20,6 +20,7 @@ JOB = "job"
 NAMESPACE = "namespace"  # the label Kubernetes service discovery gives every series of a namespace's targets
 SHADOW = "shadow"  # on a rollback alert in shadow mode (the definitions' `shadow`): the receiver moves no flag
 
+WITHHELD = "withheld"  # on the shared-fault page: the fleet rollback alert it held back
 ROLLBACK = "rollback"  # the value of the `action` label that makes the receiver roll back
 SHADOW_VALUE = "true"  # the value of the `shadow` label: the receiver records "would have rolled back", no more
 SEVERITIES = ("critical", "warning")
@@ -122,6 +123,16 @@ def canary_baseline(stem: str, window: str) -> str:
 
 def canary_llr(stem: str, window: str) -> str:
     return f"{JOB}:{stem}:canary_llr{window}"
+
+
+def shared_fault(alert: str) -> str:
+    """1 while the fleet alarm `alert` would blame the new version for a fault both versions share."""
+    return f"{JOB}:{alert}:shared_fault"
+
+
+def version_burn_ratio(stem: str, window: str) -> str:
+    """Each version's share of failed requests over a burn-rate window, a fraction."""
+    return f"{JOB}_{VERSION}:{stem}:ratio_rate{window}"
 
 
 def burn_requests(stem: str, window: str) -> str:
