@@ -27,6 +27,7 @@ from monitoring.definitions.model import (
     Worse,
     duration_seconds,
 )
+from monitoring.flags.store import SHADOW_ROLLBACK
 
 GREEN, YELLOW, RED = "green", "yellow", "red"
 EVIDENCE = "evidence"  # the unit of a canary row: Wald's log-likelihood ratio
@@ -38,6 +39,9 @@ MOSTLY_DOWN = 50.0  # uptime (percent) under which the window has no data worth 
 # The share of its window a required criterion must have data over to be judged at all: a value from a few
 # minutes of a 12-hour soak says nothing of the rest of it, so it is INCONCLUSIVE, never GREEN.
 ENOUGH = 0.75
+# A rollback alert in shadow mode is on trial: what it would have done is reported, never counted in the verdict.
+NOT_SHADOW = f'{names.SHADOW}!="{names.SHADOW_VALUE}"'
+SHADOWED = "would roll back (shadow)"
 
 
 class Verdict(Enum):
@@ -145,12 +149,13 @@ class Decision:
     missing: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     hold: str = ""
+    shadow: list[dict] = field(default_factory=list)  # what shadow alerts would have rolled back (shadow_in)
 
     def as_dict(self) -> dict:
         return {"verdict": self.verdict.name, "exit_code": self.verdict.code, "at": rfc3339(self.at),
                 "window": self.window, "from": rfc3339(self.at - duration_seconds(self.window)),
                 "rows": [r.as_dict() for r in self.rows], "rollbacks": self.rollbacks, "missing": self.missing,
-                "reasons": self.reasons, "hold_extends_soak_by": self.hold}
+                "reasons": self.reasons, "hold_extends_soak_by": self.hold, "shadow": self.shadow}
 
 
 def _step(definitions: Definitions, window: float) -> float:
@@ -321,7 +326,7 @@ def critical_alerts_row(prometheus: Prometheus, definitions: Definitions, at: fl
     """Distinct critical alerts of these definitions that fired in the window, as Prometheus recorded them."""
     critical = "|".join(a.name for a in every_alert(definitions) if a.severity == "critical")
     query = (f'count by (alertname) (max_over_time(ALERTS{{alertstate="firing", severity="critical", '
-             f'{facts.team(definitions)}, alertname=~"{critical}"}}[{window}]))')
+             f'{facts.team(definitions)}, alertname=~"{critical}", {NOT_SHADOW}}}[{window}]))')
     fired = sorted(s.labels.get("alertname", "") for s in prometheus.query(query, at))
     return Row("Critical Alerts", "count", float(len(fired)), query, CRITICAL_ALERTS, detail=", ".join(fired))
 
@@ -351,7 +356,7 @@ def rollbacks_in(prometheus: Prometheus, definitions: Definitions, at: float, wi
     if counted:
         found.append({"at": "", "source": "receiver", "detail": f"{counted:.0f} rollback(s) counted"})
     rollback_alerts = (f'count by (alertname) (max_over_time(ALERTS{{alertstate="firing", '
-                       f'{names.ACTION}="{names.ROLLBACK}", {facts.team(definitions)}}}[{window}]))')
+                       f'{names.ACTION}="{names.ROLLBACK}", {facts.team(definitions)}, {NOT_SHADOW}}}[{window}]))')
     for series in prometheus.query(rollback_alerts, at):
         found.append({"at": "", "source": "alert", "detail": f"{series.labels.get('alertname')} fired"})
     if state is not None:
@@ -360,6 +365,23 @@ def rollbacks_in(prometheus: Prometheus, definitions: Definitions, at: float, wi
                 found.append({"at": entry["at"], "source": "state history",
                               "detail": f"{entry.get('from_percentage')}% -> {entry.get('to_percentage')}% "
                                         f"by {entry.get('by')}: {entry.get('reason', '')}".rstrip(": ")})
+    return found
+
+
+def shadow_in(prometheus: Prometheus, definitions: Definitions, at: float, window: str,
+              state: Path | None = None) -> list[dict]:
+    """What rollback alerts in shadow mode would have rolled back in the window (they fired; the receiver moved
+    nothing): from Prometheus's ALERTS, and the state file's shadow entries when given. Never a rollback."""
+    start = at - duration_seconds(window)
+    query = (f'count by (alertname) (max_over_time(ALERTS{{alertstate="firing", {names.ACTION}="{names.ROLLBACK}", '
+             f'{names.SHADOW}="{names.SHADOW_VALUE}", {facts.team(definitions)}}}[{window}]))')
+    found = [{"at": "", "source": "alert", "alertname": s.labels.get("alertname", ""),
+              "detail": f"{s.labels.get('alertname')} {SHADOWED}"} for s in prometheus.query(query, at)]
+    for entry in history(state) if state is not None else []:
+        if entry.get("action") == SHADOW_ROLLBACK and start <= entry_time(entry) <= at:
+            found.append({"at": entry["at"], "source": "state history", "alertname": entry.get("alertname", ""),
+                          "detail": f"{entry.get('alertname')} {SHADOWED}: {entry.get('from_percentage')}% -> "
+                                    f"{entry.get('to_percentage')}%, not moved"})
     return found
 
 
@@ -428,7 +450,9 @@ def gonogo(prometheus: Prometheus, definitions: Definitions, at: float, window: 
     hold = definitions.rollout.hold if verdict is Verdict.HOLD else ""
     if hold:
         reasons.append(f"extend the soak by {hold}")
-    return Decision(verdict, at, window, rows, rollbacks, missing, reasons, hold)
+    shadow = shadow_in(prometheus, definitions, at, window, state)
+    reasons += [f"{s['detail']} (from the {s['source']}); not counted in the verdict" for s in shadow]
+    return Decision(verdict, at, window, rows, rollbacks, missing, reasons, hold, shadow)
 
 
 def as_json(decision: Decision) -> str:

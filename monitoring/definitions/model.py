@@ -357,6 +357,9 @@ class Definitions:
     rule_tests: str = "rules/tests"
     demo_rate: float = 50.0  # requests per second the demo application serves itself
     deploy_webhook_url: str | None = None  # where `monitoring deploy` POSTs each decision, when set
+    # Rollback alerts in shadow mode: each fires and is routed as usual, the receiver records "would have rolled
+    # back" and moves no flag, and go/no-go reports it without rolling back (docs/receiver.md, "Shadow mode").
+    shadow: tuple[str, ...] = ()
     team: str = ""
     environment: str = "production"
     datasource_name: str = "Prometheus"

@@ -18,9 +18,11 @@ FLAG_NAME = "flag_name"
 VERSION = "version"
 JOB = "job"
 NAMESPACE = "namespace"  # the label Kubernetes service discovery gives every series of a namespace's targets
+SHADOW = "shadow"  # on a rollback alert in shadow mode (the definitions' `shadow`): the receiver moves no flag
 
 WITHHELD = "withheld"  # on the shared-fault page: the fleet rollback alert it held back
 ROLLBACK = "rollback"  # the value of the `action` label that makes the receiver roll back
+SHADOW_VALUE = "true"  # the value of the `shadow` label: the receiver records "would have rolled back", no more
 SEVERITIES = ("critical", "warning")
 VERSIONS = ("old", "new")  # the `version` label: the flag's old path and its new one
 
@@ -84,11 +86,17 @@ def receiver_rollbacks_metric(service: str) -> str:
     return f"{service}_receiver_rollbacks_total"
 
 
+def receiver_shadow_rollbacks_metric(service: str) -> str:
+    """The receiver's counter of rollbacks a shadow alert would have made (labelled by alertname)."""
+    return f"{service}_receiver_shadow_rollbacks_total"
+
+
 def receiver_metrics(service: str) -> tuple[str, ...]:
     """What the rollback receiver exports under the service's namespace."""
     return (flag_enabled_metric(service), flag_rollout_metric(service), f"{service}_receiver_state_readable",
             f"{service}_receiver_flag_system_up",
             f"{receiver_notifications_metric(service)}_total", receiver_rollbacks_metric(service),
+            receiver_shadow_rollbacks_metric(service),
             *deploy_metrics(service).values())
 
 
