@@ -228,11 +228,13 @@ CANARY = Canary(
 # step, 100 % included.
 FLEET_BURN = FleetBurn(signal="error_rate", alert="ErrorBudgetBurn", factors=(14.4, 14.4), noise=3, for_="30s")
 
-# Blame before rollback: while both versions serve traffic, the fast path rolls back only when the new version is
-# to blame; a fault both versions share pages on-call (SharedFault) and holds the rollout. The seed's 5-minute
-# HighErrorRate and HighLatency stay a last resort: they roll back a sustained fault, shared or not (a new
-# version can break what both share, such as a query storm on a shared database).
-BLAME = Blame(alerts=("ErrorBudgetBurn",))
+# Blame before rollback: while both versions serve traffic, a fleet alarm rolls back only when the new version is to
+# blame; a fault both versions share pages on-call (SharedFault) and holds the rollout. The seed's HighErrorRate and
+# HighLatency stay a last resort: once the fleet has been red for 10 minutes they roll back anyway, after their own
+# 5-minute `for` (a new version can break what both share, such as a query storm on a shared database); a burst of up
+# to 5 minutes is red for at most 10 and never rolls back.
+BLAME = Blame(alerts=("ErrorBudgetBurn", "HighErrorRate", "HighLatency"),
+              last_resort=("HighErrorRate", "HighLatency"), sustained="10m")
 
 SERVERS = (
     Server("prometheus", "127.0.0.1", 9090, PROMETHEUS),

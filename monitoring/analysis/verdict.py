@@ -17,7 +17,7 @@ from pathlib import Path
 from monitoring.analysis import facts
 from monitoring.analysis.prometheus import MAX_POINTS, Prometheus, duration, parse_time, resolution, rfc3339
 from monitoring.definitions import canary, names
-from monitoring.definitions.alerts import alert_expr, every_alert, fleet_alerts
+from monitoring.definitions.alerts import every_alert, fleet_alerts
 from monitoring.definitions.model import (
     Bands,
     CanaryCheck,
@@ -34,6 +34,7 @@ EVIDENCE = "evidence"  # the unit of a canary row: Wald's log-likelihood ratio
 OUTCOMES = {RED: "rollback", YELLOW: "inconclusive", GREEN: "no worse"}
 
 CRITICAL_ALERTS = Bands(worse=Worse.HIGHER, yellow=1, red=2)  # 0 green, 1-2 yellow, 3+ red
+CRITICAL_ALERTS_ROW = "Critical Alerts"
 UPTIME = Bands(worse=Worse.LOWER, yellow=100, red=99.9)  # percent of the application's scrapes that succeeded
 MOSTLY_DOWN = 50.0  # uptime (percent) under which the window has no data worth judging
 # The share of its window a required criterion must have data over to be judged at all: a value from a few
@@ -249,7 +250,7 @@ def _by_version(prometheus: Prometheus, series: str, at: float) -> dict[str, flo
 def _counts(prometheus: Prometheus, definitions: Definitions, check: CanaryCheck, at: float,
             window: str) -> tuple[dict[str, float], dict[str, float], str]:
     """Each version's requests and bad requests of `check` over `window` ending at `at`, from the raw counters,
-    and how they read: "new version 3 bad of 150 (2 %), old version 57 bad of 2,850 (2 %)"."""
+    and how they read: "new version 3 failed of 150 (2 %), old version 57 failed of 2,850 (2 %)"."""
     requests = _by_version(prometheus, canary.requests_expr(definitions, window), at)
     bad = _by_version(prometheus, canary.bad_expr(definitions, check, window), at)
     what = canary.bad_adjective(definitions, check)
@@ -285,30 +286,41 @@ def evidence_row(prometheus: Prometheus, definitions: Definitions, check: Canary
     how = (f"reached {peak:.1f} over a sliding window of {', '.join(canary.windows(definitions))}"
            if value is not None and value is peak else f"evidence over the whole {window}")
     detail = f"{how}: {shown}" if shown else ""
-    query = f"{canary.requests_expr(definitions, window)} ; {canary.bad_expr(definitions, check, window)}"
+    query = " or ".join(f'label_replace({expr}, "count", "{what}", "", "")' for what, expr in (
+        ("requests", canary.requests_expr(definitions, window)), ("bad", canary.bad_expr(definitions, check, window))))
     return Row(title, EVIDENCE, value, query, bounds, worst=peak, worst_query=" , ".join(peaks), detail=detail,
                required=False)
 
 
-def shared_fault(prometheus: Prometheus, definitions: Definitions, at: float, window: str) -> str:
-    """What held a fleet rollback back as a shared fault in the window, in numbers (the page's own condition and
-    counts, at the last moment it held); "" when nothing did."""
-    page = next((a for a in fleet_alerts(definitions) if definitions.blame and a.name == definitions.blame.alert),
-                None)
-    if page is None or definitions.canary is None:
-        return ""
+@dataclass(frozen=True)
+class Shared:
+    """A fault both versions shared in the window: what it was, in numbers, and the rows it explains (the signals
+    of the fleet alerts it held back, and the critical alerts)."""
+
+    reason: str
+    explains: frozenset[str]
+
+
+def shared_fault(prometheus: Prometheus, definitions: Definitions, at: float, window: str) -> Shared | None:
+    """The shared-fault page firing in the window, as Prometheus recorded it (so after its `for`, as on-call saw it):
+    the alerts it held back, and each version's counts at the last moment it fired; None when it never did."""
+    blame = definitions.blame
+    if blame is None or definitions.canary is None:
+        return None
     seconds = duration_seconds(window)
-    held = prometheus.query_range(facts.inline(definitions, alert_expr(definitions, page)), at - seconds, at,
-                                  _step(definitions, seconds))
-    moments = [(moment, s.labels.get(names.WITHHELD, "")) for s in held for moment, _ in s.samples]
+    page = (f'ALERTS{{alertname="{blame.alert}", alertstate="firing", {facts.team(definitions)}}}')
+    fired = prometheus.query_range(page, at - seconds, at, _step(definitions, seconds))
+    moments = [(moment, s.labels.get(names.WITHHELD, "")) for s in fired for moment, _ in s.samples]
     if not moments:
-        return ""
+        return None
     last = max(moment for moment, _ in moments)
     shortest = canary.windows(definitions)[0]
     counts = "; ".join(_counts(prometheus, definitions, c, last, shortest)[2] for c in definitions.canary.checks)
-    withheld = ", ".join(sorted({name for _, name in moments if name}))
-    return (f"shared fault: the new version is not to blame ({withheld} held back, last at {rfc3339(last)}; "
-            f"over {shortest}: {counts})")
+    withheld = sorted({name for _, name in moments if name})
+    alerts = {a.name: a for a in fleet_alerts(definitions)}
+    titles = {definitions.signal(alerts[name].signal).title for name in withheld if name in alerts}
+    return Shared(f"shared fault: the new version is not to blame ({', '.join(withheld)} held back, last at "
+                  f"{rfc3339(last)}; over {shortest}: {counts})", frozenset(titles | {CRITICAL_ALERTS_ROW}))
 
 
 def health_row(prometheus: Prometheus, definitions: Definitions, at: float) -> Row:
@@ -328,7 +340,7 @@ def critical_alerts_row(prometheus: Prometheus, definitions: Definitions, at: fl
     query = (f'count by (alertname) (max_over_time(ALERTS{{alertstate="firing", severity="critical", '
              f'{facts.team(definitions)}, alertname=~"{critical}", {NOT_SHADOW}}}[{window}]))')
     fired = sorted(s.labels.get("alertname", "") for s in prometheus.query(query, at))
-    return Row("Critical Alerts", "count", float(len(fired)), query, CRITICAL_ALERTS, detail=", ".join(fired))
+    return Row(CRITICAL_ALERTS_ROW, "count", float(len(fired)), query, CRITICAL_ALERTS, detail=", ".join(fired))
 
 
 def uptime_row(prometheus: Prometheus, definitions: Definitions, at: float, window: str) -> Row:
@@ -414,11 +426,12 @@ def criteria(prometheus: Prometheus, definitions: Definitions, at: float, window
             uptime_row(prometheus, definitions, at, window)]
 
 
-def decide(rows: list[Row], rollbacks: list[dict], shared: str = "") -> tuple[Verdict, list[str], list[str]]:
+def decide(rows: list[Row], rollbacks: list[dict], shared: Shared | None = None
+           ) -> tuple[Verdict, list[str], list[str]]:
     """The verdict and its reasons: a rollback in the window is FAILED, missing data INCONCLUSIVE (never
-    PROCEED), then a canary check in red ROLLBACK; a fault both versions shared in the window (`shared`, what it
-    was) HOLD, whatever else is red: the new version is not to blame, and a step is not raised through it; then
-    any red ROLLBACK, any yellow HOLD, all green PROCEED."""
+    PROCEED), then a canary check in red ROLLBACK; a fault both versions shared in the window HOLD: the new version
+    is not to blame, and a step is not raised through it (the rows it explains, red or not, are reasons to hold;
+    any other red row is still a ROLLBACK); then any red ROLLBACK, any yellow HOLD, all green PROCEED."""
     absent = [f"no data: {r.criterion}" for r in rows if r.value is None and r.required]
     short = [f"too little data: {r.criterion} had {r.had or f'data over {100 * (r.coverage or 0):.2g} % of it'}; "
              f"at least {100 * ENOUGH:.0f} % of the window is needed"
@@ -432,9 +445,10 @@ def decide(rows: list[Row], rollbacks: list[dict], shared: str = "") -> tuple[Ve
         return Verdict.FAILED, [f"rollback in the window: {r['source']} {r['detail']}" for r in rollbacks], missing
     if missing:
         return Verdict.INCONCLUSIVE, absent + short + down, missing
-    blamed = any(r.band == RED and r.unit == EVIDENCE for r in rows)
+    blamed = any(r.band == RED and (r.unit == EVIDENCE or r.criterion not in shared.explains)
+                 for r in rows) if shared else True
     if shared and not blamed:
-        return Verdict.HOLD, [shared, *reds, *yellows], missing
+        return Verdict.HOLD, [shared.reason, *reds, *yellows], missing
     if reds:
         return Verdict.ROLLBACK, reds, missing
     if yellows:

@@ -221,12 +221,17 @@ class Blame:
     or that the canary's evidence clears (no worse over its shortest window) is a shared fault: the alert is held
     back and `alert` pages instead, after `for_`. When the canary's evidence reaches its upper bound (the new
     version also fails on its own), or there is nothing to compare (100 %, no version labels), nothing is held.
-    A fleet rollback alert not named here is a last resort: it rolls back a sustained fault, shared or not.
+
+    The band alerts named in `last_resort` hold a shared fault back only until their signal has stayed in the band
+    for `sustained`: the new version may have broken what both versions share (a query storm on a shared
+    database), so a fault that lasts is rolled back after all, after the alert's own `for`.
     """
 
     alerts: tuple[str, ...]
     alert: str = "SharedFault"
     for_: str = "30s"
+    last_resort: tuple[str, ...] = ()
+    sustained: str = "10m"
 
 
 @dataclass(frozen=True)
