@@ -20,6 +20,10 @@ JOB = "job"
 NAMESPACE = "namespace"  # the label Kubernetes service discovery gives every series of a namespace's targets
 
 ROLLBACK = "rollback"  # the value of the `action` label that makes the receiver roll back
+SHARED_FAULT = "SharedFault"  # the alert that pages when a fleet alarm is held back: both versions fail alike
+# Annotations a notification shows apart from the prose ones: the rollout percentage when the alert fired (what a
+# rollback went back from), when a rule sets it.
+SUMMARY, DESCRIPTION, RUNBOOK_URL, ROLLOUT_FROM = "summary", "description", "runbook_url", "rollout_percent"
 SEVERITIES = ("critical", "warning")
 VERSIONS = ("old", "new")  # the `version` label: the flag's old path and its new one
 
@@ -129,6 +133,8 @@ def burn_ratio(stem: str, window: str) -> str:
 RUNBOOKS = "docs/runbooks"
 PROMETHEUS_CONFIG = "config/prometheus.yml"
 ALERTMANAGER_CONFIG = "config/alertmanager.yml"
+NOTIFICATION_TEMPLATE = "config/notifications.tmpl"  # the Go templates every receiver's messages use, beside it
+NOTIFICATION_SECRET = "notifications"  # kubernetes/: Secret <namespace>-notifications holds every notification secret
 DATASOURCE = "config/grafana/provisioning/datasources/prometheus.yml"
 KUBERNETES = "kubernetes"  # the same monitoring as Kubernetes resources, one per file, and kustomization.yaml
 KUSTOMIZATION = "kustomization.yaml"
