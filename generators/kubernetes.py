@@ -127,18 +127,9 @@ def _secret_key(definitions: Definitions, path: str) -> dict[str, str]:
     return {"name": notification_secret(definitions), "key": PurePosixPath(path).name}
 
 
-def _in_cluster(receiver: str, url: str) -> str:
-    """`url`, refused when it names this host: inside the cluster that is the Alertmanager pod itself."""
-    host = urlsplit(url).hostname or ""
-    if host == "localhost" or host.startswith("127.") or host == "::1":
-        raise DefinitionError(f"alertmanager receiver {receiver!r}: url {url!r} is on loopback, which in the cluster "
-                              "is the Alertmanager pod itself; give an address reachable from the cluster")
-    return url
-
-
 def _webhook(definitions: Definitions, name: str, webhook: Mapping[str, Any]) -> dict[str, Any]:
     kubernetes = definitions.kubernetes
-    url = rollback_url(definitions) if name == definitions.rollback_receiver else _in_cluster(name, webhook["url"])
+    url = rollback_url(definitions) if name == definitions.rollback_receiver else webhook["url"]
     config: dict[str, Any] = {"url": url, "sendResolved": webhook["send_resolved"]}
     authorization = webhook.get("http_config", {}).get("authorization")
     if authorization:
@@ -148,11 +139,11 @@ def _webhook(definitions: Definitions, name: str, webhook: Mapping[str, Any]) ->
     return config
 
 
-def _pagerduty(definitions: Definitions, name: str, page: Mapping[str, Any]) -> dict[str, Any]:
+def _pagerduty(definitions: Definitions, page: Mapping[str, Any]) -> dict[str, Any]:
     config: dict[str, Any] = {"sendResolved": page["send_resolved"],
                               "routingKey": _secret_key(definitions, page["routing_key_file"])}
     if page.get("url"):
-        config["url"] = _in_cluster(name, page["url"])
+        config["url"] = page["url"]
     config.update({field: page[field] for field in ("description", "severity", "class", "component", "group")})
     config["details"] = [{"key": key, "value": value} for key, value in page["details"].items()]
     config["pagerDutyLinkConfigs"] = [{"href": link["href"], "alt": link["text"]} for link in page["links"]]
@@ -165,9 +156,7 @@ def _slack(definitions: Definitions, chat: Mapping[str, Any]) -> dict[str, Any]:
             "fallback": chat["fallback"], "color": chat["color"]}
 
 
-def _email(definitions: Definitions, name: str, mail: Mapping[str, Any]) -> dict[str, Any]:
-    host = mail["smarthost"].rpartition(":")[0]
-    _in_cluster(name, f"smtp://{host}")
+def _email(definitions: Definitions, mail: Mapping[str, Any]) -> dict[str, Any]:
     config: dict[str, Any] = {"sendResolved": mail["send_resolved"], "to": mail["to"], "from": mail["from"],
                               "smarthost": mail["smarthost"], "requireTLS": mail["require_tls"]}
     if mail.get("auth_username"):
@@ -193,11 +182,11 @@ def _receiver(definitions: Definitions, plain: Mapping[str, Any]) -> dict[str, A
     if "webhook_configs" in plain:
         translated["webhookConfigs"] = [_webhook(definitions, name, w) for w in plain["webhook_configs"]]
     if "pagerduty_configs" in plain:
-        translated["pagerdutyConfigs"] = [_pagerduty(definitions, name, p) for p in plain["pagerduty_configs"]]
+        translated["pagerdutyConfigs"] = [_pagerduty(definitions, p) for p in plain["pagerduty_configs"]]
     if "slack_configs" in plain:
         translated["slackConfigs"] = [_slack(definitions, s) for s in plain["slack_configs"]]
     if "email_configs" in plain:
-        translated["emailConfigs"] = [_email(definitions, name, e) for e in plain["email_configs"]]
+        translated["emailConfigs"] = [_email(definitions, e) for e in plain["email_configs"]]
     return translated
 
 

@@ -263,6 +263,7 @@ def test_alertmanager_credentials_file_from_the_environment_is_what_alertmanager
     token = tmp_path / "receiver-token"
     token.write_text("t0ken-for-the-receiver\n")
     env = {"ALERTMANAGER_URL": url, "ALERTMANAGER_CONFIG_DIR": str(folder),
+           **servers.alertmanager_secrets(tmp_path / "secrets", DEFINITIONS),
            "ALERTMANAGER_CREDENTIALS_FILE": str(token)}
     planned = run(targets(DEFINITIONS, env, project=PROJECT), plan_only=True, output="json")
     change = json.loads(planned.text)["changes"][0]

@@ -45,7 +45,8 @@ def everything(tmp_path: Path, ref: Path):
             GrafanaStandIn(ref / "grafana-http-api/grafana-http-api.extract.openapi.json") as grafana:
         env = {"PROMETHEUS_URL": prom, "PROMETHEUS_CONFIG_DIR": str(folders["prometheus"]),
                "ALERTMANAGER_URL": am, "ALERTMANAGER_CONFIG_DIR": str(folders["alertmanager"]),
-               "GRAFANA_URL": grafana.url, "GRAFANA_TOKEN": TOKEN}
+               "GRAFANA_URL": grafana.url, "GRAFANA_TOKEN": TOKEN,
+               **servers.alertmanager_secrets(tmp_path / "secrets", GENESIS)}
         yield env, folders, grafana
         assert grafana.invalid == []
 

@@ -130,3 +130,28 @@ def alertmanager(bundle: Bundle, client: Client, folder: Path) -> ReloadTarget:
         return problems
 
     return ReloadTarget("alertmanager", client, folder, bundle.alertmanager, verify)
+
+
+def missing_secret_files(text: str, folder: Path) -> list[str]:
+    """Each secret file alertmanager.yml names that is not a file on this host (a relative path from the config
+    folder), as "<path> (receiver 'name' <field>)"; the file's content is never read."""
+    config = yaml.safe_load(text) or {}
+    missing: list[str] = []
+
+    def walk(value: Any, where: str) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if str(key).endswith("_file") and isinstance(item, str) and item:
+                    path = Path(item) if Path(item).is_absolute() else folder / item
+                    if not path.is_file():
+                        missing.append(f"{item} ({where} {key})")
+                else:
+                    walk(item, where)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item, where)
+
+    walk(config.get("global", {}), "global")
+    for receiver in config.get("receivers", []):
+        walk(receiver, f"receiver {receiver.get('name')!r}")
+    return missing
