@@ -50,7 +50,7 @@ def alertmanager_secrets(folder: Path, definitions) -> dict[str, str]:
     folder.mkdir(parents=True, exist_ok=True)
     for receiver in with_secrets_in(definitions, str(folder)).receivers:
         for _, path in receiver.secret_files:
-            Path(path).write_text("stand-in-secret\n")
+            Path(path).write_text("stand-in-secret")  # no newline: Alertmanager 0.25 reads a password file untrimmed
     token = folder / "receiver-token"
     token.write_text("stand-in-token\n")
     return {"ALERTMANAGER_SECRETS_DIR": str(folder), "ALERTMANAGER_CREDENTIALS_FILE": str(token)}

@@ -16,6 +16,7 @@ from monitoring.apply.plan import Change, as_json, summary
 from monitoring.apply.reload import ReloadTarget
 from monitoring.apply.servers import alertmanager, missing_secret_files, prometheus
 from monitoring.apply.victoriametrics import victoria_metrics, vmalert
+from monitoring.artifacts import server_files
 from monitoring.definitions.model import Definitions
 from monitoring.definitions.topology import with_secrets_in
 
@@ -89,14 +90,16 @@ def targets(definitions: Definitions, env: Mapping[str, str], stack: Stack | Non
             definitions = with_secrets_in(definitions, env["ALERTMANAGER_SECRETS_DIR"])
         places = _places(env, chosen)
         grafana = _grafana_client(env, chosen)
-    bundle = validated(definitions, project)
-    if "alertmanager" in places:
-        missing = missing_secret_files(bundle.alertmanager["alertmanager.yml"], places["alertmanager"][1])
+    if "alertmanager" in places:  # before validation, which takes seconds: the files it names are there
+        written = server_files(definitions)["alertmanager"]["alertmanager.yml"]
+        missing = missing_secret_files(written, places["alertmanager"][1])
         if missing:
-            raise ApplyUsage(f"alertmanager: secret file {missing[0]} is missing on this host"
-                             + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
-                             + "; create it, readable by Alertmanager, or set ALERTMANAGER_SECRETS_DIR to the folder "
-                             "holding the secret files")
+            if "newline" in missing[0]:
+                raise ApplyUsage(f"alertmanager: secret file {missing[0]}")
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise ApplyUsage(f"alertmanager: secret file {missing[0]} is missing on this host{more}; create it, "
+                             "readable by Alertmanager, or set ALERTMANAGER_SECRETS_DIR to the folder holding them")
+    bundle = validated(definitions, project)
     chosen.skipped += bundle.notes
     chosen.reloadable = [BUILDERS[name](bundle, Client(name, url), Path(folder))
                          for name, (url, folder) in sorted(places.items(), key=lambda p: list(BUILDERS).index(p[0]))]

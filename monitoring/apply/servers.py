@@ -132,9 +132,23 @@ def alertmanager(bundle: Bundle, client: Client, folder: Path) -> ReloadTarget:
     return ReloadTarget("alertmanager", client, folder, bundle.alertmanager, verify)
 
 
+PASSWORD_FILES = ("auth_password_file", "smtp_auth_password_file")  # read untrimmed by Alertmanager 0.25 and 0.26
+
+
+def _ends_with_newline(path: Path) -> bool:
+    """Whether the file's last byte is a newline (only that byte is read)."""
+    try:
+        with path.open("rb") as stream:
+            stream.seek(-1, 2)
+            return stream.read(1) == b"\n"
+    except OSError:
+        return False
+
+
 def missing_secret_files(text: str, folder: Path) -> list[str]:
     """Each secret file alertmanager.yml names that is not a file on this host (a relative path from the config
-    folder), as "<path> (receiver 'name' <field>)"; the file's content is never read."""
+    folder), as "<path> (receiver 'name' <field>)", and each password file Alertmanager would misread; nothing
+    but a password file's last byte is read."""
     config = yaml.safe_load(text) or {}
     missing: list[str] = []
 
@@ -145,6 +159,9 @@ def missing_secret_files(text: str, folder: Path) -> list[str]:
                     path = Path(item) if Path(item).is_absolute() else folder / item
                     if not path.is_file():
                         missing.append(f"{item} ({where} {key})")
+                    elif key in PASSWORD_FILES and _ends_with_newline(path):
+                        missing.append(f"{item} ({where} {key}) ends with a newline, which Alertmanager before 0.27 "
+                                       "sends as part of the password; write it without one")
                 else:
                     walk(item, where)
         elif isinstance(value, list):

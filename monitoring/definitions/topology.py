@@ -75,7 +75,8 @@ def stand_in_secrets(definitions: Definitions, sink: str) -> dict[str, str]:
     service knows, and for each Slack channel the sink's URL (by path)."""
     files: dict[str, str] = {}
     for receiver in definitions.receivers:
-        files.update({p.routing_key_file: "local-stand-in-routing-key" for p in receiver.pagerduty})
-        files.update({s.api_url_file: f"{sink}/{receiver.name}" for s in receiver.slack})
+        files.update({p.routing_key_file: "local-stand-in-routing-key\n" for p in receiver.pagerduty})
+        files.update({s.api_url_file: f"{sink}/{receiver.name}\n" for s in receiver.slack})
+        # no newline: Alertmanager before 0.27 sends a password file's content untrimmed
         files.update({e.auth_password_file: "local-stand-in-password" for e in receiver.email if e.auth_password_file})
     return files

@@ -249,7 +249,7 @@ class Stack:
         _secret(self.token, secrets.token_urlsafe(32))
         for path, value in stand_in_secrets(self.definitions, self.sink).items():
             Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # stand-ins, but kept as secrets are
-            replace_atomically(Path(path), value + "\n")
+            replace_atomically(Path(path), value)
             Path(path).chmod(0o600)
         if self.flags == "unleash":
             from monitoring.local.unleash_server import new_tokens
