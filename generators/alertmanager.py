@@ -61,6 +61,8 @@ def _email(definitions: Definitions, mail: Email) -> dict[str, Any]:
         config["auth_username"] = mail.auth_username
     if mail.auth_password_file:
         config["auth_password_file"] = mail.auth_password_file
+    if mail.ca_file:
+        config["tls_config"] = {"ca_file": mail.ca_file}
     config.update({"headers": {"Subject": call(notifications.TITLE)}, "html": call(notifications.HTML),
                    "text": call(notifications.TEXT)})
     return config

@@ -163,6 +163,8 @@ def _email(definitions: Definitions, mail: Mapping[str, Any]) -> dict[str, Any]:
         config["authUsername"] = mail["auth_username"]
     if mail.get("auth_password_file"):
         config["authPassword"] = _secret_key(definitions, mail["auth_password_file"])
+    if mail.get("tls_config", {}).get("ca_file"):
+        config["tlsConfig"] = {"ca": {"secret": _secret_key(definitions, mail["tls_config"]["ca_file"])}}
     config.update({"headers": [{"key": key, "value": value} for key, value in mail["headers"].items()],
                    "html": mail["html"], "text": mail["text"]})
     return config

@@ -242,14 +242,18 @@ SERVERS = (
 # and the stakeholders get mail for every critical alert (each rollback among them); warnings become Slack
 # tickets. Every secret is a file on the Alertmanager host; the local stack writes stand-ins in its own folder.
 SECRETS = "/etc/alertmanager/secrets"
+# Both also get deploy's decisions and the stage and day reports (`reports=True`): the stakeholders by mail, the
+# team in its channel.
 RECEIVERS = (
     Receiver("rollback", rollback_webhook(SERVERS), bearer=True),
     Receiver("oncall",
              pagerduty=(PagerDuty(routing_key_file=f"{SECRETS}/pagerduty-routing-key"),),
              email=(Email(to=("genesis-stakeholders@example.com",), sender="genesis-monitoring@example.com",
                           smarthost="smtp.example.com:587", auth_username="genesis-monitoring@example.com",
-                          auth_password_file=f"{SECRETS}/smtp-password"),)),
-    Receiver("tickets", slack=(Slack(api_url_file=f"{SECRETS}/slack-tickets-url", channel="#genesis-rollout"),)),
+                          auth_password_file=f"{SECRETS}/smtp-password"),),
+             reports=True),
+    Receiver("tickets", slack=(Slack(api_url_file=f"{SECRETS}/slack-tickets-url", channel="#genesis-rollout"),),
+             reports=True),
 )
 
 # On Kubernetes (kubernetes/, docs/kubernetes.md): the Genesis namespace, selected by a kube-prometheus-stack

@@ -11,12 +11,14 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -165,6 +167,7 @@ class Mailbox:
     messages: list[EmailMessage] = field(default_factory=list)
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
     logins: list[str] = field(default_factory=list)
+    tls: list[bool] = field(default_factory=list)
 
     @property
     def smarthost(self) -> str:
@@ -172,10 +175,11 @@ class Mailbox:
 
 
 @contextmanager
-def smtp(username: str, password: str) -> Iterator[Mailbox]:
+def smtp(username: str, password: str, tls: tuple[Path, Path] | None = None) -> Iterator[Mailbox]:
     """A real SMTP server (aiosmtpd) on a free loopback port that requires AUTH as `username` with `password`
     (over plain text: Go's and Python's SMTP clients send PLAIN unencrypted only to a loopback host; aiosmtpd warns
-    about that on each connection, which a test using it ignores: AUTH_WITHOUT_TLS)."""
+    about that on each connection, which a test using it ignores: AUTH_WITHOUT_TLS). With `tls` (certificate and
+    key files), it requires STARTTLS before AUTH and records, per login, whether the session was encrypted."""
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult, LoginPassword
 
@@ -191,12 +195,19 @@ def smtp(username: str, password: str) -> Iterator[Mailbox]:
         if isinstance(auth_data, LoginPassword) and (auth_data.login.decode(), auth_data.password.decode()) == (
                 username, password):
             box.logins.append(username)
+            box.tls.append(session.ssl is not None)
             return AuthResult(success=True)
         return AuthResult(success=False, handled=False)
 
     # PLAIN only: Alertmanager 0.25's LOGIN expects the challenge "Username:", aiosmtpd sends "User Name"
+    encrypted: dict[str, Any] = {}
+    if tls:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(str(tls[0]), str(tls[1]))
+        encrypted = {"tls_context": context, "require_starttls": True}
     controller = Controller(Handler(), hostname=box.host, port=box.port, authenticator=authenticator,
-                            auth_required=True, auth_require_tls=False, auth_exclude_mechanism=["LOGIN"])
+                            auth_required=True, auth_require_tls=bool(tls), auth_exclude_mechanism=["LOGIN"],
+                            **encrypted)
     controller.start()
     try:
         yield box

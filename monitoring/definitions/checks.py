@@ -246,6 +246,8 @@ def _check_receiver(receiver: Receiver) -> None:
         found = _HOSTPORT.match(mail.smarthost or "")
         if found is None or not 0 < int(found[2]) < 65536:
             raise DefinitionError(f"{where} email field smarthost: {mail.smarthost!r} is not host:port")
+        if mail.ca_file:
+            _check_secret_file(f"{where} email field ca_file", mail.ca_file)
         if mail.auth_password_file:
             _check_secret_file(f"{where} email field auth_password_file", mail.auth_password_file)
             if not mail.auth_username:

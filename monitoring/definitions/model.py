@@ -272,12 +272,14 @@ class Email:
     auth_password_file: str = ""
     require_tls: bool = True
     send_resolved: bool = False
+    ca_file: str = ""  # the CA that signed the smarthost's certificate, when not one the system trusts
 
 
 @dataclass(frozen=True)
 class Receiver:
     """An Alertmanager receiver: a webhook at `url` (with `bearer`, its token read from `credentials_file`), and
-    any mix of PagerDuty pages, Slack messages and mail."""
+    any mix of PagerDuty pages, Slack messages and mail. With `reports`, its mail and Slack channels also get
+    each decision of `monitoring deploy` and each report `monitoring report --send` writes."""
 
     name: str
     url: str = ""
@@ -286,6 +288,7 @@ class Receiver:
     pagerduty: tuple[PagerDuty, ...] = ()
     slack: tuple[Slack, ...] = ()
     email: tuple[Email, ...] = ()
+    reports: bool = False
 
     @property
     def secret_files(self) -> tuple[tuple[str, str], ...]:

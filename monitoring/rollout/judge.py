@@ -114,3 +114,21 @@ def notify_with(url: str | None):
         except requests.RequestException as error:
             print(f"  notification to the webhook failed ({type(error).__name__})", file=sys.stderr)
     return decided
+
+
+def tell_with(definitions):
+    """Each decision to the people of the receivers marked `reports` (mail and Slack), on a background thread: a
+    step never waits for a mail server; a delivery that fails after its retries is one line on stderr."""
+    from monitoring.delivery import Message, channels, in_background
+
+    def decided(step: int, outcome, action) -> None:
+        if not channels(definitions):
+            return
+        rows = [r.as_dict() for r in getattr(outcome, "rows", [])]
+        subject = f"Rollout decision at {step} %: {action.kind} ({outcome.verdict.name}) - {definitions.service}"
+        lines = [f"{definitions.service}, flag {definitions.flag_name}, at {step} %: {outcome.verdict.name}, "
+                 f"{action.kind}: {action.why}.", *(f"  {reason}" for reason in outcome.reasons), "",
+                 *(f"  {r['criterion']}: {r['shown']} ({r['band_shown']}; {r['bands']})" for r in rows)]
+        in_background(definitions, Message(subject, "\n".join(lines) + "\n", summary=lines[0]),
+                      say=lambda line: print(f"  {line}", file=sys.stderr))
+    return decided
