@@ -155,9 +155,6 @@ def slack() -> Any:
     return _http(StandIn("slack"), SLACK_MESSAGE, "/services/T0000/B0000/stand-in", (200, "text/plain", b"ok"))
 
 
-AUTH_WITHOUT_TLS = "ignore:Requiring AUTH while not requiring TLS:UserWarning"
-
-
 @dataclass
 class Mailbox:
     """What the SMTP server accepted: each message parsed, with its envelope; and who logged in."""
@@ -176,10 +173,10 @@ class Mailbox:
 
 @contextmanager
 def smtp(username: str, password: str, tls: tuple[Path, Path] | None = None) -> Iterator[Mailbox]:
-    """A real SMTP server (aiosmtpd) on a free loopback port that requires AUTH as `username` with `password`
-    (over plain text: Go's and Python's SMTP clients send PLAIN unencrypted only to a loopback host; aiosmtpd warns
-    about that on each connection, which a test using it ignores: AUTH_WITHOUT_TLS). With `tls` (certificate and
-    key files), it requires STARTTLS before AUTH and records, per login, whether the session was encrypted."""
+    """A real SMTP server (aiosmtpd) on a free loopback port that requires AUTH as `username` with `password`.
+    With `tls` (certificate and key files) it requires STARTTLS before AUTH; without, AUTH goes in plain text
+    (Go's and Python's SMTP clients allow that only to a loopback host, and aiosmtpd warns on each connection).
+    It records, per login, whether the session was encrypted."""
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult, LoginPassword
 
@@ -213,3 +210,14 @@ def smtp(username: str, password: str, tls: tuple[Path, Path] | None = None) -> 
         yield box
     finally:
         controller.stop()
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that is its own CA, and its key, made by openssl in `folder`."""
+    import subprocess
+
+    cert, key = folder / "smtp.crt", folder / "smtp.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key

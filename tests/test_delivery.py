@@ -6,7 +6,6 @@ stand-in; a channel that fails is retried, then one line, and never holds up a r
 from __future__ import annotations
 
 import socket
-import subprocess
 import threading
 import time
 from dataclasses import replace
@@ -34,12 +33,7 @@ HTML = (f'<html><body><h1>Stage 2 completion: 10 % rollout</h1><p>Error rate 0.0
 
 @pytest.fixture
 def certificate(tmp_path: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (it is its own CA) and its key."""
-    cert, key = tmp_path / "smtp.crt", tmp_path / "smtp.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True, timeout=60)
-    return cert, key
+    return standins.self_signed(tmp_path)
 
 
 def people(tmp_path: Path, smarthost: str, slack_url: str, ca_file: Path | None = None) -> Definitions:

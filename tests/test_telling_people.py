@@ -60,7 +60,8 @@ WARNING = {"labels": {"alertname": "ElevatedLatency", "severity": "warning", "si
 
 def told(definitions: Definitions, secrets: Path, page: str, webhook: str, mail: str) -> Definitions:
     """Genesis's receivers as written, pointed at the stand-ins: PagerDuty's `url`, Slack's URL in its file, the
-    SMTP server as smarthost (no TLS on loopback), every secret in `secrets`."""
+    SMTP server as smarthost (STARTTLS required, as Genesis has it; its certificate signed by itself), every secret
+    in `secrets`."""
     (secrets / "pagerduty-routing-key").write_text(ROUTING_KEY + "\n")
     (secrets / "smtp-password").write_text(SMTP_PASSWORD)  # no newline: Alertmanager before 0.27 would send it
     (secrets / "token").write_text("rollback-receiver-token\n")
@@ -74,7 +75,7 @@ def told(definitions: Definitions, secrets: Path, page: str, webhook: str, mail:
             pagerduty=tuple(replace(p, url=page, routing_key_file=str(secrets / "pagerduty-routing-key"))
                             for p in receiver.pagerduty),
             slack=tuple(replace(s, api_url_file=str(secrets / "slack-url")) for s in receiver.slack),
-            email=tuple(replace(e, smarthost=mail, require_tls=False, auth_username=SMTP_USER,
+            email=tuple(replace(e, smarthost=mail, auth_username=SMTP_USER, ca_file=str(secrets / "smtp.crt"),
                                 auth_password_file=str(secrets / "smtp-password")) for e in receiver.email)))
     return replace(definitions.with_profile("compressed"), receivers=tuple(receivers),
                    paths=replace(definitions.paths, credentials_file=str(secrets / "token")))
@@ -94,12 +95,13 @@ def _until(done, seconds: float = 40.0) -> None:
 
 
 @pytest.mark.slow  # a real Alertmanager, an SMTP server and HTTP stand-ins
-@pytest.mark.filterwarnings(standins.AUTH_WITHOUT_TLS)
 def test_alertmanager_pages_posts_and_mails_each_message_with_the_numbers(tmp_path: Path, ref: Path) -> None:
     schema = json.loads((ref / "alertmanager-webhook/webhook-payload-v4.schema.json").read_text())
     secrets = tmp_path / "secrets"
     secrets.mkdir()
-    with standins.pagerduty() as page, standins.slack() as chat, standins.smtp(SMTP_USER, SMTP_PASSWORD) as box, \
+    certificate = standins.self_signed(secrets)
+    with standins.pagerduty() as page, standins.slack() as chat, \
+            standins.smtp(SMTP_USER, SMTP_PASSWORD, tls=certificate) as box, \
             standins._http(standins.StandIn("rollback"), schema, "/alerts", (200, "application/json", b"{}")) as hook:
         (secrets / "slack-url").write_text(chat.url + "\n")
         definitions = told(DEFINITIONS, secrets, page.url, hook.url, box.smarthost)
@@ -139,8 +141,8 @@ def test_alertmanager_pages_posts_and_mails_each_message_with_the_numbers(tmp_pa
     assert attachment["title"] == "ElevatedLatency (warning) - genesis"
     assert "312.40" in attachment["text"] and attachment["title_link"].endswith("/ElevatedLatency.md")
 
-    # mail: logged in with the password from its file; subject, text and HTML say the same
-    assert box.logins and set(box.logins) == {SMTP_USER}
+    # mail: over STARTTLS, logged in with the password from its file; subject, text and HTML say the same
+    assert box.logins and set(box.logins) == {SMTP_USER} and set(box.tls) == {True}
     subjects = {m["Subject"]: m for m in box.messages}
     mail = subjects["Rolled back phase_4_deployment from 10 % to 0 % by CanaryErrorRate - genesis"]
     assert mail["To"] == "genesis-stakeholders@example.com" and mail["From"] == "genesis-monitoring@example.com"
