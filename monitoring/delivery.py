@@ -55,6 +55,13 @@ def channels(definitions: Definitions) -> list[Email | Slack]:
     return [c for r in definitions.receivers if r.reports for c in (*r.email, *r.slack)]
 
 
+def missing_secret(channel: Email | Slack) -> str:
+    """The secret file `channel` needs that is not a file here ("" when none is missing): a lasting condition,
+    said at once rather than retried."""
+    path = channel.api_url_file if isinstance(channel, Slack) else channel.auth_password_file
+    return path if path and not Path(path).is_file() else ""
+
+
 def _secret(path: str) -> str:
     return Path(path).read_text(encoding="utf-8").strip()
 
@@ -138,11 +145,18 @@ def _reason(error: BaseException) -> str:
 
 
 def deliver(definitions: Definitions, message: Message, say: Callable[[str], None] = print,
-            attempts: int = ATTEMPTS, pause: float | None = None) -> Outcome:
-    """Send `message` to every channel; each failed channel is retried, then said in one line."""
+            attempts: int = ATTEMPTS, pause: float | None = None, to: list[Email | Slack] | None = None) -> Outcome:
+    """Send `message` to every channel (or those `to` names); each failed channel is retried, then said in one
+    line; one whose secret file is missing is said at once."""
     outcome = Outcome()
-    for channel in channels(definitions):
+    for channel in channels(definitions) if to is None else to:
         send = send_mail if isinstance(channel, Email) else send_slack
+        if missing_secret(channel):
+            line = f"delivery of {message.subject!r} to {name(channel)} failed: secret file " \
+                   f"{missing_secret(channel)} is missing"
+            outcome.failed.append(line)
+            say(line)
+            continue
         for attempt in range(1, attempts + 1):
             try:
                 send(channel, message)
@@ -160,10 +174,10 @@ def deliver(definitions: Definitions, message: Message, say: Callable[[str], Non
     return outcome
 
 
-def in_background(definitions: Definitions, message: Message, say: Callable[[str], None] = print
-                  ) -> threading.Thread:
+def in_background(definitions: Definitions, message: Message, say: Callable[[str], None] = print,
+                  to: list[Email | Slack] | None = None) -> threading.Thread:
     """`deliver` on its own thread (not a daemon: a process about to exit still finishes its deliveries, each
     bounded by its attempts and timeouts)."""
-    thread = threading.Thread(target=deliver, args=(definitions, message, say), name="delivery")
+    thread = threading.Thread(target=deliver, args=(definitions, message, say), kwargs={"to": to}, name="delivery")
     thread.start()
     return thread

@@ -121,3 +121,18 @@ def test_a_decision_never_waits_for_a_mail_server_that_does_not_answer(tmp_path:
     assert len(err) == 1 and err[0].endswith("failed after 3 attempts: the server stopped answering (connection "
                                              "unexpectedly closed: timed out)"), err
     assert err[0].startswith("  delivery of 'Rollout decision at 10 %: rollback (ROLLBACK) - genesis' to mail")
+
+
+def test_a_missing_secret_file_is_said_at_once_and_not_retried(tmp_path: Path) -> None:
+    definitions = people(tmp_path, "127.0.0.1:1", "http://127.0.0.1:1/hook")
+    (tmp_path / "slack-url").unlink()
+    (tmp_path / "smtp-password").unlink()
+    said: list[str] = []
+    started = time.monotonic()
+    delivery.deliver(definitions, delivery.Message("Day 2 completion report", "text"), say=said.append)
+    assert time.monotonic() - started < 0.5, "no retry, no pause"
+    assert said == [
+        f"delivery of 'Day 2 completion report' to mail to stakeholders@example.com via 127.0.0.1:1 failed: secret "
+        f"file {tmp_path / 'smtp-password'} is missing",
+        f"delivery of 'Day 2 completion report' to Slack #genesis-rollout failed: secret file {tmp_path / 'slack-url'} "
+        "is missing"]

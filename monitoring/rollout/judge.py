@@ -119,10 +119,21 @@ def notify_with(url: str | None):
 def tell_with(definitions):
     """Each decision to the people of the receivers marked `reports` (mail and Slack), on a background thread: a
     step never waits for a mail server; a delivery that fails after its retries is one line on stderr."""
-    from monitoring.delivery import Message, channels, in_background
+    from monitoring.delivery import Message, channels, in_background, missing_secret, name
+
+    ready: list = []
+    checked: list[bool] = []
 
     def decided(step: int, outcome, action) -> None:
-        if not channels(definitions):
+        if not checked:  # a missing secret file is said once, at the first decision, not at every one
+            checked.append(True)
+            for channel in channels(definitions):
+                if missing_secret(channel):
+                    print(f"  decisions are not sent to {name(channel)}: secret file {missing_secret(channel)} is "
+                          "missing", file=sys.stderr)
+                else:
+                    ready.append(channel)
+        if not ready:
             return
         rows = [r.as_dict() for r in getattr(outcome, "rows", [])]
         subject = f"Rollout decision at {step} %: {action.kind} ({outcome.verdict.name}) - {definitions.service}"
@@ -130,5 +141,5 @@ def tell_with(definitions):
                  f"{action.kind}: {action.why}.", *(f"  {reason}" for reason in outcome.reasons), "",
                  *(f"  {r['criterion']}: {r['shown']} ({r['band_shown']}; {r['bands']})" for r in rows)]
         in_background(definitions, Message(subject, "\n".join(lines) + "\n", summary=lines[0]),
-                      say=lambda line: print(f"  {line}", file=sys.stderr))
+                      say=lambda line: print(f"  {line}", file=sys.stderr), to=ready)
     return decided
