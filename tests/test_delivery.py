@@ -136,3 +136,23 @@ def test_a_missing_secret_file_is_said_at_once_and_not_retried(tmp_path: Path) -
         f"file {tmp_path / 'smtp-password'} is missing",
         f"delivery of 'Day 2 completion report' to Slack #genesis-rollout failed: secret file {tmp_path / 'slack-url'} "
         "is missing"]
+
+
+def test_deploy_mails_the_stage_report_it_writes_with_the_seeds_subject(tmp_path: Path, certificate) -> None:
+    from monitoring.rollout.judge import Teller
+
+    out = tmp_path / "reports" / "step-010"
+    out.mkdir(parents=True)
+    (out / "report.html").write_text(HTML)
+    (out / "report.md").write_text("# Rollout step 10 %\n\nError rate 0.04 %\n")
+    with standins.smtp("monitoring", PASSWORD, tls=certificate) as box, standins.slack() as chat:
+        teller = Teller(people(tmp_path, box.smarthost, chat.url, ca_file=certificate[0]))
+        teller.report(10, out, "PROCEED: deploy went on to the next step")
+        for thread in [t for t in threading.enumerate() if t.name == "delivery"]:
+            thread.join(20)
+    [mail] = box.messages
+    assert mail["Subject"] == "Stage 2 completion: 10 % rollout - genesis"
+    assert "Error rate 0.04 %" in mail.get_body(("plain",)).get_content()
+    assert len([p for p in mail.walk() if p.get_content_type() == "image/png"]) == 2
+    assert chat.received[0]["text"] == ("Stage 2 completion: 10 % rollout (genesis): PROCEED: deploy went on to the "
+                                        f"next step\n{(out / 'report.html').resolve()}")

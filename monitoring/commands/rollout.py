@@ -153,8 +153,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             posted(step, outcome, action)
             told(step, outcome, action)
 
-        deploy = Deploy(store, judge_with(prometheus, definitions, store.path, _reports(args)),
-                        health=health_with(prometheus, definitions), decided=decided, flag_system=system)
+        judge = judge_with(prometheus, definitions, store.path, _reports(args))
+        judge.teller = told
+        deploy = Deploy(store, judge, health=health_with(prometheus, definitions), decided=decided,
+                        flag_system=system)
         if plan is None:
             return deploy.resume()
         store.read()  # a missing or corrupt state is said before the banner
