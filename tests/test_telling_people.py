@@ -286,3 +286,16 @@ def test_kubernetes_takes_every_notification_secret_from_the_secret_and_nothing_
     assert "127.0.0.1" not in text and "localhost" not in text and "/etc/alertmanager" not in text
     templates = yaml.safe_load((PROJECT / "kubernetes/configmap-genesis-notifications-templates.yaml").read_text())
     assert templates["data"]["notifications.tmpl"] == (PROJECT / names.NOTIFICATION_TEMPLATE).read_text()
+
+
+def test_validation_refuses_a_notification_secret_inline_in_the_alertmanagerconfig(tree: Path) -> None:
+    from monitoring.validate import families
+
+    path = tree / "kubernetes/alertmanagerconfig-genesis.yaml"
+    config = yaml.safe_load(path.read_text())
+    config["spec"]["receivers"][1]["pagerdutyConfigs"][0]["routingKey"] = "R0UT1NGKEYINLINE"
+    path.write_text(yaml.safe_dump(config))
+    problems = families()["kubernetes"](tree, DEFINITIONS)
+    assert problems == ["kubernetes/alertmanagerconfig-genesis.yaml: AlertmanagerConfig 'genesis': receiver 'oncall': "
+                        "pagerdutyConfigs routingKey must be Secret 'genesis-notifications' key "
+                        "'pagerduty-routing-key', found an inline value"]
