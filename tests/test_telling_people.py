@@ -158,6 +158,32 @@ def test_alertmanager_pages_posts_and_mails_each_message_with_the_numbers(tmp_pa
         assert secret not in log and secret not in (config / "alertmanager.yml").read_text()
 
 
+@pytest.mark.slow  # a real Alertmanager and HTTP stand-ins
+def test_an_unreachable_mail_server_never_holds_up_the_rollback_or_the_page(tmp_path: Path, ref: Path) -> None:
+    """The rollback webhook and the page go out while the mail to stakeholders fails: Alertmanager logs it."""
+    from monitoring.processes import free_port
+
+    schema = json.loads((ref / "alertmanager-webhook/webhook-payload-v4.schema.json").read_text())
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "smtp.crt").write_text("")
+    with standins.pagerduty() as page, standins.slack() as chat, \
+            standins._http(standins.StandIn("rollback"), schema, "/alerts", (200, "application/json", b"{}")) as hook:
+        (secrets / "slack-url").write_text(chat.url + "\n")
+        dead = f"127.0.0.1:{free_port()}"
+        definitions = told(DEFINITIONS, secrets, page.url, hook.url, dead)
+        config = tmp_path / "config"
+        write_all(config, artifacts.server_files(definitions)["alertmanager"])
+        with servers.alertmanager(config / "alertmanager.yml", tmp_path) as (_, alertmanager):
+            _post(alertmanager, ROLLBACK)
+            _until(lambda: bool(hook.received and page.received))
+            _until(lambda: "oncall/email" in (tmp_path / "alertmanager.log").read_text(), 20)
+            log = (tmp_path / "alertmanager.log").read_text()
+    assert hook.received and hook.received[0]["commonLabels"]["alertname"] == "CanaryErrorRate", log
+    assert page.received[0]["payload"]["summary"].startswith("Rolled back phase_4_deployment")
+    assert f"dial tcp {dead}: connect: connection refused" in log and SMTP_PASSWORD not in log
+
+
 def _record(page, chat, box) -> None:
     """With MONITORING_EXAMPLES=<file>, the messages received, for docs/telling-people.md."""
     target = os.environ.get("MONITORING_EXAMPLES")
