@@ -205,10 +205,11 @@ def _receivers(**oncall) -> Definitions:
 MAIL = Email(to=("people@example.com",), sender="monitoring@example.com", smarthost="smtp.example.com:587")
 INLINE_KEY = _receivers(pagerduty=(PagerDuty(routing_key_file="R0UT1NGKEYFR0MAF1LE0000000000000"),))
 BAD = {
-    "inline routing key": (INLINE_KEY, "receiver 'oncall' pagerduty field routing_key_file: "
-                                       "'R0UT1NGKEYFR0MAF1LE0000000000000' is not an absolute path"),
+    "inline routing key": (INLINE_KEY, "receiver 'oncall' pagerduty field routing_key_file: not an absolute path "
+                                       "to a file (the value is not shown: it may be the secret itself)"),
     "relative password file": (_receivers(email=(replace(MAIL, auth_username="u", auth_password_file="pw"),)),
-                               "email field auth_password_file: 'pw' is not an absolute path"),
+                               "email field auth_password_file: not an absolute path"),
+    "a token as a URL": (_receivers(url="xoxb-0000-SECRET"), "field url: not an http(s) URL with a host"),
     "slack hook inline": (_receivers(url="https://hooks.slack.com/services/T0/B0/XXXX"),
                           "field url: is a Slack incoming-webhook URL, an inline secret"),
     "token in a query": (_receivers(url="https://pager.example.com/hook?api_token=abc"),
@@ -231,12 +232,13 @@ def test_an_inline_secret_or_a_malformed_address_is_refused_naming_the_receiver(
     with pytest.raises(DefinitionError) as raised:
         check(definitions)
     assert said in str(raised.value) and "\n" not in str(raised.value)
+    assert "R0UT1NG" not in str(raised.value) and "SECRET" not in str(raised.value), "a secret is never repeated"
 
 
 def test_the_command_refuses_an_inline_secret_with_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
     assert main(["generate", "--definitions", f"{__name__}:INLINE_KEY", "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "routing_key_file" in err and "Traceback" not in err
+    assert err.count("\n") == 1 and "routing_key_file" in err and "Traceback" not in err and "R0UT1NG" not in err
     assert not (tmp_path / "out").exists()
 
 

@@ -203,8 +203,8 @@ _SECRET_FILE = re.compile(r"^/[^\0\n]*[^/]$")
 
 def _check_url(where: str, url: str) -> None:
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise DefinitionError(f"{where}: {url!r} is not an http(s) URL with a host")
+    if parts.scheme not in ("http", "https") or not parts.hostname:  # the value is not shown: it may be a secret
+        raise DefinitionError(f"{where}: not an http(s) URL with a host (the value is not shown: it may be a secret)")
     if parts.username or parts.password:
         raise DefinitionError(f"{where}: holds a user:password@, an inline secret; put credentials in a file")
     if _SLACK_HOOK.match(url):
@@ -215,10 +215,10 @@ def _check_url(where: str, url: str) -> None:
 
 
 def _check_secret_file(where: str, path: str) -> None:
-    if not _SECRET_FILE.match(path or ""):
-        raise DefinitionError(f"{where}: {path!r} is not an absolute path to a file; a secret is read from a file "
-                              "on the Alertmanager host, never written inline (and Alertmanager 0.25 reads a "
-                              "relative one from its working directory)")
+    if not _SECRET_FILE.match(path or ""):  # the value is not shown: it may be the secret itself
+        raise DefinitionError(f"{where}: not an absolute path to a file (the value is not shown: it may be the "
+                              "secret itself); a secret is read from a file on the Alertmanager host, never written "
+                              "inline, and Alertmanager 0.25 reads a relative path from its working directory")
 
 
 def _check_receiver(receiver: Receiver) -> None:
