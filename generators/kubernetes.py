@@ -330,8 +330,12 @@ def analysis_template(definitions: Definitions) -> dict[str, Any]:
                                     "query": judgement_query(definitions, check, **ARGO)}},
     } for check in judged.checks]
     args = [{"name": "namespace"}, {"name": "job", "value": definitions.job(names.APP)}]
-    return _resource(ANALYSIS_TEMPLATE, f"{dns_name(definitions.service)}-canary",
-                     {"spec": {"args": args, "metrics": metrics}})
+    spec: dict[str, Any] = {"args": args, "metrics": metrics}
+    # A check whose alert is in shadow mode is measured and shown, never failing the run: Argo's dry run per metric.
+    dry = [{"metricName": dns_name(check.alert)} for check in judged.checks if check.alert in definitions.shadow]
+    if dry:
+        spec["dryRun"] = dry
+    return _resource(ANALYSIS_TEMPLATE, f"{dns_name(definitions.service)}-canary", {"spec": spec})
 
 
 def metric_templates(definitions: Definitions) -> list[dict[str, Any]]:

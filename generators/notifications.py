@@ -4,7 +4,8 @@ title and text, the mail's subject, HTML and text.
 
 A message says which alert fired, what was rolled back (the flag, from the rollout when the alert fired, to 0 %),
 the evidence the rule wrote into its annotations, and the runbook; for the shared-fault alert, that nothing was
-rolled back and why. Jinja2 here uses [[ ]] and [% %], so the Go templates' {{ }} pass through untouched.
+rolled back and why (the definitions' `blame.alert`, when they hold back shared faults). Jinja2 here uses [[ ]]
+and [% %], so the Go templates' {{ }} pass through untouched.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def template(definitions: Definitions) -> str:
         service=definitions.service,
         flag=_quoted(definitions.flag_name),
         action=names.ACTION, rollback=_quoted(names.ROLLBACK), flag_label=names.FLAG, severity=names.SEVERITY,
-        shared_fault=_quoted(names.SHARED_FAULT),
+        shared_fault=_quoted(definitions.blame.alert) if definitions.blame else None, withheld=names.WITHHELD,
         summary=names.SUMMARY, description=names.DESCRIPTION, runbook_url=names.RUNBOOK_URL,
         rollout_from=_quoted(names.ROLLOUT_FROM),
         other_annotations=_quoted(f"^({'|'.join(shown)})$"),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from monitoring.definitions import burn, canary
-from monitoring.definitions.alerts import alert_expr, alert_labels
+from monitoring.definitions import blame, burn, canary
+from monitoring.definitions.alerts import alert_expr, alert_labels, fleet_alerts
 from monitoring.definitions.model import AlertRule, Definitions
 
 
@@ -38,18 +38,19 @@ def rule_file(definitions: Definitions) -> dict[str, Any]:
         "groups": [
             {"name": f"{definitions.team}.recording", "interval": interval, "rules": recording_rules(definitions)},
             {"name": f"{definitions.team}.alerts", "interval": interval,
-             "rules": alerting_rules(definitions, definitions.alerts + burn.alerts(definitions))},
+             "rules": alerting_rules(definitions, fleet_alerts(definitions))},
         ]
     }
 
 
 def canary_rule_file(definitions: Definitions) -> dict[str, Any]:
-    """The second rule file: per-version recording rules and the canary alerts built on them."""
+    """The second rule file: per-version recording rules (the canary's evidence, then what tells a shared fault)
+    and the canary alerts built on them."""
     interval = definitions.profile.evaluation_interval
     return {
         "groups": [
             {"name": f"{definitions.team}.canary.recording", "interval": interval,
-             "rules": canary.recording_rules(definitions)},
+             "rules": canary.recording_rules(definitions) + blame.recording_rules(definitions)},
             {"name": f"{definitions.team}.canary.alerts", "interval": interval,
              "rules": alerting_rules(definitions, canary.alerts(definitions))},
         ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from monitoring.definitions.model import (
     AlertRule,
     Bands,
+    Blame,
     Canary,
     CanaryCheck,
     Definitions,
@@ -230,6 +231,12 @@ CANARY = Canary(
 # step, 100 % included.
 FLEET_BURN = FleetBurn(signal="error_rate", alert="ErrorBudgetBurn", factors=(14.4, 14.4), noise=3, for_="30s")
 
+# Blame before rollback: while both versions serve traffic, the fast path rolls back only when the new version is
+# to blame; a fault both versions share pages on-call (SharedFault) and holds the rollout. The seed's 5-minute
+# HighErrorRate and HighLatency stay a last resort: they roll back a sustained fault, shared or not (a new
+# version can break what both share, such as a query storm on a shared database).
+BLAME = Blame(alerts=("ErrorBudgetBurn",))
+
 SERVERS = (
     Server("prometheus", "127.0.0.1", 9090, PROMETHEUS),
     Server("alertmanager", "127.0.0.1", 9093, ALERTMANAGER),
@@ -279,6 +286,7 @@ DEFINITIONS = Definitions(
     profiles=(PRODUCTION, COMPRESSED),
     canary=CANARY,
     fleet_burn=FLEET_BURN,
+    blame=BLAME,
     dashboard_title="Genesis 48-Hour Post-Deployment Monitoring",
     # Absolute, so a runbook link opens from a notification or Grafana: the repository's web address.
     runbook_base_url="https://github.com/genesis-team/genesis-monitoring/blob/main/docs/runbooks",

@@ -31,6 +31,7 @@ from tests import notification_standins as standins
 from tests import servers
 from tests.conftest import PROJECT
 
+SHARED_FAULT = DEFINITIONS.blame.alert
 SMTP_USER, SMTP_PASSWORD = "genesis-monitoring", "smtp-pa55word-from-a-file"
 ROUTING_KEY = "R0UT1NGKEYFR0MAF1LE0000000000000"
 RUNBOOK = f"{DEFINITIONS.runbook_base_url}/CanaryErrorRate.md"
@@ -45,12 +46,12 @@ ROLLBACK = {"labels": {"alertname": "CanaryErrorRate", "severity": "critical", "
                                            "in 1,000,000 judgements.",
                             names.ROLLOUT_FROM: "10", "new_version": "1210 requests, 121 failed (10.0 %)",
                             "old_version": "10890 requests, 11 failed (0.1 %)", "runbook_url": RUNBOOK}}
-SHARED = {"labels": {"alertname": names.SHARED_FAULT, "severity": "critical", "signal": "error_rate",
-                     "team": "genesis"},
+SHARED = {"labels": {"alertname": SHARED_FAULT, "severity": "critical", "signal": "error_rate",
+                     "team": "genesis", names.WITHHELD: "ErrorBudgetBurn"},
           "annotations": {"summary": "Both versions fail alike: the fleet alarm is held back",
                           "description": "HighErrorRate would roll back, but the old version fails 3.1 % (340 of "
                                          "10960) and the new one 3.0 % (36 of 1200): not the new version's fault.",
-                          "runbook_url": f"{DEFINITIONS.runbook_base_url}/{names.SHARED_FAULT}.md"}}
+                          "runbook_url": f"{DEFINITIONS.runbook_base_url}/{SHARED_FAULT}.md"}}
 WARNING = {"labels": {"alertname": "ElevatedLatency", "severity": "warning", "signal": "latency_p95",
                       "team": "genesis"},
            "annotations": {"summary": "P95 latency (ms) is in the yellow band",
@@ -118,8 +119,8 @@ def test_alertmanager_pages_posts_and_mails_each_message_with_the_numbers(tmp_pa
 
     # PagerDuty: one event per alert group, from the routing key's file, the title as the summary
     triggers = {e["payload"]["class"]: e for e in page.received if e["event_action"] == "trigger"}
-    assert set(triggers) == {"CanaryErrorRate", names.SHARED_FAULT}, log
-    rollback, shared = triggers["CanaryErrorRate"], triggers[names.SHARED_FAULT]
+    assert set(triggers) == {"CanaryErrorRate", SHARED_FAULT}, log
+    rollback, shared = triggers["CanaryErrorRate"], triggers[SHARED_FAULT]
     assert {e["routing_key"] for e in page.received} == {ROUTING_KEY}
     assert rollback["payload"]["summary"] == ("Rolled back phase_4_deployment from 10 % to 0 % by CanaryErrorRate"
                                               " - genesis")
@@ -129,7 +130,7 @@ def test_alertmanager_pages_posts_and_mails_each_message_with_the_numbers(tmp_pa
         assert number in evidence, evidence
     assert f"Runbook: {RUNBOOK}" in evidence and rollback["links"] == [{"href": RUNBOOK, "text": "Runbook"}]
     assert shared["payload"]["summary"].startswith("Nothing rolled back, rollout held")
-    assert "Nothing was rolled back" in shared["payload"]["custom_details"]["evidence"]
+    assert "Nothing was rolled back: ErrorBudgetBurn was held back" in shared["payload"]["custom_details"]["evidence"]
     assert "340 of 10960" in shared["payload"]["custom_details"]["evidence"]
     resolved = [e for e in page.received if e["event_action"] == "resolve"]
     assert [e["dedup_key"] for e in resolved] == [rollback["dedup_key"]], "the page is resolved, once"

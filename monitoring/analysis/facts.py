@@ -4,7 +4,7 @@ names no service: the application's job, the flag's rollout series, and a signal
 from __future__ import annotations
 
 from generators.rules import recording_rules
-from monitoring.definitions import canary, names, recorded
+from monitoring.definitions import blame, canary, names, recorded
 from monitoring.definitions.model import CanaryCheck, Definitions, Signal, fill
 
 
@@ -43,7 +43,8 @@ def canary_checks(definitions: Definitions) -> tuple[CanaryCheck, ...]:
 
 def recordings(definitions: Definitions) -> dict[str, str]:
     """Every recorded series the generated rules write, with the expression each records."""
-    rules = recording_rules(definitions) + (canary.recording_rules(definitions) if definitions.canary else [])
+    rules = recording_rules(definitions) + (canary.recording_rules(definitions) if definitions.canary else []) \
+        + blame.recording_rules(definitions)
     return {rule["record"]: rule["expr"] for rule in rules}
 
 

@@ -6,17 +6,31 @@ validation, analysis and the demos all ask here, so an alert is the same whereve
 
 from __future__ import annotations
 
-from monitoring.definitions import burn, canary, names
+from monitoring.definitions import blame, burn, canary, names
 from monitoring.definitions.model import AlertRule, Definitions
 
 
 def every_alert(definitions: Definitions) -> tuple[AlertRule, ...]:
-    """The alerts as defined, then the fleet's burn-rate alert and the canary alerts derived from the definitions."""
-    return definitions.alerts + burn.alerts(definitions) + canary.alerts(definitions)
+    """The alerts as defined, then the fleet's burn-rate alert, the page for a shared fault and the canary alerts
+    derived from the definitions."""
+    return fleet_alerts(definitions) + canary.alerts(definitions)
+
+
+def fleet_alerts(definitions: Definitions) -> tuple[AlertRule, ...]:
+    """The alerts on the fleet as a whole (the service's rule file): as defined, the burn rate, the shared fault."""
+    fleet = definitions.alerts + burn.alerts(definitions)
+    conditions = {a.name: condition(definitions, a) for a in fleet if blame.attributed(definitions, a)}
+    return fleet + blame.alerts(definitions, conditions)
 
 
 def alert_expr(definitions: Definitions, alert: AlertRule) -> str:
-    """A band alert compares its signal's recorded series with the band's border."""
+    """The alert's condition; for a fleet alert that rolls back only when the new version is to blame, held back
+    while the fault is shared (monitoring/definitions/blame.py)."""
+    return blame.held_back(definitions, alert, condition(definitions, alert))
+
+
+def condition(definitions: Definitions, alert: AlertRule) -> str:
+    """A band alert compares its signal's recorded series with the band's border; the others carry their own."""
     if alert.expr is not None:
         return definitions.windowed(alert.expr, f"alert {alert.name!r} field expr")
     signal = definitions.signal(alert.signal)
@@ -31,4 +45,6 @@ def alert_labels(definitions: Definitions, alert: AlertRule) -> dict[str, str]:
         labels[names.ACTION] = alert.action
     if alert.action == names.ROLLBACK:  # the receiver rolls back exactly the flag its alert names
         labels[names.FLAG] = definitions.flag_name
+        if alert.name in definitions.shadow:  # routed as usual; the receiver records it and moves nothing
+            labels[names.SHADOW] = names.SHADOW_VALUE
     return labels

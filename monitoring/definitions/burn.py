@@ -8,9 +8,11 @@ label, so it stops a total failure at any step, 100 % included, and for applicat
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from monitoring.definitions import names
+from monitoring.definitions.canary import requests_expr, version_of
 from monitoring.definitions.model import AlertRule, DefinitionError, Definitions, FleetBurn, Worse
 
 
@@ -49,21 +51,47 @@ def recording_rules(definitions: Definitions) -> list[dict[str, Any]]:
          "expr": f"sum by ({job}) (increase({requests}[{w}]))"})]
 
 
-def _over(definitions: Definitions, burn: FleetBurn, window: str, threshold: float) -> str:
-    """The window's share of failed requests above the threshold, by more than `noise` standard errors of a
-    share at the threshold over the window's requests: a few unlucky requests are no burn."""
-    ratio = names.burn_ratio(_stem(definitions, burn), window)
-    requests = names.burn_requests(_requests(definitions), window)
-    return f"{ratio} > {threshold:.6g} + {burn.noise:g} * sqrt({threshold:.6g} / {requests})"
-
-
-def alert_expr(definitions: Definitions, burn: FleetBurn) -> str:
+def _tiers(definitions: Definitions, burn: FleetBurn, ratio: Callable[[str], str],
+           requests: Callable[[str], str]) -> str:
+    """The tiers over the series `ratio(window)` and `requests(window)`: each window's share of failed requests
+    above the tier's threshold by more than `noise` standard errors of a share at the threshold over the window's
+    requests (a few unlucky requests are no burn), in both windows of some tier."""
     spend = budget(definitions, burn)
     tiers = []
     for factor, (long, short) in zip(burn.factors, _windows(definitions), strict=True):
-        threshold = factor * spend
-        tiers.append(f"({_over(definitions, burn, long, threshold)} and {_over(definitions, burn, short, threshold)})")
+        threshold = f"{factor * spend:.6g}"
+        over = [f"{ratio(w)} > {threshold} + {burn.noise:g} * sqrt({threshold} / {requests(w)})"
+                for w in (long, short)]
+        tiers.append(f"({over[0]} and {over[1]})")
     return " or ".join(tiers)
+
+
+def alert_expr(definitions: Definitions, burn: FleetBurn) -> str:
+    stem, requests = _stem(definitions, burn), _requests(definitions)
+    return _tiers(definitions, burn, lambda w: names.burn_ratio(stem, w), lambda w: names.burn_requests(requests, w))
+
+
+def version_recording_rules(definitions: Definitions, burn: FleetBurn, recorded: set[str]) -> list[dict[str, Any]]:
+    """Each version's share of failed requests and its requests over the tiers' windows (those not in
+    `recorded` already), so the old version can be judged by the same tiers."""
+    by, stem = definitions.version_placeholders["by"], _stem(definitions, burn)
+    bad = definitions.windowed(burn.bad, "fleet_burn field bad")
+    requests = definitions.placeholders["requests_total"]
+    rules = []
+    for w in dict.fromkeys(w for pair in _windows(definitions) for w in pair):
+        rules.append({"record": names.version_burn_ratio(stem, w),
+                      "expr": f"sum by ({by}) (rate({bad}[{w}])) / sum by ({by}) (rate({requests}[{w}]))"})
+        counted = names.canary_count(_requests(definitions), w)
+        if counted not in recorded:
+            rules.append({"record": counted, "expr": requests_expr(definitions, w)})
+    return rules
+
+
+def version_expr(definitions: Definitions, burn: FleetBurn, version: str) -> str:
+    """The tiers over one version's traffic alone: does that version burn the budget the way the fleet does?"""
+    stem, requests = _stem(definitions, burn), _requests(definitions)
+    return _tiers(definitions, burn, lambda w: version_of(names.version_burn_ratio(stem, w), version),
+                  lambda w: version_of(names.canary_count(requests, w), version))
 
 
 def alerts(definitions: Definitions) -> tuple[AlertRule, ...]:

@@ -64,7 +64,13 @@ def bucket_bound(signal: Signal) -> float:
     return signal.bands.red * names.UNIT_SECONDS[signal.unit]
 
 
-def _bad_expr(definitions: Definitions, check: CanaryCheck, window: str) -> str:
+def requests_expr(definitions: Definitions, window: str) -> str:
+    """Each version's requests over `window`."""
+    by = definitions.version_placeholders["by"]
+    return f"sum by ({by}) (increase({definitions.placeholders['requests_total']}[{window}]))"
+
+
+def bad_expr(definitions: Definitions, check: CanaryCheck, window: str) -> str:
     by = definitions.version_placeholders["by"]
     signal = definitions.signal(check.signal)
     if check.bad is not None:
@@ -76,24 +82,24 @@ def _bad_expr(definitions: Definitions, check: CanaryCheck, window: str) -> str:
             f"[{window}]))")
 
 
-def _of(series: str, version: str) -> str:
+def version_of(series: str, version: str) -> str:
     """The series of one version, without its version label (so it matches the job-level series)."""
     return f'sum without ({names.VERSION}) ({series}{{{names.VERSION}="{version}"}})'
 
 
 def baseline_expr(check: CanaryCheck, found: Evidence) -> str:
     """The old version's bad requests, at least `floor` of its requests; none when it served none."""
-    old = f"{_of(found.requests, 'old')} > 0"
+    old = f"{version_of(found.requests, 'old')} > 0"
     floor = f"{check.floor / 100:g} * ({old})"
-    return f"{_of(found.bad, 'old')} > {floor} or {floor}"
+    return f"{version_of(found.bad, 'old')} > {floor} or {floor}"
 
 
 def llr_expr(check: CanaryCheck, found: Evidence) -> str:
     """Wald's log-likelihood ratio, conditional on the bad requests of both versions (see the module):
     k_new ln(ratio) - (k_new + k_old) ln((ratio n_new + n_old) / (n_new + n_old))."""
     ratio, log_ratio = f"{check.ratio:g}", f"{math.log(check.ratio):.6g}"  # PromQL's ln takes no scalar
-    k, n = _of(found.bad, "new"), _of(found.requests, "new")
-    n_old = _of(found.requests, "old")
+    k, n = version_of(found.bad, "new"), version_of(found.requests, "new")
+    n_old = version_of(found.requests, "old")
     return (f"{k} * {log_ratio} - ({k} + {found.baseline})"
             f" * ln(({ratio} * {n} + {n_old}) / ({n} + {n_old}))")
 
@@ -102,18 +108,16 @@ def recording_rules(definitions: Definitions) -> list[dict[str, Any]]:
     """The per-version counts, then each check's baseline and log-likelihood ratio, window by window; and the
     per-version signals the canary dashboard shows."""
     canary = _canary(definitions)
-    by = definitions.version_placeholders["by"]
-    requests_total = definitions.placeholders["requests_total"]
     rules: list[dict[str, Any]] = [
         {"record": definitions.recorded(s, per_version=True),
          "expr": definitions.windowed(s.expr, f"signal {s.name!r} field expr", per_version=True)}
         for s in signals(definitions)]
     for window in windows(definitions):
         first = evidence(definitions, canary.checks[0], window)
-        rules.append({"record": first.requests, "expr": f"sum by ({by}) (increase({requests_total}[{window}]))"})
+        rules.append({"record": first.requests, "expr": requests_expr(definitions, window)})
         for check in canary.checks:
             found = evidence(definitions, check, window)
-            rules += [{"record": found.bad, "expr": _bad_expr(definitions, check, window)},
+            rules += [{"record": found.bad, "expr": bad_expr(definitions, check, window)},
                       {"record": found.baseline, "expr": baseline_expr(check, found)},
                       {"record": found.llr, "expr": llr_expr(check, found)}]
     return rules
@@ -129,7 +133,7 @@ def rollback_expr(definitions: Definitions, check: CanaryCheck) -> str:
     shortest window's): once it is rolled back, the alert resolves within that window, not the longest."""
     upper = bound(_canary(definitions).upper_bound)
     reached = " or ".join(f"{evidence(definitions, check, w).llr} >= {upper}" for w in windows(definitions))
-    serving = _of(evidence(definitions, check, windows(definitions)[0]).requests, "new")
+    serving = version_of(evidence(definitions, check, windows(definitions)[0]).requests, "new")
     return f"({reached}) and on ({names.JOB}) {serving} > 0"
 
 
@@ -152,16 +156,28 @@ def inconclusive_expr(definitions: Definitions) -> str:
     low, high = bound(canary.lower_bound), bound(canary.upper_bound)
     between = " or ".join(f"({evidence(definitions, c, longest).llr} > {low} < {high})" for c in canary.checks)
     counted = evidence(definitions, canary.checks[0], shortest).requests
-    return (f"({between}) and on ({names.JOB}) {_of(counted, 'new')} > 0"
-            f" and on ({names.JOB}) {_of(counted, 'old')} > 0")
+    return (f"({between}) and on ({names.JOB}) {version_of(counted, 'new')} > 0"
+            f" and on ({names.JOB}) {version_of(counted, 'old')} > 0")
+
+
+def bad_words(definitions: Definitions, check: CanaryCheck) -> str:
+    """What the check counts, in words: "failed requests", "requests slower than 500 ms"."""
+    what = bad_adjective(definitions, check)
+    return f"{what} requests" if check.bad is not None else f"requests {what}"
+
+
+def bad_adjective(definitions: Definitions, check: CanaryCheck) -> str:
+    """What makes a request bad for the check: "failed", "slower than 500 ms"."""
+    signal = definitions.signal(check.signal)
+    if check.bad is not None or signal.bands is None:
+        return "failed"
+    return f"slower than {signal.bands.red:g} {names.UNIT_SYMBOLS[signal.unit]}"
 
 
 def describe(definitions: Definitions, check: CanaryCheck) -> str:
     """The check's hypothesis in words: "the new version's share of failed requests is 6 times the old
     version's (taken as at least 0.1 %)"."""
-    signal = definitions.signal(check.signal)
-    what = "failed requests" if check.bad is not None else \
-        f"requests slower than {signal.bands.red:g} {names.UNIT_SYMBOLS[signal.unit]}"
+    what = bad_words(definitions, check)
     return (f"the new version's share of {what} is {check.ratio:g} times the old version's (taken as at least "
             f"{check.floor:g} %)")
 

@@ -7,7 +7,7 @@ import re
 from collections import Counter
 from urllib.parse import urlsplit
 
-from monitoring.definitions import burn, canary, names
+from monitoring.definitions import blame, burn, canary, names
 from monitoring.definitions.alerts import alert_expr, every_alert
 from monitoring.definitions.model import (
     DefinitionError,
@@ -28,11 +28,13 @@ def check(definitions: Definitions) -> None:
     _check_durations(definitions)
     _check_signals(definitions)
     _check_alerts(definitions)
+    _check_shadow(definitions)
     _check_servers_and_jobs(definitions)
     _check_receivers(definitions)
     _check_kubernetes(definitions)
     canary.check(definitions)
     burn.check(definitions)
+    blame.check(definitions)
     _check_expressions(definitions)
 
 
@@ -141,6 +143,18 @@ def _check_alerts(definitions: Definitions) -> None:
                 raise DefinitionError(f"{where} field band: {alert.band!r} is not yellow or red")
             if signals[alert.signal].bands is None:
                 raise DefinitionError(f"{where} field band: signal {alert.signal!r} has no bands")
+
+
+def _check_shadow(definitions: Definitions) -> None:
+    """Shadow mode is for rollback alerts: any other name is a typo or an alert that never rolls back."""
+    if isinstance(definitions.shadow, str):
+        raise DefinitionError(f"definitions field shadow: {definitions.shadow!r} is a string; give a tuple of "
+                              "alert names")
+    rollback = [a.name for a in every_alert(definitions) if a.action == names.ROLLBACK]
+    for name in definitions.shadow:
+        if name not in rollback:
+            raise DefinitionError(f"definitions field shadow: {name!r} is not a rollback alert; rollback alerts: "
+                                  f"{', '.join(rollback) or 'none'}")
 
 
 def _check_servers_and_jobs(definitions: Definitions) -> None:

@@ -132,6 +132,7 @@ class Signal:
     buckets: tuple[float, ...] = ()
     queries: tuple[Query, ...] = ()
     columns: tuple[str, ...] = ()
+    axis: tuple[float, float] | None = None  # a time series' soft axis range: the axis shows at least it
 
 
 @dataclass(frozen=True)
@@ -208,6 +209,23 @@ class FleetBurn:
     bad: str = "${errors_total}"  # the counter of failed requests, over `${requests_total}`
     factors: tuple[float, ...] = (14.4, 14.4)
     noise: float = 3.0  # standard errors of chance a window's share must clear the threshold by
+    for_: str = "30s"
+
+
+@dataclass(frozen=True)
+class Blame:
+    """Blame before rollback (docs/canary-analysis.md#blame-before-rollback): the fleet rollback `alerts` that
+    roll back only when the evidence does not clear the new version.
+
+    While both versions serve labelled traffic, a fleet alarm the old version shares (it breaches the same way)
+    or that the canary's evidence clears (no worse over its shortest window) is a shared fault: the alert is held
+    back and `alert` pages instead, after `for_`. When the canary's evidence reaches its upper bound (the new
+    version also fails on its own), or there is nothing to compare (100 %, no version labels), nothing is held.
+    A fleet rollback alert not named here is a last resort: it rolls back a sustained fault, shared or not.
+    """
+
+    alerts: tuple[str, ...]
+    alert: str = "SharedFault"
     for_: str = "30s"
 
 
@@ -384,12 +402,16 @@ class Definitions:
     profile: Profile | None = None
     canary: Canary | None = None
     fleet_burn: FleetBurn | None = None
+    blame: Blame | None = None
     rollout: RolloutPolicy = field(default_factory=RolloutPolicy)
     paths: Paths = field(default_factory=Paths)
     kubernetes: Kubernetes = field(default_factory=Kubernetes)
     rule_tests: str = "rules/tests"
     demo_rate: float = 50.0  # requests per second the demo application serves itself
     deploy_webhook_url: str | None = None  # where `monitoring deploy` POSTs each decision, when set
+    # Rollback alerts in shadow mode: each fires and is routed as usual, the receiver records "would have rolled
+    # back" and moves no flag, and go/no-go reports it without rolling back (docs/receiver.md, "Shadow mode").
+    shadow: tuple[str, ...] = ()
     team: str = ""
     environment: str = "production"
     datasource_name: str = "Prometheus"

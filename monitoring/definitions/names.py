@@ -18,12 +18,14 @@ FLAG_NAME = "flag_name"
 VERSION = "version"
 JOB = "job"
 NAMESPACE = "namespace"  # the label Kubernetes service discovery gives every series of a namespace's targets
+SHADOW = "shadow"  # on a rollback alert in shadow mode (the definitions' `shadow`): the receiver moves no flag
 
+WITHHELD = "withheld"  # on the shared-fault page: the fleet rollback alert it held back
 ROLLBACK = "rollback"  # the value of the `action` label that makes the receiver roll back
-SHARED_FAULT = "SharedFault"  # the alert that pages when a fleet alarm is held back: both versions fail alike
 # Annotations a notification shows apart from the prose ones: the rollout percentage when the alert fired (what a
 # rollback went back from), when a rule sets it.
 SUMMARY, DESCRIPTION, RUNBOOK_URL, ROLLOUT_FROM = "summary", "description", "runbook_url", "rollout_percent"
+SHADOW_VALUE = "true"  # the value of the `shadow` label: the receiver records "would have rolled back", no more
 SEVERITIES = ("critical", "warning")
 VERSIONS = ("old", "new")  # the `version` label: the flag's old path and its new one
 
@@ -35,6 +37,12 @@ APP = "app"
 RECEIVER = "receiver"
 ROLES = (PROMETHEUS, ALERTMANAGER, NODE, APP, RECEIVER)
 REQUIRED_ROLES = (PROMETHEUS, ALERTMANAGER, APP, RECEIVER)  # a service may run without a node exporter
+
+# The series the rule engine writes of its alerting rules' state: one per pending or firing alert, labelled with
+# the alert's labels, its `alertname` and its `alertstate`.
+ALERTS = "ALERTS"
+ALERT_NAME_LABEL = "alertname"
+ALERT_FIRING = 'alertstate="firing"'  # the matcher of a firing alert's series
 
 # Prometheus's grammar for names.
 METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
@@ -81,11 +89,17 @@ def receiver_rollbacks_metric(service: str) -> str:
     return f"{service}_receiver_rollbacks_total"
 
 
+def receiver_shadow_rollbacks_metric(service: str) -> str:
+    """The receiver's counter of rollbacks a shadow alert would have made (labelled by alertname)."""
+    return f"{service}_receiver_shadow_rollbacks_total"
+
+
 def receiver_metrics(service: str) -> tuple[str, ...]:
     """What the rollback receiver exports under the service's namespace."""
     return (flag_enabled_metric(service), flag_rollout_metric(service), f"{service}_receiver_state_readable",
             f"{service}_receiver_flag_system_up",
             f"{receiver_notifications_metric(service)}_total", receiver_rollbacks_metric(service),
+            receiver_shadow_rollbacks_metric(service),
             *deploy_metrics(service).values())
 
 
@@ -118,6 +132,16 @@ def canary_baseline(stem: str, window: str) -> str:
 
 def canary_llr(stem: str, window: str) -> str:
     return f"{JOB}:{stem}:canary_llr{window}"
+
+
+def shared_fault(alert: str) -> str:
+    """1 while the fleet alarm `alert` would blame the new version for a fault both versions share."""
+    return f"{JOB}:{alert}:shared_fault"
+
+
+def version_burn_ratio(stem: str, window: str) -> str:
+    """Each version's share of failed requests over a burn-rate window, a fraction."""
+    return f"{JOB}_{VERSION}:{stem}:ratio_rate{window}"
 
 
 def burn_requests(stem: str, window: str) -> str:

@@ -42,8 +42,8 @@ def rollback_webhook(servers: tuple[Server, ...]) -> str:
 
 def on_servers(definitions: Definitions, servers: tuple[Server, ...], sink: str | None = None) -> Definitions:
     """The same monitoring on other servers: jobs and the rollback webhook follow them; with `sink` (a base
-    URL, like the demo application's notification sink) every other receiver posts to `<sink>/<name>`: its
-    webhook, its PagerDuty events (the `url` override) and, as a webhook, its mail (a sink speaks no SMTP). Its
+    URL, like the demo application's notification sink) every other receiver posts to `<sink>/<name>`: as a
+    webhook (in place of its mail: a sink speaks no SMTP), and its PagerDuty events (the `url` override). Its
     Slack messages go where its `api_url_file` says: `stand_in_secrets` writes the sink's URL there."""
     receivers = tuple(
         replace(r, url=rollback_webhook(servers)) if r.name == definitions.rollback_receiver
@@ -53,8 +53,9 @@ def on_servers(definitions: Definitions, servers: tuple[Server, ...], sink: str 
 
 
 def _to_sink(receiver: Receiver, url: str) -> Receiver:
-    return replace(receiver, url=url if receiver.url or receiver.email else "", email=(),
-                   pagerduty=tuple(replace(p, url=url) for p in receiver.pagerduty))
+    """Every other receiver is a webhook to the sink (which counts the alerts of each notification), and its
+    PagerDuty events go there too; its mail becomes that webhook."""
+    return replace(receiver, url=url, email=(), pagerduty=tuple(replace(p, url=url) for p in receiver.pagerduty))
 
 
 def with_secrets_in(definitions: Definitions, folder: str) -> Definitions:

@@ -219,7 +219,8 @@ def closed_loop(stack: Stack, scenario: str | Scenario = "fleet", say: Callable[
         if "firing" in states:
             timeline.mark("alert firing", now, say, alertname)
         state = store.read()
-        new = [e for e in state["rollout_history"][history_before:] if e["by"] == "alertmanager"]
+        new = [e for e in state["rollout_history"][history_before:] if e["by"] == "alertmanager"
+               and e["action"] == "rollback"]  # not a shadow entry: it moved nothing
         if new and timeline.rollback is None:
             timeline.rollback = new[0]
             at = parse_time(new[0]["at"]).timestamp() - wall
