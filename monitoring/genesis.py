@@ -12,14 +12,17 @@ from monitoring.definitions.model import (
     Canary,
     CanaryCheck,
     Definitions,
+    Email,
     FleetBurn,
     Kubernetes,
+    PagerDuty,
     PanelKind,
     Profile,
     Query,
     Receiver,
     Server,
     Signal,
+    Slack,
     Worse,
 )
 from monitoring.definitions.names import ALERTMANAGER, APP, NODE, PROMETHEUS, RECEIVER, ROLLBACK
@@ -244,10 +247,22 @@ SERVERS = (
     Server("rollback-receiver", "127.0.0.1", 9097, RECEIVER),
 )
 
+# People are told as the seed tells them (docs/telling-people.md): the on-call engineer is paged through PagerDuty
+# and the stakeholders get mail for every critical alert (each rollback among them); warnings become Slack
+# tickets. Every secret is a file on the Alertmanager host; the local stack writes stand-ins in its own folder.
+SECRETS = "/etc/alertmanager/secrets"
+# Both also get deploy's decisions and the stage and day reports (`reports=True`): the stakeholders by mail, the
+# team in its channel.
 RECEIVERS = (
     Receiver("rollback", rollback_webhook(SERVERS), bearer=True),
-    Receiver("oncall", "http://127.0.0.1:9095/oncall"),
-    Receiver("tickets", "http://127.0.0.1:9096/tickets"),
+    Receiver("oncall",
+             pagerduty=(PagerDuty(routing_key_file=f"{SECRETS}/pagerduty-routing-key"),),
+             email=(Email(to=("genesis-stakeholders@example.com",), sender="genesis-monitoring@example.com",
+                          smarthost="smtp.example.com:587", auth_username="genesis-monitoring@example.com",
+                          auth_password_file=f"{SECRETS}/smtp-password"),),
+             reports=True),
+    Receiver("tickets", slack=(Slack(api_url_file=f"{SECRETS}/slack-tickets-url", channel="#genesis-rollout"),),
+             reports=True),
 )
 
 # On Kubernetes (kubernetes/, docs/kubernetes.md): the Genesis namespace, selected by a kube-prometheus-stack

@@ -22,6 +22,9 @@ SHADOW = "shadow"  # on a rollback alert in shadow mode (the definitions' `shado
 
 WITHHELD = "withheld"  # on the shared-fault page: the fleet rollback alert it held back
 ROLLBACK = "rollback"  # the value of the `action` label that makes the receiver roll back
+# Annotations a notification shows apart from the prose ones: the rollout percentage when the alert fired (what a
+# rollback went back from), when a rule sets it.
+SUMMARY, DESCRIPTION, RUNBOOK_URL, ROLLOUT_FROM = "summary", "description", "runbook_url", "rollout_percent"
 SHADOW_VALUE = "true"  # the value of the `shadow` label: the receiver records "would have rolled back", no more
 SEVERITIES = ("critical", "warning")
 VERSIONS = ("old", "new")  # the `version` label: the flag's old path and its new one
@@ -154,6 +157,8 @@ def burn_ratio(stem: str, window: str) -> str:
 RUNBOOKS = "docs/runbooks"
 PROMETHEUS_CONFIG = "config/prometheus.yml"
 ALERTMANAGER_CONFIG = "config/alertmanager.yml"
+NOTIFICATION_TEMPLATE = "config/notifications.tmpl"  # the Go templates every receiver's messages use, beside it
+NOTIFICATION_SECRET = "notifications"  # kubernetes/: Secret <namespace>-notifications holds every notification secret
 DATASOURCE = "config/grafana/provisioning/datasources/prometheus.yml"
 KUBERNETES = "kubernetes"  # the same monitoring as Kubernetes resources, one per file, and kustomization.yaml
 KUSTOMIZATION = "kustomization.yaml"
