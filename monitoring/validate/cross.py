@@ -15,7 +15,9 @@ from monitoring.definitions.promql import BadExpression, alert_names, metric_nam
 from monitoring.validate.files import alerting_rules, read_json, read_yaml, recording_rules
 from monitoring.validate.tools import run
 
-_BAND_ALERT = re.compile(r"^\s*(?P<series>[a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?P<op>[<>])\s*(?P<value>[0-9.eE+-]+)\s*$")
+# A band alert: `series > border`, or, held back while a fault is shared, `(series > border) unless on (job) ...`.
+_BAND_ALERT = re.compile(r"^\s*(?P<open>\()?\s*(?P<series>[a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?P<op>[<>])\s*"
+                         r"(?P<value>[0-9.eE+-]+)\s*(?(open)\)\s+unless\s.*|)$", re.S)
 
 
 def _queries(root: Path, definitions: Definitions) -> Iterator[tuple[str, str, str]]:
