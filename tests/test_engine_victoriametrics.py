@@ -18,6 +18,7 @@ from monitoring.analysis.prometheus import Prometheus, rfc3339
 from monitoring.bench.histories import BURN
 from monitoring.cli import main
 from monitoring.definitions import names
+from monitoring.definitions.model import duration_seconds
 from monitoring.genesis import DEFINITIONS
 from monitoring.local.demo import run
 from monitoring.local.stack import Stack, StackError, on_free_ports
@@ -171,7 +172,10 @@ def test_the_backtest_finds_the_rollback_and_nothing_in_a_green_window(history, 
     # samples the burn rate's 1m and 2m windows have a value (in Prometheus, none): ErrorBudgetBurn may be first.
     assert result.rollback is not None and result.rollback.alert in ("HighErrorRate", "ErrorBudgetBurn")
     burn = s.start + (s.rollback_hour - BURN) * 3600
-    assert burn < (result.rollback.firing_at or 0) < burn + 15 * 60
+    # Both versions burn alike in this history, a shared fault: the fast path holds it back and HighErrorRate, the
+    # last resort, rolls it back once the fleet has been red for `sustained`, after its own `for`.
+    late = duration_seconds(s.definitions.blame.sustained) + duration_seconds("5m")
+    assert burn < (result.rollback.firing_at or 0) < burn + late + 5 * 60
     green = _scenario(history, "all green")
     assert backtest(vm, green.definitions, green.start, green.end).rollback is None
     code, out = _ask(capsys, url, s, "backtest", "--from", rfc3339(s.start), "--to", rfc3339(s.end))

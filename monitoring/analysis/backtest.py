@@ -130,7 +130,10 @@ def backtest(prometheus: Prometheus, definitions: Definitions, start: float, end
     offsets = phases(prometheus, step)
     kept = frozenset() if raw else recorded_over(prometheus, definitions, start, end, step)
     found: list[Episode] = []
+    page = definitions.blame.alert if definitions.blame else None
     for alert in every_alert(definitions):
+        if alert.name == page:  # the shared-fault page decides nothing; the alerts it holds back are replayed held
+            continue
         hold = duration_seconds(definitions.alert_for(alert))
         first = start + (offsets[alert.name] - start) % step if alert.name in offsets else start
         for series in prometheus.query_range(replay_expr(definitions, alert, kept), first, end, step):
