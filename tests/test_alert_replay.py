@@ -12,7 +12,7 @@ import yaml
 
 from monitoring import artifacts
 from monitoring.bench import canary as bench
-from monitoring.bench import replay
+from monitoring.bench import promql, replay
 from monitoring.genesis import DEFINITIONS
 
 NAN = math.nan
@@ -24,8 +24,8 @@ def rule_texts() -> list[str]:
 
 
 def increase(values: list[float], at: float, window: float, scrape: float = 15) -> float:
-    counter = replay._Indexed.of(np.array([values], dtype=float))
-    rise, factor = replay.extrapolated(counter, round(scrape * 1000), np.array([round(at * 1000)]),
+    counter = promql.Indexed.of(np.array([values], dtype=float))
+    rise, factor = promql.extrapolated(counter, round(scrape * 1000), np.array([round(at * 1000)]),
                                        round(window * 1000))
     return float((rise * factor)[0, 0])
 
@@ -62,8 +62,8 @@ def test_fewer_than_two_samples_are_no_sample() -> None:
 
 def test_for_fires_once_active_for_its_duration_and_starts_over_after_a_gap() -> None:
     active = np.array([[True, True, True, False, True, True, True, True]])
-    assert replay.firing(active, 15_000, 30_000).tolist() == [[False, False, True, False, False, False, True, True]]
-    assert replay.firing(active, 15_000, 0).tolist() == active.tolist()
+    assert promql.firing(active, 15_000, 30_000).tolist() == [[False, False, True, False, False, False, True, True]]
+    assert promql.firing(active, 15_000, 0).tolist() == active.tolist()
 
 
 def test_the_numbers_are_the_definitions_as_the_generated_rules_write_them() -> None:
@@ -100,6 +100,55 @@ def test_the_numbers_are_the_definitions_as_the_generated_rules_write_them() -> 
             assert generated[ratio]["expr"].startswith("sum by (job) (rate(")
     assert [t.threshold for t in burn.tiers] == [0.0144, 0.0144] and burn.noise == 3
     assert [(c.ratio, c.log_ratio, c.floor) for c in rules.checks] == [(6, 1.79176, 0.001), (5, 1.60944, 0.01)]
+    # the band alerts that roll back: their recorded signal against the border, as the rule file writes them
+    for band in rules.bands:
+        alert = generated[band.alert]
+        assert alert["expr"] == f"{band.record} {'>' if band.above else '<'} {band.border:g}"
+        assert alert["for"] == f"{band.for_ms // 60_000}m" and f"[{band.window_ms // 60_000}m]" in \
+            generated[band.record]["expr"]
+        assert generated[band.record]["expr"].startswith(f"{band.scale:g} * ")
+    assert [(b.alert, b.border, b.quantile if b.histogram else None) for b in rules.bands] == [
+        ("HighErrorRate", 1, None), ("HighLatency", 500, 0.95)]
+    assert "histogram_quantile(0.95, sum by (job, le) (rate(" in generated[rules.bands[1].record]["expr"]
+    # blame: the burn alert held back while its shared-fault series holds, which reads the old version's tiers over
+    # each version's series, the shortest window's evidence against the lower bound, both versions serving, and
+    # every window's evidence against the upper bound; the page is the tiers `and` that series
+    shared = rules.shared[0]
+    assert (shared.alert, shared.check.alert, rules.lower, rules.page) == ("ErrorBudgetBurn", "CanaryErrorRate",
+                                                                          -4.605, "SharedFault")
+    assert " ".join(generated[burn.alert]["expr"].split()).endswith(f"unless on (job) {shared.record}")
+    held = " ".join(generated[shared.record]["expr"].split())
+    for tier in burn.version_tiers:
+        for ratio, requests in ((tier.long, tier.long_requests), (tier.short, tier.short_requests)):
+            old = f'sum without (version) ({ratio}{{version="old"}}) > {tier.threshold:g} + {burn.noise:g} * ' \
+                f'sqrt({tier.threshold:g} / sum without (version) ({requests}{{version="old"}}))'
+            assert old in held
+            assert generated[ratio]["expr"].startswith("sum by (job, version) (rate(")
+            assert generated[requests]["expr"].startswith("sum by (job, version) (increase(")
+    shortest = shared.check.evidence[0]
+    assert f"{shortest.llr} <= {rules.lower:g}" in held
+    for version in ("new", "old"):
+        assert f'and on (job) sum without (version) ({shortest.requests}{{version="{version}"}}) > 0' in held
+    assert held.endswith(f"unless on (job) ({' or '.join(f'{e.llr} >= {rules.bound:g}' for e in shared.check.evidence)})")
+    page = " ".join(generated[rules.page]["expr"].split())
+    assert f"and on (job) {shared.record}" in page and generated[rules.page]["for"] == f"{rules.page_for_ms // 1000}s"
+    assert rules.alerts == ("HighErrorRate", "HighLatency", "ErrorBudgetBurn", "CanaryErrorRate", "CanaryLatency")
+
+
+def quantile(q: float, buckets: dict[float, float]) -> float:
+    return float(promql.histogram_quantile(q, {b: np.array([[v]]) for b, v in buckets.items()})[0, 0])
+
+
+def test_histogram_quantile_interpolates_in_the_ranks_bucket_as_prometheus_does() -> None:
+    histogram = {0.1: 10.0, 0.5: 50.0, math.inf: 100.0}
+    assert quantile(0.3, histogram) == pytest.approx(0.1 + 0.4 * 20 / 40)
+    assert quantile(0.05, histogram) == pytest.approx(0.05)  # the first bucket starts at 0
+    assert quantile(0.95, histogram) == 0.5  # in +Inf: the highest finite bound
+    # a bucket below a smaller one (rates extrapolated apart) is raised to it first (ensureMonotonic)
+    assert quantile(0.5, {0.1: 12.0, 0.5: 10.0, math.inf: 20.0}) == pytest.approx(0.1 * 10 / 12)
+    assert math.isnan(quantile(0.5, {0.1: 0.0, math.inf: 0.0}))  # no observations
+    assert math.isnan(quantile(0.5, {0.1: 1.0, 0.5: 2.0}))  # no +Inf bucket
+    assert math.isnan(quantile(0.5, {math.inf: 2.0}))  # fewer than two buckets
 
 
 SOAK = 36 * 60  # each step compressed from 12 h: the windows (up to 1 h, over two steps) still fill
