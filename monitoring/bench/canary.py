@@ -8,9 +8,10 @@ Two measurements, printed as tables:
    Each cell is set beside the ideal: the expected time Wald's sequential test needs to decide, conditional
    on both versions' bad requests as the rules' test is, at the canary's false-rollback and miss rates, on the
    cell's traffic of both versions at their true shares of bad requests (the old one's at least the floor).
-2. **False rollbacks** over thousands of healthy whole rollouts (0 -> 100 %, the policy's soak at each step):
-   too many evaluations for promtool, so monitoring.bench.replay evaluates the canary and burn rules in
-   Python; tests/test_alert_replay.py checks it against promtool on the same series.
+2. **False rollbacks** over thousands of healthy whole rollouts (0 -> 100 %, the policy's soak at each step), on
+   steady traffic and on traffic that looks real (monitoring.bench.traffic): too many evaluations for promtool,
+   so monitoring.bench.replay evaluates every rollback alert in Python; tests/test_alert_replay.py checks it
+   against promtool on the same series. The count and its tables: monitoring.bench.rollbacks.
 
 Detection runs: each run is its own `job` (the rules judge each job alone), so many runs share one test group
 and the rule engine's per-evaluation cost is paid once for them. The tests expect *no* alert at every
@@ -575,7 +576,8 @@ _SAMPLE = re.compile(r'\{(?P<labels>(?:[^"}]|"(?:[^"\\]|\\.)*")*)\} (?P<value>\S
 
 
 def expression_values(report: str) -> dict[tuple[str, str, float], float]:
-    """The samples promtool got for expressions tested against none, by (series name, job, seconds)."""
+    """The samples promtool got for expressions tested against none, by (series name, job, seconds); a series of
+    one version is named with its matcher, e.g. job_version:x:sum{version="old"}."""
     values: dict[tuple[str, str, float], float] = {}
     seconds = None
     for line in report.splitlines():
@@ -583,8 +585,10 @@ def expression_values(report: str) -> dict[tuple[str, str, float], float]:
             seconds = duration_seconds(when["time"], "promtool's report time")
         elif (got := _GOT.match(line)) and seconds is not None and got["samples"] != "nil":
             for sample in _SAMPLE.finditer(got["samples"]):
-                key = (_label(sample["labels"], "__name__"), _label(sample["labels"], names.JOB), seconds)
-                values[key] = float(sample["value"])
+                name = _label(sample["labels"], "__name__")
+                if version := re.search(rf'(?:^|, ){names.VERSION}="([^"]*)"', sample["labels"]):
+                    name += f'{{{names.VERSION}="{version[1]}"}}'
+                values[(name, _label(sample["labels"], names.JOB), seconds)] = float(sample["value"])
             seconds = None
     return values
 

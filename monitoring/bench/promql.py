@@ -149,25 +149,32 @@ def summed(parts: list[np.ndarray]) -> np.ndarray:
 
 def histogram_quantile(q: float, buckets: dict[float, np.ndarray]) -> np.ndarray:
     """histogram_quantile(q, …) of one histogram per (run, evaluation), from its buckets' values by upper bound
-    (math.inf for +Inf), each (runs, evaluations): promql/quantile.go bucketQuantile, v2.42. Every bucket is
-    present where any is (a client library exports them together)."""
+    (math.inf for +Inf), each (runs, evaluations), NaN where that bucket has no sample (the histogram is then the
+    buckets that have one): promql/quantile.go bucketQuantile, v2.42."""
     bounds = sorted(buckets)
-    shape = next(iter(buckets.values())).shape
-    if len(bounds) < 2 or not math.isinf(bounds[-1]):
-        return np.full(shape, np.nan)
-    counts = np.maximum.accumulate(np.stack([buckets[b] for b in bounds]), axis=0)  # ensureMonotonic
+    counts = np.stack([buckets[b] for b in bounds])
+    if len(bounds) < 2:
+        return np.full(counts.shape[1:], np.nan)
+    present = ~np.isnan(counts)
     upper = np.array(bounds)
-    observations = counts[-1]
+    index = np.arange(len(bounds)).reshape(-1, *([1] * (counts.ndim - 1)))
+    # ensureMonotonic over the buckets present: each at least every one below it
+    monotonic = np.maximum.accumulate(np.where(present, counts, -np.inf), axis=0)
+    below_present = np.concatenate([np.full((1, *counts.shape[1:]), -1),  # the last bucket present below each
+                                    np.maximum.accumulate(np.where(present, index, -1), axis=0)[:-1]])
+    observations = np.where(present[-1], monotonic[-1], np.nan) if math.isinf(bounds[-1]) else \
+        np.full(counts.shape[1:], np.nan)  # NaN without a +Inf bucket
     rank = q * observations
     with np.errstate(invalid="ignore"):
-        reached = counts[:-1] >= rank
+        reached = present[:-1] & (monotonic[:-1] >= rank)
     b = np.where(reached.any(axis=0), np.argmax(reached, axis=0), len(bounds) - 1)
-    below = np.where(b > 0, np.take_along_axis(counts, np.maximum(b - 1, 0)[None], axis=0)[0], 0.0)
-    start = np.where(b > 0, upper[np.maximum(b - 1, 0)], 0.0)
-    end = upper[np.minimum(b, len(bounds) - 2)]
-    count = np.take_along_axis(counts, b[None], axis=0)[0] - below
+    previous = np.take_along_axis(below_present, b[None], axis=0)[0]
+    start = np.where(previous >= 0, upper[np.maximum(previous, 0)], 0.0)
+    below = np.where(previous >= 0, np.take_along_axis(monotonic, np.maximum(previous, 0)[None], axis=0)[0], 0.0)
+    count = np.take_along_axis(monotonic, b[None], axis=0)[0] - below
     with np.errstate(invalid="ignore", divide="ignore"):
-        value = start + (end - start) * ((rank - below) / count)
-    value = np.where(b == len(bounds) - 1, bounds[-2], value)
-    value = np.where((b == 0) & (upper[0] <= 0), upper[0], value)
-    return np.where(np.isnan(observations) | (observations == 0), np.nan, value)
+        value = start + (upper[b] - start) * ((rank - below) / count)
+    value = np.where(b == len(bounds) - 1, start, value)  # in +Inf: the highest finite bound present
+    value = np.where((previous < 0) & (upper[b] <= 0), upper[b], value)
+    enough = present.sum(axis=0) >= 2
+    return np.where(enough & (observations > 0), value, np.nan)
