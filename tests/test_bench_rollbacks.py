@@ -71,21 +71,22 @@ def test_false_rollbacks_count_rollouts_and_show_the_path_of_each_alert() -> Non
                                        draw=lambda errors, rps, seed: traffic.Rollout(
                                            errors, rps, seed, fault_at=2 * SOAK + 3600, new_errors=1.0))
     assert [(c.fired, c.wrong, c.by_step) for c in faulty] == [(1, 1, {10: 1})]
-    assert set(faulty[0].paths) == set(faulty[0].by_alert) == {"CanaryErrorRate", "ErrorBudgetBurn", "HighErrorRate"}
+    assert set(faulty[0].by_alert) == {"CanaryErrorRate", "ErrorBudgetBurn", "HighErrorRate"}
+    assert set(faulty[0].paths) == {(alert, rollbacks.NEITHER) for alert in faulty[0].by_alert}
     assert faulty[0].by_cause[("ErrorBudgetBurn", rollbacks.NEITHER)] == 1
-    what, header, rows = faulty[0].paths["CanaryErrorRate"]
-    assert what.startswith("seed 0: first fired at step 10 %, 1:00:") and header[:6] == [
+    what, header, rows = faulty[0].paths[("CanaryErrorRate", rollbacks.NEITHER)]
+    assert what.startswith("seed 0: fired at step 10 %, 1:00:") and header[:6] == [
         "since rollout start", "window", "old bad/requests", "old bad, floored", "new bad/requests", "LLR"]
     assert float(rows[-1][5]) >= 13.81 and rows[-1][1] == "5m"
     old_bad, old_requests = (float(x) for x in rows[-1][2].split("/"))
     assert float(rows[-1][3]) >= max(old_bad, 0.001 * old_requests) - 0.5  # at least the floor, 0.1 %
-    what, header, rows = faulty[0].paths["ErrorBudgetBurn"]
+    what, header, rows = faulty[0].paths[("ErrorBudgetBurn", rollbacks.NEITHER)]
     assert header == ["since rollout start", "failed over 1m (needed)", "failed over 2m (needed)",
                       "failed over 5m (needed)", "failed over 1h (needed)",
                       "job:ErrorBudgetBurn:shared_fault (held back)"]
     share, needed = (float(x) for x in re.fullmatch(r"(\S+) % of \d+ \(> (\S+) %\)", rows[-1][1]).groups())
     assert share > needed > 1.44 and rows[-1][-1] == "no"  # incriminated: nothing holds it back
-    what, header, rows = faulty[0].paths["HighErrorRate"]
+    what, header, rows = faulty[0].paths[("HighErrorRate", rollbacks.NEITHER)]
     assert header == ["since rollout start", "job:genesis_errors:percent_rate5m (> 1)"] and float(rows[-1][1]) > 1
 
 

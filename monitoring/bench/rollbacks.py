@@ -65,7 +65,8 @@ class FalseRollbacks:
     by_alert: Counter = field(default_factory=Counter)  # alert -> rollouts in which it rolled back
     by_step: Counter = field(default_factory=Counter)  # step -> rollouts whose first rollback was in it
     by_cause: Counter = field(default_factory=Counter)  # (alert, cause) -> firings (streaks that reached `for`)
-    paths: dict[str, tuple[str, list[str], list[list[str]]]] = field(default_factory=dict)  # alert -> path
+    paths: dict[tuple[str, str], tuple[str, list[str], list[list[str]]]] = field(default_factory=dict)  # the
+    # first firing of each (alert, cause) above 0 %: what, header, rows
     seconds: float = 0.0
 
 
@@ -142,20 +143,15 @@ def by_design(rules: RollbackRules, alert: str, why: str) -> bool:
 
 
 def _path(definitions: Definitions, rules: RollbackRules, result: alert_replay.Replay, row: int, alert: str,
-          soak: float, start: float) -> tuple[str, list[str], list[list[str]]]:
-    """The evaluations leading to an alert's first firing above 0 % in one rollout (which started at `start`
-    seconds of its samples): its evidence at each, times from the rollout's start."""
-    firing = result.firing[alert][row] & (result.times >= start + soak * (definitions.rollout.steps[0] == 0))
-    last = int(np.argmax(firing))
-    active = result.active[alert][row]
-    first = last
-    while first > 0 and active[first - 1]:
-        first -= 1
+          first: int, last: int, soak: float, start: float) -> tuple[str, list[str], list[list[str]]]:
+    """The evaluations from `first` (where the alert's condition began to hold) to `last` (where it fired) in one
+    rollout (which started at `start` seconds of its samples): its evidence at each, times from the rollout's
+    start."""
     span = list(range(max(0, first - 4), last + 1))
     if len(span) > 12:  # a long `for`: its start and end, and every fourth evaluation between
         span = span[:6] + span[6:-3:4] + span[-3:]
     step, into = _step_at(definitions, soak, float(result.times[last]) - start)
-    when = f"first fired at step {step} %, {clock(into)} into it"
+    when = f"fired at step {step} %, {clock(into)} into it"
     rec = result.recorded
     shared = {s.alert: s for s in rules.shared}
     held = [f"{shared[alert].record} (held back)"] if alert in shared else []
@@ -224,6 +220,9 @@ def _count(definitions: Definitions, rules: RollbackRules, cell: FalseRollbacks,
                     continue
                 wrong |= not by_design(rules, alert, why)
                 first.setdefault(alert, at)
+                if (alert, why) not in cell.paths:
+                    what, header, rows = _path(definitions, rules, result, row, alert, began, fired, soak, start)
+                    cell.paths[(alert, why)] = (f"seed {rollout.seed}: {what}", header, rows)
         if rules.page is not None and (result.firing[rules.page][row] & (result.times >= start)).any():
             cell.pages += 1
         if not first:
@@ -232,10 +231,6 @@ def _count(definitions: Definitions, rules: RollbackRules, cell: FalseRollbacks,
         cell.wrong += wrong
         cell.by_alert.update(first.keys())
         cell.by_step[_step_at(definitions, soak, min(first.values()))[0]] += 1
-        for alert in first:
-            if alert not in cell.paths:
-                what, header, rows = _path(definitions, rules, result, row, alert, soak, start)
-                cell.paths[alert] = (f"seed {rollout.seed}: {what}", header, rows)
 
 
 def false_rollbacks(definitions: Definitions, traffic: Traffic, per_cell: int, say: Callable[[str], None] = print,
@@ -329,10 +324,14 @@ def print_false_rollbacks(definitions: Definitions, table: Table, quick: bool = 
           "compare with), at 0 % (nothing to roll back), or neither; by design: a last resort "
           f"({', '.join(last_resorts(rules))}) on a shared burst that outlasted its `for`, or a fleet alert on one "
           "at 100 %", ["traffic", "alert", "cause", "firings", "by design"], cause_rows(definitions, found))
-    for cell in found:
-        for alert, (what, header, rows) in cell.paths.items():
-            table(f"{alert} on a healthy rollout, {cell.traffic} traffic, {cell.errors * 100:g} % errors, "
-                  f"{cell.new_rps:g} new req/s: {what}", header, rows)
+    shown = set()
+    for cell in found:  # the first firing of each alert for each cause, on each traffic
+        for (alert, why), (what, header, rows) in cell.paths.items():
+            if (cell.traffic, alert, why) not in shown:
+                shown.add((cell.traffic, alert, why))
+                design = "by design" if by_design(rules, alert, why) else "NOT by design"
+                table(f"{alert} on a healthy rollout ({why}: {design}), {cell.traffic} traffic, "
+                      f"{cell.errors * 100:g} % errors, {cell.new_rps:g} new req/s, {what}", header, rows)
     print(f"  the Python evaluator of every rollback alert (monitoring.bench.replay), {definitions.profile.name} "
           f"profile; {sum(c.rollouts for c in found):,} rollouts in {seconds:.0f} s")
     return found
