@@ -2,11 +2,14 @@
 
 The rollout dashboard shows the fleet's signals; the canary dashboard shows the signals the canary judges,
 by version, and the new version's share of traffic beside the flag's rollout percentage (a flag that is
-not honoured shows at once). Each marks every change of the rollout, and each links to the other.
+not honoured shows at once), then each check's evidence against its two bounds and, with blame before
+rollback, when a fleet rollback was held back as a shared fault. Each marks every change of the rollout,
+and each links to the other.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import orjson
@@ -14,7 +17,7 @@ from grafanalib import core as g
 
 from generators.dashboard_corrections import correct
 from monitoring.definitions import canary, names
-from monitoring.definitions.model import Definitions, PanelKind, Query, Signal
+from monitoring.definitions.model import Bands, Definitions, PanelKind, Query, Signal, Worse
 
 SCHEMA_VERSION = 39
 PANEL_HEIGHT = 8
@@ -71,7 +74,8 @@ def _panel(definitions: Definitions, signal: Signal, panel_id: int, grid: g.Grid
                             calc="lastNotNull", **common)
     if signal.panel is PanelKind.TIMESERIES:
         return g.TimeSeries(unit=signal.unit, legendDisplayMode="list", legendPlacement="bottom",
-                            thresholdsStyleMode="line+area", tooltipMode="multi", **common)
+                            thresholdsStyleMode="line+area" if signal.bands else "off", tooltipMode="multi",
+                            **_soft_axis(signal), **common)
     if signal.panel is PanelKind.STAT:
         mappings = [g.StatValueMappings(*[g.StatValueMappingItem(text, str(value), color, index)
                                          for index, (value, text, color) in enumerate(signal.value_names)])]
@@ -80,6 +84,14 @@ def _panel(definitions: Definitions, signal: Signal, panel_id: int, grid: g.Grid
     if signal.panel is PanelKind.TABLE:
         return g.Table(unit=signal.unit, transformations=_table_transformations(signal), **common)
     raise ValueError(f"signal {signal.name!r}: no panel for kind {signal.panel}")
+
+
+def _soft_axis(signal: Signal) -> dict[str, int]:
+    """The signal's soft axis range as grafanalib takes it (whole numbers), rounded outwards."""
+    if signal.axis is None:
+        return {}
+    low, high = signal.axis
+    return {"axisSoftMin": math.floor(low), "axisSoftMax": math.ceil(high)}
 
 
 def _table_transformations(signal: Signal) -> list[dict[str, Any]]:
@@ -124,7 +136,8 @@ def _boards(definitions: Definitions) -> list[tuple[str, str]]:
 
 
 def canary_signals(definitions: Definitions) -> tuple[Signal, ...]:
-    """The canary dashboard's panels: each judged signal by version, then the new version's share."""
+    """The canary dashboard's panels: each judged signal by version, the new version's share, each check's
+    evidence against its bounds and, with blame before rollback, the rollbacks held back as shared faults."""
     by_version = tuple(
         Signal(name=f"{s.name}_by_version", title=f"{s.title} by Version", panel=PanelKind.TIMESERIES, unit=s.unit,
                expr=definitions.recorded(s, per_version=True), bands=s.bands, legend="{{version}}", width=12,
@@ -140,7 +153,49 @@ def canary_signals(definitions: Definitions) -> tuple[Signal, ...]:
         ),
         description="The share of requests the new version served, beside the rollout percentage the flag is set "
                     "to: the two lines lie on each other when the flag is honoured.")
-    return (*by_version, share)
+    return (*by_version, share, *evidence_signals(definitions), *shared_fault_signals(definitions))
+
+
+def evidence_signals(definitions: Definitions) -> tuple[Signal, ...]:
+    """One panel per canary check: the recorded log-likelihood ratio of each window, against the bounds the rules
+    judge it by (written as the rules write them): green at or below the lower (no worse), red at or above the
+    upper (roll back), yellow between (inconclusive). The axis always shows both bounds."""
+    assert definitions.canary is not None
+    lower, upper = (canary.bound(b) for b in (definitions.canary.lower_bound, definitions.canary.upper_bound))
+    bounds = Bands(worse=Worse.HIGHER, yellow=float(lower), red=float(upper))
+    windows = canary.windows(definitions)
+    return tuple(
+        Signal(name=f"{check.alert}_evidence", title=f"Evidence: {signal.title}", panel=PanelKind.TIMESERIES,
+               unit="none", expr="", bands=bounds, axis=(bounds.yellow, bounds.red), width=12,
+               queries=tuple(Query(expr=canary.evidence(definitions, check, window).llr, legend=f"over {window}",
+                                   ref=chr(ord("A") + index)) for index, window in enumerate(windows)),
+               description=(f"The log-likelihood ratio of the evidence that {canary.describe(definitions, check)}, "
+                            f"over each window. At or above {upper} (red) over any window, {check.alert} rolls "
+                            f"back; at or below {lower} (green) over {windows[-1]}, the new version is no worse; "
+                            "in between (yellow), inconclusive."))
+        for check, signal in zip(definitions.canary.checks, canary.signals(definitions), strict=True))
+
+
+def shared_fault_signals(definitions: Definitions) -> tuple[Signal, ...]:
+    """With blame before rollback, one panel: when a fleet rollback alert was held back as a shared fault (the
+    blame alert firing) and when one fired and rolled back, so a person sees why nothing rolled back."""
+    blame = definitions.blame
+    if blame is None:
+        return ()
+    app = definitions.selector(names.APP)
+    held, rolled = blame.alert, "|".join(blame.alerts)
+    return (Signal(
+        name="shared_fault", title="Shared Faults: Rollbacks Held Back", panel=PanelKind.TIMESERIES, unit="none",
+        expr="", axis=(0, 1), width=24,
+        queries=(
+            Query(expr=f'{names.ALERTS}{{{names.ALERT_NAME_LABEL}="{held}", {names.ALERT_FIRING}, {app}}}',
+                  legend=f"{held}: {{{{{names.WITHHELD}}}}} held back, on-call paged"),
+            Query(expr=f'{names.ALERTS}{{{names.ALERT_NAME_LABEL}=~"{rolled}", {names.ALERT_FIRING}, {app}}}',
+                  legend=f"{{{{{names.ALERT_NAME_LABEL}}}}}: rolling back", ref="B")),
+        description=(f"1 while a fleet rollback alert ({', '.join(blame.alerts)}) is held back because both "
+                     f"versions fail alike ({held} firing: nothing rolled back, on-call paged), and 1 while one "
+                     "fires and rolls back (the new version is to blame, or there is nothing to compare it "
+                     "with). The evidence panels show why.")),)
 
 
 def dashboard(definitions: Definitions) -> dict[str, Any]:

@@ -80,7 +80,7 @@ def test_the_canary_rows_read_the_alerts_evidence_and_show_the_counts_behind_it(
     canary = rows["Canary Error Rate"]
     assert canary["band"] == "red" and canary["value"] >= DEFINITIONS.canary.upper_bound
     assert canary["bands"]["red"].endswith("roll back") and canary["unit"] == "evidence"
-    assert re.search(r"new version [\d,]+ bad of [\d,]+ \(3 %\), old version [\d,]+ bad of [\d,]+ \(0\.05 %\)",
+    assert re.search(r"new version [\d,]+ failed of [\d,]+ \(3 %\), old version [\d,]+ failed of [\d,]+ \(0\.05 %\)",
                      canary["detail"]), canary["detail"]
     assert "canary_llr" not in canary["query"], "the evidence is computed from the raw series, as the rules do"
     assert rows["Canary P95 Latency"]["band"] == "green", "its latency is alike the old version's: no worse"
@@ -89,6 +89,31 @@ def test_the_canary_rows_read_the_alerts_evidence_and_show_the_counts_behind_it(
     decision = json.loads(out)
     rows = {r["criterion"]: r for r in decision["rows"]}
     assert rows["Canary Error Rate"]["value"] is None and decision["verdict"] == "PROCEED"
+
+
+def test_a_shared_fault_is_a_hold_that_names_what_it_held_back_with_the_counts(history, capsys) -> None:
+    url, _ = history
+    s = scenario(history, "a shared fault over the last 3 hours")
+    code, out, _ = ask(capsys, url, s, "gonogo", "--at", rfc3339(s.end), "--output", "json")
+    decision = json.loads(out)
+    rows = {r["criterion"]: r for r in decision["rows"]}
+    assert code == 10 and rows["Error Rate"]["band"] == "red", "the fleet alone would roll back"
+    assert rows["Canary Error Rate"]["band"] == "green", "the new version fails no more than the old"
+    assert re.match(r"shared fault: the new version is not to blame \(ErrorBudgetBurn held back, last at \S+; over "
+                    r"5m: new version [\d,]+ failed of [\d,]+ \(5 %\), old version [\d,]+ failed of [\d,]+ \(5 %\)",
+                    decision["reasons"][0]), decision["reasons"]
+    code, text, _ = ask(capsys, url, s, "gonogo", "--at", rfc3339(s.end))
+    assert "verdict: HOLD" in text and "shared fault" in text
+
+
+def test_the_soak_s_own_evidence_decides_what_its_sliding_windows_forget(history, capsys) -> None:
+    url, _ = history
+    s = scenario(history, "a slow trickle the soak's own evidence decides")
+    code, out, _ = ask(capsys, url, s, "gonogo", "--at", rfc3339(s.end), "--output", "json")
+    row = {r["criterion"]: r for r in json.loads(out)["rows"]}["Canary Error Rate"]
+    assert code == 20 and row["band"] == "red" and row["value"] >= DEFINITIONS.canary.upper_bound
+    assert row["worst"] < DEFINITIONS.canary.upper_bound, "no 5m or 30m window reached the bound"
+    assert row["detail"].startswith("evidence over the whole 12h: new version"), row["detail"]
 
 
 def test_the_rollback_history_counts_its_critical_alert_and_names_the_drop(history, capsys) -> None:

@@ -82,6 +82,22 @@ def test_the_order_of_the_verdicts(rows, rollbacks, verdict) -> None:
     assert decide(rows, rollbacks)[0] is verdict
 
 
+def test_a_shared_fault_holds_whatever_the_fleet_shows_but_never_over_a_canary_in_red() -> None:
+    canary = DEFINITIONS.canary
+    bounds = Bands(worse=Worse.HIGHER, yellow=canary.lower_bound, red=canary.upper_bound)
+    shared = "shared fault: the new version is not to blame (ErrorBudgetBurn held back, ...)"
+    red_fleet = Row("Error Rate", "percent", 1.29, "q", DEFINITIONS.signal("error_rate").bands)
+    cleared = Row("Canary Error Rate", EVIDENCE, canary.lower_bound - 1, "q", bounds, required=False)
+    blamed = Row("Canary Error Rate", EVIDENCE, canary.upper_bound + 1, "q", bounds, required=False)
+    verdict, reasons, _ = decide([red_fleet, cleared, _row(1)], [], shared)
+    assert verdict is Verdict.HOLD and reasons[0] == shared and "Error Rate is red (1.29 %)" in reasons
+    assert decide([_row(0), cleared], [], shared)[0] is Verdict.HOLD, "a shared fault in the window never PROCEEDs"
+    assert decide([red_fleet, blamed], [], shared)[0] is Verdict.ROLLBACK, "the new version also fails on its own"
+    assert decide([red_fleet, cleared], [])[0] is Verdict.ROLLBACK, "without a shared fault, red is a rollback"
+    rolled_back = [{"source": "alert", "detail": "HighErrorRate fired", "at": ""}]
+    assert decide([red_fleet, cleared], rolled_back, shared)[0] is Verdict.FAILED
+
+
 def test_exit_codes() -> None:
     assert {v.name: v.code for v in Verdict} == {"PROCEED": 0, "HOLD": 10, "ROLLBACK": 20, "FAILED": 30,
                                                   "INCONCLUSIVE": 40}

@@ -158,7 +158,8 @@ def test_the_canary_dashboard_validates_and_links_back(schemas: Path) -> None:
     assert check_dashboard(canary, schemas) == []
     assert canary["title"] == "Genesis Canary Analysis"
     assert [p["title"] for p in canary["panels"]] == ["Error Rate by Version", "P95 Latency by Version",
-                                                     "New Version Share of Traffic"]
+                                                     "New Version Share of Traffic", "Evidence: Error Rate",
+                                                     "Evidence: P95 Latency", "Shared Faults: Rollbacks Held Back"]
     share = canary["panels"][2]["targets"]
     assert 'genesis_requests_total{version="new"}' in share[0]["expr"]
     assert share[1]["expr"].startswith("max by (flag_name) (genesis_feature_flag_rollout_percentage")
@@ -170,3 +171,70 @@ def test_the_canary_dashboard_validates_and_links_back(schemas: Path) -> None:
         assert "changes(genesis_feature_flag_rollout_percentage" in annotation["expr"]
     by_version = canary["panels"][0]["fieldConfig"]["defaults"]["thresholds"]["steps"]
     assert by_version == GOOD["panels"][1]["fieldConfig"]["defaults"]["thresholds"]["steps"], "same bands"
+
+
+def _canary_rules() -> list[dict]:
+    from generators.rules import canary_rule_file
+
+    return [rule for group in canary_rule_file(DEFINITIONS)["groups"] for rule in group["rules"]]
+
+
+def test_the_evidence_panels_plot_each_windows_recorded_llr_against_the_canarys_bounds() -> None:
+    """Each check's panel reads the log-likelihood ratios the canary rule file records, one per window, and its
+    thresholds are the rules' bounds, the same numbers as the rules write them."""
+    from generators.dashboard import canary_dashboard
+    from monitoring.definitions import canary
+
+    assert DEFINITIONS.canary is not None
+    lower, upper = canary.bound(DEFINITIONS.canary.lower_bound), canary.bound(DEFINITIONS.canary.upper_bound)
+    assert (lower, upper) == ("-4.605", "13.81")
+    rules = _canary_rules()
+    recorded = {rule["record"] for rule in rules if "record" in rule}
+    alerts = {rule["alert"]: rule["expr"] for rule in rules if "alert" in rule}
+    panels = {p["title"]: p for p in canary_dashboard(DEFINITIONS)["panels"]}
+    series = {"Evidence: Error Rate": ("job:genesis_errors:canary_llr5m", "job:genesis_errors:canary_llr30m"),
+              "Evidence: P95 Latency": ("job:genesis_requests_over_500ms:canary_llr5m",
+                                        "job:genesis_requests_over_500ms:canary_llr30m")}
+    for check, title in zip(DEFINITIONS.canary.checks, series, strict=True):
+        panel = panels[title]
+        assert panel["type"] == "timeseries"
+        defaults = panel["fieldConfig"]["defaults"]
+        assert defaults["thresholds"]["steps"] == [{"value": None, "color": "green"},
+                                                   {"value": float(lower), "color": "yellow"},
+                                                   {"value": float(upper), "color": "red"}]
+        assert defaults["custom"]["thresholdsStyle"] == {"mode": "line+area"}
+        assert (defaults["custom"]["axisSoftMin"], defaults["custom"]["axisSoftMax"]) == (-5, 14), "both bounds show"
+        llrs = [canary.evidence(DEFINITIONS, check, window).llr for window in canary.windows(DEFINITIONS)]
+        assert tuple(t["expr"] for t in panel["targets"]) == tuple(llrs) == series[title]
+        assert set(llrs) <= recorded, "the panel reads series the canary rule file records"
+        assert [t["legendFormat"] for t in panel["targets"]] == ["over 5m", "over 30m"]
+        assert all(f"{llr} >= {upper}" in alerts[check.alert] for llr in llrs), "the rollback alert's bound"
+    inconclusive = alerts[DEFINITIONS.canary.inconclusive_alert]
+    assert f"> {lower} < {upper}" in inconclusive, "the inconclusive warning's bounds"
+
+
+def test_the_shared_fault_panel_appears_only_with_blame(schemas: Path) -> None:
+    from dataclasses import replace
+
+    from generators.dashboard import canary_dashboard, canary_signals
+    from generators.rules import rule_file
+
+    assert DEFINITIONS.blame is not None
+    with_blame = canary_dashboard(DEFINITIONS)
+    shared = with_blame["panels"][-1]
+    assert shared["title"] == "Shared Faults: Rollbacks Held Back" and shared["type"] == "timeseries"
+    assert [t["expr"] for t in shared["targets"]] == [
+        'ALERTS{alertname="SharedFault", alertstate="firing", job="genesis"}',
+        'ALERTS{alertname=~"ErrorBudgetBurn", alertstate="firing", job="genesis"}']
+    assert shared["targets"][0]["legendFormat"] == "SharedFault: {{withheld}} held back, on-call paged"
+    alerts = {rule["alert"] for group in rule_file(DEFINITIONS)["groups"] for rule in group["rules"]
+              if "alert" in rule}
+    assert {DEFINITIONS.blame.alert, *DEFINITIONS.blame.alerts} <= alerts, "it reads the states of alerts that exist"
+    assert check_panels(with_blame["panels"], DEFINITIONS, signals=canary_signals(DEFINITIONS)) == []
+
+    unblamed = replace(DEFINITIONS, blame=None)
+    without = canary_dashboard(unblamed)
+    assert [p["title"] for p in without["panels"]] == [p["title"] for p in with_blame["panels"][:-1]]
+    assert "ALERTS" not in json.dumps(without)
+    assert check_dashboard(without, schemas) == []
+    assert check_panels(without["panels"], unblamed, signals=canary_signals(unblamed)) == []

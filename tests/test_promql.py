@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitoring.definitions.promql import BadExpression, metric_names
+from monitoring.definitions.promql import BadExpression, alert_names, metric_names
 
 
 @pytest.mark.parametrize("expr, names", [
@@ -20,6 +20,15 @@ from monitoring.definitions.promql import BadExpression, metric_names
 ])
 def test_metric_names(expr: str, names: set[str]) -> None:
     assert metric_names(expr) == names
+
+
+@pytest.mark.parametrize("expr, alerts", [
+    ('ALERTS{alertname="A", alertstate="firing"}', {"A"}),
+    ('count(ALERTS{alertname=~"B|C"}) or ALERTS_FOR_STATE{alertname="D"} or x{alertname="E"}', {"B", "C"}),
+    ('ALERTS{alertname!="F"} or ALERTS', set()),
+])
+def test_alert_names(expr: str, alerts: set[str]) -> None:
+    assert alert_names(expr, "ALERTS", "alertname") == alerts
 
 
 def test_an_expression_that_does_not_parse_is_named() -> None:

@@ -10,6 +10,7 @@ import yaml
 
 from monitoring import artifacts
 from monitoring.binaries import MissingBinary, find
+from monitoring.definitions import names
 from monitoring.genesis import DEFINITIONS
 from monitoring.validate import families, validate
 
@@ -105,6 +106,17 @@ def test_cross_rejects_a_panel_reading_an_unknown_metric(tree: Path) -> None:
     assert _run(tree, "cross") == [
         "dashboards/genesis-rollout.json: panel 'Error Rate' target A: metric 'genesis_error_ratio' "
         "is exported by no scrape job and recorded by no rule"]
+
+
+def test_cross_rejects_a_panel_reading_the_state_of_no_alert(tree: Path) -> None:
+    board = names.canary_dashboard_path(DEFINITIONS.service)
+    _edit(tree, board, 'ALERTS{alertname=\\"SharedFault\\"', 'ALERTS{alertname=\\"SharedFaults\\"')
+    _edit(tree, board, 'alertname=~\\"ErrorBudgetBurn\\"', 'alertname=~\\"ErrorBudgetBurn|BudgetBurn\\"')
+    assert _run(tree, "cross") == [
+        f"{board}: panel 'Shared Faults: Rollbacks Held Back' target A: reads the ALERTS of 'SharedFaults', which "
+        "no alerting rule defines",
+        f"{board}: panel 'Shared Faults: Rollbacks Held Back' target B: reads the ALERTS of 'BudgetBurn', which no "
+        "alerting rule defines"]
 
 
 def test_routes_and_cross_reject_a_route_that_drops_the_rollback_receiver(tree: Path) -> None:

@@ -54,6 +54,12 @@ SCENARIOS = tuple(replace(s, index=k) for k, s in enumerate((
     Scenario("no new-version traffic at 0 %", verdict="PROCEED", rollout=0.0),
     Scenario("samples over the last minutes only", verdict="INCONCLUSIVE", since_hour=12 - 3 / 60),
     Scenario("samples over the last ten hours", verdict="PROCEED", since_hour=2.0),
+    # Both versions fail 5 % over the last 3 hours: the fleet's error rate is red (1.29 %), but the new version is
+    # not to blame, so the step holds rather than roll back.
+    Scenario("a shared fault over the last 3 hours", verdict="HOLD", shared_from_hour=9.0),
+    # The new version fails 0.3 % against the old 0.05 %: each 30-minute window's evidence stays near 4.6, under the
+    # bound; the 12 hours of the soak together reach it.
+    Scenario("a slow trickle the soak's own evidence decides", verdict="ROLLBACK", new_error_percent=0.3),
 )))
 
 

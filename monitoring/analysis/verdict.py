@@ -17,7 +17,7 @@ from pathlib import Path
 from monitoring.analysis import facts
 from monitoring.analysis.prometheus import MAX_POINTS, Prometheus, duration, parse_time, resolution, rfc3339
 from monitoring.definitions import canary, names
-from monitoring.definitions.alerts import every_alert
+from monitoring.definitions.alerts import alert_expr, every_alert, fleet_alerts
 from monitoring.definitions.model import (
     Bands,
     CanaryCheck,
@@ -241,11 +241,26 @@ def _by_version(prometheus: Prometheus, series: str, at: float) -> dict[str, flo
     return {s.labels.get(names.VERSION, ""): s.last for s in answer if s.samples}
 
 
+def _counts(prometheus: Prometheus, definitions: Definitions, check: CanaryCheck, at: float,
+            window: str) -> tuple[dict[str, float], dict[str, float], str]:
+    """Each version's requests and bad requests of `check` over `window` ending at `at`, from the raw counters,
+    and how they read: "new version 3 bad of 150 (2 %), old version 57 bad of 2,850 (2 %)"."""
+    requests = _by_version(prometheus, canary.requests_expr(definitions, window), at)
+    bad = _by_version(prometheus, canary.bad_expr(definitions, check, window), at)
+    what = canary.bad_adjective(definitions, check)
+    shown = ", ".join(f"{version} version {bad.get(version, 0):,.0f} {what} of {requests[version]:,.0f} "
+                      f"({100 * bad.get(version, 0) / requests[version]:.3g} %)"
+                      for version in names.VERSIONS[::-1] if requests.get(version))
+    return requests, bad, shown
+
+
 def evidence_row(prometheus: Prometheus, definitions: Definitions, check: CanaryCheck, at: float,
                  window: str) -> Row:
-    """A canary check as the alerts judge it, from the same recorded evidence: rollback when any window's
-    evidence reached the upper bound in the soak; else, over the longest window at its end, no worse at or below
-    the lower bound and inconclusive in between (a HOLD). The counts behind it are in the detail."""
+    """A canary check judged on the soak's own evidence: rollback when any sliding window's evidence reached the
+    upper bound in the soak (as the alerts judge it); else the log-likelihood ratio of every request of the soak
+    (`window`), the same test over all of it: rollback at or above the upper bound, no worse at or below the lower,
+    inconclusive (a HOLD) only in between. A slow trickle that the alerts' windows forget is decided here. The
+    value is the evidence against its bounds; the counts behind it are in the detail."""
     judged = definitions.canary
     assert judged is not None
     signal = definitions.signal(check.signal)
@@ -255,22 +270,40 @@ def evidence_row(prometheus: Prometheus, definitions: Definitions, check: Canary
     peaks = [f"max(max_over_time(({facts.inline(definitions, canary.evidence(definitions, check, w).llr)})"
              f"[{window}:{step}]))" for w in canary.windows(definitions)]
     peak = max((v for v in (prometheus.value(q, at) for q in peaks) if v is not None), default=None)
-    longest = canary.evidence(definitions, check, canary.windows(definitions)[-1])
-    now_query = f"max({facts.inline(definitions, longest.llr)})"
-    now = prometheus.value(now_query, at)
-    requests = _by_version(prometheus, facts.inline(definitions, longest.requests), at)
-    bad = _by_version(prometheus, facts.inline(definitions, longest.bad), at)
+    requests, bad, shown = _counts(prometheus, definitions, check, at, window)
     serving = _by_version(prometheus, facts.inline(definitions, canary.evidence(
         definitions, check, canary.windows(definitions)[0]).requests), at)
-    if not requests.get("new") or not serving.get("old"):
-        now = None  # no request of the new version, or none of the old one now (100 %): nothing to judge
-    value = peak if peak is not None and peak >= judged.upper_bound else now
-    counts = [f"{version} version {bad.get(version, 0):,.0f} bad of {requests[version]:,.0f} "
-              f"({100 * bad.get(version, 0) / requests[version]:.3g} %)"
-              for version in names.VERSIONS[::-1] if requests.get(version)]
-    detail = ", ".join([*counts, f"over {canary.windows(definitions)[-1]}"]) if counts else ""
-    return Row(title, EVIDENCE, value, now_query, bounds, worst=peak, worst_query=" , ".join(peaks), detail=detail,
+    soak = None
+    if requests.get("new") and requests.get("old") and serving.get("old"):  # both served: something to compare
+        soak = canary.llr(check, bad.get("new", 0), requests["new"], bad.get("old", 0), requests["old"])
+    value = peak if peak is not None and peak >= judged.upper_bound else soak
+    how = (f"reached {peak:.1f} over a sliding window of {', '.join(canary.windows(definitions))}"
+           if value is not None and value is peak else f"evidence over the whole {window}")
+    detail = f"{how}: {shown}" if shown else ""
+    query = f"{canary.requests_expr(definitions, window)} ; {canary.bad_expr(definitions, check, window)}"
+    return Row(title, EVIDENCE, value, query, bounds, worst=peak, worst_query=" , ".join(peaks), detail=detail,
                required=False)
+
+
+def shared_fault(prometheus: Prometheus, definitions: Definitions, at: float, window: str) -> str:
+    """What held a fleet rollback back as a shared fault in the window, in numbers (the page's own condition and
+    counts, at the last moment it held); "" when nothing did."""
+    page = next((a for a in fleet_alerts(definitions) if definitions.blame and a.name == definitions.blame.alert),
+                None)
+    if page is None or definitions.canary is None:
+        return ""
+    seconds = duration_seconds(window)
+    held = prometheus.query_range(facts.inline(definitions, alert_expr(definitions, page)), at - seconds, at,
+                                  _step(definitions, seconds))
+    moments = [(moment, s.labels.get(names.WITHHELD, "")) for s in held for moment, _ in s.samples]
+    if not moments:
+        return ""
+    last = max(moment for moment, _ in moments)
+    shortest = canary.windows(definitions)[0]
+    counts = "; ".join(_counts(prometheus, definitions, c, last, shortest)[2] for c in definitions.canary.checks)
+    withheld = ", ".join(sorted({name for _, name in moments if name}))
+    return (f"shared fault: the new version is not to blame ({withheld} held back, last at {rfc3339(last)}; "
+            f"over {shortest}: {counts})")
 
 
 def health_row(prometheus: Prometheus, definitions: Definitions, at: float) -> Row:
@@ -359,9 +392,11 @@ def criteria(prometheus: Prometheus, definitions: Definitions, at: float, window
             uptime_row(prometheus, definitions, at, window)]
 
 
-def decide(rows: list[Row], rollbacks: list[dict]) -> tuple[Verdict, list[str], list[str]]:
+def decide(rows: list[Row], rollbacks: list[dict], shared: str = "") -> tuple[Verdict, list[str], list[str]]:
     """The verdict and its reasons: a rollback in the window is FAILED, missing data INCONCLUSIVE (never
-    PROCEED), then any red ROLLBACK, any yellow HOLD, all green PROCEED."""
+    PROCEED), then a canary check in red ROLLBACK; a fault both versions shared in the window (`shared`, what it
+    was) HOLD, whatever else is red: the new version is not to blame, and a step is not raised through it; then
+    any red ROLLBACK, any yellow HOLD, all green PROCEED."""
     absent = [f"no data: {r.criterion}" for r in rows if r.value is None and r.required]
     short = [f"too little data: {r.criterion} had {r.had or f'data over {100 * (r.coverage or 0):.2g} % of it'}; "
              f"at least {100 * ENOUGH:.0f} % of the window is needed"
@@ -375,6 +410,9 @@ def decide(rows: list[Row], rollbacks: list[dict]) -> tuple[Verdict, list[str], 
         return Verdict.FAILED, [f"rollback in the window: {r['source']} {r['detail']}" for r in rollbacks], missing
     if missing:
         return Verdict.INCONCLUSIVE, absent + short + down, missing
+    blamed = any(r.band == RED and r.unit == EVIDENCE for r in rows)
+    if shared and not blamed:
+        return Verdict.HOLD, [shared, *reds, *yellows], missing
     if reds:
         return Verdict.ROLLBACK, reds, missing
     if yellows:
@@ -386,7 +424,7 @@ def gonogo(prometheus: Prometheus, definitions: Definitions, at: float, window: 
            state: Path | None = None) -> Decision:
     rows = criteria(prometheus, definitions, at, window)
     rollbacks = rollbacks_in(prometheus, definitions, at, window, state)
-    verdict, reasons, missing = decide(rows, rollbacks)
+    verdict, reasons, missing = decide(rows, rollbacks, shared_fault(prometheus, definitions, at, window))
     hold = definitions.rollout.hold if verdict is Verdict.HOLD else ""
     if hold:
         reasons.append(f"extend the soak by {hold}")

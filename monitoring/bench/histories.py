@@ -45,6 +45,7 @@ class Window:
     rollout: float = 10.0
     new_error_percent: float | None = None  # the new version's, when it differs from the old version's
     since_hour: float = 0.0  # no sample of any series before this hour (a Prometheus that began scraping late)
+    shared_from_hour: float | None = None  # from this hour on, both versions fail BURN_PERCENT (a shared fault)
     start: float = 0.0
 
     @property
@@ -113,6 +114,8 @@ def openmetrics(history: History, step: float, milliseconds: bool = False) -> st
                 errors = BURN_PERCENT if burning else w.error_percent
                 if version == "new" and w.new_error_percent is not None:
                     errors = w.new_error_percent
+                if w.shared_from_hour is not None and hour >= w.shared_from_hour:
+                    errors = BURN_PERCENT
                 served, labels = per_step * share_of_traffic, {**app, names.VERSION: version}
                 counters[f"{service} requests {version}"] += served
                 counters[f"{service} errors {version}"] += served * errors / 100

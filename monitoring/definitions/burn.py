@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from monitoring.definitions import names
-from monitoring.definitions.canary import version_of
+from monitoring.definitions.canary import requests_expr, version_of
 from monitoring.definitions.model import AlertRule, DefinitionError, Definitions, FleetBurn, Worse
 
 
@@ -81,9 +81,9 @@ def version_recording_rules(definitions: Definitions, burn: FleetBurn, recorded:
     for w in dict.fromkeys(w for pair in _windows(definitions) for w in pair):
         rules.append({"record": names.version_burn_ratio(stem, w),
                       "expr": f"sum by ({by}) (rate({bad}[{w}])) / sum by ({by}) (rate({requests}[{w}]))"})
-        if names.canary_count(_requests(definitions), w) not in recorded:
-            rules.append({"record": names.canary_count(_requests(definitions), w),
-                          "expr": f"sum by ({by}) (increase({requests}[{w}]))"})
+        counted = names.canary_count(_requests(definitions), w)
+        if counted not in recorded:
+            rules.append({"record": counted, "expr": requests_expr(definitions, w)})
     return rules
 
 

@@ -64,7 +64,13 @@ def bucket_bound(signal: Signal) -> float:
     return signal.bands.red * names.UNIT_SECONDS[signal.unit]
 
 
-def _bad_expr(definitions: Definitions, check: CanaryCheck, window: str) -> str:
+def requests_expr(definitions: Definitions, window: str) -> str:
+    """Each version's requests over `window`."""
+    by = definitions.version_placeholders["by"]
+    return f"sum by ({by}) (increase({definitions.placeholders['requests_total']}[{window}]))"
+
+
+def bad_expr(definitions: Definitions, check: CanaryCheck, window: str) -> str:
     by = definitions.version_placeholders["by"]
     signal = definitions.signal(check.signal)
     if check.bad is not None:
@@ -102,18 +108,16 @@ def recording_rules(definitions: Definitions) -> list[dict[str, Any]]:
     """The per-version counts, then each check's baseline and log-likelihood ratio, window by window; and the
     per-version signals the canary dashboard shows."""
     canary = _canary(definitions)
-    by = definitions.version_placeholders["by"]
-    requests_total = definitions.placeholders["requests_total"]
     rules: list[dict[str, Any]] = [
         {"record": definitions.recorded(s, per_version=True),
          "expr": definitions.windowed(s.expr, f"signal {s.name!r} field expr", per_version=True)}
         for s in signals(definitions)]
     for window in windows(definitions):
         first = evidence(definitions, canary.checks[0], window)
-        rules.append({"record": first.requests, "expr": f"sum by ({by}) (increase({requests_total}[{window}]))"})
+        rules.append({"record": first.requests, "expr": requests_expr(definitions, window)})
         for check in canary.checks:
             found = evidence(definitions, check, window)
-            rules += [{"record": found.bad, "expr": _bad_expr(definitions, check, window)},
+            rules += [{"record": found.bad, "expr": bad_expr(definitions, check, window)},
                       {"record": found.baseline, "expr": baseline_expr(check, found)},
                       {"record": found.llr, "expr": llr_expr(check, found)}]
     return rules

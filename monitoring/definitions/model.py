@@ -132,6 +132,7 @@ class Signal:
     buckets: tuple[float, ...] = ()
     queries: tuple[Query, ...] = ()
     columns: tuple[str, ...] = ()
+    axis: tuple[float, float] | None = None  # a time series' soft axis range: the axis shows at least it
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,12 @@ RECEIVER = "receiver"
 ROLES = (PROMETHEUS, ALERTMANAGER, NODE, APP, RECEIVER)
 REQUIRED_ROLES = (PROMETHEUS, ALERTMANAGER, APP, RECEIVER)  # a service may run without a node exporter
 
+# The series the rule engine writes of its alerting rules' state: one per pending or firing alert, labelled with
+# the alert's labels, its `alertname` and its `alertstate`.
+ALERTS = "ALERTS"
+ALERT_NAME_LABEL = "alertname"
+ALERT_FIRING = 'alertstate="firing"'  # the matcher of a firing alert's series
+
 # Prometheus's grammar for names.
 METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")

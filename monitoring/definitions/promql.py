@@ -24,16 +24,30 @@ def metric_names(expr: str) -> set[str]:
     return set(_names(parse(expr)))
 
 
-def _names(node: object):
+def alert_names(expr: str, series: str, label: str) -> set[str]:
+    """The alerts an expression reads from the rule engine's `series` of alert states (ALERTS): the values of its
+    `label` (alertname) matchers, a regular expression taken as its alternatives (`A|B`)."""
+    return {name for node in _selectors(parse(expr)) if node.name == series
+            for matcher in node.matchers.matchers
+            if matcher.name == label and matcher.op in (promql_parser.MatchOp.Equal, promql_parser.MatchOp.Re)
+            for name in matcher.value.split("|")}
+
+
+def _selectors(node: object):
     if isinstance(node, promql_parser.VectorSelector):
-        if node.name:
-            yield node.name
-        for matcher in node.matchers.matchers:
-            if matcher.name == "__name__" and matcher.op == promql_parser.MatchOp.Equal:
-                yield matcher.value
+        yield node
         return
     for child in _children(node):
-        yield from _names(child)
+        yield from _selectors(child)
+
+
+def _names(node: object):
+    for selector in _selectors(node):
+        if selector.name:
+            yield selector.name
+        for matcher in selector.matchers.matchers:
+            if matcher.name == "__name__" and matcher.op == promql_parser.MatchOp.Equal:
+                yield matcher.value
 
 
 def _children(node: object) -> list[object]:

@@ -14,7 +14,8 @@ The application also reports the share of users it sees on the new version and s
 
 Faults touch the new path only: a share of its requests fail, and it gets slower. So at 10 % rollout
 with a fully failing new path the error rate is about 10 %, and once the rollout is back at 0 % errors
-stop by themselves.
+stop by themselves. A shared fault (`shared_errors`, a dependency both versions call) fails a share of every
+request, old or new, and no rollback ends it.
 """
 
 from __future__ import annotations
@@ -46,10 +47,12 @@ SAMPLE = KEYS[:500]  # the users whose decisions make the share the application 
 
 @dataclass
 class Fault:
-    """What is wrong with the new version: the share of its requests that fail, and added latency."""
+    """What is wrong with the new version: the share of its requests that fail, and added latency; and the share of
+    every request that fails whichever version serves it (a fault both versions share)."""
 
     errors: float = 0.0
     latency_ms: float = 0.0
+    shared_errors: float = 0.0
 
 
 class DemoApp:
@@ -72,6 +75,8 @@ class DemoApp:
         self.tests_total = Gauge("tests_total", "Post-deployment tests", **common)
         self.notifications = Counter("demo_notifications", "Notifications the sink received", ["receiver"],
                                      **common)
+        self.notified = Counter("demo_notified_alerts", "Alerts in the notifications the sink received",
+                                ["receiver", "alertname", "status"], **common)
         self.tests_passed.set(200)
         self.tests_total.set(200)
         for version in VERSIONS:
@@ -101,10 +106,10 @@ class DemoApp:
         new = self.new_version()
         version = "new" if new else "old"
         seconds = self.random.uniform(*BASE_LATENCY)
-        failed = False
+        failed = self.fault.shared_errors > 0 and self.random.random() < self.fault.shared_errors
         if new:
             seconds += self.fault.latency_ms / 1000
-            failed = self.random.random() < self.fault.errors
+            failed = failed or self.random.random() < self.fault.errors
         self.requests.labels(version).inc()
         if failed:
             self.errors.labels(version).inc()
@@ -136,7 +141,7 @@ class DemoApp:
         return JSONResponse({"version": version}, status_code=500 if failed else 200)
 
     async def set_fault(self, request: Request) -> Response:
-        """POST {"errors": 0..1, "latency_ms": >= 0} or {"clear": true}."""
+        """POST {"errors": 0..1, "latency_ms": >= 0, "shared_errors": 0..1} or {"clear": true}."""
         try:
             body = await request.json()
             if body.get("clear"):
@@ -144,9 +149,10 @@ class DemoApp:
             else:
                 errors = float(body.get("errors", self.fault.errors))
                 latency = float(body.get("latency_ms", self.fault.latency_ms))
-                if not 0 <= errors <= 1 or latency < 0:
-                    raise ValueError("errors must be within 0..1 and latency_ms at least 0")
-                self.fault = Fault(errors, latency)
+                shared = float(body.get("shared_errors", self.fault.shared_errors))
+                if not 0 <= errors <= 1 or not 0 <= shared <= 1 or latency < 0:
+                    raise ValueError("errors and shared_errors must be within 0..1 and latency_ms at least 0")
+                self.fault = Fault(errors, latency, shared)
         except (ValueError, TypeError, AttributeError) as error:
             return JSONResponse({"error": str(error)}, status_code=400)
         return JSONResponse(vars(self.fault))
@@ -156,7 +162,12 @@ class DemoApp:
 
     async def notification(self, request: Request) -> Response:
         """A sink standing in for the on-call and ticket systems, so Alertmanager has somewhere to send."""
-        self.notifications.labels(request.path_params["receiver"]).inc()
+        receiver = request.path_params["receiver"]
+        self.notifications.labels(receiver).inc()
+        with contextlib.suppress(ValueError, TypeError, AttributeError, KeyError):
+            for alert in (await request.json()).get("alerts", [])[:64]:
+                self.notified.labels(receiver, str(alert["labels"].get("alertname", "")),
+                                     str(alert.get("status", ""))).inc()
         return JSONResponse({"received": True})
 
     async def healthz(self, request: Request) -> Response:

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from monitoring.artifacts import ALERTMANAGER, PROMETHEUS, RUNBOOKS, dashboard_file, dashboard_signals
 from monitoring.definitions import names
 from monitoring.definitions.model import Definitions, is_absolute_url
-from monitoring.definitions.promql import BadExpression, metric_names
+from monitoring.definitions.promql import BadExpression, alert_names, metric_names
 from monitoring.validate.files import alerting_rules, read_json, read_yaml, recording_rules
 from monitoring.validate.tools import run
 
@@ -36,18 +36,22 @@ def _queries(root: Path, definitions: Definitions) -> Iterator[tuple[str, str, s
 
 def metrics_are_produced(root: Path, definitions: Definitions) -> list[str]:
     """Every expression parses, and every metric it reads is exported by a scrape job (per the inventory)
-    or recorded by a rule."""
+    or recorded by a rule; the alert states (ALERTS) it reads are of alerts a rule defines."""
+    alerts = {rule["alert"] for rule in alerting_rules(root, definitions)}
     known = {name for job in definitions.jobs for name in job.exports}
-    known |= {rule["record"] for rule in recording_rules(root, definitions)}
+    known |= {rule["record"] for rule in recording_rules(root, definitions)} | ({names.ALERTS} if alerts else set())
     problems = []
     for file, thing, expr in _queries(root, definitions):
         try:
             read = metric_names(expr)
+            states = alert_names(expr, names.ALERTS, names.ALERT_NAME_LABEL)
         except BadExpression as error:
             problems.append(f"{file}: {thing}: {expr!r} does not parse: {error}")
             continue
         problems += [f"{file}: {thing}: metric {name!r} is exported by no scrape job and recorded by no rule"
                      for name in sorted(read - known)]
+        problems += [f"{file}: {thing}: reads the {names.ALERTS} of {name!r}, which no alerting rule defines"
+                     for name in sorted(states - alerts)]
     return problems
 
 

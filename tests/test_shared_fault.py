@@ -1,0 +1,95 @@
+"""Blame before rollback on real servers (compressed profile): a fault both versions of the demo application share
+pages the on-call receiver and leaves the flag where it was; a fault of the new version alone is rolled back."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitoring.definitions import canary, names
+from monitoring.definitions.model import Blame
+from monitoring.flags.store import StateStore
+from monitoring.genesis import DEFINITIONS
+from monitoring.local.demo import closed_loop
+from monitoring.local.observe import query
+from monitoring.local.stack import Stack, on_free_ports
+from tests.servers import local_stack
+
+pytestmark = pytest.mark.slow  # a local stack
+
+# In the compressed profile the seed's `for` of 5 minutes is 5 seconds, so its last resort (HighErrorRate rolls back
+# a shared fault that lasts) would act within seconds: these definitions attribute every fleet rollback alert, as a
+# team that wants no fleet alarm to roll back a shared fault would write them.
+ATTRIBUTED = ("ErrorBudgetBurn", "HighErrorRate", "HighLatency")
+SHARED = 0.05  # both versions fail 5 %: the fleet burns 50 times its budget of 0.1 %
+WATCHED = 30.0  # seconds the shared fault lasts after the page: six times every alert's `for`
+
+
+@pytest.fixture
+def stack(tmp_path: Path):
+    definitions = replace(DEFINITIONS, blame=Blame(alerts=ATTRIBUTED)).with_profile("compressed")
+    with local_stack(Stack(tmp_path / "stack", on_free_ports(definitions))) as running:
+        yield running
+
+
+def _fault(stack: Stack, fault: dict) -> None:
+    requests.post(f"{stack.url(names.APP)}/control/fault", json=fault, timeout=5).raise_for_status()
+
+
+def _paged(stack: Stack, alertname: str) -> float:
+    """Firing alerts named `alertname` the on-call sink received."""
+    text = requests.get(f"{stack.url(names.APP)}/metrics", timeout=5).text
+    return sum(sample.value for family in text_string_to_metric_families(text)
+               for sample in family.samples if sample.name.endswith("demo_notified_alerts_total")
+               and sample.labels.get("receiver") == stack.definitions.critical_receiver
+               and sample.labels.get("alertname") == alertname and sample.labels.get("status") == "firing")
+
+
+def _fired(stack: Stack, alertname: str) -> bool:
+    """Whether Prometheus ever recorded `alertname` firing in the last 10 minutes."""
+    return bool(query(stack.url(names.PROMETHEUS),
+                      f'max_over_time(ALERTS{{alertname="{alertname}", alertstate="firing"}}[10m])'))
+
+
+def _until(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up after {timeout:.0f}s waiting for {what}"
+        time.sleep(0.5)
+
+
+def test_a_shared_fault_pages_on_call_and_rolls_nothing_back(stack) -> None:
+    store = StateStore(stack.state, stack.definitions.flag_name)
+    flag = stack.flag()
+    flag.rollout(10, flag.seen(), by="manual", reason="test: a shared fault at 10 %")
+    rollout = names.flag_rollout_series(stack.definitions.service, stack.definitions.flag_name)
+    _until(lambda: bool(query(stack.url(names.PROMETHEUS), f"{rollout} == 10")), 60, "the rollout in Prometheus")
+    counted = canary.evidence(stack.definitions, stack.definitions.canary.checks[0],
+                              canary.windows(stack.definitions)[0]).requests
+    _until(lambda: bool(query(stack.url(names.PROMETHEUS), f"{canary.version_of(counted, 'new')} > 0")),
+           60, "requests of the new version in the canary's evidence")
+
+    _fault(stack, {"shared_errors": SHARED})
+    _until(lambda: _paged(stack, "SharedFault") > 0, 60, "on-call to be paged with SharedFault")
+    time.sleep(WATCHED)
+    _fault(stack, {"clear": True})
+
+    history = store.read()["rollout_history"]
+    assert [e for e in history if e["action"] == "rollback"] == [], "a shared fault rolled a healthy version back"
+    assert store.percentage(store.read()) == 10
+    fired = [name for name in (*ATTRIBUTED, "CanaryErrorRate", "CanaryLatency") if _fired(stack, name)]
+    assert fired == [], f"rollback alerts fired during a shared fault: {fired}"
+    assert _fired(stack, "SharedFault")
+
+
+def test_under_the_same_definitions_a_new_version_failing_alone_is_rolled_back_once(stack) -> None:
+    store = StateStore(stack.state, stack.definitions.flag_name)
+    timeline = closed_loop(stack, "fleet", say=print)
+    rollbacks = [e for e in store.read()["rollout_history"] if e["action"] == "rollback"]
+    assert len(rollbacks) == 1 and rollbacks[0]["by"] == "alertmanager", timeline.events
+    assert (rollbacks[0]["from_percentage"], rollbacks[0]["to_percentage"]) == (10, 0)
