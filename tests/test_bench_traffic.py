@@ -11,6 +11,7 @@ import pytest
 
 from monitoring.bench import canary as bench
 from monitoring.bench import traffic
+from monitoring.bench.promql import Samples
 from monitoring.genesis import DEFINITIONS
 from monitoring.local.demo_app import LATENCY_BUCKETS
 
@@ -19,7 +20,7 @@ REQUESTS, ERRORS = "genesis_requests_total", "genesis_errors_total"
 BUCKET = "genesis_request_duration_seconds_bucket"
 
 
-def times(samples: traffic.Samples) -> np.ndarray:
+def times(samples: Samples) -> np.ndarray:
     """Seconds of each scrape from the rollout's start (the hour of history is negative)."""
     return np.arange(samples.scrapes) * 15 - 3600
 

@@ -45,7 +45,7 @@ from pathlib import Path
 import yaml
 
 from monitoring.artifacts import render, rules_file
-from monitoring.bench.replay import Samples
+from monitoring.bench.promql import Samples
 from monitoring.bench.rollbacks import print_false_rollbacks
 from monitoring.bench.tables import Table, clock
 from monitoring.bench.traffic import bucket_shares

@@ -44,7 +44,7 @@ from monitoring.definitions import blame, burn, canary, names
 from monitoring.definitions.alerts import every_alert
 from monitoring.definitions.model import AlertRule, DefinitionError, Definitions, duration_seconds
 
-__all__ = ["Band", "Burn", "Check", "Replay", "RollbackRules", "Samples", "Shared", "Tier", "replay", "written"]
+__all__ = ["Band", "Burn", "Check", "Replay", "RollbackRules", "Shared", "Tier", "replay", "written"]
 
 
 def written(value: float, spec: str) -> float:

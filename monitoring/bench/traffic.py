@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from monitoring.bench.replay import Samples
+from monitoring.bench.promql import Samples
 from monitoring.definitions import names
 from monitoring.definitions.canary import bucket_bound
 from monitoring.definitions.model import DefinitionError, Definitions, duration_seconds
