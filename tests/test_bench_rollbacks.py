@@ -106,3 +106,14 @@ def test_a_shared_burst_pages_at_25_percent_and_rolls_back_by_design_at_100() ->
     assert not any(alert.startswith("Canary") for alert, _ in cell.by_cause)
     rows = rollbacks.cause_rows(DEFINITIONS, found)
     assert ["real", "ErrorBudgetBurn", f"{rollbacks.BURST} at {rollbacks.HUNDRED}", "1", "yes"] in rows
+
+
+def test_single_bursts_show_when_the_last_resort_rolls_a_shared_burst_back() -> None:
+    rows = {row[0]: dict(zip(rollbacks.BURST_LENGTHS, row[1:], strict=True))
+            for row in rollbacks.single_bursts(DEFINITIONS, 10)}
+    assert list(rows) == ["2 %", "3 %", "5 %", "10 %", "20 %"]
+    assert rows["2 %"][30] == "-"  # too small and short for anything
+    # 30 s at 20 % keeps the 5-minute error rate over 1 % for the whole `for`: the last resort rolls it back
+    assert rows["20 %"][30] == "HighErrorRate 5:15, paged"
+    assert rows["10 %"][30] == "paged"  # held back and paged, not rolled back
+    assert "ErrorBudgetBurn" not in str(rows)  # at 200 req/s blame holds every one back

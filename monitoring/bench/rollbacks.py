@@ -258,6 +258,34 @@ def false_rollbacks(definitions: Definitions, traffic: Traffic, per_cell: int, s
     return found
 
 
+BURST_LENGTHS = (30, 45, 60, 90, 120, 180, 240, 300)  # seconds
+BURST_SHARES = (0.02, 0.03, 0.05, 0.10, 0.20)
+BURST_STEP = 3  # the step (index in the policy) the single bursts fall in: 25 %
+
+
+def single_bursts(definitions: Definitions, new_rps: float, soak: float = 36 * 60) -> list[list[str]]:
+    """One shared burst on steady traffic at 0.1 % errors, at BURST_STEP, 10 minutes into it, for each share and
+    length: when each last resort fired (from the burst's start), and a mark when the burst alert fired (held
+    back: no) or the page did. A row per share, a column per length."""
+    rules = RollbackRules.of(definitions)
+    at = BURST_STEP * soak + 600
+    draws = [Rollout(0.001, new_rps, 0, shared=((at, float(length), share),))
+             for share in BURST_SHARES for length in BURST_LENGTHS]
+    result = alert_replay.replay(rules, rollout_samples(definitions, draws, soak))
+    start = history(definitions) + at
+    rows = []
+    for i, share in enumerate(BURST_SHARES):
+        cells = []
+        for row in range(i * len(BURST_LENGTHS), (i + 1) * len(BURST_LENGTHS)):
+            fired = [f"{alert} {clock(float(result.first_firing(alert)[row]) - start)}"
+                     for alert in (*last_resorts(rules), *(s.alert for s in rules.shared))
+                     if not math.isnan(result.first_firing(alert)[row])]
+            paged = rules.page is not None and not math.isnan(result.first_firing(rules.page)[row])
+            cells.append(", ".join(fired + (["paged"] if paged else [])) or "-")
+        rows.append([f"{share * 100:g} %", *cells])
+    return rows
+
+
 HEADER = ["traffic", "both errors", "new req/s at 5 %", "rollouts", "rolled back", "95 % upper"]
 NOT_BY_DESIGN = ["not by design", "95 % upper "]
 
@@ -324,6 +352,12 @@ def print_false_rollbacks(definitions: Definitions, table: Table, quick: bool = 
           "compare with), at 0 % (nothing to roll back), or neither; by design: a last resort "
           f"({', '.join(last_resorts(rules))}) on a shared burst that outlasted its `for`, or a fleet alert on one "
           "at 100 %", ["traffic", "alert", "cause", "firings", "by design"], cause_rows(definitions, found))
+    step = definitions.rollout.steps[BURST_STEP]
+    for rps in (min(TRAFFIC[0].new_rps), max(TRAFFIC[0].new_rps)):
+        table(f"One shared burst on steady traffic ({rps:g} new req/s at 5 %, the fleet {rps * 100 / REFERENCE_STEP:g} "
+              f"req/s), at {step} %, both versions at 0.1 % errors outside it: what fired, from the burst's start "
+              "(paged: the page for a shared fault)", ["burst share", *(f"{n} s" for n in BURST_LENGTHS)],
+              single_bursts(definitions, rps))
     shown = set()
     for cell in found:  # the first firing of each alert for each cause, on each traffic
         for (alert, why), (what, header, rows) in cell.paths.items():
