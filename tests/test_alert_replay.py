@@ -224,7 +224,7 @@ def both() -> tuple[list[str], replay.Replay, dict, dict]:
     return jobs, replay.replay(rules, samples), firing, values
 
 
-@pytest.mark.slow  # promtool over 44 rollouts, 20 of them with every histogram bucket: two to three minutes
+@pytest.mark.slow  # promtool over 39 rollouts, 20 of them with every histogram bucket: two to three minutes
 def test_promtool_and_the_evaluator_fire_at_the_same_evaluations_on_the_same_rollouts(both) -> None:
     jobs, result, promtool, _ = both
     assert len(jobs) >= 20
@@ -253,7 +253,7 @@ def test_promtool_and_the_evaluator_fire_at_the_same_evaluations_on_the_same_rol
     assert any(names[job].seed == 32 for job in fired[rules.burn.alert])
 
 
-@pytest.mark.slow  # promtool over 44 rollouts, 20 of them with every histogram bucket: two to three minutes
+@pytest.mark.slow  # promtool over 39 rollouts, 20 of them with every histogram bucket: two to three minutes
 def test_promtool_and_the_evaluator_record_the_same_values(both) -> None:
     """The log-likelihood ratios, the old version's floored bad counts, the burn ratios and the fleet's request
     counts, each version's burn ratios and requests, the band alerts' signals (the error rate, the p95 from the

@@ -37,20 +37,23 @@ def test_the_upper_bound_is_exact_and_about_three_over_n_at_zero() -> None:
 def test_causes_and_what_is_by_design() -> None:
     rules = RollbackRules.of(DEFINITIONS)
     assert rollbacks.last_resorts(rules) == ("HighErrorRate", "HighLatency")  # ErrorBudgetBurn is held back
-    burst = [(3 * SOAK, 300.0, 0.2)]
+    burst = [(3 * SOAK + 3600, 300.0, 0.2)]
 
     def why(alert: str, began: float, fired: float | None = None) -> str:
         return rollbacks.cause(DEFINITIONS, rules, alert, began, began if fired is None else fired, SOAK, burst)
 
-    assert why("HighErrorRate", 3 * SOAK + 100) == rollbacks.BURST
-    assert why("HighErrorRate", 3 * SOAK + 599) == rollbacks.BURST  # within its 5m window of the burst's end
-    assert why("HighErrorRate", 3 * SOAK + 601) == rollbacks.NEITHER
+    assert why("HighErrorRate", 3 * SOAK + 3700) == rollbacks.BURST
+    assert why("HighErrorRate", 3 * SOAK + 4199) == rollbacks.BURST  # within its 5m window of the burst's end
+    assert why("HighErrorRate", 3 * SOAK + 4201) == rollbacks.NEITHER
+    assert why("CanaryErrorRate", 3 * SOAK + 5399) == rollbacks.BURST  # within its 30m window
     assert why("CanaryErrorRate", 100) == rollbacks.NOTHING  # at 0 %: nothing to roll back
-    assert why("ErrorBudgetBurn", 6 * SOAK + 60) == rollbacks.HUNDRED
+    assert why("ErrorBudgetBurn", 6 * SOAK + 60) == f"{rollbacks.EARLY}, {rollbacks.HUNDRED}"
+    assert why("ErrorBudgetBurn", 6 * SOAK + 1801) == rollbacks.HUNDRED  # past the canary's 30m window
+    assert why("CanaryErrorRate", 2 * SOAK + 300, 2 * SOAK + 400) == rollbacks.EARLY
     assert rollbacks.by_design(rules, "HighErrorRate", rollbacks.BURST)
     assert not rollbacks.by_design(rules, "HighErrorRate", rollbacks.NEITHER)
     assert not rollbacks.by_design(rules, "ErrorBudgetBurn", rollbacks.BURST)  # blame should have held it
-    assert rollbacks.by_design(rules, "ErrorBudgetBurn", f"{rollbacks.BURST} at {rollbacks.HUNDRED}")
+    assert rollbacks.by_design(rules, "ErrorBudgetBurn", rollbacks.because(rollbacks.BURST, rollbacks.HUNDRED))
     assert not rollbacks.by_design(rules, "ErrorBudgetBurn", rollbacks.HUNDRED)
     assert not rollbacks.by_design(rules, "CanaryErrorRate", rollbacks.BURST)
 
@@ -100,12 +103,12 @@ def test_a_shared_burst_pages_at_25_percent_and_rolls_back_by_design_at_100() ->
     cell = found[0]
     assert cell.fired == 1 and cell.wrong == 0 and cell.pages == 1
     assert cell.by_cause[("HighErrorRate", rollbacks.BURST)] == 1
-    assert cell.by_cause[("ErrorBudgetBurn", f"{rollbacks.BURST} at {rollbacks.HUNDRED}")] == 1
-    assert cell.by_cause[("HighErrorRate", f"{rollbacks.BURST} at {rollbacks.HUNDRED}")] == 1
+    assert cell.by_cause[("ErrorBudgetBurn", rollbacks.because(rollbacks.BURST, rollbacks.HUNDRED))] == 1
+    assert cell.by_cause[("HighErrorRate", rollbacks.because(rollbacks.BURST, rollbacks.HUNDRED))] == 1
     assert not any(alert == "ErrorBudgetBurn" and why == rollbacks.BURST for alert, why in cell.by_cause)
     assert not any(alert.startswith("Canary") for alert, _ in cell.by_cause)
     rows = rollbacks.cause_rows(DEFINITIONS, found)
-    assert ["real", "ErrorBudgetBurn", f"{rollbacks.BURST} at {rollbacks.HUNDRED}", "1", "yes"] in rows
+    assert ["real", "ErrorBudgetBurn", rollbacks.because(rollbacks.BURST, rollbacks.HUNDRED), "1", "yes"] in rows
 
 
 def test_single_bursts_show_when_the_last_resort_rolls_a_shared_burst_back() -> None:

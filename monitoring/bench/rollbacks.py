@@ -48,7 +48,14 @@ TRAFFIC = (
     Traffic("steady", Rollout, (0.001, 0.009), (0.5, 2, 10), per_cell=1000, quick=50, batch=25),
     Traffic("real", realistic, (0.001,), (0.5, 2, 10), per_cell=350, quick=20, batch=8),
 )
-BURST, HUNDRED, NEITHER, NOTHING = "shared burst", "100 %", "neither", "0 %"
+# What a firing is put down to: any of a shared burst, a step's start (within the canary's longest window of it:
+# the windows then hold the traffic of the split before), the 100 % step; else neither; at 0 % nothing is rolled
+# back.
+BURST, EARLY, HUNDRED, NEITHER, NOTHING = "shared burst", "step start", "at 100 %", "neither", "at 0 %"
+
+
+def because(*parts: str) -> str:
+    return ", ".join(parts) or NEITHER
 
 
 @dataclass
@@ -101,14 +108,14 @@ def last_resorts(rules: RollbackRules) -> tuple[str, ...]:
 
 
 def reach_ms(rules: RollbackRules, alert: str) -> int:
-    """How long after a burst ends the alert's condition can still hold because of it: its shortest window (the
-    burn tiers' short windows, the canary's shortest window of evidence), the band's window."""
+    """How long after a burst ends the alert's condition can still hold because of it: the band's window, the
+    burn tiers' short windows (a tier needs both), the canary's longest window (any window rolls back)."""
     band = next((b for b in rules.bands if b.alert == alert), None)
     if band is not None:
         return band.window_ms
     if rules.burn is not None and alert == rules.burn.alert:
         return max(t.short_ms for t in rules.burn.tiers)
-    return rules.windows_ms[0]
+    return max(rules.windows_ms)
 
 
 def streaks(active: np.ndarray, fired: np.ndarray) -> list[tuple[int, int]]:
@@ -125,21 +132,23 @@ def streaks(active: np.ndarray, fired: np.ndarray) -> list[tuple[int, int]]:
 
 def cause(definitions: Definitions, rules: RollbackRules, alert: str, began: float, fired: float, soak: float,
           spans: list[tuple[float, float, float]]) -> str:
-    """What a firing is put down to: the 0 % step (nothing to roll back), a shared burst, the 100 % step."""
+    """What a firing is put down to (seconds from the rollout's start: its condition `began`, it `fired`): the 0 %
+    step (nothing to roll back); else a shared burst (the condition began while one lasted or within the alert's
+    reach after), a step's start (it began within the canary's longest window of it), the 100 % step."""
     step = _step_at(definitions, soak, fired)[0]
     if step == 0:
         return NOTHING
     reach = reach_ms(rules, alert) / 1000
-    if any(start <= began <= start + seconds + reach for start, seconds, _ in spans):
-        return f"{BURST} at {HUNDRED}" if step == 100 else BURST
-    return HUNDRED if step == 100 else NEITHER
+    burst = any(start <= began <= start + seconds + reach for start, seconds, _ in spans)
+    early = began > 0 and _step_at(definitions, soak, began)[1] < max(rules.windows_ms, default=0) / 1000
+    return because(*(part for part, holds in ((BURST, burst), (EARLY, early), (HUNDRED, step == 100)) if holds))
 
 
 def by_design(rules: RollbackRules, alert: str, why: str) -> bool:
     """A last resort on a shared burst, or a fleet alert on one at 100 %, where nothing can be compared."""
+    parts = why.split(", ")
     fleet = alert in last_resorts(rules) or any(s.alert == alert for s in rules.shared)
-    return why == NOTHING or (why.startswith(BURST) and (alert in last_resorts(rules) or
-                                                         (fleet and why.endswith(HUNDRED))))
+    return why == NOTHING or (BURST in parts and (alert in last_resorts(rules) or (fleet and HUNDRED in parts)))
 
 
 def _path(definitions: Definitions, rules: RollbackRules, result: alert_replay.Replay, row: int, alert: str,
@@ -347,9 +356,11 @@ def print_false_rollbacks(definitions: Definitions, table: Table, quick: bool = 
           "rate per rollout; a column per rollback alert, the pages for a shared fault",
           [*HEADER, *rules.alerts, f"{rules.page} pages" if rules.page else "pages", *NOT_BY_DESIGN,
            "first at step"], false_rollback_rows(definitions, found))
-    table("Why each rollback alert fired (each run of its condition that reached its `for`): during a shared burst "
-          "(it began while one lasted, or within the alert's shortest window after), at 100 % (no old version to "
-          "compare with), at 0 % (nothing to roll back), or neither; by design: a last resort "
+    table("Why each rollback alert fired (each run of its condition that reached its `for`): a shared burst (it "
+          "began while one lasted, or within the alert's window after: the band's, the burn tiers' short ones, the "
+          "canary's longest), a step start (it began within the canary's longest window of the step's start), the "
+          "100 % step (no old version to compare with), the 0 % step (nothing to roll back), or neither; by design: a "
+          "last resort "
           f"({', '.join(last_resorts(rules))}) on a shared burst that outlasted its `for`, or a fleet alert on one "
           "at 100 %", ["traffic", "alert", "cause", "firings", "by design"], cause_rows(definitions, found))
     step = definitions.rollout.steps[BURST_STEP]
