@@ -8,6 +8,7 @@ import math
 import re
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from monitoring.bench import rollbacks, traffic
@@ -120,3 +121,11 @@ def test_single_bursts_show_when_the_last_resort_rolls_a_shared_burst_back() -> 
     assert rows["20 %"][30] == "HighErrorRate 5:15, paged"
     assert rows["10 %"][30] == "paged"  # held back and paged, not rolled back
     assert "ErrorBudgetBurn" not in str(rows)  # at 200 req/s blame holds every one back
+
+
+def test_streaks_are_the_runs_of_a_condition_that_reached_firing() -> None:
+    active = np.array([True, True, True, False, True, False, True, True])
+    fired = np.array([False, False, True, False, False, False, False, True])
+    assert rollbacks.streaks(active, fired) == [(0, 2), (6, 7)]  # the run at 4 never fired
+    rules = RollbackRules.of(DEFINITIONS)
+    assert [rollbacks.reach_ms(rules, a) // 60_000 for a in rules.alerts] == [5, 5, 5, 30, 30]

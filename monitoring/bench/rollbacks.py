@@ -3,12 +3,12 @@ can roll back, through the Python evaluator (monitoring.bench.replay; tests/test
 promtool), on steady traffic and on traffic that looks real (monitoring.bench.traffic).
 
 A rollout's rollback alert counts once it fires at a step above 0 % (at 0 % the new version serves nothing and
-the receiver has nothing to roll back). Each firing is put down to what the rollout held at the time: a shared
-error burst (one began before the alert's condition did, and ended less than the alert's window before), the
-100 % step (no old version to compare with, so nothing can hold a fleet alert back), or neither. A rollback *by
-design* is a last-resort alert (a fleet rollback alert blame does not hold back) on a shared burst that lasted
-past its `for`, or a fleet alert on a shared burst at 100 %; every other firing is a false rollback the rules
-should not make.
+the receiver has nothing to roll back). Each firing is put down to what the rollout held when its condition
+began: a shared error burst (one lasted then, or had ended less than the alert's window before), a step's start
+(within the canary's longest window of it), the 100 % step (no old version to compare with, so nothing can hold a
+fleet alert back); or neither. A rollback *by design* is a last-resort alert (a fleet rollback alert blame does
+not hold back) on a shared burst that lasted past its `for`, or a fleet alert on a shared burst at 100 %; every
+other firing is a false rollback the rules should not make.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ BURST, EARLY, HUNDRED, NEITHER, NOTHING = "shared burst", "step start", "at 100 
 
 
 def because(*parts: str) -> str:
+    """A cause of these parts, as the tables print it."""
     return ", ".join(parts) or NEITHER
 
 
