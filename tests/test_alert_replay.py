@@ -146,8 +146,9 @@ def test_histogram_quantile_interpolates_in_the_ranks_bucket_as_prometheus_does(
     assert quantile(0.3, histogram) == pytest.approx(0.1 + 0.4 * 20 / 40)
     assert quantile(0.05, histogram) == pytest.approx(0.05)  # the first bucket starts at 0
     assert quantile(0.95, histogram) == 0.5  # in +Inf: the highest finite bound
-    # a bucket below a smaller one (rates extrapolated apart) is raised to it first (ensureMonotonic)
-    assert quantile(0.5, {0.1: 12.0, 0.5: 10.0, math.inf: 20.0}) == pytest.approx(0.1 * 10 / 12)
+    # a bucket below a smaller one (rates extrapolated apart) is raised to it first (ensureMonotonic): the rank's
+    # bucket counts from 10, not 8
+    assert quantile(0.6, {0.1: 10.0, 0.5: 8.0, 1.0: 15.0, math.inf: 20.0}) == pytest.approx(0.5 + 0.5 * 2 / 5)
     assert math.isnan(quantile(0.5, {0.1: 0.0, math.inf: 0.0}))  # no observations
     assert math.isnan(quantile(0.5, {0.1: 1.0, 0.5: 2.0}))  # no +Inf bucket
     assert math.isnan(quantile(0.5, {math.inf: 2.0}))  # fewer than two buckets
