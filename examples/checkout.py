@@ -15,11 +15,13 @@ from monitoring.definitions.model import (
                      AlertRule,
                      Bands,
                      Definitions,
+                     PagerDuty,
                      PanelKind,
                      Profile,
                      Receiver,
                      Server,
                      Signal,
+                     Slack,
                      Worse,
 )
 from monitoring.definitions.names import ALERTMANAGER, APP, PROMETHEUS, RECEIVER, ROLLBACK
@@ -96,8 +98,8 @@ DEFINITIONS = Definitions(
     jobs=jobs_for(SERVICE, SERVERS, roles=(APP, RECEIVER)),
     receivers=(
         Receiver("rollback", rollback_webhook(SERVERS), bearer=True),
-        Receiver("pager", "http://127.0.0.1:9195/pager"),
-        Receiver("chat", "http://127.0.0.1:9196/chat"),
+        Receiver("pager", pagerduty=(PagerDuty("/run/secrets/checkout/pagerduty-routing-key"),)),
+        Receiver("chat", slack=(Slack("/run/secrets/checkout/slack-url", channel="#checkout"),)),
     ),
     profiles=(PRODUCTION, COMPRESSED),
     dashboard_title="Checkout Rollout",

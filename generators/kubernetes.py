@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -117,23 +118,86 @@ def rollback_url(definitions: Definitions) -> str:
             f"{receiver_port(definitions)}{path}")
 
 
-def _receiver(definitions: Definitions, plain: Mapping[str, Any]) -> dict[str, Any]:
-    """A receiver in the CRD's form: the rollback webhook to the receiver's Service, a Bearer token from the
-    Secret (never inline; alertmanager.yml names a credentials file)."""
-    if set(plain) - {"name", "webhook_configs"}:
-        raise DefinitionError(f"alertmanager receiver {plain['name']!r}: only webhook receivers have a form here")
+def notification_secret(definitions: Definitions) -> str:
+    """The Secret holding every notification secret, one key per file the definitions name (its file name)."""
+    return f"{definitions.kubernetes.namespace}-{names.NOTIFICATION_SECRET}"
+
+
+def _secret_key(definitions: Definitions, path: str) -> dict[str, str]:
+    return {"name": notification_secret(definitions), "key": PurePosixPath(path).name}
+
+
+def _webhook(definitions: Definitions, name: str, webhook: Mapping[str, Any]) -> dict[str, Any]:
     kubernetes = definitions.kubernetes
-    configs = []
-    for webhook in plain.get("webhook_configs", []):
-        url = rollback_url(definitions) if plain["name"] == definitions.rollback_receiver else webhook["url"]
-        config: dict[str, Any] = {"url": url, "sendResolved": webhook["send_resolved"]}
-        authorization = webhook.get("http_config", {}).get("authorization")
-        if authorization:
-            config["httpConfig"] = {"authorization": {
-                "type": authorization["type"],
-                "credentials": {"name": kubernetes.token_secret, "key": kubernetes.token_key}}}
-        configs.append(config)
-    return {"name": plain["name"], "webhookConfigs": configs}
+    url = rollback_url(definitions) if name == definitions.rollback_receiver else webhook["url"]
+    config: dict[str, Any] = {"url": url, "sendResolved": webhook["send_resolved"]}
+    authorization = webhook.get("http_config", {}).get("authorization")
+    if authorization:
+        config["httpConfig"] = {"authorization": {
+            "type": authorization["type"],
+            "credentials": {"name": kubernetes.token_secret, "key": kubernetes.token_key}}}
+    return config
+
+
+def _pagerduty(definitions: Definitions, page: Mapping[str, Any]) -> dict[str, Any]:
+    config: dict[str, Any] = {"sendResolved": page["send_resolved"],
+                              "routingKey": _secret_key(definitions, page["routing_key_file"])}
+    if page.get("url"):
+        config["url"] = page["url"]
+    config.update({field: page[field] for field in ("description", "severity", "class", "component", "group")})
+    config["details"] = [{"key": key, "value": value} for key, value in page["details"].items()]
+    config["pagerDutyLinkConfigs"] = [{"href": link["href"], "alt": link["text"]} for link in page["links"]]
+    return config
+
+
+def _slack(definitions: Definitions, chat: Mapping[str, Any]) -> dict[str, Any]:
+    return {"sendResolved": chat["send_resolved"], "apiURL": _secret_key(definitions, chat["api_url_file"]),
+            "channel": chat["channel"], "title": chat["title"], "titleLink": chat["title_link"], "text": chat["text"],
+            "fallback": chat["fallback"], "color": chat["color"]}
+
+
+def _email(definitions: Definitions, mail: Mapping[str, Any]) -> dict[str, Any]:
+    config: dict[str, Any] = {"sendResolved": mail["send_resolved"], "to": mail["to"], "from": mail["from"],
+                              "smarthost": mail["smarthost"], "requireTLS": mail["require_tls"]}
+    if mail.get("auth_username"):
+        config["authUsername"] = mail["auth_username"]
+    if mail.get("auth_password_file"):
+        config["authPassword"] = _secret_key(definitions, mail["auth_password_file"])
+    if mail.get("tls_config", {}).get("ca_file"):
+        config["tlsConfig"] = {"ca": {"secret": _secret_key(definitions, mail["tls_config"]["ca_file"])}}
+    config.update({"headers": [{"key": key, "value": value} for key, value in mail["headers"].items()],
+                   "html": mail["html"], "text": mail["text"]})
+    return config
+
+
+_KINDS = {"webhook_configs", "pagerduty_configs", "slack_configs", "email_configs"}
+
+
+def _receiver(definitions: Definitions, plain: Mapping[str, Any]) -> dict[str, Any]:
+    """A receiver in the CRD's form: the rollback webhook to the receiver's Service with its Bearer token from the
+    Secret, and every other secret from the notification Secret (never inline; alertmanager.yml names files)."""
+    name = plain["name"]
+    if set(plain) - {"name"} - _KINDS:
+        raise DefinitionError(f"alertmanager receiver {name!r}: {sorted(set(plain) - {'name'} - _KINDS)} have no "
+                              "form here")
+    translated: dict[str, Any] = {"name": name}
+    if "webhook_configs" in plain:
+        translated["webhookConfigs"] = [_webhook(definitions, name, w) for w in plain["webhook_configs"]]
+    if "pagerduty_configs" in plain:
+        translated["pagerdutyConfigs"] = [_pagerduty(definitions, p) for p in plain["pagerduty_configs"]]
+    if "slack_configs" in plain:
+        translated["slackConfigs"] = [_slack(definitions, s) for s in plain["slack_configs"]]
+    if "email_configs" in plain:
+        translated["emailConfigs"] = [_email(definitions, e) for e in plain["email_configs"]]
+    return translated
+
+
+def notification_templates(definitions: Definitions, text: str) -> dict[str, Any]:
+    """The notification templates as a ConfigMap: the AlertmanagerConfig cannot carry templates, so the
+    Alertmanager resource loads this one (spec.configMaps and alertmanagerConfiguration.templates,
+    docs/kubernetes.md); its receivers' texts call it."""
+    return _resource(CONFIG_MAP, f"{dns_name(definitions.service)}-{names.NOTIFICATION_SECRET}-templates",
+                     {"data": {PurePosixPath(names.NOTIFICATION_TEMPLATE).name: text}})
 
 
 def alertmanager_config(definitions: Definitions, plain: Mapping[str, Any]) -> dict[str, Any]:
@@ -266,8 +330,12 @@ def analysis_template(definitions: Definitions) -> dict[str, Any]:
                                     "query": judgement_query(definitions, check, **ARGO)}},
     } for check in judged.checks]
     args = [{"name": "namespace"}, {"name": "job", "value": definitions.job(names.APP)}]
-    return _resource(ANALYSIS_TEMPLATE, f"{dns_name(definitions.service)}-canary",
-                     {"spec": {"args": args, "metrics": metrics}})
+    spec: dict[str, Any] = {"args": args, "metrics": metrics}
+    # A check whose alert is in shadow mode is measured and shown, never failing the run: Argo's dry run per metric.
+    dry = [{"metricName": dns_name(check.alert)} for check in judged.checks if check.alert in definitions.shadow]
+    if dry:
+        spec["dryRun"] = dry
+    return _resource(ANALYSIS_TEMPLATE, f"{dns_name(definitions.service)}-canary", {"spec": spec})
 
 
 def metric_templates(definitions: Definitions) -> list[dict[str, Any]]:
@@ -291,11 +359,12 @@ def kustomization(definitions: Definitions, files: list[str]) -> dict[str, Any]:
 
 
 def manifests(definitions: Definitions, rule_files: Mapping[str, Mapping[str, Any]], dashboards: Mapping[str, str],
-              alertmanager: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+              alertmanager: Mapping[str, Any], templates: str) -> dict[str, dict[str, Any]]:
     """Every resource by its file name in kubernetes/, and kustomization.yaml listing them: from the rule files
-    (name -> data), the dashboards (path -> JSON text) and the Alertmanager configuration, as rendered."""
+    (name -> data), the dashboards (path -> JSON text), the Alertmanager configuration and its notification
+    templates, as rendered."""
     resources = [prometheus_rule(definitions, name, data) for name, data in rule_files.items()]
-    resources.append(alertmanager_config(definitions, alertmanager))
+    resources += [alertmanager_config(definitions, alertmanager), notification_templates(definitions, templates)]
     for path, text in dashboards.items():
         resources += [grafana_dashboard(definitions, path, text), dashboard_config_map(path, text)]
     resources += [*receiver_resources(definitions), service_monitor(definitions)]

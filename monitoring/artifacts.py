@@ -6,7 +6,17 @@ from dataclasses import replace
 
 import orjson
 
-from generators import alertmanager, dashboard, grafana, kubernetes, prometheus, rules, runbooks, yamltext
+from generators import (
+    alertmanager,
+    dashboard,
+    grafana,
+    kubernetes,
+    notifications,
+    prometheus,
+    rules,
+    runbooks,
+    yamltext,
+)
 from monitoring.definitions import names
 from monitoring.definitions.alerts import every_alert
 from monitoring.definitions.checks import check
@@ -61,12 +71,14 @@ def render(definitions: Definitions) -> dict[str, str]:
         **{f"rules/{name}": yamltext.dump(data) for name, data in rule_data.items()},
         PROMETHEUS: yamltext.dump(prometheus.prometheus_config(definitions)),
         ALERTMANAGER: yamltext.dump(routes),
+        names.NOTIFICATION_TEMPLATE: notifications.template(definitions),
         names.DATASOURCE: yamltext.dump(grafana.datasource_provisioning(definitions)),
         names.dashboard_provider_path(definitions.service): yamltext.dump(grafana.dashboard_provisioning(definitions)),
     }
     for alert in every_alert(definitions):
         files[f"{RUNBOOKS}/{alert.name}.md"] = runbooks.runbook(definitions, alert)
-    for name, resource in kubernetes.manifests(definitions, rule_data, boards, routes).items():
+    for name, resource in kubernetes.manifests(definitions, rule_data, boards, routes,
+                                               files[names.NOTIFICATION_TEMPLATE]).items():
         files[f"{KUBERNETES}/{name}"] = yamltext.dump(resource)
     return files
 
@@ -79,5 +91,6 @@ def server_files(definitions: Definitions) -> dict[str, dict[str, str]]:
     return {
         "prometheus": {"prometheus.yml": yamltext.dump(prometheus.prometheus_config(definitions)),
                        **{name: yamltext.dump(data) for name, data in rule_files(definitions).items()}},
-        "alertmanager": {"alertmanager.yml": yamltext.dump(alertmanager.alertmanager_config(definitions))},
+        "alertmanager": {"alertmanager.yml": yamltext.dump(alertmanager.alertmanager_config(definitions)),
+                         alertmanager.template_file(definitions): notifications.template(definitions)},
     }

@@ -12,14 +12,17 @@ from monitoring.definitions.model import (
     Canary,
     CanaryCheck,
     Definitions,
+    Email,
     FleetBurn,
     Kubernetes,
+    PagerDuty,
     PanelKind,
     Profile,
     Query,
     Receiver,
     Server,
     Signal,
+    Slack,
     Worse,
 )
 from monitoring.definitions.names import ALERTMANAGER, APP, NODE, PROMETHEUS, RECEIVER, ROLLBACK
@@ -228,11 +231,13 @@ CANARY = Canary(
 # step, 100 % included.
 FLEET_BURN = FleetBurn(signal="error_rate", alert="ErrorBudgetBurn", factors=(14.4, 14.4), noise=3, for_="30s")
 
-# Blame before rollback: while both versions serve traffic, the fast path rolls back only when the new version is
-# to blame; a fault both versions share pages on-call (SharedFault) and holds the rollout. The seed's 5-minute
-# HighErrorRate and HighLatency stay a last resort: they roll back a sustained fault, shared or not (a new
-# version can break what both share, such as a query storm on a shared database).
-BLAME = Blame(alerts=("ErrorBudgetBurn",))
+# Blame before rollback: while both versions serve traffic, a fleet alarm rolls back only when the new version is to
+# blame; a fault both versions share pages on-call (SharedFault) and holds the rollout. The seed's HighErrorRate and
+# HighLatency stay a last resort: once the fleet has been red for 10 minutes they roll back anyway, after their own
+# 5-minute `for` (a new version can break what both share, such as a query storm on a shared database); a burst of up
+# to 5 minutes is red for at most 10 and never rolls back.
+BLAME = Blame(alerts=("ErrorBudgetBurn", "HighErrorRate", "HighLatency"),
+              last_resort=("HighErrorRate", "HighLatency"), sustained="10m")
 
 SERVERS = (
     Server("prometheus", "127.0.0.1", 9090, PROMETHEUS),
@@ -242,10 +247,22 @@ SERVERS = (
     Server("rollback-receiver", "127.0.0.1", 9097, RECEIVER),
 )
 
+# People are told as the seed tells them (docs/telling-people.md): the on-call engineer is paged through PagerDuty
+# and the stakeholders get mail for every critical alert (each rollback among them); warnings become Slack
+# tickets. Every secret is a file on the Alertmanager host; the local stack writes stand-ins in its own folder.
+SECRETS = "/etc/alertmanager/secrets"
+# Both also get deploy's decisions and the stage and day reports (`reports=True`): the stakeholders by mail, the
+# team in its channel.
 RECEIVERS = (
     Receiver("rollback", rollback_webhook(SERVERS), bearer=True),
-    Receiver("oncall", "http://127.0.0.1:9095/oncall"),
-    Receiver("tickets", "http://127.0.0.1:9096/tickets"),
+    Receiver("oncall",
+             pagerduty=(PagerDuty(routing_key_file=f"{SECRETS}/pagerduty-routing-key"),),
+             email=(Email(to=("genesis-stakeholders@example.com",), sender="genesis-monitoring@example.com",
+                          smarthost="smtp.example.com:587", auth_username="genesis-monitoring@example.com",
+                          auth_password_file=f"{SECRETS}/smtp-password"),),
+             reports=True),
+    Receiver("tickets", slack=(Slack(api_url_file=f"{SECRETS}/slack-tickets-url", channel="#genesis-rollout"),),
+             reports=True),
 )
 
 # On Kubernetes (kubernetes/, docs/kubernetes.md): the Genesis namespace, selected by a kube-prometheus-stack

@@ -42,6 +42,20 @@ def down_and_check(stack: Stack) -> None:
     assert not [pid for pid in pids if alive(pid)], "a process of the stack survived `down`"
 
 
+def alertmanager_secrets(folder: Path, definitions) -> dict[str, str]:
+    """Stand-in secret files for every secret the definitions' alertmanager.yml names, in `folder`, and the
+    environment that points apply at them (ALERTMANAGER_SECRETS_DIR and ALERTMANAGER_CREDENTIALS_FILE)."""
+    from monitoring.definitions.topology import with_secrets_in
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for receiver in with_secrets_in(definitions, str(folder)).receivers:
+        for _, path in receiver.secret_files:
+            Path(path).write_text("stand-in-secret")  # no newline: Alertmanager 0.25 reads a password file untrimmed
+    token = folder / "receiver-token"
+    token.write_text("stand-in-token\n")
+    return {"ALERTMANAGER_SECRETS_DIR": str(folder), "ALERTMANAGER_CREDENTIALS_FILE": str(token)}
+
+
 @contextmanager
 def _on_free_port(name: str, command: list[str], workdir: Path, ready: str = "/-/ready"
                   ) -> Iterator[tuple[Server, str]]:

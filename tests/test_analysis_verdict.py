@@ -23,6 +23,7 @@ from monitoring.analysis.verdict import (
     EVIDENCE,
     UPTIME,
     Row,
+    Shared,
     Verdict,
     _step,
     band,
@@ -82,17 +83,21 @@ def test_the_order_of_the_verdicts(rows, rollbacks, verdict) -> None:
     assert decide(rows, rollbacks)[0] is verdict
 
 
-def test_a_shared_fault_holds_whatever_the_fleet_shows_but_never_over_a_canary_in_red() -> None:
+def test_a_shared_fault_holds_over_the_rows_it_explains_but_never_over_a_canary_or_another_signal_in_red() -> None:
     canary = DEFINITIONS.canary
     bounds = Bands(worse=Worse.HIGHER, yellow=canary.lower_bound, red=canary.upper_bound)
-    shared = "shared fault: the new version is not to blame (ErrorBudgetBurn held back, ...)"
+    shared = Shared("shared fault: the new version is not to blame (ErrorBudgetBurn held back, ...)",
+                    frozenset({"Error Rate", "Critical Alerts"}))
     red_fleet = Row("Error Rate", "percent", 1.29, "q", DEFINITIONS.signal("error_rate").bands)
+    red_latency = Row("P95 Latency", "ms", 975.0, "q", DEFINITIONS.signal("latency_p95").bands)
     cleared = Row("Canary Error Rate", EVIDENCE, canary.lower_bound - 1, "q", bounds, required=False)
     blamed = Row("Canary Error Rate", EVIDENCE, canary.upper_bound + 1, "q", bounds, required=False)
     verdict, reasons, _ = decide([red_fleet, cleared, _row(1)], [], shared)
-    assert verdict is Verdict.HOLD and reasons[0] == shared and "Error Rate is red (1.29 %)" in reasons
+    assert verdict is Verdict.HOLD and reasons[0] == shared.reason and "Error Rate is red (1.29 %)" in reasons
     assert decide([_row(0), cleared], [], shared)[0] is Verdict.HOLD, "a shared fault in the window never PROCEEDs"
     assert decide([red_fleet, blamed], [], shared)[0] is Verdict.ROLLBACK, "the new version also fails on its own"
+    assert decide([red_fleet, red_latency, cleared], [], shared)[0] is Verdict.ROLLBACK, \
+        "a red signal the shared fault did not hold back is still a rollback"
     assert decide([red_fleet, cleared], [])[0] is Verdict.ROLLBACK, "without a shared fault, red is a rollback"
     rolled_back = [{"source": "alert", "detail": "HighErrorRate fired", "at": ""}]
     assert decide([red_fleet, cleared], rolled_back, shared)[0] is Verdict.FAILED
@@ -117,7 +122,7 @@ def test_the_replay_applies_for_as_the_rule_engine_does() -> None:
 def test_the_replay_reads_recorded_series_only_when_kept() -> None:
     alert = next(a for a in DEFINITIONS.alerts if a.name == "HighErrorRate")
     recorded = DEFINITIONS.recorded(DEFINITIONS.signal("error_rate"))
-    assert replay_expr(DEFINITIONS, alert, frozenset({recorded})).startswith(recorded)
+    assert replay_expr(DEFINITIONS, alert, frozenset({recorded})).startswith(f"({recorded} > 1)")
     assert recorded not in replay_expr(DEFINITIONS, alert)
     assert "rate(genesis_errors_total[5m])" in replay_expr(DEFINITIONS, alert)
 

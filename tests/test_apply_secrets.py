@@ -16,6 +16,7 @@ from monitoring.genesis import DEFINITIONS
 from monitoring.processes import free_port
 from tests.conftest import PROJECT
 from tests.grafana_standin import TOKEN, GrafanaStandIn
+from tests.servers import alertmanager_secrets
 
 CURRENT_ALERTMANAGER = """
 global:
@@ -79,13 +80,14 @@ def secret_servers(tmp_path: Path, grafana: GrafanaStandIn) -> dict[str, str]:
     return {"PROMETHEUS_URL": f"http://127.0.0.1:{free_port()}", "PROMETHEUS_CONFIG_DIR": str(tmp_path / "prometheus"),
             "ALERTMANAGER_URL": f"http://127.0.0.1:{free_port()}",
             "ALERTMANAGER_CONFIG_DIR": str(tmp_path / "alertmanager"),
-            "GRAFANA_URL": grafana.url, "GRAFANA_TOKEN": TOKEN}
+            "GRAFANA_URL": grafana.url, "GRAFANA_TOKEN": TOKEN,
+            **alertmanager_secrets(tmp_path / "secrets", DEFINITIONS)}
 
 
 @pytest.mark.slow  # validates everything with promtool, amtool and the schemas: seconds
 def test_a_plan_against_servers_full_of_secrets_shows_none_in_text_or_json(secret_servers) -> None:
     definitions = on_servers(DEFINITIONS, DEFINITIONS.servers,
-                             sink=f"http://127.0.0.1:8000/notifications?token={GENERATED_TOKEN}")
+                             sink=f"http://127.0.0.1:8000/{GENERATED_TOKEN}/notifications")
     chosen = targets(definitions, secret_servers, project=PROJECT)
     for output in ("text", "json"):
         outcome = run(chosen, plan_only=True, output=output)

@@ -54,7 +54,8 @@ def test_a_plan_with_no_target_named_is_the_local_stack_and_unchanged(no_targets
     assert plan["skipped"][0].startswith(f"targets: the local stack in {stack.root}")
     assert [(c["target"], c["object"], c["action"]) for c in plan["changes"]] == [
         ("prometheus", "prometheus.yml", "unchanged"), ("prometheus", "genesis.rules.yml", "unchanged"),
-        ("prometheus", "genesis-canary.rules.yml", "unchanged"), ("alertmanager", "alertmanager.yml", "unchanged")]
+        ("prometheus", "genesis-canary.rules.yml", "unchanged"), ("alertmanager", "alertmanager.yml", "unchanged"),
+        ("alertmanager", "notifications.tmpl", "unchanged")]
 
 
 def test_apply_with_no_target_named_pushes_to_the_local_stack(no_targets_named, capsys, stack) -> None:

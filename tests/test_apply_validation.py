@@ -15,6 +15,7 @@ from monitoring.apply.grafana import _comparable
 from monitoring.apply.run import run, targets
 from monitoring.artifacts import ALERTMANAGER, PROMETHEUS, dashboard_file, rules_file
 from monitoring.cli import main
+from monitoring.definitions import names
 from monitoring.files import write_all
 from monitoring.genesis import DEFINITIONS as GENESIS
 from tests import servers
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.slow  # real Prometheus and Alertmanager
 
 RULES = rules_file(GENESIS)
 DASHBOARD = dashboard_file(GENESIS)
+TEMPLATES = names.NOTIFICATION_TEMPLATE
 CANARY_RULES = "rules/genesis-canary.rules.yml"
 
 # HighErrorRate at 3 % instead of 1 %: valid PromQL and a valid config, but the hand-written promtool tests
@@ -45,7 +47,8 @@ def everything(tmp_path: Path, ref: Path):
             GrafanaStandIn(ref / "grafana-http-api/grafana-http-api.extract.openapi.json") as grafana:
         env = {"PROMETHEUS_URL": prom, "PROMETHEUS_CONFIG_DIR": str(folders["prometheus"]),
                "ALERTMANAGER_URL": am, "ALERTMANAGER_CONFIG_DIR": str(folders["alertmanager"]),
-               "GRAFANA_URL": grafana.url, "GRAFANA_TOKEN": TOKEN}
+               "GRAFANA_URL": grafana.url, "GRAFANA_TOKEN": TOKEN,
+               **servers.alertmanager_secrets(tmp_path / "secrets", GENESIS)}
         yield env, folders, grafana
         assert grafana.invalid == []
 
@@ -94,7 +97,7 @@ def test_the_bytes_pushed_are_the_bytes_every_family_read(everything, monkeypatc
         def wrap(name, family):
             def read_then_check(root: Path, definitions):
                 seen[name] = {p: (root / p).read_text()
-                              for p in (PROMETHEUS, RULES, CANARY_RULES, ALERTMANAGER, DASHBOARD)}
+                              for p in (PROMETHEUS, RULES, CANARY_RULES, ALERTMANAGER, TEMPLATES, DASHBOARD)}
                 return family(root, definitions)
             return read_then_check
         return {name: wrap(name, family) for name, family in real_families().items()}
@@ -108,7 +111,8 @@ def test_the_bytes_pushed_are_the_bytes_every_family_read(everything, monkeypatc
     assert contents(folders["prometheus"]) == {"prometheus.yml": validated[PROMETHEUS],
                                                "genesis.rules.yml": validated[RULES],
                                                "genesis-canary.rules.yml": validated[CANARY_RULES]}
-    assert contents(folders["alertmanager"]) == {"alertmanager.yml": validated[ALERTMANAGER]}
+    assert contents(folders["alertmanager"]) == {"alertmanager.yml": validated[ALERTMANAGER],
+                                                 "notifications.tmpl": validated[TEMPLATES]}
     pushed = grafana.dashboards["genesis-rollout"]["dashboard"]
     assert _comparable(pushed) == _comparable(json.loads(validated[DASHBOARD]))
     assert rule_query(env["PROMETHEUS_URL"], "HighErrorRate") == "job:genesis_errors:percent_rate5m > 1.005"

@@ -71,7 +71,8 @@ def test_a_changed_threshold_is_planned_for_vmalert_on_the_local_stack(no_target
     assert plan["skipped"][0].startswith(f"targets: the local stack in {stack.root} on victoriametrics")
     assert [(c["target"], c["object"], c["action"]) for c in plan["changes"]] == [
         ("victoria-metrics", "prometheus.yml", UNCHANGED), ("vmalert", "genesis.rules.yml", CHANGE),
-        ("vmalert", "genesis-canary.rules.yml", UNCHANGED), ("alertmanager", "alertmanager.yml", UNCHANGED)]
+        ("vmalert", "genesis-canary.rules.yml", UNCHANGED), ("alertmanager", "alertmanager.yml", UNCHANGED),
+        ("alertmanager", "notifications.tmpl", UNCHANGED)]
     assert f"+    expr: {THRESHOLD}1.005" in plan["changes"][1]["diff"]
 
 

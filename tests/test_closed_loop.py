@@ -59,8 +59,11 @@ def test_an_error_fault_is_rolled_back_once_and_the_alert_resolves(stack: Stack)
     events = list(timeline.events)
     assert set(events) == {"fault injected", "over threshold (from Prometheus)", "alert pending", "alert firing",
                            "notification received", "rollback committed", "clients saw the rollback",
-                           "alert resolved"}
+                           "on-call paged", "alert resolved"}
     assert events[:3] == ["fault injected", "over threshold (from Prometheus)", "alert pending"]
+    # the page on-call would receive (PagerDuty's summary, from the demo application's stand-in) names the rollback
+    assert timeline.page["summary"].startswith("Rolled back phase_4_deployment ")
+    assert "Runbook: " in timeline.page["evidence"]
     assert events[-1] == "alert resolved"
     assert events.index("notification received") < events.index("rollback committed"), "printed as they happened"
     assert timeline.events["notification received"] <= timeline.events["rollback committed"]

@@ -225,7 +225,7 @@ def test_the_shared_fault_panel_appears_only_with_blame(schemas: Path) -> None:
     assert shared["title"] == "Shared Faults: Rollbacks Held Back" and shared["type"] == "timeseries"
     assert [t["expr"] for t in shared["targets"]] == [
         'ALERTS{alertname="SharedFault", alertstate="firing", job="genesis"}',
-        'ALERTS{alertname=~"ErrorBudgetBurn", alertstate="firing", job="genesis"}']
+        f'ALERTS{{alertname=~"{"|".join(DEFINITIONS.blame.alerts)}", alertstate="firing", job="genesis"}}']
     assert shared["targets"][0]["legendFormat"] == "SharedFault: {{withheld}} held back, on-call paged"
     alerts = {rule["alert"] for group in rule_file(DEFINITIONS)["groups"] for rule in group["rules"]
               if "alert" in rule}

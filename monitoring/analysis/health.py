@@ -9,7 +9,7 @@ import requests
 
 from monitoring.analysis import facts
 from monitoring.analysis.prometheus import Prometheus, PrometheusError
-from monitoring.analysis.verdict import CRITICAL_ALERTS, RED, Row, health_row, show, worst_of
+from monitoring.analysis.verdict import CRITICAL_ALERTS, NOT_SHADOW, RED, Row, health_row, show, worst_of
 from monitoring.definitions.model import Definitions
 
 
@@ -28,18 +28,21 @@ class Health:
 
 
 def firing_in_prometheus(prometheus: Prometheus, definitions: Definitions, at: float) -> list[str]:
-    """The definitions' critical alerts firing at `at`, by name, from Prometheus's ALERTS series."""
-    query = f'count by (alertname) (ALERTS{{alertstate="firing", severity="critical", {facts.team(definitions)}}})'
+    """The definitions' critical alerts firing at `at`, by name, from Prometheus's ALERTS series (not those in shadow
+    mode, which are on trial: gonogo reports them apart)."""
+    query = (f'count by (alertname) (ALERTS{{alertstate="firing", severity="critical", {facts.team(definitions)}, '
+             f'{NOT_SHADOW}}})')
     return sorted(s.labels.get("alertname", "") for s in prometheus.query(query, at))
 
 
 def firing_from_alertmanager(url: str, definitions: Definitions) -> list[str]:
     """The critical alerts of these definitions' team that Alertmanager holds active (not silenced or
-    inhibited), by name."""
+    inhibited, not in shadow mode), by name."""
     endpoint = f"{url.rstrip('/')}/api/v2/alerts"
     try:
         answer = requests.get(endpoint, params={"active": "true", "silenced": "false", "inhibited": "false",
-                                                "filter": ['severity="critical"', facts.team(definitions)]},
+                                                "filter": ['severity="critical"', facts.team(definitions),
+                                                           NOT_SHADOW]},
                               timeout=10)
         alerts = answer.json()
     except requests.RequestException as error:

@@ -17,7 +17,7 @@ from pathlib import Path
 from monitoring.analysis import facts
 from monitoring.analysis.prometheus import MAX_POINTS, Prometheus, duration, parse_time, resolution, rfc3339
 from monitoring.definitions import canary, names
-from monitoring.definitions.alerts import alert_expr, every_alert, fleet_alerts
+from monitoring.definitions.alerts import every_alert, fleet_alerts
 from monitoring.definitions.model import (
     Bands,
     CanaryCheck,
@@ -27,17 +27,22 @@ from monitoring.definitions.model import (
     Worse,
     duration_seconds,
 )
+from monitoring.flags.store import SHADOW_ROLLBACK
 
 GREEN, YELLOW, RED = "green", "yellow", "red"
 EVIDENCE = "evidence"  # the unit of a canary row: Wald's log-likelihood ratio
 OUTCOMES = {RED: "rollback", YELLOW: "inconclusive", GREEN: "no worse"}
 
 CRITICAL_ALERTS = Bands(worse=Worse.HIGHER, yellow=1, red=2)  # 0 green, 1-2 yellow, 3+ red
+CRITICAL_ALERTS_ROW = "Critical Alerts"
 UPTIME = Bands(worse=Worse.LOWER, yellow=100, red=99.9)  # percent of the application's scrapes that succeeded
 MOSTLY_DOWN = 50.0  # uptime (percent) under which the window has no data worth judging
 # The share of its window a required criterion must have data over to be judged at all: a value from a few
 # minutes of a 12-hour soak says nothing of the rest of it, so it is INCONCLUSIVE, never GREEN.
 ENOUGH = 0.75
+# A rollback alert in shadow mode is on trial: what it would have done is reported, never counted in the verdict.
+NOT_SHADOW = f'{names.SHADOW}!="{names.SHADOW_VALUE}"'
+SHADOWED = "would roll back (shadow)"
 
 
 class Verdict(Enum):
@@ -145,12 +150,13 @@ class Decision:
     missing: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     hold: str = ""
+    shadow: list[dict] = field(default_factory=list)  # what shadow alerts would have rolled back (shadow_in)
 
     def as_dict(self) -> dict:
         return {"verdict": self.verdict.name, "exit_code": self.verdict.code, "at": rfc3339(self.at),
                 "window": self.window, "from": rfc3339(self.at - duration_seconds(self.window)),
                 "rows": [r.as_dict() for r in self.rows], "rollbacks": self.rollbacks, "missing": self.missing,
-                "reasons": self.reasons, "hold_extends_soak_by": self.hold}
+                "reasons": self.reasons, "hold_extends_soak_by": self.hold, "shadow": self.shadow}
 
 
 def _step(definitions: Definitions, window: float) -> float:
@@ -244,7 +250,7 @@ def _by_version(prometheus: Prometheus, series: str, at: float) -> dict[str, flo
 def _counts(prometheus: Prometheus, definitions: Definitions, check: CanaryCheck, at: float,
             window: str) -> tuple[dict[str, float], dict[str, float], str]:
     """Each version's requests and bad requests of `check` over `window` ending at `at`, from the raw counters,
-    and how they read: "new version 3 bad of 150 (2 %), old version 57 bad of 2,850 (2 %)"."""
+    and how they read: "new version 3 failed of 150 (2 %), old version 57 failed of 2,850 (2 %)"."""
     requests = _by_version(prometheus, canary.requests_expr(definitions, window), at)
     bad = _by_version(prometheus, canary.bad_expr(definitions, check, window), at)
     what = canary.bad_adjective(definitions, check)
@@ -280,30 +286,41 @@ def evidence_row(prometheus: Prometheus, definitions: Definitions, check: Canary
     how = (f"reached {peak:.1f} over a sliding window of {', '.join(canary.windows(definitions))}"
            if value is not None and value is peak else f"evidence over the whole {window}")
     detail = f"{how}: {shown}" if shown else ""
-    query = f"{canary.requests_expr(definitions, window)} ; {canary.bad_expr(definitions, check, window)}"
+    query = " or ".join(f'label_replace({expr}, "count", "{what}", "", "")' for what, expr in (
+        ("requests", canary.requests_expr(definitions, window)), ("bad", canary.bad_expr(definitions, check, window))))
     return Row(title, EVIDENCE, value, query, bounds, worst=peak, worst_query=" , ".join(peaks), detail=detail,
                required=False)
 
 
-def shared_fault(prometheus: Prometheus, definitions: Definitions, at: float, window: str) -> str:
-    """What held a fleet rollback back as a shared fault in the window, in numbers (the page's own condition and
-    counts, at the last moment it held); "" when nothing did."""
-    page = next((a for a in fleet_alerts(definitions) if definitions.blame and a.name == definitions.blame.alert),
-                None)
-    if page is None or definitions.canary is None:
-        return ""
+@dataclass(frozen=True)
+class Shared:
+    """A fault both versions shared in the window: what it was, in numbers, and the rows it explains (the signals
+    of the fleet alerts it held back, and the critical alerts)."""
+
+    reason: str
+    explains: frozenset[str]
+
+
+def shared_fault(prometheus: Prometheus, definitions: Definitions, at: float, window: str) -> Shared | None:
+    """The shared-fault page firing in the window, as Prometheus recorded it (so after its `for`, as on-call saw it):
+    the alerts it held back, and each version's counts at the last moment it fired; None when it never did."""
+    blame = definitions.blame
+    if blame is None or definitions.canary is None:
+        return None
     seconds = duration_seconds(window)
-    held = prometheus.query_range(facts.inline(definitions, alert_expr(definitions, page)), at - seconds, at,
-                                  _step(definitions, seconds))
-    moments = [(moment, s.labels.get(names.WITHHELD, "")) for s in held for moment, _ in s.samples]
+    page = (f'ALERTS{{alertname="{blame.alert}", alertstate="firing", {facts.team(definitions)}}}')
+    fired = prometheus.query_range(page, at - seconds, at, _step(definitions, seconds))
+    moments = [(moment, s.labels.get(names.WITHHELD, "")) for s in fired for moment, _ in s.samples]
     if not moments:
-        return ""
+        return None
     last = max(moment for moment, _ in moments)
     shortest = canary.windows(definitions)[0]
     counts = "; ".join(_counts(prometheus, definitions, c, last, shortest)[2] for c in definitions.canary.checks)
-    withheld = ", ".join(sorted({name for _, name in moments if name}))
-    return (f"shared fault: the new version is not to blame ({withheld} held back, last at {rfc3339(last)}; "
-            f"over {shortest}: {counts})")
+    withheld = sorted({name for _, name in moments if name})
+    alerts = {a.name: a for a in fleet_alerts(definitions)}
+    titles = {definitions.signal(alerts[name].signal).title for name in withheld if name in alerts}
+    return Shared(f"shared fault: the new version is not to blame ({', '.join(withheld)} held back, last at "
+                  f"{rfc3339(last)}; over {shortest}: {counts})", frozenset(titles | {CRITICAL_ALERTS_ROW}))
 
 
 def health_row(prometheus: Prometheus, definitions: Definitions, at: float) -> Row:
@@ -321,9 +338,9 @@ def critical_alerts_row(prometheus: Prometheus, definitions: Definitions, at: fl
     """Distinct critical alerts of these definitions that fired in the window, as Prometheus recorded them."""
     critical = "|".join(a.name for a in every_alert(definitions) if a.severity == "critical")
     query = (f'count by (alertname) (max_over_time(ALERTS{{alertstate="firing", severity="critical", '
-             f'{facts.team(definitions)}, alertname=~"{critical}"}}[{window}]))')
+             f'{facts.team(definitions)}, alertname=~"{critical}", {NOT_SHADOW}}}[{window}]))')
     fired = sorted(s.labels.get("alertname", "") for s in prometheus.query(query, at))
-    return Row("Critical Alerts", "count", float(len(fired)), query, CRITICAL_ALERTS, detail=", ".join(fired))
+    return Row(CRITICAL_ALERTS_ROW, "count", float(len(fired)), query, CRITICAL_ALERTS, detail=", ".join(fired))
 
 
 def uptime_row(prometheus: Prometheus, definitions: Definitions, at: float, window: str) -> Row:
@@ -351,7 +368,7 @@ def rollbacks_in(prometheus: Prometheus, definitions: Definitions, at: float, wi
     if counted:
         found.append({"at": "", "source": "receiver", "detail": f"{counted:.0f} rollback(s) counted"})
     rollback_alerts = (f'count by (alertname) (max_over_time(ALERTS{{alertstate="firing", '
-                       f'{names.ACTION}="{names.ROLLBACK}", {facts.team(definitions)}}}[{window}]))')
+                       f'{names.ACTION}="{names.ROLLBACK}", {facts.team(definitions)}, {NOT_SHADOW}}}[{window}]))')
     for series in prometheus.query(rollback_alerts, at):
         found.append({"at": "", "source": "alert", "detail": f"{series.labels.get('alertname')} fired"})
     if state is not None:
@@ -360,6 +377,23 @@ def rollbacks_in(prometheus: Prometheus, definitions: Definitions, at: float, wi
                 found.append({"at": entry["at"], "source": "state history",
                               "detail": f"{entry.get('from_percentage')}% -> {entry.get('to_percentage')}% "
                                         f"by {entry.get('by')}: {entry.get('reason', '')}".rstrip(": ")})
+    return found
+
+
+def shadow_in(prometheus: Prometheus, definitions: Definitions, at: float, window: str,
+              state: Path | None = None) -> list[dict]:
+    """What rollback alerts in shadow mode would have rolled back in the window (they fired; the receiver moved
+    nothing): from Prometheus's ALERTS, and the state file's shadow entries when given. Never a rollback."""
+    start = at - duration_seconds(window)
+    query = (f'count by (alertname) (max_over_time(ALERTS{{alertstate="firing", {names.ACTION}="{names.ROLLBACK}", '
+             f'{names.SHADOW}="{names.SHADOW_VALUE}", {facts.team(definitions)}}}[{window}]))')
+    found = [{"at": "", "source": "alert", "alertname": s.labels.get("alertname", ""),
+              "detail": f"{s.labels.get('alertname')} {SHADOWED}"} for s in prometheus.query(query, at)]
+    for entry in history(state) if state is not None else []:
+        if entry.get("action") == SHADOW_ROLLBACK and start <= entry_time(entry) <= at:
+            found.append({"at": entry["at"], "source": "state history", "alertname": entry.get("alertname", ""),
+                          "detail": f"{entry.get('alertname')} {SHADOWED}: {entry.get('from_percentage')}% -> "
+                                    f"{entry.get('to_percentage')}%, not moved"})
     return found
 
 
@@ -392,11 +426,12 @@ def criteria(prometheus: Prometheus, definitions: Definitions, at: float, window
             uptime_row(prometheus, definitions, at, window)]
 
 
-def decide(rows: list[Row], rollbacks: list[dict], shared: str = "") -> tuple[Verdict, list[str], list[str]]:
+def decide(rows: list[Row], rollbacks: list[dict], shared: Shared | None = None
+           ) -> tuple[Verdict, list[str], list[str]]:
     """The verdict and its reasons: a rollback in the window is FAILED, missing data INCONCLUSIVE (never
-    PROCEED), then a canary check in red ROLLBACK; a fault both versions shared in the window (`shared`, what it
-    was) HOLD, whatever else is red: the new version is not to blame, and a step is not raised through it; then
-    any red ROLLBACK, any yellow HOLD, all green PROCEED."""
+    PROCEED), then a canary check in red ROLLBACK; a fault both versions shared in the window HOLD: the new version
+    is not to blame, and a step is not raised through it (the rows it explains, red or not, are reasons to hold;
+    any other red row is still a ROLLBACK); then any red ROLLBACK, any yellow HOLD, all green PROCEED."""
     absent = [f"no data: {r.criterion}" for r in rows if r.value is None and r.required]
     short = [f"too little data: {r.criterion} had {r.had or f'data over {100 * (r.coverage or 0):.2g} % of it'}; "
              f"at least {100 * ENOUGH:.0f} % of the window is needed"
@@ -410,9 +445,10 @@ def decide(rows: list[Row], rollbacks: list[dict], shared: str = "") -> tuple[Ve
         return Verdict.FAILED, [f"rollback in the window: {r['source']} {r['detail']}" for r in rollbacks], missing
     if missing:
         return Verdict.INCONCLUSIVE, absent + short + down, missing
-    blamed = any(r.band == RED and r.unit == EVIDENCE for r in rows)
+    blamed = any(r.band == RED and (r.unit == EVIDENCE or r.criterion not in shared.explains)
+                 for r in rows) if shared else True
     if shared and not blamed:
-        return Verdict.HOLD, [shared, *reds, *yellows], missing
+        return Verdict.HOLD, [shared.reason, *reds, *yellows], missing
     if reds:
         return Verdict.ROLLBACK, reds, missing
     if yellows:
@@ -428,7 +464,9 @@ def gonogo(prometheus: Prometheus, definitions: Definitions, at: float, window: 
     hold = definitions.rollout.hold if verdict is Verdict.HOLD else ""
     if hold:
         reasons.append(f"extend the soak by {hold}")
-    return Decision(verdict, at, window, rows, rollbacks, missing, reasons, hold)
+    shadow = shadow_in(prometheus, definitions, at, window, state)
+    reasons += [f"{s['detail']} (from the {s['source']}); not counted in the verdict" for s in shadow]
+    return Decision(verdict, at, window, rows, rollbacks, missing, reasons, hold, shadow)
 
 
 def as_json(decision: Decision) -> str:

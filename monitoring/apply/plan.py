@@ -46,9 +46,12 @@ def _shown_yaml(text: str | None) -> str:
 
 
 def yaml_change(target: str, name: str, old: str | None, new: str) -> Change:
-    """The change from the file `old` (None: there is none) to `new`, with a redacted diff."""
+    """The change from the file `old` (None: there is none) to `new`, with a redacted diff. A file that is not
+    YAML (Alertmanager's notification templates: generated prose, no secrets) is compared as text."""
     if old == new:
         return Change(target, name, UNCHANGED)
+    if not name.endswith((".yml", ".yaml")):
+        return Change(target, name, CREATE if old is None else CHANGE, _text_diff(old or "", new, name))
     diff = _text_diff(_shown_yaml(old), _shown_yaml(new), name)
     return Change(target, name, CREATE if old is None else CHANGE, diff, "" if diff else ONLY_SECRETS)
 

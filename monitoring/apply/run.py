@@ -14,9 +14,11 @@ from monitoring.apply.grafana import Grafana
 from monitoring.apply.http import ApplyError, Client, MalformedAnswer, usable_url
 from monitoring.apply.plan import Change, as_json, summary
 from monitoring.apply.reload import ReloadTarget
-from monitoring.apply.servers import alertmanager, prometheus
+from monitoring.apply.servers import alertmanager, missing_secret_files, prometheus
 from monitoring.apply.victoriametrics import victoria_metrics, vmalert
+from monitoring.artifacts import server_files
 from monitoring.definitions.model import Definitions
+from monitoring.definitions.topology import with_secrets_in
 
 if TYPE_CHECKING:  # the command line hands the local stack in; apply never starts one
     from monitoring.local.stack import Stack
@@ -84,8 +86,19 @@ def targets(definitions: Definitions, env: Mapping[str, str], stack: Stack | Non
         if env.get("ALERTMANAGER_CREDENTIALS_FILE"):
             definitions = replace(definitions, paths=replace(definitions.paths,
                                                              credentials_file=env["ALERTMANAGER_CREDENTIALS_FILE"]))
+        if env.get("ALERTMANAGER_SECRETS_DIR"):
+            definitions = with_secrets_in(definitions, env["ALERTMANAGER_SECRETS_DIR"])
         places = _places(env, chosen)
         grafana = _grafana_client(env, chosen)
+    if "alertmanager" in places:  # before validation, which takes seconds: the files it names are there
+        written = server_files(definitions)["alertmanager"]["alertmanager.yml"]
+        missing = missing_secret_files(written, places["alertmanager"][1])
+        if missing:
+            if "newline" in missing[0]:
+                raise ApplyUsage(f"alertmanager: secret file {missing[0]}")
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise ApplyUsage(f"alertmanager: secret file {missing[0]} is missing on this host{more}; create it, "
+                             "readable by Alertmanager, or set ALERTMANAGER_SECRETS_DIR to the folder holding them")
     bundle = validated(definitions, project)
     chosen.skipped += bundle.notes
     chosen.reloadable = [BUILDERS[name](bundle, Client(name, url), Path(folder))

@@ -130,3 +130,45 @@ def alertmanager(bundle: Bundle, client: Client, folder: Path) -> ReloadTarget:
         return problems
 
     return ReloadTarget("alertmanager", client, folder, bundle.alertmanager, verify)
+
+
+PASSWORD_FILES = ("auth_password_file", "smtp_auth_password_file")  # read untrimmed by Alertmanager 0.25 and 0.26
+
+
+def _ends_with_newline(path: Path) -> bool:
+    """Whether the file's last byte is a newline (only that byte is read)."""
+    try:
+        with path.open("rb") as stream:
+            stream.seek(-1, 2)
+            return stream.read(1) == b"\n"
+    except OSError:
+        return False
+
+
+def missing_secret_files(text: str, folder: Path) -> list[str]:
+    """Each secret file alertmanager.yml names that is not a file on this host (a relative path from the config
+    folder), as "<path> (receiver 'name' <field>)", and each password file Alertmanager would misread; nothing
+    but a password file's last byte is read."""
+    config = yaml.safe_load(text) or {}
+    missing: list[str] = []
+
+    def walk(value: Any, where: str) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if str(key).endswith("_file") and isinstance(item, str) and item:
+                    path = Path(item) if Path(item).is_absolute() else folder / item
+                    if not path.is_file():
+                        missing.append(f"{item} ({where} {key})")
+                    elif key in PASSWORD_FILES and _ends_with_newline(path):
+                        missing.append(f"{item} ({where} {key}) ends with a newline, which Alertmanager before 0.27 "
+                                       "sends as part of the password; write it without one")
+                else:
+                    walk(item, where)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item, where)
+
+    walk(config.get("global", {}), "global")
+    for receiver in config.get("receivers", []):
+        walk(receiver, f"receiver {receiver.get('name')!r}")
+    return missing

@@ -7,7 +7,8 @@ must be older than the head). Windows of different services lie side by side in 
 metrics, jobs and alerts' team label differ); windows of one service lie one after the other, an hour
 apart (more than Prometheus's 5-minute lookback, so no window sees another). Each window has its error
 rate, latency, pass rate, downtime, the hours before its first sample and, when asked, a rollback with
-the rollback alert's ALERTS series as the rule engine would have written them.
+the rollback alert's ALERTS series as the rule engine would have written them; and, when both versions share a
+fault, the shared-fault page's.
 """
 
 from __future__ import annotations
@@ -106,6 +107,11 @@ def openmetrics(history: History, step: float, milliseconds: bool = False) -> st
                 state = "pending" if hour < w.rollback_hour - hold else "firing"
                 sample("ALERTS", _labels(alertname=rollback.name, alertstate=state, severity=rollback.severity,
                                          action=names.ROLLBACK, signal=rollback.signal, team=definitions.team), 1, at)
+            blame = definitions.blame
+            if blame is not None and w.shared_from_hour is not None and hour >= w.shared_from_hour + hold:
+                sample("ALERTS", _labels(alertname=blame.alert, alertstate="firing", severity="critical",
+                                         signal=rollback.signal, team=definitions.team,
+                                         **{names.WITHHELD: blame.alerts[0]}), 1, at)
             if down:
                 continue
             burning = w.rollback_hour is not None and w.rollback_hour - BURN <= hour < w.rollback_hour

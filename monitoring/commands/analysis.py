@@ -115,7 +115,28 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(f"{heading}: {decision.verdict.name}")
     for path in written:
         print(f"  {path}")
+    if args.send:
+        return _send(definitions, heading, decision, out)
     return 0
+
+
+def _send(definitions, heading: str, decision, out: Path) -> int:
+    """The report by mail (its HTML with the charts inline, its Markdown as the text) and a line to Slack, to the
+    receivers marked `reports`; a channel that fails after its retries is one line, and exit 2."""
+    from monitoring.delivery import Message, channels, deliver
+
+    if not channels(definitions):
+        print("monitoring report: --send: no receiver of the definitions is marked reports=True", file=sys.stderr)
+        return 2
+    html = (out / "report.html").read_text(encoding="utf-8")
+    text = (out / "report.md").read_text(encoding="utf-8")
+    summary = f"{heading}: {decision.verdict.name} ({definitions.service}, flag {definitions.flag_name})"
+    said = deliver(definitions, Message(heading, text, html, summary=summary, link=str((out / "report.html")
+                                                                                        .resolve())),
+                   say=lambda line: print(f"monitoring report: {line}", file=sys.stderr))
+    for channel in said.delivered:
+        print(f"  sent: {channel}")
+    return 2 if said.failed else 0
 
 
 def _day_end(args: argparse.Namespace, definitions) -> float:
@@ -190,6 +211,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     _add_at(report)
     _add_state(report)
     report.add_argument("--out", metavar="DIR", help="where to write (default: reports/stage-N or reports/day-N)")
+    report.add_argument("--send", action="store_true",
+                        help="also mail it (charts inline) and post a summary to Slack, to the receivers of the "
+                             "definitions marked reports=True (docs/telling-people.md)")
     report.set_defaults(run=_guarded("report", cmd_report))
 
     backtest = subparsers.add_parser("backtest", help="replay every alert rule over past data: pending, firing, "

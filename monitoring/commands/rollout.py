@@ -127,7 +127,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     from monitoring.definitions.model import DefinitionError
     from monitoring.flags import BadFlagSpec, FlagUnavailable
     from monitoring.rollout.deploy import UNAVAILABLE, Deploy, status_text
-    from monitoring.rollout.judge import banner, health_with, judge_with, notify_with
+    from monitoring.rollout.judge import banner, health_with, judge_with, notify_with, tell_with
 
     try:
         check_options(args)
@@ -147,8 +147,15 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             return _abort(store, person, system)
         prometheus = Prometheus(args.prometheus or PROMETHEUS)
         webhook = args.notify or definitions.deploy_webhook_url
-        deploy = Deploy(store, judge_with(prometheus, definitions, store.path, _reports(args)),
-                        health=health_with(prometheus, definitions), decided=notify_with(webhook),
+        posted, told = notify_with(webhook), tell_with(definitions)
+
+        def decided(step: int, outcome, action) -> None:
+            posted(step, outcome, action)
+            told(step, outcome, action)
+
+        judge = judge_with(prometheus, definitions, store.path, _reports(args))
+        judge.teller = told
+        deploy = Deploy(store, judge, health=health_with(prometheus, definitions), decided=decided,
                         flag_system=system)
         if plan is None:
             return deploy.resume()

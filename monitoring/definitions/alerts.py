@@ -45,4 +45,6 @@ def alert_labels(definitions: Definitions, alert: AlertRule) -> dict[str, str]:
         labels[names.ACTION] = alert.action
     if alert.action == names.ROLLBACK:  # the receiver rolls back exactly the flag its alert names
         labels[names.FLAG] = definitions.flag_name
+        if alert.name in definitions.shadow:  # routed as usual; the receiver records it and moves nothing
+            labels[names.SHADOW] = names.SHADOW_VALUE
     return labels

@@ -18,7 +18,15 @@ from __future__ import annotations
 from typing import Any
 
 from monitoring.definitions import burn, canary, names
-from monitoring.definitions.model import AlertRule, Blame, CanaryCheck, DefinitionError, Definitions
+from monitoring.definitions.model import (
+    AlertRule,
+    Blame,
+    CanaryCheck,
+    DefinitionError,
+    Definitions,
+    Worse,
+    duration_seconds,
+)
 
 
 def attributed(definitions: Definitions, alert: AlertRule) -> bool:
@@ -59,17 +67,37 @@ def shared_expr(definitions: Definitions, alert: AlertRule) -> str:
     shortest = canary.evidence(definitions, check, windows[0])
     lower, upper = canary.bound(definitions.canary.lower_bound), canary.bound(definitions.canary.upper_bound)
     incriminated = " or ".join(f"{canary.evidence(definitions, check, w).llr} >= {upper}" for w in windows)
-    return (f"0 * ({_old_breach(definitions, alert)} or {shortest.llr} <= {lower}) + 1"
+    return (f"sgn(count by ({job}) ({_old_breach(definitions, alert)} or {shortest.llr} <= {lower}))"
             f" and on ({job}) {canary.version_of(shortest.requests, 'new')} > 0"
             f" and on ({job}) {canary.version_of(shortest.requests, 'old')} > 0"
             f" unless on ({job}) ({incriminated})")
 
 
+def _sustained(definitions: Definitions, alert: AlertRule, blame: Blame) -> str:
+    """The band alert's signal in its band over all of the last `sustained`: a fault that lasts."""
+    signal = definitions.signal(alert.signal)
+    series = definitions.recorded(signal)
+    if alert.band is None or signal.bands is None or series is None:
+        raise DefinitionError(f"blame field last_resort: {alert.name!r} is not a band alert of a recorded signal")
+    worst = "min_over_time" if signal.bands.worse is Worse.HIGHER else "max_over_time"
+    return f"{worst}({series}[{blame.sustained}]) {signal.bands.breach(alert.band)}"
+
+
+def holding(definitions: Definitions, alert: AlertRule) -> str:
+    """While `alert` is held back: the fault is shared (and, for a last resort, has not lasted `sustained` yet)."""
+    blame = definitions.blame
+    assert blame is not None
+    shared = names.shared_fault(alert.name)
+    if alert.name in blame.last_resort:
+        return f"({shared} unless on ({names.JOB}) {_sustained(definitions, alert, blame)})"
+    return shared
+
+
 def held_back(definitions: Definitions, alert: AlertRule, condition: str) -> str:
-    """The rollback alert's expression: its condition, unless the fault is shared."""
+    """The rollback alert's expression: its condition, unless it is held back."""
     if not attributed(definitions, alert):
         return condition
-    return f"({condition}) unless on ({names.JOB}) {names.shared_fault(alert.name)}"
+    return f"({condition}) unless on ({names.JOB}) {holding(definitions, alert)}"
 
 
 def recording_rules(definitions: Definitions) -> list[dict[str, Any]]:
@@ -121,7 +149,7 @@ def alerts(definitions: Definitions, condition: dict[str, str]) -> tuple[AlertRu
     blame = definitions.blame
     if blame is None or definitions.canary is None:
         return ()
-    held = [f'label_replace(({condition[a.name]}) and on ({names.JOB}) {names.shared_fault(a.name)}, '
+    held = [f'label_replace(({condition[a.name]}) and on ({names.JOB}) {holding(definitions, a)}, '
             f'"{names.WITHHELD}", "{a.name}", "", "")' for a in _alerts(definitions)]
     if not held:
         return ()
@@ -134,9 +162,9 @@ def alerts(definitions: Definitions, condition: dict[str, str]) -> tuple[AlertRu
                    "old version breaches the same way or the canary's evidence clears the new one, and nothing "
                    "incriminates the new version on its own"),
         summary=f"Shared fault: {withheld} is held back, the new version is not to blame",
-        description=(f"Shared fault: the new version is not to blame; {_counts(definitions)}. {withheld} did not "
-                     f"roll back: nothing was rolled back, and the rollout holds. Look at what both versions share "
-                     f"(dependencies, the network, the database)."),
+        description=(f"Shared fault: the new version is not to blame; {_counts(definitions)}. {withheld} was held "
+                     f"back: it does not roll the new version back, and the rollout holds. Look at what both "
+                     f"versions share (dependencies, the network, the database)."),
         evidence=explain(definitions, blame)),)
 
 
@@ -144,23 +172,23 @@ def explain(definitions: Definitions, blame: Blame) -> str:
     """The runbook's account: when a fault counts as shared, and what still rolls back."""
     assert definitions.canary is not None
     shortest = canary.windows(definitions)[0]
-    last = [a.name for a in definitions.alerts + burn.alerts(definitions)
-            if a.action == names.ROLLBACK and a.name not in blame.alerts]
+    plain = [a for a in blame.alerts if a not in blame.last_resort]
     return "\n".join([
-        f"While both versions serve requests, {', '.join(blame.alerts)} "
-        f"roll{'s' if len(blame.alerts) == 1 else ''} back only when the new version is to blame. "
-        "The fault is shared when the old version breaches the same way (the same tiers or band over its "
+        f"While both versions serve requests, {', '.join(blame.alerts)} roll back only when the new version is to "
+        "blame. The fault is shared when the old version breaches the same way (the same tiers or band over its "
         f"own traffic), or when the canary's evidence over {shortest} is at or below "
         f"{definitions.canary.lower_bound:.1f} (no worse); unless the new version's evidence reaches "
         f"{definitions.canary.upper_bound:.1f} over any window, which means it also fails on its own.",
         "",
-        "This page says so and nothing is rolled back; `monitoring gonogo` says HOLD (shared fault) with the same "
-        "counts, so `monitoring deploy` does not raise the step.",
+        "This page says so and the alert named in `withheld` does not roll back; `monitoring gonogo` says HOLD "
+        "(shared fault) with the same counts, so `monitoring deploy` does not raise the step.",
         "",
         "Still rolled back at once: a total failure at 100 % (no old version to compare with), an application that "
-        "labels no version, and a new version that fails on its own during the shared fault. "
-        + (f"Still rolled back when the fault lasts: {', '.join(last)} (the last resort, after their `for`)."
-           if last else "No fleet alert is a last resort: a shared fault never rolls back."),
+        "labels no version, and a new version that fails on its own during the shared fault."
+        + (f" {', '.join(plain)} never roll{'s' if len(plain) == 1 else ''} back a shared fault." if plain else "")
+        + (f" {', '.join(blame.last_resort)} are the last resort: once their signal has stayed in the band for "
+           f"{blame.sustained}, they roll back a shared fault after all, after their own `for` (the new version "
+           "may have broken what both versions share)." if blame.last_resort else ""),
     ])
 
 
@@ -180,3 +208,8 @@ def check(definitions: Definitions) -> None:
                                   f"(those are: {', '.join(a for a in known if known[a].action == names.ROLLBACK)})")
         check_of(definitions, alert)
         _old_breach(definitions, alert)
+    for name in blame.last_resort:
+        if name not in blame.alerts:
+            raise DefinitionError(f"blame field last_resort: {name!r} is not one of the alerts blame holds back")
+        _sustained(definitions, known[name], blame)
+    duration_seconds(blame.sustained, "blame field sustained")

@@ -5,10 +5,18 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from urllib.parse import urlsplit
 
 from monitoring.definitions import blame, burn, canary, names
 from monitoring.definitions.alerts import alert_expr, every_alert
-from monitoring.definitions.model import DefinitionError, Definitions, Worse, duration_seconds, is_absolute_url
+from monitoring.definitions.model import (
+    DefinitionError,
+    Definitions,
+    Receiver,
+    Worse,
+    duration_seconds,
+    is_absolute_url,
+)
 from monitoring.definitions.promql import BadExpression, parse
 
 NEVER_NEGATIVE = ("percent", "ms")  # the units of a share and of a latency
@@ -20,6 +28,7 @@ def check(definitions: Definitions) -> None:
     _check_durations(definitions)
     _check_signals(definitions)
     _check_alerts(definitions)
+    _check_shadow(definitions)
     _check_servers_and_jobs(definitions)
     _check_receivers(definitions)
     _check_kubernetes(definitions)
@@ -136,6 +145,18 @@ def _check_alerts(definitions: Definitions) -> None:
                 raise DefinitionError(f"{where} field band: signal {alert.signal!r} has no bands")
 
 
+def _check_shadow(definitions: Definitions) -> None:
+    """Shadow mode is for rollback alerts: any other name is a typo or an alert that never rolls back."""
+    if isinstance(definitions.shadow, str):
+        raise DefinitionError(f"definitions field shadow: {definitions.shadow!r} is a string; give a tuple of "
+                              "alert names")
+    rollback = [a.name for a in every_alert(definitions) if a.action == names.ROLLBACK]
+    for name in definitions.shadow:
+        if name not in rollback:
+            raise DefinitionError(f"definitions field shadow: {name!r} is not a rollback alert; rollback alerts: "
+                                  f"{', '.join(rollback) or 'none'}")
+
+
 def _check_servers_and_jobs(definitions: Definitions) -> None:
     _unique("server", [s.name for s in definitions.servers])
     for server in definitions.servers:
@@ -177,6 +198,74 @@ def _check_receivers(definitions: Definitions) -> None:
     for role in ("rollback_receiver", "critical_receiver", "warning_receiver"):
         if getattr(definitions, role) not in names:
             raise DefinitionError(f"definitions field {role}: {getattr(definitions, role)!r} is not a defined receiver")
+    for receiver in definitions.receivers:
+        _check_receiver(receiver)
+    rollback = next(r for r in definitions.receivers if r.name == definitions.rollback_receiver)
+    if not rollback.url:
+        raise DefinitionError(f"receiver {rollback.name!r} field url: empty; the rollback receiver is a webhook")
+
+
+# A secret that would end up inline: a Slack incoming webhook's URL (its path is the secret), a user:password@, a
+# token in a query string.
+_SLACK_HOOK = re.compile(r"^https?://hooks\.slack\.com/", re.IGNORECASE)
+_SECRET_QUERY = re.compile(r"(^|&)[^=&]*(token|key|secret|password|sig)[^=&]*=", re.IGNORECASE)
+_ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+                      r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$")
+_HOSTPORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?):(\d{1,5})$")
+_SECRET_FILE = re.compile(r"^/[^\0\n]*[^/]$")
+
+
+def _check_url(where: str, url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:  # the value is not shown: it may be a secret
+        raise DefinitionError(f"{where}: not an http(s) URL with a host (the value is not shown: it may be a secret)")
+    if parts.username or parts.password:
+        raise DefinitionError(f"{where}: holds a user:password@, an inline secret; put credentials in a file")
+    if _SLACK_HOOK.match(url):
+        raise DefinitionError(f"{where}: is a Slack incoming-webhook URL, an inline secret; use a Slack receiver "
+                              "with api_url_file")
+    if _SECRET_QUERY.search(parts.query):
+        raise DefinitionError(f"{where}: holds a secret in its query string (an inline secret); put it in a file")
+
+
+def _check_secret_file(where: str, path: str) -> None:
+    if not _SECRET_FILE.match(path or ""):  # the value is not shown: it may be the secret itself
+        raise DefinitionError(f"{where}: not an absolute path to a file (the value is not shown: it may be the "
+                              "secret itself); a secret is read from a file on the Alertmanager host, never written "
+                              "inline, and Alertmanager 0.25 reads a relative path from its working directory")
+
+
+def _check_receiver(receiver: Receiver) -> None:
+    where = f"receiver {receiver.name!r}"
+    if not (receiver.url or receiver.pagerduty or receiver.slack or receiver.email):
+        raise DefinitionError(f"{where}: no url, pagerduty, slack or email; it would tell no one")
+    if receiver.url:
+        _check_url(f"{where} field url", receiver.url)
+    for page in receiver.pagerduty:
+        _check_secret_file(f"{where} pagerduty field routing_key_file", page.routing_key_file)
+        if page.url:
+            _check_url(f"{where} pagerduty field url", page.url)
+    for chat in receiver.slack:
+        _check_secret_file(f"{where} slack field api_url_file", chat.api_url_file)
+        if not re.match(r"^[#@]?[A-Za-z0-9][A-Za-z0-9._-]{0,79}$", chat.channel or ""):
+            raise DefinitionError(f"{where} slack field channel: {chat.channel!r} is not a Slack channel "
+                                  "(#name, @user or an ID)")
+    for mail in receiver.email:
+        if not mail.to:
+            raise DefinitionError(f"{where} email field to: empty")
+        for field_name, address in (*(("to", a) for a in mail.to), ("sender", mail.sender)):
+            if not isinstance(address, str) or not _ADDRESS.match(address):
+                raise DefinitionError(f"{where} email field {field_name}: {address!r} is not a mail address "
+                                      "(name@domain)")
+        found = _HOSTPORT.match(mail.smarthost or "")
+        if found is None or not 0 < int(found[2]) < 65536:
+            raise DefinitionError(f"{where} email field smarthost: {mail.smarthost!r} is not host:port")
+        if mail.ca_file:
+            _check_secret_file(f"{where} email field ca_file", mail.ca_file)
+        if mail.auth_password_file:
+            _check_secret_file(f"{where} email field auth_password_file", mail.auth_password_file)
+            if not mail.auth_username:
+                raise DefinitionError(f"{where} email field auth_username: empty, but auth_password_file is set")
 
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")

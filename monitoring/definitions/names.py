@@ -18,9 +18,14 @@ FLAG_NAME = "flag_name"
 VERSION = "version"
 JOB = "job"
 NAMESPACE = "namespace"  # the label Kubernetes service discovery gives every series of a namespace's targets
+SHADOW = "shadow"  # on a rollback alert in shadow mode (the definitions' `shadow`): the receiver moves no flag
 
 WITHHELD = "withheld"  # on the shared-fault page: the fleet rollback alert it held back
 ROLLBACK = "rollback"  # the value of the `action` label that makes the receiver roll back
+# Annotations a notification shows apart from the prose ones: the rollout percentage when the alert fired (what a
+# rollback went back from), when a rule sets it.
+SUMMARY, DESCRIPTION, RUNBOOK_URL, ROLLOUT_FROM = "summary", "description", "runbook_url", "rollout_percent"
+SHADOW_VALUE = "true"  # the value of the `shadow` label: the receiver records "would have rolled back", no more
 SEVERITIES = ("critical", "warning")
 VERSIONS = ("old", "new")  # the `version` label: the flag's old path and its new one
 
@@ -84,11 +89,17 @@ def receiver_rollbacks_metric(service: str) -> str:
     return f"{service}_receiver_rollbacks_total"
 
 
+def receiver_shadow_rollbacks_metric(service: str) -> str:
+    """The receiver's counter of rollbacks a shadow alert would have made (labelled by alertname)."""
+    return f"{service}_receiver_shadow_rollbacks_total"
+
+
 def receiver_metrics(service: str) -> tuple[str, ...]:
     """What the rollback receiver exports under the service's namespace."""
     return (flag_enabled_metric(service), flag_rollout_metric(service), f"{service}_receiver_state_readable",
             f"{service}_receiver_flag_system_up",
             f"{receiver_notifications_metric(service)}_total", receiver_rollbacks_metric(service),
+            receiver_shadow_rollbacks_metric(service),
             *deploy_metrics(service).values())
 
 
@@ -146,6 +157,8 @@ def burn_ratio(stem: str, window: str) -> str:
 RUNBOOKS = "docs/runbooks"
 PROMETHEUS_CONFIG = "config/prometheus.yml"
 ALERTMANAGER_CONFIG = "config/alertmanager.yml"
+NOTIFICATION_TEMPLATE = "config/notifications.tmpl"  # the Go templates every receiver's messages use, beside it
+NOTIFICATION_SECRET = "notifications"  # kubernetes/: Secret <namespace>-notifications holds every notification secret
 DATASOURCE = "config/grafana/provisioning/datasources/prometheus.yml"
 KUBERNETES = "kubernetes"  # the same monitoring as Kubernetes resources, one per file, and kustomization.yaml
 KUSTOMIZATION = "kustomization.yaml"

@@ -13,15 +13,23 @@ from monitoring.definitions.model import DefinitionError
 def inline(expr: str, recordings: Mapping[str, str]) -> str:
     """`expr` with every series named in `recordings` (record -> expression) replaced by the expression it
     records, until none is left (a recording may read another), so it can be evaluated over raw data at any
-    time (a selector's own matchers, as in `series{version="new"}`, then apply to that expression's result)."""
+    time (a selector's own matchers, as in `series{version="new"}`, then apply to that expression's result; a
+    range over it, as in `series[10m]`, becomes a subquery)."""
     for _ in range(len(recordings) + 1):
         before = expr
         for recorded, source in recordings.items():
-            expr = re.sub(rf"(?<![\w:]){re.escape(recorded)}(\{{[^}}]*\}})?(?![\w:])",
-                          lambda match, source=source: _selected(source, match.group(1)), expr)
+            expr = re.sub(rf"(?<![\w:]){re.escape(recorded)}(\{{[^}}]*\}})?(?![\w:])(\[[^\]:]+\])?",
+                          lambda match, source=source: _selected(source, match.group(1)) + _subquery(match.group(2)),
+                          expr)
         if expr == before:
             return expr
     raise DefinitionError("recording rules read each other in a circle")
+
+
+def _subquery(window: str | None) -> str:
+    """A range over a recorded series (`series[10m]`) is a subquery over the expression it records (`(...)[10m:]`,
+    at the default resolution: the rule engine's evaluation interval, as the recorded samples were)."""
+    return f"{window[:-1]}:]" if window else ""
 
 
 def _selected(expr: str, matchers: str | None) -> str:

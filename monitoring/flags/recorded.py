@@ -12,6 +12,8 @@ Unleash server the flag system is written first and the history after:
 FlagMoved means a raise lost a race: the flag is not at the percentage its writer last read, so nothing is
 written (the commands exit 1 and say so). Rollbacks are never conditional: 0 % is a target that wins over
 whatever value the flag has, so the receiver never meets FlagMoved.
+
+A shadow rollback (`shadow`) moves nothing: it reads where the flag is and records the rollback it would have made.
 """
 
 from __future__ import annotations
@@ -88,6 +90,18 @@ class RecordedFlag:
             return Move(0, None)
         with self.moving:
             return self._record(self.backend.set(0), 0, by, reason, **alert)
+
+    def shadow(self, alerts: list[tuple[str, str, str]], group_key: str, reason: str, by: str,
+               current: int | None = None) -> Move:
+        """Record the rollback shadow `alerts` (alertname, fingerprint, startsAt) would have made from `current` %
+        (default: where the flag is now, read from its flag system), once per firing; the flag does not move."""
+        if current is None and not self.embedded:
+            current = self.backend.read()
+        change = self.store.record_shadow(alerts, group_key, reason, by=by, current=current,
+                                          create=not self.embedded)
+        if change.entry is not None:
+            return Move(change.entry["from_percentage"], change.entry)
+        return Move(self.store.percentage(change.state) if current is None else current, None)
 
     def rollout(self, target: int, seen: Seen, by: str, reason: str) -> Move:
         """Set the flag to `target` % only if it is still as `seen`; FlagMoved otherwise, nothing written."""

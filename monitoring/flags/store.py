@@ -13,6 +13,10 @@ did), `current_percentage` is the rollout of its only flag, and in a file of sev
 Rolling back sets a target (0 %), it does not toggle: at 0 % it changes nothing. Whatever raises a
 rollout writes conditionally (`set_if`) against the version of the state it last read, so nothing ever
 raises a rollout over a rollback it has not seen.
+
+A rollback alert in shadow mode moves nothing: its entry (action "shadow_rollback") says where the rollback it
+would have made would have gone, once per firing (Alertmanager's fingerprint and the alert's start), and it is
+not part of the state's `version()`, so it never makes a raise lose its compare-and-set.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from typing import Any
 import jsonschema
 import orjson
 
+from monitoring.definitions.names import ROLLBACK_MAX_ALERTS
 from monitoring.files import replace_atomically
 from monitoring.flags import check_percentage
 
@@ -42,6 +47,8 @@ MAX_NAMES = 20  # distinct alert names kept per history entry
 MAX_GROUP_KEY = 256  # characters of Alertmanager's group key kept per history entry
 MAX_SHOWN = 120  # characters of any one name or fingerprint from a payload, stored or printed
 ENTRY_KEYS = ("action", "from_percentage", "to_percentage", "at", "by", "reason")
+SHADOW_ROLLBACK = "shadow_rollback"  # the entry of a rollback a shadow alert would have made; nothing moved
+MAX_FIRINGS = ROLLBACK_MAX_ALERTS  # firings one shadow entry keeps: all of a notification the generated webhook sends
 
 State = dict[str, Any]
 
@@ -64,12 +71,13 @@ SCHEMA = {
             "type": "object",
             "required": list(ENTRY_KEYS),
             "properties": {
-                "action": {"enum": ["rollout", "rollback", "conflict"]},
+                "action": {"enum": ["rollout", "rollback", "conflict", SHADOW_ROLLBACK]},
                 "from_percentage": _PERCENTAGE, "to_percentage": _PERCENTAGE, "at": _TIME,
                 "by": {"type": "string"}, "reason": {"type": "string"}, "alertname": {"type": "string"},
                 "fingerprints": {"type": "array", "items": {"type": "string"}},
                 "fingerprint_count": {"type": "integer", "minimum": 0}, "group_key": {"type": "string"},
                 "flag": {"type": "string"},
+                "firings": {"type": "array", "items": {"type": "string"}, "maxItems": MAX_FIRINGS},
             }}},
     },
 }
@@ -131,9 +139,15 @@ def decode(raw: bytes, source: str) -> State:
     return check_state(data, source)
 
 
+def entries(state: State) -> list[dict[str, Any]]:
+    """The history a conditional write counts: every entry but the shadow ones, which move nothing."""
+    return [entry for entry in state["rollout_history"] if entry["action"] != SHADOW_ROLLBACK]
+
+
 def version(state: State) -> tuple[int, int]:
-    """What a conditional write compares: the percentage and the length of the history."""
-    return state["current_percentage"], len(state["rollout_history"])
+    """What a conditional write compares: the percentage and the length of the history (`entries`): a shadow
+    alert recorded in between does not make a raise lose its compare-and-set."""
+    return state["current_percentage"], len(entries(state))
 
 
 MOVES = ("rollout", "rollback")  # the entries that moved a flag (a "conflict" entry moved nothing)
@@ -183,6 +197,18 @@ def alert_fields(names: list[str], fingerprints: list[str], group_key: str) -> d
                                                else "")
     return {"alertname": listed, "fingerprints": sorted(fingerprints)[:MAX_FINGERPRINTS],
             "fingerprint_count": len(fingerprints), "group_key": group_key}
+
+
+def firing(fingerprint: str, starts_at: str) -> str:
+    """One firing of one alert as a shadow entry keeps it: Alertmanager's fingerprint and when the alert started.
+    Repeats and every peer of a cluster send both unchanged; the alert firing again later starts anew."""
+    return f"{shown(fingerprint)}@{shown(starts_at, 40)}"
+
+
+def shadow_firings(state: State) -> set[str]:
+    """Every firing the shadow entries of `state` have recorded."""
+    return {key for entry in state["rollout_history"] if entry["action"] == SHADOW_ROLLBACK
+            for key in entry.get("firings", ())}
 
 
 def _mirror(state: State, flag: str) -> None:
@@ -364,6 +390,28 @@ class StateStore:
         action = "rollback" if target == 0 else "rollout"
         return self.update(lambda state: self._move(state, target, by, reason, action, current=previous, **alert),
                            create=True)
+
+    def record_shadow(self, alerts: list[tuple[str, str, str]], group_key: str, reason: str, by: str = AUTOMATIC,
+                      current: int | None = None, create: bool = False) -> Change:
+        """Record the rollback that shadow `alerts` (alertname, fingerprint, startsAt each) would have made, from
+        `current` % (default: the owned flag's rollout here) to 0 %, moving nothing: one entry for the firings not
+        recorded yet (at most MAX_FIRINGS), none when every one is recorded or the rollout is at 0 % already."""
+        def change(state: State) -> dict[str, Any] | None:
+            seen = shadow_firings(state)
+            new: dict[str, tuple[str, str]] = {}
+            for name, fingerprint, starts_at in alerts:
+                key = firing(fingerprint, starts_at)
+                if key not in seen:
+                    new.setdefault(key, (name, fingerprint))
+            was = self.percentage(state) if current is None else current
+            if not new or was == 0:
+                return None
+            kept = sorted(new)[:MAX_FIRINGS]
+            fields = alert_fields([new[k][0] for k in kept], [new[k][1] for k in kept], group_key)
+            return {"action": SHADOW_ROLLBACK, "from_percentage": was, "to_percentage": 0, "at": now(), "by": by,
+                    "reason": reason, **fields, "firings": kept}
+
+        return self.update(change, create=create)
 
     def probe(self) -> None:
         """Raise StateUnwritable unless a write would succeed now: the lock opens, and a file as large as

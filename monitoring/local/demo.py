@@ -52,6 +52,7 @@ class Timeline:
     events: dict[str, float] = field(default_factory=dict)
     rollback: dict | None = None
     fleet_peak: float | None = None
+    page: dict | None = None  # the page on-call would have received (the demo application's stand-in for PagerDuty)
 
     def mark(self, event: str, seconds: float, say: Callable[[str], None], detail: str = "") -> None:
         if event not in self.events:
@@ -218,7 +219,8 @@ def closed_loop(stack: Stack, scenario: str | Scenario = "fleet", say: Callable[
         if "firing" in states:
             timeline.mark("alert firing", now, say, alertname)
         state = store.read()
-        new = [e for e in state["rollout_history"][history_before:] if e["by"] == "alertmanager"]
+        new = [e for e in state["rollout_history"][history_before:] if e["by"] == "alertmanager"
+               and e["action"] == "rollback"]  # not a shadow entry: it moved nothing
         if new and timeline.rollback is None:
             timeline.rollback = new[0]
             at = parse_time(new[0]["at"]).timestamp() - wall
@@ -234,6 +236,10 @@ def closed_loop(stack: Stack, scenario: str | Scenario = "fleet", say: Callable[
                           f"the application's {stack.flags} reader puts no user on the new version")
         if timeline.rollback is not None and not states:
             timeline.mark("alert resolved", now, say, f"{alertname} is no longer pending or firing")
+        page = _page(stack, timeline.rollback["alertname"]) if timeline.rollback and timeline.page is None else None
+        if page:
+            timeline.page = page
+            timeline.mark("on-call paged", now, say, page["summary"])
         if {"alert resolved", "clients saw the rollback"} <= timeline.events.keys():
             break
         time.sleep(0.2)
@@ -241,6 +247,16 @@ def closed_loop(stack: Stack, scenario: str | Scenario = "fleet", say: Callable[
     if not {"alert resolved", "clients saw the rollback"} <= timeline.events.keys():
         raise TimeoutError(f"the closed loop did not complete within {timeout:.0f}s: reached {list(timeline.events)}")
     return timeline
+
+
+def _page(stack: Stack, alertname: str) -> dict | None:
+    """The latest page of the alert that rolled back, from the demo application's notification sink."""
+    try:
+        pages = requests.get(f"{stack.url(names.APP)}/notifications", timeout=5).json()
+    except (requests.RequestException, ValueError):
+        return None
+    rolled = [p for p in pages if isinstance(p, dict) and p.get("class") == alertname]
+    return rolled[-1] if rolled else None
 
 
 def _seen_by_clients(stack: Stack) -> tuple[float, float]:
@@ -294,6 +310,9 @@ def run(stack: Stack, scenario: str = "fleet", say: Callable[[str], None] = prin
         say(f"  fleet-wide {chosen.fleet} peaked at {timeline.fleet_peak or 0:.2f} before the rollback; "
             + (f"{', '.join(loud)} fired too" if loud else f"{', '.join(chosen.quiet)} never fired: only the "
                "canary analysis saw the bad version"))
+    if timeline.page:
+        say(f"The page on-call received (PagerDuty, here the demo application's stand-in): {timeline.page['summary']}")
+        say("\n".join(f"    {line}" for line in timeline.page["evidence"].strip().splitlines()))
     flag = stack.flag()
     say(f"Final state (monitoring status): the flag at {flag.read()} % in {flag.where()}; its history:")
     say(json.dumps(flag.store.read(), indent=2))

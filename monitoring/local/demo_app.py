@@ -55,6 +55,9 @@ class Fault:
     shared_errors: float = 0.0
 
 
+MAX_PAGES = 20
+
+
 class DemoApp:
     def __init__(self, state: Path, service: str, flag: str, rate: float = 50.0, seed: int | None = None,
                  evaluate: Evaluate | None = None) -> None:
@@ -77,6 +80,7 @@ class DemoApp:
                                      **common)
         self.notified = Counter("demo_notified_alerts", "Alerts in the notifications the sink received",
                                 ["receiver", "alertname", "status"], **common)
+        self.pages: list[dict] = []  # the last PagerDuty events (Events API v2 triggers) the sink received
         self.tests_passed.set(200)
         self.tests_total.set(200)
         for version in VERSIONS:
@@ -161,14 +165,29 @@ class DemoApp:
         return JSONResponse({**vars(self.fault), "rollout_percentage": self.percentage, "since": self.since})
 
     async def notification(self, request: Request) -> Response:
-        """A sink standing in for the on-call and ticket systems, so Alertmanager has somewhere to send."""
+        """A sink standing in for the on-call and ticket systems, so Alertmanager has somewhere to send: it counts
+        the alerts of each webhook notification, and keeps the last pages (PagerDuty events that trigger), for the
+        demo to show what on-call would read."""
         receiver = request.path_params["receiver"]
         self.notifications.labels(receiver).inc()
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
         with contextlib.suppress(ValueError, TypeError, AttributeError, KeyError):
-            for alert in (await request.json()).get("alerts", [])[:64]:
+            for alert in body.get("alerts", [])[:64]:
                 self.notified.labels(receiver, str(alert["labels"].get("alertname", "")),
                                      str(alert.get("status", ""))).inc()
+        if isinstance(body, dict) and body.get("event_action") == "trigger" and isinstance(body.get("payload"), dict):
+            payload = body["payload"]
+            details = payload.get("custom_details") if isinstance(payload.get("custom_details"), dict) else {}
+            self.pages = [*self.pages[-(MAX_PAGES - 1):], {
+                "receiver": receiver, "summary": str(payload.get("summary", "")),
+                "class": str(payload.get("class", "")), "evidence": str(details.get("evidence", ""))}]
         return JSONResponse({"received": True})
+
+    async def get_pages(self, request: Request) -> Response:
+        return JSONResponse(self.pages)
 
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "alive"})
@@ -193,6 +212,7 @@ def create_app(state: Path, service: str, flag: str, rate: float = 50.0, flags: 
         Route("/control/fault", demo.set_fault, methods=["POST"]),
         Route("/control/fault", demo.get_fault, methods=["GET"]),
         Route("/notifications/{receiver}", demo.notification, methods=["POST"]),
+        Route("/notifications", demo.get_pages, methods=["GET"]),
         Route("/healthz", demo.healthz, methods=["GET"]),
     ])
     app.state.demo = demo

@@ -35,7 +35,7 @@ from monitoring.artifacts import server_files
 from monitoring.binaries import find
 from monitoring.definitions import names
 from monitoring.definitions.model import Definitions, Paths, Server
-from monitoring.definitions.topology import on_servers
+from monitoring.definitions.topology import on_servers, stand_in_secrets, with_secrets_in
 from monitoring.files import replace_atomically, write_all
 from monitoring.flags import UNLEASH_CLIENT_TOKEN_FILE, UNLEASH_TOKEN_FILE
 from monitoring.local.engines import DEFAULT as DEFAULT_ENGINE
@@ -109,8 +109,9 @@ class Stack:
         self.unleash = Server(UNLEASH, "127.0.0.1", unleash_port or (port if type(port) is int else UNLEASH_PORT),
                               UNLEASH)
         app = definitions.servers_of(names.APP)[0]
+        self.sink = f"http://{app.address}/notifications"  # the demo application stands in for PagerDuty, Slack, mail
         self.definitions = replace(
-            on_servers(definitions, definitions.servers, sink=f"http://{app.address}/notifications"),
+            with_secrets_in(on_servers(definitions, definitions.servers, sink=self.sink), str(self.root / "secrets")),
             paths=Paths(credentials_file=str(self.root / "token"), dashboards_dir=str(self.root / "dashboards")))
         peers = self.definitions.servers_of(names.ALERTMANAGER)
         self.gossip = gossip or ({s.name: free_port() for s in peers} if len(peers) > 1 else {})
@@ -246,6 +247,10 @@ class Stack:
         replace_atomically(self.engine_record, json.dumps(
             {"engine": self.engine.name, "ports": {s.role: s.port for s in self.beside}}) + "\n")
         _secret(self.token, secrets.token_urlsafe(32))
+        for path, value in stand_in_secrets(self.definitions, self.sink).items():
+            Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # stand-ins, but kept as secrets are
+            replace_atomically(Path(path), value)
+            Path(path).chmod(0o600)
         if self.flags == "unleash":
             from monitoring.local.unleash_server import new_tokens
 

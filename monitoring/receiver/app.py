@@ -7,6 +7,10 @@ set a target (0 %): a repeated, duplicated or concurrent notification changes no
 The flag is set where applications read it (monitoring.flags.recorded): the flag system first, the history
 in the state file after; a flag system that refuses or cannot be reached gets 503 (Alertmanager retries) and
 nothing is recorded.
+
+A rollback alert in shadow mode (labelled shadow="true") moves nothing: the rollback it would have made is
+recorded once per firing (fingerprint and startsAt, so repeats and peers add nothing), counted and logged. In a
+notification with real rollback alerts too, the real ones roll back and the shadow ones are recorded beside.
 """
 
 from __future__ import annotations
@@ -39,17 +43,20 @@ from monitoring.flags.store import (
     StateMissing,
     StateStore,
     alert_fields,
+    firing,
+    shadow_firings,
     shown,
 )
 from monitoring.receiver.decisions import DecisionLog
 from monitoring.receiver.metrics import ReceiverMetrics
-from monitoring.receiver.payload import BadPayload, Notification, parse
+from monitoring.receiver.payload import Alert, BadPayload, Notification, parse
 
 MAX_BODY = names.ROLLBACK_MAX_ALERTS * names.ALERT_MAX_BYTES  # whatever Alertmanager sends with max_alerts
 PATHS = ("/alerts", "/healthz", "/readyz", "/metrics")
 
 DURABLE = {"rolled_back", "rolled_back_unrecorded", "flag_unavailable", "state_unwritable", "state_corrupt",
-           "state_missing"}
+           "state_missing", "shadow_recorded"}
+SHADOW_REASON = "shadow: the rollback alert is in shadow mode, so the flag was not moved"
 
 
 class TooLarge(Exception):
@@ -90,6 +97,10 @@ def _state_error(error: Exception) -> str:
 
 def rollback_alerts(notification: Notification) -> list:
     return [a for a in notification.alerts if a.status == "firing" and a.labels.get("action") == "rollback"]
+
+
+def is_shadow(alert: Alert) -> bool:
+    return alert.labels.get(names.SHADOW) == names.SHADOW_VALUE
 
 
 def foreign_flags(alerts: list, owned: str) -> list[str]:
@@ -146,28 +157,69 @@ class Receiver:
         if foreign:  # nothing changes: rolling back our flag for another flag's alert would be a guess
             return self._answer(422, "foreign_flag", key, reason=f"the alerts name flag {', '.join(foreign)}; this "
                                 f"receiver owns {self.store.flag}")
+        real = [a for a in acting if not is_shadow(a)]
+        shadows = [a for a in acting if is_shadow(a)]
+        if not real:
+            status, outcome, fields = await self._shadow(shadows, key)
+            return self._answer(status, outcome, key, **fields)
+        status, outcome, fields, previous = await self._roll_back(real, key)
+        if shadows and status == 200 and outcome != "dry_run":  # the real ones won; the shadow ones are recorded
+            _, shadow_outcome, shadow_fields = await self._shadow(shadows, key, previous)
+            fields["shadow"] = {"outcome": shadow_outcome, **shadow_fields}
+        return self._answer(status, outcome, key, **fields)
+
+    async def _roll_back(self, acting: list[Alert], key: str) -> tuple[int, str, dict[str, Any], int]:
+        """Roll back for `acting` (firing, not in shadow): the answer's status, outcome and fields, and where the
+        flag was before (0 when it did not move)."""
         alert = alert_fields([a.labels.get("alertname", "") for a in acting], [a.fingerprint for a in acting], key)
         shown = alert["alertname"]
         try:
             if self.flag.embedded:  # the cached state file answers duplicates without the lock
                 current = self.store.percentage(self.store.read())
                 if current == 0:
-                    return self._answer(200, "already_at_zero", key, alertname=shown)
+                    return 200, "already_at_zero", {"alertname": shown}, 0
             if self.dry_run:
                 current = await run_in_threadpool(self.flag.read)
-                return self._answer(200, "dry_run", key, alertname=shown, would_change=f"{current}% -> 0%")
+                return 200, "dry_run", {"alertname": shown, "would_change": f"{current}% -> 0%"}, 0
             move = await run_in_threadpool(self.flag.rollback, "rollback alert firing", AUTOMATIC, **alert)
         except FlagUnavailable as error:
-            return self._answer(503, "flag_unavailable", key, reason=str(error))
+            return 503, "flag_unavailable", {"reason": str(error)}, 0
         except (CorruptState, OSError) as error:
-            return self._answer(503, _state_error(error), key, reason=str(error))
+            return 503, _state_error(error), {"reason": str(error)}, 0
         if move.entry is None and move.unrecorded is None:
-            return self._answer(200, "already_at_zero", key, alertname=shown)
+            return 200, "already_at_zero", {"alertname": shown}, 0
         self.metrics.rollbacks.inc()
+        moved = {"alertname": shown, "from_percentage": move.previous, "to_percentage": 0}
         if move.unrecorded:  # the flag is at 0 %: retrying would find it there and record nothing either
-            return self._answer(200, "rolled_back_unrecorded", key, alertname=shown, from_percentage=move.previous,
-                                to_percentage=0, reason=move.unrecorded)
-        return self._answer(200, "rolled_back", key, alertname=shown, from_percentage=move.previous, to_percentage=0)
+            return 200, "rolled_back_unrecorded", {**moved, "reason": move.unrecorded}, move.previous
+        return 200, "rolled_back", moved, move.previous
+
+    async def _shadow(self, shadows: list[Alert], key: str, current: int | None = None
+                      ) -> tuple[int, str, dict[str, Any]]:
+        """Record the rollback `shadows` would have made (from `current` %, default where the flag is), once per
+        firing; the flag does not move. The answer's status, outcome and fields."""
+        alerts = [(a.labels.get("alertname", ""), a.fingerprint, a.starts_at) for a in shadows]
+        listed = alert_fields([name for name, _, _ in alerts], [], key)["alertname"]
+        try:
+            history = self.flag.history()  # cached: repeats and peers are answered without the lock
+            if history is not None and {firing(f, s) for _, f, s in alerts} <= shadow_firings(history):
+                return 200, "shadow_duplicate", {"alertname": listed}
+            if self.flag.embedded and current is None and self.store.percentage(history) == 0:
+                return 200, "shadow_at_zero", {"alertname": listed}
+            if self.dry_run:
+                return 200, "dry_run", {"alertname": listed, "would_record": "a shadow rollback"}
+            move = await run_in_threadpool(self.flag.shadow, alerts, key, SHADOW_REASON, AUTOMATIC, current)
+        except FlagUnavailable as error:
+            return 503, "flag_unavailable", {"reason": str(error)}
+        except (CorruptState, OSError) as error:
+            return 503, _state_error(error), {"reason": str(error)}
+        if move.entry is None:
+            return 200, "shadow_at_zero" if move.previous == 0 else "shadow_duplicate", {"alertname": listed}
+        recorded = set(move.entry["firings"])
+        for name in sorted({name for name, f, s in alerts if firing(f, s) in recorded}):
+            self.metrics.shadow_rollback(shown(name))
+        return 200, "shadow_recorded", {"alertname": move.entry["alertname"], "from_percentage": move.previous,
+                                        "to_percentage": 0}
 
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "alive"})

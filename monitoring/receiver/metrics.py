@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, disable_cre
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from monitoring.definitions import names as naming
 from monitoring.flags.store import CorruptState, StateStore, parse_time
 
 disable_created_metrics()
@@ -25,6 +26,7 @@ disable_created_metrics()
 RECEIVER = "receiver"  # subsystem of the receiver's own metrics
 FLAG = "feature_flag"  # subsystem of the flag's state
 DEPLOY = "deploy"  # subsystem of `monitoring deploy`'s progress
+MAX_SHADOW_NAMES = 50  # distinct alert names the shadow rollbacks counter keeps apart
 
 
 class LiveRollout:
@@ -136,9 +138,21 @@ class ReceiverMetrics:
         names = {"namespace": namespace, "subsystem": RECEIVER, "registry": self.registry}
         self.notifications = Counter("notifications", "Webhook notifications by outcome", ["outcome"], **names)
         self.rollbacks = Counter("rollbacks", "Rollbacks this receiver performed", **names)
+        self.shadow_rollbacks = Counter(naming.receiver_shadow_rollbacks_metric(namespace),
+                                        "Rollbacks shadow alerts would have made (recorded, the flag not moved)",
+                                        ["alertname"], registry=self.registry)
+        self._shadow_names: set[str] = set()
         self.latency = Histogram("request_duration_seconds", "HTTP request latency by path", ["path"], **names,
                                  buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0))
         self._by_outcome: dict[str, Counter] = {}
+
+    def shadow_rollback(self, alertname: str) -> None:
+        """Count a recorded shadow rollback of `alertname` (from a payload: at most MAX_SHADOW_NAMES distinct names,
+        the rest counted as "other", so a flood of names cannot grow the page)."""
+        if alertname not in self._shadow_names and len(self._shadow_names) >= MAX_SHADOW_NAMES:
+            alertname = "other"
+        self._shadow_names.add(alertname)
+        self.shadow_rollbacks.labels(alertname).inc()
 
     def notification(self, outcome: str) -> Counter:
         """The counter child of one outcome, looked up once (labels() is slow on the hot path)."""

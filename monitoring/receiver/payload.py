@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from monitoring.definitions import names
 from monitoring.flags.store import shown
 
 STATUSES = ("firing", "resolved")
@@ -30,6 +31,7 @@ class Alert:
     status: str
     labels: dict[str, str]
     fingerprint: str
+    starts_at: str = ""  # with the fingerprint, one firing: repeats and peers send both unchanged
 
 
 @dataclass(frozen=True)
@@ -79,24 +81,27 @@ def parse(data: Any) -> Notification:
             raise BadPayload(f"{where}.status: {_shown(alert['status'])} is not firing or resolved")
         labels = _strings(alert["labels"], where + ".labels")
         _strings(alert["annotations"], where + ".annotations")
-        alerts.append(Alert(alert["status"], labels, alert["fingerprint"]))
+        alerts.append(Alert(alert["status"], labels, alert["fingerprint"], alert["startsAt"]))
     return Notification(data["status"], data["groupKey"], data["receiver"], tuple(alerts))
 
 
 def example(status: str = "firing", alertname: str = "HighErrorRate", action: str | None = "rollback",
-            fingerprint: str = "0123456789abcdef", flag: str | None = None, **extra: Any) -> dict[str, Any]:
+            fingerprint: str = "0123456789abcdef", flag: str | None = None, shadow: bool = False,
+            starts_at: str = "2026-11-27T10:00:00Z", **extra: Any) -> dict[str, Any]:
     """A version 4 payload with one alert, as Alertmanager 0.25 sends it (for tests, demos, benchmarks); the alert
-    names `flag` when given, as generated rollback alerts do."""
+    names `flag` when given, as generated rollback alerts do, and carries shadow="true" with `shadow`."""
     labels = {"alertname": alertname, "severity": "critical", "signal": "error_rate", "team": "example",
               "job": "app"}
     if action:
         labels["action"] = action
     if flag:
         labels["flag"] = flag
+    if shadow:
+        labels[names.SHADOW] = names.SHADOW_VALUE
     return {
         "receiver": "rollback", "status": status,
         "alerts": [{"status": status, "labels": labels, "annotations": {"summary": "s"},
-                    "startsAt": "2026-11-27T10:00:00Z",
+                    "startsAt": starts_at,
                     "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else "2026-11-27T10:05:00Z",
                     "generatorURL": "http://127.0.0.1:9090/graph", "fingerprint": fingerprint}],
         "groupLabels": {"alertname": alertname}, "commonLabels": labels, "commonAnnotations": {},

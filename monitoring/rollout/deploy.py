@@ -21,7 +21,7 @@ from monitoring.analysis.verdict import Verdict
 from monitoring.definitions.model import DefinitionError
 from monitoring.flags import FlagBackend, FlagMoved, FlagUnavailable
 from monitoring.flags.recorded import Move, RecordedFlag
-from monitoring.flags.store import CorruptState, State, StateStore, now, parse_time, version
+from monitoring.flags.store import CorruptState, State, StateStore, entries, now, parse_time, version
 
 BY = "deploy"
 ACTIVE = ("soaking", "passed", "waiting-approval", "held")  # a deploy in one of these can be resumed
@@ -161,7 +161,7 @@ class DeployStore(StateStore):
             if entry is None:  # already there: still record the progress, with an entry saying so
                 entry = {"action": "rollout", "from_percentage": current, "to_percentage": current, "at": now(),
                          "by": BY, "reason": reason}
-            state["deploy"]["seen"] = [target, len(state["rollout_history"]) + 1]
+            state["deploy"]["seen"] = [target, version(state)[1] + 1]  # with `entry`, about to be added
             return entry
 
         result = self.update(move)
@@ -515,7 +515,7 @@ class Deploy:
     def _stop_conflict(self, state: State, progress: dict[str, Any], own: int | None, what: str = "") -> int:
         """Someone else changed the rollout: put deploy's `own` write back where they left it (flag systems other
         than the state file), record the conflict, stop for good (exit 3)."""
-        changes = state["rollout_history"][progress["seen"][1]:]
+        changes = entries(state)[progress["seen"][1]:]  # not the shadow entries: they moved nothing
         other = next((e for e in changes if e.get("by") != BY), changes[-1] if changes else None)
         what = what or (f"{other['from_percentage']}% -> {other['to_percentage']}% by {other['by']}" if other else
                         "the state changed")

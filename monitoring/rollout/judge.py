@@ -39,6 +39,7 @@ class StageJudge:
 
     def __init__(self, prometheus, definitions, state: Path, reports: Path | None) -> None:
         self.prometheus, self.definitions, self.state, self.reports = prometheus, definitions, state, reports
+        self.teller: Teller | None = None  # who is told each report written (the command line sets it)
         if reports is not None:
             from monitoring.analysis import report  # noqa: F401  (the reports extra: said at the start)
 
@@ -65,6 +66,9 @@ class StageJudge:
                   decision=outcome if isinstance(outcome, Decision) else None, ending=ending(outcome, action))
         except (PrometheusError, DefinitionError, OSError, ValueError) as error:
             print(f"  the stage report of step {step}% was not written: {error}", file=sys.stderr)
+            return
+        if self.teller is not None:
+            self.teller.report(step, out, ending(outcome, action))
 
 
 def ending(outcome, action) -> str:
@@ -114,3 +118,69 @@ def notify_with(url: str | None):
         except requests.RequestException as error:
             print(f"  notification to the webhook failed ({type(error).__name__})", file=sys.stderr)
     return decided
+
+
+def tell_with(definitions) -> Teller:
+    """Each decision, and each stage report deploy writes, to the people of the receivers marked `reports` (mail
+    and Slack), on background threads: a step never waits for a mail server; a delivery that fails after its
+    retries is one line on stderr."""
+    return Teller(definitions)
+
+
+class Teller:
+    """Tells people deploy's decisions (`__call__`, deploy's `decided`) and its stage reports (`report`)."""
+
+    def __init__(self, definitions) -> None:
+        self.definitions = definitions
+        self._ready: list | None = None
+
+    def ready(self) -> list:
+        """The channels whose secret files are here; a missing one is said once, at the first use, not at every
+        decision (a command refused before any decision still says exactly one line)."""
+        from monitoring.delivery import channels, missing_secret, name
+
+        if self._ready is None:
+            self._ready = []
+            for channel in channels(self.definitions):
+                if missing_secret(channel):
+                    print(f"  decisions are not sent to {name(channel)}: secret file {missing_secret(channel)} is "
+                          "missing", file=sys.stderr)
+                else:
+                    self._ready.append(channel)
+        return self._ready
+
+    def _send(self, message) -> None:
+        from monitoring.delivery import in_background
+
+        if self.ready():
+            in_background(self.definitions, message, say=lambda line: print(f"  {line}", file=sys.stderr),
+                          to=self.ready())
+
+    def __call__(self, step: int, outcome, action) -> None:
+        from monitoring.delivery import Message
+
+        definitions = self.definitions
+        rows = [r.as_dict() for r in getattr(outcome, "rows", [])]
+        subject = f"Rollout decision at {step} %: {action.kind} ({outcome.verdict.name}) - {definitions.service}"
+        lines = [f"{definitions.service}, flag {definitions.flag_name}, at {step} %: {outcome.verdict.name}, "
+                 f"{action.kind}: {action.why}.", *(f"  {reason}" for reason in outcome.reasons), "",
+                 *(f"  {r['criterion']}: {r['shown']} ({r['band_shown']}; {r['bands']})" for r in rows)]
+        self._send(Message(subject, "\n".join(lines) + "\n", summary=lines[0]))
+
+    def report(self, step: int, out: Path, ending_text: str) -> None:
+        """The stage report just written into `out`, by mail with its charts inline and as a line to Slack; its
+        subject the seed's stage completion line when `step` is one of the definitions' steps."""
+        from monitoring.delivery import Message
+
+        steps = self.definitions.rollout.steps
+        subject = (f"Stage {steps.index(step)} completion: {step} % rollout" if step in steps
+                   else f"Rollout step {step} %")
+        try:
+            html, text = (out / "report.html").read_text(encoding="utf-8"), (out / "report.md").read_text(
+                encoding="utf-8")
+        except OSError as error:
+            print(f"  the stage report of step {step}% is not sent: {error}", file=sys.stderr)
+            return
+        self._send(Message(f"{subject} - {self.definitions.service}", text, html,
+                           summary=f"{subject} ({self.definitions.service}): {ending_text}",
+                           link=str((out / "report.html").resolve())))

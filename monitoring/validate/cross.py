@@ -15,7 +15,9 @@ from monitoring.definitions.promql import BadExpression, alert_names, metric_nam
 from monitoring.validate.files import alerting_rules, read_json, read_yaml, recording_rules
 from monitoring.validate.tools import run
 
-_BAND_ALERT = re.compile(r"^\s*(?P<series>[a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?P<op>[<>])\s*(?P<value>[0-9.eE+-]+)\s*$")
+# A band alert: `series > border`, or, held back while a fault is shared, `(series > border) unless on (job) ...`.
+_BAND_ALERT = re.compile(r"^\s*(?P<open>\()?\s*(?P<series>[a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?P<op>[<>])\s*"
+                         r"(?P<value>[0-9.eE+-]+)\s*(?(open)\)\s+unless\s.*|)$", re.S)
 
 
 def _queries(root: Path, definitions: Definitions) -> Iterator[tuple[str, str, str]]:
@@ -152,8 +154,60 @@ def addresses_are_distinct(root: Path, definitions: Definitions) -> list[str]:
     return problems
 
 
+# Alertmanager 0.25's fields that hold a secret inline; each has a *_file form (credentials: credentials_file), but
+# a webhook's url, whose *_file form arrives in 0.26.
+INLINE_SECRETS = {"routing_key": "routing_key_file", "service_key": "service_key_file", "api_url": "api_url_file",
+                  "auth_password": "auth_password_file", "auth_secret": "a file (not supported: use a password)",
+                  "credentials": "credentials_file", "password": "password_file", "bearer_token": "bearer_token_file",
+                  "smtp_auth_password": "smtp_auth_password_file", "slack_api_url": "slack_api_url_file",
+                  "opsgenie_api_key": "opsgenie_api_key_file", "victorops_api_key": "victorops_api_key_file",
+                  "api_key": "api_key_file", "token": "a file", "bot_token": "a file"}
+_ADDRESS = re.compile(r"^[^@\s<>,]+@[^@\s<>,]+\.[^@\s<>,]+$")
+
+
+def _has_password(url: str) -> bool:
+    try:
+        return urlsplit(url).password is not None
+    except ValueError:
+        return False
+
+
+def no_inline_secrets(root: Path, definitions: Definitions) -> list[str]:
+    """alertmanager.yml names every secret by file: an inline one (or a URL's user:password@) is refused, and
+    every mail address is one."""
+    config = read_yaml(root, ALERTMANAGER) or {}
+    problems: list[str] = []
+
+    def walk(value: Any, where: str, kind: str) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                here = f"{where} {key}"
+                if key in INLINE_SECRETS and item not in (None, "", {}, []) and not (
+                        key == "api_url" and kind != "slack_configs"):
+                    problems.append(f"{ALERTMANAGER}:{here}: an inline secret; name a file ({INLINE_SECRETS[key]})")
+                elif isinstance(item, str) and "://" in item and _has_password(item):
+                    problems.append(f"{ALERTMANAGER}:{here}: a URL with user:password@, an inline secret")
+                else:
+                    walk(item, here, key if key.endswith("_configs") else kind)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, f"{where}[{index}]", kind)
+
+    walk(config.get("global", {}), " global", "global")
+    for receiver in config.get("receivers", []):
+        where = f" receiver {receiver.get('name')!r}"
+        walk({k: v for k, v in receiver.items() if k != "name"}, where, "")
+        for index, mail in enumerate(receiver.get("email_configs", [])):
+            for field in ("to", "from"):
+                for address in str(mail.get(field, "")).split(","):
+                    if field in mail and not _ADDRESS.match(address.strip()):
+                        problems.append(f"{ALERTMANAGER}:{where} email_configs[{index}] {field}: "
+                                        f"{address.strip()!r} is not a mail address")
+    return problems
+
+
 CHECKS = (metrics_are_produced, alerts_belong_to_panels, runbooks_exist, rollback_alerts_reach_the_receiver,
-          addresses_are_distinct)
+          addresses_are_distinct, no_inline_secrets)
 
 
 def check(root: Path, definitions: Definitions) -> list[str]:

@@ -246,6 +246,7 @@ def _check_routes(root: Path, definitions: Definitions, found: dict[str, Any]) -
     if list(receivers) != [r["name"] for r in plain.get("receivers", [])]:
         problems.append(f"{where}: receivers {list(receivers)} differ from {ALERTMANAGER}'s")
     kubernetes = definitions.kubernetes
+    problems += _notification_secrets(where, definitions, receivers, plain)
     for expected in plain.get("receivers", []):
         webhooks = receivers.get(expected["name"], {}).get("webhookConfigs", [])
         if len(webhooks) != len(expected.get("webhook_configs", [])):
@@ -281,6 +282,37 @@ def _check_routes(root: Path, definitions: Definitions, found: dict[str, Any]) -
             elif (auth or {}).get("type") != wanted_auth.get("type"):
                 problems.append(f"{name}: authorization type {auth.get('type')!r}, {ALERTMANAGER} says "
                                 f"{wanted_auth.get('type')!r}")
+    return problems
+
+
+# alertmanager.yml's notification kinds, their CRD form, and each one's secret: (file field, CRD field)
+_SECRET_FIELDS = {"pagerduty_configs": ("pagerdutyConfigs", "routing_key_file", "routingKey"),
+                  "slack_configs": ("slackConfigs", "api_url_file", "apiURL"),
+                  "email_configs": ("emailConfigs", "auth_password_file", "authPassword")}
+
+
+def _notification_secrets(where: str, definitions: Definitions, receivers: dict[str, Any],
+                          plain: dict[str, Any]) -> list[str]:
+    """Every PagerDuty, Slack and mail config of alertmanager.yml is in the AlertmanagerConfig, its secret a key of
+    the notifications Secret named after the file alertmanager.yml reads (never inline)."""
+    problems = []
+    secret = k8s.notification_secret(definitions)
+    for expected in plain.get("receivers", []):
+        name = f"{where}: receiver {expected['name']!r}"
+        for kind, (crd, file_field, secret_field) in _SECRET_FIELDS.items():
+            wanted, found = expected.get(kind, []), receivers.get(expected["name"], {}).get(crd, [])
+            if len(wanted) != len(found):
+                problems.append(f"{name} has {len(found)} {crd}, {ALERTMANAGER} {len(wanted)} {kind}")
+                continue
+            for want, config in zip(wanted, found, strict=True):
+                reference = config.get(secret_field)
+                if not want.get(file_field):
+                    continue
+                key = want[file_field].rsplit("/", 1)[-1]
+                if reference != {"name": secret, "key": key}:
+                    shown = "an inline value" if isinstance(reference, str) else repr(reference)
+                    problems.append(f"{name}: {crd} {secret_field} must be Secret {secret!r} key {key!r}, found "
+                                    f"{shown}")
     return problems
 
 
