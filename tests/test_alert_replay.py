@@ -102,9 +102,14 @@ def test_the_numbers_are_the_definitions_as_the_generated_rules_write_them() -> 
     assert [t.threshold for t in burn.tiers] == [0.0144, 0.0144] and burn.noise == 3
     assert [(c.ratio, c.log_ratio, c.floor) for c in rules.checks] == [(6, 1.79176, 0.001), (5, 1.60944, 0.01)]
     # the band alerts that roll back: their recorded signal against the border, as the rule file writes them
+    shared = {s.alert: s for s in rules.shared}
     for band in rules.bands:
         alert = generated[band.alert]
-        assert alert["expr"] == f"{band.record} {'>' if band.above else '<'} {band.border:g}"
+        breach = f"{'>' if band.above else '<'} {band.border:g}"
+        minutes = shared[band.alert].sustained_ms // 60_000
+        lasted = f"{'min' if band.above else 'max'}_over_time({band.record}[{minutes}m])"
+        assert " ".join(alert["expr"].split()) == f"({band.record} {breach}) unless on (job) " \
+            f"({shared[band.alert].record} unless on (job) {lasted} {breach})"
         assert alert["for"] == f"{band.for_ms // 60_000}m" and f"[{band.window_ms // 60_000}m]" in \
             generated[band.record]["expr"]
         assert generated[band.record]["expr"].startswith(f"{band.scale:g} * ")
@@ -114,9 +119,15 @@ def test_the_numbers_are_the_definitions_as_the_generated_rules_write_them() -> 
     # blame: the burn alert held back while its shared-fault series holds, which reads the old version's tiers over
     # each version's series, the shortest window's evidence against the lower bound, both versions serving, and
     # every window's evidence against the upper bound; the page is the tiers `and` that series
-    shared = rules.shared[0]
-    assert (shared.alert, shared.check.alert, rules.lower, rules.page) == ("ErrorBudgetBurn", "CanaryErrorRate",
-                                                                          -4.605, "SharedFault")
+    assert [(s.alert, s.check.alert, s.sustained_ms) for s in rules.shared] == [
+        ("HighErrorRate", "CanaryErrorRate", 600_000), ("HighLatency", "CanaryLatency", 600_000),
+        ("ErrorBudgetBurn", "CanaryErrorRate", None)]
+    for band in rules.bands:  # the old version breaching the band: its own value of the signal
+        per_version = band.record.replace("job:", "job_version:", 1)
+        old = f'sum without (version) ({per_version}{{version="old"}}) > {band.border:g}'
+        assert old in " ".join(generated[shared[band.alert].record]["expr"].split())
+    shared = shared[burn.alert]
+    assert (rules.lower, rules.page) == (-4.605, "SharedFault")
     assert " ".join(generated[burn.alert]["expr"].split()).endswith(f"unless on (job) {shared.record}")
     held = " ".join(generated[shared.record]["expr"].split())
     for tier in burn.version_tiers:

@@ -9,6 +9,7 @@ them, vectorised with NumPy over a batch of runs and every evaluation at once:
 - histogram_quantile() as promql/quantile.go `bucketQuantile` (v2.42): the buckets sorted by bound, made
   monotonic (each at least the one below it), the rank's bucket found and interpolated linearly in it, the
   highest finite bound when the rank falls in +Inf, NaN without a +Inf bucket or without observations;
+- min_over_time() and max_over_time() of a recorded series, over its samples in [t - range, t];
 - the `for` state machine (rules/alerting.go): pending at the first evaluation whose expression has a sample,
   firing once it has had one at every evaluation for `for`; an evaluation without one starts it over.
 
@@ -107,6 +108,17 @@ def firing(active: np.ndarray, evaluation_ms: int, for_ms: int) -> np.ndarray:
     rising = active & ~np.concatenate([np.zeros((active.shape[0], 1), dtype=bool), active[:, :-1]], axis=1)
     since = np.maximum.accumulate(np.where(rising, step, -1), axis=1)
     return active & ((step - since) * evaluation_ms >= for_ms)
+
+
+def over_time(values: np.ndarray, evaluation_ms: int, range_ms: int, lowest: bool) -> np.ndarray:
+    """min_over_time(series[range]) (or max_over_time) of a series recorded at every evaluation, (runs,
+    evaluations) with NaN where it has no sample: over its samples in [t - range, t], NaN ones ignored unless all
+    are (promql/functions.go, v2.42); NaN where it has none."""
+    pick = np.fmin if lowest else np.fmax
+    found = values.copy()
+    for back in range(1, range_ms // evaluation_ms + 1):
+        found[:, back:] = pick(found[:, back:], values[:, :-back])
+    return found
 
 
 class Evaluation:

@@ -19,9 +19,10 @@ Only the rules of those alerts, with their semantics:
 - blame (monitoring/definitions/blame.py): for each attributed alert, its shared-fault series: 1 where the old
   version breaches the same way (the burn tiers over each version's own ratios and requests, or its own value
   of the signal in the band) or the shortest window's evidence is at or below the lower bound, both versions
-  served requests over the shortest window, and no window's evidence reaches the upper bound; the attributed
-  alert `unless` that series, and the page for a shared fault (SharedFault): the attributed alerts' conditions
-  `and` it;
+  served requests over the shortest window, and no window's evidence reaches the upper bound; for a last
+  resort, `unless` its recorded signal stayed in the band over all of the last `sustained` (min_over_time); the
+  attributed alert `unless` that, and the page for a shared fault (SharedFault): the attributed alerts'
+  conditions `and` it;
 - the `for` state machine of each alert.
 Every number (windows, floor, ratio and its logarithm, bounds, thresholds, borders, scales, the quantile,
 noise, `for`, evaluation interval) is read from the Definitions, as the generated rule files write them.
@@ -39,7 +40,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from monitoring.bench.promql import Evaluation, Samples, firing, histogram_quantile, summed
+from monitoring.bench.promql import Evaluation, Samples, firing, histogram_quantile, over_time, summed
 from monitoring.definitions import blame, burn, canary, names
 from monitoring.definitions.alerts import every_alert
 from monitoring.definitions.model import AlertRule, DefinitionError, Definitions, duration_seconds
@@ -119,6 +120,7 @@ class Shared:
     record: str  # its shared-fault series
     check: Check
     band: Band | None  # None: the burn alert's version tiers
+    sustained_ms: int | None = None  # a last resort: held back only until its signal has been in the band this long
 
 
 _RATIO = re.compile(rf"(?P<scale>[\d.]+) \* sum by \({names.JOB}\) \(rate\((?P<bad>\w+)\[(?P<window>\w+)\]\)\)"
@@ -214,7 +216,10 @@ class RollbackRules:
             if blame.attributed(definitions, alert):
                 check = next(c for c in checks if c.alert == blame.check_of(definitions, alert).alert)
                 band = next((b for b in bands if b.alert == alert.name), None)
-                shared.append(Shared(alert.name, names.shared_fault(alert.name), check, band))
+                assert definitions.blame is not None
+                last = alert.name in definitions.blame.last_resort and band is not None
+                shared.append(Shared(alert.name, names.shared_fault(alert.name), check, band,
+                                     _ms(definitions.blame.sustained, "blame field sustained") if last else None))
         page = definitions.blame.alert if definitions.blame is not None and shared else None
         upper, lower = ((written(b, ".4g") for b in (definitions.canary.upper_bound, definitions.canary.lower_bound))
                         if definitions.canary else (math.inf, -math.inf))
@@ -389,6 +394,15 @@ def _shared_series(rules: RollbackRules, shared: Shared, evaluation: Evaluation,
     return held
 
 
+def _lasted(rules: RollbackRules, shared: Shared, replay: Replay) -> np.ndarray:
+    """For a last resort: its signal in the band over all of the last `sustained` (min_over_time of the recorded
+    signal over the border, max_over_time under it), which ends the hold; never for the others."""
+    band = shared.band
+    if shared.sustained_ms is None or band is None:
+        return np.zeros(replay.recorded[shared.record].shape, dtype=bool)
+    return _breach(band, over_time(replay.recorded[band.record], rules.evaluation_ms, shared.sustained_ms, band.above))
+
+
 def replay(rules: RollbackRules, samples: Samples) -> Replay:
     """Every evaluation of the rollback alerts (and the page for a shared fault) over `samples`, from the first
     sample's time to the last one's."""
@@ -404,7 +418,7 @@ def replay(rules: RollbackRules, samples: Samples) -> Replay:
         conditions[rules.burn.alert] = _burn_series(rules, rules.burn, evaluation, result)
     for check in rules.checks:
         conditions[check.alert] = _check_series(rules, check, evaluation, result)
-    held = {s.alert: _shared_series(rules, s, evaluation, result) for s in rules.shared}
+    held = {s.alert: _shared_series(rules, s, evaluation, result) & ~_lasted(rules, s, result) for s in rules.shared}
     for alert in rules.alerts:
         result.active[alert] = conditions[alert] & ~held[alert] if alert in held else conditions[alert]
     if rules.page is not None:

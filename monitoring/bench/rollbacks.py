@@ -102,10 +102,11 @@ def _step_at(definitions: Definitions, soak: float, seconds: float) -> tuple[int
 
 
 def last_resorts(rules: RollbackRules) -> tuple[str, ...]:
-    """The fleet rollback alerts blame does not hold back: they roll back a sustained fault, shared or not."""
-    held = {s.alert for s in rules.shared}
-    return tuple(b.alert for b in rules.bands if b.alert not in held) + \
-        ((rules.burn.alert,) if rules.burn and rules.burn.alert not in held else ())
+    """The fleet rollback alerts that roll back a fault that lasts, shared or not: those blame holds back only
+    until their signal has been in the band for `sustained`, and those it does not hold back."""
+    held = {s.alert for s in rules.shared if s.sustained_ms is None}
+    fleet = tuple(b.alert for b in rules.bands) + ((rules.burn.alert,) if rules.burn else ())
+    return tuple(a for a in fleet if a not in held)
 
 
 def reach_ms(rules: RollbackRules, alert: str) -> int:
@@ -275,8 +276,8 @@ BURST_STEP = 3  # the step (index in the policy) the single bursts fall in: 25 %
 
 def single_bursts(definitions: Definitions, new_rps: float, soak: float = 36 * 60) -> list[list[str]]:
     """One shared burst on steady traffic at 0.1 % errors, at BURST_STEP, 10 minutes into it, for each share and
-    length: when each last resort fired (from the burst's start), and a mark when the burst alert fired (held
-    back: no) or the page did. A row per share, a column per length."""
+    length: when each rollback alert fired (from the burst's start), and whether the page did. A row per share, a
+    column per length."""
     rules = RollbackRules.of(definitions)
     at = BURST_STEP * soak + 600
     draws = [Rollout(0.001, new_rps, 0, shared=((at, float(length), share),))
@@ -288,8 +289,7 @@ def single_bursts(definitions: Definitions, new_rps: float, soak: float = 36 * 6
         cells = []
         for row in range(i * len(BURST_LENGTHS), (i + 1) * len(BURST_LENGTHS)):
             fired = [f"{alert} {clock(float(result.first_firing(alert)[row]) - start)}"
-                     for alert in (*last_resorts(rules), *(s.alert for s in rules.shared))
-                     if not math.isnan(result.first_firing(alert)[row])]
+                     for alert in rules.alerts if not math.isnan(result.first_firing(alert)[row])]
             paged = rules.page is not None and not math.isnan(result.first_firing(rules.page)[row])
             cells.append(", ".join(fired + (["paged"] if paged else [])) or "-")
         rows.append([f"{share * 100:g} %", *cells])
