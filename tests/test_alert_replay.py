@@ -263,6 +263,11 @@ def test_promtool_and_the_evaluator_fire_at_the_same_evaluations_on_the_same_rol
     assert any(names[job].seed == 30 and max(promtool[(job, rules.burn.alert)]) > 6 * SOAK + 3600
                for job in fired[rules.burn.alert])
     assert any(names[job].seed == 32 for job in fired[rules.burn.alert])
+    # the last resort: a shared fault of 3 % for 20 minutes pages at once, and HighErrorRate rolls it back only
+    # after 10 minutes of red and its own 5-minute `for`
+    lasting = next(job for job, r in names.items() if r.seed == 33 and r.histogram)
+    fault = 3600 + 4 * SOAK + 300
+    assert promtool[(lasting, rules.page)][0] < fault + 300 and promtool[(lasting, "HighErrorRate")][0] > fault + 900
 
 
 @pytest.mark.slow  # promtool over 39 rollouts, 20 of them with every histogram bucket: two to three minutes
