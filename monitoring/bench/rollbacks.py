@@ -6,9 +6,9 @@ A rollout's rollback alert counts once it fires at a step above 0 % (at 0 % the 
 the receiver has nothing to roll back). Each firing is put down to what the rollout held when its condition
 began: a shared error burst (one lasted then, or had ended less than the alert's window before), a step's start
 (within the canary's longest window of it), the 100 % step (no old version to compare with, so nothing can hold a
-fleet alert back); or neither. A rollback *by design* is a last-resort alert (a fleet rollback alert blame does
-not hold back) on a shared burst that lasted past its `for`, or a fleet alert on a shared burst at 100 %; every
-other firing is a false rollback the rules should not make.
+fleet alert back); or neither. A rollback *by design* is a last resort (a fleet rollback alert blame holds back
+only until the fault has lasted, or not at all) on a shared fault that lasted, or a fleet alert on a shared burst
+at 100 %; every other firing is a false rollback the rules should not make.
 """
 
 from __future__ import annotations
@@ -147,7 +147,8 @@ def cause(definitions: Definitions, rules: RollbackRules, alert: str, began: flo
 
 
 def by_design(rules: RollbackRules, alert: str, why: str) -> bool:
-    """A last resort on a shared burst, or a fleet alert on one at 100 %, where nothing can be compared."""
+    """A last resort on a shared fault (it fired, so the fault lasted), or a fleet alert on one at 100 %, where
+    nothing can be compared."""
     parts = why.split(", ")
     fleet = alert in last_resorts(rules) or any(s.alert == alert for s in rules.shared)
     return why == NOTHING or (BURST in parts and (alert in last_resorts(rules) or (fleet and HUNDRED in parts)))
@@ -362,8 +363,8 @@ def print_false_rollbacks(definitions: Definitions, table: Table, quick: bool = 
           "canary's longest), a step start (it began within the canary's longest window of the step's start), the "
           "100 % step (no old version to compare with), the 0 % step (nothing to roll back), or neither; by design: a "
           "last resort "
-          f"({', '.join(last_resorts(rules))}) on a shared burst that outlasted its `for`, or a fleet alert on one "
-          "at 100 %", ["traffic", "alert", "cause", "firings", "by design"], cause_rows(definitions, found))
+          f"({', '.join(last_resorts(rules))}: held back only until the fault has lasted) on a shared fault that "
+          "lasted, or a fleet alert on a shared burst at 100 %", ["traffic", "alert", "cause", "firings", "by design"], cause_rows(definitions, found))
     step = definitions.rollout.steps[BURST_STEP]
     for rps in (min(TRAFFIC[0].new_rps), max(TRAFFIC[0].new_rps)):
         table(f"One shared burst on steady traffic ({rps:g} new req/s at 5 %, the fleet {rps * 100 / REFERENCE_STEP:g} "
