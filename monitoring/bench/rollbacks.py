@@ -364,7 +364,8 @@ def print_false_rollbacks(definitions: Definitions, table: Table, quick: bool = 
           "100 % step (no old version to compare with), the 0 % step (nothing to roll back), or neither; by design: a "
           "last resort "
           f"({', '.join(last_resorts(rules))}: held back only until the fault has lasted) on a shared fault that "
-          "lasted, or a fleet alert on a shared burst at 100 %", ["traffic", "alert", "cause", "firings", "by design"], cause_rows(definitions, found))
+          "lasted, or a fleet alert on a shared burst at 100 %", ["traffic", "alert", "cause", "firings", "by design"],
+          cause_rows(definitions, found))
     step = definitions.rollout.steps[BURST_STEP]
     for rps in (min(TRAFFIC[0].new_rps), max(TRAFFIC[0].new_rps)):
         table(f"One shared burst on steady traffic ({rps:g} new req/s at 5 %, the fleet {rps * 100 / REFERENCE_STEP:g} "
