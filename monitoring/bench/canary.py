@@ -8,9 +8,10 @@ Two measurements, printed as tables:
    Each cell is set beside the ideal: the expected time Wald's sequential test needs to decide, conditional
    on both versions' bad requests as the rules' test is, at the canary's false-rollback and miss rates, on the
    cell's traffic of both versions at their true shares of bad requests (the old one's at least the floor).
-2. **False rollbacks** over thousands of healthy whole rollouts (0 -> 100 %, the policy's soak at each step):
-   too many evaluations for promtool, so monitoring.bench.replay evaluates the canary and burn rules in
-   Python; tests/test_alert_replay.py checks it against promtool on the same series.
+2. **False rollbacks** over thousands of healthy whole rollouts (0 -> 100 %, the policy's soak at each step), on
+   steady traffic and on traffic that looks real (monitoring.bench.traffic): too many evaluations for promtool,
+   so monitoring.bench.replay evaluates every rollback alert in Python; tests/test_alert_replay.py checks it
+   against promtool on the same series. The count and its tables: monitoring.bench.rollbacks.
 
 Detection runs: each run is its own `job` (the rules judge each job alone), so many runs share one test group
 and the rule engine's per-evaluation cost is paid once for them. The tests expect *no* alert at every
@@ -36,17 +37,18 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import accumulate, groupby, pairwise, product
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 from monitoring.artifacts import render, rules_file
-from monitoring.bench import replay as alert_replay
-from monitoring.bench.replay import RollbackRules, Samples
+from monitoring.bench.promql import Samples
+from monitoring.bench.rollbacks import print_false_rollbacks
+from monitoring.bench.tables import Table, clock
+from monitoring.bench.traffic import bucket_shares
 from monitoring.binaries import find
 from monitoring.definitions import names
 from monitoring.definitions.alerts import every_alert
@@ -80,13 +82,6 @@ REPEATS = 5  # runs of each cell, each from its own seed
 FOLLOW = 20 * 60  # the least time each run watches the new version (seconds); more where the ideal is slower
 SEED = 11
 
-# False rollbacks: whole healthy rollouts, both versions alike. Traffic is given as the new version's requests
-# per second at REFERENCE_STEP %; the fleet serves new_rps * 100 / REFERENCE_STEP at every step, split by it.
-HEALTHY_ERRORS = (0.001, 0.009)
-REFERENCE_STEP = 5
-ROLLOUTS_PER_CELL = 1000  # per (baseline, traffic): 6 x 1,000 whole rollouts
-QUICK_ROLLOUTS_PER_CELL = 50
-BATCH = 25  # rollouts replayed at once (memory: about 100 MB a batch for 84 h rollouts)
 
 
 # --- traffic ---------------------------------------------------------------------------------------------------
@@ -141,14 +136,6 @@ def multinomial(rng: random.Random, n: int, shares: list[float]) -> list[int]:
         counts.append(drawn)
         left, mass = left - drawn, mass - share
     return counts
-
-
-def bucket_shares(added: float) -> list[float]:
-    """The share of requests in each histogram bucket (then above the last) when a request takes the demo
-    app's base latency, uniform between its bounds, plus `added` seconds."""
-    low, high = (bound + added for bound in BASE_LATENCY)
-    below = [min(1.0, max(0.0, (le - low) / (high - low))) for le in LATENCY_BUCKETS] + [1.0]
-    return [upper - lower for lower, upper in zip([0.0, *below], below, strict=False)]
 
 
 def slower_share(added: float, border: float) -> float:
@@ -463,15 +450,6 @@ def cells() -> list[Cell]:
     return matrix + [Cell(*key) for key in TARGETS if Cell(*key) not in matrix]
 
 
-def clock(seconds: float) -> str:
-    """12:30 (minutes:seconds), 1:05:00 past an hour."""
-    if math.isinf(seconds):
-        return "never"
-    whole = round(seconds)
-    hours, rest = divmod(whole, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
-
-
 def true_p95_ms(added: float) -> float:
     """The p95 of the demo app's base latency (uniform between its bounds) plus `added` seconds."""
     low, high = BASE_LATENCY
@@ -549,119 +527,6 @@ GOAL = MATRIX_HEADER.index("goal <= 2")
 # --- whole rollouts, for false rollbacks ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Rollout:
-    """One whole rollout through the policy's steps, both versions failing `errors` of their requests. The
-    fleet serves `new_rps` * 100 / REFERENCE_STEP requests per second at every step, split by the step's
-    percentage. The rest varies the series for the cross-check of the Python evaluator against promtool:
-    from `fault_at` (seconds) the new version fails `new_errors` and has `new_slow` of its requests slower
-    than the latency border (with `slow`, both versions export those two buckets; the old has `slow`);
-    `late`: the new version's counters appear at their first increment instead of at 0 from the start;
-    `restart_at`: the new version's counters start over from 0; `gap`: no scrape in [from, to); `stop_at`: the
-    new version is rolled back, the old one serves every request from then on."""
-
-    errors: float
-    new_rps: float
-    seed: int
-    fault_at: float | None = None
-    new_errors: float = 0.0
-    slow: float | None = None
-    new_slow: float = 0.0
-    late: bool = False
-    restart_at: float | None = None
-    gap: tuple[float, float] | None = None
-    stop_at: float | None = None
-
-    @property
-    def name(self) -> str:
-        fault = "" if self.fault_at is None else \
-            f" fault_at={self.fault_at:g}s new_errors={self.new_errors:g} new_slow={self.new_slow:g}"
-        extra = "".join(f" {k}={v}" for k, v in (("slow", self.slow), ("late", self.late or None),
-                                                  ("restart_at", self.restart_at), ("gap", self.gap),
-                                                  ("stop_at", self.stop_at)) if v is not None)
-        return f"rollout errors={self.errors:g} new_rps={self.new_rps:g} seed={self.seed}{fault}{extra}"
-
-
-@dataclass(frozen=True)
-class Metrics:
-    """The counters of the application, as the rules read them."""
-
-    requests: str
-    errors: str
-    inf: str  # the histogram's +Inf bucket
-    red: str  # the histogram's bucket at the latency check's border
-
-    @classmethod
-    def of(cls, definitions: Definitions) -> Metrics:
-        check = canary_check(definitions, LATENCY)
-        signal = definitions.signal(check.signal)
-        bucket = definitions.windowed(signal.histogram or "")
-        return cls(definitions.placeholders["requests_total"], definitions.placeholders["errors_total"],
-                   f'{bucket}{{{names.LE}="+Inf"}}', f'{bucket}{{{names.LE}="{names.le_value(bucket_bound(signal))}"}}')
-
-
-def _served(per_interval: np.ndarray) -> np.ndarray:
-    """Whole requests per scrape interval at these (fractional) numbers: the running total, rounded down."""
-    return np.diff(np.floor(np.cumsum(per_interval) + 1e-9), prepend=0.0)
-
-
-def history(definitions: Definitions) -> float:
-    """The old version's traffic before a whole rollout starts, seconds: the rules' longest window, so that
-    every window is full from the rollout's first evaluation (a fleet is not new when it is rolled out to)."""
-    profile = definitions.profile
-    return max(duration_seconds(w) for w in (*profile.evidence_windows, *(w for pair in profile.burn_windows
-                                                                           for w in pair)))
-
-
-def rollout_samples(definitions: Definitions, rollouts: list[Rollout], soak: float | None = None) -> Samples:
-    """The counters of each rollout at each scrape: `history` (seconds) of the old version alone, then 0 -> 100 %
-    through the policy's steps, `soak` seconds each (the policy's soak by default; the cross-check compresses
-    it). Times in a Rollout count from the end of the history."""
-    scrape = duration_seconds(definitions.profile.scrape_interval)
-    soak = duration_seconds(definitions.rollout.soak) if soak is None else soak
-    before = history(definitions)
-    per_step = round(soak / scrape)
-    steps = np.concatenate([np.zeros(round(before / scrape)),  # the percentage of each interval
-                            np.repeat(np.array(definitions.rollout.steps, dtype=float), per_step)])
-    scrapes = len(steps) + 1
-    ends = np.arange(1, scrapes) * scrape - before  # each interval (t - scrape, t] by its end t
-    metrics = Metrics.of(definitions)
-    counters: dict[tuple[str, str], np.ndarray] = {}
-
-    def put(name: str, version: str, row: int, increments: np.ndarray) -> None:
-        key = (name, version)
-        if key not in counters:
-            counters[key] = np.full((len(rollouts), scrapes), np.nan)
-        counters[key][row] = np.concatenate([[0.0], np.cumsum(increments)])
-
-    for row, r in enumerate(rollouts):
-        rng = np.random.default_rng([SEED, round(r.errors * 1e6), round(r.new_rps * 1e3), r.seed])
-        total = r.new_rps * 100 / REFERENCE_STEP
-        step = steps if r.stop_at is None else np.where(ends > r.stop_at, 0.0, steps)
-        served = {"new": _served(total * step / 100 * scrape), "old": _served(total * (100 - step) / 100 * scrape)}
-        faulty = np.zeros(len(steps), dtype=bool) if r.fault_at is None else ends > r.fault_at
-        for version in names.VERSIONS:
-            new = version == "new"
-            share = np.where(faulty, r.new_errors, r.errors) if new else np.full(len(steps), r.errors)
-            put(metrics.requests, version, row, served[version])
-            put(metrics.errors, version, row, rng.binomial(served[version].astype(np.int64), share))
-            if r.slow is not None:
-                slow = np.where(faulty, r.new_slow, r.slow) if new else np.full(len(steps), r.slow)
-                put(metrics.inf, version, row, served[version])
-                put(metrics.red, version, row, served[version] - rng.binomial(served[version].astype(np.int64), slow))
-        times = np.arange(scrapes) * scrape - before
-        for (_, version), values in counters.items():
-            line = values[row]
-            if version == "new" and r.restart_at is not None:
-                after = times >= r.restart_at
-                line[after] -= line[np.argmax(after)]
-            if version == "new" and r.late:
-                line[: np.argmax(line > 0) if (line > 0).any() else len(line)] = np.nan
-            if r.gap is not None:
-                line[(times >= r.gap[0]) & (times < r.gap[1])] = np.nan
-    return Samples(round(scrape * 1000), counters)
-
-
 def samples_series(samples: Samples, jobs: list[str]) -> list[dict[str, str]]:
     """The samples as promtool input series, run i as job jobs[i]: "_" where a run has no sample."""
     series = []
@@ -674,12 +539,6 @@ def samples_series(samples: Samples, jobs: list[str]) -> list[dict[str, str]]:
             series.append({"series": f"{metric}{{{labels}}}",
                            "values": " ".join("_" if math.isnan(v) else f"{v:.0f}" for v in values[row])})
     return series
-
-
-def percent(share: float) -> str:
-    """A share in percent to two significant digits, never in exponent form: 0.05, 0.3, 12, 100."""
-    value = share * 100
-    return f"{value:.0f}" if value >= 10 else f"{value:.2g}" if value >= 0.01 else f"{value:.2f}"
 
 
 def promtool_firing(definitions: Definitions, samples: Samples, jobs: list[str], alerts: Iterable[str],
@@ -717,7 +576,8 @@ _SAMPLE = re.compile(r'\{(?P<labels>(?:[^"}]|"(?:[^"\\]|\\.)*")*)\} (?P<value>\S
 
 
 def expression_values(report: str) -> dict[tuple[str, str, float], float]:
-    """The samples promtool got for expressions tested against none, by (series name, job, seconds)."""
+    """The samples promtool got for expressions tested against none, by (series name, job, seconds); a series of
+    one version is named with its matcher, e.g. job_version:x:sum{version="old"}."""
     values: dict[tuple[str, str, float], float] = {}
     seconds = None
     for line in report.splitlines():
@@ -725,152 +585,15 @@ def expression_values(report: str) -> dict[tuple[str, str, float], float]:
             seconds = duration_seconds(when["time"], "promtool's report time")
         elif (got := _GOT.match(line)) and seconds is not None and got["samples"] != "nil":
             for sample in _SAMPLE.finditer(got["samples"]):
-                key = (_label(sample["labels"], "__name__"), _label(sample["labels"], names.JOB), seconds)
-                values[key] = float(sample["value"])
+                name = _label(sample["labels"], "__name__")
+                if version := re.search(rf'(?:^|, ){names.VERSION}="([^"]*)"', sample["labels"]):
+                    name += f'{{{names.VERSION}="{version[1]}"}}'
+                values[(name, _label(sample["labels"], names.JOB), seconds)] = float(sample["value"])
             seconds = None
     return values
 
 
-def upper_bound(fired: int, n: int, confidence: float = 0.95) -> float:
-    """The exact (Clopper-Pearson) one-sided upper confidence bound of a rate seen `fired` times in `n`: the p
-    at which `fired` or fewer has probability 1 - confidence. At 0 it is about 3 / n (the rule of three)."""
-    if fired >= n:
-        return 1.0
-
-    def at_most(p: float) -> float:
-        return sum(math.exp(math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * math.log(p)
-                            + (n - k) * math.log1p(-p)) for k in range(fired + 1))
-
-    low, high = fired / n, 1.0
-    for _ in range(60):
-        middle = (low + high) / 2
-        low, high = (middle, high) if at_most(middle) > 1 - confidence else (low, middle)
-    return high
-
-
-@dataclass
-class FalseRollbacks:
-    """Healthy whole rollouts of one (baseline, traffic) cell: which alerts fired, when, and one path each."""
-
-    errors: float
-    new_rps: float
-    rollouts: int = 0
-    fired: int = 0  # rollouts in which any rollback alert fired
-    by_alert: Counter | None = None  # alert -> rollouts in which it fired
-    by_step: Counter | None = None  # step -> rollouts whose first false rollback was in it
-    paths: dict[str, tuple[str, list[list[str]], list[str]]] | None = None  # alert -> (what, header, rows)
-    seconds: float = 0.0
-
-
-def _step_at(definitions: Definitions, soak: float, seconds: float) -> tuple[int, float]:
-    steps = definitions.rollout.steps
-    index = min(int(seconds // soak), len(steps) - 1)
-    return steps[index], seconds - index * soak
-
-
-def _path(definitions: Definitions, rules: RollbackRules, result: alert_replay.Replay, row: int, alert: str,
-          soak: float, start: float) -> tuple[str, list[str], list[list[str]]]:
-    """The evaluations leading to an alert's first firing in one rollout (which started at `start` seconds of
-    its samples): its evidence at each, times from the rollout's start."""
-    firing = result.firing[alert][row]
-    last = int(np.argmax(firing))
-    active = result.active[alert][row]
-    first = last
-    while first > 0 and active[first - 1]:
-        first -= 1
-    span = range(max(0, first - 4), last + 1)
-    step, into = _step_at(definitions, soak, float(result.times[last]) - start)
-    when = f"first fired at step {step} %, {clock(into)} into it"
-    rec = result.recorded
-    check = next((c for c in rules.checks if c.alert == alert), None)
-    if check is not None:
-        crossed = next(e for e in check.evidence if rec[e.llr][row, last] >= rules.bound)
-        header = ["since rollout start", "window", "old bad/requests", "old bad, floored", "new bad/requests", "LLR",
-                  *(f"LLR {w}" for w in rules.windows)]
-        window = rules.windows[check.evidence.index(crossed)]
-
-        def counts(series: str, version: str, i: int) -> str:
-            selected = f'{series}{{{names.VERSION}="{version}"}}'
-            return f"{rec[selected][row, i]:.0f}"
-
-        rows = [[clock(float(result.times[i]) - start), window,
-                 f"{counts(crossed.bad, 'old', i)}/{counts(crossed.requests, 'old', i)}",
-                 f"{rec[crossed.baseline][row, i]:.1f}",
-                 f"{counts(crossed.bad, 'new', i)}/{counts(crossed.requests, 'new', i)}",
-                 f"{rec[crossed.llr][row, i]:.2f}", *(f"{rec[e.llr][row, i]:.2f}" for e in check.evidence)]
-                for i in span]
-        return when, header, rows
-    fleet = rules.burn
-    windows: dict[str, tuple[str, str, float]] = {}  # ratio -> (window, its requests, the tier's threshold)
-    for tier, (long, short) in zip(fleet.tiers, definitions.profile.burn_windows, strict=True):
-        windows.setdefault(tier.short, (short, tier.short_requests, tier.threshold))
-        windows.setdefault(tier.long, (long, tier.long_requests, tier.threshold))
-
-    def share(ratio: str, i: int) -> str:
-        _, requests, threshold = windows[ratio]
-        needed = threshold + fleet.noise * math.sqrt(threshold / rec[requests][row, i])
-        return f"{rec[ratio][row, i] * 100:.3f} % of {rec[requests][row, i]:.0f} (> {needed * 100:.3f} %)"
-
-    header = ["since rollout start", *(f"failed over {w} (needed)" for w, _, _ in windows.values())]
-    rows = [[clock(float(result.times[i]) - start), *(share(ratio, i) for ratio in windows)] for i in span]
-    return when, header, rows
-
-
-def false_rollbacks(definitions: Definitions, per_cell: int, say: Callable[[str], None] = print,
-                    draw: Callable[[float, float, int], Rollout] = Rollout) -> list[FalseRollbacks]:
-    """`per_cell` healthy whole rollouts for each baseline and traffic level, through the Python evaluator;
-    `draw(errors, new_rps, seed)` makes each (the tests draw faulty ones, to see the count and paths fill)."""
-    rules = RollbackRules.of(definitions)
-    soak, start = duration_seconds(definitions.rollout.soak), history(definitions)
-    found = []
-    for errors, rps in product(HEALTHY_ERRORS, NEW_RPS):
-        started = time.perf_counter()
-        cell = FalseRollbacks(errors, rps, by_alert=Counter(), by_step=Counter(), paths={})
-        for first in range(0, per_cell, BATCH):
-            batch = [draw(errors, rps, seed) for seed in range(first, min(per_cell, first + BATCH))]
-            result = alert_replay.replay(rules, rollout_samples(definitions, batch, soak))
-            for alert in rules.alerts:  # only what fires once the rollout has started counts
-                result.firing[alert][:, result.times < start] = False
-            when = {alert: result.first_firing(alert) - start for alert in rules.alerts}
-            for row in range(len(batch)):
-                times = {alert: float(w[row]) for alert, w in when.items() if not math.isnan(w[row])}
-                cell.rollouts += 1
-                if not times:
-                    continue
-                cell.fired += 1
-                cell.by_alert.update(times.keys())
-                cell.by_step[_step_at(definitions, soak, min(times.values()))[0]] += 1
-                for alert in times:
-                    if alert not in cell.paths:
-                        what, header, rows = _path(definitions, rules, result, row, alert, soak, start)
-                        cell.paths[alert] = (f"seed {batch[row].seed}: {what}", header, rows)
-        cell.seconds = time.perf_counter() - started
-        say(f"  false rollbacks: {errors * 100:g} % errors, {rps:g} new req/s: {cell.rollouts} rollouts, "
-            f"{cell.fired} with a rollback alert ({cell.seconds:.0f} s)")
-        found.append(cell)
-    return found
-
-
-def false_rollback_rows(definitions: Definitions, found: list[FalseRollbacks]) -> list[list[str]]:
-    rules = RollbackRules.of(definitions)
-
-    def row(first: str, rps: str, n: int, fired: int, by_alert: Counter, by_step: Counter) -> list[str]:
-        bound = upper_bound(fired, n)
-        steps = ", ".join(f"{s} %: {by_step[s]}" for s in sorted(by_step)) or "-"
-        return [first, rps, f"{n:,}", str(fired), f"{percent(bound)} %" + (" (~3/n)" if fired == 0 else ""),
-                *(str(by_alert[a]) for a in rules.alerts), steps]
-
-    rows = [row(f"{c.errors * 100:g} %", f"{c.new_rps:g}", c.rollouts, c.fired, c.by_alert, c.by_step)
-            for c in found]
-    rows.append(row("all", "", sum(c.rollouts for c in found), sum(c.fired for c in found),
-                    sum((c.by_alert for c in found), Counter()), sum((c.by_step for c in found), Counter())))
-    return rows
-
-
 # --- printing --------------------------------------------------------------------------------------------------
-
-
-Table = Callable[[str, list[str], list[list[str]]], None]
 
 
 def print_matrix(definitions: Definitions, table: Table, processes: int = 2) -> list[Detection]:
@@ -901,31 +624,9 @@ def print_matrix(definitions: Definitions, table: Table, processes: int = 2) -> 
     return found
 
 
-def print_false_rollbacks(definitions: Definitions, table: Table, per_cell: int) -> list[FalseRollbacks]:
-    started = time.perf_counter()
-    found = false_rollbacks(definitions, per_cell)
-    seconds = time.perf_counter() - started
-    rules = RollbackRules.of(definitions)
-    policy = definitions.rollout
-    steps = " -> ".join(f"{s}" for s in policy.steps)
-    table(f"False rollbacks: healthy whole rollouts {steps} %, {policy.soak} at each step, both versions failing "
-          f"alike (binomial); the fleet serves new req/s x {100 // REFERENCE_STEP} at every step; rollouts in which "
-          "a rollback alert fired (goal: 0), with the 95 % upper bound of the rate per rollout",
-          ["both errors", "new req/s at 5 %", "rollouts", "fired", "95 % upper", *rules.alerts, "first at step"],
-          false_rollback_rows(definitions, found))
-    for cell in found:
-        for alert, (what, header, rows) in cell.paths.items():
-            table(f"{alert} on a healthy rollout, {cell.errors * 100:g} % errors, {cell.new_rps:g} new req/s: "
-                  f"{what}", header, rows)
-    print(f"  the Python evaluator of the canary and burn rules (monitoring.bench.replay), {definitions.profile.name} "
-          f"profile; {sum(c.rollouts for c in found):,} rollouts in {seconds:.0f} s. CanaryLatency is not simulated "
-          "here (no histogram).")
-    return found
-
-
-def print_detection(definitions: Definitions, table: Table, per_cell: int = ROLLOUTS_PER_CELL) -> None:
+def print_detection(definitions: Definitions, table: Table, quick: bool = False) -> None:
     print_matrix(definitions, table)
-    print_false_rollbacks(definitions, table, per_cell)
+    print_false_rollbacks(definitions, table, quick)
 
 
 def detection(quick: bool = False) -> None:
@@ -933,7 +634,7 @@ def detection(quick: bool = False) -> None:
     from monitoring.bench.tables import table as _table
     from monitoring.genesis import DEFINITIONS
 
-    print_detection(DEFINITIONS, _table, QUICK_ROLLOUTS_PER_CELL if quick else ROLLOUTS_PER_CELL)
+    print_detection(DEFINITIONS, _table, quick)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,13 @@
-"""The rollback alerts of the canary and of the fleet's burn rate, replayed in Python over counters sampled at
-each scrape: what Prometheus 2.42 (the Debian package the project runs) would evaluate from the generated
-rule files, for runs far too many and too long for promtool (thousands of multi-day rollouts).
+"""Every alert that can roll back, replayed in Python over counters sampled at each scrape: what Prometheus 2.42
+(the Debian package the project runs) would evaluate from the generated rule files, for runs far too many and too
+long for promtool (thousands of multi-day rollouts). The PromQL functions themselves: monitoring.bench.promql.
 
 Only the rules of those alerts, with their semantics:
-- increase() and rate() as promql/functions.go `extrapolatedRate` (v2.42): the samples in [t - range, t], both
-  ends included, at least two of them; the rise from the first to the last, plus the value before each
-  counter reset; stretched to a range end that is within 1.1 average sample intervals of the first or last
-  sample, else by half an interval, and never back past the counter's zero point;
 - `sum by` over one series per (job, version), as the simulated application exports;
+- the seed's band alerts that roll back (HighErrorRate, HighLatency): their signal recorded as the rule file
+  writes it, the share of failed requests (scale * sum of the versions' rates of failed requests over the sum of
+  their rates of requests) or a quantile of the latency histogram (scale * histogram_quantile over the buckets
+  summed by bound), compared with the band's border;
 - the canary's recording rules (monitoring/definitions/canary.py): per-version counts; the old version's bad
   requests, at least `floor` of its requests and none when it served none; Wald's log-likelihood ratio
   conditional on both versions' bad requests, k_new ln(ratio) - (k_new + old) ln((ratio n_new + n_old) /
@@ -16,30 +16,36 @@ Only the rules of those alerts, with their semantics:
 - the burn records (monitoring/definitions/burn.py): sum of the versions' rates of failed requests over the
   sum of their rates of requests, and the sum of their increases of requests; each window's share above
   threshold + noise * sqrt(threshold / requests), and the tiers' `and` / `or`;
-- the `for` state machine (rules/alerting.go): pending at the first evaluation whose expression has a sample,
-  firing once it has had one at every evaluation for `for`; an evaluation without one starts it over.
-Every number (windows, floor, ratio and its logarithm, bound, thresholds, noise, `for`, evaluation interval)
-is read from the
-Definitions, as the generated rule file writes it. tests/test_alert_replay.py runs promtool on the same
-series with the production rule files and finds the same firing times.
-
-Evaluations are at 0, 1, 2, ... evaluation intervals and samples at 0, 1, 2, ... scrape intervals, as in a
-promtool unit test; within one evaluation the recording rules run before the alerts that read them.
+- blame (monitoring/definitions/blame.py): for each attributed alert, its shared-fault series: 1 where the old
+  version breaches the same way (the burn tiers over each version's own ratios and requests, or its own value
+  of the signal in the band) or the shortest window's evidence is at or below the lower bound, both versions
+  served requests over the shortest window, and no window's evidence reaches the upper bound; for a last
+  resort, `unless` its recorded signal stayed in the band over all of the last `sustained` (min_over_time); the
+  attributed alert `unless` that, and the page for a shared fault (SharedFault): the attributed alerts'
+  conditions `and` it;
+- the `for` state machine of each alert.
+Every number (windows, floor, ratio and its logarithm, bounds, thresholds, borders, scales, the quantile,
+noise, `for`, evaluation interval) is read from the Definitions, as the generated rule files write them.
+tests/test_alert_replay.py runs promtool on the same series with the production rule files and finds the same
+firing times and recorded values. Within one evaluation the recording rules run before the alerts that read
+them.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from monitoring.definitions import burn, canary, names
+from monitoring.bench.promql import Evaluation, Samples, firing, histogram_quantile, over_time, summed
+from monitoring.definitions import blame, burn, canary, names
 from monitoring.definitions.alerts import every_alert
-from monitoring.definitions.model import Definitions, duration_seconds
+from monitoring.definitions.model import AlertRule, DefinitionError, Definitions, duration_seconds
 
-Counter = tuple[str, str]  # (selector, version): a metric name, with {le="…"} for a bucket; "old" or "new"
+__all__ = ["Band", "Burn", "Check", "Replay", "RollbackRules", "Shared", "Tier", "replay", "written"]
 
 
 def written(value: float, spec: str) -> float:
@@ -85,26 +91,96 @@ class Burn:
     tiers: tuple[Tier, ...]
     noise: float  # as written
     for_ms: int
+    version_tiers: tuple[Tier, ...] = ()  # the same tiers over each version's own series (when attributed)
+
+
+@dataclass(frozen=True)
+class Band:
+    """A band alert that rolls back: its signal's recorded series against the band's border."""
+
+    alert: str
+    signal: str
+    record: str  # the signal's recorded series (job level)
+    scale: float  # as written: 100 * …, 1000 * …
+    window_ms: int
+    errors: str | None  # a share of failed requests: the counter of failed ones (over the requests)
+    histogram: str | None  # a quantile of a latency histogram: its bucket metric
+    quantile: float  # as written
+    above: bool  # the band lies above the border (`>`), else below (`<`)
+    border: float  # as written
+    for_ms: int
+
+
+@dataclass(frozen=True)
+class Shared:
+    """The shared-fault series of an attributed alert: the canary check that judges its signal, and how the
+    old version breaches the same way (the burn alert's tiers over its own traffic, or a band)."""
+
+    alert: str  # the attributed (held-back) alert
+    record: str  # its shared-fault series
+    check: Check
+    band: Band | None  # None: the burn alert's version tiers
+    sustained_ms: int | None = None  # a last resort: held back only until its signal has been in the band this long
+
+
+_RATIO = re.compile(rf"(?P<scale>[\d.]+) \* sum by \({names.JOB}\) \(rate\((?P<bad>\w+)\[(?P<window>\w+)\]\)\)"
+                    rf" / sum by \({names.JOB}\) \(rate\((?P<requests>\w+)\[(?P=window)\]\)\)")
+_QUANTILE = re.compile(rf"(?P<scale>[\d.]+) \* histogram_quantile\((?P<q>[\d.]+), sum by \({names.JOB}, {names.LE}\) "
+                       r"\(rate\((?P<bucket>\w+)\[(?P<window>\w+)\]\)\)\)")
+
+
+def _band(definitions: Definitions, alert: AlertRule, for_ms: int) -> Band:
+    """A band alert's numbers, from its signal's expression as the rule file records it: a share of failed
+    requests over requests, or a quantile of the summed histogram; any other expression is refused."""
+    signal = definitions.signal(alert.signal)
+    expr, record = definitions.windowed(signal.expr), definitions.recorded(signal)
+    requests = definitions.placeholders["requests_total"]
+    ratio, quantile = _RATIO.fullmatch(expr), _QUANTILE.fullmatch(expr)
+    if signal.bands is None or alert.band is None or record is None or not (
+            (ratio and ratio["requests"] == requests) or quantile):
+        raise DefinitionError(f"alert {alert.name!r}: the evaluator replays a band alert on a recorded share of "
+                              f"failed requests or a histogram quantile, not {expr!r}")
+    found = ratio or quantile
+    assert found is not None
+    op, border = signal.bands.breach(alert.band).split()
+    return Band(alert.name, signal.name, record, float(found["scale"]), _ms(found["window"], "signal window"),
+                ratio["bad"] if ratio else None, quantile["bucket"] if quantile else None,
+                float(quantile["q"]) if quantile else math.nan, op == ">", float(border), for_ms)
+
+
+def _tiers(definitions: Definitions, ratio: Callable[[str], str], requests: Callable[[str], str]) -> tuple[Tier, ...]:
+    """The fleet burn alert's tiers, over the series `ratio(window)` and `requests(window)`."""
+    fleet = definitions.fleet_burn
+    assert fleet is not None
+    spend = burn.budget(definitions, fleet)
+    return tuple(Tier(_ms(long, "burn window"), _ms(short, "burn window"), written(factor * spend, ".6g"),
+                      ratio(long), ratio(short), requests(long), requests(short))
+                 for factor, (long, short) in zip(fleet.factors, definitions.profile.burn_windows, strict=True))
 
 
 @dataclass(frozen=True)
 class RollbackRules:
-    """The numbers of the canary and burn rollback alerts, read from the definitions."""
+    """The numbers of every rollback alert (and of the page for a shared fault), read from the definitions."""
 
     evaluation_ms: int
     requests: str
     windows_ms: tuple[int, ...]
     windows: tuple[str, ...]
-    bound: float
+    bound: float  # the canary's upper bound, as written
     checks: tuple[Check, ...]
     burn: Burn | None
+    bands: tuple[Band, ...] = ()
+    lower: float = -math.inf  # the canary's lower bound, as written
+    shared: tuple[Shared, ...] = ()
+    page: str | None = None  # the alert that pages for a shared fault
+    page_for_ms: int = 0
 
     @classmethod
     def of(cls, definitions: Definitions) -> RollbackRules:
         profile = definitions.profile
         requests = definitions.placeholders["requests_total"]
-        for_ms = {alert.name: _ms(definitions.alert_for(alert), f"alert {alert.name!r} field for")
-                  for alert in every_alert(definitions)}
+        alerts = every_alert(definitions)
+        for_ms = {alert.name: _ms(definitions.alert_for(alert), f"alert {alert.name!r} field for") for alert in alerts}
         windows = canary.windows(definitions) if definitions.canary else ()
         checks = []
         for check in definitions.canary.checks if definitions.canary else ():
@@ -121,104 +197,46 @@ class RollbackRules:
         fleet = definitions.fleet_burn
         burn_rules = None
         if fleet is not None:
-            spend, bad = burn.budget(definitions, fleet), definitions.windowed(fleet.bad)
+            bad = definitions.windowed(fleet.bad)
             stem, served = bad.removesuffix("_total"), names.app_metric(definitions.service, "requests")
-            tiers = tuple(Tier(_ms(long, "burn window"), _ms(short, "burn window"), written(factor * spend, ".6g"),
-                               names.burn_ratio(stem, long), names.burn_ratio(stem, short),
-                               names.burn_requests(served, long), names.burn_requests(served, short))
-                          for factor, (long, short) in zip(fleet.factors, profile.burn_windows, strict=True))
-            burn_rules = Burn(fleet.alert, bad, tiers, written(fleet.noise, "g"), for_ms[fleet.alert])
-        bound = written(definitions.canary.upper_bound, ".4g") if definitions.canary else float("inf")
+            attributed = definitions.blame is not None and fleet.alert in definitions.blame.alerts
+            burn_rules = Burn(fleet.alert, bad, _tiers(definitions, lambda w: names.burn_ratio(stem, w),
+                                                       lambda w: names.burn_requests(served, w)),
+                              written(fleet.noise, "g"), for_ms[fleet.alert],
+                              _tiers(definitions, lambda w: names.version_burn_ratio(stem, w),
+                                     lambda w: names.canary_count(served, w)) if attributed else ())
+        bands = tuple(_band(definitions, a, for_ms[a.name]) for a in definitions.alerts
+                      if a.action == names.ROLLBACK and a.band is not None)
+        known = {*(b.alert for b in bands), *(c.alert for c in checks), *((fleet.alert,) if fleet else ())}
+        unknown = [a.name for a in alerts if a.action == names.ROLLBACK and a.name not in known]
+        if unknown:
+            raise DefinitionError(f"alerts {', '.join(unknown)}: roll back, and the evaluator does not replay them")
+        shared = []
+        for alert in alerts:
+            if blame.attributed(definitions, alert):
+                check = next(c for c in checks if c.alert == blame.check_of(definitions, alert).alert)
+                band = next((b for b in bands if b.alert == alert.name), None)
+                assert definitions.blame is not None
+                last = alert.name in definitions.blame.last_resort and band is not None
+                shared.append(Shared(alert.name, names.shared_fault(alert.name), check, band,
+                                     _ms(definitions.blame.sustained, "blame field sustained") if last else None))
+        page = definitions.blame.alert if definitions.blame is not None and shared else None
+        upper, lower = ((written(b, ".4g") for b in (definitions.canary.upper_bound, definitions.canary.lower_bound))
+                        if definitions.canary else (math.inf, -math.inf))
         return cls(_ms(profile.evaluation_interval, "profile field evaluation_interval"), requests,
-                   tuple(_ms(w, "evidence window") for w in windows), tuple(windows), bound, tuple(checks),
-                   burn_rules)
+                   tuple(_ms(w, "evidence window") for w in windows), tuple(windows), upper, tuple(checks),
+                   burn_rules, bands, lower, tuple(shared), page, for_ms[page] if page else 0)
 
     @property
     def alerts(self) -> tuple[str, ...]:
-        return tuple(c.alert for c in self.checks) + ((self.burn.alert,) if self.burn else ())
-
-
-@dataclass
-class Samples:
-    """Counters of a batch of runs: each (runs, scrapes), the sample at i scrape intervals, NaN for none."""
-
-    scrape_ms: int
-    counters: dict[Counter, np.ndarray]
+        """Every alert that rolls back: the band alerts, the burn alert, the canary's."""
+        return tuple(b.alert for b in self.bands) + ((self.burn.alert,) if self.burn else ()) + \
+            tuple(c.alert for c in self.checks)
 
     @property
-    def runs(self) -> int:
-        return next(iter(self.counters.values())).shape[0]
-
-    @property
-    def scrapes(self) -> int:
-        return next(iter(self.counters.values())).shape[1]
-
-
-@dataclass
-class _Indexed:
-    """One counter's samples, indexed once for every window: where the present samples are, and resets."""
-
-    values: np.ndarray
-    next_present: np.ndarray  # the first sample at or after each index (scrapes when none)
-    last_present: np.ndarray  # the last sample at or before each index (-1 when none)
-    present_before: np.ndarray  # how many samples before each index (one more column: all of them)
-    resets: np.ndarray  # the sum, up to each index, of the values before a drop (counter resets)
-
-    @classmethod
-    def of(cls, values: np.ndarray) -> _Indexed:
-        runs, scrapes = values.shape
-        present = ~np.isnan(values)
-        index = np.broadcast_to(np.arange(scrapes), values.shape)
-        next_present = np.minimum.accumulate(np.where(present, index, scrapes)[:, ::-1], axis=1)[:, ::-1]
-        last_present = np.maximum.accumulate(np.where(present, index, -1), axis=1)
-        before = np.concatenate([np.zeros((runs, 1), dtype=np.int64), np.cumsum(present, axis=1)], axis=1)
-        previous = np.concatenate([np.full((runs, 1), -1), last_present[:, :-1]], axis=1)
-        previous_value = np.take_along_axis(values, np.maximum(previous, 0), axis=1)
-        with np.errstate(invalid="ignore"):
-            dropped = present & (previous >= 0) & (values < previous_value)
-        resets = np.cumsum(np.where(dropped, previous_value, 0.0), axis=1)
-        return cls(values, next_present, last_present, before, resets)
-
-
-def extrapolated(counter: _Indexed, scrape_ms: int, times_ms: np.ndarray, range_ms: int) -> tuple[np.ndarray,
-                                                                                                    np.ndarray]:
-    """Per run and evaluation time: the counter's rise over [t - range, t] (resets added back) and the factor
-    that extrapolates it to the range (promql/functions.go extrapolatedRate, v2.42; isCounter). increase() is
-    rise * factor, rate() rise * (factor / range seconds); NaN where the range holds fewer than two samples."""
-    scrapes = counter.values.shape[1]
-    low = np.clip(-((range_ms - times_ms) // scrape_ms), 0, None)  # ceil((t - range) / scrape)
-    high = np.minimum(times_ms // scrape_ms, scrapes - 1)
-    empty = low > high
-    low, high = np.minimum(low, scrapes - 1), np.maximum(high, 0)
-    count = np.where(empty, 0, counter.present_before[:, high + 1] - counter.present_before[:, low])
-    enough = count >= 2
-    first = np.where(enough, counter.next_present[:, low], 0)
-    last = np.where(enough, counter.last_present[:, high], 0)
-    first_value = np.take_along_axis(counter.values, first, axis=1)
-    rise = (np.take_along_axis(counter.values, last, axis=1) - first_value
-            + np.take_along_axis(counter.resets, last, axis=1) - np.take_along_axis(counter.resets, first, axis=1))
-    to_start = (first * scrape_ms - (times_ms - range_ms)) / 1000
-    to_end = (times_ms - last * scrape_ms) / 1000
-    sampled = (last - first) * scrape_ms / 1000
-    with np.errstate(invalid="ignore", divide="ignore"):
-        average = sampled / (count - 1)
-        to_zero = sampled * (first_value / rise)
-        to_start = np.where((rise > 0) & (first_value >= 0) & (to_zero < to_start), to_zero, to_start)
-        threshold = average * 1.1
-        interval = sampled + np.where(to_start < threshold, to_start, average / 2)
-        interval = interval + np.where(to_end < threshold, to_end, average / 2)
-        factor = interval / sampled
-    return np.where(enough, rise, np.nan), np.where(enough, factor, np.nan)
-
-
-def firing(active: np.ndarray, evaluation_ms: int, for_ms: int) -> np.ndarray:
-    """The `for` state machine: firing at an evaluation once the expression has had a sample at every
-    evaluation since one `for` ago (pending until then); an evaluation without one resets it."""
-    evaluations = active.shape[1]
-    step = np.arange(evaluations)
-    rising = active & ~np.concatenate([np.zeros((active.shape[0], 1), dtype=bool), active[:, :-1]], axis=1)
-    since = np.maximum.accumulate(np.where(rising, step, -1), axis=1)
-    return active & ((step - since) * evaluation_ms >= for_ms)
+    def replayed(self) -> tuple[str, ...]:
+        """Every alert replayed: those that roll back, then the page for a shared fault."""
+        return self.alerts + ((self.page,) if self.page else ())
 
 
 @dataclass
@@ -228,7 +246,7 @@ class Replay:
     times: np.ndarray  # seconds of each evaluation
     active: dict[str, np.ndarray] = field(default_factory=dict)  # alert -> (runs, evaluations): pending or firing
     firing: dict[str, np.ndarray] = field(default_factory=dict)  # alert -> (runs, evaluations)
-    recorded: dict[str, np.ndarray] = field(default_factory=dict)  # recorded series (job level) by rule name
+    recorded: dict[str, np.ndarray] = field(default_factory=dict)  # recorded series by rule name (and version)
 
     def firing_times(self, jobs: list[str]) -> dict[tuple[str, str], list[float]]:
         """Every evaluation (seconds) at which each alert was firing, by (job, alert), run i being jobs[i]."""
@@ -242,45 +260,12 @@ class Replay:
         return np.where(fired.any(axis=1), self.times[first], np.nan)
 
 
-class _Evaluation:
-    """The rules' expressions over one batch of samples, each increase computed once."""
-
-    def __init__(self, samples: Samples, times_ms: np.ndarray) -> None:
-        self.samples, self.times_ms = samples, times_ms
-        self._indexed: dict[Counter, _Indexed] = {}
-        self._rise: dict[tuple[Counter, int], tuple[np.ndarray, np.ndarray]] = {}
-
-    def has(self, selector: str, version: str) -> bool:
-        return (selector, version) in self.samples.counters
-
-    def _extrapolated(self, key: Counter, range_ms: int) -> tuple[np.ndarray, np.ndarray]:
-        if (key, range_ms) not in self._rise:
-            if key not in self._indexed:
-                self._indexed[key] = _Indexed.of(self.samples.counters[key])
-            self._rise[(key, range_ms)] = extrapolated(self._indexed[key], self.samples.scrape_ms, self.times_ms,
-                                                       range_ms)
-        return self._rise[(key, range_ms)]
-
-    def increase(self, selector: str, version: str, range_ms: int) -> np.ndarray:
-        rise, factor = self._extrapolated((selector, version), range_ms)
-        return rise * factor
-
-    def rate(self, selector: str, version: str, range_ms: int) -> np.ndarray:
-        rise, factor = self._extrapolated((selector, version), range_ms)
-        return rise * (factor / (range_ms / 1000))
-
-    def absent(self) -> np.ndarray:
-        return np.full((self.samples.runs, len(self.times_ms)), np.nan)
+def _version(name: str, version: str) -> str:
+    """The key of one version's series of a recorded rule: its name and version matcher."""
+    return f'{name}{{{names.VERSION}="{version}"}}'
 
 
-def _sum(parts: list[np.ndarray]) -> np.ndarray:
-    """sum by (…) over the series present: NaN (no sample) only where none is."""
-    stacked = np.stack(parts)
-    total = np.nansum(stacked, axis=0)
-    return np.where(np.isnan(stacked).all(axis=0), np.nan, total)
-
-
-def _check_series(rules: RollbackRules, check: Check, evaluation: _Evaluation, replay: Replay) -> np.ndarray:
+def _check_series(rules: RollbackRules, check: Check, evaluation: Evaluation, replay: Replay) -> np.ndarray:
     """A check's recording rules, window by window; whether its alert's expression has a sample."""
     active = np.zeros((evaluation.samples.runs, len(evaluation.times_ms)), dtype=bool)
     if not all(evaluation.has(s, v) for s, _ in check.bad for v in names.VERSIONS) or \
@@ -303,8 +288,8 @@ def _check_series(rules: RollbackRules, check: Check, evaluation: _Evaluation, r
             k, n, n_old = bad["new"], requests["new"], requests["old"]
             llr = k * check.log_ratio - (k + baseline) * np.log((check.ratio * n + n_old) / (n + n_old))
         for version in names.VERSIONS:
-            replay.recorded[f'{found.requests}{{{names.VERSION}="{version}"}}'] = requests[version]
-            replay.recorded[f'{found.bad}{{{names.VERSION}="{version}"}}'] = bad[version]
+            replay.recorded[_version(found.requests, version)] = requests[version]
+            replay.recorded[_version(found.bad, version)] = bad[version]
         replay.recorded[found.baseline] = baseline
         replay.recorded[found.llr] = llr
         with np.errstate(invalid="ignore"):
@@ -313,46 +298,134 @@ def _check_series(rules: RollbackRules, check: Check, evaluation: _Evaluation, r
         return active & (evaluation.increase(rules.requests, "new", rules.windows_ms[0]) > 0)
 
 
-def _burn_series(rules: RollbackRules, fleet: Burn, evaluation: _Evaluation, replay: Replay) -> np.ndarray:
-    active = np.zeros((evaluation.samples.runs, len(evaluation.times_ms)), dtype=bool)
+def _over(ratio: np.ndarray, requests: np.ndarray, threshold: float, noise: float) -> np.ndarray:
+    """ratio > threshold + noise * sqrt(threshold / requests)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return ratio > threshold + noise * np.sqrt(threshold / requests)
+
+
+def _tiers_active(fleet: Burn, tiers: tuple[Tier, ...], series: dict[str, np.ndarray]) -> np.ndarray:
+    """The tiers' `or` of each tier's long `and` short window over these recorded series."""
+    return np.logical_or.reduce([_over(series[t.long], series[t.long_requests], t.threshold, fleet.noise)
+                                 & _over(series[t.short], series[t.short_requests], t.threshold, fleet.noise)
+                                 for t in tiers])
+
+
+def _versions(evaluation: Evaluation, selector: str, versions: tuple[str, ...]) -> list[str]:
+    return [v for v in versions if evaluation.has(selector, v)]
+
+
+def _ratio(evaluation: Evaluation, bad: str, requests: str, range_ms: int, versions: tuple[str, ...],
+           scale: float = 1.0) -> np.ndarray:
+    """scale * sum by (…) (rate(bad[range])) / sum by (…) (rate(requests[range])) over these versions."""
+    parts = _versions(evaluation, requests, versions)
+    if not parts:
+        return evaluation.absent()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return scale * summed([evaluation.rate(bad, v, range_ms) for v in parts]) / \
+            summed([evaluation.rate(requests, v, range_ms) for v in parts])
+
+
+def _burn_series(rules: RollbackRules, fleet: Burn, evaluation: Evaluation, replay: Replay) -> np.ndarray:
+    """The burn records (the fleet's, and each version's when attributed) and the burn alert's condition."""
     if not any(evaluation.has(rules.requests, v) for v in names.VERSIONS):
-        return active
-
-    def summed(of: Callable[[str, str, int], np.ndarray], selector: str, range_ms: int) -> np.ndarray:
-        """sum by (job) over the versions' series."""
-        parts = [of(selector, v, range_ms) for v in names.VERSIONS if evaluation.has(selector, v)]
-        return _sum(parts) if parts else evaluation.absent()
-
-    def over(range_ms: int, ratio: str, requests: str, threshold: float) -> np.ndarray:
-        """ratio > threshold + noise * sqrt(threshold / requests), its two records recorded once:
-        sum by (job) (rate(bad[range])) / sum by (job) (rate(requests[range])) and
-        sum by (job) (increase(requests[range]))."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            if ratio not in replay.recorded:
-                replay.recorded[ratio] = summed(evaluation.rate, fleet.bad, range_ms) / \
-                    summed(evaluation.rate, rules.requests, range_ms)
-            if requests not in replay.recorded:
-                replay.recorded[requests] = summed(evaluation.increase, rules.requests, range_ms)
-            return replay.recorded[ratio] > threshold + fleet.noise * np.sqrt(threshold / replay.recorded[requests])
-
+        return np.zeros((evaluation.samples.runs, len(evaluation.times_ms)), dtype=bool)
     for tier in fleet.tiers:
-        active |= over(tier.long_ms, tier.long, tier.long_requests, tier.threshold) & \
-            over(tier.short_ms, tier.short, tier.short_requests, tier.threshold)
-    return active
+        for ratio, requests, window in ((tier.long, tier.long_requests, tier.long_ms),
+                                        (tier.short, tier.short_requests, tier.short_ms)):
+            if ratio not in replay.recorded:
+                replay.recorded[ratio] = _ratio(evaluation, fleet.bad, rules.requests, window, names.VERSIONS)
+                parts = _versions(evaluation, rules.requests, names.VERSIONS)
+                replay.recorded[requests] = summed([evaluation.increase(rules.requests, v, window) for v in parts])
+    for tier in fleet.version_tiers:
+        for ratio, requests, window in ((tier.long, tier.long_requests, tier.long_ms),
+                                        (tier.short, tier.short_requests, tier.short_ms)):
+            for version in _versions(evaluation, rules.requests, names.VERSIONS):
+                replay.recorded[_version(ratio, version)] = _ratio(evaluation, fleet.bad, rules.requests, window,
+                                                                   (version,))
+                replay.recorded[_version(requests, version)] = evaluation.increase(rules.requests, version, window)
+    return _tiers_active(fleet, fleet.tiers, replay.recorded)
+
+
+def _signal(rules: RollbackRules, band: Band, evaluation: Evaluation, versions: tuple[str, ...]) -> np.ndarray:
+    """A band alert's signal over these versions' series: its share of failed requests, or its quantile."""
+    if band.errors is not None:
+        return _ratio(evaluation, band.errors, rules.requests, band.window_ms, versions, band.scale)
+    prefix = f"{band.histogram}{{{names.LE}="
+    bounds = {s for s, v in evaluation.samples.counters if s.startswith(prefix) and v in versions}
+    if not bounds:
+        return evaluation.absent()
+    buckets = {}
+    for selector in bounds:
+        bound = float(selector[len(prefix):].strip('"}').replace("+Inf", "inf"))
+        buckets[bound] = summed([evaluation.rate(selector, v, band.window_ms)
+                                 for v in _versions(evaluation, selector, versions)])
+    return band.scale * histogram_quantile(band.quantile, buckets)
+
+
+def _breach(band: Band, value: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return value > band.border if band.above else value < band.border
+
+
+def _shared_series(rules: RollbackRules, shared: Shared, evaluation: Evaluation, replay: Replay) -> np.ndarray:
+    """1 (True) while the fault behind the attributed alert is shared: the old version breaches the same way or
+    the shortest window's evidence is at or below the lower bound; and on (job) both versions served requests
+    over the shortest window; unless on (job) any window's evidence is at or above the upper bound."""
+    none = np.zeros((evaluation.samples.runs, len(evaluation.times_ms)), dtype=bool)
+    shortest = shared.check.evidence[0]
+    if shortest.llr not in replay.recorded:
+        return none
+    rec = replay.recorded
+    if shared.band is not None:
+        old = _breach(shared.band, _signal(rules, shared.band, evaluation, ("old",)))
+    elif rules.burn is not None and _version(rules.burn.version_tiers[0].long, "old") in rec:
+        old_series = {name: rec[_version(name, "old")] for t in rules.burn.version_tiers
+                      for name in (t.long, t.short, t.long_requests, t.short_requests)}
+        old = _tiers_active(rules.burn, rules.burn.version_tiers, old_series)
+    else:
+        old = none
+    with np.errstate(invalid="ignore"):
+        cleared = rec[shortest.llr] <= rules.lower
+        serving = (rec[_version(shortest.requests, "new")] > 0) & (rec[_version(shortest.requests, "old")] > 0)
+        incriminated = np.logical_or.reduce([rec[e.llr] >= rules.bound for e in shared.check.evidence])
+    held = (old | cleared) & serving & ~incriminated
+    rec[shared.record] = np.where(held, 1.0, np.nan)
+    return held
+
+
+def _lasted(rules: RollbackRules, shared: Shared, replay: Replay) -> np.ndarray:
+    """For a last resort: its signal in the band over all of the last `sustained` (min_over_time of the recorded
+    signal over the border, max_over_time under it), which ends the hold; never for the others."""
+    band = shared.band
+    if shared.sustained_ms is None or band is None:
+        return np.zeros(replay.recorded[shared.record].shape, dtype=bool)
+    return _breach(band, over_time(replay.recorded[band.record], rules.evaluation_ms, shared.sustained_ms, band.above))
 
 
 def replay(rules: RollbackRules, samples: Samples) -> Replay:
-    """Every evaluation of the canary and burn rollback alerts over `samples`, from the first sample's time to
-    the last one's."""
+    """Every evaluation of the rollback alerts (and the page for a shared fault) over `samples`, from the first
+    sample's time to the last one's."""
     end_ms = (samples.scrapes - 1) * samples.scrape_ms
     times_ms = np.arange(0, end_ms + 1, rules.evaluation_ms, dtype=np.int64)
-    evaluation = _Evaluation(samples, times_ms)
+    evaluation = Evaluation(samples, times_ms)
     result = Replay(times=times_ms / 1000)
-    for check in rules.checks:
-        result.active[check.alert] = _check_series(rules, check, evaluation, result)
-        result.firing[check.alert] = firing(result.active[check.alert], rules.evaluation_ms, check.for_ms)
+    conditions: dict[str, np.ndarray] = {}
+    for band in rules.bands:
+        result.recorded[band.record] = _signal(rules, band, evaluation, names.VERSIONS)
+        conditions[band.alert] = _breach(band, result.recorded[band.record])
     if rules.burn is not None:
-        result.active[rules.burn.alert] = _burn_series(rules, rules.burn, evaluation, result)
-        result.firing[rules.burn.alert] = firing(result.active[rules.burn.alert], rules.evaluation_ms,
-                                                 rules.burn.for_ms)
+        conditions[rules.burn.alert] = _burn_series(rules, rules.burn, evaluation, result)
+    for check in rules.checks:
+        conditions[check.alert] = _check_series(rules, check, evaluation, result)
+    held = {s.alert: _shared_series(rules, s, evaluation, result) & ~_lasted(rules, s, result) for s in rules.shared}
+    for alert in rules.alerts:
+        result.active[alert] = conditions[alert] & ~held[alert] if alert in held else conditions[alert]
+    if rules.page is not None:
+        result.active[rules.page] = np.logical_or.reduce([conditions[a] & h for a, h in held.items()])
+    for_ms = {**{b.alert: b.for_ms for b in rules.bands}, **{c.alert: c.for_ms for c in rules.checks},
+              **({rules.burn.alert: rules.burn.for_ms} if rules.burn else {}),
+              **({rules.page: rules.page_for_ms} if rules.page else {})}
+    for alert in rules.replayed:
+        result.firing[alert] = firing(result.active[alert], rules.evaluation_ms, for_ms[alert])
     return result
