@@ -76,8 +76,9 @@ def test_the_numbers_are_the_definitions_as_the_generated_rules_write_them() -> 
     for check in rules.checks:
         alert = generated[check.alert]
         assert alert["for"] == f"{check.for_ms // 1000}s"
-        serving = f'sum without (version) ({check.evidence[0].requests}{{version="new"}}) > 0'
-        assert " ".join(alert["expr"].split()).endswith(f") and on (job) {serving}")  # the shortest window's
+        serving = [f'sum without (version) ({check.evidence[0].requests}{{version="{v}"}}) > 0' for v in ("new", "old")]
+        assert " ".join(alert["expr"].split()).endswith(  # both versions over the shortest window
+            f") and on (job) {serving[0]} and on (job) {serving[1]}")
         for window, found in zip(rules.windows, check.evidence, strict=True):
             assert f"{found.llr} >= {rules.bound:g}" in alert["expr"]
             old = f'sum without (version) ({found.requests}{{version="old"}}) > 0'

@@ -11,7 +11,7 @@ Only the rules of those alerts, with their semantics:
 - the canary's recording rules (monitoring/definitions/canary.py): per-version counts; the old version's bad
   requests, at least `floor` of its requests and none when it served none; Wald's log-likelihood ratio
   conditional on both versions' bad requests, k_new ln(ratio) - (k_new + old) ln((ratio n_new + n_old) /
-  (n_new + n_old)); its alert: any window's ratio at or above the upper bound while the new version served
+  (n_new + n_old)); its alert: any window's ratio at or above the upper bound while both versions served
   requests over the shortest window;
 - the burn records (monitoring/definitions/burn.py): sum of the versions' rates of failed requests over the
   sum of their rates of requests, and the sum of their increases of requests; each window's share above
@@ -294,8 +294,9 @@ def _check_series(rules: RollbackRules, check: Check, evaluation: Evaluation, re
         replay.recorded[found.llr] = llr
         with np.errstate(invalid="ignore"):
             active |= llr >= rules.bound
-    with np.errstate(invalid="ignore"):  # `and on (job)` the new version's requests over the shortest window > 0
-        return active & (evaluation.increase(rules.requests, "new", rules.windows_ms[0]) > 0)
+    with np.errstate(invalid="ignore"):  # `and on (job)` each version's requests over the shortest window > 0
+        return active & (evaluation.increase(rules.requests, "new", rules.windows_ms[0]) > 0) \
+            & (evaluation.increase(rules.requests, "old", rules.windows_ms[0]) > 0)
 
 
 def _over(ratio: np.ndarray, requests: np.ndarray, threshold: float, noise: float) -> np.ndarray:

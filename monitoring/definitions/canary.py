@@ -129,12 +129,15 @@ def bound(value: float) -> str:
 
 
 def rollback_expr(definitions: Definitions, check: CanaryCheck) -> str:
-    """Any window's evidence at or above the upper bound, while the new version still serves requests (the
-    shortest window's): once it is rolled back, the alert resolves within that window, not the longest."""
+    """Any window's evidence at or above the upper bound, while both versions still serve requests (over the
+    shortest window): once the new version is rolled back, the alert resolves within that window, not the longest;
+    and at 100 % the longest window's last old requests, from before the step, are no comparison for the new
+    version's requests since (a fault both versions share would be put on the new version alone)."""
     upper = bound(_canary(definitions).upper_bound)
     reached = " or ".join(f"{evidence(definitions, check, w).llr} >= {upper}" for w in windows(definitions))
-    serving = version_of(evidence(definitions, check, windows(definitions)[0]).requests, "new")
-    return f"({reached}) and on ({names.JOB}) {serving} > 0"
+    counted = evidence(definitions, check, windows(definitions)[0]).requests
+    return (f"({reached}) and on ({names.JOB}) {version_of(counted, 'new')} > 0"
+            f" and on ({names.JOB}) {version_of(counted, 'old')} > 0")
 
 
 def judgement_exprs(definitions: Definitions, check: CanaryCheck) -> list[str]:
