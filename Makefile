@@ -52,7 +52,7 @@ FLAG_SYSTEM := $(if $(filter unleash,$(FLAGS)),unleash)
 FLAGS_OPTION := $(if $(FLAGS),--flags $(FLAGS))
 ENGINE ?=
 ENGINE_OPTION := $(if $(ENGINE), --engine $(ENGINE))
-demo: venv debs $(FLAG_SYSTEM) generate validate ## the main job: a bad new version is rolled back on real servers (SCENARIO=canary: at 5 %; FLAGS=flagd|unleash; ENGINE=victoriametrics)
+demo: venv debs $(FLAG_SYSTEM) generate validate ## the main job: a bad new version is rolled back on real servers (SCENARIO=canary: at 5 %; SCENARIO=shared: a fault both versions share, paged and not rolled back; FLAGS=flagd|unleash; ENGINE=victoriametrics)
 	$(BIN)/monitoring demo run --scenario $(SCENARIO) $(FLAGS_OPTION)$(ENGINE_OPTION)
 
 rollout-demo: venv debs generate validate ## monitoring deploy on real servers: a healthy version 0 -> 100, then one turning bad at 25 % rolled back by the alert path

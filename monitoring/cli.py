@@ -470,7 +470,8 @@ def parser() -> argparse.ArgumentParser:
     _add_engine(run)
     run.add_argument("--scenario", default="fleet",
                      help="fleet: a new version failing outright at 10 %%; canary: one failing 10 %% of its "
-                          "requests at 5 %%, which only canary analysis sees; or a rollback alert's name")
+                          "requests at 5 %%, which only canary analysis sees; shared: both versions failing alike at "
+                          "10 %%, which pages on-call and rolls nothing back; or a rollback alert's name")
     run.set_defaults(run=cmd_demo_run)
 
     from monitoring.commands.analysis import add_commands

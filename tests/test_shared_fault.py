@@ -3,17 +3,16 @@ pages the on-call receiver and leaves the flag where it was; a fault of the new 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitoring.definitions import canary, names
+from monitoring.definitions import names
 from monitoring.flags.store import StateStore
 from monitoring.genesis import DEFINITIONS
-from monitoring.local.demo import closed_loop
+from monitoring.local.demo import closed_loop, shared_loop
 from monitoring.local.observe import query
 from monitoring.local.stack import Stack, on_free_ports
 from tests.servers import local_stack
@@ -21,7 +20,6 @@ from tests.servers import local_stack
 pytestmark = pytest.mark.slow  # a local stack
 
 ATTRIBUTED = DEFINITIONS.blame.alerts  # Genesis's own: every fleet rollback alert, the seed's two a last resort
-SHARED = 0.05  # both versions fail 5 %: the fleet burns 50 times its budget of 0.1 %
 WATCHED = 30.0  # seconds the shared fault lasts after the page: six times every alert's `for` (5 s), well within
 # the last resort's 10 minutes of red
 
@@ -31,10 +29,6 @@ def stack(tmp_path: Path):
     definitions = DEFINITIONS.with_profile("compressed")
     with local_stack(Stack(tmp_path / "stack", on_free_ports(definitions))) as running:
         yield running
-
-
-def _fault(stack: Stack, fault: dict) -> None:
-    requests.post(f"{stack.url(names.APP)}/control/fault", json=fault, timeout=5).raise_for_status()
 
 
 def _paged(stack: Stack, alertname: str) -> float:
@@ -52,28 +46,15 @@ def _fired(stack: Stack, alertname: str, state: str = "firing") -> bool:
     return bool(query(stack.url(names.PROMETHEUS), f'max_over_time(ALERTS{{alertname="{alertname}"{matcher}}}[10m])'))
 
 
-def _until(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"gave up after {timeout:.0f}s waiting for {what}"
-        time.sleep(0.5)
-
-
 def test_a_shared_fault_pages_on_call_and_rolls_nothing_back(stack) -> None:
+    """`make demo SCENARIO=shared`, as the user runs it, then what Prometheus and the state file saw."""
     store = StateStore(stack.state, stack.definitions.flag_name)
-    flag = stack.flag()
-    flag.rollout(10, flag.seen(), by="manual", reason="test: a shared fault at 10 %")
-    rollout = names.flag_rollout_series(stack.definitions.service, stack.definitions.flag_name)
-    _until(lambda: bool(query(stack.url(names.PROMETHEUS), f"{rollout} == 10")), 60, "the rollout in Prometheus")
-    counted = canary.evidence(stack.definitions, stack.definitions.canary.checks[0],
-                              canary.windows(stack.definitions)[0]).requests
-    _until(lambda: bool(query(stack.url(names.PROMETHEUS), f"{canary.version_of(counted, 'new')} > 0")),
-           60, "requests of the new version in the canary's evidence")
-
-    _fault(stack, {"shared_errors": SHARED})
-    _until(lambda: _paged(stack, "SharedFault") > 0, 60, "on-call to be paged with SharedFault")
-    time.sleep(WATCHED)
-    _fault(stack, {"clear": True})
+    timeline = shared_loop(stack, say=print, watched=WATCHED)
+    assert timeline.rollback is None and "nothing rolled back" in timeline.events, timeline.events
+    page = timeline.page
+    assert page is not None and "Nothing rolled back" in page["summary"] and "SharedFault" in page["summary"]
+    assert "new version" in page["evidence"] and "old version" in page["evidence"], "the page carries the counts"
+    assert _paged(stack, "SharedFault") > 0
 
     history = store.read()["rollout_history"]
     assert [e for e in history if e["action"] == "rollback"] == [], "a shared fault rolled a healthy version back"

@@ -1,6 +1,7 @@
 """The closed loop, run for real: a fault in the new version at 10 % rollout is detected, alerted on,
 rolled back by the receiver, and the alert resolves by itself. Used by `make demo`, the end-to-end tests
-and the detection-to-rollback benchmark.
+and the detection-to-rollback benchmark. And its other direction (`make demo SCENARIO=shared`): a fault both
+versions share pages on-call, and nothing is rolled back.
 """
 
 from __future__ import annotations
@@ -249,6 +250,67 @@ def closed_loop(stack: Stack, scenario: str | Scenario = "fleet", say: Callable[
     return timeline
 
 
+SHARED_ERRORS = 0.05  # both versions fail 5 %: the fleet burns 50 times an error budget of 0.1 %
+SHARED_ROLLOUT = 10
+
+
+def shared_loop(stack: Stack, say: Callable[[str], None] = print, watched: float | None = None) -> Timeline:
+    """`make demo SCENARIO=shared`: a fault both versions share (a dependency both call) pages on-call with each
+    version's counts, and nothing is rolled back while it lasts (well within the last resort's `sustained`).
+
+    Roll out to 10 %, make both versions fail alike, and watch for `watched` seconds after the page (default: six
+    times the held-back alert's `for`) that nothing is rolled back. The timeline's `rollback` is what was, if any."""
+    definitions = stack.definitions
+    if definitions.blame is None or definitions.canary is None:
+        raise DefinitionError("demo scenario shared: the definitions have no blame (definitions field blame)")
+    blame = definitions.blame
+    held = rollback_alert(definitions, blame.alerts[0])
+    timeout = patience(definitions, held)
+    watched = watched if watched is not None else 6 * duration_seconds(definitions.alert_for(held))
+    prometheus, flag = stack.url(names.PROMETHEUS), stack.flag()
+    store = flag.store
+
+    _set_fault(stack, {"clear": True})
+    flag.rollout(SHARED_ROLLOUT, flag.seen(), by="manual", reason="demo: a fault both versions share")
+    say(f"  rollout set to {SHARED_ROLLOUT} % in {flag.where()}; waiting for both versions' requests in the "
+        "canary's evidence")
+    _wait(lambda: _seen_by_clients(stack)[0] > 0, timeout, "the application to see the rollout")
+    counted = canary.evidence(definitions, definitions.canary.checks[0], canary.windows(definitions)[0]).requests
+    both = " and on (job) ".join(f"{canary.version_of(counted, v)} > 0" for v in names.VERSIONS)
+    _wait(_safe(lambda: bool(query(prometheus, both))), timeout, "both versions' requests in the canary's evidence")
+
+    timeline = Timeline(blame.alert)
+    history_before = len(store.read()["rollout_history"])
+    started = time.monotonic()
+    _set_fault(stack, {"shared_errors": SHARED_ERRORS})
+    timeline.mark("shared fault injected", 0.0, say, f"both versions fail {100 * SHARED_ERRORS:g} % of requests")
+    while time.monotonic() < started + timeout + watched:
+        now = time.monotonic() - started
+        try:
+            if "firing" in alert_states(prometheus, blame.alert):
+                timeline.mark("alert firing", now, say, blame.alert)
+        except ServerAnswer:
+            pass
+        page = _page(stack, blame.alert)
+        if page:
+            timeline.page = page
+            timeline.mark("on-call paged", now, say, page["summary"])
+        moved = [e for e in store.read()["rollout_history"][history_before:] if e["action"] == names.ROLLBACK]
+        if moved:
+            timeline.rollback = moved[0]
+            timeline.mark("rollback committed", now, say, f"by {moved[0]['alertname']}")
+            break
+        if "on-call paged" in timeline.events and now - timeline.events["on-call paged"] >= watched:
+            timeline.mark("nothing rolled back", now, say, f"the flag still at {flag.read()} % after {watched:.0f}s "
+                          "of the shared fault since the page")
+            break
+        time.sleep(0.5)
+    _set_fault(stack, {"clear": True})
+    if "on-call paged" not in timeline.events:
+        raise TimeoutError(f"on-call was not paged within {timeout:.0f}s: reached {list(timeline.events)}")
+    return timeline
+
+
 def _page(stack: Stack, alertname: str) -> dict | None:
     """The latest page of the alert that rolled back, from the demo application's notification sink."""
     try:
@@ -279,13 +341,20 @@ def _scenario(definitions: Definitions, name: str) -> Scenario:
                     signal.bands.breach("red"))
 
 
+SHARED = "shared"  # the scenario of a fault both versions share (shared_loop)
+
+
 def run(stack: Stack, scenario: str = "fleet", say: Callable[[str], None] = print) -> int:
     """`make demo`: the stack, the closed loop of `scenario`, the final state."""
+
     started = time.monotonic()
     definitions = stack.definitions
     profile = definitions.profile
-    chosen = _scenario(definitions, scenario)
-    alert = chosen.alert
+    chosen = SHARED if scenario == "shared" else _scenario(definitions, scenario)
+    if chosen is SHARED:
+        alert = rollback_alert(definitions, definitions.blame.alerts[0] if definitions.blame else None)
+    else:
+        alert = chosen.alert
     engine = stack.engine
     on = "" if engine.name == DEFAULT_ENGINE else (f" ({engine.title} scraping and storing, {engine.evaluator} "
                                                     "evaluating the rules)")
@@ -301,11 +370,14 @@ def run(stack: Stack, scenario: str = "fleet", say: Callable[[str], None] = prin
         return 1
     say("Timeline:")
     try:
-        timeline = closed_loop(stack, chosen, say)
+        timeline = shared_loop(stack, say) if chosen is SHARED else closed_loop(stack, chosen, say)
     except TimeoutError as error:
         say(f"demo failed: {error}; logs are in {stack.root / 'logs'}")
         return 1
-    if chosen.quiet:
+    if chosen is SHARED:
+        say("  nothing was rolled back: the new version is not to blame" if timeline.rollback is None else
+            f"  rolled back by {timeline.rollback['alertname']}")
+    elif chosen.quiet:
         loud = [name for name in chosen.quiet if f"{name} active" in timeline.events]
         say(f"  fleet-wide {chosen.fleet} peaked at {timeline.fleet_peak or 0:.2f} before the rollback; "
             + (f"{', '.join(loud)} fired too" if loud else f"{', '.join(chosen.quiet)} never fired: only the "
