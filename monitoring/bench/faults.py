@@ -1,0 +1,286 @@
+"""Faults survived (`make bench`, section `faults`; `python -m monitoring.bench faults [--runs N] [--parts P,…]`).
+
+Each run is a fresh local stack in the compressed profile, the flag at 10 %, and the new version turning bad (it
+fails every request). At a random moment around that fault, one part of the pipeline is killed (SIGKILL, then
+started again), stalled (SIGSTOP, then SIGCONT), restarted (SIGTERM, then started at once) or made unable to write
+(its folder immutable, `chattr +i`: even root cannot create or rename a file in it) for a few seconds to a minute.
+Then the run waits for the rollback, and a while longer for a second one.
+
+For each part and fault the table says how many runs rolled the flag back, the worst delay between the part's return
+and the rollback (beside the floor the configuration allows), how many runs recorded more than one rollback
+(doubles) and how many recorded none within the floor plus two minutes of the part's return (lost).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from monitoring.bench.tables import table
+from monitoring.definitions import names
+from monitoring.flags.store import CorruptState, StateStore, parse_time
+from monitoring.genesis import DEFINITIONS
+from monitoring.local.demo import floor_seconds, scenarios
+from monitoring.local.observe import ServerAnswer, query
+from monitoring.local.stack import UNLEASH, Stack, on_free_ports
+from monitoring.processes import alive, stop_pid
+
+RUNS = 2  # runs of each part and fault in `make bench`
+GRACE = 120.0  # the goal: rolled back within the floor plus this many seconds of the part's return
+SETTLE = 15.0  # after the rollback, how long a second one may still come (three times the route's group_interval)
+OUT = (5.0, 60.0)  # how long a part stays out, seconds (the production profile's 5 s to 2 min, compressed)
+AROUND = (-5.0, 8.0)  # when it goes out, seconds after the new version turns bad (the floor is about 8 s)
+READY = 60.0  # seconds to wait for the stack to serve the rollout before the fault
+
+
+@dataclass(frozen=True)
+class Part:
+    """A part of the pipeline: which servers of the stack (by role; `one`: the first of them only), the faults it
+    takes, the number of Prometheus and Alertmanager peers and the flag system of its stack."""
+
+    title: str
+    role: str | None  # None: the stack's folder, where the flag (flagd file or state file) is written
+    faults: tuple[str, ...]
+    one: bool = False
+    peers: int = 1
+    flags: str = "state"
+
+
+PARTS = {
+    "prometheus": Part("Prometheus", names.PROMETHEUS, ("kill", "stall", "restart")),
+    "alertmanager": Part("one of two Alertmanager peers", names.ALERTMANAGER, ("kill", "stall"), one=True, peers=2),
+    "alertmanagers": Part("both Alertmanager peers", names.ALERTMANAGER, ("kill", "stall"), peers=2),
+    "receiver": Part("the rollback receiver", names.RECEIVER, ("kill", "stall", "restart")),
+    "state": Part("the state folder (flags=state)", None, ("read-only",)),
+    "flagd": Part("the flagd file's folder (flags=flagd)", None, ("read-only",), flags="flagd"),
+    "unleash": Part("Unleash and its PostgreSQL (flags=unleash)", UNLEASH, ("stall",), flags="unleash"),
+}
+
+
+@dataclass
+class Run:
+    """One run: when the part went out and came back, and the rollbacks recorded (unix seconds)."""
+
+    part: str
+    fault: str
+    offset: float  # when the part went out, seconds after the new version turned bad
+    out: float = 0.0
+    back: float = 0.0
+    fault_at: float = 0.0
+    rollbacks: list[float] = field(default_factory=list)
+
+    @property
+    def delay(self) -> float | None:
+        """Seconds from the part's return to the first rollback (negative: it came while the part was out)."""
+        return self.rollbacks[0] - self.back if self.rollbacks else None
+
+    @property
+    def before(self) -> bool:
+        """The rollback came before the part went out: this run did not test the part."""
+        return bool(self.rollbacks) and self.rollbacks[0] < self.out
+
+
+def _pids(stack: Stack, part: Part) -> list[int]:
+    servers = [stack.unleash] if part.role == UNLEASH else stack.definitions.servers_of(part.role or "")
+    recorded = stack.recorded()
+    return [recorded[s.name]["pid"] for s in (servers[:1] if part.one else servers)]
+
+
+def _signal(pids: list[int], sig: signal.Signals) -> None:
+    """`sig` to the process group of each (every server of the stack leads its own)."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, sig)
+
+
+def _immutable(folder: Path, on: bool) -> None:
+    subprocess.run(["chattr", "+i" if on else "-i", str(folder)], check=True, capture_output=True)
+
+
+def inflict(stack: Stack, part: Part, fault: str, seconds: float) -> tuple[float, float]:
+    """Take `part` out by `fault` for `seconds` (restart: as long as stopping it takes) and bring it back; the unix
+    times it went out and the moment it was given back (started again, continued, writable again)."""
+    pids = _pids(stack, part) if part.role else []
+    out = time.time()
+    if fault in ("kill", "restart"):
+        if fault == "kill":
+            _signal(pids, signal.SIGKILL)
+            while any(alive(pid) for pid in pids):
+                time.sleep(0.05)
+            time.sleep(seconds)
+        else:
+            for pid in pids:
+                stop_pid(pid)
+        back = time.time()
+        stack.up(say=lambda line: None)
+    elif fault == "stall":
+        _signal(pids, signal.SIGSTOP)
+        time.sleep(seconds)
+        back = time.time()
+        _signal(pids, signal.SIGCONT)
+    elif fault == "read-only":
+        _immutable(stack.root, True)
+        try:
+            time.sleep(seconds)
+        finally:
+            back = time.time()
+            _immutable(stack.root, False)
+    else:
+        raise ValueError(f"fault {fault!r}: not one of kill, stall, restart, read-only")
+    return out, back
+
+
+def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if condition():
+                return
+        except (requests.RequestException, ServerAnswer, ValueError, KeyError):
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.2)
+
+
+def _rollbacks(store: StateStore) -> list[float] | None:
+    """The automatic rollbacks in the history (unix seconds); None while the state cannot be read."""
+    try:
+        history = store.read()["rollout_history"]
+    except (CorruptState, OSError):
+        return None
+    return [parse_time(e["at"]).timestamp() for e in history if e["action"] == "rollback" and e["by"] == "alertmanager"]
+
+
+def one_run(part_name: str, fault: str, chooser: random.Random, say: Callable[[str], None]) -> Run:
+    """A fresh stack, the rollout at 10 %, the new version failing, `part` out around it; the rollbacks recorded."""
+    part = PARTS[part_name]
+    definitions = DEFINITIONS.with_profile("compressed")
+    scenario = scenarios(definitions)["fleet"]
+    floor = floor_seconds(definitions, scenario.alert)
+    run = Run(part_name, fault, chooser.uniform(*AROUND))
+    seconds = chooser.uniform(*OUT)
+    with tempfile.TemporaryDirectory(prefix="monitoring-bench-faults-") as folder:
+        stack = Stack(Path(folder), on_free_ports(definitions, part.peers), flags=part.flags)
+        try:
+            stack.up(say=lambda line: None)
+            app, prometheus = stack.url(names.APP), stack.url(names.PROMETHEUS)
+            flag = stack.flag()
+            flag.rollout(scenario.rollout, flag.seen(), by="manual", reason="bench: faults")
+            _wait(lambda: requests.get(f"{app}/control/fault", timeout=5).json()["rollout_percentage"] > 0, READY,
+                  "the application to serve the rollout")
+            rollout = names.flag_rollout_series(definitions.service, definitions.flag_name)
+            _wait(lambda: bool(query(prometheus, f"{rollout} == {scenario.rollout}")) and bool(
+                query(prometheus, f"{scenario.watch} > -Inf")), READY, "Prometheus to see the rollout and traffic")
+            times: dict[str, tuple[float, float]] = {}
+            outage = threading.Thread(target=lambda: times.setdefault("t", inflict(stack, part, fault, seconds)))
+            if run.offset < 0:
+                outage.start()
+                time.sleep(-run.offset)
+            run.fault_at = time.time()
+            requests.post(f"{app}/control/fault", json=scenario.fault, timeout=5).raise_for_status()
+            if run.offset >= 0:
+                time.sleep(run.offset)
+                outage.start()
+            outage.join()
+            run.out, run.back = times["t"]
+            store = StateStore(stack.state, definitions.flag_name)
+            deadline = run.back + floor + GRACE
+            while time.time() < deadline and not _rollbacks(store):
+                time.sleep(0.2)
+            if _rollbacks(store):
+                time.sleep(SETTLE)
+            run.rollbacks = _rollbacks(store) or []
+        finally:
+            with contextlib.suppress(subprocess.CalledProcessError):
+                _immutable(stack.root, False)
+            stack.down(say=lambda line: None)
+    say(f"  {part_name:<14} {fault:<9} out {run.out - run.fault_at:+6.1f}s for {run.back - run.out:5.1f}s: "
+        + (f"{len(run.rollbacks)} rollback(s), the first {run.delay:+.1f}s after its return"
+           if run.rollbacks else "no rollback"))
+    return run
+
+
+def _row(part: Part, fault: str, runs: list[Run], floor: float) -> list[str]:
+    done = [r for r in runs if r.rollbacks]
+    after = [r.delay for r in done if r.delay is not None and r.delay >= 0]
+    during = sum(1 for r in done if not r.before and (r.delay or 0) < 0)
+    outs = [r.back - r.out for r in runs]
+    return [part.title, fault, str(len(runs)), f"{min(outs):.0f}-{max(outs):.0f}", str(len(done)),
+            f"{max(after):.1f}" if after else "-", str(during), str(sum(1 for r in runs if r.before)),
+            f"{floor:.0f}", str(sum(1 for r in runs if len(r.rollbacks) > 1)),
+            str(sum(1 for r in runs if not r.rollbacks))]
+
+
+def faults(runs: int = RUNS, parts: tuple[str, ...] = tuple(PARTS), only: tuple[str, ...] = (),
+           seed: int | None = None, say: Callable[[str], None] = print) -> list[Run]:
+    """Every fault of each part in `parts` (or only those named in `only`), `runs` times; prints the table."""
+    chooser = random.Random(seed)
+    definitions = DEFINITIONS.with_profile("compressed")
+    floor = floor_seconds(definitions, scenarios(definitions)["fleet"].alert)
+    done: list[Run] = []
+    rows = []
+    for name in parts:
+        part = PARTS[name]
+        for fault in part.faults:
+            if only and fault not in only:
+                continue
+            measured = [one_run(name, fault, chooser, say) for _ in range(runs)]
+            done += measured
+            rows.append(_row(part, fault, measured, floor))
+    table(f"Faults survived: a new version failing every request at 10 %, compressed profile, {runs} run(s) each "
+          f"(part out {AROUND[0]:+.0f} to {AROUND[1]:+.0f}s around the fault)",
+          ["part", "fault", "runs", "out s", "rolled back", "worst s after return", "while out", "before",
+           "floor s", "doubles", "lost"], rows)
+    print(f"  goal: every run rolled back exactly once, within the floor + {GRACE:.0f}s of the part's return; "
+          "`while out`: rolled back while the part was out (another path held); `before`: the rollback came "
+          "before the part went out (that run did not test it)")
+    return done
+
+
+class _Arguments(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        print(f"monitoring.bench faults: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _names(known: tuple[str, ...], what: str) -> Callable[[str], tuple[str, ...]]:
+    def parse(text: str) -> tuple[str, ...]:
+        chosen = tuple(n for n in text.split(",") if n)
+        unknown = [n for n in chosen if n not in known]
+        if unknown or not chosen:
+            raise argparse.ArgumentTypeError(f"{', '.join(unknown) or repr(text)}: not among {', '.join(known)}")
+        return chosen
+    parse.__name__ = what
+    return parse
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of runs, 1 or more")
+    return int(text)
+
+
+def main(argv: list[str]) -> None:
+    """`python -m monitoring.bench faults [--runs N] [--parts P,…] [--faults F,…] [--seed S]`."""
+    every_fault = tuple(dict.fromkeys(f for p in PARTS.values() for f in p.faults))
+    parser = _Arguments(prog="python -m monitoring.bench faults", add_help=False)
+    parser.add_argument("--runs", type=_positive, default=RUNS)
+    parser.add_argument("--parts", type=_names(tuple(PARTS), "parts"), default=tuple(PARTS))
+    parser.add_argument("--faults", type=_names(every_fault, "faults"), default=())
+    parser.add_argument("--seed", type=int, default=None)
+    args = parser.parse_args(argv)
+    faults(args.runs, args.parts, args.faults, args.seed)
