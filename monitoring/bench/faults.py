@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import random
-import signal
 import subprocess
 import sys
 import tempfile
@@ -27,16 +25,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import requests
-
 from monitoring.bench.tables import table
 from monitoring.definitions import names
-from monitoring.flags.store import CorruptState, StateStore, parse_time
 from monitoring.genesis import DEFINITIONS
 from monitoring.local.demo import floor_seconds, scenarios
-from monitoring.local.observe import ServerAnswer, query
+from monitoring.local.faults import FAULTS, FOLDER, automatic_rollbacks, break_new_version, immutable, inflict, roll_out
 from monitoring.local.stack import UNLEASH, Stack, on_free_ports
-from monitoring.processes import alive, stop_pid
 
 RUNS = 2  # runs of each part and fault in `make bench`
 GRACE = 120.0  # the goal: rolled back within the floor plus this many seconds of the part's return
@@ -52,7 +46,7 @@ class Part:
     takes, the number of Prometheus and Alertmanager peers and the flag system of its stack."""
 
     title: str
-    role: str | None  # None: the stack's folder, where the flag (flagd file or state file) is written
+    role: str | None  # FOLDER: the stack's folder, where the flag (flagd file or state file) is written
     faults: tuple[str, ...]
     one: bool = False
     peers: int = 1
@@ -64,8 +58,8 @@ PARTS = {
     "alertmanager": Part("one of two Alertmanager peers", names.ALERTMANAGER, ("kill", "stall"), one=True, peers=2),
     "alertmanagers": Part("both Alertmanager peers", names.ALERTMANAGER, ("kill", "stall"), peers=2),
     "receiver": Part("the rollback receiver", names.RECEIVER, ("kill", "stall", "restart")),
-    "state": Part("the state folder (flags=state)", None, ("read-only",)),
-    "flagd": Part("the flagd file's folder (flags=flagd)", None, ("read-only",), flags="flagd"),
+    "state": Part("the state folder (flags=state)", FOLDER, ("read-only",)),
+    "flagd": Part("the flagd file's folder (flags=flagd)", FOLDER, ("read-only",), flags="flagd"),
     "unleash": Part("Unleash and its PostgreSQL (flags=unleash)", UNLEASH, ("stall",), flags="unleash"),
 }
 
@@ -93,78 +87,6 @@ class Run:
         return bool(self.rollbacks) and self.rollbacks[0] < self.out
 
 
-def _pids(stack: Stack, part: Part) -> list[int]:
-    servers = [stack.unleash] if part.role == UNLEASH else stack.definitions.servers_of(part.role or "")
-    recorded = stack.recorded()
-    return [recorded[s.name]["pid"] for s in (servers[:1] if part.one else servers)]
-
-
-def _signal(pids: list[int], sig: signal.Signals) -> None:
-    """`sig` to the process group of each (every server of the stack leads its own)."""
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, sig)
-
-
-def _immutable(folder: Path, on: bool) -> None:
-    subprocess.run(["chattr", "+i" if on else "-i", str(folder)], check=True, capture_output=True)
-
-
-def inflict(stack: Stack, part: Part, fault: str, seconds: float) -> tuple[float, float]:
-    """Take `part` out by `fault` for `seconds` (restart: as long as stopping it takes) and bring it back; the unix
-    times it went out and the moment it was given back (started again, continued, writable again)."""
-    pids = _pids(stack, part) if part.role else []
-    out = time.time()
-    if fault in ("kill", "restart"):
-        if fault == "kill":
-            _signal(pids, signal.SIGKILL)
-            while any(alive(pid) for pid in pids):
-                time.sleep(0.05)
-            time.sleep(seconds)
-        else:
-            for pid in pids:
-                stop_pid(pid)
-        back = time.time()
-        stack.up(say=lambda line: None)
-    elif fault == "stall":
-        _signal(pids, signal.SIGSTOP)
-        time.sleep(seconds)
-        back = time.time()
-        _signal(pids, signal.SIGCONT)
-    elif fault == "read-only":
-        _immutable(stack.root, True)
-        try:
-            time.sleep(seconds)
-        finally:
-            back = time.time()
-            _immutable(stack.root, False)
-    else:
-        raise ValueError(f"fault {fault!r}: not one of kill, stall, restart, read-only")
-    return out, back
-
-
-def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if condition():
-                return
-        except (requests.RequestException, ServerAnswer, ValueError, KeyError):
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"gave up after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.2)
-
-
-def _rollbacks(store: StateStore) -> list[float] | None:
-    """The automatic rollbacks in the history (unix seconds); None while the state cannot be read."""
-    try:
-        history = store.read()["rollout_history"]
-    except (CorruptState, OSError):
-        return None
-    return [parse_time(e["at"]).timestamp() for e in history if e["action"] == "rollback" and e["by"] == "alertmanager"]
-
-
 def one_run(part_name: str, fault: str, chooser: random.Random, say: Callable[[str], None]) -> Run:
     """A fresh stack, the rollout at 10 %, the new version failing, `part` out around it; the rollbacks recorded."""
     part = PARTS[part_name]
@@ -177,36 +99,29 @@ def one_run(part_name: str, fault: str, chooser: random.Random, say: Callable[[s
         stack = Stack(Path(folder), on_free_ports(definitions, part.peers), flags=part.flags)
         try:
             stack.up(say=lambda line: None)
-            app, prometheus = stack.url(names.APP), stack.url(names.PROMETHEUS)
-            flag = stack.flag()
-            flag.rollout(scenario.rollout, flag.seen(), by="manual", reason="bench: faults")
-            _wait(lambda: requests.get(f"{app}/control/fault", timeout=5).json()["rollout_percentage"] > 0, READY,
-                  "the application to serve the rollout")
-            rollout = names.flag_rollout_series(definitions.service, definitions.flag_name)
-            _wait(lambda: bool(query(prometheus, f"{rollout} == {scenario.rollout}")) and bool(
-                query(prometheus, f"{scenario.watch} > -Inf")), READY, "Prometheus to see the rollout and traffic")
+            roll_out(stack, scenario, READY, "bench: faults")
             times: dict[str, tuple[float, float]] = {}
-            outage = threading.Thread(target=lambda: times.setdefault("t", inflict(stack, part, fault, seconds)))
+            outage = threading.Thread(
+                target=lambda: times.setdefault("t", inflict(stack, part.role, fault, seconds, part.one)))
             if run.offset < 0:
                 outage.start()
                 time.sleep(-run.offset)
             run.fault_at = time.time()
-            requests.post(f"{app}/control/fault", json=scenario.fault, timeout=5).raise_for_status()
+            break_new_version(stack, scenario.fault)
             if run.offset >= 0:
                 time.sleep(run.offset)
                 outage.start()
             outage.join()
             run.out, run.back = times["t"]
-            store = StateStore(stack.state, definitions.flag_name)
             deadline = run.back + floor + GRACE
-            while time.time() < deadline and not _rollbacks(store):
+            while time.time() < deadline and not automatic_rollbacks(stack):
                 time.sleep(0.2)
-            if _rollbacks(store):
+            if automatic_rollbacks(stack):
                 time.sleep(SETTLE)
-            run.rollbacks = _rollbacks(store) or []
+            run.rollbacks = automatic_rollbacks(stack) or []
         finally:
             with contextlib.suppress(subprocess.CalledProcessError):
-                _immutable(stack.root, False)
+                immutable(stack.root, False)
             stack.down(say=lambda line: None)
     say(f"  {part_name:<14} {fault:<9} out {run.out - run.fault_at:+6.1f}s for {run.back - run.out:5.1f}s: "
         + (f"{len(run.rollbacks)} rollback(s), the first {run.delay:+.1f}s after its return"
@@ -276,11 +191,10 @@ def _positive(text: str) -> int:
 
 def main(argv: list[str]) -> None:
     """`python -m monitoring.bench faults [--runs N] [--parts P,…] [--faults F,…] [--seed S]`."""
-    every_fault = tuple(dict.fromkeys(f for p in PARTS.values() for f in p.faults))
     parser = _Arguments(prog="python -m monitoring.bench faults", add_help=False)
     parser.add_argument("--runs", type=_positive, default=RUNS)
     parser.add_argument("--parts", type=_names(tuple(PARTS), "parts"), default=tuple(PARTS))
-    parser.add_argument("--faults", type=_names(every_fault, "faults"), default=())
+    parser.add_argument("--faults", type=_names(FAULTS, "faults"), default=())
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args(argv)
     faults(args.runs, args.parts, args.faults, args.seed)
