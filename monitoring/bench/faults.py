@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,13 +32,14 @@ from monitoring.definitions import names
 from monitoring.genesis import DEFINITIONS
 from monitoring.local.demo import floor_seconds, scenarios
 from monitoring.local.faults import FAULTS, FOLDER, automatic_rollbacks, break_new_version, immutable, inflict, roll_out
-from monitoring.local.stack import UNLEASH, Stack, on_free_ports
+from monitoring.local.stack import UNLEASH, Stack, StackError, on_free_ports
 
 RUNS = 2  # runs of each part and fault in `make bench`
 GRACE = 120.0  # the goal: rolled back within the floor plus this many seconds of the part's return
 SETTLE = 15.0  # after the rollback, how long a second one may still come (three times the route's group_interval)
 OUT = (5.0, 60.0)  # how long a part stays out, seconds (the production profile's 5 s to 2 min, compressed)
 AROUND = (-5.0, 8.0)  # when it goes out, seconds after the new version turns bad (the floor is about 8 s)
+SAY = functools.partial(print, flush=True)  # a line per run as it ends
 READY = 60.0  # seconds to wait for the stack to serve the rollout before the fault
 
 
@@ -51,6 +54,7 @@ class Part:
     one: bool = False
     peers: int = 1
     flags: str = "state"
+    program: str | None = None  # only the processes of the server's group that run it (a stall)
 
 
 PARTS = {
@@ -60,7 +64,9 @@ PARTS = {
     "receiver": Part("the rollback receiver", names.RECEIVER, ("kill", "stall", "restart")),
     "state": Part("the state folder (flags=state)", FOLDER, ("read-only",)),
     "flagd": Part("the flagd file's folder (flags=flagd)", FOLDER, ("read-only",), flags="flagd"),
-    "unleash": Part("Unleash and its PostgreSQL (flags=unleash)", UNLEASH, ("stall",), flags="unleash"),
+    "unleash": Part("the Unleash server (flags=unleash)", UNLEASH, ("stall",), flags="unleash", program="node"),
+    "postgres": Part("Unleash's PostgreSQL (flags=unleash)", UNLEASH, ("stall",), flags="unleash",
+                     program="postgres"),
 }
 
 
@@ -87,8 +93,10 @@ class Run:
         return bool(self.rollbacks) and self.rollbacks[0] < self.out
 
 
-def one_run(part_name: str, fault: str, chooser: random.Random, say: Callable[[str], None]) -> Run:
-    """A fresh stack, the rollout at 10 %, the new version failing, `part` out around it; the rollbacks recorded."""
+def one_run(part_name: str, fault: str, chooser: random.Random, say: Callable[[str], None],
+            logs: Path | None = None) -> Run:
+    """A fresh stack, the rollout at 10 %, the new version failing, `part` out around it; the rollbacks recorded.
+    With `logs`, the servers' logs and the state are kept in a folder of it named after the run."""
     part = PARTS[part_name]
     definitions = DEFINITIONS.with_profile("compressed")
     scenario = scenarios(definitions)["fleet"]
@@ -102,7 +110,7 @@ def one_run(part_name: str, fault: str, chooser: random.Random, say: Callable[[s
             roll_out(stack, scenario, READY, "bench: faults")
             times: dict[str, tuple[float, float]] = {}
             outage = threading.Thread(
-                target=lambda: times.setdefault("t", inflict(stack, part.role, fault, seconds, part.one)))
+                target=lambda: times.setdefault("t", inflict(stack, part.role, fault, seconds, part.one, part.program)))
             if run.offset < 0:
                 outage.start()
                 time.sleep(-run.offset)
@@ -123,6 +131,11 @@ def one_run(part_name: str, fault: str, chooser: random.Random, say: Callable[[s
             with contextlib.suppress(subprocess.CalledProcessError):
                 immutable(stack.root, False)
             stack.down(say=lambda line: None)
+            if logs is not None:
+                kept = logs / f"{part_name}-{fault}-{time.strftime('%H%M%S')}"
+                shutil.copytree(stack.root / "logs", kept)
+                with contextlib.suppress(OSError):
+                    shutil.copy(stack.state, kept)
     say(f"  {part_name:<14} {fault:<9} out {run.out - run.fault_at:+6.1f}s for {run.back - run.out:5.1f}s: "
         + (f"{len(run.rollbacks)} rollback(s), the first {run.delay:+.1f}s after its return"
            if run.rollbacks else "no rollback"))
@@ -141,21 +154,29 @@ def _row(part: Part, fault: str, runs: list[Run], floor: float) -> list[str]:
 
 
 def faults(runs: int = RUNS, parts: tuple[str, ...] = tuple(PARTS), only: tuple[str, ...] = (),
-           seed: int | None = None, say: Callable[[str], None] = print) -> list[Run]:
+           seed: int | None = None, say: Callable[[str], None] = SAY, logs: Path | None = None) -> list[Run]:
     """Every fault of each part in `parts` (or only those named in `only`), `runs` times; prints the table."""
     chooser = random.Random(seed)
     definitions = DEFINITIONS.with_profile("compressed")
     floor = floor_seconds(definitions, scenarios(definitions)["fleet"].alert)
     done: list[Run] = []
-    rows = []
+    rows: list[list[str]] = []
+    aborted: list[str] = []
     for name in parts:
         part = PARTS[name]
         for fault in part.faults:
             if only and fault not in only:
                 continue
-            measured = [one_run(name, fault, chooser, say) for _ in range(runs)]
+            measured = []
+            for _ in range(runs):
+                try:
+                    measured.append(one_run(name, fault, chooser, say, logs))
+                except (TimeoutError, StackError) as error:  # the stack did not get as far as the fault
+                    aborted.append(f"{name} {fault}: {error}")
+                    say(f"  {name:<14} {fault:<9} aborted before the fault: {error}")
             done += measured
-            rows.append(_row(part, fault, measured, floor))
+            if measured:
+                rows.append(_row(part, fault, measured, floor))
     table(f"Faults survived: a new version failing every request at 10 %, compressed profile, {runs} run(s) each "
           f"(part out {AROUND[0]:+.0f} to {AROUND[1]:+.0f}s around the fault)",
           ["part", "fault", "runs", "out s", "rolled back", "worst s after return", "while out", "before",
@@ -163,6 +184,8 @@ def faults(runs: int = RUNS, parts: tuple[str, ...] = tuple(PARTS), only: tuple[
     print(f"  goal: every run rolled back exactly once, within the floor + {GRACE:.0f}s of the part's return; "
           "`while out`: rolled back while the part was out (another path held); `before`: the rollback came "
           "before the part went out (that run did not test it)")
+    if aborted:
+        print(f"  {len(aborted)} run(s) aborted before the fault, not counted: " + "; ".join(aborted))
     return done
 
 
@@ -190,11 +213,12 @@ def _positive(text: str) -> int:
 
 
 def main(argv: list[str]) -> None:
-    """`python -m monitoring.bench faults [--runs N] [--parts P,…] [--faults F,…] [--seed S]`."""
+    """`python -m monitoring.bench faults [--runs N] [--parts P,…] [--faults F,…] [--seed S] [--logs DIR]`."""
     parser = _Arguments(prog="python -m monitoring.bench faults", add_help=False)
     parser.add_argument("--runs", type=_positive, default=RUNS)
     parser.add_argument("--parts", type=_names(tuple(PARTS), "parts"), default=tuple(PARTS))
     parser.add_argument("--faults", type=_names(FAULTS, "faults"), default=())
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--logs", type=Path, default=None, help="keep each run's logs and state in this folder")
     args = parser.parse_args(argv)
-    faults(args.runs, args.parts, args.faults, args.seed)
+    faults(args.runs, args.parts, args.faults, args.seed, logs=args.logs)

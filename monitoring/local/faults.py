@@ -3,7 +3,8 @@ write. The fault-injection benchmark (monitoring.bench.faults) and the suite's s
 use them; docs/faults.md says what survives each.
 
 - `kill`: SIGKILL to the part's process group, then, after a while, started again by `Stack.up`;
-- `stall`: SIGSTOP to the group, then SIGCONT: the process keeps its sockets and answers nothing meanwhile;
+- `stall`: SIGSTOP to the group (or to the processes of one program in it, such as Unleash's PostgreSQL), then
+  SIGCONT: the process keeps its sockets and answers nothing meanwhile;
 - `restart`: SIGTERM (SIGKILL after 10 s), then started again at once;
 - `read-only`: the stack's folder made immutable (`chattr +i`: even root can then neither create nor rename a file
   in it), so neither the state file nor a flagd file beside it can be replaced; then writable again.
@@ -39,11 +40,33 @@ def pids(stack: Stack, role: str, one: bool = False) -> list[int]:
     return [recorded[s.name]["pid"] for s in (servers[:1] if one else servers)]
 
 
+def in_group(leader: int, program: str) -> list[int]:
+    """The processes of `leader`'s process group that run `program` (e.g. Unleash's node, or its PostgreSQL's
+    postmaster and backends, which the flag system's server starts in its own group)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == leader and (entry / "comm").read_text().strip() == program:
+                found.append(int(entry.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
 def signal_groups(found: list[int], sig: signal.Signals) -> None:
     """`sig` to the process group of each (every server of the stack leads its own: Unleash with its PostgreSQL)."""
     for pid in found:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, sig)
+
+
+def signal_each(found: list[int], sig: signal.Signals) -> None:
+    for pid in found:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
 
 
 def immutable(folder: Path, on: bool) -> None:
@@ -60,13 +83,15 @@ def read_only(folder: Path):
         immutable(folder, False)
 
 
-def inflict(stack: Stack, role: str | None, fault: str, seconds: float, one: bool = False) -> tuple[float, float]:
-    """Take the servers of `role` (or the first of them, `one`; None: the stack's folder) out by `fault` for
-    `seconds` (restart: as long as stopping takes) and give them back; the unix times they went out and were given
-    back (started again, continued, writable again: a started server then needs its start-up time)."""
-    if fault not in FAULTS or (fault == "read-only") != (role is FOLDER):
-        raise ValueError(f"fault {fault!r} on {role or 'the folder'}: not one of {', '.join(FAULTS)} "
-                         "(read-only takes the folder, the others a server)")
+def inflict(stack: Stack, role: str | None, fault: str, seconds: float, one: bool = False,
+            program: str | None = None) -> tuple[float, float]:
+    """Take the servers of `role` (or the first of them, `one`; None: the stack's folder; with `program`, only the
+    processes of their groups running it, which only a stall may take) out by `fault` for `seconds` (restart: as
+    long as stopping takes) and give them back; the unix times they went out and were given back (started again,
+    continued, writable again: a started server then needs its start-up time)."""
+    if fault not in FAULTS or (fault == "read-only") != (role is FOLDER) or (program and fault != "stall"):
+        raise ValueError(f"fault {fault!r} on {program or role or 'the folder'}: not one of {', '.join(FAULTS)} "
+                         "(read-only takes the folder, the others a server, and only a stall one of its programs)")
     found = pids(stack, role, one) if role else []
     out = time.time()
     if fault == "read-only":
@@ -75,10 +100,12 @@ def inflict(stack: Stack, role: str | None, fault: str, seconds: float, one: boo
             back = time.time()
         return out, back
     if fault == "stall":
-        signal_groups(found, signal.SIGSTOP)
+        chosen = [pid for leader in found for pid in in_group(leader, program)] if program else found
+        send = signal_each if program else signal_groups
+        send(chosen, signal.SIGSTOP)
         time.sleep(seconds)
         back = time.time()
-        signal_groups(found, signal.SIGCONT)
+        send(chosen, signal.SIGCONT)
         return out, back
     if fault == "kill":
         signal_groups(found, signal.SIGKILL)
