@@ -41,19 +41,27 @@ def pids(stack: Stack, role: str, one: bool = False) -> list[int]:
 
 
 def in_group(leader: int, program: str) -> list[int]:
-    """The processes of `leader`'s process group that run `program` (e.g. Unleash's node, or its PostgreSQL's
-    postmaster and backends, which the flag system's server starts in its own group)."""
-    found = []
+    """The processes of `leader`'s process group that run `program`, with all their descendants (e.g. Unleash's
+    node, or its PostgreSQL: the postmaster, started in the flag system's group, and its backends, which it starts
+    in sessions of their own)."""
+    parents: dict[int, int] = {}
+    chosen = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            parents[int(entry.name)] = int(fields[1])
             if int(fields[2]) == leader and (entry / "comm").read_text().strip() == program:
-                found.append(int(entry.name))
+                chosen.append(int(entry.name))
         except (OSError, IndexError, ValueError):
             continue
-    return found
+    found = set(chosen)
+    while True:
+        more = {pid for pid, parent in parents.items() if parent in found} - found
+        if not more:
+            return sorted(found)
+        found |= more
 
 
 def signal_groups(found: list[int], sig: signal.Signals) -> None:
