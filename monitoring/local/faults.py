@@ -77,18 +77,20 @@ def signal_each(found: list[int], sig: signal.Signals) -> None:
             os.kill(pid, sig)
 
 
-def immutable(folder: Path, on: bool) -> None:
-    subprocess.run(["chattr", "+i" if on else "-i", str(folder)], check=True, capture_output=True)
+def immutable(path: Path, on: bool) -> None:
+    """`path` immutable (`chattr +i`; even root then neither writes nor replaces a file, nor creates, removes or
+    renames one in a folder) or not."""
+    subprocess.run(["chattr", "+i" if on else "-i", str(path)], check=True, capture_output=True)
 
 
 @contextlib.contextmanager
-def read_only(folder: Path):
-    """`folder` immutable for the block, writable again after it whatever happens."""
-    immutable(folder, True)
+def read_only(path: Path):
+    """`path` immutable for the block, writable again after it whatever happens."""
+    immutable(path, True)
     try:
         yield
     finally:
-        immutable(folder, False)
+        immutable(path, False)
 
 
 def inflict(stack: Stack, role: str | None, fault: str, seconds: float, one: bool = False,
