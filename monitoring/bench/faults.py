@@ -33,6 +33,7 @@ from monitoring.genesis import DEFINITIONS
 from monitoring.local.demo import floor_seconds, scenarios
 from monitoring.local.faults import FAULTS, FOLDER, automatic_rollbacks, break_new_version, immutable, inflict, roll_out
 from monitoring.local.stack import UNLEASH, Stack, StackError, on_free_ports
+from monitoring.processes import free_port
 
 RUNS = 2  # runs of each part and fault in `make bench`
 GRACE = 120.0  # the goal: rolled back within the floor plus this many seconds of the part's return
@@ -104,7 +105,8 @@ def one_run(part_name: str, fault: str, chooser: random.Random, say: Callable[[s
     run = Run(part_name, fault, chooser.uniform(*AROUND))
     seconds = chooser.uniform(*OUT)
     with tempfile.TemporaryDirectory(prefix="monitoring-bench-faults-") as folder:
-        stack = Stack(Path(folder), on_free_ports(definitions, part.peers), flags=part.flags)
+        stack = Stack(Path(folder), on_free_ports(definitions, part.peers), flags=part.flags,
+                      unleash_port=free_port())  # not Unleash's own 4242, which another stack may hold
         try:
             stack.up(say=lambda line: None)
             roll_out(stack, scenario, READY, "bench: faults")
