@@ -59,7 +59,7 @@ class Part:
 
 
 PARTS = {
-    "prometheus": Part("Prometheus", names.PROMETHEUS, ("kill", "stall", "restart")),
+    "prometheus": Part("Prometheus", names.PROMETHEUS, ("kill", "stall", "restart", "reload")),
     "alertmanager": Part("one of two Alertmanager peers", names.ALERTMANAGER, ("kill", "stall"), one=True, peers=2),
     "alertmanagers": Part("both Alertmanager peers", names.ALERTMANAGER, ("kill", "stall"), peers=2),
     "receiver": Part("the rollback receiver", names.RECEIVER, ("kill", "stall", "restart")),

@@ -6,6 +6,7 @@ use them; docs/faults.md says what survives each.
 - `stall`: SIGSTOP to the group (or to the processes of one program in it, such as Unleash's PostgreSQL), then
   SIGCONT: the process keeps its sockets and answers nothing meanwhile;
 - `restart`: SIGTERM (SIGKILL after 10 s), then started again at once;
+- `reload`: the server re-reads its configuration (`POST /-/reload`, as `monitoring apply` does), unchanged;
 - `read-only`: the stack's folder made immutable (`chattr +i`: even root can then neither create nor rename a file
   in it), so neither the state file nor a flagd file beside it can be replaced; then writable again.
 """
@@ -29,7 +30,7 @@ from monitoring.local.observe import ServerAnswer, query
 from monitoring.local.stack import UNLEASH, Stack
 from monitoring.processes import alive, stop_pid
 
-FAULTS = ("kill", "stall", "restart", "read-only")
+FAULTS = ("kill", "stall", "restart", "reload", "read-only")
 FOLDER = None  # the part a `read-only` fault takes: the stack's folder, not a server
 
 
@@ -104,6 +105,10 @@ def inflict(stack: Stack, role: str | None, fault: str, seconds: float, one: boo
                          "(read-only takes the folder, the others a server, and only a stall one of its programs)")
     found = pids(stack, role, one) if role else []
     out = time.time()
+    if fault == "reload":
+        for member in (m for m in stack.members() if m.server.role == role):
+            requests.post(f"{member.url}/-/reload", timeout=10).raise_for_status()
+        return out, time.time()
     if fault == "read-only":
         with read_only(stack.root):
             time.sleep(seconds)
