@@ -110,9 +110,16 @@ def one_run(part_name: str, fault: str, chooser: random.Random, say: Callable[[s
         try:
             stack.up(say=lambda line: None)
             roll_out(stack, scenario, READY, "bench: faults")
-            times: dict[str, tuple[float, float]] = {}
-            outage = threading.Thread(
-                target=lambda: times.setdefault("t", inflict(stack, part.role, fault, seconds, part.one, part.program)))
+            times: list[tuple[float, float]] = []
+            failed: list[BaseException] = []
+
+            def take_out() -> None:
+                try:
+                    times.append(inflict(stack, part.role, fault, seconds, part.one, part.program))
+                except Exception as error:  # raised again below, in the run
+                    failed.append(error)
+
+            outage = threading.Thread(target=take_out)
             if run.offset < 0:
                 outage.start()
                 time.sleep(-run.offset)
@@ -122,7 +129,9 @@ def one_run(part_name: str, fault: str, chooser: random.Random, say: Callable[[s
                 time.sleep(run.offset)
                 outage.start()
             outage.join()
-            run.out, run.back = times["t"]
+            if failed:
+                raise failed[0]
+            run.out, run.back = times[0]
             deadline = run.back + floor + GRACE
             while time.time() < deadline and not automatic_rollbacks(stack):
                 time.sleep(0.2)
@@ -173,9 +182,9 @@ def faults(runs: int = RUNS, parts: tuple[str, ...] = tuple(PARTS), only: tuple[
             for _ in range(runs):
                 try:
                     measured.append(one_run(name, fault, chooser, say, logs))
-                except (TimeoutError, StackError) as error:  # the stack did not get as far as the fault
+                except (TimeoutError, StackError) as error:  # the stack did not start, or a part did not come back
                     aborted.append(f"{name} {fault}: {error}")
-                    say(f"  {name:<14} {fault:<9} aborted before the fault: {error}")
+                    say(f"  {name:<14} {fault:<9} aborted: {error}")
             done += measured
             if measured:
                 rows.append(_row(part, fault, measured, floor))
@@ -187,7 +196,8 @@ def faults(runs: int = RUNS, parts: tuple[str, ...] = tuple(PARTS), only: tuple[
           "`while out`: rolled back while the part was out (another path held); `before`: the rollback came "
           "before the part went out (that run did not test it)")
     if aborted:
-        print(f"  {len(aborted)} run(s) aborted before the fault, not counted: " + "; ".join(aborted))
+        print(f"  {len(aborted)} run(s) aborted (a stack that did not start or a part that did not come back), "
+              "not counted: " + "; ".join(aborted))
     return done
 
 
