@@ -93,7 +93,7 @@ TEST_WORKERS ?= 4
 test: venv debs unleash lint validate ## lint, validate, then the whole test suite against the real binaries, TEST_WORKERS (4) in parallel
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=10
 
-bench: venv debs unleash ## benchmarks: generation, receiver, detection to rollback, printed as tables
+bench: venv debs unleash ## benchmarks: generation, receiver, detection to rollback, faults survived, printed as tables
 	$(BIN)/python -m monitoring.bench
 
 bench-production: venv debs ## the closed loop in the production profile for a total failure at 10 % and 10 % errors at 5 % (about 15 minutes): fault -> rollback against its floor

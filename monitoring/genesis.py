@@ -1,4 +1,4 @@
-"""The monitoring of the Genesis rollout: seven signals, 13 alerts, five scrape jobs, three receivers.
+"""The monitoring of the Genesis rollout: seven signals, 14 alerts, five scrape jobs, three receivers.
 
 Every threshold of the rollout is written once, in a signal's bands, below.
 """
@@ -208,6 +208,18 @@ ALERTS = (
         condition="the rollback receiver is down or not scraped",
         summary="The rollback receiver is down: automatic rollback is broken",
         description="Prometheus cannot scrape the rollback receiver; a red rollout would not be rolled back.",
+    ),
+    AlertRule(
+        name="RollbackNotWritten", signal="rollout", severity="critical", for_="1m",
+        expr=("sum by (job) (increase(${receiver_notifications}{${receiver}, ${unwritten}}[${window}])) > 0"
+              " unless on (job) (max by (job) (${flag_rollout}{${receiver}, ${flag}}) == 0)"),
+        condition="the receiver answered a rollback with 503 (flag system or state file unusable) and the flag is "
+                  "not at 0 %",
+        summary="A rollback could not be written: the flag is not at 0 %",
+        description=("The rollback receiver refused rollback notifications lately because it could not write the "
+                     "flag (the flag system refused or could not be reached, or the state file could not be "
+                     "written), and the flag is still on. Alertmanager retries; roll back by hand (`monitoring "
+                     "rollback`) if the part does not come back."),
     ),
 )
 

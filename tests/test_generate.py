@@ -43,8 +43,8 @@ def test_genesis_generates_every_artifact_and_one_runbook_per_alert(tmp_path: Pa
     generate(DEFINITIONS, tmp_path)
     written = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
     runbooks = {f"docs/runbooks/{a.name}.md" for a in every_alert(DEFINITIONS)}
-    assert len(runbooks) == 13 + 2 + 3, \
-        "the seed's 13 alerts, the fleet's burn-rate alert and its shared-fault page, the three canary alerts"
+    assert len(runbooks) == 13 + 1 + 2 + 3, ("the seed's 13 alerts, RollbackNotWritten, the fleet's burn-rate alert "
+                                             "and its shared-fault page, the three canary alerts")
     assert written == EXPECTED | runbooks
 
 

@@ -259,6 +259,13 @@ def flags() -> None:
     flag_backends()
 
 
+def faults() -> None:
+    """Parts of the pipeline killed, stalled or made unable to write around a fault (monitoring.bench.faults)."""
+    from monitoring.bench.faults import faults as survived
+
+    survived()
+
+
 def package() -> None:
     """The installed size of the core and of each extra (monitoring.bench.package)."""
     from monitoring.bench.package import sizes
@@ -267,7 +274,8 @@ def package() -> None:
 
 
 SECTIONS = {"generation": generation, "files": durability, "receiver": receiver, "closed-loop": closed_loop,
-            "detection": detection, "analysis": analysis, "flags": flags, "package": package}
+            "detection": detection, "analysis": analysis, "flags": flags, "faults": faults,
+            "package": package}
 OPT_IN = {"production": production}  # long: only when named
 
 
@@ -277,6 +285,11 @@ def main(argv: list[str]) -> None:
         return
     if argv[:1] == ["durable-write"]:
         print(json.dumps(_measure_durable_write(int(argv[1]), argv[2] == "sync")))
+        return
+    if argv[:1] == ["faults"]:
+        from monitoring.bench.faults import main as faults_with
+
+        faults_with(argv[1:])
         return
     if argv[:1] == ["serve-baseline"]:
         serve_baseline(int(argv[1]))

@@ -514,7 +514,9 @@ class Definitions:
         values.update({role: self.selector(role) for role in names.ROLES if self.servers_of(role)})
         values.update({metric: names.app_metric(self.service, metric) for metric in names.APP_METRICS})
         values.update(flag_enabled=names.flag_enabled_metric(self.service),
-                      flag_rollout=names.flag_rollout_metric(self.service), **names.deploy_metrics(self.service))
+                      flag_rollout=names.flag_rollout_metric(self.service), **names.deploy_metrics(self.service),
+                      receiver_notifications=f"{names.receiver_notifications_metric(self.service)}_total",
+                      unwritten=f'outcome=~"{"|".join(names.UNWRITTEN)}"')
         values.update(by=f"{names.JOB}, {names.VERSION}" if per_version else names.JOB,
                       level=f"{names.JOB}_{names.VERSION}" if per_version else names.JOB)
         return values

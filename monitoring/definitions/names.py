@@ -85,6 +85,12 @@ def receiver_notifications_metric(service: str) -> str:
     return f"{service}_receiver_notifications"
 
 
+# The receiver's answers (the `outcome` label of its notifications counter) to a rollback it could not write: the
+# flag system refused or could not be reached, or the state file could not be written, read or found. Each is a
+# 503, so Alertmanager retries; the alert RollbackNotWritten pages while they last and the flag is not at 0 %.
+UNWRITTEN = ("flag_unavailable", "state_unwritable", "state_corrupt", "state_missing")
+
+
 def receiver_rollbacks_metric(service: str) -> str:
     return f"{service}_receiver_rollbacks_total"
 

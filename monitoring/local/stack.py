@@ -234,13 +234,14 @@ class Stack:
         return [Member(s, self._command(s), self._environment(s.role),
                        self.engine.ready_path(s.role) if s.role in engine_roles else "") for s in servers]
 
-    def render(self) -> None:
+    def render(self) -> bool:
         """The stack's own configuration, from the definitions, under its folder (never the committed files),
-        and its secrets: the receiver's token and, with Unleash, its admin and client tokens."""
+        and its secrets: the receiver's token and, with Unleash, its admin and client tokens. Whether the
+        servers' configuration changed."""
         self._check_flags()
         self._check_engine()
         files = server_files(self.definitions)
-        write_all(self.root / "config", {**files["prometheus"], **files["alertmanager"]})
+        changed = write_all(self.root / "config", {**files["prometheus"], **files["alertmanager"]})
         replace_atomically(self.root / "profile", self.definitions.profile.name + "\n")
         replace_atomically(self.flag_system_record,
                            json.dumps({"system": self.flags, "unleash_port": self.unleash.port}) + "\n")
@@ -261,6 +262,7 @@ class Stack:
             from monitoring.flags.flagd import FlagdFile
 
             FlagdFile(self.flags_file, self.definitions.flag_name).set(0)
+        return bool(changed)
 
     def _check_flags(self) -> None:
         """Refuse to start servers on one flag system beside servers running on another."""
@@ -285,14 +287,17 @@ class Stack:
         return records if isinstance(records, dict) else {}
 
     def up(self, say: Callable[[str], None] = print, timeout: float = 30.0) -> float:
-        """Start every server not already running; wait until each is ready. Returns the seconds it took."""
+        """Start every server not already running; wait until each is ready. Returns the seconds it took.
+        Running servers re-read their configuration only when it changed: a reload costs Prometheus its
+        Alertmanagers for a few seconds (rediscovered), and an alert that fires meanwhile is dropped until
+        Prometheus resends it (docs/faults.md)."""
         started_at = time.monotonic()
-        self.render()
+        changed = self.render()
         records = self.recorded()
         for member in self.members():
             name = member.server.name
             if name in records and still_running(records[name]):
-                reloaded = self._reload(member)
+                reloaded = changed and self._reload(member)
                 say(f"  {name:<18} {member.url:<24} already running (pid {records[name]['pid']})"
                     + (", configuration reloaded" if reloaded else ""))
                 continue
