@@ -51,8 +51,12 @@ def test_causes_and_what_is_by_design() -> None:
     assert why("ErrorBudgetBurn", 6 * SOAK + 60) == f"{rollbacks.EARLY}, {rollbacks.HUNDRED}"
     assert why("ErrorBudgetBurn", 6 * SOAK + 1801) == rollbacks.HUNDRED  # past the canary's 30m window
     assert why("CanaryErrorRate", 2 * SOAK + 300, 2 * SOAK + 400) == rollbacks.EARLY
-    assert rollbacks.by_design(rules, "HighErrorRate", rollbacks.BURST)
+    assert rollbacks.by_design(rules, "HighErrorRate", rollbacks.because(rollbacks.BURST, rollbacks.LASTED))
+    assert not rollbacks.by_design(rules, "HighErrorRate", rollbacks.BURST)  # held back, so it had to have lasted
     assert not rollbacks.by_design(rules, "HighErrorRate", rollbacks.NEITHER)
+    assert why("HighErrorRate", 6 * SOAK + 3600, None) == rollbacks.HUNDRED
+    assert rollbacks.cause(DEFINITIONS, rules, "HighErrorRate", 3 * SOAK + 3700, 3 * SOAK + 4300, SOAK, burst,
+                           lasted=True) == rollbacks.because(rollbacks.BURST, rollbacks.LASTED)
     assert not rollbacks.by_design(rules, "ErrorBudgetBurn", rollbacks.BURST)  # blame should have held it
     assert rollbacks.by_design(rules, "ErrorBudgetBurn", rollbacks.because(rollbacks.BURST, rollbacks.HUNDRED))
     assert not rollbacks.by_design(rules, "ErrorBudgetBurn", rollbacks.HUNDRED)

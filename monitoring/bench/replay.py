@@ -247,6 +247,7 @@ class Replay:
     active: dict[str, np.ndarray] = field(default_factory=dict)  # alert -> (runs, evaluations): pending or firing
     firing: dict[str, np.ndarray] = field(default_factory=dict)  # alert -> (runs, evaluations)
     recorded: dict[str, np.ndarray] = field(default_factory=dict)  # recorded series by rule name (and version)
+    lasted: dict[str, np.ndarray] = field(default_factory=dict)  # last resort -> its signal in the band all along
 
     def firing_times(self, jobs: list[str]) -> dict[tuple[str, str], list[float]]:
         """Every evaluation (seconds) at which each alert was firing, by (job, alert), run i being jobs[i]."""
@@ -395,12 +396,12 @@ def _shared_series(rules: RollbackRules, shared: Shared, evaluation: Evaluation,
     return held
 
 
-def _lasted(rules: RollbackRules, shared: Shared, replay: Replay) -> np.ndarray:
+def _lasted(rules: RollbackRules, shared: Shared, replay: Replay, shape: tuple[int, int]) -> np.ndarray:
     """For a last resort: its signal in the band over all of the last `sustained` (min_over_time of the recorded
     signal over the border, max_over_time under it), which ends the hold; never for the others."""
     band = shared.band
     if shared.sustained_ms is None or band is None:
-        return np.zeros(replay.recorded[shared.record].shape, dtype=bool)
+        return np.zeros(shape, dtype=bool)
     return _breach(band, over_time(replay.recorded[band.record], rules.evaluation_ms, shared.sustained_ms, band.above))
 
 
@@ -419,7 +420,9 @@ def replay(rules: RollbackRules, samples: Samples) -> Replay:
         conditions[rules.burn.alert] = _burn_series(rules, rules.burn, evaluation, result)
     for check in rules.checks:
         conditions[check.alert] = _check_series(rules, check, evaluation, result)
-    held = {s.alert: _shared_series(rules, s, evaluation, result) & ~_lasted(rules, s, result) for s in rules.shared}
+    held = {s.alert: _shared_series(rules, s, evaluation, result) for s in rules.shared}
+    result.lasted = {s.alert: _lasted(rules, s, result, (samples.runs, len(times_ms))) for s in rules.shared}
+    held = {alert: shared & ~result.lasted[alert] for alert, shared in held.items()}
     for alert in rules.alerts:
         result.active[alert] = conditions[alert] & ~held[alert] if alert in held else conditions[alert]
     if rules.page is not None:

@@ -49,9 +49,10 @@ TRAFFIC = (
     Traffic("real", realistic, (0.001,), (0.5, 2, 10), per_cell=350, quick=20, batch=8),
 )
 # What a firing is put down to: any of a shared burst, a step's start (within the canary's longest window of it:
-# the windows then hold the traffic of the split before), the 100 % step; else neither; at 0 % nothing is rolled
-# back.
+# the windows then hold the traffic of the split before), the 100 % step, and for a last resort its signal red
+# over all of the last `sustained`; else neither; at 0 % nothing is rolled back.
 BURST, EARLY, HUNDRED, NEITHER, NOTHING = "shared burst", "step start", "at 100 %", "neither", "at 0 %"
+LASTED = "red all along"  # a last resort whose signal had been in the band over all of its `sustained`
 
 
 def because(*parts: str) -> str:
@@ -133,25 +134,29 @@ def streaks(active: np.ndarray, fired: np.ndarray) -> list[tuple[int, int]]:
 
 
 def cause(definitions: Definitions, rules: RollbackRules, alert: str, began: float, fired: float, soak: float,
-          spans: list[tuple[float, float, float]]) -> str:
+          spans: list[tuple[float, float, float]], lasted: bool = False) -> str:
     """What a firing is put down to (seconds from the rollout's start: its condition `began`, it `fired`): the 0 %
     step (nothing to roll back); else a shared burst (the condition began while one lasted or within the alert's
-    reach after), a step's start (it began within the canary's longest window of it), the 100 % step."""
+    reach after), a step's start (it began within the canary's longest window of it), the 100 % step, and
+    `lasted` (a last resort's signal red all along its `sustained` when it fired)."""
     step = _step_at(definitions, soak, fired)[0]
     if step == 0:
         return NOTHING
     reach = reach_ms(rules, alert) / 1000
     burst = any(start <= began <= start + seconds + reach for start, seconds, _ in spans)
     early = began > 0 and _step_at(definitions, soak, began)[1] < max(rules.windows_ms, default=0) / 1000
-    return because(*(part for part, holds in ((BURST, burst), (EARLY, early), (HUNDRED, step == 100)) if holds))
+    return because(*(part for part, holds in ((BURST, burst), (EARLY, early), (HUNDRED, step == 100),
+                                              (LASTED, lasted)) if holds))
 
 
 def by_design(rules: RollbackRules, alert: str, why: str) -> bool:
-    """A last resort on a shared fault (it fired, so the fault lasted), or a fleet alert on one at 100 %, where
-    nothing can be compared."""
+    """A last resort on a shared fault that lasted (blame holds it back until then; one it does not hold back at
+    all, on any shared fault), or a fleet alert on one at 100 %, where nothing can be compared."""
     parts = why.split(", ")
     fleet = alert in last_resorts(rules) or any(s.alert == alert for s in rules.shared)
-    return why == NOTHING or (BURST in parts and (alert in last_resorts(rules) or (fleet and HUNDRED in parts)))
+    sustained = any(s.alert == alert and s.sustained_ms is not None for s in rules.shared)
+    last = alert in last_resorts(rules) and (LASTED in parts or not sustained)
+    return why == NOTHING or (BURST in parts and (last or (fleet and HUNDRED in parts)))
 
 
 def _path(definitions: Definitions, rules: RollbackRules, result: alert_replay.Replay, row: int, alert: str,
@@ -226,7 +231,8 @@ def _count(definitions: Definitions, rules: RollbackRules, cell: FalseRollbacks,
                 at, since = float(result.times[fired]) - start, float(result.times[began]) - start
                 if at < 0:
                     continue  # before the rollout started
-                why = cause(definitions, rules, alert, since, at, soak, spans)
+                lasted = alert in result.lasted and bool(result.lasted[alert][row, fired])
+                why = cause(definitions, rules, alert, since, at, soak, spans, lasted)
                 cell.by_cause[(alert, why)] += 1
                 if why == NOTHING:
                     continue
@@ -364,7 +370,8 @@ def print_false_rollbacks(definitions: Definitions, table: Table, quick: bool = 
           "100 % step (no old version to compare with), the 0 % step (nothing to roll back), or neither; by design: a "
           "last resort "
           f"({', '.join(last_resorts(rules))}: held back only until the fault has lasted) on a shared fault that "
-          "lasted, or a fleet alert on a shared burst at 100 %", ["traffic", "alert", "cause", "firings", "by design"],
+          "lasted (its signal red all along), or a fleet alert on a shared burst at 100 %",
+          ["traffic", "alert", "cause", "firings", "by design"],
           cause_rows(definitions, found))
     step = definitions.rollout.steps[BURST_STEP]
     for rps in (min(TRAFFIC[0].new_rps), max(TRAFFIC[0].new_rps)):
