@@ -81,7 +81,7 @@ def test_rules_rejects_an_alert_that_promtool_cannot_parse(tree: Path) -> None:
 
 @pytest.mark.slow  # validates everything with promtool, amtool and the schemas: seconds
 def test_rules_unit_tests_catch_a_threshold_moved_to_greater_or_equal(tree: Path) -> None:
-    _edit(tree, RULES, "job:genesis_errors:percent_rate5m > 1\n", "job:genesis_errors:percent_rate5m >= 1\n")
+    _edit(tree, RULES, "(job:genesis_errors:percent_rate5m > 1)", "(job:genesis_errors:percent_rate5m >= 1)")
     problems = _run(tree, "rules")
     assert len(problems) == 1
     assert problems[0].startswith("rules/tests/error_rate.yml: promtool test rules failed")
