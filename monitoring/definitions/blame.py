@@ -68,8 +68,7 @@ def shared_expr(definitions: Definitions, alert: AlertRule) -> str:
     lower, upper = canary.bound(definitions.canary.lower_bound), canary.bound(definitions.canary.upper_bound)
     incriminated = " or ".join(f"{canary.evidence(definitions, check, w).llr} >= {upper}" for w in windows)
     return (f"sgn(count by ({job}) ({_old_breach(definitions, alert)} or {shortest.llr} <= {lower}))"
-            f" and on ({job}) {canary.version_of(shortest.requests, 'new')} > 0"
-            f" and on ({job}) {canary.version_of(shortest.requests, 'old')} > 0"
+            f" and on ({job}) {canary.both_serving(definitions)}"
             f" unless on ({job}) ({incriminated})")
 
 

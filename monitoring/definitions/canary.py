@@ -135,9 +135,13 @@ def rollback_expr(definitions: Definitions, check: CanaryCheck) -> str:
     version's requests since (a fault both versions share would be put on the new version alone)."""
     upper = bound(_canary(definitions).upper_bound)
     reached = " or ".join(f"{evidence(definitions, check, w).llr} >= {upper}" for w in windows(definitions))
-    counted = evidence(definitions, check, windows(definitions)[0]).requests
-    return (f"({reached}) and on ({names.JOB}) {version_of(counted, 'new')} > 0"
-            f" and on ({names.JOB}) {version_of(counted, 'old')} > 0")
+    return f"({reached}) and on ({names.JOB}) {both_serving(definitions)}"
+
+
+def both_serving(definitions: Definitions) -> str:
+    """Both versions served requests over the shortest window: something to compare, now."""
+    counted = evidence(definitions, _canary(definitions).checks[0], windows(definitions)[0]).requests
+    return f"{version_of(counted, 'new')} > 0 and on ({names.JOB}) {version_of(counted, 'old')} > 0"
 
 
 def judgement_exprs(definitions: Definitions, check: CanaryCheck) -> list[str]:
@@ -155,12 +159,10 @@ def inconclusive_expr(definitions: Definitions) -> str:
     """Both versions serve traffic now (over the shortest window: at 100 % there is nothing left to compare
     with), and over the longest window some check is between the bounds."""
     canary = _canary(definitions)
-    shortest, longest = windows(definitions)[0], windows(definitions)[-1]
+    longest = windows(definitions)[-1]
     low, high = bound(canary.lower_bound), bound(canary.upper_bound)
     between = " or ".join(f"({evidence(definitions, c, longest).llr} > {low} < {high})" for c in canary.checks)
-    counted = evidence(definitions, canary.checks[0], shortest).requests
-    return (f"({between}) and on ({names.JOB}) {version_of(counted, 'new')} > 0"
-            f" and on ({names.JOB}) {version_of(counted, 'old')} > 0")
+    return f"({between}) and on ({names.JOB}) {both_serving(definitions)}"
 
 
 def bad_words(definitions: Definitions, check: CanaryCheck) -> str:

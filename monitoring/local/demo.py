@@ -275,8 +275,7 @@ def shared_loop(stack: Stack, say: Callable[[str], None] = print, watched: float
     say(f"  rollout set to {SHARED_ROLLOUT} % in {flag.where()}; waiting for both versions' requests in the "
         "canary's evidence")
     _wait(lambda: _seen_by_clients(stack)[0] > 0, timeout, "the application to see the rollout")
-    counted = canary.evidence(definitions, definitions.canary.checks[0], canary.windows(definitions)[0]).requests
-    both = " and on (job) ".join(f"{canary.version_of(counted, v)} > 0" for v in names.VERSIONS)
+    both = canary.both_serving(definitions)
     _wait(_safe(lambda: bool(query(prometheus, both))), timeout, "both versions' requests in the canary's evidence")
 
     timeline = Timeline(blame.alert)
@@ -352,7 +351,9 @@ def run(stack: Stack, scenario: str = "fleet", say: Callable[[str], None] = prin
     profile = definitions.profile
     chosen = SHARED if scenario == "shared" else _scenario(definitions, scenario)
     if chosen is SHARED:
-        alert = rollback_alert(definitions, definitions.blame.alerts[0] if definitions.blame else None)
+        if definitions.blame is None or definitions.canary is None:  # refused before any server starts
+            raise DefinitionError("demo scenario shared: the definitions have no blame (definitions field blame)")
+        alert = rollback_alert(definitions, definitions.blame.alerts[0])
     else:
         alert = chosen.alert
     engine = stack.engine
