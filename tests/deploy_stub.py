@@ -31,5 +31,17 @@ def main(argv: list[str]) -> int:
         return 2
 
 
+def record_raw(store: DeployStore, change) -> None:
+    """Change deploy's progress as the state file holds it (JSON), as an older or killed deploy left it: through
+    the store's public, checked write, as the controller's typed changes do."""
+    def amend(state: dict) -> bool:
+        state["deploy"] = dict(state.get("deploy") or {})
+        change(state["deploy"])
+        return True
+
+    store.amend(amend)
+
+
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+

@@ -28,6 +28,7 @@ from monitoring.rollout.deploy import (
     progress_of,
     status_text,
 )
+from tests.deploy_stub import record_raw
 
 FLAG = "phase_4_deployment"
 
@@ -255,7 +256,7 @@ def test_the_receivers_metrics_export_the_step_the_last_verdict_and_the_soak_rem
     assert 'genesis_deploy_step_percentage{flag_name="phase_4_deployment"} 10.0' in text
     assert 'genesis_deploy_last_verdict{flag_name="phase_4_deployment",verdict="FAILED"} 30.0' in text
     assert 'genesis_deploy_soak_remaining_seconds{flag_name="phase_4_deployment"} 0.0' in text
-    store.record(lambda p: (p.update(status="soaking", soak_started=now()), p["plan"].update(wait=60)))
+    record_raw(store, lambda p: (p.update(status="soaking", soak_started=now()), p["plan"].update(wait=60)))
     remaining = registry.get_sample_value("genesis_deploy_soak_remaining_seconds", {"flag_name": "phase_4_deployment"})
     assert 58 < remaining <= 60
 
@@ -330,7 +331,7 @@ def test_acting_with_no_deploy_running_refuses_and_touches_nothing(store, capsys
     record that `deploy status` then failed on."""
     store.rollout(25, reason="by hand")
     if last is not None:
-        store.record(lambda p: p.update(plan=plan().as_dict(), status=last, step=5))
+        record_raw(store, lambda p: p.update(plan=plan().as_dict(), status=last, step=5))
     before = store.path.read_bytes()
     assert main(["deploy", action, "--state", str(store.path)]) == 2
     err = capsys.readouterr().err
@@ -343,7 +344,7 @@ def test_acting_with_no_deploy_running_refuses_and_touches_nothing(store, capsys
 
 
 def test_status_reads_a_partial_record_left_by_an_older_version(store, capsys):
-    store.record(lambda p: p.update(paused=True, log=[{"at": now(), "event": "paused", "detail": "by carol"}]))
+    record_raw(store, lambda p: p.update(paused=True, log=[{"at": now(), "event": "paused", "detail": "by carol"}]))
     assert main(["deploy", "status", "--state", str(store.path)]) == 0
     assert capsys.readouterr().out == "no deploy recorded; rollout at 0%\n"
     assert main(["deploy", "--resume", "--state", str(store.path)]) == 2

@@ -31,6 +31,7 @@ from monitoring.flags.unleash import UnleashFlag
 from monitoring.rollout.deploy import UNAVAILABLE, Deploy, DeployStore, progress_of
 from tests.conftest import reference_root
 from tests.deploy_flags_stub import CRASHED
+from tests.deploy_stub import record_raw
 from tests.flagd_schema import schema_error
 from tests.test_deploy import plan, rollouts, verdicts
 
@@ -258,8 +259,8 @@ def test_a_rollback_verdict_and_an_abort_roll_the_flagd_file_back(store: DeployS
 
 def killed_soaking_at(store: DeployStore, step: int) -> None:
     """Deploy's progress as a deploy killed in the soak of `step` left it."""
-    store.record(lambda p: p.update(plan=plan((0, step)).as_dict(), status="soaking", step=step, soak_started=now(),
-                                    holds=0, seen=list(version(store.read())), aborted=False))
+    record_raw(store, lambda p: p.update(plan=plan((0, step)).as_dict(), status="soaking", step=step,
+                                         soak_started=now(), holds=0, seen=list(version(store.read())), aborted=False))
 
 
 def test_flag_chooses_which_flag_of_the_file_deploy_acts_on(tmp_path: Path) -> None:

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
+from monitoring.errors import BadInput, Conflict, FlagSystemDown
+
 SPECS = "state, flagd:PATH or unleash:URL"
 # The environment that configures the backends: secrets come from files these name, never from the variables.
 FLAGS_ENV = "MONITORING_FLAGS"
@@ -25,11 +27,11 @@ UNLEASH_PROJECT = "MONITORING_UNLEASH_PROJECT"
 UNLEASH_ENVIRONMENT = "MONITORING_UNLEASH_ENVIRONMENT"
 
 
-class FlagUnavailable(RuntimeError):
+class FlagUnavailable(FlagSystemDown):
     """The flag system refused or could not be reached; the message names the system, where and why."""
 
 
-class FlagMoved(RuntimeError):
+class FlagMoved(Conflict):
     """A conditional set found the flag at another percentage than the caller expected."""
 
     def __init__(self, where: str, expected: int, current: int) -> None:
@@ -38,7 +40,7 @@ class FlagMoved(RuntimeError):
         self.current = current
 
 
-class BadFlagSpec(ValueError):
+class BadFlagSpec(BadInput):
     """A `--flags` value or a backend setting that cannot work; the message names it and why."""
 
 
@@ -61,7 +63,7 @@ class FlagBackend(Protocol):
 
 def check_percentage(value: object) -> int:
     if type(value) is not int or not 0 <= value <= 100:
-        raise ValueError(f"percentage {value!r} is not an integer from 0 to 100")
+        raise BadInput(f"percentage {value!r} is not an integer from 0 to 100")
     return value
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from monitoring.flags import FlagMoved, FlagUnavailable, check_percentage
-from monitoring.flags.store import CorruptState, State, StateStore, StateUnwritable
+from monitoring.flags.history import Entry, State
+from monitoring.flags.schema import CorruptState
+from monitoring.flags.store import StateStore, StateUnwritable
 
 
 class StateFlag:
@@ -28,12 +30,12 @@ class StateFlag:
         check_percentage(target)
         previous: list[int] = []
 
-        def change(state: State) -> dict | None:
+        def change(state: State) -> Entry | None:
             current = self.store.percentage(state)
             previous.append(current)
             if expected is not None and current != expected:
                 raise FlagMoved(self.where(), expected, current)
-            return self.store._move(state, target, by, reason, "rollback" if target == 0 else "rollout")
+            return self.store.move(state, target, by, reason, "rollback" if target == 0 else "rollout")
 
         try:
             self.store.update(change, create=True)
