@@ -1,7 +1,8 @@
 """The `monitoring deploy` command: run a progressive rollout, or act on the one running (approve, pause,
 resume, abort, status). Bad input (steps, durations, an unreachable Prometheus, a corrupt state, a bad
 `--flags`) is one line and exit status 2; the deploy itself exits 0 done, 1 stopped by a verdict, 3 stopped by
-someone else, 4 when the flag system refused or could not be reached (EXIT_4 says exactly when)."""
+someone else, 4 when the flag system refused or could not be reached (EXIT_4 says exactly when). Each error
+says its own status (monitoring/errors.py); this command prints its one line and returns that status."""
 
 from __future__ import annotations
 
@@ -15,8 +16,11 @@ from typing import TYPE_CHECKING
 from monitoring.commands.options import DEFAULT_DEFINITIONS, definitions_of
 
 if TYPE_CHECKING:
+    from monitoring.definitions.model import Definitions
     from monitoring.flags import FlagBackend
+    from monitoring.rollout.decisions import Action, Judged
     from monitoring.rollout.deploy import DeployStore
+    from monitoring.rollout.plan import Plan
 
 ACTIONS = ("approve", "pause", "resume", "abort", "status")
 PROMETHEUS = "http://127.0.0.1:9090"
@@ -28,7 +32,7 @@ EXIT_4 = ("4 the flag system refused or could not be reached: at the read that s
           "unreadable flag system is said and read again at the next check.")
 
 
-def _store(args: argparse.Namespace, definitions) -> DeployStore:
+def _store(args: argparse.Namespace, definitions: Definitions) -> DeployStore:
     """The state file given, else the running local stack's (as `monitoring status` finds it)."""
     from monitoring.commands.options import named, stack_state
     from monitoring.rollout.deploy import DeployStore
@@ -83,7 +87,7 @@ def check_options(args: argparse.Namespace) -> None:
         check_url(args.prometheus, "--prometheus")
 
 
-def plan_of(args: argparse.Namespace, definitions):
+def plan_of(args: argparse.Namespace, definitions: Definitions) -> Plan:
     """The plan from the arguments, with the definitions' rollout policy for what they leave out; an option
     that makes no sense is refused (steps without the custom strategy, a soak, hold or check of zero, a
     check so frequent it is a busy loop or so rare a person's approval waits hours, a gate that is no step)."""
@@ -125,8 +129,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     from monitoring.analysis.health import firing_in_prometheus
     from monitoring.analysis.prometheus import Prometheus, PrometheusError
     from monitoring.definitions.model import DefinitionError
-    from monitoring.flags import BadFlagSpec, FlagUnavailable
-    from monitoring.rollout.deploy import UNAVAILABLE, Deploy, status_text
+    from monitoring.errors import Exit, Problem
+    from monitoring.rollout.deploy import Deploy, status_text
     from monitoring.rollout.judge import banner, health_with, judge_with, notify_with, tell_with
 
     try:
@@ -149,7 +153,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         webhook = args.notify or definitions.deploy_webhook_url
         posted, told = notify_with(webhook), tell_with(definitions)
 
-        def decided(step: int, outcome, action) -> None:
+        def decided(step: int, outcome: Judged, action: Action) -> None:
             posted(step, outcome, action)
             told(step, outcome, action)
 
@@ -163,12 +167,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         loud = tuple(firing_in_prometheus(prometheus, definitions, time.time()))
         print(banner(plan, definitions, store.flag))
         return deploy.start(plan, force=args.force, firing=loud)
-    except (DefinitionError, PrometheusError, BadFlagSpec) as error:
-        print(f"monitoring deploy: {error}", file=sys.stderr)
-        return 2
-    except FlagUnavailable as error:
-        print(f"monitoring deploy: {error}", file=sys.stderr)
-        return UNAVAILABLE
+    except (Problem, DefinitionError, PrometheusError) as error:  # the last two: bad input, until they are Problems
+        plain = error.strerror if isinstance(error, OSError) and error.strerror else error  # the state's own line
+        print(f"monitoring deploy: {plain}", file=sys.stderr)
+        return error.exit if isinstance(error, Problem) else Exit.BAD_INPUT
 
 
 def _act(args: argparse.Namespace, store: DeployStore, person: str) -> int:
@@ -206,7 +208,7 @@ def _reports(args: argparse.Namespace) -> Path | None:
     return Path(args.reports) if args.reports else None
 
 
-def add_commands(subparsers: argparse._SubParsersAction) -> None:
+def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from monitoring.commands.options import add_flag_options
     from monitoring.receiver.service import default_state
 

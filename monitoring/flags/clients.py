@@ -13,7 +13,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from monitoring.extras import need
@@ -64,7 +64,7 @@ def flagd_file_reader(path: Path, flag: str, default: bool = True) -> Iterator[E
 def unleash_reader(url: str, client_token: str, flag: str, refresh_seconds: int = 1) -> Iterator[Evaluate]:
     """The flag as the Python UnleashClient sees it (it polls the server every `refresh_seconds`)."""
     need("UnleashClient", "unleash", "reading a flag through the Unleash client")
-    from UnleashClient import UnleashClient
+    from UnleashClient import UnleashClient  # type: ignore[attr-defined]  # the package re-exports it untyped
 
     with tempfile.TemporaryDirectory(prefix="unleash-client-") as cache:
         client = UnleashClient(url=f"{url.rstrip('/')}/api", app_name="monitoring-flags",
@@ -77,7 +77,7 @@ def unleash_reader(url: str, client_token: str, flag: str, refresh_seconds: int 
             client.destroy()
 
 
-def sdk_reader(spec: str, flag: str, environ: Mapping[str, str] = os.environ):
+def sdk_reader(spec: str, flag: str, environ: Mapping[str, str] = os.environ) -> AbstractContextManager[Evaluate]:
     """The reader of the flag system `spec` names (`flagd:PATH`, `unleash:URL`), as an application would use it:
     a flag it cannot resolve is off. Unleash's client token comes from the file UNLEASH_CLIENT_TOKEN_FILE names.
     A context manager; a flagd file that is missing or not flagd's is refused before the SDK starts."""

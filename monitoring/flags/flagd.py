@@ -85,7 +85,7 @@ def percentage_of(flag: dict[str, Any]) -> int:
     if set(weights) != {"on", "off"} or not all(type(w) is int and w >= 0 for w in weights.values()) \
             or sum(weights.values()) == 0:
         raise ValueError(f"targeting {json.dumps(targeting)} is not a fractional split of on and off")
-    return round(100 * weights["on"] / (weights["on"] + weights["off"]))
+    return round(100 * int(weights["on"]) / (int(weights["on"]) + int(weights["off"])))
 
 
 class FlagdFile:
@@ -126,10 +126,11 @@ class FlagdFile:
             document = json.loads(text)
         except ValueError as error:
             raise self._unavailable(f"not JSON ({error})") from error
-        error = shape_error(document, self.flag)
-        if error:
-            raise self._unavailable(f"not a valid flagd file: {error}")
-        return document
+        wrong = shape_error(document, self.flag)
+        if wrong:
+            raise self._unavailable(f"not a valid flagd file: {wrong}")
+        checked: dict[str, Any] = document
+        return checked
 
     def _percentage(self, document: dict[str, Any]) -> int:
         flag = document["flags"].get(self.flag)

@@ -76,7 +76,7 @@ def percentage_of(state: State, flag: str) -> int:
     entry = state["flags"].get(flag) or {}
     if not entry.get("enabled"):
         return 0
-    return round(entry.get("config", {}).get("rollout_percentage", 100))
+    return round(float(entry.get("config", {}).get("rollout_percentage", 100)))
 
 
 def last_automatic_rollback(state: State, within: timedelta, flag: str | None = None) -> Entry | None:

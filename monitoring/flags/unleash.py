@@ -31,6 +31,7 @@ from monitoring.flags import BadFlagSpec, FlagMoved, FlagUnavailable, check_perc
 
 TIMEOUT = 5.0  # seconds for connecting and for each answer: a receiver must answer Alertmanager in time
 STRATEGY = "flexibleRollout"
+KEPT = ("title", "disabled", "constraints", "segments", "variants")  # a strategy's settings a raise keeps
 
 
 def read_token(path: Path, kind: str = "admin") -> str:
@@ -100,7 +101,8 @@ class UnleashFlag:
             return None
         for environment in feature.get("environments", []):
             if environment.get("name") == self.environment:
-                return environment
+                found: dict[str, Any] = environment
+                return found
         raise FlagUnavailable(f"{self.where()}: the project has no environment {self.environment}")
 
     @staticmethod
@@ -116,7 +118,7 @@ class UnleashFlag:
         if active != [STRATEGY]:
             raise FlagUnavailable(f"{self.where()}: enabled with strategies {active}, not one {STRATEGY} "
                                   "strategy alone, so its rollout is not this backend's to read or set")
-        rollout = str(self._strategy(environment)["parameters"].get("rollout", ""))
+        rollout = str((self._strategy(environment) or {}).get("parameters", {}).get("rollout", ""))
         if not rollout.isdigit() or not 0 <= int(rollout) <= 100:
             raise FlagUnavailable(f"{self.where()}: the {STRATEGY} strategy has rollout {rollout!r}, "
                                   "not a percentage from 0 to 100")
@@ -144,8 +146,7 @@ class UnleashFlag:
             self._call("POST", f"{self.in_environment}/strategies", {"name": STRATEGY, "parameters": {
                 "rollout": str(target), "stickiness": "default", "groupId": self.flag}})
         else:
-            kept = {key: strategy[key] for key in ("title", "disabled", "constraints", "segments", "variants")
-                    if key in strategy}
+            kept: dict[str, Any] = {key: strategy[key] for key in KEPT if key in strategy}
             self._call("PUT", f"{self.in_environment}/strategies/{quote(strategy['id'])}", {
                 **kept, "name": STRATEGY, "parameters": {**strategy.get("parameters", {}), "rollout": str(target)}})
         self._call("POST", f"{self.in_environment}/on")
@@ -155,7 +156,8 @@ class UnleashFlag:
 def _error_name(answer: requests.Response) -> str | None:
     """The `name` of Unleash's JSON error (e.g. NotFoundError), None when the answer is not one."""
     try:
-        return answer.json().get("name")
+        name = answer.json().get("name")
+        return None if name is None else str(name)
     except (ValueError, AttributeError):
         return None
 

@@ -7,10 +7,20 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from monitoring.rollout.decisions import Action, Judged
+from monitoring.rollout.freshness import on_fresh_data
+from monitoring.rollout.plan import Plan
+
+if TYPE_CHECKING:
+    from monitoring.analysis.prometheus import Prometheus
+    from monitoring.definitions.model import Definitions, Email, Slack
 
 
-def banner(plan, definitions, flag: str | None = None) -> str:
+def banner(plan: Plan, definitions: Definitions, flag: str | None = None) -> str:
     """The seed's opening: strategy, steps, the wait per step and the thresholds; `flag` when not the definitions'."""
     from monitoring.analysis import facts
     from monitoring.analysis.verdict import describe
@@ -20,13 +30,15 @@ def banner(plan, definitions, flag: str | None = None) -> str:
              f"Wait per step: {plan.wait:g}s (hold {plan.hold:g}s, at most {plan.max_holds} holds)",
              f"Manual gates: {', '.join(f'{s}%' for s in plan.approve_at) or 'none'}", "Thresholds:"]
     for signal in facts.fleet_signals(definitions):
+        if signal.bands is None:  # fleet_signals are the signals with bands
+            continue
         bands = describe(signal.bands, signal.unit)
         lines.append(f"  {signal.title:<28} green {bands['green']}, yellow {bands['yellow']}, red {bands['red']}")
     lines.append("=" * 60)
     return "\n".join(lines)
 
 
-def judge_with(prometheus, definitions, state: Path, reports: Path | None) -> StageJudge:
+def judge_with(prometheus: Prometheus, definitions: Definitions, state: Path, reports: Path | None) -> StageJudge:
     """The go/no-go verdict over the soak window; with `reports`, a stage report of every step's ending."""
     return StageJudge(prometheus, definitions, state, reports)
 
@@ -37,18 +49,20 @@ class StageJudge:
     step's stage report into `reports/step-NNN-<time>-<ending>/`, after deploy recorded the ending: so a
     rolled-back step's report shows the rollback, who moved the flag and what fired."""
 
-    def __init__(self, prometheus, definitions, state: Path, reports: Path | None) -> None:
+    def __init__(self, prometheus: Prometheus, definitions: Definitions, state: Path, reports: Path | None) -> None:
         self.prometheus, self.definitions, self.state, self.reports = prometheus, definitions, state, reports
         self.teller: Teller | None = None  # who is told each report written (the command line sets it)
         if reports is not None:
             from monitoring.analysis import report  # noqa: F401  (the reports extra: said at the start)
 
-    def __call__(self, step: int, started: float, at: float):
+    def __call__(self, step: int, started: float, at: float) -> Judged:
+        """The go/no-go verdict over the soak, only on fresh data (freshness.py): else a hold that says why."""
         from monitoring.analysis.verdict import gonogo
 
-        return gonogo(self.prometheus, self.definitions, at, f"{max(int(at - started), 1)}s", self.state)
+        return on_fresh_data(self.prometheus, self.definitions, at, lambda: gonogo(
+            self.prometheus, self.definitions, at, f"{max(int(at - started), 1)}s", self.state))
 
-    def ended(self, step: int, started: float, at: float, outcome, action) -> None:
+    def ended(self, step: int, started: float, at: float, outcome: Judged | None, action: Action) -> None:
         """Write the stage report of step `step` (soaking since `started`) ended at `at` by `action`; `outcome`
         is the verdict it acted on, None when the step ended without one (a conflict, an abort). A report that
         cannot be written is said, not fatal: deploy has already acted."""
@@ -71,7 +85,7 @@ class StageJudge:
             self.teller.report(step, out, ending(outcome, action))
 
 
-def ending(outcome, action) -> str:
+def ending(outcome: Judged | None, action: Action) -> str:
     """How a step ended, as its report says it."""
     if outcome is None:
         return action.why
@@ -85,7 +99,7 @@ def ending(outcome, action) -> str:
     return action.why if action.why.startswith(verdict) else f"{verdict}: {action.why}"
 
 
-def health_with(prometheus, definitions):
+def health_with(prometheus: Prometheus, definitions: Definitions) -> Callable[[], str]:
     """The soak's status line: `Health OK`, or what is yellow or red now."""
     from monitoring.analysis.health import health
     from monitoring.analysis.prometheus import PrometheusError
@@ -101,11 +115,11 @@ def health_with(prometheus, definitions):
     return line
 
 
-def notify_with(url: str | None):
+def notify_with(url: str | None) -> Callable[[int, Judged, Action], None]:
     """POST each decision (verdict, action, values, thresholds) to `url`; a failed POST is said, not fatal."""
     import requests
 
-    def decided(step: int, outcome, action) -> None:
+    def decided(step: int, outcome: Judged, action: Action) -> None:
         if not url:
             return
         rows = [r.as_dict() for r in getattr(outcome, "rows", [])]
@@ -120,7 +134,7 @@ def notify_with(url: str | None):
     return decided
 
 
-def tell_with(definitions) -> Teller:
+def tell_with(definitions: Definitions) -> Teller:
     """Each decision, and each stage report deploy writes, to the people of the receivers marked `reports` (mail
     and Slack), on background threads: a step never waits for a mail server; a delivery that fails after its
     retries is one line on stderr."""
@@ -130,11 +144,11 @@ def tell_with(definitions) -> Teller:
 class Teller:
     """Tells people deploy's decisions (`__call__`, deploy's `decided`) and its stage reports (`report`)."""
 
-    def __init__(self, definitions) -> None:
+    def __init__(self, definitions: Definitions) -> None:
         self.definitions = definitions
-        self._ready: list | None = None
+        self._ready: list[Email | Slack] | None = None
 
-    def ready(self) -> list:
+    def ready(self) -> list[Email | Slack]:
         """The channels whose secret files are here; a missing one is said once, at the first use, not at every
         decision (a command refused before any decision still says exactly one line)."""
         from monitoring.delivery import channels, missing_secret, name
@@ -149,14 +163,14 @@ class Teller:
                     self._ready.append(channel)
         return self._ready
 
-    def _send(self, message) -> None:
+    def _send(self, message: Any) -> None:  # a delivery.Message, imported when one is sent
         from monitoring.delivery import in_background
 
         if self.ready():
             in_background(self.definitions, message, say=lambda line: print(f"  {line}", file=sys.stderr),
                           to=self.ready())
 
-    def __call__(self, step: int, outcome, action) -> None:
+    def __call__(self, step: int, outcome: Judged, action: Action) -> None:
         from monitoring.delivery import Message
 
         definitions = self.definitions
