@@ -467,3 +467,13 @@ def test_a_calmed_host_signal_has_its_red_border_at_its_maximum_and_still_passes
         calm(DEFINITIONS, ("test_pass_rate",))
     with pytest.raises(DefinitionError, match="--calm: no signal called nosuch"):
         calm(DEFINITIONS, ("nosuch",))
+
+
+def test_a_verdict_without_fresh_data_holds_whatever_it_says_and_a_fresh_one_decides() -> None:
+    from monitoring.genesis import DEFINITIONS
+    from monitoring.rollout.freshness import fresh_within
+
+    for verdict in Verdict:
+        assert act(plan(), verdict, 0, stale="Prometheus did not answer").kind == "stale"
+    assert act(plan(), Verdict.PROCEED, 0).kind == "next"
+    assert fresh_within(DEFINITIONS.with_profile("compressed")) == 3.0  # three of its 1 s scrape intervals

@@ -42,7 +42,12 @@ def staleness(prometheus: Prometheus, definitions: Definitions, at: float) -> st
         return f"Prometheus did not answer: {error}"
     bound = fresh_within(definitions)
     if last is None:
-        return f"no successful scrape of {up} within Prometheus's lookback (it holds no recent sample)"
+        try:
+            failing = prometheus.value(f"count({up})", at)
+        except PrometheusError as error:
+            return f"Prometheus did not answer: {error}"
+        return (f"the application's scrapes fail ({up} is 0)" if failing else
+                f"no sample of {up} within Prometheus's lookback")
     if at - last > bound:
         return (f"the last successful scrape of {up} is {at - last:.0f}s old, more than {bound:g}s "
                 f"({FRESH_SCRAPES} scrape intervals)")
