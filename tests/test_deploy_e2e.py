@@ -4,6 +4,7 @@ middle of a soak, and an approval gate driven through the command line."""
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 import threading
@@ -15,6 +16,7 @@ import requests
 
 from monitoring.analysis.prometheus import Prometheus
 from monitoring.definitions import names
+from monitoring.flags.store import parse_time
 from monitoring.genesis import DEFINITIONS
 from monitoring.local import rollout_demo
 from monitoring.local.demo import fault_for, rollback_alert
@@ -129,6 +131,46 @@ def test_a_deploy_killed_mid_soak_resumes_it_with_real_verdicts(stack, fresh):
     five = [v for v in progress["verdicts"] if v["step"] == 5]
     assert len(five) == 1 and five[0]["soak_started"] == started and five[0]["verdict"] == "PROCEED"
     assert fresh.read()["current_percentage"] == 10
+
+
+def test_monitoring_deploy_killed_at_random_moments_of_its_steps_resumes_each_step_once(stack, fresh):
+    """The real `monitoring deploy` SIGKILLed twice at random moments (in a soak, at a verdict, between a raise
+    and its soak) and `--resume`d each time: each step is raised once, soaked from one start that is never
+    started over, and judged no earlier than its wait after that start."""
+    rng, wait = random.Random(29), 12.0
+    common = ["--state", str(stack.state), "--profile", "compressed", "--prometheus", stack.url(names.PROMETHEUS)]
+    command = monitoring("deploy", "--strategy", "custom", "--steps", "0,5,10", "--wait", f"{wait:g}s", "--hold",
+                         "4s", "--max-holds", "4", "--check-every", "1s", "--force", *common)
+    kills, out, before = 0, [], len(fresh.read()["rollout_history"])
+    while True:
+        runner = subprocess.Popen(command, cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            code = runner.wait(rng.uniform(2.0, wait + 4) if kills < 2 else 120)
+        except subprocess.TimeoutExpired:
+            runner.kill()
+            kills += 1
+            code = None
+        out.append(runner.communicate()[0])
+        if code is not None:
+            break
+        if progress_of(fresh.read()).get("status") == "done":  # killed after it finished, before it exited
+            break
+        command = monitoring("deploy", "--resume", *common)
+    assert code in (0, None), "\n".join(out)
+    assert kills == 2 and any("RESUMING at" in text for text in out), "\n".join(out)
+    progress = progress_of(fresh.read())
+    assert progress["status"] == "done" and fresh.read()["current_percentage"] == 10, "\n".join(out)
+    raised = [(e["to_percentage"], e["by"]) for e in fresh.read()["rollout_history"][before:]
+              if e["action"] == "rollout"]
+    assert raised == [(5, "deploy"), (10, "deploy")], raised
+    began = max(i for i, e in enumerate(progress["log"]) if e["event"] == "started")  # this deploy's own log
+    starts = [e for e in progress["log"][began:] if e["event"] == "step"]
+    assert [e["detail"] for e in starts] == ["5%", "10%"], "a soak was started twice"
+    for verdict in progress["verdicts"]:
+        start = next(e["at"] for e in starts if e["detail"] == f"{verdict['step']}%")
+        assert verdict["soak_started"] == start, "the soak was started over"
+        assert parse_time(verdict["at"]).timestamp() - parse_time(start).timestamp() >= wait - 0.001
+    assert [v["step"] for v in progress["verdicts"] if v["verdict"] == "PROCEED"] == [5, 10]
 
 
 def test_a_hold_that_resolves(stack, fresh):

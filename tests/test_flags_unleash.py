@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import random
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,6 +18,8 @@ from monitoring.flags.clients import unleash_reader, wait_for_share
 from monitoring.flags.unleash import UnleashFlag
 from monitoring.local.unleash_server import UnleashServer
 from monitoring.processes import free_port
+
+RACES = int(os.environ.get("MONITORING_RACES", "40"))  # rounds of a raise against a rollback; a benchmark runs 1,000
 
 
 def token_file(folder: Path, token: str) -> Path:
@@ -202,3 +207,48 @@ def test_a_burst_of_rollbacks_from_two_writers_switches_the_flag_off_once(
     after = events(unleash_server, flag)  # newest first
     assert [e["type"] for e in after[:len(after) - before]] == ["feature-environment-disabled"]  # one change
     assert admin_view(unleash_server, flag)["enabled"] is False
+
+
+@pytest.mark.slow
+def test_a_raise_racing_a_rollback_never_overwrites_it(
+        backend: UnleashFlag, unleash_server: UnleashServer, tmp_path: Path, flag: str) -> None:
+    """RACES rounds: the flag at 5 %, a raise to 10 % (conditional on 5 %, as deploy and `monitoring rollout`
+    write) and a rollback (as the receiver writes) start together, each after a random delay. Whatever the
+    interleaving, the flag ends at 0 % (switched off, whatever rollout the strategy keeps). Some rounds
+    land the raise's write inside the window (the strategy says 10 while the flag is off): the window is hit,
+    and harmless. (Before, the raise switched the flag on again there: the rollback was lost.)"""
+    token = token_file(tmp_path, unleash_server.admin_token)
+    raiser, roller = (UnleashFlag(unleash_server.url, flag, token, unleash_server.project,
+                                  unleash_server.environment) for _ in range(2))
+    rng = random.Random(29)
+    outcomes: dict[str, int] = {}
+    for _ in range(RACES):
+        backend.set(5)
+        start = threading.Barrier(2)
+        delays = rng.uniform(0, 0.03), rng.uniform(0, 0.03)
+
+        def raise_it(start: threading.Barrier = start, delays: tuple[float, float] = delays) -> str:
+            start.wait()
+            time.sleep(delays[0])
+            try:
+                raiser.set(10, expected=5)
+            except FlagMoved:
+                return "the raise found the rollback"
+            return "the raise came first"
+
+        def roll_back(start: threading.Barrier = start, delays: tuple[float, float] = delays) -> int:
+            start.wait()
+            time.sleep(delays[1])
+            return roller.set(0)
+
+        with ThreadPoolExecutor(2) as pool:
+            raised, rolled = pool.submit(raise_it), pool.submit(roll_back)
+            outcome, previous = raised.result(), rolled.result()
+        assert previous in (5, 10) and backend.read() == 0, (outcome, previous)
+        view = admin_view(unleash_server, flag)
+        if outcome != "the raise came first" and view["strategies"][0]["parameters"]["rollout"] == "10":
+            outcome = "the raise wrote inside the window, and the rollback stood"
+        assert view["enabled"] is False
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    print(f"{RACES} races of a raise against a rollback: {outcomes}")
+    assert sum(outcomes.values()) == RACES and len(outcomes) >= 2, outcomes

@@ -15,8 +15,15 @@ a read outside the update's transaction, and a mismatch is a 500): setting the s
 well would be logged once per racing writer. The price: someone switching the flag on by hand in Unleash's
 UI gets the old rollout back, which the UI shows beside the switch.
 
-A conditional set reads the flag, compares it with `expected` and writes; two writers raising within one
-read-write round trip (milliseconds) can both write.
+A raise never overwrites a rollback. Unleash's Admin API has no compare-and-set (no ETag, no version), so a
+conditional set reads the flag, compares it with `expected` and writes; but a raise of a flag that is on writes
+only the strategy's rollout, and no strategy write switches a flag on (Unleash's updateStrategy only ever
+switches one off, when all its strategies are disabled). A rollback is the switch-off, so one landing between the
+raise's read and its write stands: clients get 0 %, and the raise, reading the flag again after its write, finds
+it off and says so (FlagMoved). Only a raise from 0 % switches the flag on, and at 0 % there is no rollback to
+overwrite. What remains is between raises: two writers raising within one read-write round trip (milliseconds)
+can both write, the last rollout standing. tests/test_flags_unleash.py races a raise against a rollback (`make
+bench` runs more rounds) and checks that the rollback wins every time.
 """
 
 from __future__ import annotations
@@ -149,7 +156,12 @@ class UnleashFlag:
             kept: dict[str, Any] = {key: strategy[key] for key in KEPT if key in strategy}
             self._call("PUT", f"{self.in_environment}/strategies/{quote(strategy['id'])}", {
                 **kept, "name": STRATEGY, "parameters": {**strategy.get("parameters", {}), "rollout": str(target)}})
-        self._call("POST", f"{self.in_environment}/on")
+        if current == 0:  # off (or new): switching it on is the raise; at 0 % no rollback can be overwritten
+            self._call("POST", f"{self.in_environment}/on")
+            return current
+        after = self.read()  # on: the strategy's write never switches it on, so a rollback in between stands
+        if after != target:
+            raise FlagMoved(self.where(), target, after)
         return current
 
 
