@@ -34,8 +34,8 @@ class FlagUnavailable(FlagSystemDown):
 class FlagMoved(Conflict):
     """A conditional set found the flag at another percentage than the caller expected."""
 
-    def __init__(self, where: str, expected: int, current: int) -> None:
-        super().__init__(f"{where}: the rollout is {current} %, not the expected {expected} %; nothing changed")
+    def __init__(self, where: str, expected: int, current: int, then: str = "nothing changed") -> None:
+        super().__init__(f"{where}: the rollout is {current} %, not the expected {expected} %; {then}")
         self.expected = expected
         self.current = current
 

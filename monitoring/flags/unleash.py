@@ -161,7 +161,7 @@ class UnleashFlag:
             return current
         after = self.read()  # on: the strategy's write never switches it on, so a rollback in between stands
         if after != target:
-            raise FlagMoved(self.where(), target, after)
+            raise FlagMoved(self.where(), target, after, "it was switched off while it was raised: the rollback stands")
         return current
 
 
