@@ -26,7 +26,7 @@ from pathlib import Path
 
 import requests
 
-from monitoring.bench.loadgen import run_load
+from monitoring.bench.loadgen import Load, run_load
 from monitoring.bench.tables import table as _table
 from monitoring.flags import UNLEASH_ENVIRONMENT, UNLEASH_PROJECT, UNLEASH_TOKEN_FILE, clients
 from monitoring.processes import Server, free_port, start
@@ -127,7 +127,13 @@ def rollback_rounds(backend: Backend, url: str, state: Path, rounds: int) -> dic
     return {"receiver answers": answered, "client sees 0 %": seen}
 
 
-def throughput(backend: Backend, url: str, state: Path, workdir: Path) -> dict:
+class Burst(Load):
+    """The load generator's measures of a burst of duplicates, and the rollbacks they recorded."""
+
+    rollbacks: int
+
+
+def throughput(backend: Backend, url: str, state: Path, workdir: Path) -> Burst:
     """A burst of duplicate rollbacks from 50 %: the load generator's measures and the rollbacks recorded."""
     from monitoring.flags.store import StateStore
     from monitoring.receiver.payload import example
