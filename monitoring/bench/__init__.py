@@ -243,7 +243,7 @@ def production() -> None:
 def detection() -> None:
     """The rollback rules' detection times through promtool beside the ideal sequential test, and their false
     rollbacks over 6,000 healthy whole rollouts on steady traffic and 1,050 on traffic that looks real, through
-    the Python evaluator (monitoring.bench.canary and .rollbacks; about 13 minutes; `python -m
+    the Python evaluator (monitoring.bench.matrix and .rollbacks; about 13 minutes; `python -m
     monitoring.bench.canary --quick` for 50 and 20 rollouts a cell)."""
     from monitoring.bench.canary import detection as measure
 
