@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from monitoring import artifacts
-from monitoring.bench import canary as bench
 from monitoring.bench import promql, replay, traffic
 from monitoring.genesis import DEFINITIONS
+from tests import promtool_rollouts as bench
 
 NAN = math.nan
 

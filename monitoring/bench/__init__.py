@@ -7,10 +7,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from monitoring.bench.loadgen import run_load
+from monitoring.bench.loadgen import Load, run_load
 from monitoring.bench.tables import table
 from monitoring.definitions.model import Definitions, Server
 from monitoring.definitions.names import APP
@@ -62,10 +63,12 @@ def _measure_durable_write(count: int, one_sync: bool) -> dict[str, float]:
         return {"seconds": time.perf_counter() - started}
 
 
-def _child(*args: str) -> dict:
+def _child(*args: str) -> dict[str, float]:
+    """A measurement in a process of its own (its peak memory is its own): the JSON line it printed last."""
     output = subprocess.run([sys.executable, "-m", "monitoring.bench", *args], check=True, capture_output=True,
                             text=True).stdout
-    return json.loads(output.splitlines()[-1])
+    measured: dict[str, float] = json.loads(output.splitlines()[-1])
+    return measured
 
 
 def generation() -> None:
@@ -119,13 +122,14 @@ def serve_baseline(port: int) -> None:
                 http="httptools", loop="auto")
 
 
-def _median_runs(load, runs: int = 3) -> tuple[dict, dict]:
+def _median_runs(load: Callable[[str], Load], runs: int = 3) -> tuple[Load, Load]:
     """Receiver and baseline measured in alternation; the run of median throughput of each."""
-    results: dict[str, list[dict]] = {"receiver": [], "baseline": []}
+    results: dict[str, list[Load]] = {"receiver": [], "baseline": []}
     for _ in range(runs):
         for server in results:
             results[server].append(load(server))
-    return tuple(sorted(r, key=lambda m: m["rps"])[runs // 2] for r in results.values())  # type: ignore[return-value]
+    median = {server: sorted(r, key=lambda m: m["rps"])[runs // 2] for server, r in results.items()}
+    return median["receiver"], median["baseline"]
 
 
 def _peak_rss_mb(pid: int) -> float:
@@ -162,9 +166,10 @@ def receiver() -> None:
             url = {name: f"http://127.0.0.1:{port}/alerts" for name, port in ports.items()}
             rows = []
             for concurrency in (1, 10, 100):
-                noop, bare = _median_runs(
-                    lambda server, c=concurrency: run_load(url[server], example(action=None), "bench-token", 5000, c,
-                                                        workdir))
+                def no_ops(server: str, c: int = concurrency) -> Load:
+                    return run_load(url[server], example(action=None), "bench-token", 5000, c, workdir)
+
+                noop, bare = _median_runs(no_ops)
                 rows.append([f"no-op, c={concurrency}", str(noop["requests"]), f"{noop['rps']:.0f}",
                              f"{noop['p50_ms']:.2f}", f"{noop['p99_ms']:.2f}", f"{bare['rps']:.0f}",
                              f"{noop['rps'] / bare['rps']:.2f}", "-"])
@@ -191,8 +196,8 @@ def closed_loop(runs: int = 5, profile: str = "compressed", scenarios: tuple[str
     """Fault injection to rollback committed, on the real stack in `profile`, for each demo scenario."""
     import statistics
 
+    from monitoring.local.demo import Scenario, floor_seconds
     from monitoring.local.demo import closed_loop as loop
-    from monitoring.local.demo import floor_seconds
     from monitoring.local.demo import scenarios as known
     from monitoring.local.stack import Stack, on_free_ports
 
@@ -201,7 +206,7 @@ def closed_loop(runs: int = 5, profile: str = "compressed", scenarios: tuple[str
     ups: list[float] = []
     say = print if profile != "compressed" else (lambda line: None)
 
-    def run_on_a_fresh_stack(chosen) -> float:
+    def run_on_a_fresh_stack(chosen: Scenario) -> float:
         """One loop on a stack of its own: a rollback leaves the new version's bad requests in the canary's
         windows (30 minutes in production), and on a shared stack the next loop would wait for them to drain."""
         with tempfile.TemporaryDirectory(prefix="monitoring-bench-stack-") as folder:
@@ -238,7 +243,7 @@ def production() -> None:
 def detection() -> None:
     """The rollback rules' detection times through promtool beside the ideal sequential test, and their false
     rollbacks over 6,000 healthy whole rollouts on steady traffic and 1,050 on traffic that looks real, through
-    the Python evaluator (monitoring.bench.canary and .rollbacks; about 13 minutes; `python -m
+    the Python evaluator (monitoring.bench.matrix and .rollbacks; about 13 minutes; `python -m
     monitoring.bench.canary --quick` for 50 and 20 rollouts a cell)."""
     from monitoring.bench.canary import detection as measure
 

@@ -40,7 +40,9 @@ def _timed(work: Callable[[], T], runs: int = RUNS) -> tuple[list[float], T]:
 
 def analysis() -> None:
     definitions = DEFINITIONS
-    step = duration_seconds(definitions.profile.scrape_interval)
+    profile = definitions.profile
+    assert profile is not None  # the Genesis definitions set one (their first profile)
+    step = duration_seconds(profile.scrape_interval)
     with tempfile.TemporaryDirectory(prefix="monitoring-bench-analysis-") as folder:
         workdir = Path(folder)
         began = time.perf_counter()
@@ -61,7 +63,7 @@ def analysis() -> None:
             replays, result = _timed(lambda: backtest(prometheus, definitions, window.start, window.end))
         finally:
             server.stop()
-    points = int((window.end - window.start) / duration_seconds(definitions.profile.evaluation_interval))
+    points = int((window.end - window.start) / duration_seconds(profile.evaluation_interval))
     _table(f"Analysis on a real Prometheus over 48 h of backfilled history ({step:g}s samples, "
            f"backfilled in {backfilled:.1f}s), {RUNS} runs each",
            ["work", "queries cover", "min s", "median s", "max s", "target"],

@@ -26,8 +26,9 @@ from pathlib import Path
 
 import requests
 
-from monitoring.bench.loadgen import run_load
+from monitoring.bench.loadgen import Load, run_load
 from monitoring.bench.tables import table as _table
+from monitoring.errors import Failed
 from monitoring.flags import UNLEASH_ENVIRONMENT, UNLEASH_PROJECT, UNLEASH_TOKEN_FILE, clients
 from monitoring.processes import Server, free_port, start
 
@@ -121,13 +122,19 @@ def rollback_rounds(backend: Backend, url: str, state: Path, rounds: int) -> dic
             answer = requests.post(url, json=notification, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
             answered.append(time.perf_counter() - started)
             if answer.status_code != 200 or answer.json()["outcome"] != "rolled_back":
-                raise RuntimeError(f"{backend.name}: the receiver answered {answer.status_code} {answer.text}")
+                raise Failed(f"{backend.name}: the receiver answered {answer.status_code} {answer.text}")
             clients.wait_for_share(evaluate, lambda share: share == 0, timeout=30, keys=probe)
             seen.append(time.perf_counter() - started)
     return {"receiver answers": answered, "client sees 0 %": seen}
 
 
-def throughput(backend: Backend, url: str, state: Path, workdir: Path) -> dict:
+class Burst(Load):
+    """The load generator's measures of a burst of duplicates, and the rollbacks they recorded."""
+
+    rollbacks: int
+
+
+def throughput(backend: Backend, url: str, state: Path, workdir: Path) -> Burst:
     """A burst of duplicate rollbacks from 50 %: the load generator's measures and the rollbacks recorded."""
     from monitoring.flags.store import StateStore
     from monitoring.receiver.payload import example

@@ -136,8 +136,8 @@ def openmetrics(history: History, step: float, milliseconds: bool = False) -> st
                 sample(metric["tests_total"], _labels(**app), 100, at)
     lines = []
     for name, series in families.items():
-        for labels, samples in series.items():
-            lines += [f"{name}{labels} {text}" for text in samples]
+        for selector, samples in series.items():
+            lines += [f"{name}{selector} {text}" for text in samples]
     return "\n".join(lines) + "\n# EOF\n"
 
 
