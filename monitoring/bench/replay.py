@@ -17,8 +17,9 @@ Only the rules of those alerts, with their semantics:
   sum of their rates of requests, and the sum of their increases of requests; each window's share above
   threshold + noise * sqrt(threshold / requests), and the tiers' `and` / `or`;
 - blame (monitoring/definitions/blame.py): for each attributed alert, its shared-fault series: 1 where the old
-  version breaches the same way (the burn tiers over each version's own ratios and requests, or its own value
-  of the signal in the band) or the shortest window's evidence is at or below the lower bound, both versions
+  version breaches the same way (the burn tiers over its own ratios, each above its threshold with no noise
+  guard, or its own value of the signal in the band) or the shortest window's evidence is at or below the lower
+  bound, both versions
   served requests over the shortest window, and no window's evidence reaches the upper bound; for a last
   resort, `unless` its recorded signal stayed in the band over all of the last `sustained` (min_over_time); the
   attributed alert `unless` that, and the page for a shared fault (SharedFault): the attributed alerts'
@@ -73,15 +74,16 @@ class Check:
 
 @dataclass(frozen=True)
 class Tier:
-    """One burn-rate tier: its long and short window, and the names of their recorded ratios and requests."""
+    """One burn-rate tier: its long and short window, and the names of their recorded ratios and requests (None:
+    no noise guard, as each version's tiers in blame's judgement)."""
 
     long_ms: int
     short_ms: int
     threshold: float  # a fraction, as written
     long: str
     short: str
-    long_requests: str
-    short_requests: str
+    long_requests: str | None
+    short_requests: str | None
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ class Burn:
     tiers: tuple[Tier, ...]
     noise: float  # as written
     for_ms: int
-    version_tiers: tuple[Tier, ...] = ()  # the same tiers over each version's own series (when attributed)
+    version_tiers: tuple[Tier, ...] = ()  # the same tiers over each version's own ratios, unguarded (attributed)
 
 
 @dataclass(frozen=True)
@@ -148,8 +150,9 @@ def _band(definitions: Definitions, alert: AlertRule, for_ms: int) -> Band:
                 float(quantile["q"]) if quantile else math.nan, op == ">", float(border), for_ms)
 
 
-def _tiers(definitions: Definitions, ratio: Callable[[str], str], requests: Callable[[str], str]) -> tuple[Tier, ...]:
-    """The fleet burn alert's tiers, over the series `ratio(window)` and `requests(window)`."""
+def _tiers(definitions: Definitions, ratio: Callable[[str], str],
+           requests: Callable[[str], str | None]) -> tuple[Tier, ...]:
+    """The fleet burn alert's tiers, over the series `ratio(window)` and `requests(window)` (None: unguarded)."""
     fleet = definitions.fleet_burn
     assert fleet is not None
     spend = burn.budget(definitions, fleet)
@@ -197,14 +200,14 @@ class RollbackRules:
         fleet = definitions.fleet_burn
         burn_rules = None
         if fleet is not None:
-            bad = definitions.windowed(fleet.bad)
-            stem, served = bad.removesuffix("_total"), names.app_metric(definitions.service, "requests")
+            failed = definitions.windowed(fleet.bad)
+            stem, served = failed.removesuffix("_total"), names.app_metric(definitions.service, "requests")
             attributed = definitions.blame is not None and fleet.alert in definitions.blame.alerts
-            burn_rules = Burn(fleet.alert, bad, _tiers(definitions, lambda w: names.burn_ratio(stem, w),
+            burn_rules = Burn(fleet.alert, failed, _tiers(definitions, lambda w: names.burn_ratio(stem, w),
                                                        lambda w: names.burn_requests(served, w)),
                               written(fleet.noise, "g"), for_ms[fleet.alert],
                               _tiers(definitions, lambda w: names.version_burn_ratio(stem, w),
-                                     lambda w: names.canary_count(served, w)) if attributed else ())
+                                     lambda w: None) if attributed else ())
         bands = tuple(_band(definitions, a, for_ms[a.name]) for a in definitions.alerts
                       if a.action == names.ROLLBACK and a.band is not None)
         known = {*(b.alert for b in bands), *(c.alert for c in checks), *((fleet.alert,) if fleet else ())}
@@ -214,11 +217,11 @@ class RollbackRules:
         shared = []
         for alert in alerts:
             if blame.attributed(definitions, alert):
-                check = next(c for c in checks if c.alert == blame.check_of(definitions, alert).alert)
+                judged = next(c for c in checks if c.alert == blame.check_of(definitions, alert).alert)
                 band = next((b for b in bands if b.alert == alert.name), None)
                 assert definitions.blame is not None
                 last = alert.name in definitions.blame.last_resort and band is not None
-                shared.append(Shared(alert.name, names.shared_fault(alert.name), check, band,
+                shared.append(Shared(alert.name, names.shared_fault(alert.name), judged, band,
                                      _ms(definitions.blame.sustained, "blame field sustained") if last else None))
         page = definitions.blame.alert if definitions.blame is not None and shared else None
         upper, lower = ((written(b, ".4g") for b in (definitions.canary.upper_bound, definitions.canary.lower_bound))
@@ -300,17 +303,20 @@ def _check_series(rules: RollbackRules, check: Check, evaluation: Evaluation, re
             & (evaluation.increase(rules.requests, "old", rules.windows_ms[0]) > 0)
 
 
-def _over(ratio: np.ndarray, requests: np.ndarray, threshold: float, noise: float) -> np.ndarray:
-    """ratio > threshold + noise * sqrt(threshold / requests)."""
+def _over(ratio: np.ndarray, requests: np.ndarray | None, threshold: float, noise: float) -> np.ndarray:
+    """ratio > threshold + noise * sqrt(threshold / requests); ratio > threshold without requests (unguarded)."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        return ratio > threshold + noise * np.sqrt(threshold / requests)
+        return ratio > (threshold if requests is None else threshold + noise * np.sqrt(threshold / requests))
 
 
 def _tiers_active(fleet: Burn, tiers: tuple[Tier, ...], series: dict[str, np.ndarray]) -> np.ndarray:
     """The tiers' `or` of each tier's long `and` short window over these recorded series."""
-    return np.logical_or.reduce([_over(series[t.long], series[t.long_requests], t.threshold, fleet.noise)
-                                 & _over(series[t.short], series[t.short_requests], t.threshold, fleet.noise)
-                                 for t in tiers])
+
+    def over(ratio: str, requests: str | None, threshold: float) -> np.ndarray:
+        return _over(series[ratio], None if requests is None else series[requests], threshold, fleet.noise)
+
+    return np.logical_or.reduce([over(t.long, t.long_requests, t.threshold) & over(t.short, t.short_requests,
+                                                                                    t.threshold) for t in tiers])
 
 
 def _versions(evaluation: Evaluation, selector: str, versions: tuple[str, ...]) -> list[str]:
@@ -335,17 +341,15 @@ def _burn_series(rules: RollbackRules, fleet: Burn, evaluation: Evaluation, repl
     for tier in fleet.tiers:
         for ratio, requests, window in ((tier.long, tier.long_requests, tier.long_ms),
                                         (tier.short, tier.short_requests, tier.short_ms)):
-            if ratio not in replay.recorded:
+            if ratio not in replay.recorded and requests is not None:
                 replay.recorded[ratio] = _ratio(evaluation, fleet.bad, rules.requests, window, names.VERSIONS)
                 parts = _versions(evaluation, rules.requests, names.VERSIONS)
                 replay.recorded[requests] = summed([evaluation.increase(rules.requests, v, window) for v in parts])
     for tier in fleet.version_tiers:
-        for ratio, requests, window in ((tier.long, tier.long_requests, tier.long_ms),
-                                        (tier.short, tier.short_requests, tier.short_ms)):
+        for ratio, window in ((tier.long, tier.long_ms), (tier.short, tier.short_ms)):
             for version in _versions(evaluation, rules.requests, names.VERSIONS):
                 replay.recorded[_version(ratio, version)] = _ratio(evaluation, fleet.bad, rules.requests, window,
                                                                    (version,))
-                replay.recorded[_version(requests, version)] = evaluation.increase(rules.requests, version, window)
     return _tiers_active(fleet, fleet.tiers, replay.recorded)
 
 
@@ -382,8 +386,7 @@ def _shared_series(rules: RollbackRules, shared: Shared, evaluation: Evaluation,
     if shared.band is not None:
         old = _breach(shared.band, _signal(rules, shared.band, evaluation, ("old",)))
     elif rules.burn is not None and _version(rules.burn.version_tiers[0].long, "old") in rec:
-        old_series = {name: rec[_version(name, "old")] for t in rules.burn.version_tiers
-                      for name in (t.long, t.short, t.long_requests, t.short_requests)}
+        old_series = {name: rec[_version(name, "old")] for t in rules.burn.version_tiers for name in (t.long, t.short)}
         old = _tiers_active(rules.burn, rules.burn.version_tiers, old_series)
     else:
         old = none

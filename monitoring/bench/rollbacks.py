@@ -71,9 +71,10 @@ class FalseRollbacks:
     fired: int = 0  # rollouts in which any rollback alert fired at a step above 0 %
     wrong: int = 0  # rollouts with a rollback not by design
     pages: int = 0  # rollouts in which the page for a shared fault fired
-    by_alert: Counter = field(default_factory=Counter)  # alert -> rollouts in which it rolled back
-    by_step: Counter = field(default_factory=Counter)  # step -> rollouts whose first rollback was in it
-    by_cause: Counter = field(default_factory=Counter)  # (alert, cause) -> firings (streaks that reached `for`)
+    by_alert: Counter[str] = field(default_factory=Counter)  # alert -> rollouts in which it rolled back
+    by_step: Counter[int] = field(default_factory=Counter)  # step -> rollouts whose first rollback was in it
+    by_cause: Counter[tuple[str, str]] = field(default_factory=Counter)  # (alert, cause) -> firings (streaks
+    # that reached `for`)
     paths: dict[tuple[str, str], tuple[str, list[str], list[list[str]]]] = field(default_factory=dict)  # the
     # first firing of each (alert, cause) above 0 %: what, header, rows
     seconds: float = 0.0
@@ -201,13 +202,14 @@ def _path(definitions: Definitions, rules: RollbackRules, result: alert_replay.R
                               for i in span]
     fleet = rules.burn
     assert fleet is not None
-    windows: dict[str, tuple[str, str, float]] = {}  # ratio -> (window, its requests, the tier's threshold)
+    windows: dict[str, tuple[str, str | None, float]] = {}  # ratio -> (window, its requests, the threshold)
     for tier, (long, short) in zip(fleet.tiers, definitions.profile.burn_windows, strict=True):
         windows.setdefault(tier.short, (short, tier.short_requests, tier.threshold))
         windows.setdefault(tier.long, (long, tier.long_requests, tier.threshold))
 
     def share(ratio: str, i: int) -> str:
         _, requests, threshold = windows[ratio]
+        assert requests is not None  # the fleet's tiers are guarded
         needed = threshold + fleet.noise * math.sqrt(threshold / rec[requests][row, i])
         return f"{rec[ratio][row, i] * 100:.3f} % of {rec[requests][row, i]:.0f} (> {needed * 100:.3f} %)"
 

@@ -45,8 +45,8 @@ def check_of(definitions: Definitions, alert: AlertRule) -> CanaryCheck:
 
 
 def _old_breach(definitions: Definitions, alert: AlertRule) -> str:
-    """The old version breaching the way the fleet alarm does: the same burn tiers over its traffic alone, or its
-    own value of the signal in the alert's band."""
+    """The old version breaching the way the fleet alarm does: the same burn tiers over its traffic alone (without
+    the noise guard: burn.version_expr), or its own value of the signal in the alert's band."""
     fleet = definitions.fleet_burn
     if fleet is not None and alert.name == fleet.alert:
         return burn.version_expr(definitions, fleet, "old")
@@ -107,8 +107,7 @@ def recording_rules(definitions: Definitions) -> list[dict[str, Any]]:
     rules: list[dict[str, Any]] = []
     fleet = definitions.fleet_burn
     if fleet is not None and fleet.alert in definitions.blame.alerts:
-        recorded = {rule["record"] for rule in canary.recording_rules(definitions)}
-        rules += burn.version_recording_rules(definitions, fleet, recorded)
+        rules += burn.version_recording_rules(definitions, fleet)
     return rules + [{"record": names.shared_fault(alert.name), "expr": shared_expr(definitions, alert)}
                     for alert in _alerts(definitions)]
 
@@ -174,8 +173,9 @@ def explain(definitions: Definitions, blame: Blame) -> str:
     plain = [a for a in blame.alerts if a not in blame.last_resort]
     return "\n".join([
         f"While both versions serve requests, {', '.join(blame.alerts)} roll back only when the new version is to "
-        "blame. The fault is shared when the old version breaches the same way (the same tiers or band over its "
-        f"own traffic), or when the canary's evidence over {shortest} is at or below "
+        "blame. The fault is shared when the old version breaches the same way (the same tiers over its own "
+        "traffic, its share of failed requests above each threshold without the fleet's noise guard, or its own "
+        f"value of the signal in the band), or when the canary's evidence over {shortest} is at or below "
         f"{definitions.canary.lower_bound:.1f} (no worse); unless the new version's evidence reaches "
         f"{definitions.canary.upper_bound:.1f} over any window, which means it also fails on its own.",
         "",

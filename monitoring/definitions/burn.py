@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from monitoring.definitions import names
-from monitoring.definitions.canary import requests_expr, version_of
+from monitoring.definitions.canary import version_of
 from monitoring.definitions.model import AlertRule, DefinitionError, Definitions, FleetBurn, Worse
 
 
@@ -52,16 +52,16 @@ def recording_rules(definitions: Definitions) -> list[dict[str, Any]]:
 
 
 def _tiers(definitions: Definitions, burn: FleetBurn, ratio: Callable[[str], str],
-           requests: Callable[[str], str]) -> str:
-    """The tiers over the series `ratio(window)` and `requests(window)`: each window's share of failed requests
-    above the tier's threshold by more than `noise` standard errors of a share at the threshold over the window's
-    requests (a few unlucky requests are no burn), in both windows of some tier."""
+           requests: Callable[[str], str] | None) -> str:
+    """The tiers over the series `ratio(window)`: each window's share of failed requests above the tier's
+    threshold, in both windows of some tier; with `requests(window)`, above it by more than `noise` standard
+    errors of a share at the threshold over the window's requests (a few unlucky requests are no burn)."""
     spend = budget(definitions, burn)
     tiers = []
     for factor, (long, short) in zip(burn.factors, _windows(definitions), strict=True):
         threshold = f"{factor * spend:.6g}"
-        over = [f"{ratio(w)} > {threshold} + {burn.noise:g} * sqrt({threshold} / {requests(w)})"
-                for w in (long, short)]
+        over = [f"{ratio(w)} > {threshold}"
+                + (f" + {burn.noise:g} * sqrt({threshold} / {requests(w)})" if requests else "") for w in (long, short)]
         tiers.append(f"({over[0]} and {over[1]})")
     return " or ".join(tiers)
 
@@ -71,27 +71,24 @@ def alert_expr(definitions: Definitions, burn: FleetBurn) -> str:
     return _tiers(definitions, burn, lambda w: names.burn_ratio(stem, w), lambda w: names.burn_requests(requests, w))
 
 
-def version_recording_rules(definitions: Definitions, burn: FleetBurn, recorded: set[str]) -> list[dict[str, Any]]:
-    """Each version's share of failed requests and its requests over the tiers' windows (those not in
-    `recorded` already), so the old version can be judged by the same tiers."""
+def version_recording_rules(definitions: Definitions, burn: FleetBurn) -> list[dict[str, Any]]:
+    """Each version's share of failed requests over the tiers' windows, so the old version can be judged by the
+    same tiers."""
     by, stem = definitions.version_placeholders["by"], _stem(definitions, burn)
     bad = definitions.windowed(burn.bad, "fleet_burn field bad")
     requests = definitions.placeholders["requests_total"]
-    rules = []
-    for w in dict.fromkeys(w for pair in _windows(definitions) for w in pair):
-        rules.append({"record": names.version_burn_ratio(stem, w),
-                      "expr": f"sum by ({by}) (rate({bad}[{w}])) / sum by ({by}) (rate({requests}[{w}]))"})
-        counted = names.canary_count(_requests(definitions), w)
-        if counted not in recorded:
-            rules.append({"record": counted, "expr": requests_expr(definitions, w)})
-    return rules
+    return [{"record": names.version_burn_ratio(stem, w),
+             "expr": f"sum by ({by}) (rate({bad}[{w}])) / sum by ({by}) (rate({requests}[{w}]))"}
+            for w in dict.fromkeys(w for pair in _windows(definitions) for w in pair)]
 
 
 def version_expr(definitions: Definitions, burn: FleetBurn, version: str) -> str:
-    """The tiers over one version's traffic alone: does that version burn the budget the way the fleet does?"""
-    stem, requests = _stem(definitions, burn), _requests(definitions)
-    return _tiers(definitions, burn, lambda w: version_of(names.version_burn_ratio(stem, w), version),
-                  lambda w: version_of(names.canary_count(requests, w), version))
+    """The tiers over one version's traffic alone, its share above each threshold without the noise guard: does
+    that version burn the budget the way the fleet does? The guard keeps chance from rolling back; here it would
+    keep a shared fault from being seen as one whenever the fleet clears its guard by a little and the version,
+    over fewer requests (a quarter of them at 75 %), does not: blame's test on a healthy version is this one."""
+    stem = _stem(definitions, burn)
+    return _tiers(definitions, burn, lambda w: version_of(names.version_burn_ratio(stem, w), version), None)
 
 
 def alerts(definitions: Definitions) -> tuple[AlertRule, ...]:
