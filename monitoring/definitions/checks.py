@@ -47,7 +47,7 @@ def _check_service(definitions: Definitions) -> None:
     if not is_absolute_url(definitions.runbook_base_url):
         raise DefinitionError(f"definitions field runbook_base_url: {definitions.runbook_base_url!r} is not an "
                               "absolute http(s) URL; runbook links must open from notifications and Grafana")
-    if definitions.profile is None:
+    if not definitions.profiles:
         raise DefinitionError("definitions field profiles: no profile is defined")
 
 
