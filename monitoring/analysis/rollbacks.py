@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from monitoring.analysis import facts
 from monitoring.analysis.prometheus import MAX_POINTS, Prometheus, parse_time, resolution, rfc3339
@@ -18,12 +19,12 @@ SHADOWED = "would roll back (shadow)"
 
 
 def rollbacks_in(prometheus: Prometheus, definitions: Definitions, at: float, window: str,
-                 state: Path | None = None) -> list[dict]:
+                 state: Path | None = None) -> list[dict[str, Any]]:
     """Every sign of a rollback in the window: the rollout percentage dropping to 0, the receiver's rollback
     counter rising, a rollback alert firing, and the state file's history when given."""
     seconds = duration_seconds(window)
     start = at - seconds
-    found: list[dict] = []
+    found: list[dict[str, Any]] = []
     step = resolution(max(duration_seconds(definitions.profile.scrape_interval), seconds / MAX_POINTS))
     for series in prometheus.query_range(facts.rollout_series(definitions), start, at, step):
         for (_, before), (moment, after) in zip(series.samples, series.samples[1:], strict=False):
@@ -47,7 +48,7 @@ def rollbacks_in(prometheus: Prometheus, definitions: Definitions, at: float, wi
 
 
 def shadow_in(prometheus: Prometheus, definitions: Definitions, at: float, window: str,
-              state: Path | None = None) -> list[dict]:
+              state: Path | None = None) -> list[dict[str, Any]]:
     """What rollback alerts in shadow mode would have rolled back in the window (they fired; the receiver moved
     nothing): from Prometheus's ALERTS, and the state file's shadow entries when given. Never a rollback."""
     start = at - duration_seconds(window)
@@ -63,7 +64,7 @@ def shadow_in(prometheus: Prometheus, definitions: Definitions, at: float, windo
     return found
 
 
-def history(state: Path) -> list[dict]:
+def history(state: Path) -> list[dict[str, Any]]:
     """The rollout history of a state file (JSON with `rollout_history`); DefinitionError when unreadable."""
     try:
         data = json.loads(state.read_text())
@@ -75,7 +76,7 @@ def history(state: Path) -> list[dict]:
     return [e for e in entries if isinstance(e, dict)]
 
 
-def entry_time(entry: dict) -> float:
+def entry_time(entry: dict[str, Any]) -> float:
     """When a history entry happened, in unix seconds; NaN (never in a window) when it does not say."""
     try:
         return parse_time(str(entry.get("at", "")))

@@ -3,7 +3,9 @@ of the window to be judged."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from monitoring.analysis.bands import EVIDENCE, GREEN, OUTCOMES, RED, YELLOW, band, describe, show
 from monitoring.analysis.prometheus import MAX_POINTS, Prometheus, duration, resolution
@@ -45,7 +47,7 @@ class Row:
             return RED if self.value >= self.bands.red else GREEN if self.value <= self.bands.yellow else YELLOW
         return band(self.bands, self.value)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"criterion": self.criterion, "unit": self.unit, "value": self.value, "band": self.band,
                 "shown": show(self.value, self.unit) if self.unit != "jobs" else self.detail,
                 "outcome": OUTCOMES.get(self.band or "") if self.unit == EVIDENCE else None,
@@ -62,7 +64,7 @@ def step_for(definitions: Definitions, window: float) -> float:
 
 
 def covered(prometheus: Prometheus, series: str, at: float, window: str, step: float,
-            keep=lambda labels: True) -> float | None:
+            keep: Callable[[dict[str, str]], bool] = lambda labels: True) -> float | None:
     """The share of the window (0 to 1) over which `series` (an instant expression) had a value at the steps
     of `step`: the most of any of its series `keep` selects; None when the query returns none."""
     query = f"count_over_time(({series})[{window}:{duration(step)}])"

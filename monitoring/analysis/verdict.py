@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 from monitoring.analysis.bands import (
     CRITICAL_ALERTS,
@@ -106,20 +107,20 @@ class Decision:
     at: float
     window: str
     rows: list[Row]
-    rollbacks: list[dict] = field(default_factory=list)
+    rollbacks: list[dict[str, Any]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     hold: str = ""
-    shadow: list[dict] = field(default_factory=list)  # what shadow alerts would have rolled back (shadow_in)
+    shadow: list[dict[str, Any]] = field(default_factory=list)  # what shadow alerts would have rolled back (shadow_in)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"verdict": self.verdict.name, "exit_code": self.verdict.code, "at": rfc3339(self.at),
                 "window": self.window, "from": rfc3339(self.at - duration_seconds(self.window)),
                 "rows": [r.as_dict() for r in self.rows], "rollbacks": self.rollbacks, "missing": self.missing,
                 "reasons": self.reasons, "hold_extends_soak_by": self.hold, "shadow": self.shadow}
 
 
-def decide(rows: list[Row], rollbacks: list[dict], shared: Shared | None = None
+def decide(rows: list[Row], rollbacks: list[dict[str, Any]], shared: Shared | None = None
            ) -> tuple[Verdict, list[str], list[str]]:
     """The verdict and its reasons: a rollback in the window is FAILED, missing data INCONCLUSIVE (never
     PROCEED), then a canary check in red ROLLBACK; a fault both versions shared in the window HOLD: the new version

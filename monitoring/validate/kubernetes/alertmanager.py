@@ -86,7 +86,7 @@ def check_routes(root: Path, definitions: Definitions, found: dict[str, Any]) ->
                                 f"{kubernetes.token_key!r} (httpConfig.authorization.credentials), found "
                                 f"{credentials!r}")
             elif (auth or {}).get("type") != wanted_auth.get("type"):
-                problems.append(f"{name}: authorization type {auth.get('type')!r}, {ALERTMANAGER} says "
+                problems.append(f"{name}: authorization type {(auth or {}).get('type')!r}, {ALERTMANAGER} says "
                                 f"{wanted_auth.get('type')!r}")
     return problems
 

@@ -24,8 +24,8 @@ def _check_layout(root: Path, definitions: Definitions, found: dict[str, Any]) -
         problems.append(f"{KUSTOMIZATION}: namespace {kustomization.get('namespace')!r}, the definitions say "
                         f"{definitions.kubernetes.namespace!r}")
     listed = set(found)
-    for path in sorted((root / KUBERNETES).glob("*.yaml")):
-        relative = path.relative_to(root).as_posix()
+    for file in sorted((root / KUBERNETES).glob("*.yaml")):
+        relative = file.relative_to(root).as_posix()
         if relative != KUSTOMIZATION and relative not in listed:
             problems.append(f"{relative}: not listed in {names.KUSTOMIZATION}, so kustomize leaves it out")
     for path, resource in found.items():

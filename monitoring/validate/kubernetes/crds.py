@@ -18,7 +18,8 @@ from monitoring.validate.tools import Skipped
 
 @cache
 def _crd_schema(folder: Path, name: str) -> dict[str, Any]:
-    return json.loads((folder / name).read_text(encoding="utf-8"))
+    schema: dict[str, Any] = json.loads((folder / name).read_text(encoding="utf-8"))
+    return schema
 
 
 def check_crd(resource: Any, folder: Path, where: str) -> list[str]:

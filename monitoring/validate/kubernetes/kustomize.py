@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -20,7 +21,13 @@ class _KustomizeLoader(yaml.SafeLoader):
     for the `value` tag."""
 
 
-_KustomizeLoader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node))
+def _plain(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    """The `value` tag read back as the plain string it is."""
+    assert isinstance(node, yaml.ScalarNode)  # the tag only resolves on plain scalars
+    return loader.construct_scalar(node)
+
+
+_KustomizeLoader.add_constructor("tag:yaml.org,2002:value", _plain)
 
 
 def check_kustomize(root: Path, definitions: Definitions) -> list[str]:
