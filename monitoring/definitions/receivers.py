@@ -1,12 +1,15 @@
-"""Where people are told: Alertmanager receivers and their PagerDuty, Slack and mail notifications."""
+"""Where people are told (docs/telling-people.md): Alertmanager receivers and their PagerDuty, Slack and mail
+notifications.
+
+Every secret is a file on the Alertmanager host, named by an absolute path: Alertmanager 0.25 reads routing_key_file,
+api_url_file and auth_password_file relative to its working directory, not to its configuration file. In
+kubernetes/, each file's name is a key of one Secret.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Where people are told (docs/telling-people.md). Every secret is a file on the Alertmanager host, named by an
-# absolute path: Alertmanager 0.25 reads routing_key_file, api_url_file and auth_password_file relative to its
-# working directory, not to its configuration file. In kubernetes/, each file's name is a key of one Secret.
 
 @dataclass(frozen=True)
 class PagerDuty:
