@@ -54,7 +54,7 @@ def _by_version(prometheus: Prometheus, series: str, at: float) -> dict[str, flo
     return {s.labels.get(names.VERSION, ""): s.last for s in answer if s.samples}
 
 
-def counts(prometheus: Prometheus, definitions: Definitions, check: CanaryCheck, at: float,
+def version_counts(prometheus: Prometheus, definitions: Definitions, check: CanaryCheck, at: float,
             window: str) -> tuple[dict[str, float], dict[str, float], str]:
     """Each version's requests and bad requests of `check` over `window` ending at `at`, from the raw counters,
     and how they read: "new version 3 failed of 150 (2 %), old version 57 failed of 2,850 (2 %)"."""
@@ -83,7 +83,7 @@ def evidence_row(prometheus: Prometheus, definitions: Definitions, check: Canary
     peaks = [f"max(max_over_time(({facts.inline(definitions, canary.evidence(definitions, check, w).llr)})"
              f"[{window}:{step}]))" for w in canary.windows(definitions)]
     peak = max((v for v in (prometheus.value(q, at) for q in peaks) if v is not None), default=None)
-    requests, bad, shown = counts(prometheus, definitions, check, at, window)
+    requests, bad, shown = version_counts(prometheus, definitions, check, at, window)
     serving = _by_version(prometheus, facts.inline(definitions, canary.evidence(
         definitions, check, canary.windows(definitions)[0]).requests), at)
     soak = None

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from monitoring.analysis import facts
 from monitoring.analysis.bands import CRITICAL_ALERTS_ROW
-from monitoring.analysis.criteria import counts
+from monitoring.analysis.criteria import version_counts
 from monitoring.analysis.prometheus import Prometheus, rfc3339
 from monitoring.analysis.rows import step_for
 from monitoring.definitions import canary, names
@@ -38,7 +38,7 @@ def shared_fault(prometheus: Prometheus, definitions: Definitions, at: float, wi
         return None
     last = max(moment for moment, _ in moments)
     shortest = canary.windows(definitions)[0]
-    counts = "; ".join(counts(prometheus, definitions, c, last, shortest)[2] for c in definitions.canary.checks)
+    counts = "; ".join(version_counts(prometheus, definitions, c, last, shortest)[2] for c in definitions.canary.checks)
     withheld = sorted({name for _, name in moments if name})
     alerts = {a.name: a for a in fleet_alerts(definitions)}
     titles = {definitions.signal(alerts[name].signal).title for name in withheld if name in alerts}

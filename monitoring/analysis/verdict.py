@@ -27,13 +27,13 @@ from monitoring.analysis.bands import (
     worst_of,
 )
 from monitoring.analysis.criteria import (
-    counts,
     criteria,
     critical_alerts_row,
     evidence_row,
     health_row,
     signal_row,
     uptime_row,
+    version_counts,
 )
 from monitoring.analysis.prometheus import Prometheus, rfc3339
 from monitoring.analysis.rollbacks import NOT_SHADOW, SHADOWED, entry_time, history, rollbacks_in, shadow_in
@@ -60,7 +60,6 @@ __all__ = [  # the go/no-go's names, read from here by the commands, the report 
     "Verdict",
     "as_json",
     "band",
-    "counts",
     "covered",
     "criteria",
     "critical_alerts_row",
@@ -81,6 +80,7 @@ __all__ = [  # the go/no-go's names, read from here by the commands, the report 
     "signal_row",
     "step_for",
     "uptime_row",
+    "version_counts",
     "worst_of",
 ]
 
