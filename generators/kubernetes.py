@@ -47,6 +47,7 @@ _MATCHER = re.compile(r'^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\
 _ROUTE_FIELDS = {"receiver": "receiver", "group_by": "groupBy", "group_wait": "groupWait",
                  "group_interval": "groupInterval", "repeat_interval": "repeatInterval", "continue": "continue",
                  "matchers": "matchers", "routes": "routes"}
+ROUTE_FIELDS = _ROUTE_FIELDS  # alertmanager.yml's route fields and their AlertmanagerConfig names (validation reads it)
 
 
 def dns_name(text: str) -> str:

@@ -25,10 +25,10 @@ from monitoring.analysis.verdict import (
     Row,
     Shared,
     Verdict,
-    _step,
     band,
     decide,
     health_bands,
+    step_for,
 )
 from monitoring.definitions.model import Bands, DefinitionError, Worse, duration_seconds
 from monitoring.genesis import DEFINITIONS
@@ -169,7 +169,7 @@ def test_a_window_that_cannot_be_judged_is_refused(text: str, reason: str) -> No
 def test_every_window_gets_a_step_promql_takes(window: str, profile: str) -> None:
     """A subquery's resolution is a Prometheus duration: whole units, never 17.28s; and no more points than a
     range query may have."""
-    seconds = _step(DEFINITIONS.with_profile(profile), duration_seconds(window))
+    seconds = step_for(DEFINITIONS.with_profile(profile), duration_seconds(window))
     step = duration(seconds)
     assert re.fullmatch(r"[1-9]\d*(s|ms)", step), step
     assert duration_seconds(step) == pytest.approx(seconds)

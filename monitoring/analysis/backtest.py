@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, replace
+from typing import Any
 
 from monitoring.analysis import facts
 from monitoring.analysis.prometheus import MAX_POINTS, Prometheus, PrometheusError, Series, parse_rfc3339, rfc3339
@@ -43,11 +44,14 @@ class Episode:
     firing_at: float | None
     resolved_at: float | None
 
-    def as_dict(self) -> dict:
-        moment = lambda t: rfc3339(t) if t is not None else None  # noqa: E731
+    def as_dict(self) -> dict[str, Any]:
         return {"alert": self.alert, "severity": self.severity, "action": self.action, "labels": self.labels,
-                "pending_at": moment(self.pending_at), "firing_at": moment(self.firing_at),
-                "resolved_at": moment(self.resolved_at)}
+                "pending_at": _moment(self.pending_at), "firing_at": _moment(self.firing_at),
+                "resolved_at": _moment(self.resolved_at)}
+
+
+def _moment(t: float | None) -> str | None:
+    return rfc3339(t) if t is not None else None
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,7 @@ class Backtest:
     group_wait: str
     recorded: list[str]
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"from": rfc3339(self.start), "to": rfc3339(self.end), "step_seconds": self.step,
                 "recorded_series_read": self.recorded,
                 "episodes": [e.as_dict() for e in self.episodes],
@@ -79,9 +83,11 @@ def episodes(alert: AlertRule, series: Series, hold: float, step: float, end: fl
     labels = {k: v for k, v in series.labels.items() if k != "__name__"}  # an alert's labels have no name
     series = Series(labels, series.samples)
     found: list[Episode] = []
-    pending = firing = last = None
+    pending: float | None = None
+    firing: float | None = None
+    last: float | None = None
     for moment, _ in series.samples:
-        if last is not None and moment - last > step * 1.5:
+        if pending is not None and last is not None and moment - last > step * 1.5:
             found.append(Episode(alert.name, alert.severity, alert.action, series.labels, pending, firing,
                                  last + step))
             pending = firing = None
@@ -90,8 +96,7 @@ def episodes(alert: AlertRule, series: Series, hold: float, step: float, end: fl
         if firing is None and moment - pending >= hold:
             firing = moment
         last = moment
-    if pending is not None:
-        assert last is not None
+    if pending is not None and last is not None:  # one goes with the other
         found.append(Episode(alert.name, alert.severity, alert.action, series.labels, pending, firing,
                              None if last + step > end else last + step))
     return found
@@ -180,7 +185,8 @@ def with_bands(definitions: Definitions, changes: list[str]) -> Definitions:
             value = float(number)
         except ValueError:
             raise DefinitionError(f"--set {change!r}: {number!r} is not a number") from None
-        signals[name] = replace(signal, bands=replace(signal.bands, **{border: value}))
+        bands = replace(signal.bands, yellow=value) if border == "yellow" else replace(signal.bands, red=value)
+        signals[name] = replace(signal, bands=bands)
     changed = replace(definitions, signals=tuple(signals.values()))
     if changes:
         try:

@@ -24,11 +24,16 @@ except ImportError:  # the core install: say which extra draws the charts
 matplotlib.use("Agg")
 
 import matplotlib.dates as mdates
+from matplotlib.artist import Artist
+from matplotlib.axes import Axes
+from matplotlib.backend_bases import RendererBase
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.text import Annotation
 from matplotlib.ticker import FixedLocator
+from matplotlib.transforms import Bbox
 
 from monitoring.analysis import facts
 from monitoring.analysis.prometheus import Prometheus, Series
@@ -145,7 +150,7 @@ def time_label(start: float, end: float) -> str:
     return f"time (UTC), {first:%d %b %Y} to {last:%d %b %Y}".replace(" 0", " ")
 
 
-def _shade(axes, signal: Signal, low: float, high: float) -> list[Patch]:
+def _shade(axes: Axes, signal: Signal, low: float, high: float) -> list[Patch]:
     """The signal's bands as horizontal stripes from `low` to `high`; their legend entries."""
     bands = signal.bands
     assert bands is not None
@@ -174,8 +179,9 @@ def _limits(signal: Signal, values: list[float]) -> tuple[float, float]:
     return low - margin, high + margin
 
 
-def _when(t: float) -> datetime:
-    return datetime.fromtimestamp(t, UTC)
+def _when(t: float) -> float:
+    """A moment on the time axis: matplotlib's date number (days since 1970, UTC), what it makes of a datetime."""
+    return float(mdates.date2num(datetime.fromtimestamp(t, UTC)))  # type: ignore[no-untyped-call]  # not annotated
 
 
 def _chain(changes: list[Change]) -> str:
@@ -186,15 +192,15 @@ def _chain(changes: list[Change]) -> str:
     return text + " %"
 
 
-def _mark(figure, axes, changes: list[Change], start: float, end: float) -> list:
+def _mark(canvas: FigureCanvasAgg, axes: Axes, changes: list[Change], start: float, end: float) -> list[Annotation]:
     """A dashed line at each rollout change, and its label along the top of the plot; changes too close
     together for their labels share one (5→10→25 %). The labels, drawn."""
     for change in changes:
         axes.axvline(_when(change.at), color=CHANGE, linestyle="--", linewidth=1.2, zorder=2.6)
-    renderer = figure.canvas.get_renderer()
-    placed: list[tuple[object, list[Change]]] = []
+    renderer = canvas.get_renderer()  # type: ignore[no-untyped-call]  # matplotlib's Agg canvas is not annotated
+    placed: list[tuple[Annotation, list[Change]]] = []
 
-    def label(group: list[Change], right: bool = False):
+    def label(group: list[Change], right: bool = False) -> Annotation:
         """The label right of its change's line, or left of it where it would leave the plot."""
         text = axes.annotate(_chain(group), (_when(group[0].at), 1.0), xycoords=("data", "axes fraction"),
                              xytext=(-3 if right else 3, -11), textcoords="offset points", fontsize=8,
@@ -218,21 +224,22 @@ def _mark(figure, axes, changes: list[Change], start: float, end: float) -> list
     return [text for text, _ in placed]
 
 
-def _extent(artist, renderer, pad: float = 0.0):
+def _extent(artist: Artist, renderer: RendererBase, pad: float = 0.0) -> Bbox:
     return artist.get_window_extent(renderer).expanded(1.0, 1.0).padded(pad)
 
 
-def _fit_time_axis(figure, axes) -> None:
+def _fit_time_axis(canvas: FigureCanvasAgg, axes: Axes) -> None:
     """The most ticks up to MAX_TICKS (at least 3 where they fit) whose labels do not touch one another (at
     least 3 px apart)."""
-    renderer = figure.canvas.get_renderer()
+    renderer = canvas.get_renderer()  # type: ignore[no-untyped-call]  # matplotlib's Agg canvas is not annotated
     for least, most in [*((3, most) for most in range(MAX_TICKS, 2, -1)), (2, 2)]:
-        locator = mdates.AutoDateLocator(tz=UTC, minticks=least, maxticks=most)
+        locator = mdates.AutoDateLocator(  # type: ignore[no-untyped-call]  # matplotlib.dates is not annotated
+            tz=UTC, minticks=least, maxticks=most)
         locator.intervald.update(INTERVALS)
         axes.xaxis.set_major_locator(locator)
-        axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(
+        axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(  # type: ignore[no-untyped-call]  # not annotated
             locator, tz=UTC, formats=FORMATS, zero_formats=ZERO_FORMATS, show_offset=False))
-        figure.canvas.draw()
+        canvas.draw()  # type: ignore[no-untyped-call]  # matplotlib's Agg canvas is not annotated
         boxes = [t.get_window_extent(renderer).padded(1.5) for t in axes.get_xticklabels()
                  if t.get_visible() and t.get_text()]
         if not any(a.overlaps(b) for a, b in itertools.pairwise(boxes)):
@@ -247,19 +254,19 @@ def _fit_time_axis(figure, axes) -> None:
             if not any(tick.label1.get_window_extent(renderer).overlaps(box) for box in taken)]
     if len(kept) < len(ticks):
         axes.xaxis.set_major_locator(FixedLocator(kept))
-        figure.canvas.draw()
+        canvas.draw()  # type: ignore[no-untyped-call]  # matplotlib's Agg canvas is not annotated
 
 
 def figure_of(signal: Signal, series: list[Series], changes: list[Change], start: float, end: float,
               ylabel: str | None = None) -> Figure:
     """One panel, drawn: WIDTH x HEIGHT inches, the plot box at the same place in every chart."""
     figure = Figure(figsize=(WIDTH, HEIGHT), dpi=DPI)
-    FigureCanvasAgg(figure)
+    canvas = FigureCanvasAgg(figure)
     axes = figure.add_axes((LEFT / WIDTH, BOTTOM / HEIGHT, 1 - (LEFT + RIGHT) / WIDTH, 1 - (BOTTOM + TOP) / HEIGHT))
     values = [v for s in series for _, v in s.samples]
     changes = [c for c in changes if start <= c.at <= end]
     names_of = legends(signal, series)
-    handles = []
+    handles: list[Artist] = []
     for number, (item, name) in enumerate(zip(series, names_of, strict=True)):
         line, = axes.plot([_when(t) for t, _ in item.samples], [v for _, v in item.samples], linewidth=1.4,
                           drawstyle="steps-post" if signal.unit == "none" else "default", label=name,
@@ -288,8 +295,8 @@ def figure_of(signal: Signal, series: list[Series], changes: list[Change], start
     if handles:
         axes.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8,
                     frameon=False)
-    _fit_time_axis(figure, axes)
-    _mark(figure, axes, changes, start, end)
+    _fit_time_axis(canvas, axes)
+    _mark(canvas, axes, changes, start, end)
     return figure
 
 

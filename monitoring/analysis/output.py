@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 import jinja2
 
@@ -16,7 +17,7 @@ def templates() -> jinja2.Environment:
                               keep_trailing_newline=True)
 
 
-def rows(decision: Decision) -> list[dict]:
+def rows(decision: Decision) -> list[dict[str, Any]]:
     """Each row as a dict, with its worst rate-window value formatted beside the value."""
     out = []
     for row in decision.rows:

@@ -9,6 +9,7 @@ import base64
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from monitoring.analysis import facts
 from monitoring.analysis.charts import Change, charts, rollout_changes
@@ -39,7 +40,7 @@ class Stage:
     end: float
     ended: str
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"percentage": f"{self.percentage:g}", "from": rfc3339(self.start), "to": rfc3339(self.end),
                 "lasted": lasted(self.end - self.start), "ended": self.ended}
 
@@ -77,7 +78,7 @@ class Moves:
 
     first: float | None
     changes: list[Change]
-    entries: list[dict]
+    entries: list[dict[str, Any]]
     final: float | None
 
 
@@ -101,14 +102,13 @@ def moves(prometheus: Prometheus, definitions: Definitions, start: float, end: f
     entries = [{"action": names.ROLLBACK if c.after == 0 else "rollout", "from_percentage": f"{c.before:g}",
                 "to_percentage": f"{c.after:g}", "at": rfc3339(c.at), "by": "", "reason": "seen in Prometheus"}
                for c in changes]
-    first = prometheus.value(f"max({facts.rollout_series(definitions)})", start)
-    final = prometheus.value(f"max({facts.rollout_series(definitions)})", end)
-    return Moves(first, changes, entries, final)
+    series = f"max({facts.rollout_series(definitions)})"
+    return Moves(prometheus.value(series, start), changes, entries, prometheus.value(series, end))
 
 
 def context(prometheus: Prometheus, definitions: Definitions, at: float, window: str, heading: str,
             state: Path | None = None, *, start: float | None = None, decision: Decision | None = None,
-            ending: str = "") -> tuple[dict, Decision, list[Change]]:
+            ending: str = "") -> tuple[dict[str, Any], Decision, list[Change]]:
     """Everything the templates show, from Prometheus (and the state file's history when given).
 
     The window ends at `at` and starts `window` before it, or at `start`. `decision` is the verdict the step
@@ -135,14 +135,14 @@ def context(prometheus: Prometheus, definitions: Definitions, at: float, window:
     return data, decision, moved.changes
 
 
-def _rollback_text(rollbacks: list[dict]) -> str:
+def _rollback_text(rollbacks: list[dict[str, Any]]) -> str:
     if not rollbacks:
         return "no"
     return "yes: " + "; ".join(f"{r['source']} {r['detail']}" + (f" at {r['at']}" if r["at"] else "")
                                for r in rollbacks)
 
 
-def _fired(decision: Decision, rollbacks: list[dict], entries: list[dict]) -> str:
+def _fired(decision: Decision, rollbacks: list[dict[str, Any]], entries: list[dict[str, Any]]) -> str:
     """The critical alerts that fired in the window as Prometheus recorded them, the rollback alerts among them,
     and the alerts a rollback in the history names (the receiver's, before Prometheus may show them)."""
     found = [name for row in decision.rows if row.bands is CRITICAL_ALERTS for name in row.detail.split(", ")

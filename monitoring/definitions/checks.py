@@ -47,7 +47,7 @@ def _check_service(definitions: Definitions) -> None:
     if not is_absolute_url(definitions.runbook_base_url):
         raise DefinitionError(f"definitions field runbook_base_url: {definitions.runbook_base_url!r} is not an "
                               "absolute http(s) URL; runbook links must open from notifications and Grafana")
-    if definitions.profile is None:
+    if not definitions.profiles:
         raise DefinitionError("definitions field profiles: no profile is defined")
 
 
@@ -185,11 +185,11 @@ def _check_servers_and_jobs(definitions: Definitions) -> None:
                     f"{scraped_by[target]!r}; one target cannot be in two jobs"
                     + (f" (it is the address of server {owner[target]!r})" if target in owner else ""))
             scraped_by[target] = job.name
-            server = next((s for s in definitions.servers if s.address == target), None)
-            if server is not None and definitions.job(server.role) != job.name:
+            at = next((s for s in definitions.servers if s.address == target), None)
+            if at is not None and definitions.job(at.role) != job.name:
                 raise DefinitionError(
-                    f"scrape job {job.name!r} field targets: {target} is the address of server {server.name!r}, "
-                    f"whose metrics belong to job {definitions.job(server.role)!r}")
+                    f"scrape job {job.name!r} field targets: {target} is the address of server {at.name!r}, "
+                    f"whose metrics belong to job {definitions.job(at.role)!r}")
 
 
 def _check_receivers(definitions: Definitions) -> None:

@@ -3,13 +3,16 @@ own parser), so `{__name__="x"}` selectors count too and an expression that does
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import cache
 
 import promql_parser
 
+from monitoring.errors import BadInput
 
-class BadExpression(ValueError):
-    """The expression does not parse; the message is the parser's."""
+
+class BadExpression(BadInput):
+    """The expression does not parse; the message is the parser's (callers name where the expression stands)."""
 
 
 @cache
@@ -33,7 +36,7 @@ def alert_names(expr: str, series: str, label: str) -> set[str]:
             for name in matcher.value.split("|")}
 
 
-def _selectors(node: object):
+def _selectors(node: object) -> Iterator[promql_parser.VectorSelector]:
     if isinstance(node, promql_parser.VectorSelector):
         yield node
         return
@@ -41,7 +44,7 @@ def _selectors(node: object):
         yield from _selectors(child)
 
 
-def _names(node: object):
+def _names(node: object) -> Iterator[str]:
     for selector in _selectors(node):
         if selector.name:
             yield selector.name

@@ -5,7 +5,7 @@ every selector of some metrics narrowed by more matchers (one namespace and job 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from monitoring.definitions.model import DefinitionError
 
@@ -19,11 +19,15 @@ def inline(expr: str, recordings: Mapping[str, str]) -> str:
         before = expr
         for recorded, source in recordings.items():
             expr = re.sub(rf"(?<![\w:]){re.escape(recorded)}(\{{[^}}]*\}})?(?![\w:])(\[[^\]:]+\])?",
-                          lambda match, source=source: _selected(source, match.group(1)) + _subquery(match.group(2)),
-                          expr)
+                          _replaced_by(source), expr)
         if expr == before:
             return expr
     raise DefinitionError("recording rules read each other in a circle")
+
+
+def _replaced_by(source: str) -> Callable[[re.Match[str]], str]:
+    """What a recorded series (with its matchers and range, when it has them) becomes: the expression it records."""
+    return lambda match: _selected(source, match.group(1)) + _subquery(match.group(2))
 
 
 def _subquery(window: str | None) -> str:
@@ -49,7 +53,10 @@ def narrowed(expr: str, metrics: Iterable[str], matchers: str) -> str:
     """`expr` with `matchers` (e.g. `namespace="shop", job="checkout"`) put first in every selector of one of
     `metrics`, so the expression reads those series alone."""
     for metric in metrics:
-        expr = re.sub(rf"(?<![\w:]){re.escape(metric)}(?:\{{([^}}]*)\}})?(?![\w:])",
-                      lambda match, metric=metric: f"{metric}{{{', '.join(filter(None, (matchers, match.group(1))))}}}",
-                      expr)
+        expr = re.sub(rf"(?<![\w:]){re.escape(metric)}(?:\{{([^}}]*)\}})?(?![\w:])", _with(metric, matchers), expr)
     return expr
+
+
+def _with(metric: str, matchers: str) -> Callable[[re.Match[str]], str]:
+    """A selector of `metric` with `matchers` put before its own."""
+    return lambda match: f"{metric}{{{', '.join(filter(None, (matchers, match.group(1))))}}}"

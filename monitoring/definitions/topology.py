@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import PurePosixPath
 
 from monitoring.definitions import names
-from monitoring.definitions.model import Definitions, Receiver, ScrapeJob, Server
+from monitoring.definitions.model import DefinitionError, Definitions, Receiver, ScrapeJob, Server
 
 
 def exports(service: str, role: str) -> tuple[str, ...]:
@@ -36,7 +36,8 @@ def jobs_for(service: str, servers: tuple[Server, ...], roles: tuple[str, ...] =
 def rollback_webhook(servers: tuple[Server, ...]) -> str:
     receiver = next((s for s in servers if s.role == names.RECEIVER), None)
     if receiver is None:
-        raise ValueError("no server has the role 'receiver': the rollback webhook has nowhere to go")
+        raise DefinitionError("definitions field servers: no server has the role 'receiver': the rollback webhook has "
+                              "nowhere to go")
     return f"http://{receiver.address}/alerts"
 
 

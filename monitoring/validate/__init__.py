@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from monitoring.definitions.model import Definitions
+from monitoring.errors import BadInput
 from monitoring.validate.tools import Skipped
 
 Family = Callable[[Path, Definitions], list[str]]
@@ -43,7 +44,7 @@ def validate(root: Path, definitions: Definitions, names: list[str] | None = Non
     chosen = families()
     unknown = sorted(set(names or []) - set(chosen))
     if unknown:
-        raise ValueError(f"unknown validation family {unknown[0]!r}; families: {', '.join(chosen)}")
+        raise BadInput(f"unknown validation family {unknown[0]!r}; families: {', '.join(chosen)}")
     passed = True
     for name, family in chosen.items():
         if names and name not in names:

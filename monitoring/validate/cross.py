@@ -127,7 +127,8 @@ def addresses_are_distinct(root: Path, definitions: Definitions) -> list[str]:
     """No target in two jobs; Alertmanager and the rollback webhook point at the servers that are scraped."""
     config = read_yaml(root, PROMETHEUS) or {}
     alertmanager_job = definitions.job(names.ALERTMANAGER)
-    problems, job_of = [], {}
+    problems: list[str] = []
+    job_of: dict[str, str] = {}
     for job in config.get("scrape_configs", []):
         for static in job.get("static_configs", []):
             for target in static.get("targets", []):

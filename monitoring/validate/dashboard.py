@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from monitoring.artifacts import dashboard_signals
-from monitoring.definitions.model import Definitions, Signal
+from monitoring.definitions.model import Bands, Definitions, Signal
 from monitoring.validate.files import read_json
 
 GRID_WIDTH = 24
@@ -31,8 +31,8 @@ def check_panels(panels: list[dict[str, Any]], definitions: Definitions, where: 
         problems.append(f"{where}: panels: expected {list(expected_panels(signals))}, found {list(found)}")
     datasource = {"type": "prometheus", "uid": definitions.datasource_uid}
     ids: set[Any] = set()
-    taken: dict[tuple[int, int], str] = {}
-    bands = {s.title: s.bands for s in signals}
+    taken: dict[tuple[int, int], Any] = {}  # a cell and the title of the panel on it
+    bands: dict[Any, Bands | None] = {s.title: s.bands for s in signals}  # read by the panel's title
     for panel in panels:
         name = f"{where}: panel {panel.get('title')!r}"
         if panel.get("id") in ids:

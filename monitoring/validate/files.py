@@ -8,11 +8,13 @@ from typing import Any
 
 import yaml
 
+from monitoring import errors
 from monitoring.definitions.model import Definitions
 
 
-class BadFile(ValueError):
-    pass
+class BadFile(errors.BadFile, ValueError):
+    """A committed artifact that cannot be read or parsed; the message names the file. Still a ValueError, as it was,
+    for callers that catch one."""
 
 
 def read_yaml(root: Path, relative: str) -> Any:

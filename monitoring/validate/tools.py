@@ -9,7 +9,10 @@ from monitoring.binaries import find
 
 
 class Skipped(Exception):
-    """The family cannot run here (a tool or reference data missing); the message says why."""
+    """The family cannot run here (a tool or reference data missing); the message says why.
+
+    Not a problem of the error model but control flow: `validate` catches it, says SKIP and runs the other
+    families; it never reaches the command line, so it means no exit status."""
 
 
 def run(tool: str, args: list[str], cwd: Path) -> tuple[int, str]:
