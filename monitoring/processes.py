@@ -14,8 +14,10 @@ from pathlib import Path
 
 import requests
 
+from monitoring.errors import Failed
 
-class NotReady(RuntimeError):
+
+class NotReady(Failed):
     """A server did not answer its readiness endpoint in time; the message has the tail of its log."""
 
 

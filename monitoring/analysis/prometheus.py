@@ -1,4 +1,6 @@
-"""A small client of Prometheus's HTTP query API: instant queries, range queries and raw samples.
+"""The one client of the Prometheus HTTP query API (which VictoriaMetrics answers too, its alerts and rules
+proxied to vmalert): instant queries, range queries, raw samples, the rules and the alerts. The analysis, deploy,
+the local stack's demos and the tests all read through it.
 
 Every failure (unreachable, not JSON, an error answer) is one PrometheusError whose message names the URL,
 the query and the reason, so the command line can print it as one line.
@@ -15,13 +17,14 @@ from typing import Any
 import requests
 
 from monitoring.definitions.model import DefinitionError, check_url, duration_seconds
+from monitoring.errors import BadInput
 
 MAX_POINTS = 10_000  # Prometheus refuses a range query of more than 11,000 points per series
 # The times the analysis takes: from the Unix epoch to the last second RFC 3339 can write (9999-12-31T23:59:59Z).
 LATEST = 253_402_300_799.0
 
 
-class PrometheusError(RuntimeError):
+class PrometheusError(BadInput):
     """Prometheus did not answer a query as its API promises; the message is one line."""
 
 
@@ -132,16 +135,32 @@ class Prometheus:
             raise PrometheusError(f"{what}: HTTP {answer.status_code}, {reason}")
         return body["data"]
 
-    def query(self, expr: str, at: float) -> list[Series]:
-        """An instant query at `at`: one sample per series (a range selector gives its raw samples)."""
-        data = self._get("/api/v1/query", {"query": expr, "time": f"{at:.3f}"})
+    def query(self, expr: str, at: float | None = None) -> list[Series]:
+        """An instant query at `at` (default: the server's now): one sample per series (a range selector gives
+        its raw samples)."""
+        params = {"query": expr} if at is None else {"query": expr, "time": f"{at:.3f}"}
+        data = self._get("/api/v1/query", params)
         return _series(data, f"Prometheus {self.url}/api/v1/query (query {expr!r})")
 
-    def value(self, expr: str, at: float) -> float | None:
+    def value(self, expr: str, at: float | None = None) -> float | None:
         """The single number an aggregated instant query returns; None when it returns nothing (no data)."""
         answer = self.query(expr, at)
         values = [s.last for s in answer if s.samples]
         return values[0] if values else None
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """The alerts pending or firing now, each with its `labels` and `state`."""
+        where = f"Prometheus {self.url}/api/v1/alerts"
+        data = self._get("/api/v1/alerts", {})
+        alerts = (data.get("alerts") or []) if isinstance(data, dict) else None  # vmalert says none with null
+        if not isinstance(alerts, list) or not all(isinstance(a, dict) and isinstance(a.get("labels"), dict)
+                                                   for a in alerts):
+            raise PrometheusError(f"{where}: the answer is not a list of alerts")
+        return alerts
+
+    def alert_states(self, alertname: str) -> set[str]:
+        """The states ('pending', 'firing') the alert `alertname` is in now; empty when it is inactive."""
+        return {str(a.get("state")) for a in self.alerts() if a["labels"].get("alertname") == alertname}
 
     def rules(self) -> list[dict]:
         """The rule groups Prometheus has loaded, with their rules and when each group last ran."""

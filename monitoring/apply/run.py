@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from monitoring.apply.bundle import validated
 from monitoring.apply.grafana import Grafana
-from monitoring.apply.http import ApplyError, Client, MalformedAnswer, usable_url
+from monitoring.apply.http import Client, usable_url
 from monitoring.apply.plan import Change, as_json, summary
 from monitoring.apply.reload import ReloadTarget
 from monitoring.apply.servers import alertmanager, missing_secret_files, prometheus
@@ -19,12 +19,13 @@ from monitoring.apply.victoriametrics import victoria_metrics, vmalert
 from monitoring.artifacts import server_files
 from monitoring.definitions.model import Definitions
 from monitoring.definitions.topology import with_secrets_in
+from monitoring.errors import BadInput, Exit, Problem, exit_status
 
 if TYPE_CHECKING:  # the command line hands the local stack in; apply never starts one
     from monitoring.local.stack import Stack
 
 
-class ApplyUsage(ValueError):
+class ApplyUsage(BadInput):
     """The environment does not say enough; the message names the variable."""
 
 
@@ -148,7 +149,7 @@ class Outcome:
     changes: list[Change]
     text: str
     failed: str | None = None
-    status: int = 0  # the exit status: 0 done, 1 an operation failed, 2 a server answered malformed
+    status: int = 0  # the exit status (docs/exit-codes.md): 0 done, else the failure's (monitoring.errors)
 
 
 def run(chosen: Targets, plan_only: bool, force: bool = False, output: str = "text") -> Outcome:
@@ -165,12 +166,9 @@ def run(chosen: Targets, plan_only: bool, force: bool = False, output: str = "te
                 target.apply(plan)
             if chosen.grafana and grafana_plan:
                 chosen.grafana.apply(grafana_plan, force)
-    except MalformedAnswer as error:
-        failed, status = str(error), 2
-    except ApplyError as error:
-        failed, status = str(error), 1
     except Exception as error:  # reported in one line; a reload target has restored its files already
-        failed, status = f"{type(error).__name__}: {error}", 1
+        failed = str(error) if isinstance(error, Problem) else f"{type(error).__name__}: {error}"
+        status = exit_status(error) or Exit.FAILED
     notes = chosen.warnings + chosen.skipped
     text = as_json(changes, notes, applied=not plan_only and failed is None) if output == "json" \
         else summary(changes, notes)

@@ -9,10 +9,12 @@ import json
 import os
 from pathlib import Path
 
+from monitoring.errors import BadInput
+
 DEFAULT_DEFINITIONS = "monitoring.genesis:DEFINITIONS"
 
 
-class UsageError(Exception):
+class UsageError(BadInput):
     """Bad input named by the message; exit status 2."""
 
 
@@ -63,12 +65,9 @@ def flag_backend(args: argparse.Namespace, store):
     flags = named(args.flags, "--flags", f"name where the flag lives: {SPECS}")
     spec, environ = flags if flags is not None else default_flags(), os.environ
     if not args.state and flags is None and spec == "state":
-        from monitoring.local.stack import Stack, StackError
+        from monitoring.local.stack import Stack
 
-        try:
-            stack = Stack(Path(store.path).parent, load(args.definitions))
-        except StackError as error:
-            raise UsageError(str(error)) from None
+        stack = Stack(Path(store.path).parent, load(args.definitions))
         spec, environ = stack.flag_spec, {**os.environ, **stack.flag_environment}
     try:
         return backend(spec, store.flag, store.path, environ)
@@ -84,3 +83,20 @@ def add_flag_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--flags", metavar="SPEC",
                         help=f"where the flag lives: {SPECS} (default: $MONITORING_FLAGS, else the running local "
                              "stack's when --state is not given, else state); the history stays in the state file")
+
+
+def add_definitions(parser: argparse.ArgumentParser) -> None:
+    """--definitions and --profile, as every command that renders or runs the definitions takes them."""
+    parser.add_argument("--definitions", default=DEFAULT_DEFINITIONS, metavar="MODULE:NAME",
+                        help="the Definitions to use (default: %(default)s)")
+    parser.add_argument("--profile", metavar="NAME",
+                        help="the definitions' profile of time windows, e.g. production, or compressed for tests "
+                             "and the demo (default: the definitions' first)")
+
+
+def add_state(parser: argparse.ArgumentParser, default: str = "$MONITORING_STATE") -> None:
+    """--state, the deployment state file, by default $MONITORING_STATE."""
+    from monitoring.receiver.service import default_state
+
+    parser.add_argument("--state", default=default_state(), metavar="PATH",
+                        help=f"the deployment state file (default: {default})")

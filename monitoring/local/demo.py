@@ -18,6 +18,7 @@ from monitoring.definitions import canary, names
 from monitoring.definitions.alerts import every_alert
 from monitoring.definitions.model import AlertRule, DefinitionError, Definitions, duration_seconds
 from monitoring.flags.store import parse_time
+from monitoring.local.demo_client import DemoApp, DemoAppDown
 from monitoring.local.engines import DEFAULT as DEFAULT_ENGINE
 from monitoring.local.observe import ServerAnswer, alert_states, query
 from monitoring.local.stack import Stack, StackError
@@ -62,7 +63,7 @@ class Timeline:
 
 
 def _set_fault(stack: Stack, fault: dict) -> None:
-    requests.post(f"{stack.url(names.APP)}/control/fault", json=fault, timeout=5).raise_for_status()
+    DemoApp(stack.url(names.APP)).set_fault(fault)
 
 
 def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -313,19 +314,18 @@ def shared_loop(stack: Stack, say: Callable[[str], None] = print, watched: float
 def _page(stack: Stack, alertname: str) -> dict | None:
     """The latest page of the alert that rolled back, from the demo application's notification sink."""
     try:
-        pages = requests.get(f"{stack.url(names.APP)}/notifications", timeout=5).json()
-    except (requests.RequestException, ValueError):
+        pages = DemoApp(stack.url(names.APP)).pages()
+    except DemoAppDown:
         return None
-    rolled = [p for p in pages if isinstance(p, dict) and p.get("class") == alertname]
+    rolled = [p for p in pages if p.get("class") == alertname]
     return rolled[-1] if rolled else None
 
 
 def _seen_by_clients(stack: Stack) -> tuple[float, float]:
     """The share of users the demo application puts on the new version, and since when (unix seconds)."""
     try:
-        said = requests.get(f"{stack.url(names.APP)}/control/fault", timeout=5).json()
-        return float(said["rollout_percentage"]), float(said["since"])
-    except (requests.RequestException, ValueError, KeyError, TypeError):
+        return DemoApp(stack.url(names.APP)).seen()
+    except DemoAppDown:
         return -1.0, 0.0
 
 

@@ -10,14 +10,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-import requests
-
 from monitoring.analysis.health import health
 from monitoring.analysis.prometheus import Prometheus, PrometheusError
 from monitoring.definitions import names
 from monitoring.definitions.model import Bands, DefinitionError, Definitions, Worse
+from monitoring.errors import Failed
 from monitoring.local.demo import fault_for, rollback_alert, stale_evidence
-from monitoring.local.observe import ServerAnswer
+from monitoring.local.demo_client import DemoApp, DemoAppDown
 from monitoring.local.stack import Stack
 from monitoring.rollout.deploy import Deploy, DeployStore, Plan, abort
 from monitoring.rollout.judge import banner, health_with, judge_with
@@ -65,7 +64,7 @@ def quiet(prometheus: Prometheus, definitions, say: Callable[[str], None], timeo
             now = health(prometheus, definitions, time.time())
             loud = [*now.firing, *(f"{r.criterion} has no data" for r in now.rows if r.value is None),
                     *stale_evidence(prometheus.url, definitions)]
-        except (PrometheusError, ServerAnswer):
+        except PrometheusError:
             loud = ["Prometheus not ready"]
         if loud:
             calm_since = None
@@ -87,7 +86,7 @@ def turn_bad_at(stack: Stack, step: int, fault: dict, stop: threading.Event) -> 
     def watch() -> None:
         while not stop.is_set():
             if store.read()["current_percentage"] >= step:
-                requests.post(f"{stack.url(names.APP)}/control/fault", json=fault, timeout=5).raise_for_status()
+                DemoApp(stack.url(names.APP)).set_fault(fault)
                 return
             time.sleep(0.2)
     thread = threading.Thread(target=watch, daemon=True)
@@ -95,7 +94,7 @@ def turn_bad_at(stack: Stack, step: int, fault: dict, stop: threading.Event) -> 
     return thread
 
 
-class GaveUp(Exception):
+class GaveUp(Failed):
     """A wait of the demo outlasted what its plan needs; the message says where the deploy stood."""
 
 
@@ -134,7 +133,7 @@ def deploy(stack: Stack, the_plan: Plan, reports: Path | None, say: Callable[[st
 
 
 def clear_fault(stack: Stack) -> None:
-    requests.post(f"{stack.url(names.APP)}/control/fault", json={"clear": True}, timeout=5).raise_for_status()
+    DemoApp(stack.url(names.APP)).clear_fault()
 
 
 def run(stack: Stack, reports: Path | None = None, say: Callable[[str], None] = print) -> int:
@@ -142,7 +141,7 @@ def run(stack: Stack, reports: Path | None = None, say: Callable[[str], None] = 
     stack is stopped: nothing is left behind)."""
     try:
         return _run(stack, reports, say)
-    except (GaveUp, TimeoutError, PrometheusError, requests.RequestException) as error:
+    except (GaveUp, TimeoutError, PrometheusError, DemoAppDown) as error:
         say(f"rollout demo failed: {error}; stopping the stack")
         stack.down(say)
         return 2

@@ -36,6 +36,7 @@ from monitoring.binaries import find
 from monitoring.definitions import names
 from monitoring.definitions.model import Definitions, Paths, Server
 from monitoring.definitions.topology import on_servers, stand_in_secrets, with_secrets_in
+from monitoring.errors import BadInput, Exit, Failed
 from monitoring.files import replace_atomically, write_all
 from monitoring.flags import UNLEASH_CLIENT_TOKEN_FILE, UNLEASH_TOKEN_FILE
 from monitoring.local.engines import DEFAULT as DEFAULT_ENGINE
@@ -54,8 +55,15 @@ STOP_SECONDS = {UNLEASH: 40.0}  # it stops Unleash, then PostgreSQL, before it e
 START_ORDER = (names.RECEIVER, names.APP, names.NODE, names.ALERTMANAGER, names.PROMETHEUS)
 
 
-class StackError(RuntimeError):
+class StackError(Failed):
     """The stack cannot do what was asked; the message names the server and why."""
+
+
+class StackRefused(BadInput, StackError):
+    """The stack cannot be built as asked (an unknown flag system, definitions its engine cannot run): nothing
+    was started."""
+
+    exit = Exit.BAD_INPUT
 
 
 def default_root() -> Path:
@@ -104,7 +112,7 @@ class Stack:
         recorded = self._recorded_flags() if running else {}
         self.flags = flags or recorded.get("system", "state")
         if self.flags not in FLAG_SYSTEMS:
-            raise StackError(f"flag system {self.flags!r}: not one of {', '.join(FLAG_SYSTEMS)}")
+            raise StackRefused(f"flag system {self.flags!r}: not one of {', '.join(FLAG_SYSTEMS)}")
         port = recorded.get("unleash_port")
         self.unleash = Server(UNLEASH, "127.0.0.1", unleash_port or (port if type(port) is int else UNLEASH_PORT),
                               UNLEASH)
@@ -121,7 +129,7 @@ class Stack:
             self.engine: Engine = _engine(engine or ran.get("engine"))
             self.engine.check(self.definitions)
         except EngineError as error:
-            raise StackError(str(error)) from error
+            raise StackRefused(str(error)) from error
         self.beside = self.engine.servers(self.definitions, engine_ports or {
             role: port for role, port in ports.items() if type(port) is int})
 

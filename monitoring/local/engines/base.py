@@ -8,9 +8,10 @@ from pathlib import Path
 
 from monitoring.definitions import names
 from monitoring.definitions.model import Definitions, Server
+from monitoring.errors import BadInput
 
 
-class EngineError(RuntimeError):
+class EngineError(BadInput):
     """The engine cannot run what was asked; the message says why."""
 
 
