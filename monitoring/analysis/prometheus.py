@@ -17,7 +17,7 @@ from typing import Any
 import requests
 
 from monitoring.definitions.model import DefinitionError, check_url, duration_seconds
-from monitoring.errors import BadInput
+from monitoring.errors import BadInput, Exit
 
 MAX_POINTS = 10_000  # Prometheus refuses a range query of more than 11,000 points per series
 # The times the analysis takes: from the Unix epoch to the last second RFC 3339 can write (9999-12-31T23:59:59Z).
@@ -26,6 +26,13 @@ LATEST = 253_402_300_799.0
 
 class PrometheusError(BadInput):
     """Prometheus did not answer a query as its API promises; the message is one line."""
+
+
+class BadTime(DefinitionError, BadInput):
+    """A time or a window given to the analysis (`--at`, `--from`, `--window`) that is none: bad input, not a
+    definition (it is also a DefinitionError only for callers that still catch that)."""
+
+    exit = Exit.BAD_INPUT
 
 
 @dataclass(frozen=True)
@@ -41,24 +48,24 @@ class Series:
 
 
 def parse_time(text: str, where: str = "--at") -> float:
-    """RFC 3339 (`2026-10-23T21:00:00Z`) or unix seconds, as unix seconds; DefinitionError otherwise, and for
+    """RFC 3339 (`2026-10-23T21:00:00Z`) or unix seconds, as unix seconds; BadTime otherwise, and for
     a time that is no real moment Prometheus and RFC 3339 can both write (NaN, infinite, before 1970, after
     9999)."""
     bad = f"{where}: {text!r} is not a time (RFC 3339 such as 2026-10-23T21:00:00Z, or unix seconds)"
     if not isinstance(text, str) or not text.strip() or not text.isascii():
-        raise DefinitionError(bad)
+        raise BadTime(bad)
     try:
         seconds = float(text)
     except ValueError:
         try:
             moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
         except ValueError:
-            raise DefinitionError(bad) from None
+            raise BadTime(bad) from None
         seconds = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
     if not math.isfinite(seconds):
-        raise DefinitionError(bad)
+        raise BadTime(bad)
     if not 0 <= seconds <= LATEST:
-        raise DefinitionError(f"{where}: {text!r} is out of range: a time from 1970-01-01T00:00:00Z "
+        raise BadTime(f"{where}: {text!r} is out of range: a time from 1970-01-01T00:00:00Z "
                               f"(0) to 9999-12-31T23:59:59Z ({LATEST:.0f})")
     return seconds
 
@@ -66,15 +73,18 @@ def parse_time(text: str, where: str = "--at") -> float:
 def parse_window(text: str, where: str = "--window", at: float | None = None,
                  shortest: float = 0.0) -> float:
     """A window as seconds: a Prometheus duration longer than zero (and at least `shortest`), which, ending
-    at `at`, starts no earlier than 1970; DefinitionError otherwise."""
-    seconds = duration_seconds(text, where)
+    at `at`, starts no earlier than 1970; BadTime otherwise."""
+    try:
+        seconds = duration_seconds(text, where)
+    except DefinitionError as error:
+        raise BadTime(str(error)) from None
     if seconds <= 0:
-        raise DefinitionError(f"{where}: {text!r} must be longer than zero")
+        raise BadTime(f"{where}: {text!r} must be longer than zero")
     if seconds < shortest:
-        raise DefinitionError(f"{where}: {text!r} is shorter than two scrape intervals ({duration(shortest)}): "
+        raise BadTime(f"{where}: {text!r} is shorter than two scrape intervals ({duration(shortest)}): "
                               "no rate can be computed over it")
     if at is not None and at - seconds < 0:
-        raise DefinitionError(f"{where}: {text!r} ending at {rfc3339(at)} would start before 1970")
+        raise BadTime(f"{where}: {text!r} ending at {rfc3339(at)} would start before 1970")
     return seconds
 
 
