@@ -172,7 +172,7 @@ class Prometheus:
         """The states ('pending', 'firing') the alert `alertname` is in now; empty when it is inactive."""
         return {str(a.get("state")) for a in self.alerts() if a["labels"].get("alertname") == alertname}
 
-    def rules(self) -> list[dict]:
+    def rules(self) -> list[dict[str, Any]]:
         """The rule groups Prometheus has loaded, with their rules and when each group last ran."""
         data = self._get("/api/v1/rules", {})
         groups = data.get("groups", []) if isinstance(data, dict) else None
@@ -182,7 +182,7 @@ class Prometheus:
 
     def query_range(self, expr: str, start: float, end: float, step: float) -> list[Series]:
         """A range query from `start` to `end` every `step` seconds, split into pieces Prometheus accepts."""
-        merged: dict[tuple, Series] = {}
+        merged: dict[tuple[tuple[str, str], ...], Series] = {}
         step = resolution(step)
         piece = step * MAX_POINTS
         begin = start
@@ -206,7 +206,7 @@ def _series(data: Any, what: str) -> list[Series]:
                               f"{str(error)[:200]})") from None
 
 
-def _parsed(data: dict) -> list[Series]:
+def _parsed(data: dict[str, Any]) -> list[Series]:
     kind, result = data.get("resultType"), data.get("result", [])
     if kind == "scalar":
         return [Series({}, [(float(result[0]), _number(result[1]))])]

@@ -12,8 +12,13 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from monitoring.commands.options import DEFAULT_DEFINITIONS, UsageError, definitions_of
+
+if TYPE_CHECKING:
+    from monitoring.analysis.verdict import Decision
+    from monitoring.definitions.model import Definitions
 
 DAY = "24h"  # the window of a Day-N report
 
@@ -37,7 +42,7 @@ def _state(args: argparse.Namespace) -> Path | None:
     return path
 
 
-def _window(args: argparse.Namespace, definitions, default: str, at: float) -> str:
+def _window(args: argparse.Namespace, definitions: Definitions, default: str, at: float) -> str:
     """--window (else `default`), checked: a Prometheus duration, at least two scrape intervals (a rate needs
     two samples), starting no earlier than 1970."""
     from monitoring.analysis.prometheus import parse_window
@@ -112,7 +117,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _send(definitions, heading: str, decision, out: Path) -> int:
+def _send(definitions: Definitions, heading: str, decision: Decision, out: Path) -> int:
     """The report by mail (its HTML with the charts inline, its Markdown as the text) and a line to Slack, to the
     receivers marked `reports`; a channel that fails after its retries is one line, and exit 2."""
     from monitoring.delivery import Message, channels, deliver
@@ -131,7 +136,7 @@ def _send(definitions, heading: str, decision, out: Path) -> int:
     return 2 if said.failed else 0
 
 
-def _day_end(args: argparse.Namespace, definitions) -> float:
+def _day_end(args: argparse.Namespace, definitions: Definitions) -> float:
     """Day N of the rollout ends N days after the deployment started (the state file's `deployment_started`),
     or now if that is sooner; without a state file, now."""
     from monitoring.definitions.model import duration_seconds
@@ -142,7 +147,7 @@ def _day_end(args: argparse.Namespace, definitions) -> float:
     started = StateStore(Path(args.state), definitions.flag_name).read()["deployment_started"]
     if started is None:  # never rolled out: nothing to count days from
         return time.time()
-    return min(time.time(), parse_time(started).timestamp() + args.day * duration_seconds(DAY))
+    return min(time.time(), parse_time(started).timestamp() + int(args.day) * duration_seconds(DAY))
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
@@ -174,7 +179,7 @@ def _add_state(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state", metavar="PATH", help="the deployment state file, for its rollout history")
 
 
-def add_commands(subparsers: argparse._SubParsersAction) -> None:
+def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     gonogo = subparsers.add_parser("gonogo", help="the go/no-go verdict over a soak window, from Prometheus",
                                    description="Exit status: 0 PROCEED, 10 HOLD, 20 ROLLBACK, 30 FAILED, "
                                                "40 INCONCLUSIVE, 2 bad input.")

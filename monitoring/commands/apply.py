@@ -39,7 +39,7 @@ def _stack_profile(root: Path, definitions: Definitions) -> str:
         return definitions.profile.name
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     apply = commands.add_parser(
         "apply", help="push the configuration to Prometheus (or vmalert and VictoriaMetrics), Alertmanager and Grafana",
         epilog="targets come from the environment: PROMETHEUS_URL and PROMETHEUS_CONFIG_DIR, VMALERT_URL and "

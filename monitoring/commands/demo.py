@@ -21,7 +21,7 @@ def cmd_demo_app(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_fault(args: argparse.Namespace) -> int:
-    from monitoring.local.demo_client import DemoApp
+    from monitoring.local.demo_client import DemoAppClient
 
     if args.clear:
         fault: dict[str, object] = {"clear": True}
@@ -29,7 +29,7 @@ def cmd_demo_fault(args: argparse.Namespace) -> int:
         raise UsageError("give --errors, --latency-ms or --clear")
     else:
         fault = {k: v for k, v in (("errors", args.errors), ("latency_ms", args.latency_ms)) if v is not None}
-    print(f"fault on the new version: {DemoApp(args.app_url).set_fault(fault)}")
+    print(f"fault on the new version: {DemoAppClient(args.app_url).set_fault(fault)}")
     return 0
 
 
@@ -39,7 +39,7 @@ def cmd_demo_run(args: argparse.Namespace) -> int:
     return run(stack_of(args), args.scenario)
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo = commands.add_parser("demo", help="the demo application and the closed-loop demonstration")
     actions = demo.add_subparsers(dest="demo_command", required=True, metavar="ACTION")
     app = actions.add_parser("app", help="run the demo application")

@@ -119,7 +119,7 @@ def _add_owned_state(parser: argparse.ArgumentParser) -> None:
     add_flag_options(parser)
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from monitoring.flags.manual import RECENT_ROLLBACK_MINUTES
 
     receiver = commands.add_parser("receiver", help="run the rollback receiver (Alertmanager webhook)")

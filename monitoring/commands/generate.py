@@ -41,7 +41,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0 if passed else 1
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     generate = commands.add_parser("generate", help="write the dashboard, rules, configs and runbooks")
     add_definitions(generate)
     generate.add_argument("--out", default=".", help="the tree to write into (default: the current folder)")

@@ -7,9 +7,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from monitoring.errors import BadInput
+
+if TYPE_CHECKING:
+    from monitoring.definitions.model import Definitions
+    from monitoring.flags import FlagBackend
+    from monitoring.flags.store import StateStore
 
 DEFAULT_DEFINITIONS = "monitoring.genesis:DEFINITIONS"
 
@@ -26,7 +33,7 @@ def named(value: str | None, option: str, what: str) -> str | None:
     return value
 
 
-def definitions_of(args: argparse.Namespace):
+def definitions_of(args: argparse.Namespace) -> Definitions:
     """The definitions named by --definitions, in the profile named by --profile (default: their first)."""
     from monitoring.generate import load
 
@@ -53,7 +60,7 @@ def stack_state() -> Path:
     raise UsageError(f"{hint} (the receiver recorded in {root / 'pids.json'} is not running)")
 
 
-def flag_backend(args: argparse.Namespace, store):
+def flag_backend(args: argparse.Namespace, store: StateStore) -> FlagBackend:
     """The backend of the flag system `--flags` names, else $MONITORING_FLAGS, else the running local stack's
     (with its token files) when --state was not given, else the state file. A bad spec is a UsageError."""
     from monitoring.flags import SPECS, BadFlagSpec
@@ -63,7 +70,8 @@ def flag_backend(args: argparse.Namespace, store):
 
     named(args.state, "--state", "name the deployment state file (or leave MONITORING_STATE unset)")
     flags = named(args.flags, "--flags", f"name where the flag lives: {SPECS}")
-    spec, environ = flags if flags is not None else default_flags(), os.environ
+    spec = flags if flags is not None else default_flags()
+    environ: Mapping[str, str] = os.environ
     if not args.state and flags is None and spec == "state":
         from monitoring.local.stack import Stack
 

@@ -81,7 +81,7 @@ def add_engine(parser: argparse.ArgumentParser) -> None:
                              "vmalert (default: the running stack's, else prometheus)")
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     stack = commands.add_parser("stack", help="the local stack of real servers on loopback: up, down, status")
     stack.add_argument("action", choices=("up", "down", "status"))
     add_stack(stack)

@@ -22,7 +22,7 @@ class FaultRefused(BadInput):
     """The demo application refused a fault (a share outside 0..1, a negative latency); its reason is the message."""
 
 
-class DemoApp:
+class DemoAppClient:
     """The demo application at `url` (its base URL, e.g. http://127.0.0.1:8000)."""
 
     def __init__(self, url: str, timeout: float = TIMEOUT) -> None:

@@ -16,7 +16,7 @@ from monitoring.definitions import names
 from monitoring.definitions.model import Bands, DefinitionError, Definitions, Worse
 from monitoring.errors import Failed
 from monitoring.local.demo import fault_for, rollback_alert, stale_evidence
-from monitoring.local.demo_client import DemoApp, DemoAppDown
+from monitoring.local.demo_client import DemoAppClient, DemoAppDown
 from monitoring.local.stack import Stack
 from monitoring.rollout.deploy import Deploy, DeployStore, Plan, abort
 from monitoring.rollout.judge import banner, health_with, judge_with
@@ -48,12 +48,12 @@ def calm(definitions: Definitions, signals: tuple[str, ...]) -> Definitions:
     return replace(definitions, signals=tuple(raised))
 
 
-def plan(definitions, wait: float) -> Plan:
+def plan(definitions: Definitions, wait: float) -> Plan:
     policy = definitions.rollout
     return Plan("safe", policy.steps, wait, CHECK, hold=SOAK / 2, max_holds=policy.max_holds)
 
 
-def quiet(prometheus: Prometheus, definitions, say: Callable[[str], None], timeout: float = 120.0,
+def quiet(prometheus: Prometheus, definitions: Definitions, say: Callable[[str], None], timeout: float = 120.0,
           settle: float = 5.0) -> None:
     """Wait until every fleet signal has data, no critical alert has fired for `settle` seconds (deploy refuses
     to start while one fires, and a soak that begins with one in its window can only HOLD), and no bad request of
@@ -79,14 +79,14 @@ def quiet(prometheus: Prometheus, definitions, say: Callable[[str], None], timeo
     raise TimeoutError(f"no quiet {settle:.0f}s with data within {timeout:.0f}s")
 
 
-def turn_bad_at(stack: Stack, step: int, fault: dict, stop: threading.Event) -> threading.Thread:
+def turn_bad_at(stack: Stack, step: int, fault: dict[str, float], stop: threading.Event) -> threading.Thread:
     """Inject `fault` into the new version once the rollout reaches `step` %."""
     store = DeployStore(stack.state, stack.definitions.flag_name)
 
     def watch() -> None:
         while not stop.is_set():
             if store.read()["current_percentage"] >= step:
-                DemoApp(stack.url(names.APP)).set_fault(fault)
+                DemoAppClient(stack.url(names.APP)).set_fault(fault)
                 return
             time.sleep(0.2)
     thread = threading.Thread(target=watch, daemon=True)
@@ -133,7 +133,7 @@ def deploy(stack: Stack, the_plan: Plan, reports: Path | None, say: Callable[[st
 
 
 def clear_fault(stack: Stack) -> None:
-    DemoApp(stack.url(names.APP)).clear_fault()
+    DemoAppClient(stack.url(names.APP)).clear_fault()
 
 
 def run(stack: Stack, reports: Path | None = None, say: Callable[[str], None] = print) -> int:

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import requests
 
@@ -43,6 +44,9 @@ from monitoring.local.engines import DEFAULT as DEFAULT_ENGINE
 from monitoring.local.engines import Context, Engine, EngineError, engine
 from monitoring.processes import NotReady, free_port, port_taken, start, still_running, stop_pid
 from monitoring.receiver.service import command as receiver_command
+
+if TYPE_CHECKING:
+    from monitoring.flags.recorded import RecordedFlag
 
 DEFAULT_ROOT = ".stack"
 FLAG_SYSTEMS = ("state", "flagd", "unleash")
@@ -124,7 +128,8 @@ class Stack:
         peers = self.definitions.servers_of(names.ALERTMANAGER)
         self.gossip = gossip or ({s.name: free_port() for s in peers} if len(peers) > 1 else {})
         ran = self._recorded_engine() if running else {}
-        ports = ran.get("ports") if isinstance(ran.get("ports"), dict) else {}
+        recorded_ports = ran.get("ports")
+        ports: dict[str, Any] = recorded_ports if isinstance(recorded_ports, dict) else {}
         try:
             self.engine: Engine = _engine(engine or ran.get("engine"))
             self.engine.check(self.definitions)
@@ -173,7 +178,7 @@ class Stack:
             return tuple(self.flag_environment.items())
         return ((UNLEASH_CLIENT_TOKEN_FILE, str(self.unleash_token("client"))),) if role == names.APP else ()
 
-    def flag(self):
+    def flag(self) -> RecordedFlag:
         """The flag in its flag system, with its history in the state file (monitoring.flags.recorded)."""
         from monitoring.flags.backends import backend
         from monitoring.flags.recorded import RecordedFlag
@@ -187,7 +192,7 @@ class Stack:
     def flag_system_record(self) -> Path:
         return self.root / "flag-system.json"
 
-    def _recorded_flags(self) -> dict:
+    def _recorded_flags(self) -> dict[str, Any]:
         """The flag system the stack was last started with, and Unleash's port."""
         return _record(self.flag_system_record)
 
@@ -195,7 +200,7 @@ class Stack:
     def engine_record(self) -> Path:
         return self.root / "engine.json"
 
-    def _recorded_engine(self) -> dict:
+    def _recorded_engine(self) -> dict[str, Any]:
         """The engine the stack was last started with, and the ports of the servers it runs beside the store."""
         return _record(self.engine_record)
 
@@ -286,7 +291,7 @@ class Stack:
             raise StackError(f"the stack in {self.root} runs with ENGINE={before}; `make down` first to switch it "
                              f"to ENGINE={self.engine.name}")
 
-    def recorded(self) -> dict[str, dict]:
+    def recorded(self) -> dict[str, dict[str, Any]]:
         """What `pids.json` says the stack started (nothing when it is missing or not a record)."""
         try:
             records = json.loads(self.pids.read_text())
@@ -362,7 +367,7 @@ def _engine(name: str | None) -> Engine:
     return engine(name if isinstance(name, str) else None)
 
 
-def _record(path: Path) -> dict:
+def _record(path: Path) -> dict[str, Any]:
     """A JSON object the stack wrote; {} when it is missing or not one."""
     try:
         recorded = json.loads(path.read_text())

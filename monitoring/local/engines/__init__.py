@@ -19,10 +19,11 @@ __all__ = ["DEFAULT", "ENGINES", "Context", "Engine", "EngineError", "engine"]
 def engine(name: str | None = None) -> Engine:
     """The engine called `name` (default: Prometheus); EngineError naming the engines otherwise."""
     name = name or DEFAULT
+    found: Engine
     if name == "prometheus":
-        from monitoring.local.engines.prometheus import ENGINE
+        from monitoring.local.engines.prometheus import ENGINE as found
     elif name == "victoriametrics":
-        from monitoring.local.engines.victoriametrics import ENGINE
+        from monitoring.local.engines.victoriametrics import ENGINE as found
     else:
         raise EngineError(f"engine {name!r}: not one of {', '.join(ENGINES)}")
-    return ENGINE
+    return found
