@@ -32,10 +32,6 @@ class ApplyUsage(BadInput):
 URLS = ("PROMETHEUS_URL", "VMALERT_URL", "ALERTMANAGER_URL", "GRAFANA_URL")
 BUILDERS = {"prometheus": prometheus, "victoria-metrics": victoria_metrics, "vmalert": vmalert,
             "alertmanager": alertmanager}  # by target name, in the order they are planned and applied
-# The targets of the local stack, by its engine (monitoring.local.engines): target name -> the stack's role
-STACK_TARGETS = {"prometheus": {"prometheus": "prometheus", "alertmanager": "alertmanager"},
-                 "victoriametrics": {"victoria-metrics": "prometheus", "vmalert": "vmalert",
-                                     "alertmanager": "alertmanager"}}
 
 
 @dataclass
@@ -75,10 +71,11 @@ def targets(definitions: Definitions, env: Mapping[str, str], stack: Stack | Non
     grafana = None
     if not any(env.get(n) for n in URLS) and stack is not None and stack.pids.exists():
         definitions = stack.definitions
-        roles = STACK_TARGETS.get(stack.engine.name)
-        if roles is None:
-            raise ApplyUsage(f"the local stack in {stack.root} runs the engine {stack.engine.name!r}, which apply "
-                             f"does not know (it knows {', '.join(STACK_TARGETS)})")
+        roles = stack.engine.apply_targets  # the local stack's targets: monitoring.engines
+        unknown = sorted(set(roles) - set(BUILDERS)) if roles else ["(none)"]
+        if unknown:
+            raise ApplyUsage(f"the local stack in {stack.root} runs the engine {stack.engine.name!r}, whose targets "
+                             f"{', '.join(unknown)} apply does not know (it knows {', '.join(BUILDERS)})")
         places = {target: (stack.url(role), stack.root / "config") for target, role in roles.items()}
         on = "" if stack.engine.name == "prometheus" else f" on {stack.engine.name}"
         chosen.skipped.append(f"targets: the local stack in {stack.root}{on} (no PROMETHEUS_URL, VMALERT_URL, "

@@ -30,7 +30,7 @@ def stack_of(args: argparse.Namespace) -> Stack:
 def cmd_stack(args: argparse.Namespace) -> int:
     stack = stack_of(args)
     if args.action == "up":
-        from monitoring.local.engines import DEFAULT
+        from monitoring.engines import DEFAULT
 
         engine = stack.engine
         on = "" if engine.name == DEFAULT else f", {engine.title} and {engine.evaluator}"
@@ -74,7 +74,7 @@ def add_flag_system(parser: argparse.ArgumentParser) -> None:
 
 
 def add_engine(parser: argparse.ArgumentParser) -> None:
-    from monitoring.local.engines import ENGINES
+    from monitoring.engines import ENGINES
 
     parser.add_argument("--engine", choices=ENGINES,
                         help="what scrapes, stores and evaluates the rules: Prometheus, or VictoriaMetrics with "

@@ -18,9 +18,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from monitoring.definitions import canary, names
 from monitoring.definitions.alerts import every_alert
 from monitoring.definitions.model import AlertRule, DefinitionError, Definitions, Signal, duration_seconds
+from monitoring.engines import DEFAULT as DEFAULT_ENGINE
 from monitoring.flags.store import parse_time
 from monitoring.local.demo_client import DemoAppClient, DemoAppDown
-from monitoring.local.engines import DEFAULT as DEFAULT_ENGINE
 from monitoring.local.observe import ServerAnswer, alert_states, query
 from monitoring.local.stack import Stack, StackError
 

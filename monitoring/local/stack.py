@@ -15,7 +15,7 @@ both use it, the application through the system's own SDK:
   thrown away at `down`; the flag's history stays in the state file.
 
 The engine that scrapes, stores and evaluates the rules is Prometheus, or VictoriaMetrics with vmalert
-(`make up ENGINE=victoriametrics`): everything that differs between them is in monitoring.local.engines.
+(`make up ENGINE=victoriametrics`): everything that differs between them is in monitoring.engines.
 """
 
 from __future__ import annotations
@@ -37,11 +37,11 @@ from monitoring.binaries import find
 from monitoring.definitions import names
 from monitoring.definitions.model import Definitions, Paths, Server
 from monitoring.definitions.topology import on_servers, stand_in_secrets, with_secrets_in
+from monitoring.engines import DEFAULT as DEFAULT_ENGINE
+from monitoring.engines import Context, Engine, EngineError, engine
 from monitoring.errors import BadInput, Exit, Failed
 from monitoring.files import replace_atomically, write_all
 from monitoring.flags import UNLEASH_CLIENT_TOKEN_FILE, UNLEASH_TOKEN_FILE
-from monitoring.local.engines import DEFAULT as DEFAULT_ENGINE
-from monitoring.local.engines import Context, Engine, EngineError, engine
 from monitoring.processes import NotReady, free_port, port_taken, start, still_running, stop_pid
 from monitoring.receiver.service import command as receiver_command
 
@@ -108,7 +108,7 @@ class Stack:
                  flags: str | None = None, unleash_port: int | None = None, engine: str | None = None,
                  engine_ports: Mapping[str, int] | None = None) -> None:
         """`flags` is the flag system (FLAG_SYSTEMS) and `unleash_port` Unleash's port; `engine` the engine
-        (monitoring.local.engines.ENGINES) and `engine_ports` the ports of the servers it runs beside the
+        (monitoring.engines.ENGINES) and `engine_ports` the ports of the servers it runs beside the
         store, by role. None means what the stack running in `root` was started with, else `state`,
         UNLEASH_PORT, Prometheus and the engine's default ports."""
         self.root = root.resolve()
