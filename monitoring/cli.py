@@ -1,6 +1,7 @@
-"""The `monitoring` command line: parsing, and the one place an error becomes an exit status. Each group of
-commands registers its own subcommands (monitoring.commands), and each imports what it needs when it runs, so
-each starts fast.
+"""The `monitoring` command line: monitoring as code for a progressive rollout.
+
+Parsing only, and the one place an error becomes an exit status. Each group of commands registers its own
+subcommands (monitoring.commands), and each imports what it needs when it runs, so each starts fast.
 
 Exit status (docs/exit-codes.md): 0 success, 1 a check or an operation failed, 2 bad input (definitions,
 arguments, files, environment, answers), 3 someone else changed the rollout, 4 the flag system refused or could

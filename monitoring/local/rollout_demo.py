@@ -14,7 +14,7 @@ from monitoring.analysis.health import health
 from monitoring.analysis.prometheus import Prometheus, PrometheusError
 from monitoring.definitions import names
 from monitoring.definitions.model import Bands, DefinitionError, Definitions, Worse
-from monitoring.errors import Failed
+from monitoring.errors import BadInput, Exit, Failed
 from monitoring.local.demo import fault_for, rollback_alert, stale_evidence
 from monitoring.local.demo_client import DemoAppClient, DemoAppDown
 from monitoring.local.stack import Stack
@@ -35,13 +35,13 @@ def calm(definitions: Definitions, signals: tuple[str, ...]) -> Definitions:
     point; a border a little under 100 % is still crossed when parallel work keeps both cores busy."""
     unknown = set(signals) - {s.name for s in definitions.signals}
     if unknown:
-        raise DefinitionError(f"--calm: no signal called {', '.join(sorted(unknown))}")
+        raise BadInput(f"--calm: no signal called {', '.join(sorted(unknown))}")
     raised = []
     for signal in definitions.signals:
         if signal.name in signals:
             if signal.bands is None or signal.bands.worse is not Worse.HIGHER or signal.maximum is None:
-                raise DefinitionError(f"--calm {signal.name}: only a signal with bands, higher worse and a maximum "
-                                      "can be calmed")
+                raise BadInput(f"--calm {signal.name}: only a signal with bands, higher worse and a maximum "
+                               "can be calmed")
             span = signal.maximum - (signal.minimum or 0.0)
             signal = replace(signal, bands=Bands(Worse.HIGHER, signal.maximum - span * CALM_MARGIN, signal.maximum))
         raised.append(signal)
@@ -189,9 +189,9 @@ if __name__ == "__main__":
     args = arguments.parse_args()
     try:
         chosen = calm(load(args.definitions).with_profile("compressed"), tuple(args.calm))
-    except DefinitionError as error:
+    except (DefinitionError, BadInput) as error:  # bad definitions or --calm: exit 2 (docs/exit-codes.md)
         print(f"rollout-demo: {error}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(Exit.BAD_INPUT)
     if args.calm:
         print(f"the bands of {', '.join(args.calm)} are raised to the top of their range for this demo (a busy host)")
     sys.exit(run(Stack(default_root(), chosen), Path("reports/rollout-demo")))
