@@ -28,6 +28,13 @@ BAD_AT = 25
 CALM_MARGIN = 1e-4  # a calmed signal's yellow border: this share of its range below the maximum
 
 
+class BadCalm(DefinitionError, BadInput):
+    """A --calm naming no signal, or one that cannot be calmed: a bad command-line value (also a
+    DefinitionError, for callers that still catch that)."""
+
+    exit = Exit.BAD_INPUT
+
+
 def calm(definitions: Definitions, signals: tuple[str, ...]) -> Definitions:
     """The definitions with the bands of `signals` (the host's own, e.g. CPU) raised to the top of their range:
     red at the maximum, which the signal never exceeds, so its critical alert (`> red`) cannot fire, and yellow
@@ -35,13 +42,13 @@ def calm(definitions: Definitions, signals: tuple[str, ...]) -> Definitions:
     point; a border a little under 100 % is still crossed when parallel work keeps both cores busy."""
     unknown = set(signals) - {s.name for s in definitions.signals}
     if unknown:
-        raise BadInput(f"--calm: no signal called {', '.join(sorted(unknown))}")
+        raise BadCalm(f"--calm: no signal called {', '.join(sorted(unknown))}")
     raised = []
     for signal in definitions.signals:
         if signal.name in signals:
             if signal.bands is None or signal.bands.worse is not Worse.HIGHER or signal.maximum is None:
-                raise BadInput(f"--calm {signal.name}: only a signal with bands, higher worse and a maximum "
-                               "can be calmed")
+                raise BadCalm(f"--calm {signal.name}: only a signal with bands, higher worse and a maximum "
+                              "can be calmed")
             span = signal.maximum - (signal.minimum or 0.0)
             signal = replace(signal, bands=Bands(Worse.HIGHER, signal.maximum - span * CALM_MARGIN, signal.maximum))
         raised.append(signal)
@@ -189,7 +196,7 @@ if __name__ == "__main__":
     args = arguments.parse_args()
     try:
         chosen = calm(load(args.definitions).with_profile("compressed"), tuple(args.calm))
-    except (DefinitionError, BadInput) as error:  # bad definitions or --calm: exit 2 (docs/exit-codes.md)
+    except DefinitionError as error:  # bad definitions or --calm: exit 2 (docs/exit-codes.md)
         print(f"rollout-demo: {error}", file=sys.stderr)
         sys.exit(Exit.BAD_INPUT)
     if args.calm:
