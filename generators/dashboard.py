@@ -17,7 +17,7 @@ from grafanalib import core as g
 
 from generators.dashboard_corrections import correct
 from monitoring.definitions import canary, names
-from monitoring.definitions.model import Bands, Definitions, PanelKind, Query, Signal, Worse
+from monitoring.definitions.model import Bands, DefinitionError, Definitions, PanelKind, Query, Signal, Worse
 
 SCHEMA_VERSION = 39
 PANEL_HEIGHT = 8
@@ -135,12 +135,20 @@ def _boards(definitions: Definitions) -> list[tuple[str, str]]:
     return boards
 
 
+def _by_version(definitions: Definitions, signal: Signal) -> str:
+    """The per-version recorded series of a signal the canary judges (each has one: a definition check)."""
+    series = definitions.recorded(signal, per_version=True)
+    if series is None:
+        raise DefinitionError(f"signal {signal.name!r}: the canary judges it, so it needs a field record")
+    return series
+
+
 def canary_signals(definitions: Definitions) -> tuple[Signal, ...]:
     """The canary dashboard's panels: each judged signal by version, the new version's share, each check's
     evidence against its bounds and, with blame before rollback, the rollbacks held back as shared faults."""
     by_version = tuple(
         Signal(name=f"{s.name}_by_version", title=f"{s.title} by Version", panel=PanelKind.TIMESERIES, unit=s.unit,
-               expr=definitions.recorded(s, per_version=True), bands=s.bands, legend="{{version}}", width=12,
+               expr=_by_version(definitions, s), bands=s.bands, legend="{{version}}", width=12,
                description=f"{s.description} Per version: the canary alert compares new with old.")
         for s in canary.signals(definitions))
     share = Signal(

@@ -120,4 +120,5 @@ def correct(dashboard: Json) -> Json:
     """grafanalib's JSON (a fresh copy the caller owns) corrected to Grafana's current schema."""
     for correction in CORRECTIONS:
         correction(dashboard)
-    return no_null_for_optional_fields(dashboard)
+    corrected: Json = no_null_for_optional_fields(dashboard)
+    return corrected

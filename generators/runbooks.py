@@ -58,6 +58,6 @@ def runbook(definitions: Definitions, alert: AlertRule) -> str:
         flag_name=definitions.flag_name,
         dashboard_title=definitions.dashboard_title,
         bands=band_ranges(bands) if bands else None,
-        breach=bands.breach(alert.band) if bands else "",
-        border=f"{bands.border(alert.band):g}" if bands else "",
+        breach=bands.breach(alert.band) if bands and alert.band else "",
+        border=f"{bands.border(alert.band):g}" if bands and alert.band else "",
     )

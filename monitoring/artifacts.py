@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import orjson
 
@@ -20,7 +21,7 @@ from generators import (
 from monitoring.definitions import names
 from monitoring.definitions.alerts import every_alert
 from monitoring.definitions.checks import check
-from monitoring.definitions.model import Definitions
+from monitoring.definitions.model import Definitions, Signal
 
 PROMETHEUS = names.PROMETHEUS_CONFIG
 ALERTMANAGER = names.ALERTMANAGER_CONFIG
@@ -32,7 +33,7 @@ def dashboard_file(definitions: Definitions) -> str:
     return names.dashboard_path(definitions.service)
 
 
-def dashboards(definitions: Definitions) -> dict[str, dict]:
+def dashboards(definitions: Definitions) -> dict[str, dict[str, Any]]:
     """Each dashboard by its path: the rollout dashboard, and the canary dashboard when there is a canary."""
     boards = {dashboard_file(definitions): dashboard.dashboard(definitions)}
     if definitions.canary:
@@ -40,7 +41,7 @@ def dashboards(definitions: Definitions) -> dict[str, dict]:
     return boards
 
 
-def dashboard_signals(definitions: Definitions) -> dict[str, tuple]:
+def dashboard_signals(definitions: Definitions) -> dict[str, tuple[Signal, ...]]:
     """The signals each dashboard's panels show, in order: its contract, for validation."""
     signals = {dashboard_file(definitions): definitions.signals}
     if definitions.canary:
@@ -52,7 +53,7 @@ def rules_file(definitions: Definitions) -> str:
     return f"rules/{names.rules_file(definitions.service)}"
 
 
-def rule_files(definitions: Definitions) -> dict[str, dict]:
+def rule_files(definitions: Definitions) -> dict[str, dict[str, Any]]:
     """Each rule file by its name, rendered as data."""
     files = {names.rules_file(definitions.service): rules.rule_file(definitions)}
     if definitions.canary:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 
+from monitoring.errors import BadInput
+
 NAMES = {
     "prometheus": ("prometheus",),
     "promtool": ("promtool",),
@@ -16,7 +18,7 @@ NAMES = {
 }
 
 
-class MissingBinary(RuntimeError):
+class MissingBinary(BadInput):
     """A tool the command needs is not installed; the message says how to get it."""
 
 

@@ -52,7 +52,11 @@ class Outcome:
 
 def channels(definitions: Definitions) -> list[Email | Slack]:
     """Every mail and Slack channel of the receivers marked `reports`, in the definitions' order."""
-    return [c for r in definitions.receivers if r.reports for c in (*r.email, *r.slack)]
+    found: list[Email | Slack] = []
+    for receiver in definitions.receivers:
+        if receiver.reports:
+            found += [*receiver.email, *receiver.slack]
+    return found
 
 
 def missing_secret(channel: Email | Slack) -> str:
@@ -75,7 +79,7 @@ def mail(message: Message) -> tuple[EmailMessage, int]:
         return mime, 0
     images: list[tuple[str, bytes]] = []
 
-    def to_cid(found: re.Match) -> str:
+    def to_cid(found: re.Match[str]) -> str:
         import base64
 
         cid = make_msgid(domain="report.invalid")
@@ -83,7 +87,9 @@ def mail(message: Message) -> tuple[EmailMessage, int]:
         return f'src="cid:{cid[1:-1]}"'
 
     mime.add_alternative(_DATA_PNG.sub(to_cid, message.html), subtype="html")
-    html = mime.get_payload()[1]
+    parts = mime.get_payload()
+    html = parts[1] if isinstance(parts, list) else None
+    assert isinstance(html, EmailMessage)  # the alternative just added: an EmailMessage, as the policy makes it
     for cid, data in images:
         html.add_related(data, maintype="image", subtype="png", cid=cid)
     return mime, len(images)
@@ -150,7 +156,6 @@ def deliver(definitions: Definitions, message: Message, say: Callable[[str], Non
     line; one whose secret file is missing is said at once."""
     outcome = Outcome()
     for channel in channels(definitions) if to is None else to:
-        send = send_mail if isinstance(channel, Email) else send_slack
         if missing_secret(channel):
             line = f"delivery of {message.subject!r} to {name(channel)} failed: secret file " \
                    f"{missing_secret(channel)} is missing"
@@ -159,7 +164,10 @@ def deliver(definitions: Definitions, message: Message, say: Callable[[str], Non
             continue
         for attempt in range(1, attempts + 1):
             try:
-                send(channel, message)
+                if isinstance(channel, Email):
+                    send_mail(channel, message)
+                else:
+                    send_slack(channel, message)
             except Exception as error:  # any failure of one channel is that channel's, never the caller's
                 if attempt < attempts:
                     time.sleep((PAUSE_SECONDS if pause is None else pause) * 2 ** (attempt - 1))

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import importlib
 
+from monitoring.errors import BadInput
+
 PACKAGE = "genesis-monitoring"
 
 
-class MissingExtra(RuntimeError):
+class MissingExtra(BadInput):
     """A part of the package needs an extra that is not installed; the message names it and how to install it."""
 
 

@@ -32,8 +32,8 @@ def write_all(root: Path, files: dict[str, str]) -> list[str]:
             if target.exists() and target.read_text(encoding="utf-8") == text:
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-            staged.append((relative, Path(temporary)))
+            fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+            staged.append((relative, Path(name)))
             with os.fdopen(fd, "w", encoding="utf-8") as stream:
                 _keep_owner_and_mode(stream.fileno(), target)
                 stream.write(text)

@@ -11,11 +11,14 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 
+from monitoring.errors import Failed
 
-class NotReady(RuntimeError):
+
+class NotReady(Failed):
     """A server did not answer its readiness endpoint in time; the message has the tail of its log."""
 
 
@@ -49,7 +52,7 @@ def free_port(host: str = "127.0.0.1") -> int:
     while True:  # an unusual range, or all taken: let the kernel choose
         with socket.socket() as probe:
             probe.bind((host, 0))
-            port = probe.getsockname()[1]
+            port = int(probe.getsockname()[1])
         if port not in _HANDED_OUT:
             _HANDED_OUT.add(port)
             return port
@@ -78,7 +81,7 @@ class Server:
 
     name: str
     ready_url: str
-    process: subprocess.Popen
+    process: subprocess.Popen[bytes]
     log: Path
 
     @property
@@ -129,7 +132,7 @@ def start(name: str, command: list[str], ready_url: str, log: Path, env: dict[st
     return Server(name, ready_url, process, log)
 
 
-def still_running(record: dict) -> bool:
+def still_running(record: dict[str, Any]) -> bool:
     """A recorded process ({"pid", "command"}) still runs and is still the program started (not a reused pid)."""
     pid = record.get("pid", 0) if isinstance(record, dict) else 0
     if not pid or not alive(pid):

@@ -87,7 +87,7 @@ def prometheus(config: Path, workdir: Path) -> AbstractContextManager[tuple[Serv
 def victoria_metrics(workdir: Path, *extra: str) -> AbstractContextManager[tuple[Server, str]]:
     """Single-node VictoriaMetrics on a free port, scraping nothing, its response cache off (data imported
     into the past must not meet a cached answer); yields it and its base URL."""
-    from monitoring.local.engines.victoriametrics import ENGINE, store_command
+    from monitoring.engines.victoriametrics import ENGINE, store_command
 
     command = store_command("127.0.0.1:{port}", str(workdir / "vm-data"), "-search.disableCache", *extra)
     return _on_free_port("victoria-metrics", list(command), workdir, ENGINE.ready_path(names.PROMETHEUS))

@@ -117,15 +117,15 @@ def test_stack_status_shows_each_server_up_and_the_rollout(stack: Stack, capsys:
 
 
 def test_demo_fault_sets_and_clears_the_new_versions_fault(stack: Stack, capsys: pytest.CaptureFixture) -> None:
-    import requests
+    from monitoring.local.demo_client import DemoAppClient
 
     app = stack.url("app")
     assert _cli(stack, "demo", "fault", "--latency-ms", "5", "--app-url", app) == 0
-    assert requests.get(f"{app}/control/fault", timeout=5).json()["latency_ms"] == 5
+    assert DemoAppClient(app).fault()["latency_ms"] == 5
     assert _cli(stack, "demo", "fault", "--errors", "2", "--app-url", app) == 2
     assert "errors must be within 0..1" in capsys.readouterr().err
     assert _cli(stack, "demo", "fault", "--clear", "--app-url", app) == 0
-    assert requests.get(f"{app}/control/fault", timeout=5).json()["latency_ms"] == 0
+    assert DemoAppClient(app).fault()["latency_ms"] == 0
 
 
 def test_a_plan_against_the_compressed_demo_stack_validates_and_finds_nothing_to_change(

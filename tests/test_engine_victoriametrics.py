@@ -1,4 +1,4 @@
-"""VictoriaMetrics as the engine (monitoring/local/engines/victoriametrics.py): the closed loop with
+"""VictoriaMetrics as the engine (monitoring/engines/victoriametrics.py): the closed loop with
 victoria-metrics scraping and vmalert evaluating the same rule files, on the real servers in the compressed
 profile; the analysis commands against its Prometheus-compatible API over the designed histories
 (tests/tsdb.py, imported instead of backfilled); and the vmalert dry-run validation family."""

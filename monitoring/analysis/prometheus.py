@@ -1,4 +1,6 @@
-"""A small client of Prometheus's HTTP query API: instant queries, range queries and raw samples.
+"""The one client of the Prometheus HTTP query API (which VictoriaMetrics answers too, its alerts and rules
+proxied to vmalert): instant queries, range queries, raw samples, the rules and the alerts. The analysis, deploy,
+the local stack's demos and the tests all read through it.
 
 Every failure (unreachable, not JSON, an error answer) is one PrometheusError whose message names the URL,
 the query and the reason, so the command line can print it as one line.
@@ -15,14 +17,22 @@ from typing import Any
 import requests
 
 from monitoring.definitions.model import DefinitionError, check_url, duration_seconds
+from monitoring.errors import BadInput, Exit
 
 MAX_POINTS = 10_000  # Prometheus refuses a range query of more than 11,000 points per series
 # The times the analysis takes: from the Unix epoch to the last second RFC 3339 can write (9999-12-31T23:59:59Z).
 LATEST = 253_402_300_799.0
 
 
-class PrometheusError(RuntimeError):
+class PrometheusError(BadInput):
     """Prometheus did not answer a query as its API promises; the message is one line."""
+
+
+class BadTime(DefinitionError, BadInput):
+    """A time or a window given to the analysis (`--at`, `--from`, `--window`) that is none: bad input, not a
+    definition (it is also a DefinitionError only for callers that still catch that)."""
+
+    exit = Exit.BAD_INPUT
 
 
 @dataclass(frozen=True)
@@ -38,24 +48,24 @@ class Series:
 
 
 def parse_time(text: str, where: str = "--at") -> float:
-    """RFC 3339 (`2026-10-23T21:00:00Z`) or unix seconds, as unix seconds; DefinitionError otherwise, and for
+    """RFC 3339 (`2026-10-23T21:00:00Z`) or unix seconds, as unix seconds; BadTime otherwise, and for
     a time that is no real moment Prometheus and RFC 3339 can both write (NaN, infinite, before 1970, after
     9999)."""
     bad = f"{where}: {text!r} is not a time (RFC 3339 such as 2026-10-23T21:00:00Z, or unix seconds)"
     if not isinstance(text, str) or not text.strip() or not text.isascii():
-        raise DefinitionError(bad)
+        raise BadTime(bad)
     try:
         seconds = float(text)
     except ValueError:
         try:
             moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
         except ValueError:
-            raise DefinitionError(bad) from None
+            raise BadTime(bad) from None
         seconds = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
     if not math.isfinite(seconds):
-        raise DefinitionError(bad)
+        raise BadTime(bad)
     if not 0 <= seconds <= LATEST:
-        raise DefinitionError(f"{where}: {text!r} is out of range: a time from 1970-01-01T00:00:00Z "
+        raise BadTime(f"{where}: {text!r} is out of range: a time from 1970-01-01T00:00:00Z "
                               f"(0) to 9999-12-31T23:59:59Z ({LATEST:.0f})")
     return seconds
 
@@ -63,15 +73,18 @@ def parse_time(text: str, where: str = "--at") -> float:
 def parse_window(text: str, where: str = "--window", at: float | None = None,
                  shortest: float = 0.0) -> float:
     """A window as seconds: a Prometheus duration longer than zero (and at least `shortest`), which, ending
-    at `at`, starts no earlier than 1970; DefinitionError otherwise."""
-    seconds = duration_seconds(text, where)
+    at `at`, starts no earlier than 1970; BadTime otherwise."""
+    try:
+        seconds = duration_seconds(text, where)
+    except DefinitionError as error:
+        raise BadTime(str(error)) from None
     if seconds <= 0:
-        raise DefinitionError(f"{where}: {text!r} must be longer than zero")
+        raise BadTime(f"{where}: {text!r} must be longer than zero")
     if seconds < shortest:
-        raise DefinitionError(f"{where}: {text!r} is shorter than two scrape intervals ({duration(shortest)}): "
+        raise BadTime(f"{where}: {text!r} is shorter than two scrape intervals ({duration(shortest)}): "
                               "no rate can be computed over it")
     if at is not None and at - seconds < 0:
-        raise DefinitionError(f"{where}: {text!r} ending at {rfc3339(at)} would start before 1970")
+        raise BadTime(f"{where}: {text!r} ending at {rfc3339(at)} would start before 1970")
     return seconds
 
 
@@ -132,18 +145,34 @@ class Prometheus:
             raise PrometheusError(f"{what}: HTTP {answer.status_code}, {reason}")
         return body["data"]
 
-    def query(self, expr: str, at: float) -> list[Series]:
-        """An instant query at `at`: one sample per series (a range selector gives its raw samples)."""
-        data = self._get("/api/v1/query", {"query": expr, "time": f"{at:.3f}"})
+    def query(self, expr: str, at: float | None = None) -> list[Series]:
+        """An instant query at `at` (default: the server's now): one sample per series (a range selector gives
+        its raw samples)."""
+        params = {"query": expr} if at is None else {"query": expr, "time": f"{at:.3f}"}
+        data = self._get("/api/v1/query", params)
         return _series(data, f"Prometheus {self.url}/api/v1/query (query {expr!r})")
 
-    def value(self, expr: str, at: float) -> float | None:
+    def value(self, expr: str, at: float | None = None) -> float | None:
         """The single number an aggregated instant query returns; None when it returns nothing (no data)."""
         answer = self.query(expr, at)
         values = [s.last for s in answer if s.samples]
         return values[0] if values else None
 
-    def rules(self) -> list[dict]:
+    def alerts(self) -> list[dict[str, Any]]:
+        """The alerts pending or firing now, each with its `labels` and `state`."""
+        where = f"Prometheus {self.url}/api/v1/alerts"
+        data = self._get("/api/v1/alerts", {})
+        alerts = (data.get("alerts") or []) if isinstance(data, dict) else None  # vmalert says none with null
+        if not isinstance(alerts, list) or not all(isinstance(a, dict) and isinstance(a.get("labels"), dict)
+                                                   for a in alerts):
+            raise PrometheusError(f"{where}: the answer is not a list of alerts")
+        return alerts
+
+    def alert_states(self, alertname: str) -> set[str]:
+        """The states ('pending', 'firing') the alert `alertname` is in now; empty when it is inactive."""
+        return {str(a.get("state")) for a in self.alerts() if a["labels"].get("alertname") == alertname}
+
+    def rules(self) -> list[dict[str, Any]]:
         """The rule groups Prometheus has loaded, with their rules and when each group last ran."""
         data = self._get("/api/v1/rules", {})
         groups = data.get("groups", []) if isinstance(data, dict) else None
@@ -153,7 +182,7 @@ class Prometheus:
 
     def query_range(self, expr: str, start: float, end: float, step: float) -> list[Series]:
         """A range query from `start` to `end` every `step` seconds, split into pieces Prometheus accepts."""
-        merged: dict[tuple, Series] = {}
+        merged: dict[tuple[tuple[str, str], ...], Series] = {}
         step = resolution(step)
         piece = step * MAX_POINTS
         begin = start
@@ -177,7 +206,7 @@ def _series(data: Any, what: str) -> list[Series]:
                               f"{str(error)[:200]})") from None
 
 
-def _parsed(data: dict) -> list[Series]:
+def _parsed(data: dict[str, Any]) -> list[Series]:
     kind, result = data.get("resultType"), data.get("result", [])
     if kind == "scalar":
         return [Series({}, [(float(result[0]), _number(result[1]))])]

@@ -20,13 +20,16 @@ from typing import Any
 from monitoring.apply.bundle import Bundle
 from monitoring.apply.http import ApplyError, Client, MalformedAnswer, public
 from monitoring.apply.plan import CHANGE, CREATE, DRIFT, UNCHANGED, Change, json_diff
+from monitoring.errors import Conflict, Exit
 
 DATASOURCE_FIELDS = ("name", "type", "uid", "access", "url", "isDefault", "jsonData")
 _MARK = re.compile(r" \[generated [0-9a-f]{12}\]$")
 
 
-class DashboardConflict(ApplyError):
-    pass
+class DashboardConflict(ApplyError, Conflict):
+    """A dashboard was edited in Grafana since the plan; apply stops rather than overwrite it (--force does)."""
+
+    exit = Exit.CONFLICT
 
 
 def _comparable(board: dict[str, Any]) -> dict[str, Any]:

@@ -15,17 +15,22 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
+from monitoring.errors import BadInput, Exit, Failed
 
-class ApplyError(RuntimeError):
+
+class ApplyError(Failed):
     """Apply could not do something; the message names the target, the URL and why."""
 
 
 class CredentialsError(ApplyError):
-    pass
+    """A server refused the credentials apply was given: retrying cannot help, the operator must fix them."""
 
 
-class MalformedAnswer(ApplyError):
-    """A server answered something that is not what its API returns (HTML, a list, an empty object)."""
+class MalformedAnswer(ApplyError, BadInput):
+    """A server answered something that is not what its API returns (HTML, a list, an empty object): the
+    address given is likely not that server's API."""
+
+    exit = Exit.BAD_INPUT
 
 
 def public(url: str) -> str:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from monitoring.apply.bundle import validated
 from monitoring.apply.grafana import Grafana
-from monitoring.apply.http import ApplyError, Client, MalformedAnswer, usable_url
+from monitoring.apply.http import Client, usable_url
 from monitoring.apply.plan import Change, as_json, summary
 from monitoring.apply.reload import ReloadTarget
 from monitoring.apply.servers import alertmanager, missing_secret_files, prometheus
@@ -19,22 +19,19 @@ from monitoring.apply.victoriametrics import victoria_metrics, vmalert
 from monitoring.artifacts import server_files
 from monitoring.definitions.model import Definitions
 from monitoring.definitions.topology import with_secrets_in
+from monitoring.errors import BadInput, Exit, Problem, exit_status
 
 if TYPE_CHECKING:  # the command line hands the local stack in; apply never starts one
     from monitoring.local.stack import Stack
 
 
-class ApplyUsage(ValueError):
+class ApplyUsage(BadInput):
     """The environment does not say enough; the message names the variable."""
 
 
 URLS = ("PROMETHEUS_URL", "VMALERT_URL", "ALERTMANAGER_URL", "GRAFANA_URL")
 BUILDERS = {"prometheus": prometheus, "victoria-metrics": victoria_metrics, "vmalert": vmalert,
             "alertmanager": alertmanager}  # by target name, in the order they are planned and applied
-# The targets of the local stack, by its engine (monitoring.local.engines): target name -> the stack's role
-STACK_TARGETS = {"prometheus": {"prometheus": "prometheus", "alertmanager": "alertmanager"},
-                 "victoriametrics": {"victoria-metrics": "prometheus", "vmalert": "vmalert",
-                                     "alertmanager": "alertmanager"}}
 
 
 @dataclass
@@ -74,10 +71,11 @@ def targets(definitions: Definitions, env: Mapping[str, str], stack: Stack | Non
     grafana = None
     if not any(env.get(n) for n in URLS) and stack is not None and stack.pids.exists():
         definitions = stack.definitions
-        roles = STACK_TARGETS.get(stack.engine.name)
-        if roles is None:
-            raise ApplyUsage(f"the local stack in {stack.root} runs the engine {stack.engine.name!r}, which apply "
-                             f"does not know (it knows {', '.join(STACK_TARGETS)})")
+        roles = stack.engine.apply_targets  # the local stack's targets: monitoring.engines
+        unknown = sorted(set(roles) - set(BUILDERS)) if roles else ["(none)"]
+        if unknown:
+            raise ApplyUsage(f"the local stack in {stack.root} runs the engine {stack.engine.name!r}, whose targets "
+                             f"{', '.join(unknown)} apply does not know (it knows {', '.join(BUILDERS)})")
         places = {target: (stack.url(role), stack.root / "config") for target, role in roles.items()}
         on = "" if stack.engine.name == "prometheus" else f" on {stack.engine.name}"
         chosen.skipped.append(f"targets: the local stack in {stack.root}{on} (no PROMETHEUS_URL, VMALERT_URL, "
@@ -148,7 +146,7 @@ class Outcome:
     changes: list[Change]
     text: str
     failed: str | None = None
-    status: int = 0  # the exit status: 0 done, 1 an operation failed, 2 a server answered malformed
+    status: int = 0  # the exit status (docs/exit-codes.md): 0 done, else the failure's (monitoring.errors)
 
 
 def run(chosen: Targets, plan_only: bool, force: bool = False, output: str = "text") -> Outcome:
@@ -165,12 +163,9 @@ def run(chosen: Targets, plan_only: bool, force: bool = False, output: str = "te
                 target.apply(plan)
             if chosen.grafana and grafana_plan:
                 chosen.grafana.apply(grafana_plan, force)
-    except MalformedAnswer as error:
-        failed, status = str(error), 2
-    except ApplyError as error:
-        failed, status = str(error), 1
     except Exception as error:  # reported in one line; a reload target has restored its files already
-        failed, status = f"{type(error).__name__}: {error}", 1
+        failed = str(error) if isinstance(error, Problem) else f"{type(error).__name__}: {error}"
+        status = exit_status(error) or Exit.FAILED
     notes = chosen.warnings + chosen.skipped
     text = as_json(changes, notes, applied=not plan_only and failed is None) if output == "json" \
         else summary(changes, notes)

@@ -158,7 +158,7 @@ def import_into(url: str, history: History, step: float, hours_ago: float = 3.0)
     format) and make it visible to queries at once; the windows placed."""
     import requests
 
-    from monitoring.local.engines.victoriametrics import FLUSH_PATH, IMPORT_PATH
+    from monitoring.engines.victoriametrics import FLUSH_PATH, IMPORT_PATH
 
     placed = laid_out(history, time.time() - hours_ago * 3600, step)
     requests.post(url + IMPORT_PATH, data=openmetrics(placed, step, milliseconds=True).encode(),

@@ -1,7 +1,8 @@
 """The analysis commands of the `monitoring` command line: gonogo, health, report, backtest.
 
 `add_commands(subparsers)` registers them; each imports what it needs when it runs. Bad input (a URL, a
-time, a window, a state file, an unreachable or broken Prometheus) is one line and exit status 2.
+time, a window, a state file, an unreachable or broken Prometheus) is one line and exit status 2
+(docs/exit-codes.md).
 """
 
 from __future__ import annotations
@@ -9,9 +10,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from monitoring.commands.options import DEFAULT_DEFINITIONS, definitions_of
+from monitoring.commands.options import DEFAULT_DEFINITIONS, UsageError, definitions_of
+
+if TYPE_CHECKING:
+    from monitoring.analysis.verdict import Decision
+    from monitoring.definitions.model import Definitions
 
 DAY = "24h"  # the window of a Day-N report
 
@@ -24,20 +31,18 @@ def _at(args: argparse.Namespace) -> float:
 
 def _state(args: argparse.Namespace) -> Path | None:
     """The --state file: one that exists and is a file (it is read, never written, here)."""
-    from monitoring.definitions.model import DefinitionError
-
     if args.state is None:
         return None
     path = Path(args.state)
     if not args.state.strip():
-        raise DefinitionError("--state '': name the deployment state file")
+        raise UsageError("--state '': name the deployment state file")
     if not path.is_file():
         reason = "is a folder" if path.is_dir() else "no such file"
-        raise DefinitionError(f"--state {args.state or repr(args.state)}: cannot be read ({reason})")
+        raise UsageError(f"--state {args.state or repr(args.state)}: cannot be read ({reason})")
     return path
 
 
-def _window(args: argparse.Namespace, definitions, default: str, at: float) -> str:
+def _window(args: argparse.Namespace, definitions: Definitions, default: str, at: float) -> str:
     """--window (else `default`), checked: a Prometheus duration, at least two scrape intervals (a rate needs
     two samples), starting no earlier than 1970."""
     from monitoring.analysis.prometheus import parse_window
@@ -52,28 +57,21 @@ def _window(args: argparse.Namespace, definitions, default: str, at: float) -> s
 def _checked(args: argparse.Namespace) -> None:
     """The options every analysis command takes, checked before anything is read: --prometheus, --profile,
     --alertmanager."""
-    from monitoring.definitions.model import DefinitionError, check_url
+    from monitoring.definitions.model import check_url
 
     check_url(args.prometheus, "--prometheus")
     if args.profile is not None and not args.profile.strip():
-        raise DefinitionError("--profile '': name a profile of the definitions, e.g. compressed")
+        raise UsageError("--profile '': name a profile of the definitions, e.g. compressed")
     if getattr(args, "alertmanager", None) is not None:
         check_url(args.alertmanager, "--alertmanager")
 
 
-def _guarded(command: str, run):
-    """Run a command, turning bad input and Prometheus's failures into one line and exit status 2."""
-    def guarded(args: argparse.Namespace) -> int:
-        from monitoring.analysis.prometheus import PrometheusError
-        from monitoring.definitions.model import DefinitionError
-
-        try:
-            _checked(args)
-            return run(args)
-        except (DefinitionError, PrometheusError) as error:
-            print(f"monitoring {command}: {error}", file=sys.stderr)
-            return 2
-    return guarded
+def _checked_first(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """`run`, once the options every analysis command takes are checked (bad ones exit 2 through cli.main)."""
+    def checked(args: argparse.Namespace) -> int:
+        _checked(args)
+        return run(args)
+    return checked
 
 
 def cmd_gonogo(args: argparse.Namespace) -> int:
@@ -101,7 +99,6 @@ def cmd_health(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from monitoring.analysis.prometheus import Prometheus
     from monitoring.analysis.report import title, write
-    from monitoring.definitions.model import DefinitionError
 
     definitions = definitions_of(args)
     heading = title(definitions, args.stage, args.day)
@@ -109,7 +106,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     at = _day_end(args, definitions) if args.day is not None and args.at is None else _at(args)
     window = _window(args, definitions, definitions.rollout.soak if args.stage is not None else DAY, at)
     if args.out is not None and (not args.out.strip() or Path(args.out).is_file()):
-        raise DefinitionError(f"--out {args.out!r}: name a folder to write the report into")
+        raise UsageError(f"--out {args.out!r}: name a folder to write the report into")
     out = Path(args.out or (f"reports/stage-{args.stage}" if args.stage is not None else f"reports/day-{args.day}"))
     written, decision = write(Prometheus(args.prometheus), definitions, at, window, heading, out, state)
     print(f"{heading}: {decision.verdict.name}")
@@ -120,7 +117,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _send(definitions, heading: str, decision, out: Path) -> int:
+def _send(definitions: Definitions, heading: str, decision: Decision, out: Path) -> int:
     """The report by mail (its HTML with the charts inline, its Markdown as the text) and a line to Slack, to the
     receivers marked `reports`; a channel that fails after its retries is one line, and exit 2."""
     from monitoring.delivery import Message, channels, deliver
@@ -139,7 +136,7 @@ def _send(definitions, heading: str, decision, out: Path) -> int:
     return 2 if said.failed else 0
 
 
-def _day_end(args: argparse.Namespace, definitions) -> float:
+def _day_end(args: argparse.Namespace, definitions: Definitions) -> float:
     """Day N of the rollout ends N days after the deployment started (the state file's `deployment_started`),
     or now if that is sooner; without a state file, now."""
     from monitoring.definitions.model import duration_seconds
@@ -150,7 +147,7 @@ def _day_end(args: argparse.Namespace, definitions) -> float:
     started = StateStore(Path(args.state), definitions.flag_name).read()["deployment_started"]
     if started is None:  # never rolled out: nothing to count days from
         return time.time()
-    return min(time.time(), parse_time(started).timestamp() + args.day * duration_seconds(DAY))
+    return min(time.time(), parse_time(started).timestamp() + int(args.day) * duration_seconds(DAY))
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
@@ -182,7 +179,7 @@ def _add_state(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state", metavar="PATH", help="the deployment state file, for its rollout history")
 
 
-def add_commands(subparsers: argparse._SubParsersAction) -> None:
+def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     gonogo = subparsers.add_parser("gonogo", help="the go/no-go verdict over a soak window, from Prometheus",
                                    description="Exit status: 0 PROCEED, 10 HOLD, 20 ROLLBACK, 30 FAILED, "
                                                "40 INCONCLUSIVE, 2 bad input.")
@@ -191,14 +188,14 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     _add_at(gonogo)
     gonogo.add_argument("--output", choices=("text", "json", "markdown"), default="text")
     _add_state(gonogo)
-    gonogo.set_defaults(run=_guarded("gonogo", cmd_gonogo))
+    gonogo.set_defaults(run=_checked_first(cmd_gonogo))
 
     health = subparsers.add_parser("health", help="the 15-minute health check: jobs up, current values and "
                                                   "bands, critical alerts, rollout (exit 1 when anything is red)")
     _add_common(health)
     health.add_argument("--alertmanager", metavar="URL", help="read the firing critical alerts from Alertmanager")
     _add_at(health)
-    health.set_defaults(run=_guarded("health", cmd_health))
+    health.set_defaults(run=_checked_first(cmd_health))
 
     report = subparsers.add_parser("report", help="the stage or Day-N report: Markdown, HTML and PNG charts")
     _add_common(report)
@@ -214,7 +211,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("--send", action="store_true",
                         help="also mail it (charts inline) and post a summary to Slack, to the receivers of the "
                              "definitions marked reports=True (docs/telling-people.md)")
-    report.set_defaults(run=_guarded("report", cmd_report))
+    report.set_defaults(run=_checked_first(cmd_report))
 
     backtest = subparsers.add_parser("backtest", help="replay every alert rule over past data: pending, firing, "
                                                       "and when a rollback would have happened")
@@ -227,4 +224,4 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                           help="replay every signal from its raw expression, never from a recorded series "
                                "(for an edited signal expression)")
     backtest.add_argument("--output", choices=("text", "json"), default="text")
-    backtest.set_defaults(run=_guarded("backtest", cmd_backtest))
+    backtest.set_defaults(run=_checked_first(cmd_backtest))

@@ -7,12 +7,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from monitoring.errors import BadInput
+
+if TYPE_CHECKING:
+    from monitoring.definitions.model import Definitions
+    from monitoring.flags import FlagBackend
+    from monitoring.flags.store import StateStore
 
 DEFAULT_DEFINITIONS = "monitoring.genesis:DEFINITIONS"
 
 
-class UsageError(Exception):
+class UsageError(BadInput):
     """Bad input named by the message; exit status 2."""
 
 
@@ -24,7 +33,7 @@ def named(value: str | None, option: str, what: str) -> str | None:
     return value
 
 
-def definitions_of(args: argparse.Namespace):
+def definitions_of(args: argparse.Namespace) -> Definitions:
     """The definitions named by --definitions, in the profile named by --profile (default: their first)."""
     from monitoring.generate import load
 
@@ -51,7 +60,7 @@ def stack_state() -> Path:
     raise UsageError(f"{hint} (the receiver recorded in {root / 'pids.json'} is not running)")
 
 
-def flag_backend(args: argparse.Namespace, store):
+def flag_backend(args: argparse.Namespace, store: StateStore) -> FlagBackend:
     """The backend of the flag system `--flags` names, else $MONITORING_FLAGS, else the running local stack's
     (with its token files) when --state was not given, else the state file. A bad spec is a UsageError."""
     from monitoring.flags import SPECS, BadFlagSpec
@@ -61,14 +70,12 @@ def flag_backend(args: argparse.Namespace, store):
 
     named(args.state, "--state", "name the deployment state file (or leave MONITORING_STATE unset)")
     flags = named(args.flags, "--flags", f"name where the flag lives: {SPECS}")
-    spec, environ = flags if flags is not None else default_flags(), os.environ
+    spec = flags if flags is not None else default_flags()
+    environ: Mapping[str, str] = os.environ
     if not args.state and flags is None and spec == "state":
-        from monitoring.local.stack import Stack, StackError
+        from monitoring.local.stack import Stack
 
-        try:
-            stack = Stack(Path(store.path).parent, load(args.definitions))
-        except StackError as error:
-            raise UsageError(str(error)) from None
+        stack = Stack(Path(store.path).parent, load(args.definitions))
         spec, environ = stack.flag_spec, {**os.environ, **stack.flag_environment}
     try:
         return backend(spec, store.flag, store.path, environ)
@@ -84,3 +91,20 @@ def add_flag_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--flags", metavar="SPEC",
                         help=f"where the flag lives: {SPECS} (default: $MONITORING_FLAGS, else the running local "
                              "stack's when --state is not given, else state); the history stays in the state file")
+
+
+def add_definitions(parser: argparse.ArgumentParser) -> None:
+    """--definitions and --profile, as every command that renders or runs the definitions takes them."""
+    parser.add_argument("--definitions", default=DEFAULT_DEFINITIONS, metavar="MODULE:NAME",
+                        help="the Definitions to use (default: %(default)s)")
+    parser.add_argument("--profile", metavar="NAME",
+                        help="the definitions' profile of time windows, e.g. production, or compressed for tests "
+                             "and the demo (default: the definitions' first)")
+
+
+def add_state(parser: argparse.ArgumentParser, default: str = "$MONITORING_STATE") -> None:
+    """--state, the deployment state file, by default $MONITORING_STATE."""
+    from monitoring.receiver.service import default_state
+
+    parser.add_argument("--state", default=default_state(), metavar="PATH",
+                        help=f"the deployment state file (default: {default})")

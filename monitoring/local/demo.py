@@ -10,24 +10,27 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitoring.definitions import canary, names
 from monitoring.definitions.alerts import every_alert
-from monitoring.definitions.model import AlertRule, DefinitionError, Definitions, duration_seconds
+from monitoring.definitions.model import AlertRule, DefinitionError, Definitions, Signal, duration_seconds
+from monitoring.engines import DEFAULT as DEFAULT_ENGINE
 from monitoring.flags.store import parse_time
-from monitoring.local.engines import DEFAULT as DEFAULT_ENGINE
+from monitoring.local.demo_client import DemoAppClient, DemoAppDown
 from monitoring.local.observe import ServerAnswer, alert_states, query
 from monitoring.local.stack import Stack, StackError
 
 # The demo application's faults, by the application metric a rollback alert's signal reads.
-FAULTS = (("errors_total", {"errors": 1.0}), ("request_duration_seconds_bucket", {"latency_ms": 800}))
+FAULTS: tuple[tuple[str, dict[str, float]], ...] = (("errors_total", {"errors": 1.0}),
+                                                     ("request_duration_seconds_bucket", {"latency_ms": 800.0}))
 MARGIN = 60.0  # seconds allowed beyond the floor before a step of the closed loop counts as failed
 
 
-def fault_for(definitions: Definitions, alert: AlertRule) -> dict:
+def fault_for(definitions: Definitions, alert: AlertRule) -> dict[str, float]:
     """The fault that trips `alert`: failing requests for an error signal, slow ones for a latency signal."""
     expr = definitions.signal(alert.signal).expr
     for metric, fault in FAULTS:
@@ -51,9 +54,9 @@ class Timeline:
 
     alertname: str
     events: dict[str, float] = field(default_factory=dict)
-    rollback: dict | None = None
+    rollback: dict[str, Any] | None = None
     fleet_peak: float | None = None
-    page: dict | None = None  # the page on-call would have received (the demo application's stand-in for PagerDuty)
+    page: dict[str, Any] | None = None  # the page on-call received (the demo application stands in for PagerDuty)
 
     def mark(self, event: str, seconds: float, say: Callable[[str], None], detail: str = "") -> None:
         if event not in self.events:
@@ -61,8 +64,8 @@ class Timeline:
             say(f"  +{seconds:6.1f}s  {event}{': ' + detail if detail else ''}")
 
 
-def _set_fault(stack: Stack, fault: dict) -> None:
-    requests.post(f"{stack.url(names.APP)}/control/fault", json=fault, timeout=5).raise_for_status()
+def _set_fault(stack: Stack, fault: dict[str, float]) -> None:
+    DemoAppClient(stack.url(names.APP)).set_fault(fault)
 
 
 def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -99,8 +102,8 @@ def floor_seconds(definitions: Definitions, alert: AlertRule) -> float:
     """The least time the configuration allows from fault to rollback: a scrape to see the errors, the
     alert's `for`, one evaluation, and the rollback route's group_wait."""
     profile = definitions.profile
-    return sum(duration_seconds(d) for d in (profile.scrape_interval, definitions.alert_for(alert),
-                                               profile.evaluation_interval, profile.rollback_group_wait))
+    return sum((duration_seconds(d) for d in (profile.scrape_interval, definitions.alert_for(alert),
+                                                profile.evaluation_interval, profile.rollback_group_wait)), 0.0)
 
 
 def patience(definitions: Definitions, alert: AlertRule) -> float:
@@ -116,11 +119,19 @@ class Scenario:
     name: str
     alert: AlertRule
     rollout: int
-    fault: dict
+    fault: dict[str, float]
     watch: str
     breach: str
     quiet: tuple[str, ...] = ()
     fleet: str = ""  # the fleet-wide series, shown beside a canary's
+
+
+def _watched(definitions: Definitions, signal: Signal) -> str:
+    """The recorded series of a rollback alert's signal, which the loop shows against its border."""
+    series = definitions.recorded(signal)
+    if series is None:
+        raise DefinitionError(f"signal {signal.name!r}: the demo watches its recorded series; it has no field record")
+    return series
 
 
 def scenarios(definitions: Definitions) -> dict[str, Scenario]:
@@ -129,7 +140,7 @@ def scenarios(definitions: Definitions) -> dict[str, Scenario]:
     version failing 10 % of its requests, which the fleet-wide rate cannot see but the first canary check can."""
     fleet = rollback_alert(definitions, definitions.fleet_burn.alert if definitions.fleet_burn else None)
     signal = definitions.signal(fleet.signal)
-    found = {"fleet": Scenario("fleet", fleet, 10, fault_for(definitions, fleet), definitions.recorded(signal),
+    found = {"fleet": Scenario("fleet", fleet, 10, fault_for(definitions, fleet), _watched(definitions, signal),
                                signal.bands.breach("red"))}
     if definitions.canary:
         check = definitions.canary.checks[0]
@@ -141,7 +152,7 @@ def scenarios(definitions: Definitions) -> dict[str, Scenario]:
                              if a.signal == signal.name and a.action and a.name not in judged)
         evidence = canary.evidence(definitions, check, canary.windows(definitions)[0]).llr
         found["canary"] = Scenario("canary", alert, 5, fault, evidence, f">= {definitions.canary.upper_bound:.4g}",
-                                   quiet=fleet_alerts, fleet=definitions.recorded(signal))
+                                   quiet=fleet_alerts, fleet=_watched(definitions, signal))
     return found
 
 
@@ -310,22 +321,21 @@ def shared_loop(stack: Stack, say: Callable[[str], None] = print, watched: float
     return timeline
 
 
-def _page(stack: Stack, alertname: str) -> dict | None:
+def _page(stack: Stack, alertname: str) -> dict[str, Any] | None:
     """The latest page of the alert that rolled back, from the demo application's notification sink."""
     try:
-        pages = requests.get(f"{stack.url(names.APP)}/notifications", timeout=5).json()
-    except (requests.RequestException, ValueError):
+        pages = DemoAppClient(stack.url(names.APP)).pages()
+    except DemoAppDown:
         return None
-    rolled = [p for p in pages if isinstance(p, dict) and p.get("class") == alertname]
+    rolled = [p for p in pages if p.get("class") == alertname]
     return rolled[-1] if rolled else None
 
 
 def _seen_by_clients(stack: Stack) -> tuple[float, float]:
     """The share of users the demo application puts on the new version, and since when (unix seconds)."""
     try:
-        said = requests.get(f"{stack.url(names.APP)}/control/fault", timeout=5).json()
-        return float(said["rollout_percentage"]), float(said["since"])
-    except (requests.RequestException, ValueError, KeyError, TypeError):
+        return DemoAppClient(stack.url(names.APP)).seen()
+    except DemoAppDown:
         return -1.0, 0.0
 
 
@@ -336,7 +346,7 @@ def _scenario(definitions: Definitions, name: str) -> Scenario:
         return found[name]
     alert = rollback_alert(definitions, name)
     signal = definitions.signal(alert.signal)
-    return Scenario(alert.name, alert, 10, fault_for(definitions, alert), definitions.recorded(signal),
+    return Scenario(alert.name, alert, 10, fault_for(definitions, alert), _watched(definitions, signal),
                     signal.bands.breach("red"))
 
 
@@ -349,8 +359,8 @@ def run(stack: Stack, scenario: str = "fleet", say: Callable[[str], None] = prin
     started = time.monotonic()
     definitions = stack.definitions
     profile = definitions.profile
-    chosen = SHARED if scenario == "shared" else _scenario(definitions, scenario)
-    if chosen is SHARED:
+    chosen = None if scenario == SHARED else _scenario(definitions, scenario)  # None: the shared fault's loop
+    if chosen is None:
         if definitions.blame is None or definitions.canary is None:  # refused before any server starts
             raise DefinitionError("demo scenario shared: the definitions have no blame (definitions field blame)")
         alert = rollback_alert(definitions, definitions.blame.alerts[0])
@@ -371,11 +381,11 @@ def run(stack: Stack, scenario: str = "fleet", say: Callable[[str], None] = prin
         return 1
     say("Timeline:")
     try:
-        timeline = shared_loop(stack, say) if chosen is SHARED else closed_loop(stack, chosen, say)
+        timeline = shared_loop(stack, say) if chosen is None else closed_loop(stack, chosen, say)
     except TimeoutError as error:
         say(f"demo failed: {error}; logs are in {stack.root / 'logs'}")
         return 1
-    if chosen is SHARED:
+    if chosen is None:
         say("  nothing was rolled back: the new version is not to blame" if timeline.rollback is None else
             f"  rolled back by {timeline.rollback['alertname']}")
     elif chosen.quiet:

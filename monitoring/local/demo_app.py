@@ -69,18 +69,18 @@ class DemoApp:
         self.percentage = 0.0  # the share of users on the new version, as this application sees it
         self.since = time.time()  # when that share last changed
         self.registry = CollectorRegistry()
-        common = {"namespace": service, "registry": self.registry}
-        self.requests = Counter("requests", "Requests served", [VERSION], **common)
-        self.errors = Counter("errors", "Requests that failed", [VERSION], **common)
+        self.requests = Counter("requests", "Requests served", [VERSION], namespace=service, registry=self.registry)
+        self.errors = Counter("errors", "Requests that failed", [VERSION], namespace=service, registry=self.registry)
         self.duration = Histogram("request_duration_seconds", "Request latency", [VERSION],
-                                  buckets=LATENCY_BUCKETS, **common)
-        self.tests_passed = Gauge("tests_passed", "Post-deployment tests passing", **common)
-        self.tests_total = Gauge("tests_total", "Post-deployment tests", **common)
+                                  buckets=LATENCY_BUCKETS, namespace=service, registry=self.registry)
+        self.tests_passed = Gauge("tests_passed", "Post-deployment tests passing", namespace=service,
+                                  registry=self.registry)
+        self.tests_total = Gauge("tests_total", "Post-deployment tests", namespace=service, registry=self.registry)
         self.notifications = Counter("demo_notifications", "Notifications the sink received", ["receiver"],
-                                     **common)
+                                     namespace=service, registry=self.registry)
         self.notified = Counter("demo_notified_alerts", "Alerts in the notifications the sink received",
-                                ["receiver", "alertname", "status"], **common)
-        self.pages: list[dict] = []  # the last PagerDuty events (Events API v2 triggers) the sink received
+                                ["receiver", "alertname", "status"], namespace=service, registry=self.registry)
+        self.pages: list[dict[str, str]] = []  # the last PagerDuty events (Events API v2 triggers) the sink received
         self.tests_passed.set(200)
         self.tests_total.set(200)
         for version in VERSIONS:

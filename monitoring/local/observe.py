@@ -1,37 +1,20 @@
-"""Reading what the running servers say: queries and alerts, over the Prometheus HTTP API (which
-VictoriaMetrics answers too, its alerts proxied to vmalert)."""
+"""Reading what the running servers say, as the demos and the fault benchmark ask it: the values of an instant
+query now, and the states of an alert. Both go through the one Prometheus client (analysis.prometheus), which
+VictoriaMetrics answers too; ServerAnswer is its error, under the name these callers know."""
 
 from __future__ import annotations
 
-from typing import Any
+from monitoring.analysis.prometheus import Prometheus, PrometheusError
 
-import requests
-
-
-class ServerAnswer(RuntimeError):
-    """A server did not answer as its API promises; the message names the URL."""
-
-
-def _get(url: str, **params: Any) -> Any:
-    try:
-        answer = requests.get(url, params=params, timeout=5)
-        answer.raise_for_status()
-        body = answer.json()
-    except (requests.RequestException, ValueError) as error:
-        raise ServerAnswer(f"{url}: {error}") from error
-    if body.get("status") != "success":
-        raise ServerAnswer(f"{url}: {body.get('error', body)}")
-    return body["data"]
+ServerAnswer = PrometheusError
+TIMEOUT = 5.0  # a demo polls every second: a server that takes longer is as good as down
 
 
 def query(prometheus: str, expr: str) -> list[tuple[dict[str, str], float]]:
-    """An instant query: (labels, value) per series."""
-    data = _get(f"{prometheus}/api/v1/query", query=expr)
-    return [(item["metric"], float(item["value"][1])) for item in data.get("result", [])]
+    """An instant query now: (labels, value) per series."""
+    return [(series.labels, series.last) for series in Prometheus(prometheus, TIMEOUT).query(expr) if series.samples]
 
 
 def alert_states(prometheus: str, alertname: str) -> set[str]:
-    """The states ('pending', 'firing') the alert `alertname` is in now; empty when it is inactive (vmalert
-    says so with `"alerts": null`)."""
-    data = _get(f"{prometheus}/api/v1/alerts")
-    return {a["state"] for a in data.get("alerts") or [] if a["labels"].get("alertname") == alertname}
+    """The states ('pending', 'firing') the alert `alertname` is in now; empty when it is inactive."""
+    return Prometheus(prometheus, TIMEOUT).alert_states(alertname)

@@ -86,7 +86,7 @@ def postgres(database: str = "unleash", own_session: bool = True) -> Iterator[Po
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _wait_ready(server: subprocess.Popen, port: int, log: Path, timeout: float = 30.0) -> None:
+def _wait_ready(server: subprocess.Popen[bytes], port: int, log: Path, timeout: float = 30.0) -> None:
     """Until the server accepts connections (pg_isready); RuntimeError with the log's tail if it exits or is late."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -10,14 +10,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-import requests
-
 from monitoring.analysis.health import health
 from monitoring.analysis.prometheus import Prometheus, PrometheusError
 from monitoring.definitions import names
 from monitoring.definitions.model import Bands, DefinitionError, Definitions, Worse
+from monitoring.errors import BadInput, Exit, Failed
 from monitoring.local.demo import fault_for, rollback_alert, stale_evidence
-from monitoring.local.observe import ServerAnswer
+from monitoring.local.demo_client import DemoAppClient, DemoAppDown
 from monitoring.local.stack import Stack
 from monitoring.rollout.deploy import Deploy, DeployStore, Plan, abort
 from monitoring.rollout.judge import banner, health_with, judge_with
@@ -29,6 +28,13 @@ BAD_AT = 25
 CALM_MARGIN = 1e-4  # a calmed signal's yellow border: this share of its range below the maximum
 
 
+class BadCalm(DefinitionError, BadInput):
+    """A --calm naming no signal, or one that cannot be calmed: a bad command-line value (also a
+    DefinitionError, for callers that still catch that)."""
+
+    exit = Exit.BAD_INPUT
+
+
 def calm(definitions: Definitions, signals: tuple[str, ...]) -> Definitions:
     """The definitions with the bands of `signals` (the host's own, e.g. CPU) raised to the top of their range:
     red at the maximum, which the signal never exceeds, so its critical alert (`> red`) cannot fire, and yellow
@@ -36,25 +42,25 @@ def calm(definitions: Definitions, signals: tuple[str, ...]) -> Definitions:
     point; a border a little under 100 % is still crossed when parallel work keeps both cores busy."""
     unknown = set(signals) - {s.name for s in definitions.signals}
     if unknown:
-        raise DefinitionError(f"--calm: no signal called {', '.join(sorted(unknown))}")
+        raise BadCalm(f"--calm: no signal called {', '.join(sorted(unknown))}")
     raised = []
     for signal in definitions.signals:
         if signal.name in signals:
             if signal.bands is None or signal.bands.worse is not Worse.HIGHER or signal.maximum is None:
-                raise DefinitionError(f"--calm {signal.name}: only a signal with bands, higher worse and a maximum "
-                                      "can be calmed")
+                raise BadCalm(f"--calm {signal.name}: only a signal with bands, higher worse and a maximum "
+                              "can be calmed")
             span = signal.maximum - (signal.minimum or 0.0)
             signal = replace(signal, bands=Bands(Worse.HIGHER, signal.maximum - span * CALM_MARGIN, signal.maximum))
         raised.append(signal)
     return replace(definitions, signals=tuple(raised))
 
 
-def plan(definitions, wait: float) -> Plan:
+def plan(definitions: Definitions, wait: float) -> Plan:
     policy = definitions.rollout
     return Plan("safe", policy.steps, wait, CHECK, hold=SOAK / 2, max_holds=policy.max_holds)
 
 
-def quiet(prometheus: Prometheus, definitions, say: Callable[[str], None], timeout: float = 120.0,
+def quiet(prometheus: Prometheus, definitions: Definitions, say: Callable[[str], None], timeout: float = 120.0,
           settle: float = 5.0) -> None:
     """Wait until every fleet signal has data, no critical alert has fired for `settle` seconds (deploy refuses
     to start while one fires, and a soak that begins with one in its window can only HOLD), and no bad request of
@@ -65,7 +71,7 @@ def quiet(prometheus: Prometheus, definitions, say: Callable[[str], None], timeo
             now = health(prometheus, definitions, time.time())
             loud = [*now.firing, *(f"{r.criterion} has no data" for r in now.rows if r.value is None),
                     *stale_evidence(prometheus.url, definitions)]
-        except (PrometheusError, ServerAnswer):
+        except PrometheusError:
             loud = ["Prometheus not ready"]
         if loud:
             calm_since = None
@@ -80,14 +86,14 @@ def quiet(prometheus: Prometheus, definitions, say: Callable[[str], None], timeo
     raise TimeoutError(f"no quiet {settle:.0f}s with data within {timeout:.0f}s")
 
 
-def turn_bad_at(stack: Stack, step: int, fault: dict, stop: threading.Event) -> threading.Thread:
+def turn_bad_at(stack: Stack, step: int, fault: dict[str, float], stop: threading.Event) -> threading.Thread:
     """Inject `fault` into the new version once the rollout reaches `step` %."""
     store = DeployStore(stack.state, stack.definitions.flag_name)
 
     def watch() -> None:
         while not stop.is_set():
             if store.read()["current_percentage"] >= step:
-                requests.post(f"{stack.url(names.APP)}/control/fault", json=fault, timeout=5).raise_for_status()
+                DemoAppClient(stack.url(names.APP)).set_fault(fault)
                 return
             time.sleep(0.2)
     thread = threading.Thread(target=watch, daemon=True)
@@ -95,7 +101,7 @@ def turn_bad_at(stack: Stack, step: int, fault: dict, stop: threading.Event) -> 
     return thread
 
 
-class GaveUp(Exception):
+class GaveUp(Failed):
     """A wait of the demo outlasted what its plan needs; the message says where the deploy stood."""
 
 
@@ -134,7 +140,7 @@ def deploy(stack: Stack, the_plan: Plan, reports: Path | None, say: Callable[[st
 
 
 def clear_fault(stack: Stack) -> None:
-    requests.post(f"{stack.url(names.APP)}/control/fault", json={"clear": True}, timeout=5).raise_for_status()
+    DemoAppClient(stack.url(names.APP)).clear_fault()
 
 
 def run(stack: Stack, reports: Path | None = None, say: Callable[[str], None] = print) -> int:
@@ -142,7 +148,7 @@ def run(stack: Stack, reports: Path | None = None, say: Callable[[str], None] = 
     stack is stopped: nothing is left behind)."""
     try:
         return _run(stack, reports, say)
-    except (GaveUp, TimeoutError, PrometheusError, requests.RequestException) as error:
+    except (GaveUp, TimeoutError, PrometheusError, DemoAppDown) as error:
         say(f"rollout demo failed: {error}; stopping the stack")
         stack.down(say)
         return 2
@@ -190,9 +196,9 @@ if __name__ == "__main__":
     args = arguments.parse_args()
     try:
         chosen = calm(load(args.definitions).with_profile("compressed"), tuple(args.calm))
-    except DefinitionError as error:
+    except DefinitionError as error:  # bad definitions or --calm: exit 2 (docs/exit-codes.md)
         print(f"rollout-demo: {error}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(Exit.BAD_INPUT)
     if args.calm:
         print(f"the bands of {', '.join(args.calm)} are raised to the top of their range for this demo (a busy host)")
     sys.exit(run(Stack(default_root(), chosen), Path("reports/rollout-demo")))

@@ -15,7 +15,7 @@ both use it, the application through the system's own SDK:
   thrown away at `down`; the flag's history stays in the state file.
 
 The engine that scrapes, stores and evaluates the rules is Prometheus, or VictoriaMetrics with vmalert
-(`make up ENGINE=victoriametrics`): everything that differs between them is in monitoring.local.engines.
+(`make up ENGINE=victoriametrics`): everything that differs between them is in monitoring.engines.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import requests
 
@@ -36,12 +37,16 @@ from monitoring.binaries import find
 from monitoring.definitions import names
 from monitoring.definitions.model import Definitions, Paths, Server
 from monitoring.definitions.topology import on_servers, stand_in_secrets, with_secrets_in
+from monitoring.engines import DEFAULT as DEFAULT_ENGINE
+from monitoring.engines import Context, Engine, EngineError, engine
+from monitoring.errors import BadInput, Exit, Failed
 from monitoring.files import replace_atomically, write_all
 from monitoring.flags import UNLEASH_CLIENT_TOKEN_FILE, UNLEASH_TOKEN_FILE
-from monitoring.local.engines import DEFAULT as DEFAULT_ENGINE
-from monitoring.local.engines import Context, Engine, EngineError, engine
 from monitoring.processes import NotReady, free_port, port_taken, start, still_running, stop_pid
 from monitoring.receiver.service import command as receiver_command
+
+if TYPE_CHECKING:
+    from monitoring.flags.recorded import RecordedFlag
 
 DEFAULT_ROOT = ".stack"
 FLAG_SYSTEMS = ("state", "flagd", "unleash")
@@ -54,8 +59,15 @@ STOP_SECONDS = {UNLEASH: 40.0}  # it stops Unleash, then PostgreSQL, before it e
 START_ORDER = (names.RECEIVER, names.APP, names.NODE, names.ALERTMANAGER, names.PROMETHEUS)
 
 
-class StackError(RuntimeError):
+class StackError(Failed):
     """The stack cannot do what was asked; the message names the server and why."""
+
+
+class StackRefused(BadInput, StackError):
+    """The stack cannot be built as asked (an unknown flag system, definitions its engine cannot run): nothing
+    was started."""
+
+    exit = Exit.BAD_INPUT
 
 
 def default_root() -> Path:
@@ -96,7 +108,7 @@ class Stack:
                  flags: str | None = None, unleash_port: int | None = None, engine: str | None = None,
                  engine_ports: Mapping[str, int] | None = None) -> None:
         """`flags` is the flag system (FLAG_SYSTEMS) and `unleash_port` Unleash's port; `engine` the engine
-        (monitoring.local.engines.ENGINES) and `engine_ports` the ports of the servers it runs beside the
+        (monitoring.engines.ENGINES) and `engine_ports` the ports of the servers it runs beside the
         store, by role. None means what the stack running in `root` was started with, else `state`,
         UNLEASH_PORT, Prometheus and the engine's default ports."""
         self.root = root.resolve()
@@ -104,7 +116,7 @@ class Stack:
         recorded = self._recorded_flags() if running else {}
         self.flags = flags or recorded.get("system", "state")
         if self.flags not in FLAG_SYSTEMS:
-            raise StackError(f"flag system {self.flags!r}: not one of {', '.join(FLAG_SYSTEMS)}")
+            raise StackRefused(f"flag system {self.flags!r}: not one of {', '.join(FLAG_SYSTEMS)}")
         port = recorded.get("unleash_port")
         self.unleash = Server(UNLEASH, "127.0.0.1", unleash_port or (port if type(port) is int else UNLEASH_PORT),
                               UNLEASH)
@@ -116,12 +128,13 @@ class Stack:
         peers = self.definitions.servers_of(names.ALERTMANAGER)
         self.gossip = gossip or ({s.name: free_port() for s in peers} if len(peers) > 1 else {})
         ran = self._recorded_engine() if running else {}
-        ports = ran.get("ports") if isinstance(ran.get("ports"), dict) else {}
+        recorded_ports = ran.get("ports")
+        ports: dict[str, Any] = recorded_ports if isinstance(recorded_ports, dict) else {}
         try:
             self.engine: Engine = _engine(engine or ran.get("engine"))
             self.engine.check(self.definitions)
         except EngineError as error:
-            raise StackError(str(error)) from error
+            raise StackRefused(str(error)) from error
         self.beside = self.engine.servers(self.definitions, engine_ports or {
             role: port for role, port in ports.items() if type(port) is int})
 
@@ -165,7 +178,7 @@ class Stack:
             return tuple(self.flag_environment.items())
         return ((UNLEASH_CLIENT_TOKEN_FILE, str(self.unleash_token("client"))),) if role == names.APP else ()
 
-    def flag(self):
+    def flag(self) -> RecordedFlag:
         """The flag in its flag system, with its history in the state file (monitoring.flags.recorded)."""
         from monitoring.flags.backends import backend
         from monitoring.flags.recorded import RecordedFlag
@@ -179,7 +192,7 @@ class Stack:
     def flag_system_record(self) -> Path:
         return self.root / "flag-system.json"
 
-    def _recorded_flags(self) -> dict:
+    def _recorded_flags(self) -> dict[str, Any]:
         """The flag system the stack was last started with, and Unleash's port."""
         return _record(self.flag_system_record)
 
@@ -187,7 +200,7 @@ class Stack:
     def engine_record(self) -> Path:
         return self.root / "engine.json"
 
-    def _recorded_engine(self) -> dict:
+    def _recorded_engine(self) -> dict[str, Any]:
         """The engine the stack was last started with, and the ports of the servers it runs beside the store."""
         return _record(self.engine_record)
 
@@ -278,7 +291,7 @@ class Stack:
             raise StackError(f"the stack in {self.root} runs with ENGINE={before}; `make down` first to switch it "
                              f"to ENGINE={self.engine.name}")
 
-    def recorded(self) -> dict[str, dict]:
+    def recorded(self) -> dict[str, dict[str, Any]]:
         """What `pids.json` says the stack started (nothing when it is missing or not a record)."""
         try:
             records = json.loads(self.pids.read_text())
@@ -354,7 +367,7 @@ def _engine(name: str | None) -> Engine:
     return engine(name if isinstance(name, str) else None)
 
 
-def _record(path: Path) -> dict:
+def _record(path: Path) -> dict[str, Any]:
     """A JSON object the stack wrote; {} when it is missing or not one."""
     try:
         recorded = json.loads(path.read_text())

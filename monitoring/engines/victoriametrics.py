@@ -37,11 +37,12 @@ What differs from Prometheus, and how each difference is handled:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 
 from monitoring.binaries import find
 from monitoring.definitions import names
 from monitoring.definitions.model import Definitions, Server, duration_seconds
-from monitoring.local.engines.base import Context, Engine, EngineError
+from monitoring.engines.base import Context, Engine, EngineError
 
 VMALERT = "vmalert"  # the role, and the name, of the server that evaluates the rules
 VMALERT_PORT = 8880  # vmalert's own default
@@ -59,6 +60,8 @@ class VictoriaMetrics(Engine):
     name = "victoriametrics"
     title = "VictoriaMetrics"
     evaluator = "vmalert"
+    apply_targets = MappingProxyType({"victoria-metrics": names.PROMETHEUS, VMALERT: VMALERT,
+                                      "alertmanager": names.ALERTMANAGER})
 
     def check(self, definitions: Definitions) -> None:
         stores = definitions.servers_of(names.PROMETHEUS)

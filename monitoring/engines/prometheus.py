@@ -4,16 +4,19 @@ in its own TSDB."""
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from monitoring.binaries import find
 from monitoring.definitions import names
 from monitoring.definitions.model import Server
-from monitoring.local.engines.base import Context, Engine, EngineError
+from monitoring.engines.base import Context, Engine, EngineError
 
 
 class Prometheus(Engine):
     name = "prometheus"
     title = "Prometheus"
     evaluator = "Prometheus"
+    apply_targets = MappingProxyType({"prometheus": names.PROMETHEUS, "alertmanager": names.ALERTMANAGER})
 
     def command(self, server: Server, context: Context) -> tuple[str, ...]:
         if server.role != names.PROMETHEUS:

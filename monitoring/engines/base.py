@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 from monitoring.definitions import names
 from monitoring.definitions.model import Definitions, Server
+from monitoring.errors import BadInput
 
 
-class EngineError(RuntimeError):
+class EngineError(BadInput):
     """The engine cannot run what was asked; the message says why."""
 
 
@@ -50,6 +52,8 @@ class Engine:
     name: str = ""  # as `--engine` and ENGINE spell it
     title: str = ""  # what scrapes, stores and answers the queries (the timeline's "from ...")
     evaluator: str = ""  # what evaluates the rules and sends the alerts to Alertmanager
+    # What `monitoring apply` pushes to on a stack running this engine: its target name -> the stack's role
+    apply_targets: Mapping[str, str] = MappingProxyType({})
 
     def check(self, definitions: Definitions) -> None:
         """Refuse definitions the engine cannot run (EngineError)."""
