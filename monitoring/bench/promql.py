@@ -36,11 +36,11 @@ class Samples:
 
     @property
     def runs(self) -> int:
-        return next(iter(self.counters.values())).shape[0]
+        return int(next(iter(self.counters.values())).shape[0])
 
     @property
     def scrapes(self) -> int:
-        return next(iter(self.counters.values())).shape[1]
+        return int(next(iter(self.counters.values())).shape[1])
 
 
 @dataclass
@@ -142,7 +142,8 @@ class Evaluation:
 
     def increase(self, selector: str, version: str, range_ms: int) -> np.ndarray:
         rise, factor = self._extrapolated((selector, version), range_ms)
-        return rise * factor
+        increase: np.ndarray = rise * factor
+        return increase
 
     def rate(self, selector: str, version: str, range_ms: int) -> np.ndarray:
         rise, factor = self._extrapolated((selector, version), range_ms)

@@ -315,8 +315,9 @@ def _tiers_active(fleet: Burn, tiers: tuple[Tier, ...], series: dict[str, np.nda
     def over(ratio: str, requests: str | None, threshold: float) -> np.ndarray:
         return _over(series[ratio], None if requests is None else series[requests], threshold, fleet.noise)
 
-    return np.logical_or.reduce([over(t.long, t.long_requests, t.threshold) & over(t.short, t.short_requests,
-                                                                                    t.threshold) for t in tiers])
+    active: np.ndarray = np.logical_or.reduce([over(t.long, t.long_requests, t.threshold)
+                                               & over(t.short, t.short_requests, t.threshold) for t in tiers])
+    return active
 
 
 def _versions(evaluation: Evaluation, selector: str, versions: tuple[str, ...]) -> list[str]:
@@ -330,8 +331,9 @@ def _ratio(evaluation: Evaluation, bad: str, requests: str, range_ms: int, versi
     if not parts:
         return evaluation.absent()
     with np.errstate(invalid="ignore", divide="ignore"):
-        return scale * summed([evaluation.rate(bad, v, range_ms) for v in parts]) / \
+        ratio: np.ndarray = scale * summed([evaluation.rate(bad, v, range_ms) for v in parts]) / \
             summed([evaluation.rate(requests, v, range_ms) for v in parts])
+    return ratio
 
 
 def _burn_series(rules: RollbackRules, fleet: Burn, evaluation: Evaluation, replay: Replay) -> np.ndarray:
@@ -394,7 +396,7 @@ def _shared_series(rules: RollbackRules, shared: Shared, evaluation: Evaluation,
         cleared = rec[shortest.llr] <= rules.lower
         serving = (rec[_version(shortest.requests, "new")] > 0) & (rec[_version(shortest.requests, "old")] > 0)
         incriminated = np.logical_or.reduce([rec[e.llr] >= rules.bound for e in shared.check.evidence])
-    held = (old | cleared) & serving & ~incriminated
+    held: np.ndarray = (old | cleared) & serving & ~incriminated
     rec[shared.record] = np.where(held, 1.0, np.nan)
     return held
 

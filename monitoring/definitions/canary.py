@@ -45,7 +45,7 @@ def bad_stem(definitions: Definitions, check: CanaryCheck) -> str:
         return definitions.windowed(check.bad, f"canary check {check.alert!r} field bad").removesuffix("_total")
     assert signal.bands is not None
     symbol = names.UNIT_SYMBOLS[signal.unit]
-    return f"{names.app_metric(definitions.service, 'requests')}_over_{signal.bands.red:g}{symbol}"
+    return f"{names.app_metric(definitions.service, 'requests')}_over_{signal.banded.red:g}{symbol}"
 
 
 def evidence(definitions: Definitions, check: CanaryCheck, window: str) -> Evidence:
@@ -61,7 +61,7 @@ def windows(definitions: Definitions) -> tuple[str, ...]:
 def bucket_bound(signal: Signal) -> float:
     """The histogram bucket (seconds) at a latency signal's red border."""
     assert signal.bands is not None
-    return signal.bands.red * names.UNIT_SECONDS[signal.unit]
+    return signal.banded.red * names.UNIT_SECONDS[signal.unit]
 
 
 def requests_expr(definitions: Definitions, window: str) -> str:
@@ -176,7 +176,7 @@ def bad_adjective(definitions: Definitions, check: CanaryCheck) -> str:
     signal = definitions.signal(check.signal)
     if check.bad is not None or signal.bands is None:
         return "failed"
-    return f"slower than {signal.bands.red:g} {names.UNIT_SYMBOLS[signal.unit]}"
+    return f"slower than {signal.banded.red:g} {names.UNIT_SYMBOLS[signal.unit]}"
 
 
 def describe(definitions: Definitions, check: CanaryCheck) -> str:
@@ -209,7 +209,7 @@ def explain(definitions: Definitions, check: CanaryCheck) -> str:
     canary = _canary(definitions)
     signal = definitions.signal(check.signal)
     bad = "failed" if check.bad is not None else \
-        f"took longer than {signal.bands.red:g} {names.UNIT_SYMBOLS[signal.unit]}"
+        f"took longer than {signal.banded.red:g} {names.UNIT_SYMBOLS[signal.unit]}"
     share = 5  # the new version's share of traffic in the examples: the first step of a rollout
     rows = []
     for requests in (5, 20, 150, 1000, 10000):

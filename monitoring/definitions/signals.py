@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from monitoring.definitions.errors import DefinitionError
+
 
 class Worse(Enum):
     """Which way a signal goes bad."""
@@ -93,6 +95,14 @@ class Signal:
     queries: tuple[Query, ...] = ()
     columns: tuple[str, ...] = ()
     axis: tuple[float, float] | None = None  # a time series' soft axis range: the axis shows at least it
+
+    @property
+    def banded(self) -> Bands:
+        """The bands of a signal that must have them (an alert's, a canary check's): a definition error, not an
+        AttributeError, when it has none."""
+        if self.bands is None:
+            raise DefinitionError(f"signal {self.name}: has no bands, and something is judged against them")
+        return self.bands
 
 
 @dataclass(frozen=True)

@@ -141,7 +141,7 @@ def scenarios(definitions: Definitions) -> dict[str, Scenario]:
     fleet = rollback_alert(definitions, definitions.fleet_burn.alert if definitions.fleet_burn else None)
     signal = definitions.signal(fleet.signal)
     found = {"fleet": Scenario("fleet", fleet, 10, fault_for(definitions, fleet), _watched(definitions, signal),
-                               signal.bands.breach("red"))}
+                               signal.banded.breach("red"))}
     if definitions.canary:
         check = definitions.canary.checks[0]
         alert = rollback_alert(definitions, check.alert)
@@ -347,7 +347,7 @@ def _scenario(definitions: Definitions, name: str) -> Scenario:
     alert = rollback_alert(definitions, name)
     signal = definitions.signal(alert.signal)
     return Scenario(alert.name, alert, 10, fault_for(definitions, alert), _watched(definitions, signal),
-                    signal.bands.breach("red"))
+                    signal.banded.breach("red"))
 
 
 SHARED = "shared"  # the scenario of a fault both versions share (shared_loop)
