@@ -7,8 +7,8 @@ version failing at 10 % and shows the mechanism the rollback then rests on:
 - a receiver that cannot write the rollback answers 503, Alertmanager retries, RollbackNotWritten pages while it
   lasts (a Prometheus SIGKILLed and restarted meanwhile takes the page up again from its storage), and the rollback
   is written once the state can be written again;
-- the same for the flag systems: a flagd file that cannot be written, an Unleash server SIGKILLed while its
-  PostgreSQL is SIGSTOPped (Unleash started again on the same database, as a supervisor would).
+- the same for the flag systems: a flagd file that cannot be written, Unleash's PostgreSQL SIGKILLed while the
+  Unleash server is SIGSTOPped (PostgreSQL started again on its data, as a supervisor would).
 """
 
 from __future__ import annotations
@@ -159,7 +159,7 @@ def test_an_unwritable_flagd_file_is_refused_and_the_rollback_written_once_it_ca
         _refused_then_rolled_back_once(stack, (FOLDER, "read-only", None))
 
 
-def test_unleash_killed_and_its_postgresql_stalled_are_refused_and_the_rollback_written_once_back(
+def test_unleash_stalled_and_its_postgresql_killed_are_refused_and_the_rollback_written_once_back(
         tmp_path: Path) -> None:
     with _rolled_out(tmp_path / "stack", "unleash") as stack:
-        _refused_then_rolled_back_once(stack, (UNLEASH, "stall", "postgres"), (UNLEASH, "kill", "node"))
+        _refused_then_rolled_back_once(stack, (UNLEASH, "kill", "postgres"), (UNLEASH, "stall", "node"))
