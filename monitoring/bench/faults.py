@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NoReturn
 from pathlib import Path
 
 from monitoring.bench.tables import table
@@ -214,7 +215,7 @@ def faults(runs: int = RUNS, parts: tuple[str, ...] = tuple(PARTS), only: tuple[
 
 
 class _Arguments(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2
+    def error(self, message: str) -> NoReturn:  # one line, exit 2
         print(f"monitoring.bench faults: {message}", file=sys.stderr)
         raise SystemExit(2)
 

@@ -28,6 +28,7 @@ from pathlib import Path
 import requests
 
 from monitoring.definitions import names
+from monitoring.errors import BadInput
 from monitoring.flags.store import CorruptState, StateStore, parse_time
 from monitoring.local.demo import Scenario
 from monitoring.local.observe import ServerAnswer, query
@@ -160,7 +161,7 @@ def take_out(stack: Stack, role: str | None, fault: str, one: bool = False,
     gives them back (started again, continued, writable again) and returns the unix time it did so (a started
     server then needs its start-up time). A restart and a reload give back at once."""
     if fault not in FAULTS or (fault == "read-only") != (role is FOLDER) or (program and fault not in PROGRAM):
-        raise ValueError(f"fault {fault!r} on {program or role or 'the folder'}: not one of {', '.join(FAULTS)} "
+        raise BadInput(f"fault {fault!r} on {program or role or 'the folder'}: not one of {', '.join(FAULTS)} "
                          "(read-only takes the folder, the others a server, and only a stall or a kill one of "
                          "its programs)")
     found = pids(stack, role, one) if role else []
