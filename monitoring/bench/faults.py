@@ -25,8 +25,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NoReturn
 from pathlib import Path
+from typing import NoReturn
 
 from monitoring.bench.tables import table
 from monitoring.definitions import names
