@@ -37,6 +37,7 @@ from monitoring.processes import alive, stop_pid
 
 FAULTS = ("kill", "stall", "restart", "reload", "read-only")
 PROGRAM = ("kill", "stall")  # the faults that may take one program of a server's group
+SUPERVISED = ("node", "postgres")  # the programs of the flag system's group a supervisor restarts when they exit
 FOLDER = None  # the part a `read-only` fault takes: the stack's folder, not a server
 
 
@@ -162,8 +163,8 @@ def take_out(stack: Stack, role: str | None, fault: str, one: bool = False,
     server then needs its start-up time). A restart and a reload give back at once."""
     if fault not in FAULTS or (fault == "read-only") != (role is FOLDER) or (program and fault not in PROGRAM):
         raise BadInput(f"fault {fault!r} on {program or role or 'the folder'}: not one of {', '.join(FAULTS)} "
-                         "(read-only takes the folder, the others a server, and only a stall or a kill one of "
-                         "its programs)")
+                       "(read-only takes the folder, the others a server, and only a stall or a kill one of "
+                       "its programs)")
     found = pids(stack, role, one) if role else []
     chosen = [pid for leader in found for pid in in_group(leader, program)] if program else found
     if fault == "reload":
@@ -174,24 +175,36 @@ def take_out(stack: Stack, role: str | None, fault: str, one: bool = False,
         immutable(stack.root, True)
         return lambda: _then(time.time(), lambda: immutable(stack.root, False))
     send = signal_each if program else signal_groups
+    watched = [(pid, launch_of(pid)) for leader in found for name in SUPERVISED if program and name != program
+               for pid in roots(in_group(leader, name))]
     if fault == "stall":
         send(chosen, signal.SIGSTOP)
-        return lambda: _then(time.time(), lambda: send(chosen, signal.SIGCONT))
+        return lambda: _then(time.time(), lambda: send(chosen, signal.SIGCONT), lambda: restart_exited(watched))
     if fault == "kill":
         launches = [launch_of(pid) for pid in roots(chosen)] if program else []
         send(chosen, signal.SIGKILL)
         while any(alive(pid) for pid in chosen):
             time.sleep(0.05)
         if program:  # the rest of the group runs on: the program alone starts again, on the same data
-            return lambda: _then(time.time(), lambda: [respawn(launch) for launch in launches])
+            return lambda: _then(time.time(), lambda: [respawn(launch) for launch in launches],
+                                 lambda: restart_exited(watched))
     else:
         for pid in found:
             stop_pid(pid)
     return lambda: _then(time.time(), lambda: stack.up(say=lambda line: None))
 
 
-def _then(value: float, action: Callable[[], object]) -> float:
-    action()
+def restart_exited(watched: list[tuple[int, Launch]]) -> None:
+    """Start again those of `watched` that exited while another program of their group was out, as their
+    supervisor would: Unleash 7.5 exits when its database has been gone for a while (about a minute here)."""
+    for pid, launch in watched:
+        if not alive(pid):
+            respawn(launch)
+
+
+def _then(value: float, *actions: Callable[[], object]) -> float:
+    for action in actions:
+        action()
     return value
 
 
