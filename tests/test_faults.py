@@ -6,12 +6,16 @@ version failing at 10 % and shows the mechanism the rollback then rests on:
   SIGSTOPped Alertmanager delivers once it runs again; the receiver's rollback is a target, so it happens once;
 - a receiver that cannot write the rollback answers 503, Alertmanager retries, RollbackNotWritten pages while it
   lasts (a Prometheus SIGKILLed and restarted meanwhile takes the page up again from its storage), and the rollback
-  is written once the state can be written again.
+  is written once the state can be written again;
+- the same for the flag systems: a flagd file that cannot be written, Unleash's PostgreSQL SIGKILLed while the
+  Unleash server is SIGSTOPped (PostgreSQL started again on its data, as a supervisor would).
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +26,7 @@ from monitoring.definitions import names
 from monitoring.genesis import DEFINITIONS
 from monitoring.local.demo import patience, scenarios
 from monitoring.local.faults import (
+    FOLDER,
     automatic_rollbacks,
     break_new_version,
     inflict,
@@ -29,10 +34,13 @@ from monitoring.local.faults import (
     read_only,
     roll_out,
     signal_groups,
+    stop_respawned,
+    take_out,
     wait,
 )
 from monitoring.local.observe import query
-from monitoring.local.stack import Stack, on_free_ports
+from monitoring.local.stack import UNLEASH, Stack, on_free_ports
+from monitoring.processes import free_port
 from tests.servers import local_stack
 
 pytestmark = pytest.mark.slow  # local stacks
@@ -42,12 +50,24 @@ SCENARIO = scenarios(DEFINITIONS_COMPRESSED)["fleet"]
 PATIENCE = patience(DEFINITIONS_COMPRESSED, SCENARIO.alert)
 
 
+@contextlib.contextmanager
+def _rolled_out(root: Path, flags: str = "state") -> Iterator[Stack]:
+    """A local stack writing the flag to `flags`, at the scenario's rollout; whatever a fault started again is
+    stopped after it."""
+    try:
+        with local_stack(Stack(root, on_free_ports(DEFINITIONS_COMPRESSED), flags=flags,
+                               unleash_port=free_port())) as running:
+            roll_out(running, SCENARIO, PATIENCE, "test: faults")
+            yield running
+            break_new_version(running, {"clear": True})
+    finally:
+        stop_respawned()
+
+
 @pytest.fixture
-def stack(tmp_path: Path):
-    with local_stack(Stack(tmp_path / "stack", on_free_ports(DEFINITIONS_COMPRESSED))) as running:
-        roll_out(running, SCENARIO, PATIENCE, "test: faults")
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    with _rolled_out(tmp_path / "stack") as running:
         yield running
-        break_new_version(running, {"clear": True})
 
 
 def _seen(stack: Stack, expr: str) -> bool:
@@ -112,3 +132,34 @@ def test_a_rollback_that_cannot_be_written_is_refused_paged_and_written_once_it_
         assert stack.flag().read() == SCENARIO.rollout
     _rolled_back_once_when_quiet(stack)
     wait(lambda: not _alerts(stack, **not_written), PATIENCE, "RollbackNotWritten to resolve")
+
+
+UNWRITTEN = (f'{names.receiver_notifications_metric(DEFINITIONS_COMPRESSED.service)}_total'
+             f'{{outcome=~"{"|".join(names.UNWRITTEN)}"}} > 0')
+
+
+def _refused_then_rolled_back_once(stack: Stack, *parts: tuple[str | None, str, str | None]) -> None:
+    """`parts` (role, fault, program) out before the new version turns bad: the receiver refuses the rollback and
+    nothing is recorded; once they are given back (in the reverse order), exactly one rollback."""
+    given_back = []
+    try:
+        for role, fault, program in parts:
+            given_back.append(take_out(stack, role, fault, program=program))
+        break_new_version(stack, SCENARIO.fault)
+        wait(lambda: _seen(stack, UNWRITTEN), PATIENCE, "the receiver to refuse a rollback it cannot write")
+        assert automatic_rollbacks(stack) == []
+    finally:
+        for give_back in reversed(given_back):
+            give_back()
+    _rolled_back_once_when_quiet(stack)
+
+
+def test_an_unwritable_flagd_file_is_refused_and_the_rollback_written_once_it_can(tmp_path: Path) -> None:
+    with _rolled_out(tmp_path / "stack", "flagd") as stack:
+        _refused_then_rolled_back_once(stack, (FOLDER, "read-only", None))
+
+
+def test_unleash_stalled_and_its_postgresql_killed_are_refused_and_the_rollback_written_once_back(
+        tmp_path: Path) -> None:
+    with _rolled_out(tmp_path / "stack", "unleash") as stack:
+        _refused_then_rolled_back_once(stack, (UNLEASH, "kill", "postgres"), (UNLEASH, "stall", "node"))

@@ -26,12 +26,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 from monitoring.bench.tables import table
 from monitoring.definitions import names
 from monitoring.genesis import DEFINITIONS
 from monitoring.local.demo import floor_seconds, scenarios
-from monitoring.local.faults import FAULTS, FOLDER, automatic_rollbacks, break_new_version, immutable, inflict, roll_out
+from monitoring.local.faults import (
+    FAULTS,
+    FOLDER,
+    automatic_rollbacks,
+    break_new_version,
+    immutable,
+    inflict,
+    roll_out,
+    stop_respawned,
+)
 from monitoring.local.stack import UNLEASH, Stack, StackError, on_free_ports
 from monitoring.processes import free_port
 
@@ -65,8 +75,9 @@ PARTS = {
     "receiver": Part("the rollback receiver", names.RECEIVER, ("kill", "stall", "restart")),
     "state": Part("the state folder (flags=state)", FOLDER, ("read-only",)),
     "flagd": Part("the flagd file's folder (flags=flagd)", FOLDER, ("read-only",), flags="flagd"),
-    "unleash": Part("the Unleash server (flags=unleash)", UNLEASH, ("stall",), flags="unleash", program="node"),
-    "postgres": Part("Unleash's PostgreSQL (flags=unleash)", UNLEASH, ("stall",), flags="unleash",
+    "unleash": Part("the Unleash server (flags=unleash)", UNLEASH, ("kill", "stall"), flags="unleash",
+                    program="node"),
+    "postgres": Part("Unleash's PostgreSQL (flags=unleash)", UNLEASH, ("kill", "stall"), flags="unleash",
                      program="postgres"),
 }
 
@@ -142,6 +153,7 @@ def one_run(part_name: str, fault: str, chooser: random.Random, say: Callable[[s
             with contextlib.suppress(subprocess.CalledProcessError):
                 immutable(stack.root, False)
             stack.down(say=lambda line: None)
+            stop_respawned()  # a killed program started again (Unleash's node, its PostgreSQL)
             if logs is not None:
                 kept = logs / f"{part_name}-{fault}-{time.strftime('%H%M%S')}"
                 shutil.copytree(stack.root / "logs", kept)
@@ -188,6 +200,7 @@ def faults(runs: int = RUNS, parts: tuple[str, ...] = tuple(PARTS), only: tuple[
             done += measured
             if measured:
                 rows.append(_row(part, fault, measured, floor))
+                say("  row: " + " | ".join(rows[-1]))  # what was measured so far survives a stopped benchmark
     table(f"Faults survived: a new version failing every request at 10 %, compressed profile, {runs} run(s) each "
           f"(part out {AROUND[0]:+.0f} to {AROUND[1]:+.0f}s around the fault)",
           ["part", "fault", "runs", "out s", "rolled back", "worst s after return", "while out", "before",
@@ -202,7 +215,7 @@ def faults(runs: int = RUNS, parts: tuple[str, ...] = tuple(PARTS), only: tuple[
 
 
 class _Arguments(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2
+    def error(self, message: str) -> NoReturn:  # one line, exit 2
         print(f"monitoring.bench faults: {message}", file=sys.stderr)
         raise SystemExit(2)
 

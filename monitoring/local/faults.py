@@ -2,7 +2,10 @@
 write. The fault-injection benchmark (monitoring.bench.faults) and the suite's short form (tests/test_faults.py)
 use them; docs/faults.md says what survives each.
 
-- `kill`: SIGKILL to the part's process group, then, after a while, started again by `Stack.up`;
+- `kill`: SIGKILL to the part's process group, then, after a while, started again by `Stack.up`; or SIGKILL to
+  the processes of one program in the group (Unleash's node, or its PostgreSQL), then that program started again
+  as it was (command, environment, folder, user, log, read from /proc before the kill), on the same data, as a
+  supervisor would (`respawned` lists those processes, which the caller stops with `stop_respawned`);
 - `stall`: SIGSTOP to the group (or to the processes of one program in it, such as Unleash's PostgreSQL), then
   SIGCONT: the process keeps its sockets and answers nothing meanwhile;
 - `restart`: SIGTERM (SIGKILL after 10 s), then started again at once;
@@ -18,12 +21,14 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
 from monitoring.definitions import names
+from monitoring.errors import BadInput
 from monitoring.flags.store import CorruptState, StateStore, parse_time
 from monitoring.local.demo import Scenario
 from monitoring.local.observe import ServerAnswer, query
@@ -31,6 +36,8 @@ from monitoring.local.stack import UNLEASH, Stack
 from monitoring.processes import alive, stop_pid
 
 FAULTS = ("kill", "stall", "restart", "reload", "read-only")
+PROGRAM = ("kill", "stall")  # the faults that may take one program of a server's group
+SUPERVISED = ("node", "postgres")  # the programs of the flag system's group a supervisor restarts when they exit
 FOLDER = None  # the part a `read-only` fault takes: the stack's folder, not a server
 
 
@@ -78,6 +85,60 @@ def signal_each(found: list[int], sig: signal.Signals) -> None:
             os.kill(pid, sig)
 
 
+@dataclass(frozen=True)
+class Launch:
+    """How a process was started, read from /proc before it is killed, so that it starts again the same way."""
+
+    command: list[str]
+    env: dict[str, str]
+    cwd: str
+    uid: int
+    gid: int
+    output: str | None  # the file its standard output went to, if any
+
+
+def launch_of(pid: int) -> Launch:
+    proc = Path(f"/proc/{pid}")
+    command = [a.decode() for a in (proc / "cmdline").read_bytes().split(b"\0")[:-1]]
+    env = dict(e.decode().partition("=")[::2] for e in (proc / "environ").read_bytes().split(b"\0") if b"=" in e)
+    ids = {line.split(":")[0]: int(line.split()[1]) for line in (proc / "status").read_text().splitlines()
+           if line.startswith(("Uid:", "Gid:"))}
+    output = os.readlink(proc / "fd" / "1")
+    return Launch(command, env, os.readlink(proc / "cwd"), ids["Uid"], ids["Gid"],
+                  output if output.startswith("/") and Path(output).is_file() else None)
+
+
+def roots(found: list[int]) -> list[int]:
+    """The processes of `found` whose parent is not among them (the postmaster, not its backends)."""
+    def parent(pid: int) -> int:
+        try:
+            return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            return 0
+    return [pid for pid in found if parent(pid) not in found]
+
+
+respawned: list[int] = []  # processes `respawn` started: each leads a session of its own
+
+
+def respawn(launch: Launch) -> int:
+    """Start `launch` again, in a session of its own (it cannot rejoin its old group's session)."""
+    with open(launch.output or os.devnull, "ab") as output:
+        process = subprocess.Popen(launch.command, env=launch.env, cwd=launch.cwd, stdout=output,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                                   user=launch.uid, group=launch.gid,
+                                   extra_groups=None if launch.uid == os.geteuid() else [])
+    respawned.append(process.pid)
+    return process.pid
+
+
+def stop_respawned() -> None:
+    """SIGKILL what `respawn` started (after the stack is down: the rest of its group is gone by then)."""
+    while respawned:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(respawned.pop(), signal.SIGKILL)
+
+
 def immutable(path: Path, on: bool) -> None:
     """`path` immutable (`chattr +i`; even root then neither writes nor replaces a file, nor creates, removes or
     renames one in a folder) or not."""
@@ -85,7 +146,7 @@ def immutable(path: Path, on: bool) -> None:
 
 
 @contextlib.contextmanager
-def read_only(path: Path):
+def read_only(path: Path) -> Iterator[None]:
     """`path` immutable for the block, writable again after it whatever happens."""
     immutable(path, True)
     try:
@@ -94,44 +155,70 @@ def read_only(path: Path):
         immutable(path, False)
 
 
-def inflict(stack: Stack, role: str | None, fault: str, seconds: float, one: bool = False,
-            program: str | None = None) -> tuple[float, float]:
+def take_out(stack: Stack, role: str | None, fault: str, one: bool = False,
+             program: str | None = None) -> Callable[[], float]:
     """Take the servers of `role` (or the first of them, `one`; None: the stack's folder; with `program`, only the
-    processes of their groups running it, which only a stall may take) out by `fault` for `seconds` (restart: as
-    long as stopping takes) and give them back; the unix times they went out and were given back (started again,
-    continued, writable again: a started server then needs its start-up time)."""
-    if fault not in FAULTS or (fault == "read-only") != (role is FOLDER) or (program and fault != "stall"):
-        raise ValueError(f"fault {fault!r} on {program or role or 'the folder'}: not one of {', '.join(FAULTS)} "
-                         "(read-only takes the folder, the others a server, and only a stall one of its programs)")
+    processes of their groups running it, which only a stall or a kill may take) out by `fault`; the function that
+    gives them back (started again, continued, writable again) and returns the unix time it did so (a started
+    server then needs its start-up time). A restart and a reload give back at once."""
+    if fault not in FAULTS or (fault == "read-only") != (role is FOLDER) or (program and fault not in PROGRAM):
+        raise BadInput(f"fault {fault!r} on {program or role or 'the folder'}: not one of {', '.join(FAULTS)} "
+                       "(read-only takes the folder, the others a server, and only a stall or a kill one of "
+                       "its programs)")
     found = pids(stack, role, one) if role else []
-    out = time.time()
+    chosen = [pid for leader in found for pid in in_group(leader, program)] if program else found
     if fault == "reload":
         for member in (m for m in stack.members() if m.server.role == role):
             requests.post(f"{member.url}/-/reload", timeout=10).raise_for_status()
-        return out, time.time()
+        return time.time
     if fault == "read-only":
-        with read_only(stack.root):
-            time.sleep(seconds)
-            back = time.time()
-        return out, back
+        immutable(stack.root, True)
+        return lambda: _then(time.time(), lambda: immutable(stack.root, False))
+    send = signal_each if program else signal_groups
+    watched = [(pid, launch_of(pid)) for leader in found for name in SUPERVISED if program and name != program
+               for pid in roots(in_group(leader, name))]
     if fault == "stall":
-        chosen = [pid for leader in found for pid in in_group(leader, program)] if program else found
-        send = signal_each if program else signal_groups
         send(chosen, signal.SIGSTOP)
-        time.sleep(seconds)
-        back = time.time()
-        send(chosen, signal.SIGCONT)
-        return out, back
+        return lambda: _then(time.time(), lambda: send(chosen, signal.SIGCONT), lambda: restart_exited(watched))
     if fault == "kill":
-        signal_groups(found, signal.SIGKILL)
-        while any(alive(pid) for pid in found):
+        launches = [launch_of(pid) for pid in roots(chosen)] if program else []
+        send(chosen, signal.SIGKILL)
+        while any(alive(pid) for pid in chosen):
             time.sleep(0.05)
-        time.sleep(seconds)
+        if program:  # the rest of the group runs on: the program alone starts again, on the same data
+            return lambda: _then(time.time(), lambda: [respawn(launch) for launch in launches],
+                                 lambda: restart_exited(watched))
     else:
         for pid in found:
             stop_pid(pid)
-    back = time.time()
-    stack.up(say=lambda line: None)
+    return lambda: _then(time.time(), lambda: stack.up(say=lambda line: None))
+
+
+def restart_exited(watched: list[tuple[int, Launch]]) -> None:
+    """Start again those of `watched` that exited while another program of their group was out, as their
+    supervisor would: Unleash 7.5 exits when its database has been gone for a while (about a minute here)."""
+    for pid, launch in watched:
+        if not alive(pid):
+            respawn(launch)
+
+
+def _then(value: float, *actions: Callable[[], object]) -> float:
+    for action in actions:
+        action()
+    return value
+
+
+def inflict(stack: Stack, role: str | None, fault: str, seconds: float, one: bool = False,
+            program: str | None = None) -> tuple[float, float]:
+    """`take_out`, for `seconds` (a restart or a reload: no longer than it takes), then given back; the unix times
+    the part went out and was given back."""
+    out = time.time()
+    give_back = take_out(stack, role, fault, one, program)
+    try:
+        if fault not in ("restart", "reload"):
+            time.sleep(seconds)
+    finally:
+        back = give_back()
     return out, back
 
 
@@ -162,7 +249,7 @@ def roll_out(stack: Stack, scenario: Scenario, timeout: float, reason: str) -> N
          and bool(query(prometheus, f"{scenario.watch} > -Inf")), timeout, "Prometheus to see the rollout and traffic")
 
 
-def break_new_version(stack: Stack, fault: dict) -> None:
+def break_new_version(stack: Stack, fault: dict[str, object]) -> None:
     """The application's new version takes `fault` (e.g. {"errors": 1.0}; {"clear": True} ends it)."""
     requests.post(f"{stack.url(names.APP)}/control/fault", json=fault, timeout=5).raise_for_status()
 

@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from monitoring.definitions import names
 from monitoring.definitions.names import FLAG
+from monitoring.errors import BadInput
 from monitoring.flags import FlagUnavailable
 from monitoring.flags.recorded import RecordedFlag
 from monitoring.flags.state import StateFlag
@@ -59,8 +60,8 @@ DURABLE = {"rolled_back", "rolled_back_unrecorded", "flag_unavailable", "state_u
 SHADOW_REASON = "shadow: the rollback alert is in shadow mode, so the flag was not moved"
 
 
-class TooLarge(Exception):
-    pass
+class TooLarge(BadInput):
+    """A body over the limit (answered 413)."""
 
 
 async def _body(request: Request, limit: int = MAX_BODY) -> bytes:
@@ -95,7 +96,7 @@ def _state_error(error: Exception) -> str:
     return "state_missing" if isinstance(error, StateMissing) else "state_unwritable"
 
 
-def rollback_alerts(notification: Notification) -> list:
+def rollback_alerts(notification: Notification) -> list[Alert]:
     return [a for a in notification.alerts if a.status == "firing" and a.labels.get("action") == "rollback"]
 
 
@@ -103,7 +104,7 @@ def is_shadow(alert: Alert) -> bool:
     return alert.labels.get(names.SHADOW) == names.SHADOW_VALUE
 
 
-def foreign_flags(alerts: list, owned: str) -> list[str]:
+def foreign_flags(alerts: list[Alert], owned: str) -> list[str]:
     """The flags named by `alerts` that are not `owned`: such a notification was routed to the wrong receiver."""
     return sorted({shown(a.labels[FLAG]) for a in alerts if a.labels.get(FLAG, owned) != owned})[:5]
 
@@ -204,7 +205,7 @@ class Receiver:
             history = self.flag.history()  # cached: repeats and peers are answered without the lock
             if history is not None and {firing(f, s) for _, f, s in alerts} <= shadow_firings(history):
                 return 200, "shadow_duplicate", {"alertname": listed}
-            if self.flag.embedded and current is None and self.store.percentage(history) == 0:
+            if self.flag.embedded and current is None and history is not None and self.store.percentage(history) == 0:
                 return 200, "shadow_at_zero", {"alertname": listed}
             if self.dry_run:
                 return 200, "dry_run", {"alertname": listed, "would_record": "a shadow rollback"}

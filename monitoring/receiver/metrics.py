@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -21,7 +22,7 @@ from prometheus_client.registry import Collector
 from monitoring.definitions import names as naming
 from monitoring.flags.store import CorruptState, StateStore, parse_time
 
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
 
 RECEIVER = "receiver"  # subsystem of the receiver's own metrics
 FLAG = "feature_flag"  # subsystem of the flag's state
@@ -99,11 +100,12 @@ class FlagState(Collector):
         if rollbacks:
             since = GaugeMetricFamily(self._name(RECEIVER, "seconds_since_last_rollback"),
                                       "Seconds since the last rollback recorded in the history")
-            since.add_metric([], (datetime.now(UTC) - parse_time(rollbacks[-1]["at"])).total_seconds())
+            age = (datetime.now(UTC) - parse_time(rollbacks[-1]["at"])).total_seconds()
+            since.add_metric([], max(0.0, age))  # stamped ahead of a clock stepped back since: not negative
             yield since
         yield from self._deploy(state)
 
-    def _deploy(self, state: dict) -> Iterator[Metric]:
+    def _deploy(self, state: dict[str, Any]) -> Iterator[Metric]:
         """`monitoring deploy`'s progress, when one is recorded: step, last verdict (its exit code), soak left."""
         from monitoring.analysis.verdict import Verdict
         from monitoring.rollout.deploy import gauges
@@ -121,7 +123,7 @@ class FlagState(Collector):
         remaining.add_metric(flag, found.soak_remaining)
         yield step
         yield remaining
-        if found.last_verdict in Verdict.__members__:
+        if found.last_verdict is not None and found.last_verdict in Verdict.__members__:
             verdict = GaugeMetricFamily(self._name(DEPLOY, "last_verdict"),
                                         "The last go/no-go verdict's exit code: 0 PROCEED, 10 HOLD, 20 ROLLBACK, "
                                         "30 FAILED, 40 INCONCLUSIVE", labels=["flag_name", "verdict"])
@@ -135,14 +137,16 @@ class ReceiverMetrics:
     def __init__(self, store: StateStore, namespace: str, live: Callable[[], int] | None = None) -> None:
         self.registry = CollectorRegistry()
         self.registry.register(FlagState(store, namespace, live and LiveRollout(live)))
-        names = {"namespace": namespace, "subsystem": RECEIVER, "registry": self.registry}
-        self.notifications = Counter("notifications", "Webhook notifications by outcome", ["outcome"], **names)
-        self.rollbacks = Counter("rollbacks", "Rollbacks this receiver performed", **names)
+        self.notifications = Counter("notifications", "Webhook notifications by outcome", ["outcome"],
+                                     namespace=namespace, subsystem=RECEIVER, registry=self.registry)
+        self.rollbacks = Counter("rollbacks", "Rollbacks this receiver performed", namespace=namespace,
+                                 subsystem=RECEIVER, registry=self.registry)
         self.shadow_rollbacks = Counter(naming.receiver_shadow_rollbacks_metric(namespace),
                                         "Rollbacks shadow alerts would have made (recorded, the flag not moved)",
                                         ["alertname"], registry=self.registry)
         self._shadow_names: set[str] = set()
-        self.latency = Histogram("request_duration_seconds", "HTTP request latency by path", ["path"], **names,
+        self.latency = Histogram("request_duration_seconds", "HTTP request latency by path", ["path"],
+                                 namespace=namespace, subsystem=RECEIVER, registry=self.registry,
                                  buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0))
         self._by_outcome: dict[str, Counter] = {}
 

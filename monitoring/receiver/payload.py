@@ -5,20 +5,22 @@ Newer Alertmanagers add keys (notification_reason, routeLabels); unknown keys ar
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from monitoring.definitions import names
+from monitoring.errors import BadInput
 from monitoring.flags.store import shown
 
 STATUSES = ("firing", "resolved")
-_TOP = {"receiver": str, "status": str, "alerts": list, "groupLabels": dict, "commonLabels": dict,
+_TOP: dict[str, type] = {"receiver": str, "status": str, "alerts": list, "groupLabels": dict, "commonLabels": dict,
         "commonAnnotations": dict, "externalURL": str, "version": str, "groupKey": str, "truncatedAlerts": int}
-_ALERT = {"status": str, "labels": dict, "annotations": dict, "startsAt": str, "endsAt": str, "generatorURL": str,
-          "fingerprint": str}
+_ALERT: dict[str, type] = {"status": str, "labels": dict, "annotations": dict, "startsAt": str, "endsAt": str,
+                           "generatorURL": str, "fingerprint": str}
 
 
-class BadPayload(ValueError):
+class BadPayload(BadInput):
     """Not a version 4 webhook payload; the message says which field and why (values shown bounded, escaped)."""
 
 
@@ -42,7 +44,7 @@ class Notification:
     alerts: tuple[Alert, ...]
 
 
-def _fields(data: dict[str, Any], expected: dict[str, type], where: str) -> None:
+def _fields(data: dict[str, Any], expected: Mapping[str, type], where: str) -> None:
     for key, kind in expected.items():
         if key not in data:
             raise BadPayload(f"{where}{key}: missing")  # `key` is ours, not the payload's

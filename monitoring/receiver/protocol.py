@@ -60,7 +60,7 @@ class DeadlineProtocol(HttpToolsProtocol):
         idle = [c for c in self.connections if isinstance(c, DeadlineProtocol) and c is not self
                 and c.idle_since is not None and not c.transport.is_closing()]
         if idle:
-            min(idle, key=lambda c: c.idle_since).transport.close()
+            min(idle, key=lambda c: c.idle_since or 0.0).transport.close()
 
     def data_received(self, data: bytes) -> None:
         if self.idle_since is not None:

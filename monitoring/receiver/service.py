@@ -9,13 +9,15 @@ import stat
 import sys
 from pathlib import Path
 
+from monitoring.errors import BadInput
 from monitoring.files import remove_leftovers
+from monitoring.flags.recorded import RecordedFlag
 from monitoring.flags.store import StateMissing, StateStore
 
 NAMESPACE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
-class StartRefused(ValueError):
+class StartRefused(BadInput):
     """The receiver must not start; the message says which file and why."""
 
 
@@ -66,12 +68,10 @@ def open_store(state: Path, flag: str, init: bool) -> StateStore:
     return store
 
 
-def flag_in(spec: str, store: StateStore):
+def flag_in(spec: str, store: StateStore) -> RecordedFlag:
     """The store's flag in the flag system `spec` names (`--flags`), with its history in the store."""
     from monitoring.flags import BadFlagSpec
     from monitoring.flags.backends import backend
-    from monitoring.flags.recorded import RecordedFlag
-
     try:
         return RecordedFlag(backend(spec, store.flag, store.path), store)
     except BadFlagSpec as error:
