@@ -82,9 +82,10 @@ check-generated: venv ## fail, naming the files, when committed files differ fro
 validate: venv debs ## run every validation family on the committed files (promtool, amtool, schemas, CRDs, cross-checks)
 	$(BIN)/monitoring validate
 
-lint: venv ## ruff on the code, and the layers (import-linter's contracts in pyproject.toml)
+lint: venv ## ruff on the code, the layers (import-linter's contracts in pyproject.toml) and mypy --strict on the package
 	$(BIN)/ruff check monitoring generators tests examples
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
 
 check: venv debs lint check-generated validate ## the quick tier (under a minute): lint, drift, validation and the tests that start no server
 	$(BIN)/pytest -q -m "not slow" -n auto --durations=10
@@ -100,4 +101,4 @@ bench-production: venv debs ## the closed loop in the production profile for a t
 	$(BIN)/python -m monitoring.bench production
 
 clean: ## remove the virtual environment and caches
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -51,20 +51,6 @@ def _plain(error: BaseException) -> str:
     return str(error)
 
 
-def _unconverted(error: BaseException) -> Exit | None:
-    """Bad input raised by classes that do not derive from monitoring.errors' kinds yet, and files the
-    standard library refused (OSError): exit 2 as before, until each derives from its kind and says so with
-    `.exit`."""
-    from monitoring.definitions.model import DefinitionError
-    from monitoring.flags import BadFlagSpec, FlagUnavailable
-    from monitoring.flags.store import CorruptState, StateMissing, StateUnwritable
-    from monitoring.receiver.service import StartRefused
-
-    legacy = (DefinitionError, BadFlagSpec, FlagUnavailable, CorruptState, StateMissing, StateUnwritable,
-              StartRefused, OSError)
-    return Exit.BAD_INPUT if isinstance(error, legacy) else None
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run one command. A foreseen problem (monitoring.errors.Problem) is one line and the exit status its kind
     means; Ctrl-C is 130; anything unforeseen is one line and exit 1, with the traceback only when
@@ -77,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: interrupted", file=sys.stderr)
         return Exit.INTERRUPTED
     except Exception as error:
-        status = exit_status(error) or _unconverted(error)
+        status = exit_status(error)
         if status is not None:
             print(f"{name}: {_plain(error)}", file=sys.stderr)
             return int(status)

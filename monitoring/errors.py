@@ -59,9 +59,11 @@ class FlagSystemDown(Problem, RuntimeError):
 
 def exit_status(error: BaseException) -> Exit | None:
     """The status `error` means, or None for an error nobody foresaw (a bug: exit 1, with a traceback on
-    request)."""
+    request). A bare OSError (a path that is missing, unreadable, full) is bad input, like BadFile."""
     if isinstance(error, Problem):
         return error.exit
     if isinstance(error, KeyboardInterrupt):
         return Exit.INTERRUPTED
+    if isinstance(error, OSError):  # a file or folder the standard library refused: the message names it
+        return Exit.BAD_INPUT
     return None

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
 
 from monitoring.analysis.prometheus import Prometheus
 from monitoring.definitions import names
@@ -20,6 +19,7 @@ from monitoring.flags.store import parse_time
 from monitoring.genesis import DEFINITIONS
 from monitoring.local import rollout_demo
 from monitoring.local.demo import fault_for, rollback_alert
+from monitoring.local.demo_client import DemoAppClient
 from monitoring.local.stack import Stack, on_free_ports
 from monitoring.rollout.deploy import DeployStore, Plan, abort, progress_of
 from tests.servers import local_stack
@@ -180,15 +180,15 @@ def test_a_hold_that_resolves(stack, fresh):
     border, and a later verdict is PROCEED. (A one-second burst at the soak's start could fall out of the
     verdict's window on a busy machine, which judged a moment late, and an error burst would not do: a new
     version failing where the old one did not is the canary's to roll back.)"""
-    app = f"{stack.url(names.APP)}/control/fault"
+    app = DemoAppClient(stack.url(names.APP))
 
     def burst() -> None:
         while fresh.read()["current_percentage"] < 100:
             time.sleep(0.1)
         time.sleep(3)
-        requests.post(app, json={"latency_ms": 250}, timeout=5).raise_for_status()
+        app.set_fault({"latency_ms": 250})
         time.sleep(2)
-        requests.post(app, json={"clear": True}, timeout=5).raise_for_status()
+        app.clear_fault()
     thread = threading.Thread(target=burst, daemon=True)
     thread.start()
     lines: list[str] = []

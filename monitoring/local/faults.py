@@ -21,7 +21,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +31,7 @@ from monitoring.definitions import names
 from monitoring.errors import BadInput
 from monitoring.flags.store import CorruptState, StateStore, parse_time
 from monitoring.local.demo import Scenario
+from monitoring.local.demo_client import DemoAppClient
 from monitoring.local.observe import ServerAnswer, query
 from monitoring.local.stack import UNLEASH, Stack
 from monitoring.processes import alive, stop_pid
@@ -242,16 +243,16 @@ def roll_out(stack: Stack, scenario: Scenario, timeout: float, reason: str) -> N
     definitions, app, prometheus = stack.definitions, stack.url(names.APP), stack.url(names.PROMETHEUS)
     flag = stack.flag()
     flag.rollout(scenario.rollout, flag.seen(), by="manual", reason=reason)
-    wait(lambda: requests.get(f"{app}/control/fault", timeout=5).json()["rollout_percentage"] > 0, timeout,
+    wait(lambda: DemoAppClient(app).seen()[0] > 0, timeout,
          "the application to serve the rollout")
     rollout = names.flag_rollout_series(definitions.service, definitions.flag_name)
     wait(lambda: bool(query(prometheus, f"{rollout} == {scenario.rollout}"))
          and bool(query(prometheus, f"{scenario.watch} > -Inf")), timeout, "Prometheus to see the rollout and traffic")
 
 
-def break_new_version(stack: Stack, fault: dict[str, object]) -> None:
+def break_new_version(stack: Stack, fault: Mapping[str, object]) -> None:
     """The application's new version takes `fault` (e.g. {"errors": 1.0}; {"clear": True} ends it)."""
-    requests.post(f"{stack.url(names.APP)}/control/fault", json=fault, timeout=5).raise_for_status()
+    DemoAppClient(stack.url(names.APP)).set_fault(dict(fault))
 
 
 def automatic_rollbacks(stack: Stack) -> list[float] | None:
