@@ -23,7 +23,8 @@ from monitoring.local import postgres
 
 PROJECT = Path(__file__).resolve().parent.parent
 GENERATED = ("dashboards", "rules", "config", "docs", "kubernetes")
-pytest_plugins = ["tests.unleash_server"]  # the session's Unleash server, started by the first test that needs it
+# the session's Unleash server, started by the first test that needs it
+pytest_plugins = ["tests.support.unleash_server"]
 
 
 def reference_root() -> Path:

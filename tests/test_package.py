@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import servers
+from tests.support import servers
 
 pytestmark = pytest.mark.slow
 PROJECT = Path(__file__).resolve().parent.parent

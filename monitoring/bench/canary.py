@@ -9,7 +9,7 @@ Two measurements, printed as tables:
    Wald's sequential test needs to decide, on the cell's traffic.
 2. **False rollbacks** over thousands of healthy whole rollouts (0 -> 100 %, the policy's soak at each step), on
    steady traffic and on traffic that looks real (monitoring.bench.traffic): too many evaluations for promtool,
-   so monitoring.bench.replay evaluates every rollback alert in Python; tests/test_alert_replay.py checks it
+   so monitoring.bench.replay evaluates every rollback alert in Python; tests/bench/test_alert_replay.py checks it
    against promtool on the same series. The count and its tables: monitoring.bench.rollbacks.
 
 `python -m monitoring.bench.canary [--quick]` (`--quick`: fewer whole rollouts a cell);

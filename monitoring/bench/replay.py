@@ -27,7 +27,7 @@ Only the rules of those alerts, with their semantics:
 - the `for` state machine of each alert.
 Every number (windows, floor, ratio and its logarithm, bounds, thresholds, borders, scales, the quantile,
 noise, `for`, evaluation interval) is read from the Definitions, as the generated rule files write them.
-tests/test_alert_replay.py runs promtool on the same series with the production rule files and finds the same
+tests/bench/test_alert_replay.py runs promtool on the same series with the production rule files and finds the same
 firing times and recorded values. Within one evaluation the recording rules run before the alerts that read
 them.
 """

@@ -1,5 +1,5 @@
 """False rollbacks over thousands of healthy whole rollouts (`make bench`, section `detection`): every alert that
-can roll back, through the Python evaluator (monitoring.bench.replay; tests/test_alert_replay.py checks it against
+can roll back, through the Python evaluator (monitoring.bench.replay; tests/bench/test_alert_replay.py checks it against
 promtool), on steady traffic and on traffic that looks real (monitoring.bench.traffic).
 
 A rollout's rollback alert counts once it fires at a step above 0 % (at 0 % the new version serves nothing and

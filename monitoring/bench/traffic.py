@@ -1,5 +1,5 @@
 """Whole rollouts of simulated traffic, as the application's counters at each scrape: what the false-rollback
-count (monitoring.bench.canary) replays through the Python evaluator, and what tests/test_alert_replay.py feeds
+count (monitoring.bench.canary) replays through the Python evaluator, and what tests/bench/test_alert_replay.py feeds
 promtool and the evaluator alike.
 
 A rollout: `history` of the old version alone (so every window is full), then 0 -> 100 % through the policy's

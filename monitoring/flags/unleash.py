@@ -22,7 +22,7 @@ switches one off, when all its strategies are disabled). A rollback is the switc
 raise's read and its write stands: clients get 0 %, and the raise, reading the flag again after its write, finds
 it off and says so (FlagMoved). Only a raise from 0 % switches the flag on, and at 0 % there is no rollback to
 overwrite. What remains is between raises: two writers raising within one read-write round trip (milliseconds)
-can both write, the last rollout standing. tests/test_flags_unleash.py races a raise against a rollback (`make
+can both write, the last rollout standing. tests/flags/test_flags_unleash.py races a raise against a rollback (`make
 bench` runs more rounds) and checks that the rollback wins every time.
 """
 

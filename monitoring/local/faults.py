@@ -1,5 +1,5 @@
 """Faults of the pipeline itself, inflicted on a running local stack: a part killed, stalled, restarted or unable to
-write. The fault-injection benchmark (monitoring.bench.faults) and the suite's short form (tests/test_faults.py)
+write. The fault-injection benchmark (monitoring.bench.faults) and the suite's short form (tests/local/test_faults.py)
 use them; docs/faults.md says what survives each.
 
 - `kill`: SIGKILL to the part's process group, then, after a while, started again by `Stack.up`; or SIGKILL to
