@@ -196,9 +196,9 @@ def closed_loop(runs: int = 5, profile: str = "compressed", scenarios: tuple[str
     """Fault injection to rollback committed, on the real stack in `profile`, for each demo scenario."""
     import statistics
 
-    from monitoring.local.demo import Scenario, floor_seconds
     from monitoring.local.demo import closed_loop as loop
-    from monitoring.local.demo import scenarios as known
+    from monitoring.local.scenarios import Scenario, floor_seconds
+    from monitoring.local.scenarios import scenarios as known
     from monitoring.local.stack import Stack, on_free_ports
 
     definitions = DEFINITIONS.with_profile(profile)

@@ -31,7 +31,6 @@ from typing import NoReturn
 from monitoring.bench.tables import table
 from monitoring.definitions import names
 from monitoring.genesis import DEFINITIONS
-from monitoring.local.demo import floor_seconds, scenarios
 from monitoring.local.faults import (
     FAULTS,
     FOLDER,
@@ -42,6 +41,7 @@ from monitoring.local.faults import (
     roll_out,
     stop_respawned,
 )
+from monitoring.local.scenarios import floor_seconds, scenarios
 from monitoring.local.stack import UNLEASH, Stack, StackError, on_free_ports
 from monitoring.processes import free_port
 

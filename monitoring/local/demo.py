@@ -1,7 +1,7 @@
 """The closed loop, run for real: a fault in the new version at 10 % rollout is detected, alerted on,
 rolled back by the receiver, and the alert resolves by itself. Used by `make demo`, the end-to-end tests
-and the detection-to-rollback benchmark. And its other direction (`make demo SCENARIO=shared`): a fault both
-versions share pages on-call, and nothing is rolled back.
+and the detection-to-rollback benchmark (their scenarios: monitoring.local.scenarios). And its other direction
+(`make demo SCENARIO=shared`): a fault both versions share pages on-call, and nothing is rolled back.
 """
 
 from __future__ import annotations
@@ -16,36 +16,19 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitoring.definitions import canary, names
-from monitoring.definitions.alerts import every_alert
-from monitoring.definitions.model import AlertRule, DefinitionError, Definitions, Signal, duration_seconds
+from monitoring.definitions.model import DefinitionError, Definitions, duration_seconds
 from monitoring.engines import DEFAULT as DEFAULT_ENGINE
 from monitoring.flags.store import parse_time
 from monitoring.local.demo_client import DemoAppClient, DemoAppDown
 from monitoring.local.observe import ServerAnswer, alert_states, query
+from monitoring.local.scenarios import (
+    Scenario,
+    floor_seconds,
+    patience,
+    rollback_alert,
+    scenario_named,
+)
 from monitoring.local.stack import Stack, StackError
-
-# The demo application's faults, by the application metric a rollback alert's signal reads.
-FAULTS: tuple[tuple[str, dict[str, float]], ...] = (("errors_total", {"errors": 1.0}),
-                                                     ("request_duration_seconds_bucket", {"latency_ms": 800.0}))
-MARGIN = 60.0  # seconds allowed beyond the floor before a step of the closed loop counts as failed
-
-
-def fault_for(definitions: Definitions, alert: AlertRule) -> dict[str, float]:
-    """The fault that trips `alert`: failing requests for an error signal, slow ones for a latency signal."""
-    expr = definitions.signal(alert.signal).expr
-    for metric, fault in FAULTS:
-        if "${" + metric + "}" in expr:
-            return fault
-    raise DefinitionError(f"alert {alert.name!r}: the demo application has no fault that moves signal "
-                          f"{alert.signal!r}")
-
-
-def rollback_alert(definitions: Definitions, name: str | None = None) -> AlertRule:
-    """The rollback alert called `name`, or the definitions' first rollback alert."""
-    for alert in every_alert(definitions):
-        if alert.action == names.ROLLBACK and name in (None, alert.name):
-            return alert
-    raise DefinitionError(f"alert {name!r}: no such rollback alert" if name else "definitions: no rollback alert")
 
 
 @dataclass
@@ -98,64 +81,6 @@ def notifications(stack: Stack) -> float:
                if sample.name.endswith("_total") and sample.labels.get("outcome") != "ignored")
 
 
-def floor_seconds(definitions: Definitions, alert: AlertRule) -> float:
-    """The least time the configuration allows from fault to rollback: a scrape to see the errors, the
-    alert's `for`, one evaluation, and the rollback route's group_wait."""
-    profile = definitions.profile
-    return sum((duration_seconds(d) for d in (profile.scrape_interval, definitions.alert_for(alert),
-                                                profile.evaluation_interval, profile.rollback_group_wait)), 0.0)
-
-
-def patience(definitions: Definitions, alert: AlertRule) -> float:
-    """How long to wait for a step of the loop: the floor, the rate window to fill and drain, and a margin."""
-    return floor_seconds(definitions, alert) + 2 * duration_seconds(definitions.profile.rate_window) + MARGIN
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """What the closed loop does: roll out to `rollout` %, inject `fault` into the new version, and expect
-    `alert` to roll back; `watch` is the series shown against its border, `quiet` alerts must never fire."""
-
-    name: str
-    alert: AlertRule
-    rollout: int
-    fault: dict[str, float]
-    watch: str
-    breach: str
-    quiet: tuple[str, ...] = ()
-    fleet: str = ""  # the fleet-wide series, shown beside a canary's
-
-
-def _watched(definitions: Definitions, signal: Signal) -> str:
-    """The recorded series of a rollback alert's signal, which the loop shows against its border."""
-    series = definitions.recorded(signal)
-    if series is None:
-        raise DefinitionError(f"signal {signal.name!r}: the demo watches its recorded series; it has no field record")
-    return series
-
-
-def scenarios(definitions: Definitions) -> dict[str, Scenario]:
-    """`fleet`: at 10 % a new version failing outright, followed on the fleet's burn-rate alert (its fast path), or
-    the first rollback alert without one. `canary` (when the definitions have canary analysis): at 5 % a new
-    version failing 10 % of its requests, which the fleet-wide rate cannot see but the first canary check can."""
-    fleet = rollback_alert(definitions, definitions.fleet_burn.alert if definitions.fleet_burn else None)
-    signal = definitions.signal(fleet.signal)
-    found = {"fleet": Scenario("fleet", fleet, 10, fault_for(definitions, fleet), _watched(definitions, signal),
-                               signal.banded.breach("red"))}
-    if definitions.canary:
-        check = definitions.canary.checks[0]
-        alert = rollback_alert(definitions, check.alert)
-        signal = definitions.signal(check.signal)
-        fault = {key: value / 10 if key == "errors" else value for key, value in fault_for(definitions, alert).items()}
-        judged = {c.alert for c in definitions.canary.checks}
-        fleet_alerts = tuple(a.name for a in every_alert(definitions)
-                             if a.signal == signal.name and a.action and a.name not in judged)
-        evidence = canary.evidence(definitions, check, canary.windows(definitions)[0]).llr
-        found["canary"] = Scenario("canary", alert, 5, fault, evidence, f">= {definitions.canary.upper_bound:.4g}",
-                                   quiet=fleet_alerts, fleet=_watched(definitions, signal))
-    return found
-
-
 def _over(value: float, breach: str) -> bool:
     operator, border = breach.split()
     return {">": value > float(border), ">=": value >= float(border), "<": value < float(border)}[operator]
@@ -179,7 +104,7 @@ def closed_loop(stack: Stack, scenario: str | Scenario = "fleet", say: Callable[
                 timeout: float | None = None) -> Timeline:
     """Roll out, break the new version, and follow the chain until the alert has resolved."""
     definitions = stack.definitions
-    chosen = scenario if isinstance(scenario, Scenario) else _scenario(definitions, scenario)
+    chosen = scenario if isinstance(scenario, Scenario) else scenario_named(definitions, scenario)
     alert, alertname, series = chosen.alert, chosen.alert.name, chosen.watch
     prometheus, engine = stack.url(names.PROMETHEUS), stack.engine.title
     timeout = timeout or patience(definitions, alert)
@@ -339,17 +264,6 @@ def _seen_by_clients(stack: Stack) -> tuple[float, float]:
         return -1.0, 0.0
 
 
-def _scenario(definitions: Definitions, name: str) -> Scenario:
-    """A named scenario, or one built around the rollback alert called `name`."""
-    found = scenarios(definitions)
-    if name in found:
-        return found[name]
-    alert = rollback_alert(definitions, name)
-    signal = definitions.signal(alert.signal)
-    return Scenario(alert.name, alert, 10, fault_for(definitions, alert), _watched(definitions, signal),
-                    signal.banded.breach("red"))
-
-
 SHARED = "shared"  # the scenario of a fault both versions share (shared_loop)
 
 
@@ -359,7 +273,7 @@ def run(stack: Stack, scenario: str = "fleet", say: Callable[[str], None] = prin
     started = time.monotonic()
     definitions = stack.definitions
     profile = definitions.profile
-    chosen = None if scenario == SHARED else _scenario(definitions, scenario)  # None: the shared fault's loop
+    chosen = None if scenario == SHARED else scenario_named(definitions, scenario)  # None: the shared fault's loop
     if chosen is None:
         if definitions.blame is None or definitions.canary is None:  # refused before any server starts
             raise DefinitionError("demo scenario shared: the definitions have no blame (definitions field blame)")

@@ -5,11 +5,13 @@ The command line, the demos, the benchmarks and the tests all speak to the appli
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 
 from monitoring.errors import BadInput, Failed
+
+T = TypeVar("T")
 
 TIMEOUT = 5.0
 
@@ -52,14 +54,7 @@ class DemoAppClient:
 
     def pages(self) -> list[dict[str, Any]]:
         """The last pages (PagerDuty events that trigger) the application received as on-call's stand-in."""
-        answer = self._answer("GET", "/notifications", None)
-        try:
-            said = answer.json()
-        except ValueError:
-            said = None
-        if not isinstance(said, list):
-            raise DemoAppDown(f"the demo application at {self.url}/notifications answered {answer.status_code} with "
-                              "no JSON list")
+        said = self._json(self._answer("GET", "/notifications", None), "/notifications", list)
         return [page for page in said if isinstance(page, dict)]
 
     def _answer(self, method: str, path: str, body: dict[str, Any] | None) -> requests.Response:
@@ -70,16 +65,22 @@ class DemoAppClient:
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         answer = self._answer(method, path, body)
-        try:
-            said = answer.json()
-        except ValueError:
-            said = None
-        if not isinstance(said, dict):
-            raise DemoAppDown(f"{self.url} answered {answer.status_code} with no JSON object; is it the demo "
-                              "application?")
+        said = self._json(answer, path, dict)
         if answer.status_code == 400:
             raise FaultRefused(str(said.get("error", answer.text)))
         if answer.status_code != 200:
             raise DemoAppDown(f"the demo application at {self.url}{path} answered {answer.status_code}: "
                               f"{said.get('error', said)}")
+        return said
+
+    def _json(self, answer: requests.Response, path: str, kind: type[T]) -> T:
+        """The answer's JSON body when it is a `kind` (an object or a list); else the server is not the demo
+        application, or is not well."""
+        try:
+            said = answer.json()
+        except ValueError:
+            said = None
+        if not isinstance(said, kind):
+            raise DemoAppDown(f"the demo application at {self.url}{path} answered {answer.status_code} with no JSON "
+                              f"{kind.__name__}; is it the demo application?")
         return said

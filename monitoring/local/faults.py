@@ -30,9 +30,9 @@ import requests
 from monitoring.definitions import names
 from monitoring.errors import BadInput
 from monitoring.flags.store import CorruptState, StateStore, parse_time
-from monitoring.local.demo import Scenario
 from monitoring.local.demo_client import DemoAppClient
 from monitoring.local.observe import ServerAnswer, query
+from monitoring.local.scenarios import Scenario
 from monitoring.local.stack import UNLEASH, Stack
 from monitoring.processes import alive, stop_pid
 

@@ -15,8 +15,9 @@ from monitoring.analysis.prometheus import Prometheus, PrometheusError
 from monitoring.definitions import names
 from monitoring.definitions.model import Bands, DefinitionError, Definitions, Worse
 from monitoring.errors import BadInput, Exit, Failed
-from monitoring.local.demo import fault_for, rollback_alert, stale_evidence
+from monitoring.local.demo import stale_evidence
 from monitoring.local.demo_client import DemoAppClient, DemoAppDown
+from monitoring.local.scenarios import fault_for, rollback_alert
 from monitoring.local.stack import Stack
 from monitoring.rollout.deploy import Deploy, DeployStore, Plan, abort
 from monitoring.rollout.judge import banner, health_with, judge_with

@@ -24,7 +24,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from monitoring.definitions import names
 from monitoring.genesis import DEFINITIONS
-from monitoring.local.demo import patience, scenarios
 from monitoring.local.faults import (
     FOLDER,
     automatic_rollbacks,
@@ -39,6 +38,7 @@ from monitoring.local.faults import (
     wait,
 )
 from monitoring.local.observe import query
+from monitoring.local.scenarios import patience, scenarios
 from monitoring.local.stack import UNLEASH, Stack, on_free_ports
 from monitoring.processes import free_port
 from tests.support.servers import local_stack

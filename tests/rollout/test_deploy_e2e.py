@@ -18,8 +18,8 @@ from monitoring.definitions import names
 from monitoring.flags.store import parse_time
 from monitoring.genesis import DEFINITIONS
 from monitoring.local import rollout_demo
-from monitoring.local.demo import fault_for, rollback_alert
 from monitoring.local.demo_client import DemoAppClient
+from monitoring.local.scenarios import fault_for, rollback_alert
 from monitoring.local.stack import Stack, on_free_ports
 from monitoring.rollout.deploy import DeployStore, Plan, abort, progress_of
 from tests.support.servers import local_stack
