@@ -161,8 +161,10 @@ def closed_loop(stack: Stack, scenario: str | Scenario = "fleet", say: Callable[
         if new and timeline.rollback is None:
             timeline.rollback = new[0]
             at = parse_time(new[0]["at"]).timestamp() - wall
-            # the notification that committed it came first, even when this poll sees both at once
+            # the notification that committed it came first, even when this poll sees both at once, or an earlier
+            # poll saw the receiver's counter (it counts a notification once answered) after the commit it made
             timeline.mark("notification received", min(now, at), say, "by the rollback receiver")
+            timeline.events["notification received"] = min(timeline.events["notification received"], at)
             timeline.mark("rollback committed", at, say, f"{new[0]['from_percentage']}% -> "
                           f"{new[0]['to_percentage']}% by {new[0]['alertname']}, group {new[0]['group_key']}")
         if notifications(stack) > received_before:
