@@ -98,14 +98,17 @@ class Deployer:
                 os.killpg(group, signal.SIGCONT)
         return out, back
 
-    def finish(self) -> None:
-        """Until deploy ends (it stops on the rollback); SIGKILL after ENDED seconds or on the way out."""
+    def finish(self) -> int | None:
+        """Until deploy ends (it stops on the rollback): its exit status, None when it had not ended after ENDED
+        seconds (then it is SIGKILLed)."""
         if self.process is None:
-            return
+            return None
         deadline = time.monotonic() + ENDED
         while self.process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
+        status = self.process.poll()
         self.stop()
+        return status
 
     def stop(self) -> None:
         if self.process is not None and alive(self.process.pid):

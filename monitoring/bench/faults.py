@@ -99,6 +99,7 @@ class Run:
     fault_at: float = 0.0
     rollbacks: list[float] = field(default_factory=list)
     unfresh: int | None = None  # steps deploy raised without fresh evidence (None: no deploy in this run)
+    ended: int | None = None  # deploy's exit status (None: none in this run, or it had not ended)
 
     @property
     def delay(self) -> float | None:
@@ -163,7 +164,7 @@ def one_run(part_name: str, fault: str, chooser: random.Random, say: Callable[[s
             if automatic_rollbacks(stack, deploying):
                 time.sleep(SETTLE)
             if deploying:
-                deployer.finish()
+                run.ended = deployer.finish()
                 run.unfresh = unfresh_raises(stack)
             run.rollbacks = automatic_rollbacks(stack, deploying) or []
         finally:
@@ -180,7 +181,8 @@ def one_run(part_name: str, fault: str, chooser: random.Random, say: Callable[[s
     say(f"  {part_name:<14} {fault:<9} out {run.out - run.fault_at:+6.1f}s for {run.back - run.out:5.1f}s: "
         + (f"{len(run.rollbacks)} rollback(s), the first {run.delay:+.1f}s after its return"
            if run.rollbacks else "no rollback")
-        + (f", {run.unfresh} step(s) raised without fresh evidence" if run.unfresh is not None else ""))
+        + (f", {run.unfresh} step(s) raised without fresh evidence, deploy's exit status {run.ended}"
+           if run.unfresh is not None else ""))
     return run
 
 
