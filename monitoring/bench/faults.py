@@ -229,7 +229,8 @@ def faults(runs: int = RUNS, parts: tuple[str, ...] = tuple(PARTS), only: tuple[
            "floor s", "doubles", "lost", "raised without fresh evidence"], rows)
     print(f"  goal: every run rolled back exactly once, within the floor + {GRACE:.0f}s of the part's return; "
           "`while out`: rolled back while the part was out (another path held); `before`: the rollback came "
-          "before the part went out (that run did not test it)")
+          "before the part went out (that run did not test it); `raised without fresh evidence` (where deploy runs): "
+          "runs in which deploy raised a step after the rollback, or on a stale verdict or data (goal: 0)")
     if aborted:
         print(f"  {len(aborted)} run(s) aborted (a stack that did not start or a part that did not come back), "
               "not counted: " + "; ".join(aborted))
