@@ -4,11 +4,14 @@ Each run is a fresh local stack in the compressed profile, the flag at 10 %, and
 fails every request). At a random moment around that fault, one part of the pipeline is killed (SIGKILL, then
 started again), stalled (SIGSTOP, then SIGCONT), restarted (SIGTERM, then started at once) or made unable to write
 (its folder immutable, `chattr +i`: even root cannot create or rename a file in it) for a few seconds to a minute.
-Then the run waits for the rollback, and a while longer for a second one.
+Then the run waits for the rollback, and a while longer for a second one. The part `deploy` is the rollout's own
+command: `monitoring deploy` walks the flag to 10 % and soaks there when the new version turns bad, and is killed
+(then `--resume`d) or stalled around it (monitoring.bench.deploy_fault).
 
 For each part and fault the table says how many runs rolled the flag back, the worst delay between the part's return
 and the rollback (beside the floor the configuration allows), how many runs recorded more than one rollback
-(doubles) and how many recorded none within the floor plus two minutes of the part's return (lost).
+(doubles), how many recorded none within the floor plus two minutes of the part's return (lost), and, where deploy
+runs, how many runs saw it raise a step without fresh evidence (after the rollback, or on a stale verdict or data).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
+from monitoring.bench.deploy_fault import DEPLOY, Deployer, definitions_for, unfresh_raises
 from monitoring.bench.tables import table
 from monitoring.definitions import names
 from monitoring.genesis import DEFINITIONS
@@ -79,6 +83,7 @@ PARTS = {
                     program="node"),
     "postgres": Part("Unleash's PostgreSQL (flags=unleash)", UNLEASH, ("kill", "stall"), flags="unleash",
                      program="postgres"),
+    "deploy": Part("monitoring deploy, soaking 10 %", DEPLOY, ("kill", "stall")),
 }
 
 
@@ -93,6 +98,8 @@ class Run:
     back: float = 0.0
     fault_at: float = 0.0
     rollbacks: list[float] = field(default_factory=list)
+    unfresh: int | None = None  # steps deploy raised without fresh evidence (None: no deploy in this run)
+    ended: int | None = None  # deploy's exit status (None: none in this run, or it had not ended)
 
     @property
     def delay(self) -> float | None:
@@ -111,6 +118,9 @@ def one_run(part_name: str, fault: str, chooser: random.Random, say: Callable[[s
     With `logs`, the servers' logs and the state are kept in a folder of it named after the run."""
     part = PARTS[part_name]
     definitions = DEFINITIONS.with_profile("compressed")
+    deploying = part.role == DEPLOY
+    if deploying:
+        definitions = definitions_for(definitions)
     scenario = scenarios(definitions)["fleet"]
     floor = floor_seconds(definitions, scenario.alert)
     run = Run(part_name, fault, chooser.uniform(*AROUND))
@@ -118,15 +128,20 @@ def one_run(part_name: str, fault: str, chooser: random.Random, say: Callable[[s
     with tempfile.TemporaryDirectory(prefix="monitoring-bench-faults-") as folder:
         stack = Stack(Path(folder), on_free_ports(definitions, part.peers), flags=part.flags,
                       unleash_port=free_port())  # not Unleash's own 4242, which another stack may hold
+        deployer = Deployer(stack, stack.root / "logs" / "deploy.log")
         try:
             stack.up(say=lambda line: None)
-            roll_out(stack, scenario, READY, "bench: faults")
+            if deploying:
+                deployer.start(scenario, READY)
+            else:
+                roll_out(stack, scenario, READY, "bench: faults")
             times: list[tuple[float, float]] = []
             failed: list[BaseException] = []
 
             def take_out() -> None:
                 try:
-                    times.append(inflict(stack, part.role, fault, seconds, part.one, part.program))
+                    times.append(deployer.inflict(fault, seconds) if deploying else
+                                 inflict(stack, part.role, fault, seconds, part.one, part.program))
                 except Exception as error:  # raised again below, in the run
                     failed.append(error)
 
@@ -144,12 +159,16 @@ def one_run(part_name: str, fault: str, chooser: random.Random, say: Callable[[s
                 raise failed[0]
             run.out, run.back = times[0]
             deadline = run.back + floor + GRACE
-            while time.time() < deadline and not automatic_rollbacks(stack):
+            while time.time() < deadline and not automatic_rollbacks(stack, deploying):
                 time.sleep(0.2)
-            if automatic_rollbacks(stack):
+            if automatic_rollbacks(stack, deploying):
                 time.sleep(SETTLE)
-            run.rollbacks = automatic_rollbacks(stack) or []
+            if deploying:
+                run.ended = deployer.finish()
+                run.unfresh = unfresh_raises(stack)
+            run.rollbacks = automatic_rollbacks(stack, deploying) or []
         finally:
+            deployer.stop()
             with contextlib.suppress(subprocess.CalledProcessError):
                 immutable(stack.root, False)
             stack.down(say=lambda line: None)
@@ -161,7 +180,9 @@ def one_run(part_name: str, fault: str, chooser: random.Random, say: Callable[[s
                     shutil.copy(stack.state, kept)
     say(f"  {part_name:<14} {fault:<9} out {run.out - run.fault_at:+6.1f}s for {run.back - run.out:5.1f}s: "
         + (f"{len(run.rollbacks)} rollback(s), the first {run.delay:+.1f}s after its return"
-           if run.rollbacks else "no rollback"))
+           if run.rollbacks else "no rollback")
+        + (f", {run.unfresh} step(s) raised without fresh evidence, deploy's exit status {run.ended}"
+           if run.unfresh is not None else ""))
     return run
 
 
@@ -173,7 +194,8 @@ def _row(part: Part, fault: str, runs: list[Run], floor: float) -> list[str]:
     return [part.title, fault, str(len(runs)), f"{min(outs):.0f}-{max(outs):.0f}", str(len(done)),
             f"{max(after):.1f}" if after else "-", str(during), str(sum(1 for r in runs if r.before)),
             f"{floor:.0f}", str(sum(1 for r in runs if len(r.rollbacks) > 1)),
-            str(sum(1 for r in runs if not r.rollbacks))]
+            str(sum(1 for r in runs if not r.rollbacks)),
+            str(sum(1 for r in runs if r.unfresh)) if any(r.unfresh is not None for r in runs) else "-"]
 
 
 def faults(runs: int = RUNS, parts: tuple[str, ...] = tuple(PARTS), only: tuple[str, ...] = (),
@@ -204,10 +226,11 @@ def faults(runs: int = RUNS, parts: tuple[str, ...] = tuple(PARTS), only: tuple[
     table(f"Faults survived: a new version failing every request at 10 %, compressed profile, {runs} run(s) each "
           f"(part out {AROUND[0]:+.0f} to {AROUND[1]:+.0f}s around the fault)",
           ["part", "fault", "runs", "out s", "rolled back", "worst s after return", "while out", "before",
-           "floor s", "doubles", "lost"], rows)
+           "floor s", "doubles", "lost", "raised without fresh evidence"], rows)
     print(f"  goal: every run rolled back exactly once, within the floor + {GRACE:.0f}s of the part's return; "
           "`while out`: rolled back while the part was out (another path held); `before`: the rollback came "
-          "before the part went out (that run did not test it)")
+          "before the part went out (that run did not test it); `raised without fresh evidence` (where deploy runs): "
+          "runs in which deploy raised a step after the rollback, or on a stale verdict or data (goal: 0)")
     if aborted:
         print(f"  {len(aborted)} run(s) aborted (a stack that did not start or a part that did not come back), "
               "not counted: " + "; ".join(aborted))

@@ -3,9 +3,10 @@ write. The fault-injection benchmark (monitoring.bench.faults) and the suite's s
 use them; docs/faults.md says what survives each.
 
 - `kill`: SIGKILL to the part's process group, then, after a while, started again by `Stack.up`; or SIGKILL to
-  the processes of one program in the group (Unleash's node, or its PostgreSQL), then that program started again
-  as it was (command, environment, folder, user, log, read from /proc before the kill), on the same data, as a
-  supervisor would (`respawned` lists those processes, which the caller stops with `stop_respawned`);
+  the processes of one program in the group: Unleash's node, which its wrapper supervises (the wrapper is held
+  with SIGSTOP while node is out, then continued: it starts node again), or its PostgreSQL, then started again as
+  it was (command, environment, folder, user, log, read from /proc before the kill), on the same data, as systemd
+  would (`respawned` lists those processes, which the caller stops with `stop_respawned`);
 - `stall`: SIGSTOP to the group (or to the processes of one program in it, such as Unleash's PostgreSQL), then
   SIGCONT: the process keeps its sockets and answers nothing meanwhile;
 - `restart`: SIGTERM (SIGKILL after 10 s), then started again at once;
@@ -38,7 +39,7 @@ from monitoring.processes import alive, stop_pid
 
 FAULTS = ("kill", "stall", "restart", "reload", "read-only")
 PROGRAM = ("kill", "stall")  # the faults that may take one program of a server's group
-SUPERVISED = ("node", "postgres")  # the programs of the flag system's group a supervisor restarts when they exit
+SUPERVISED = ("node",)  # programs the flag system's wrapper starts again itself (unleash_server.Supervisor)
 FOLDER = None  # the part a `read-only` fault takes: the stack's folder, not a server
 
 
@@ -176,31 +177,23 @@ def take_out(stack: Stack, role: str | None, fault: str, one: bool = False,
         immutable(stack.root, True)
         return lambda: _then(time.time(), lambda: immutable(stack.root, False))
     send = signal_each if program else signal_groups
-    watched = [(pid, launch_of(pid)) for leader in found for name in SUPERVISED if program and name != program
-               for pid in roots(in_group(leader, name))]
     if fault == "stall":
         send(chosen, signal.SIGSTOP)
-        return lambda: _then(time.time(), lambda: send(chosen, signal.SIGCONT), lambda: restart_exited(watched))
+        return lambda: _then(time.time(), lambda: send(chosen, signal.SIGCONT))
     if fault == "kill":
-        launches = [launch_of(pid) for pid in roots(chosen)] if program else []
+        held = found if program in SUPERVISED else []  # its supervisor, kept from starting it while it is out
+        launches = [] if held or not program else [launch_of(pid) for pid in roots(chosen)]
+        signal_each(held, signal.SIGSTOP)
         send(chosen, signal.SIGKILL)
         while any(alive(pid) for pid in chosen):
             time.sleep(0.05)
         if program:  # the rest of the group runs on: the program alone starts again, on the same data
             return lambda: _then(time.time(), lambda: [respawn(launch) for launch in launches],
-                                 lambda: restart_exited(watched))
+                                 lambda: signal_each(held, signal.SIGCONT))
     else:
         for pid in found:
             stop_pid(pid)
     return lambda: _then(time.time(), lambda: stack.up(say=lambda line: None))
-
-
-def restart_exited(watched: list[tuple[int, Launch]]) -> None:
-    """Start again those of `watched` that exited while another program of their group was out, as their
-    supervisor would: Unleash 7.5 exits when its database has been gone for a while (about a minute here)."""
-    for pid, launch in watched:
-        if not alive(pid):
-            respawn(launch)
 
 
 def _then(value: float, *actions: Callable[[], object]) -> float:
@@ -240,9 +233,14 @@ def wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
 def roll_out(stack: Stack, scenario: Scenario, timeout: float, reason: str) -> None:
     """The flag at the scenario's rollout, served by the application and seen by Prometheus with traffic on the
     scenario's series: the moment before its fault."""
-    definitions, app, prometheus = stack.definitions, stack.url(names.APP), stack.url(names.PROMETHEUS)
     flag = stack.flag()
     flag.rollout(scenario.rollout, flag.seen(), by="manual", reason=reason)
+    served(stack, scenario, timeout)
+
+
+def served(stack: Stack, scenario: Scenario, timeout: float) -> None:
+    """Until the application serves the rollout and Prometheus sees it, with traffic on the scenario's series."""
+    definitions, app, prometheus = stack.definitions, stack.url(names.APP), stack.url(names.PROMETHEUS)
     wait(lambda: DemoAppClient(app).seen()[0] > 0, timeout,
          "the application to serve the rollout")
     rollout = names.flag_rollout_series(definitions.service, definitions.flag_name)
@@ -255,10 +253,12 @@ def break_new_version(stack: Stack, fault: Mapping[str, object]) -> None:
     DemoAppClient(stack.url(names.APP)).set_fault(dict(fault))
 
 
-def automatic_rollbacks(stack: Stack) -> list[float] | None:
-    """When each rollback the receiver recorded happened (unix seconds); None while the state cannot be read."""
+def automatic_rollbacks(stack: Stack, anyone: bool = False) -> list[float] | None:
+    """When each rollback the receiver (`anyone`: anyone, deploy's ROLLBACK verdict among them) recorded happened
+    (unix seconds); None while the state cannot be read."""
     try:
         history = StateStore(stack.state, stack.definitions.flag_name).read()["rollout_history"]
     except (CorruptState, OSError):
         return None
-    return [parse_time(e["at"]).timestamp() for e in history if e["action"] == "rollback" and e["by"] == "alertmanager"]
+    return [parse_time(e["at"]).timestamp() for e in history
+            if e["action"] == "rollback" and (anyone or e["by"] == "alertmanager")]

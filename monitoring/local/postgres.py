@@ -86,6 +86,14 @@ def postgres(database: str = "unleash", own_session: bool = True) -> Iterator[Po
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def accepting(port: int, timeout: int = 2) -> bool:
+    """The server on `port` accepts connections (pg_isready: not merely listening, nor still recovering); a stalled
+    one answers nothing and counts as not accepting after `timeout` seconds."""
+    ready = subprocess.run([str(BIN / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port), "-t", str(timeout)],
+                           check=False)
+    return ready.returncode == 0
+
+
 def _wait_ready(server: subprocess.Popen[bytes], port: int, log: Path, timeout: float = 30.0) -> None:
     """Until the server accepts connections (pg_isready); RuntimeError with the log's tail if it exits or is late."""
     deadline = time.monotonic() + timeout
@@ -93,8 +101,7 @@ def _wait_ready(server: subprocess.Popen[bytes], port: int, log: Path, timeout: 
         if server.poll() is not None:
             raise RuntimeError(f"postgres exited with status {server.returncode}; see {log}:\n"
                                f"{log.read_text()[-2000:]}")
-        ready = subprocess.run([str(BIN / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port)], check=False)
-        if ready.returncode == 0:
+        if accepting(port):
             return
         time.sleep(0.1)
     raise RuntimeError(f"postgres did not accept connections within {timeout:.0f}s; see {log}:\n"

@@ -6,8 +6,11 @@ INIT_CLIENT_API_TOKENS (Unleash's `initApiTokens`). Telemetry and the version ch
 stay on loopback.
 
 `python -m monitoring.local.unleash_server --port N --admin-token-file F --client-token-file G` runs both in
-the foreground until SIGTERM (how the local stack runs its flag system, `make up FLAGS=unleash`). Its
-database is thrown away when it stops: the flag's history stays in the deployment state file.
+the foreground until SIGTERM (how the local stack runs its flag system, `make up FLAGS=unleash`), and supervises
+Unleash as systemd's `Restart=always` would: Unleash 7.5 exits when its database has been gone for about a
+minute, so when node exits it is started again, with a back-off, once PostgreSQL accepts connections (one line
+per restart on standard output). Its database is thrown away when it stops: the flag's history stays in the
+deployment state file.
 """
 
 from __future__ import annotations
@@ -18,18 +21,22 @@ import os
 import secrets
 import signal
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from monitoring.local.postgres import postgres
-from monitoring.processes import free_port, start
+from monitoring.local.postgres import accepting, postgres
+from monitoring.processes import Server, free_port, start
 
 PROJECT = Path(__file__).resolve().parents[2]
 VERSION = "7.5.1"
 ENVIRONMENT = "development"
+NODE = ["node", "-e", "require('unleash-server').start()"]
+BACK_OFF = (1.0, 30.0)  # seconds before a restart of node: the first, and the most, doubling while it keeps exiting
+STEADY = 60.0  # node that ran this long before it exited is restarted after the first back-off again
 
 
 def home() -> Path:
@@ -59,12 +66,56 @@ def new_tokens() -> tuple[str, str]:
     return f"*:*.{secrets.token_hex(16)}", f"default:{ENVIRONMENT}.{secrets.token_hex(16)}"
 
 
+class Supervisor:
+    """Unleash's node, started again whenever it exits, once its database accepts connections, with a back-off;
+    `say` gets one line per restart. Stopped by `stop`, which no restart can outrun."""
+
+    def __init__(self, launch: Callable[[], Server], database_port: int, say: Callable[[str], None]) -> None:
+        self.launch, self.database_port, self.say = launch, database_port, say
+        self.server = launch()
+        self.restarts = 0
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._watch, name="unleash-supervisor", daemon=True)
+
+    def watch(self) -> None:
+        self._thread.start()
+
+    def _watch(self) -> None:
+        delay, started = BACK_OFF[0], time.monotonic()
+        while not self._stopping.wait(0.5):
+            status = self.server.process.poll()
+            if status is None:
+                continue
+            delay = BACK_OFF[0] if time.monotonic() - started >= STEADY else min(delay * 2, BACK_OFF[1])
+            if self._stopping.wait(delay):
+                return
+            while not accepting(self.database_port):  # a stalled database answers nothing: counted as away
+                if self._stopping.wait(1.0):
+                    return
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                self.server, started = self.launch(), time.monotonic()
+                self.restarts += 1
+            self.say(f"unleash: node exited with status {status}; started again (pid {self.server.pid}, "
+                     f"restart {self.restarts})")
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping.set()
+        self.server.stop()
+        if self._thread.is_alive():
+            self._thread.join()
+
+
 @contextmanager
 def unleash(workdir: Path, port: int | None = None, tokens: tuple[str, str] | None = None,
-            own_session: bool = True) -> Iterator[UnleashServer]:
+            own_session: bool = True, say: Callable[[str], None] | None = None) -> Iterator[UnleashServer]:
     """Postgres, then Unleash on it (on `port`, default a free one, with `tokens`, default new ones); yields the
     server's URL and tokens; stops both. Without `own_session` both stay in the caller's process group, so
-    whatever stops that group (the stack's `down`, even with SIGKILL) stops them too."""
+    whatever stops that group (the stack's `down`, even with SIGKILL) stops them too. With `say`, node is
+    supervised (`Supervisor`) and each restart told to `say`."""
     problem = installed()
     if problem:
         raise RuntimeError(problem)
@@ -76,13 +127,16 @@ def unleash(workdir: Path, port: int | None = None, tokens: tuple[str, str] | No
                        "HTTP_PORT": str(port), "INIT_ADMIN_API_TOKENS": admin, "INIT_CLIENT_API_TOKENS": client,
                        "SEND_TELEMETRY": "false", "CHECK_VERSION": "false", "LOG_LEVEL": "warn",
                        "UNLEASH_URL": url}  # the tokens in its environment, never on its command line
-        server = start("unleash", ["node", "-e", "require('unleash-server').start()"], f"{url}/health",
-                       workdir / "unleash.log", env=environment, cwd=home(), own_session=own_session)
+        supervisor = Supervisor(lambda: start("unleash", NODE, f"{url}/health", workdir / "unleash.log",
+                                              env=environment, cwd=home(), own_session=own_session),
+                                database.port, say or (lambda line: None))
         try:
-            server.wait_ready(timeout=90)
+            supervisor.server.wait_ready(timeout=90)
+            if say:
+                supervisor.watch()
             yield UnleashServer(url, admin, client)
         finally:
-            server.stop()
+            supervisor.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,12 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     def stop(*_: object) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second SIGTERM must not cut the clean-up short
-        sys.exit(0)  # unwinds the context managers: both servers stop
+        sys.exit(0)  # unwinds the context managers: the supervisor stops, then both servers
 
     signal.signal(signal.SIGTERM, stop)
     try:
         tokens = (args.admin_token_file.read_text().strip(), args.client_token_file.read_text().strip())
-        with unleash(args.workdir, args.port, tokens, own_session=False) as server:
+        with unleash(args.workdir, args.port, tokens, own_session=False,
+                     say=lambda line: print(line, flush=True)) as server:
             print(f"unleash ready at {server.url}", flush=True)
             while True:
                 time.sleep(3600)
