@@ -9,15 +9,14 @@ version failing at 10 % and shows the mechanism the rollback then rests on:
   is written once the state can be written again;
 - the same for the flag systems: a flagd file that cannot be written, Unleash's PostgreSQL SIGKILLed while the
   Unleash server is SIGSTOPped (PostgreSQL started again on its data, as a supervisor would);
-- Unleash exits when its PostgreSQL has been gone for about a minute: the local stack's wrapper starts it again,
-  once PostgreSQL is back and not before, and the pending rollback is then written once.
+(Unleash's own exit without its database, and the local stack's wrapper starting it again, is in
+test_unleash_supervised.py: it waits a minute for Unleash to give up, longer than this short form may take.)
 """
 
 from __future__ import annotations
 
 import contextlib
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,7 +30,6 @@ from monitoring.local.faults import (
     FOLDER,
     automatic_rollbacks,
     break_new_version,
-    in_group,
     inflict,
     pids,
     read_only,
@@ -44,8 +42,7 @@ from monitoring.local.faults import (
 from monitoring.local.observe import query
 from monitoring.local.scenarios import patience, scenarios
 from monitoring.local.stack import UNLEASH, Stack, on_free_ports
-from monitoring.local.unleash_server import BACK_OFF
-from monitoring.processes import alive, free_port
+from monitoring.processes import free_port
 from tests.support.servers import local_stack
 
 pytestmark = pytest.mark.slow  # local stacks
@@ -168,27 +165,3 @@ def test_unleash_stalled_and_its_postgresql_killed_are_refused_and_the_rollback_
         tmp_path: Path) -> None:
     with _rolled_out(tmp_path / "stack", "unleash") as stack:
         _refused_then_rolled_back_once(stack, (UNLEASH, "kill", "postgres"), (UNLEASH, "stall", "node"))
-
-
-TOLERATED = 120.0  # seconds Unleash 7.5.1 is given to exit without its database (about a minute here)
-
-
-def test_unleash_gone_with_its_postgresql_comes_back_by_itself_and_writes_the_rollback_once(tmp_path: Path) -> None:
-    """PostgreSQL SIGKILLed for longer than Unleash tolerates: node exits, its wrapper does not start it while the
-    database is away, then starts it again once PostgreSQL is (started again on its data, as systemd would)."""
-    with _rolled_out(tmp_path / "stack", "unleash") as stack:
-        leader = pids(stack, UNLEASH)[0]
-        nodes = in_group(leader, "node")
-        give_back = take_out(stack, UNLEASH, "kill", program="postgres")
-        try:
-            break_new_version(stack, SCENARIO.fault)
-            wait(lambda: _seen(stack, UNWRITTEN), PATIENCE, "the receiver to refuse a rollback it cannot write")
-            wait(lambda: not any(alive(pid) for pid in nodes), TOLERATED, "Unleash to exit without its database")
-            time.sleep(4 * BACK_OFF[0])  # the wrapper's back-off, and more: it must wait for the database
-            assert not in_group(leader, "node"), "node started again while its database was away"
-            assert automatic_rollbacks(stack) == []
-        finally:
-            give_back()
-        _rolled_back_once_when_quiet(stack)
-        restarts = [line for line in stack.log(UNLEASH).read_text().splitlines() if "started again" in line]
-        assert len(restarts) == 1, restarts
