@@ -41,7 +41,6 @@ def _timed(work: Callable[[], T], runs: int = RUNS) -> tuple[list[float], T]:
 def analysis() -> None:
     definitions = DEFINITIONS
     profile = definitions.profile
-    assert profile is not None  # the Genesis definitions set one (their first profile)
     step = duration_seconds(profile.scrape_interval)
     with tempfile.TemporaryDirectory(prefix="monitoring-bench-analysis-") as folder:
         workdir = Path(folder)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 
-from monitoring.bench.step import profile
 from monitoring.definitions.alerts import every_alert
 from monitoring.definitions.model import Canary, CanaryCheck, DefinitionError, Definitions, duration_seconds
 
@@ -49,6 +48,6 @@ def pipeline_floor(definitions: Definitions) -> float:
     in Prometheus (Alertmanager's group_wait comes after, outside promtool)."""
     first = canary_of(definitions).checks[0].alert
     alert = next(a for a in every_alert(definitions) if a.name == first)
-    used = profile(definitions)
+    used = definitions.profile
     return sum(duration_seconds(d) for d in (used.scrape_interval, used.evaluation_interval,
                                              definitions.alert_for(alert)))

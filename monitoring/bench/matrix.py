@@ -18,7 +18,7 @@ from itertools import groupby, product
 from monitoring.bench import tables
 from monitoring.bench.ideal import canary_of, ideal_seconds, pipeline_floor
 from monitoring.bench.promtool import TestGroup, first_firing, run_promtool
-from monitoring.bench.step import ERRORS, FOLLOW, LATENCY, OLD, Run, Timeline, input_series, profile, slower_share
+from monitoring.bench.step import ERRORS, FOLLOW, LATENCY, OLD, Run, Timeline, input_series, slower_share
 from monitoring.bench.tables import Table, clock
 from monitoring.definitions import names
 from monitoring.definitions.alerts import every_alert
@@ -214,7 +214,7 @@ def print_matrix(definitions: Definitions, table: Table, processes: int = 2, cho
     started = time.perf_counter()
     found = detections(definitions, evaluate(definitions, runs, processes=processes), chosen, repeats)
     seconds = time.perf_counter() - started
-    used, canary, floor = profile(definitions), canary_of(definitions), pipeline_floor(definitions)
+    used, canary, floor = definitions.profile, canary_of(definitions), pipeline_floor(definitions)
     rows = matrix_rows(definitions, found)
     table(f"Detection of a faulty new version: from its first request to the first rollback alert firing "
           f"({', '.join(rollback_alerts(definitions))}), median of {repeats} runs, beside the ideal sequential test "

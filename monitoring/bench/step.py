@@ -19,20 +19,13 @@ import numpy as np
 
 from monitoring.bench.traffic import SEED, bucket_shares
 from monitoring.definitions import names
-from monitoring.definitions.model import DefinitionError, Definitions, Profile, duration_seconds
+from monitoring.definitions.model import Definitions, duration_seconds
 from monitoring.local.demo_app import LATENCY_BUCKETS
 
 ERRORS, LATENCY = "errors", "latency"  # the kinds of fault: a share of failing requests, or seconds added
 OLD = {ERRORS: 0.001, LATENCY: 0.0}  # the old version while the new one is faulty (and both versions' errors
 # in latency runs)
 FOLLOW = 20 * 60  # the least time each run watches the new version (seconds); more where the ideal is slower
-
-
-def profile(definitions: Definitions) -> Profile:
-    """The profile in use: the bench measures the rules of one."""
-    if definitions.profile is None:
-        raise DefinitionError("definitions field profile: not set; the bench measures the rules of a profile")
-    return definitions.profile
 
 
 def slower_share(added: float, border: float) -> float:
@@ -52,7 +45,7 @@ class Timeline:
     @classmethod
     def of(cls, definitions: Definitions, follow: str | float = FOLLOW) -> Timeline:
         """The definitions' profile: its intervals, and one rate window of history before the new version."""
-        used = profile(definitions)
+        used = definitions.profile
         return cls(duration_seconds(used.scrape_interval), duration_seconds(used.evaluation_interval),
                    duration_seconds(used.rate_window),
                    duration_seconds(follow) if isinstance(follow, str) else float(follow))

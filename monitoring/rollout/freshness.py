@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from monitoring.analysis import facts
 from monitoring.analysis.prometheus import PrometheusError
 from monitoring.analysis.verdict import Verdict
-from monitoring.definitions.model import Profile, duration_seconds
+from monitoring.definitions.model import duration_seconds
 from monitoring.rollout.decisions import Judged, Outcome
 
 if TYPE_CHECKING:
@@ -29,8 +29,7 @@ FRESH_SCRAPES = 3  # the last successful scrape may be this many scrape interval
 
 def fresh_within(definitions: Definitions) -> float:
     """Seconds the application's last successful scrape may be old for its data to count as fresh."""
-    scrape = definitions.profile.scrape_interval if definitions.profile else Profile("default").scrape_interval
-    return FRESH_SCRAPES * duration_seconds(scrape)
+    return FRESH_SCRAPES * duration_seconds(definitions.profile.scrape_interval)
 
 
 def staleness(prometheus: Prometheus, definitions: Definitions, at: float) -> str:

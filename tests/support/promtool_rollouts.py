@@ -10,7 +10,6 @@ from collections.abc import Iterable
 
 from monitoring.bench.promql import Samples
 from monitoring.bench.promtool import TestGroup, firing_times, label, run_promtool
-from monitoring.bench.step import profile
 from monitoring.definitions import names
 from monitoring.definitions.model import Definitions, duration_seconds
 
@@ -40,7 +39,7 @@ def promtool_firing(definitions: Definitions, samples: Samples, jobs: list[str],
     (seconds from the first sample) at which each of `alerts` was firing, by (job, alert); and, at every
     `probe_every`-th evaluation, the value of each series the PromQL `probe` selects, by (series name, job,
     seconds)."""
-    scrape, evaluation = samples.scrape_ms / 1000, duration_seconds(profile(definitions).evaluation_interval)
+    scrape, evaluation = samples.scrape_ms / 1000, duration_seconds(definitions.profile.evaluation_interval)
     end = (samples.scrapes - 1) * scrape
     times = [i * evaluation for i in range(1, int(end // evaluation) + 1)]
     share = math.ceil(len(jobs) / processes)
