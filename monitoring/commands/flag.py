@@ -120,7 +120,7 @@ def _add_owned_state(parser: argparse.ArgumentParser) -> None:
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from monitoring.flags.manual import RECENT_ROLLBACK_MINUTES
+    from monitoring.flags import RECENT_ROLLBACK_MINUTES
 
     receiver = commands.add_parser("receiver", help="run the rollback receiver (Alertmanager webhook)")
     receiver.add_argument("--listen", default="127.0.0.1:9097", metavar="HOST:PORT")

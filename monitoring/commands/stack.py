@@ -66,9 +66,9 @@ def add_stack(parser: argparse.ArgumentParser, profile: str | None = None) -> No
 
 
 def add_flag_system(parser: argparse.ArgumentParser) -> None:
-    from monitoring.local.stack import FLAG_SYSTEMS
+    from monitoring.flags import SYSTEMS
 
-    parser.add_argument("--flags", choices=FLAG_SYSTEMS,
+    parser.add_argument("--flags", choices=SYSTEMS,
                         help="the flag system the stack keeps the flag in: the state file, a flagd file, or an "
                              "Unleash server (default: the running stack's, else state)")
 

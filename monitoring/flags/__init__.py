@@ -19,6 +19,8 @@ from typing import Protocol
 from monitoring.errors import BadInput, Conflict, FlagSystemDown
 
 SPECS = "state, flagd:PATH or unleash:URL"
+SYSTEMS = ("state", "flagd", "unleash")  # the kinds of flag system, as `--flags` and the local stack name them
+RECENT_ROLLBACK_MINUTES = 30  # a raise this soon after an automatic rollback needs --force
 # The environment that configures the backends: secrets come from files these name, never from the variables.
 FLAGS_ENV = "MONITORING_FLAGS"
 UNLEASH_TOKEN_FILE = "MONITORING_UNLEASH_TOKEN_FILE"  # the admin token (receiver, commands)

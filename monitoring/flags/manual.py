@@ -10,11 +10,10 @@ from datetime import timedelta
 from typing import Any
 
 from monitoring.errors import BadInput
+from monitoring.flags import RECENT_ROLLBACK_MINUTES
 from monitoring.flags.flagd import FlagdFile
 from monitoring.flags.recorded import RecordedFlag
 from monitoring.flags.store import StateMissing, last_automatic_rollback
-
-RECENT_ROLLBACK_MINUTES = 30  # a raise this soon after an automatic rollback needs --force
 
 
 class RecentRollback(BadInput):

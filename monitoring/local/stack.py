@@ -41,7 +41,7 @@ from monitoring.engines import DEFAULT as DEFAULT_ENGINE
 from monitoring.engines import Context, Engine, EngineError, engine
 from monitoring.errors import BadInput, Exit, Failed
 from monitoring.files import replace_atomically, write_all
-from monitoring.flags import UNLEASH_CLIENT_TOKEN_FILE, UNLEASH_TOKEN_FILE
+from monitoring.flags import SYSTEMS, UNLEASH_CLIENT_TOKEN_FILE, UNLEASH_TOKEN_FILE
 from monitoring.processes import NotReady, free_port, port_taken, start, still_running, stop_pid
 from monitoring.receiver.service import command as receiver_command
 
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from monitoring.flags.recorded import RecordedFlag
 
 DEFAULT_ROOT = ".stack"
-FLAG_SYSTEMS = ("state", "flagd", "unleash")
+FLAG_SYSTEMS = SYSTEMS
 UNLEASH = "unleash"  # the flag system's server, started before the servers of the definitions
 UNLEASH_PORT = 4242  # Unleash's own default
 READY_PATHS = {names.ALERTMANAGER: "/-/ready", names.NODE: "/metrics", names.APP: "/healthz",
