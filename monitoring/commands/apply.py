@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 def cmd_apply(args: argparse.Namespace) -> int:
     from monitoring.apply.run import environment, run, targets
-    from monitoring.generate import load
+    from monitoring.definitions.reference import load
     from monitoring.local.stack import Stack
 
     env = environment()

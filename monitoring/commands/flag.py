@@ -25,14 +25,14 @@ if TYPE_CHECKING:
 
 def _flag(args: argparse.Namespace) -> str:
     """The flag the state belongs to: --flag, else the definitions'."""
-    from monitoring.generate import load
+    from monitoring.definitions.reference import load
 
     return named(args.flag, "--flag", "name the feature flag") or load(args.definitions).flag_name
 
 
 def _namespace(args: argparse.Namespace) -> str:
     """The receiver's metric namespace: --namespace, else the definitions' service."""
-    from monitoring.generate import load
+    from monitoring.definitions.reference import load
 
     return str(args.namespace or load(args.definitions).service)
 

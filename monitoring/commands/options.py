@@ -35,7 +35,7 @@ def named(value: str | None, option: str, what: str) -> str | None:
 
 def definitions_of(args: argparse.Namespace) -> Definitions:
     """The definitions named by --definitions, in the profile named by --profile (default: their first)."""
-    from monitoring.generate import load
+    from monitoring.definitions.reference import load
 
     definitions = load(args.definitions)
     return definitions.with_profile(args.profile) if args.profile else definitions
@@ -63,9 +63,9 @@ def stack_state() -> Path:
 def flag_backend(args: argparse.Namespace, store: StateStore) -> FlagBackend:
     """The backend of the flag system `--flags` names, else $MONITORING_FLAGS, else the running local stack's
     (with its token files) when --state was not given, else the state file. A bad spec is a UsageError."""
+    from monitoring.definitions.reference import load
     from monitoring.flags import SPECS, BadFlagSpec
     from monitoring.flags.backends import backend
-    from monitoring.generate import load
     from monitoring.receiver.service import default_flags
 
     named(args.state, "--state", "name the deployment state file (or leave MONITORING_STATE unset)")

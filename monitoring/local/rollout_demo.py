@@ -187,7 +187,7 @@ if __name__ == "__main__":
     import argparse
     import sys
 
-    from monitoring.generate import load
+    from monitoring.definitions.reference import load
     from monitoring.local.stack import default_root
 
     arguments = argparse.ArgumentParser(prog="python -m monitoring.local.rollout_demo", description=__doc__)

@@ -240,7 +240,7 @@ def test_namespace_genesis_keeps_todays_metric_names(tmp_path: Path) -> None:
 
 def test_the_flag_defaults_to_the_definitions_flag(tmp_path: Path) -> None:
     from monitoring.cli import DEFAULT_DEFINITIONS
-    from monitoring.generate import load
+    from monitoring.definitions.reference import load
 
     state = tmp_path / "s.json"
     done = subprocess.run([*MONITORING, "rollout", "--state", str(state), "--percentage", "5"], capture_output=True,
