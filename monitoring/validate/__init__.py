@@ -39,6 +39,7 @@ def validate(root: Path, definitions: Definitions, names: list[str] | None = Non
     """Run the named families (all by default), saying one line per family; True when none failed."""
     import time
 
+    from monitoring.validate.cache import Cached
     from monitoring.validate.files import BadFile
 
     chosen = families()
@@ -63,6 +64,8 @@ def validate(root: Path, definitions: Definitions, names: list[str] | None = Non
             say(f"FAIL {name} ({seconds:.1f}s):")
             for problem in problems:
                 say("  " + problem.replace("\n", "\n    "))
+        elif isinstance(problems, Cached):
+            say(f"ok   {name} (cached)")
         else:
             say(f"ok   {name} ({seconds:.1f}s)")
     return passed

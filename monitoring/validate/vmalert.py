@@ -1,5 +1,5 @@
 """The rule files as vmalert reads them: `vmalert -dryRun` parses each one (its MetricsQL and its templates)
-as the VictoriaMetrics engine would load it (monitoring.local.engines.victoriametrics).
+as the VictoriaMetrics engine would load it (monitoring.engines.victoriametrics).
 
 vmalert comes with Debian's victoria-metrics package (`make debs`); without it the family is skipped, by name.
 """
@@ -7,10 +7,12 @@ vmalert comes with Debian's victoria-metrics package (`make debs`); without it t
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 from monitoring.binaries import MissingBinary, find
 from monitoring.definitions.model import Definitions
+from monitoring.validate.cache import Fingerprint, remembered
 from monitoring.validate.tools import Skipped, run
 
 LOG_PREFIX = re.compile(r"^\S+\t(?:fatal|error|warn|info)\t\S+\t", re.MULTILINE)  # vmalert's time, level, source
@@ -22,6 +24,14 @@ def check(root: Path, definitions: Definitions) -> list[str]:
     except MissingBinary:
         raise Skipped("vmalert not installed (Debian package victoria-metrics: `make debs`): the rules are not "
                       "dry-run on VictoriaMetrics' rule engine") from None
+    fingerprint = Fingerprint("vmalert", sys.modules[__name__])
+    fingerprint.tool("vmalert")
+    for name in definitions.rule_file_names:
+        fingerprint.file(f"rules/{name}", root / "rules" / name)
+    return remembered(fingerprint, lambda: _dry_run(root, definitions))
+
+
+def _dry_run(root: Path, definitions: Definitions) -> list[str]:
     problems = []
     for name in definitions.rule_file_names:
         each = f"rules/{name}"
