@@ -38,6 +38,8 @@ class Prometheus(Engine):
         return "/-/reload"  # --web.enable-lifecycle
 
     def pushed(self, target: str, definitions: Definitions, files: Mapping[str, str]) -> Pushed:
+        if target not in self.apply_targets:
+            raise EngineError(f"the {self.name} engine has no apply target {target!r}")
         expected = expected_alerts(definitions)
 
         def verify(api: Api, written_at: float) -> list[str]:

@@ -140,7 +140,9 @@ class VictoriaMetrics(Engine):
     def pushed(self, target: str, definitions: Definitions, files: Mapping[str, str]) -> Pushed:
         if target == VMALERT:
             return _vmalert(definitions, files)
-        return _victoria_metrics(definitions, files)
+        if target == "victoria-metrics":
+            return _victoria_metrics(definitions, files)
+        raise EngineError(f"the {self.name} engine has no apply target {target!r}")
 
 
 def _settled(api: Api, check: Callable[[], Found | None]) -> Found | None:
