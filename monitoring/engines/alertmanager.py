@@ -83,7 +83,8 @@ class Alertmanager:
         """Its RELOAD metrics, from /metrics."""
         if self.api is not None:
             return scraped_reload_metrics(self.api, RELOAD)
+        text = self._get("/metrics").text
         try:
-            return reload_metrics(self._get("/metrics").text, RELOAD)
+            return reload_metrics(text, RELOAD)
         except ValueError:
             raise AlertmanagerError(f"Alertmanager {self._endpoint('/metrics')}: not Prometheus text") from None
