@@ -30,8 +30,10 @@ class ApplyUsage(BadInput):
     """The environment does not say enough; the message names the variable."""
 
 
-URLS = ("PROMETHEUS_URL", "VMALERT_URL", "ALERTMANAGER_URL", "GRAFANA_URL")
 ALERTMANAGER = "alertmanager"  # the target and the prefix of its variables, whatever the engine
+# Every variable that names a server: each engine's (PROMETHEUS_URL, VMALERT_URL), Alertmanager's, Grafana's
+URLS = tuple(dict.fromkeys([*(f"{target.variable}_URL" for name in ENGINES
+                              for target in engine(name).apply_targets.values()), "ALERTMANAGER_URL", "GRAFANA_URL"]))
 
 
 @dataclass
@@ -76,8 +78,8 @@ def targets(definitions: Definitions, env: Mapping[str, str], stack: Stack | Non
         places = {name: (stack.url(role), stack.root / "config")
                   for name, role in {**roles, ALERTMANAGER: names.ALERTMANAGER}.items()}
         on = "" if stack.engine.name == "prometheus" else f" on {stack.engine.name}"
-        chosen.skipped.append(f"targets: the local stack in {stack.root}{on} (no PROMETHEUS_URL, VMALERT_URL, "
-                              "ALERTMANAGER_URL or GRAFANA_URL set); grafana skipped: GRAFANA_URL is not set")
+        chosen.skipped.append(f"targets: the local stack in {stack.root}{on} (no {', '.join(URLS[:-1])} or "
+                              f"{URLS[-1]} set); grafana skipped: GRAFANA_URL is not set")
     else:
         if env.get("ALERTMANAGER_CREDENTIALS_FILE"):
             definitions = replace(definitions, paths=replace(definitions.paths,
@@ -87,9 +89,9 @@ def targets(definitions: Definitions, env: Mapping[str, str], stack: Stack | Non
         chosen.engine = named_engine(env)
         places = _places(env, chosen)
         grafana = _grafana_client(env, chosen)
-    if "alertmanager" in places:  # before validation, which takes seconds: the files it names are there
+    if ALERTMANAGER in places:  # before validation, which takes seconds: the files it names are there
         written = server_files(definitions)["alertmanager"]["alertmanager.yml"]
-        missing = missing_secret_files(written, places["alertmanager"][1])
+        missing = missing_secret_files(written, places[ALERTMANAGER][1])
         if missing:
             if "newline" in missing[0]:
                 raise ApplyUsage(f"alertmanager: secret file {missing[0]}")
