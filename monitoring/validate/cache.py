@@ -10,16 +10,19 @@ again, so its message is fresh. An entry that cannot be read or does not carry i
 
 Where: MONITORING_VALIDATION_CACHE names the folder (`off` disables the cache); else `.cache/validation` in
 the working folder when it has a `.cache/` (the project), else `$XDG_CACHE_HOME/monitoring/validation`
-(`~/.cache/...`). Entries are written atomically; deleting the folder empties the cache.
+(`~/.cache/...`). Entries are written atomically, and removed after KEEP_DAYS unused; deleting the folder
+empties the cache.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterable
 from functools import cache
 from pathlib import Path
@@ -33,6 +36,7 @@ from monitoring.files import replace_atomically
 
 VARIABLE = "MONITORING_VALIDATION_CACHE"
 OFF = "off"
+KEEP_DAYS = 30  # an entry not used for this long is removed when another is written
 
 
 class Cached(list[str]):
@@ -190,6 +194,8 @@ def remembered(fingerprint: Fingerprint, check: Callable[[], list[str]]) -> list
     """Cached([]) when this exact input passed before; else `check()`, remembered when it found no problem."""
     path = _entry(fingerprint)
     if path is not None and _remembered(path, fingerprint):
+        with contextlib.suppress(OSError):
+            os.utime(path)  # used: kept another KEEP_DAYS
         return Cached()
     problems = check()
     if path is not None and not problems:
@@ -197,6 +203,16 @@ def remembered(fingerprint: Fingerprint, check: Callable[[], list[str]]) -> list
             path.parent.mkdir(parents=True, exist_ok=True)
             replace_atomically(path, json.dumps({"family": fingerprint.family, "digest": fingerprint.hexdigest(),
                                                  "problems": []}) + "\n")
+            _prune(path.parent)
         except OSError:
             pass  # a cache that cannot be written only means the next run validates again
     return problems
+
+
+def _prune(where: Path) -> None:
+    """Remove the entries older than KEEP_DAYS (each new definitions' bytes leave one behind)."""
+    oldest = time.time() - KEEP_DAYS * 86400
+    for entry in where.glob("*-*.json"):
+        with contextlib.suppress(OSError):
+            if entry.stat().st_mtime < oldest:
+                entry.unlink()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from monitoring import artifacts
 from monitoring.binaries import find
 from monitoring.genesis import DEFINITIONS
 from monitoring.validate import validate
+from monitoring.validate.cache import KEEP_DAYS
 
 RULES = artifacts.rules_file(DEFINITIONS)
 
@@ -92,6 +94,22 @@ def test_a_corrupt_entry_is_ignored_and_written_again(tree: Path, cache: Path) -
         assert "cached" not in _said(tree, "routes"), corrupt
         assert entry.read_text() == good
     assert _said(tree, "routes") == "ok   routes (cached)"
+
+
+def test_an_entry_unused_for_the_keep_days_goes_when_another_is_written(tree: Path, cache: Path) -> None:
+    _said(tree, "routes")
+    (used,) = cache.iterdir()
+    stale = cache / f"rules-{'0' * 64}.json"
+    stale.write_text(used.read_text())
+    long_ago = time.time() - (KEEP_DAYS + 1) * 86400
+    for entry in (used, stale):
+        os.utime(entry, (long_ago, long_ago))
+    assert _said(tree, "routes") == "ok   routes (cached)"
+    assert used.stat().st_mtime > long_ago, "a hit keeps its entry"
+    assert stale.exists(), "nothing is removed on a hit"
+    _append(tree / artifacts.ALERTMANAGER, b"\n")
+    _said(tree, "routes")
+    assert not stale.exists() and used.exists()
 
 
 def test_off_runs_every_time_and_keeps_nothing(tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
