@@ -98,6 +98,11 @@ class Engine:
     name: str = ""  # as `--engine` and ENGINE spell it
     title: str = ""  # what scrapes, stores and answers the queries (the timeline's "from ...")
     evaluator: str = ""  # what evaluates the rules and sends the alerts to Alertmanager
+    # The validation family that loads the rule files as this engine's evaluator does, where promtool's checks do
+    # not say it all (vmalert's MetricsQL and templates): its name, the tool it runs and where the tool comes from
+    dry_run_family: str | None = None
+    dry_run_tool: str = ""
+    dry_run_package: str = ""
     # The servers `monitoring apply` pushes to (Alertmanager aside: the same whatever the engine), by target
     # name, in the order it plans them
     apply_targets: Mapping[str, ApplyTarget] = MappingProxyType({})
@@ -121,6 +126,15 @@ class Engine:
     def reload_path(self, role: str) -> str | None:
         """The path a POST to makes the running server of `role` re-read its files; None: it has none."""
         return None
+
+    def dry_run(self, rule_file: str) -> list[str]:
+        """The dry-run tool's arguments that load `rule_file` (relative to the tree checked) as the evaluator
+        would, and exit non-zero on what it refuses."""
+        raise NotImplementedError
+
+    def dry_run_words(self, output: str) -> str:
+        """The dry-run tool's output, as a problem quotes it."""
+        return output
 
     def pushed(self, target: str, definitions: Definitions, files: Mapping[str, str]) -> Pushed:
         """What apply writes to `target` (one of `apply_targets`) out of the validated Prometheus files (prometheus.yml

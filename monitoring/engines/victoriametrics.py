@@ -32,6 +32,8 @@ What differs from Prometheus, and how each difference is handled:
   aggregates `environment` away reaches Alertmanager without it. `-disableAlertgroupLabel`: no
   `alertgroup` label that Prometheus would not add.
 - Readiness `/health` on both; reload a POST to `/-/reload` on both (the scrape configuration, the rules).
+- Validation: `vmalert -dryRun` parses each rule file (its MetricsQL and its templates) as vmalert loads it,
+  the validation family `vmalert`, skipped by name where vmalert is not installed.
 
 What apply does differently for them (`pushed`), as victoria-metrics and vmalert 1.79 answer:
 
@@ -55,6 +57,7 @@ What apply does differently for them (`pushed`), as victoria-metrics and vmalert
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
@@ -87,6 +90,8 @@ SCRAPE_RELOAD = "vm_promscrape_config"  # victoria-metrics': _reloads_total (1.7
 SETTLE_SECONDS = 15.0  # the longest wait for an asynchronous reload to show
 POLL_SECONDS = 0.2
 
+LOG_PREFIX = re.compile(r"^\S+\t(?:fatal|error|warn|info)\t\S+\t", re.MULTILINE)  # vmalert's time, level, source
+
 Found = TypeVar("Found")
 
 
@@ -99,6 +104,8 @@ class VictoriaMetrics(Engine):
     name = "victoriametrics"
     title = "VictoriaMetrics"
     evaluator = "vmalert"
+    dry_run_family = dry_run_tool = VMALERT
+    dry_run_package = "Debian package victoria-metrics: `make debs`"
     apply_targets = MappingProxyType({"victoria-metrics": ApplyTarget(names.PROMETHEUS, "PROMETHEUS"),
                                       VMALERT: ApplyTarget(VMALERT, "VMALERT", "rule files")})
 
@@ -136,6 +143,12 @@ class VictoriaMetrics(Engine):
 
     def reload_path(self, role: str) -> str | None:
         return "/-/reload"
+
+    def dry_run(self, rule_file: str) -> list[str]:
+        return ["-dryRun", "-loggerLevel=ERROR", f"-rule={rule_file}"]
+
+    def dry_run_words(self, output: str) -> str:
+        return LOG_PREFIX.sub("", output)
 
     def pushed(self, target: str, definitions: Definitions, files: Mapping[str, str]) -> Pushed:
         if target == VMALERT:
