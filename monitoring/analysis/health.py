@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import requests
-
 from monitoring.analysis import facts
-from monitoring.analysis.prometheus import Prometheus, PrometheusError
+from monitoring.analysis.prometheus import Prometheus
 from monitoring.analysis.verdict import CRITICAL_ALERTS, NOT_SHADOW, RED, Row, health_row, show, worst_of
 from monitoring.definitions.model import Definitions
+from monitoring.engines.alertmanager import Alertmanager
 
 
 @dataclass
@@ -38,20 +37,8 @@ def firing_in_prometheus(prometheus: Prometheus, definitions: Definitions, at: f
 def firing_from_alertmanager(url: str, definitions: Definitions) -> list[str]:
     """The critical alerts of these definitions' team that Alertmanager holds active (not silenced or
     inhibited, not in shadow mode), by name."""
-    endpoint = f"{url.rstrip('/')}/api/v2/alerts"
-    try:
-        answer = requests.get(endpoint, params={"active": "true", "silenced": "false", "inhibited": "false",
-                                                "filter": ['severity="critical"', facts.team(definitions),
-                                                           NOT_SHADOW]},
-                              timeout=10)
-        alerts = answer.json()
-    except requests.RequestException as error:
-        raise PrometheusError(f"Alertmanager {endpoint}: unreachable ({type(error).__name__})") from None
-    except ValueError:
-        raise PrometheusError(f"Alertmanager {endpoint}: HTTP {answer.status_code}, the answer is not JSON") from None
-    if answer.status_code != 200 or not isinstance(alerts, list):
-        raise PrometheusError(f"Alertmanager {endpoint}: HTTP {answer.status_code}, not a list of alerts")
-    return sorted({a.get("labels", {}).get("alertname", "") for a in alerts if isinstance(a, dict)})
+    alerts = Alertmanager(url).alerts(['severity="critical"', facts.team(definitions), NOT_SHADOW])
+    return sorted({alert.get("labels", {}).get("alertname", "") for alert in alerts})
 
 
 def health(prometheus: Prometheus, definitions: Definitions, at: float, alertmanager: str | None = None) -> Health:

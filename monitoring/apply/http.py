@@ -3,6 +3,7 @@
 Connection errors, timeouts and 5xx are retried until `retry_seconds` have passed; 401/403 are not
 (credentials do not get better by asking again), and neither is an answer the caller says is final (a
 reload refused with an error body). Error messages name the target and the URL, never a header or a token.
+The errors and the reading of an answer's shape are the engines' too (monitoring.engines.answers).
 """
 
 from __future__ import annotations
@@ -11,33 +12,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import requests
 
-from monitoring.errors import BadInput, Exit, Failed
+from monitoring.engines.answers import ApplyError, MalformedAnswer, member, public
 
-
-class ApplyError(Failed):
-    """Apply could not do something; the message names the target, the URL and why."""
+__all__ = ["ApplyError", "Client", "CredentialsError", "MalformedAnswer", "member", "public", "usable_url"]
 
 
 class CredentialsError(ApplyError):
     """A server refused the credentials apply was given: retrying cannot help, the operator must fix them."""
-
-
-class MalformedAnswer(ApplyError, BadInput):
-    """A server answered something that is not what its API returns (HTML, a list, an empty object): the
-    address given is likely not that server's API."""
-
-    exit = Exit.BAD_INPUT
-
-
-def public(url: str) -> str:
-    """`url` without any user:password@ part, fit for a message."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=host))
 
 
 def usable_url(url: str) -> bool:
@@ -120,12 +105,3 @@ class Client:
             raise ApplyError(f"{self.target} at {public(self.base + path)}: HTTP {answer.status_code}")
         return self.json(answer)
 
-
-def member(data: Any, key: str, kind: type, where: str) -> Any:
-    """`data[key]`, which the server's API promises is a `kind`; else MalformedAnswer naming `where`."""
-    if not isinstance(data, dict):
-        raise MalformedAnswer(f"{where}: a JSON {type(data).__name__} where an object with {key!r} belongs")
-    value = data.get(key)
-    if not isinstance(value, kind):
-        raise MalformedAnswer(f"{where}: the answer's {key!r} is {type(value).__name__}, not {kind.__name__}")
-    return value

@@ -13,16 +13,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from monitoring.apply.http import ApplyError, Client, MalformedAnswer, public
 from monitoring.apply.plan import UNCHANGED, Change, yaml_change
 from monitoring.apply.redact import scrub, secrets
+from monitoring.engines import Engine
+from monitoring.engines.base import Observe, Verify
 from monitoring.files import write_all
 
-Verify = Callable[[Client, float], list[str]]
-Observe = Callable[[Client], None]
+if TYPE_CHECKING:
+    from monitoring.apply.bundle import Bundle
 
 
 @dataclass
@@ -94,3 +97,17 @@ class ReloadTarget:
             kind = MalformedAnswer if isinstance(failure, MalformedAnswer) else ApplyError
             raise kind(scrub(f"{failure}; {self.name}: restored the previous files but the reload failed too: "
                              f"{error}", hidden)) from error
+
+
+Build = Callable[["Bundle", Client, Path], ReloadTarget]
+
+
+def engine_target(engine: Engine, target: str) -> Build:
+    """How apply builds `target`, one of the engine's servers (Engine.apply_targets), from a validated Bundle: the
+    files and the check the engine gives (Engine.pushed)."""
+
+    def build(bundle: Bundle, client: Client, folder: Path) -> ReloadTarget:
+        pushed = engine.pushed(target, bundle.definitions, bundle.prometheus)
+        return ReloadTarget(target, client, folder, dict(pushed.files), pushed.verify, pushed.before)
+
+    return build

@@ -13,12 +13,13 @@ from monitoring.apply.bundle import validated
 from monitoring.apply.grafana import Grafana
 from monitoring.apply.http import Client, usable_url
 from monitoring.apply.plan import Change, as_json, summary
-from monitoring.apply.reload import ReloadTarget
-from monitoring.apply.servers import alertmanager, missing_secret_files, prometheus
-from monitoring.apply.victoriametrics import victoria_metrics, vmalert
+from monitoring.apply.reload import ReloadTarget, engine_target
+from monitoring.apply.servers import alertmanager, missing_secret_files
 from monitoring.artifacts import server_files
+from monitoring.definitions import names
 from monitoring.definitions.model import Definitions
 from monitoring.definitions.topology import with_secrets_in
+from monitoring.engines import ENGINES, Engine, engine
 from monitoring.errors import BadInput, Exit, Problem, exit_status
 
 if TYPE_CHECKING:  # the command line hands the local stack in; apply never starts one
@@ -29,15 +30,17 @@ class ApplyUsage(BadInput):
     """The environment does not say enough; the message names the variable."""
 
 
-URLS = ("PROMETHEUS_URL", "VMALERT_URL", "ALERTMANAGER_URL", "GRAFANA_URL")
-BUILDERS = {"prometheus": prometheus, "victoria-metrics": victoria_metrics, "vmalert": vmalert,
-            "alertmanager": alertmanager}  # by target name, in the order they are planned and applied
+ALERTMANAGER = "alertmanager"  # the target and the prefix of its variables, whatever the engine
+# Every variable that names a server: each engine's (PROMETHEUS_URL, VMALERT_URL), Alertmanager's, Grafana's
+URLS = tuple(dict.fromkeys([*(f"{target.variable}_URL" for name in ENGINES
+                              for target in engine(name).apply_targets.values()), "ALERTMANAGER_URL", "GRAFANA_URL"]))
 
 
 @dataclass
 class Targets:
     reloadable: list[ReloadTarget] = field(default_factory=list)
     grafana: Grafana | None = None
+    engine: Engine = field(default_factory=engine)  # whose servers `reloadable` are (Alertmanager aside)
     skipped: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -70,27 +73,25 @@ def targets(definitions: Definitions, env: Mapping[str, str], stack: Stack | Non
     places: dict[str, tuple[str, Path]] = {}
     grafana = None
     if not any(env.get(n) for n in URLS) and stack is not None and stack.pids.exists():
-        definitions = stack.definitions
-        roles = stack.engine.apply_targets  # the local stack's targets: monitoring.engines
-        unknown = sorted(set(roles) - set(BUILDERS)) if roles else ["(none)"]
-        if unknown:
-            raise ApplyUsage(f"the local stack in {stack.root} runs the engine {stack.engine.name!r}, whose targets "
-                             f"{', '.join(unknown)} apply does not know (it knows {', '.join(BUILDERS)})")
-        places = {target: (stack.url(role), stack.root / "config") for target, role in roles.items()}
+        definitions, chosen.engine = stack.definitions, stack.engine  # the local stack's targets
+        roles = {name: target.role for name, target in stack.engine.apply_targets.items()}
+        places = {name: (stack.url(role), stack.root / "config")
+                  for name, role in {**roles, ALERTMANAGER: names.ALERTMANAGER}.items()}
         on = "" if stack.engine.name == "prometheus" else f" on {stack.engine.name}"
-        chosen.skipped.append(f"targets: the local stack in {stack.root}{on} (no PROMETHEUS_URL, VMALERT_URL, "
-                              "ALERTMANAGER_URL or GRAFANA_URL set); grafana skipped: GRAFANA_URL is not set")
+        chosen.skipped.append(f"targets: the local stack in {stack.root}{on} (no {', '.join(URLS[:-1])} or "
+                              f"{URLS[-1]} set); grafana skipped: GRAFANA_URL is not set")
     else:
         if env.get("ALERTMANAGER_CREDENTIALS_FILE"):
             definitions = replace(definitions, paths=replace(definitions.paths,
                                                              credentials_file=env["ALERTMANAGER_CREDENTIALS_FILE"]))
         if env.get("ALERTMANAGER_SECRETS_DIR"):
             definitions = with_secrets_in(definitions, env["ALERTMANAGER_SECRETS_DIR"])
+        chosen.engine = named_engine(env)
         places = _places(env, chosen)
         grafana = _grafana_client(env, chosen)
-    if "alertmanager" in places:  # before validation, which takes seconds: the files it names are there
+    if ALERTMANAGER in places:  # before validation, which takes seconds: the files it names are there
         written = server_files(definitions)["alertmanager"]["alertmanager.yml"]
-        missing = missing_secret_files(written, places["alertmanager"][1])
+        missing = missing_secret_files(written, places[ALERTMANAGER][1])
         if missing:
             if "newline" in missing[0]:
                 raise ApplyUsage(f"alertmanager: secret file {missing[0]}")
@@ -99,29 +100,42 @@ def targets(definitions: Definitions, env: Mapping[str, str], stack: Stack | Non
                              "readable by Alertmanager, or set ALERTMANAGER_SECRETS_DIR to the folder holding them")
     bundle = validated(definitions, project)
     chosen.skipped += bundle.notes
-    chosen.reloadable = [BUILDERS[name](bundle, Client(name, url), Path(folder))
-                         for name, (url, folder) in sorted(places.items(), key=lambda p: list(BUILDERS).index(p[0]))]
+    builders = {name: engine_target(chosen.engine, name) for name in chosen.engine.apply_targets}
+    builders[ALERTMANAGER] = alertmanager  # in the order they are planned and applied: the engine's, Alertmanager
+    chosen.reloadable = [build(bundle, Client(name, places[name][0]), Path(places[name][1]))
+                         for name, build in builders.items() if name in places]
     chosen.grafana = Grafana(bundle, grafana, revision()) if grafana else None
     return chosen
 
 
+def named_engine(env: Mapping[str, str]) -> Engine:
+    """The engine whose servers the variables name: the first that reads a variable the default engine does not
+    (VMALERT_URL: VictoriaMetrics, whose victoria-metrics is then the server at PROMETHEUS_URL), else the default."""
+    default = engine()
+    known = {target.variable for target in default.apply_targets.values()}
+    for name in ENGINES:
+        if any(env.get(f"{target.variable}_URL") for target in engine(name).apply_targets.values()
+               if target.variable not in known):
+            return engine(name)
+    return default
+
+
 def _places(env: Mapping[str, str], chosen: Targets) -> dict[str, tuple[str, Path]]:
-    """The servers the variables name, by target: their URL and config folder. With VMALERT_URL, vmalert
-    evaluates the rules, so the server at PROMETHEUS_URL is victoria-metrics (or vmagent) reading
+    """The servers the variables name, by target: their URL and config folder. On VictoriaMetrics (VMALERT_URL
+    set), vmalert evaluates the rules, so the server at PROMETHEUS_URL is victoria-metrics (or vmagent) reading
     prometheus.yml's scrape part: it gets that file alone, and vmalert the rule files."""
     places: dict[str, tuple[str, Path]] = {}
-    for name in ("prometheus", "vmalert", "alertmanager"):
-        url, folder = env.get(f"{name.upper()}_URL"), env.get(f"{name.upper()}_CONFIG_DIR")
-        if not url:
-            if name != "vmalert":  # no vmalert: Prometheus evaluates the rules, nothing is skipped
-                chosen.skipped.append(f"{name} skipped: {name.upper()}_URL is not set")
+    wanted = {**{name: (t.variable, t.reads) for name, t in chosen.engine.apply_targets.items()},
+              ALERTMANAGER: (ALERTMANAGER.upper(), "configuration")}
+    for name, (variable, reads) in wanted.items():
+        url, folder, server = env.get(f"{variable}_URL"), env.get(f"{variable}_CONFIG_DIR"), variable.lower()
+        if not url:  # (an engine is chosen by a variable only it reads: what it alone reads is never unset)
+            chosen.skipped.append(f"{server} skipped: {variable}_URL is not set")
         elif not folder:
-            raise ApplyUsage(f"{name.upper()}_CONFIG_DIR is required with {name.upper()}_URL: the folder "
-                             f"{name} reads its {'rule files' if name == 'vmalert' else 'configuration'} from")
+            raise ApplyUsage(f"{variable}_CONFIG_DIR is required with {variable}_URL: the folder {server} reads its "
+                             f"{reads} from")
         else:
             places[name] = (url, Path(folder))
-    if "vmalert" in places and "prometheus" in places:
-        places["victoria-metrics"] = places.pop("prometheus")
     return places
 
 

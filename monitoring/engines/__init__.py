@@ -2,9 +2,12 @@
 default) or VictoriaMetrics with vmalert (`--engine`, `make demo ENGINE=victoriametrics`).
 
 Everything that differs between them (binaries, flags, the servers beside the store, readiness and reload
-endpoints, the targets apply pushes to) is in one module per engine, behind `base.Engine`; the rules, the
-scrape configuration and the definitions are the same for both. The local stack, apply and validation read
-an engine here, so a third engine is one more module in this package (and its name in ENGINES).
+endpoints, the targets apply pushes to, the files each gets and how apply knows it runs them, the dry run that
+validation makes of the rule files) is in one module per engine, behind `base.Engine`; the rules, the scrape
+configuration and the definitions are the same for both. The local stack, apply and validation read an engine
+here, so a third engine is one more module in this package (and its name in ENGINES). Beside them: answers.py,
+what every engine's checks read alike, and alertmanager.py, the one client of the Alertmanager every engine
+sends its alerts to.
 """
 
 from __future__ import annotations

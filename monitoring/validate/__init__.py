@@ -17,9 +17,13 @@ Family = Callable[[Path, Definitions], list[str]]
 
 
 def families() -> dict[str, Family]:
-    from monitoring.validate import cross, dashboard, drift, kubernetes, routes, rules, schema, vmalert
+    """Every family by name, in the order they run: the project's, then each engine's dry run of the rules."""
+    from functools import partial
 
-    return {
+    from monitoring.engines import ENGINES, engine
+    from monitoring.validate import cross, dashboard, drift, dry_run, kubernetes, routes, rules, schema
+
+    found: dict[str, Family] = {
         "rules": rules.check,
         "routes": routes.check,
         "dashboard": dashboard.check,
@@ -30,8 +34,12 @@ def families() -> dict[str, Family]:
         "kubernetes-builtin": kubernetes.check_builtin,
         "kubernetes-kustomize": kubernetes.check_kustomize,
         "drift": drift.check,
-        "vmalert": vmalert.check,
     }
+    for name in ENGINES:
+        each = engine(name)
+        if each.dry_run_family:
+            found[each.dry_run_family] = partial(dry_run.check, each)
+    return found
 
 
 def validate(root: Path, definitions: Definitions, names: list[str] | None = None,
@@ -39,6 +47,7 @@ def validate(root: Path, definitions: Definitions, names: list[str] | None = Non
     """Run the named families (all by default), saying one line per family; True when none failed."""
     import time
 
+    from monitoring.validate.cache import Cached
     from monitoring.validate.files import BadFile
 
     chosen = families()
@@ -63,6 +72,8 @@ def validate(root: Path, definitions: Definitions, names: list[str] | None = Non
             say(f"FAIL {name} ({seconds:.1f}s):")
             for problem in problems:
                 say("  " + problem.replace("\n", "\n    "))
+        elif isinstance(problems, Cached):
+            say(f"ok   {name} (cached)")
         else:
             say(f"ok   {name} ({seconds:.1f}s)")
     return passed

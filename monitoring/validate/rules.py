@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 from generators import yamltext
 from monitoring.artifacts import PROMETHEUS, rule_files
 from monitoring.definitions.model import Definitions
+from monitoring.validate.cache import Fingerprint, remembered
 from monitoring.validate.tools import verdict
 
 
@@ -30,23 +32,45 @@ def rule_tests(root: Path, definitions: Definitions) -> Path:
 
 def check(root: Path, definitions: Definitions) -> list[str]:
     rules = [f"rules/{name}" for name in definitions.rule_file_names]
+    tests = sorted(rule_tests(root, definitions).glob("*.yml"))
+    if not tests:
+        return [*_checked(root, rules), f"{definitions.rule_tests}: no promtool unit test files (*.yml)"]
+    tested = _tested_rules(root, definitions, rules)
+    fingerprint = Fingerprint("rules", sys.modules[__name__])
+    fingerprint.tool("promtool")
+    fingerprint.configuration(root, PROMETHEUS, "rule_files")
+    for each in rules:
+        fingerprint.file(each, root / each)
+    for name, data in sorted(tested.items()):
+        fingerprint.content(f"tested {name}", data)
+    for test in tests:
+        fingerprint.file(f"test {test.name}", test)
+    return remembered(fingerprint, lambda: _checked(root, rules) + _unit_tests(definitions, tested, tests))
+
+
+def _checked(root: Path, rules: list[str]) -> list[str]:
     problems = verdict("promtool", ["check", "config", PROMETHEUS], root, PROMETHEUS)
     for each in rules:
         problems += verdict("promtool", ["check", "rules", "--lint=all", "--lint-fatal", each], root, each)
-    tests = sorted(rule_tests(root, definitions).glob("*.yml"))
-    if not tests:
-        return [*problems, f"{definitions.rule_tests}: no promtool unit test files (*.yml)"]
+    return problems
+
+
+def _tested_rules(root: Path, definitions: Definitions, rules: list[str]) -> dict[str, bytes]:
+    """The rule files the unit tests run on, by name: the tree's own, or the first profile's rendering."""
     tests_profile = definitions.profiles[0]
+    if definitions.profile == tests_profile:
+        return {Path(each).name: (root / each).read_bytes() for each in rules if (root / each).is_file()}
+    return {name: yamltext.dump(data).encode()
+            for name, data in rule_files(definitions.with_profile(tests_profile.name)).items()}
+
+
+def _unit_tests(definitions: Definitions, tested: dict[str, bytes], tests: list[Path]) -> list[str]:
+    problems: list[str] = []
     with tempfile.TemporaryDirectory(prefix="monitoring-rule-tests-") as staged:
         stage = Path(staged)
         (stage / "rules" / "tests").mkdir(parents=True)
-        if definitions.profile == tests_profile:
-            for each in rules:
-                if (root / each).is_file():
-                    shutil.copyfile(root / each, stage / each)
-        else:
-            for name, data in rule_files(definitions.with_profile(tests_profile.name)).items():
-                (stage / "rules" / name).write_text(yamltext.dump(data), encoding="utf-8")
+        for name, data in tested.items():
+            (stage / "rules" / name).write_bytes(data)
         for test in tests:
             shutil.copyfile(test, stage / "rules" / "tests" / test.name)
 

@@ -21,9 +21,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from monitoring.apply.bundle import Bundle, validated
 from monitoring.apply.http import ApplyError, Client, MalformedAnswer
 from monitoring.apply.plan import CHANGE, UNCHANGED
+from monitoring.apply.reload import engine_target
 from monitoring.apply.run import run, targets
-from monitoring.apply.servers import alertmanager, prometheus
+from monitoring.apply.servers import alertmanager
 from monitoring.definitions.model import Definitions
+from monitoring.engines import engine
 from monitoring.files import write_all
 from monitoring.genesis import DEFINITIONS
 from monitoring.processes import free_port
@@ -31,6 +33,8 @@ from tests.conftest import PROJECT
 from tests.support import servers
 
 pytestmark = pytest.mark.slow  # real Prometheus and Alertmanager
+
+prometheus = engine_target(engine("prometheus"), "prometheus")  # Prometheus as apply's target (monitoring.engines)
 
 
 @cache

@@ -1,7 +1,7 @@
-"""Apply to the local stack on VictoriaMetrics (monitoring/apply/victoriametrics.py): with no URL set, plan and
-apply find the engine themselves and send the rule files to vmalert and prometheus.yml to victoria-metrics;
-both reload asynchronously, so apply waits for their own metrics; a refused rule file is put back. One stack of
-real servers for the module, in the production profile (the hand-written rule tests' profile)."""
+"""Apply to the local stack on VictoriaMetrics (monitoring/engines/victoriametrics.py, Engine.pushed): with no
+URL set, plan and apply find the engine themselves and send the rule files to vmalert and prometheus.yml to
+victoria-metrics; both reload asynchronously, so apply waits for their own metrics; a refused rule file is put
+back. One stack of real servers for the module, in the production profile (the hand-written rule tests' profile)."""
 
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ from prometheus_client.parser import text_string_to_metric_families
 import monitoring.apply.run
 from monitoring.apply.http import ApplyError, Client, MalformedAnswer
 from monitoring.apply.plan import CHANGE, UNCHANGED
+from monitoring.apply.reload import engine_target
 from monitoring.apply.run import ApplyUsage, targets
-from monitoring.apply.victoriametrics import victoria_metrics, vmalert
 from monitoring.cli import main
 from monitoring.definitions.model import Definitions
+from monitoring.engines import engine
 from monitoring.genesis import DEFINITIONS
 from monitoring.local.stack import Stack, on_free_ports
 from monitoring.processes import free_port
@@ -29,6 +30,9 @@ from tests.conftest import PROJECT
 from tests.support.servers import local_stack
 
 pytestmark = pytest.mark.slow
+
+vmalert = engine_target(engine("victoriametrics"), "vmalert")
+victoria_metrics = engine_target(engine("victoriametrics"), "victoria-metrics")
 
 THRESHOLD = "(job:genesis_errors:percent_rate5m > "  # HighErrorRate's expression, before its red band
 _RUNNING: list[Definitions] = []
