@@ -11,8 +11,11 @@ Only the rules of those alerts, with their semantics:
 - the canary's recording rules (monitoring/definitions/canary.py): per-version counts; the old version's bad
   requests, at least `floor` of its requests and none when it served none; Wald's log-likelihood ratio
   conditional on both versions' bad requests, k_new ln(ratio) - (k_new + old) ln((ratio n_new + n_old) /
-  (n_new + n_old)); its alert: any window's ratio at or above the upper bound while both versions served
-  requests over the shortest window;
+  (n_new + n_old)), only while the window is judged: both versions' requests counted, over a window longer than
+  the shortest their split held (the new version's requests over the old one's within split_held times, either
+  way, the same over the shortest window), and no version's counter without a sample in the last fresh_ms or in
+  the fresh_ms up to one scrape after the window's start while it has one in the window; its alert: any window's
+  ratio at or above the upper bound while both versions served requests over the shortest window;
 - the burn records (monitoring/definitions/burn.py): sum of the versions' rates of failed requests over the
   sum of their rates of requests, and the sum of their increases of requests; each window's share above
   threshold + noise * sqrt(threshold / requests), and the tiers' `and` / `or`;
@@ -78,8 +81,10 @@ def _check_series(rules: RollbackRules, check: Check, evaluation: Evaluation, re
     if not all(evaluation.has(s, v) for s, _ in check.bad for v in names.VERSIONS) or \
             not all(evaluation.has(rules.requests, v) for v in names.VERSIONS):
         return active
-    for window, found in zip(rules.windows_ms, check.evidence, strict=True):
+    for window, found, judged_name in zip(rules.windows_ms, check.evidence, rules.judged, strict=True):
         requests = {v: evaluation.increase(rules.requests, v, window) for v in names.VERSIONS}
+        judged = _judged(rules, evaluation, window)
+        replay.recorded[judged_name] = np.where(judged, 1.0, np.nan)
         bad = {}
         for version in names.VERSIONS:
             signed = [evaluation.increase(s, version, window) for s, _ in check.bad]
@@ -94,6 +99,7 @@ def _check_series(rules: RollbackRules, check: Check, evaluation: Evaluation, re
             baseline = np.where(bad["old"] > floor, bad["old"], floor)
             k, n, n_old = bad["new"], requests["new"], requests["old"]
             llr = k * check.log_ratio - (k + baseline) * np.log((check.ratio * n + n_old) / (n + n_old))
+            llr = np.where(judged, llr, np.nan)
         for version in names.VERSIONS:
             replay.recorded[_version(found.requests, version)] = requests[version]
             replay.recorded[_version(found.bad, version)] = bad[version]
@@ -104,6 +110,29 @@ def _check_series(rules: RollbackRules, check: Check, evaluation: Evaluation, re
     with np.errstate(invalid="ignore"):  # `and on (job)` each version's requests over the shortest window > 0
         return active & (evaluation.increase(rules.requests, "new", rules.windows_ms[0]) > 0) \
             & (evaluation.increase(rules.requests, "old", rules.windows_ms[0]) > 0)
+
+
+def _judged(rules: RollbackRules, evaluation: Evaluation, window_ms: int) -> np.ndarray:
+    """Whether a window's counts can be judged (canary.judged_expr): both versions' requests present; over a window
+    longer than the shortest, (new / old) / (new / old over the shortest) < split_held > 1 / split_held; unless a
+    version's counter has a sample in the window but none in its last fresh_ms, or none in the fresh_ms up to one
+    scrape interval after the window's start."""
+    requests = {v: evaluation.increase(rules.requests, v, window_ms) for v in names.VERSIONS}
+    judged: np.ndarray
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if window_ms == rules.windows_ms[0]:
+            judged = ~np.isnan(requests["new"]) | ~np.isnan(requests["old"])
+        else:
+            shortest = {v: evaluation.increase(rules.requests, v, rules.windows_ms[0]) for v in names.VERSIONS}
+            ratio = (requests["new"] / requests["old"]) / (shortest["new"] / shortest["old"])
+            judged = (ratio < rules.split_held) & (ratio > written(1 / rules.split_held, "g"))
+    start = window_ms - rules.scrape_ms
+    for version in names.VERSIONS:
+        seen = evaluation.sampled(rules.requests, version, 0, window_ms, closed=True)
+        fresh = evaluation.sampled(rules.requests, version, 0, rules.fresh_ms, closed=False)
+        began = evaluation.sampled(rules.requests, version, start, rules.fresh_ms, closed=False)
+        judged &= ~(seen & ~(fresh & began))
+    return judged
 
 
 def _over(ratio: np.ndarray, requests: np.ndarray | None, threshold: float, noise: float) -> np.ndarray:

@@ -145,6 +145,10 @@ class RollbackRules:
     shared: tuple[Shared, ...] = ()
     page: str | None = None  # the alert that pages for a shared fault
     page_for_ms: int = 0
+    judged: tuple[str, ...] = ()  # each window's series present while its counts can be judged
+    split_held: float = math.inf  # how far a window's split may stray from the shortest's, as written
+    scrape_ms: int = 0
+    fresh_ms: int = 0  # a sample older than this at a window's end (or one interval after its start): missed
 
     @classmethod
     def of(cls, definitions: Definitions) -> RollbackRules:
@@ -196,7 +200,10 @@ class RollbackRules:
                         if definitions.canary else (math.inf, -math.inf))
         return cls(_ms(profile.evaluation_interval, "profile field evaluation_interval"), requests,
                    tuple(_ms(w, "evidence window") for w in windows), tuple(windows), upper, tuple(checks),
-                   burn_rules, bands, lower, tuple(shared), page, for_ms[page] if page else 0)
+                   burn_rules, bands, lower, tuple(shared), page, for_ms[page] if page else 0,
+                   tuple(canary.judged_series(definitions, w) for w in windows), written(canary.SPLIT_HELD, "g"),
+                   _ms(profile.scrape_interval, "profile field scrape_interval"),
+                   round(written(canary.FRESH * duration_seconds(profile.scrape_interval), "g") * 1000))
 
     @property
     def alerts(self) -> tuple[str, ...]:

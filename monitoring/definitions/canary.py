@@ -8,8 +8,11 @@ counts, so the old version's unknown error rate drops out and a false rollback s
 whatever that rate is (a two-sample test of two Poisson rates). Every request moves the evidence: a bad one of
 the new version up, a bad one of the old version down. The old version's bad requests are taken as at least
 `floor` of its requests, which only lowers the evidence: a spotless old version does not make a single error
-look damning. No old traffic (100 %) or no new traffic means no evidence: silence. The design, the bounds and
-the error rates are in docs/canary-analysis.md.
+look damning. No old traffic (100 %) or no new traffic means no evidence: silence. A window is judged only while
+both versions' counts span it (no missed scrapes at its ends) and, if longer than the shortest, once the split it
+holds is the current one: for a window after the split changes, the test would weigh a fault both versions share,
+which falls on the new split, against the old split's share. The design, the bounds and the error rates are in
+docs/canary-analysis.md.
 """
 
 from __future__ import annotations
@@ -19,7 +22,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitoring.definitions import names
-from monitoring.definitions.model import AlertRule, Canary, CanaryCheck, DefinitionError, Definitions, Signal
+from monitoring.definitions.model import (
+    AlertRule,
+    Canary,
+    CanaryCheck,
+    DefinitionError,
+    Definitions,
+    Signal,
+    duration_seconds,
+)
+
+SPLIT_HELD = 1.25  # how far (a factor) a window's split may stray from the shortest window's and still be the same
+FRESH = 1.5  # scrape intervals: a sample older than this at a window's end (or start) means missed scrapes
 
 
 def _canary(definitions: Definitions) -> Canary:
@@ -82,6 +96,35 @@ def bad_expr(definitions: Definitions, check: CanaryCheck, window: str) -> str:
             f"[{window}]))")
 
 
+def judged_series(definitions: Definitions, window: str) -> str:
+    """The series present while the counts over `window` can be judged (judged_expr)."""
+    return names.canary_judged(names.app_metric(definitions.service, "requests"), window)
+
+
+def judged_expr(definitions: Definitions, window: str) -> str:
+    """Present per job while both versions' counts over `window` span it and, for a window longer than the
+    shortest, their split is the current one: the new version's requests over the old one's within SPLIT_HELD
+    times (either way) the same over the shortest window. A series spans the window when it has a sample within
+    FRESH scrape intervals of its end and of one interval after its start: a version that missed its last
+    scrapes counts none of a fault that began since, one that missed them at the window's start counts none of a
+    fault that ended then, and the other version does; either would be put on the new version. Absent with no
+    request of either version over either window (a division by 0)."""
+    def odds(counted: str) -> str:
+        return f"({version_of(counted, 'new')} / {version_of(counted, 'old')})"
+
+    first = evidence(definitions, _canary(definitions).checks[0], window).requests
+    shortest = evidence(definitions, _canary(definitions).checks[0], windows(definitions)[0]).requests
+    split = f"count without ({names.VERSION}) ({first})" if window == windows(definitions)[0] else \
+        f"{odds(first)} / {odds(shortest)} < {SPLIT_HELD:g} > {1 / SPLIT_HELD:g}"
+    counter = definitions.placeholders["requests_total"]
+    scrape = duration_seconds(definitions.profile.scrape_interval)
+    start = duration_seconds(window) - scrape  # one scrape interval into the window
+    late = f"{FRESH * scrape:g}"
+    seen = f"last_over_time({counter}[{window}])"
+    return (f"{split} unless on ({names.JOB}) ({seen} unless time() - timestamp({counter}) < {late}"
+            f" or {seen} unless time() - {start:g} - timestamp({counter} offset {start:g}s) < {late})")
+
+
 def version_of(series: str, version: str) -> str:
     """The series of one version, without its version label (so it matches the job-level series)."""
     return f'sum without ({names.VERSION}) ({series}{{{names.VERSION}="{version}"}})'
@@ -94,18 +137,20 @@ def baseline_expr(check: CanaryCheck, found: Evidence) -> str:
     return f"{version_of(found.bad, 'old')} > {floor} or {floor}"
 
 
-def llr_expr(check: CanaryCheck, found: Evidence) -> str:
+def llr_expr(check: CanaryCheck, found: Evidence, judged: str) -> str:
     """Wald's log-likelihood ratio, conditional on the bad requests of both versions (see the module):
-    k_new ln(ratio) - (k_new + k_old) ln((ratio n_new + n_old) / (n_new + n_old))."""
+    k_new ln(ratio) - (k_new + k_old) ln((ratio n_new + n_old) / (n_new + n_old)); only while `judged` is present
+    (judged_expr)."""
     ratio, log_ratio = f"{check.ratio:g}", f"{math.log(check.ratio):.6g}"  # PromQL's ln takes no scalar
     k, n = version_of(found.bad, "new"), version_of(found.requests, "new")
     n_old = version_of(found.requests, "old")
     return (f"{k} * {log_ratio} - ({k} + {found.baseline})"
-            f" * ln(({ratio} * {n} + {n_old}) / ({n} + {n_old}))")
+            f" * ln(({ratio} * {n} + {n_old}) / ({n} + {n_old})) and on ({names.JOB}) {judged}")
 
 
 def recording_rules(definitions: Definitions) -> list[dict[str, Any]]:
-    """The per-version counts, then each check's baseline and log-likelihood ratio, window by window; and the
+    """The per-version counts, whether they can be judged (judged_expr), then each check's baseline and
+    log-likelihood ratio, window by window; and the
     per-version signals the canary dashboard shows."""
     canary = _canary(definitions)
     rules: list[dict[str, Any]] = [
@@ -115,11 +160,13 @@ def recording_rules(definitions: Definitions) -> list[dict[str, Any]]:
     for window in windows(definitions):
         first = evidence(definitions, canary.checks[0], window)
         rules.append({"record": first.requests, "expr": requests_expr(definitions, window)})
+        judged = judged_series(definitions, window)
+        rules.append({"record": judged, "expr": judged_expr(definitions, window)})
         for check in canary.checks:
             found = evidence(definitions, check, window)
             rules += [{"record": found.bad, "expr": bad_expr(definitions, check, window)},
                       {"record": found.baseline, "expr": baseline_expr(check, found)},
-                      {"record": found.llr, "expr": llr_expr(check, found)}]
+                      {"record": found.llr, "expr": llr_expr(check, found, judged)}]
     return rules
 
 

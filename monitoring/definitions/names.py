@@ -140,6 +140,12 @@ def canary_llr(stem: str, window: str) -> str:
     return f"{JOB}:{stem}:canary_llr{window}"
 
 
+def canary_judged(stem: str, window: str) -> str:
+    """Present while the counts of `stem` (requests) over `window` can be judged: both versions' samples span it,
+    and their split is the current one."""
+    return f"{JOB}:{stem}:canary_judged{window}"
+
+
 def shared_fault(alert: str) -> str:
     """1 while the fleet alarm `alert` would blame the new version for a fault both versions share."""
     return f"{JOB}:{alert}:shared_fault"

@@ -229,7 +229,7 @@ def both() -> tuple[list[str], replay.Replay, dict, dict]:
     jobs = [r.name for r in rollouts]
     rules = replay.RollbackRules.of(DEFINITIONS)
     probed = [e.llr for c in rules.checks for e in c.evidence] + [e.baseline for c in rules.checks for e in c.evidence]
-    probed += [b.record for b in rules.bands] + [s.record for s in rules.shared]
+    probed += [b.record for b in rules.bands] + [s.record for s in rules.shared] + list(rules.judged)
     probed += list(dict.fromkeys(name for tier in rules.burn.tiers + rules.burn.version_tiers
                                  for name in (tier.long, tier.short, tier.long_requests, tier.short_requests) if name))
     firing, values = bench.promtool_firing(DEFINITIONS, samples, jobs, rules.replayed,
