@@ -83,8 +83,8 @@ def _check_series(rules: RollbackRules, check: Check, evaluation: Evaluation, re
         return active
     for window, found, judged_name in zip(rules.windows_ms, check.evidence, rules.judged, strict=True):
         requests = {v: evaluation.increase(rules.requests, v, window) for v in names.VERSIONS}
-        judged = _judged(rules, evaluation, window)
-        replay.recorded[judged_name] = np.where(judged, 1.0, np.nan)
+        judged, value = _judged(rules, evaluation, window)
+        replay.recorded[judged_name] = np.where(judged, value, np.nan)
         bad = {}
         for version in names.VERSIONS:
             signed = [evaluation.increase(s, version, window) for s, _ in check.bad]
@@ -107,32 +107,41 @@ def _check_series(rules: RollbackRules, check: Check, evaluation: Evaluation, re
         replay.recorded[found.llr] = llr
         with np.errstate(invalid="ignore"):
             active |= llr >= rules.bound
-    with np.errstate(invalid="ignore"):  # `and on (job)` each version's requests over the shortest window > 0
-        return active & (evaluation.increase(rules.requests, "new", rules.windows_ms[0]) > 0) \
-            & (evaluation.increase(rules.requests, "old", rules.windows_ms[0]) > 0)
+    reached: np.ndarray = active & _both_serving(rules, evaluation)
+    return reached
 
 
-def _judged(rules: RollbackRules, evaluation: Evaluation, window_ms: int) -> np.ndarray:
+def _both_serving(rules: RollbackRules, evaluation: Evaluation) -> np.ndarray:
+    """Each version's requests over the shortest window > 0, unless the old version's over serving_ms == 0."""
+    with np.errstate(invalid="ignore"):
+        serving: np.ndarray = (evaluation.increase(rules.requests, "new", rules.windows_ms[0]) > 0) \
+            & (evaluation.increase(rules.requests, "old", rules.windows_ms[0]) > 0) \
+            & ~(evaluation.increase(rules.requests, "old", rules.serving_ms) == 0)
+    return serving
+
+
+def _judged(rules: RollbackRules, evaluation: Evaluation, window_ms: int) -> tuple[np.ndarray, np.ndarray]:
     """Whether a window's counts can be judged (canary.judged_expr): both versions' requests present; over a window
     longer than the shortest, (new / old) / (new / old over the shortest) < split_held > 1 / split_held; unless a
     version's counter has a sample in the window but none in its last fresh_ms, or none in the fresh_ms up to one
-    scrape interval after the window's start."""
+    scrape interval after the window's start. Its value as recorded: the versions counted, or the ratio."""
     requests = {v: evaluation.increase(rules.requests, v, window_ms) for v in names.VERSIONS}
     judged: np.ndarray
     with np.errstate(invalid="ignore", divide="ignore"):
         if window_ms == rules.windows_ms[0]:
-            judged = ~np.isnan(requests["new"]) | ~np.isnan(requests["old"])
+            value = (~np.isnan(requests["new"])).astype(float) + ~np.isnan(requests["old"])
+            judged = value > 0
         else:
             shortest = {v: evaluation.increase(rules.requests, v, rules.windows_ms[0]) for v in names.VERSIONS}
-            ratio = (requests["new"] / requests["old"]) / (shortest["new"] / shortest["old"])
-            judged = (ratio < rules.split_held) & (ratio > written(1 / rules.split_held, "g"))
+            value = (requests["new"] / requests["old"]) / (shortest["new"] / shortest["old"])
+            judged = (value < rules.split_held) & (value > written(1 / rules.split_held, "g"))
     start = window_ms - rules.scrape_ms
     for version in names.VERSIONS:
         seen = evaluation.sampled(rules.requests, version, 0, window_ms, closed=True)
         fresh = evaluation.sampled(rules.requests, version, 0, rules.fresh_ms, closed=False)
         began = evaluation.sampled(rules.requests, version, start, rules.fresh_ms, closed=False)
         judged &= ~(seen & ~(fresh & began))
-    return judged
+    return judged, value
 
 
 def _over(ratio: np.ndarray, requests: np.ndarray | None, threshold: float, noise: float) -> np.ndarray:
@@ -226,9 +235,10 @@ def _shared_series(rules: RollbackRules, shared: Shared, evaluation: Evaluation,
         old = none
     with np.errstate(invalid="ignore"):
         cleared = rec[shortest.llr] <= rules.lower
-        serving = (rec[_version(shortest.requests, "new")] > 0) & (rec[_version(shortest.requests, "old")] > 0)
         incriminated = np.logical_or.reduce([rec[e.llr] >= rules.bound for e in shared.check.evidence])
-    held: np.ndarray = (old | cleared) & serving & ~incriminated
+    serving = _both_serving(rules, evaluation)
+    unjudged = serving & np.isnan(rec[rules.judged[0]])
+    held: np.ndarray = (old | cleared | unjudged) & serving & ~incriminated
     rec[shared.record] = np.where(held, 1.0, np.nan)
     return held
 

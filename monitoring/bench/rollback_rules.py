@@ -149,6 +149,7 @@ class RollbackRules:
     split_held: float = math.inf  # how far a window's split may stray from the shortest's, as written
     scrape_ms: int = 0
     fresh_ms: int = 0  # a sample older than this at a window's end (or one interval after its start): missed
+    serving_ms: int = 0  # the old version's requests not growing over this: it no longer serves
 
     @classmethod
     def of(cls, definitions: Definitions) -> RollbackRules:
@@ -203,7 +204,8 @@ class RollbackRules:
                    burn_rules, bands, lower, tuple(shared), page, for_ms[page] if page else 0,
                    tuple(canary.judged_series(definitions, w) for w in windows), written(canary.SPLIT_HELD, "g"),
                    _ms(profile.scrape_interval, "profile field scrape_interval"),
-                   round(written(canary.FRESH * duration_seconds(profile.scrape_interval), "g") * 1000))
+                   round(written(canary.FRESH * duration_seconds(profile.scrape_interval), "g") * 1000),
+                   _ms(canary.SERVING, "canary serving window"))
 
     @property
     def alerts(self) -> tuple[str, ...]:

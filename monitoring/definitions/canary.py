@@ -34,6 +34,7 @@ from monitoring.definitions.model import (
 
 SPLIT_HELD = 1.25  # how far (a factor) a window's split may stray from the shortest window's and still be the same
 FRESH = 1.5  # scrape intervals: a sample older than this at a window's end (or start) means missed scrapes
+SERVING = "1m"  # a version whose requests did not grow over this window no longer serves
 
 
 def _canary(definitions: Definitions) -> Canary:
@@ -157,6 +158,7 @@ def recording_rules(definitions: Definitions) -> list[dict[str, Any]]:
         {"record": definitions.recorded(s, per_version=True),
          "expr": definitions.windowed(s.expr, f"signal {s.name!r} field expr", per_version=True)}
         for s in signals(definitions)]
+    rules.append({"record": serving_series(definitions), "expr": requests_expr(definitions, SERVING)})
     for window in windows(definitions):
         first = evidence(definitions, canary.checks[0], window)
         rules.append({"record": first.requests, "expr": requests_expr(definitions, window)})
@@ -176,19 +178,28 @@ def bound(value: float) -> str:
 
 
 def rollback_expr(definitions: Definitions, check: CanaryCheck) -> str:
-    """Any window's evidence at or above the upper bound, while both versions still serve requests (over the
-    shortest window): once the new version is rolled back, the alert resolves within that window, not the longest;
-    and at 100 % the longest window's last old requests, from before the step, are no comparison for the new
-    version's requests since (a fault both versions share would be put on the new version alone)."""
+    """Any window's evidence at or above the upper bound, while both versions still serve requests (both_serving):
+    once the new version is rolled back, the alert resolves within the shortest window, not the longest; and at
+    100 % the old version's last requests, from before the step, are no comparison for the new version's requests
+    since (a fault both versions share would be put on the new version alone)."""
     upper = bound(_canary(definitions).upper_bound)
     reached = " or ".join(f"{evidence(definitions, check, w).llr} >= {upper}" for w in windows(definitions))
     return f"({reached}) and on ({names.JOB}) {both_serving(definitions)}"
 
 
+def serving_series(definitions: Definitions) -> str:
+    """Each version's requests over SERVING."""
+    return names.canary_count(names.app_metric(definitions.service, "requests"), SERVING)
+
+
 def both_serving(definitions: Definitions) -> str:
-    """Both versions served requests over the shortest window: something to compare, now."""
+    """Both versions served requests over the shortest window, and the old version still serves (its requests did
+    not stop over the last SERVING; missed scrapes do not count as stopped): something to compare, now. At 100 %
+    the shortest window's last old requests, from before the step, are no comparison for the new version's since,
+    which take every request of a fault both versions share."""
     counted = evidence(definitions, _canary(definitions).checks[0], windows(definitions)[0]).requests
-    return f"{version_of(counted, 'new')} > 0 and on ({names.JOB}) {version_of(counted, 'old')} > 0"
+    return (f"{version_of(counted, 'new')} > 0 and on ({names.JOB}) {version_of(counted, 'old')} > 0"
+            f" unless on ({names.JOB}) {version_of(serving_series(definitions), 'old')} == 0")
 
 
 def judgement_exprs(definitions: Definitions, check: CanaryCheck) -> list[str]:

@@ -77,10 +77,13 @@ def test_the_numbers_are_the_definitions_as_the_generated_rules_write_them() -> 
         alert = generated[check.alert]
         assert alert["for"] == f"{check.for_ms // 1000}s"
         serving = [f'sum without (version) ({check.evidence[0].requests}{{version="{v}"}}) > 0' for v in ("new", "old")]
-        assert " ".join(alert["expr"].split()).endswith(  # both versions over the shortest window
-            f") and on (job) {serving[0]} and on (job) {serving[1]}")
-        for window, found in zip(rules.windows, check.evidence, strict=True):
+        stopped = 'sum without (version) (job_version:genesis_requests:increase1m{version="old"}) == 0'
+        assert " ".join(alert["expr"].split()).endswith(  # both versions over the shortest window, the old one now
+            f") and on (job) {serving[0]} and on (job) {serving[1]} unless on (job) {stopped}")
+        assert rules.serving_ms == 60_000
+        for i, (window, found) in enumerate(zip(rules.windows, check.evidence, strict=True)):
             assert f"{found.llr} >= {rules.bound:g}" in alert["expr"]
+            assert " ".join(generated[found.llr]["expr"].split()).endswith(f" and on (job) {rules.judged[i]}")
             old = f'sum without (version) ({found.requests}{{version="old"}}) > 0'
             floor = f"{check.floor:g} * ({old})"
             assert generated[found.baseline]["expr"] == f'sum without (version) ({found.bad}{{version="old"}}) > ' \
@@ -90,6 +93,14 @@ def test_the_numbers_are_the_definitions_as_the_generated_rules_write_them() -> 
             assert f"[{window}]" in generated[found.bad]["expr"]
             for selector, _ in check.bad:
                 assert selector in generated[found.bad]["expr"]
+    # a window is judged while both versions' samples span it, and a longer one once its split held
+    assert (rules.scrape_ms, rules.fresh_ms, rules.split_held) == (15_000, 22_500, 1.25)
+    for window, judged in zip(rules.windows, rules.judged, strict=True):
+        expr = " ".join(generated[judged]["expr"].split())
+        start = (rules.windows_ms[rules.windows.index(window)] - rules.scrape_ms) // 1000
+        assert f"last_over_time(genesis_requests_total[{window}]) unless time() - timestamp(genesis_requests_total) " \
+            "< 22.5" in expr and f"time() - {start} - timestamp(genesis_requests_total offset {start}s) < 22.5" in expr
+        assert (" < 1.25 > 0.8 unless" in expr) == (window != rules.windows[0])
     burn, alert = rules.burn, generated[rules.burn.alert]
     assert alert["for"] == f"{burn.for_ms // 1000}s"
     for tier in burn.tiers:
