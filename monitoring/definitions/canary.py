@@ -10,9 +10,9 @@ the new version up, a bad one of the old version down. The old version's bad req
 `floor` of its requests, which only lowers the evidence: a spotless old version does not make a single error
 look damning. No old traffic (100 %) or no new traffic means no evidence: silence. A window is judged only while
 both versions' counts span it (no missed scrapes at its ends) and, if longer than the shortest, once the split it
-holds is the current one: for a window after the split changes, the test would weigh a fault both versions share,
-which falls on the new split, against the old split's share. The design, the bounds and the error rates are in
-docs/canary-analysis.md.
+holds is the current one or while the shortest window does not clear the new version: for a window after the
+split changes, the test would weigh a fault both versions share, which falls on the new split, against the old
+split's share. The design, the bounds and the error rates are in docs/canary-analysis.md.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from monitoring.definitions.model import (
 
 SPLIT_HELD = 1.25  # how far (a factor) a window's split may stray from the shortest window's and still be the same
 FRESH = 1.5  # scrape intervals: a sample older than this at a window's end (or start) means missed scrapes
+MISSED = 8  # scrape intervals: a series without a sample for longer ended (or had not begun), it missed nothing
 SERVING = "1m"  # a version whose requests did not grow over this window no longer serves
 
 
@@ -98,32 +99,48 @@ def bad_expr(definitions: Definitions, check: CanaryCheck, window: str) -> str:
 
 
 def judged_series(definitions: Definitions, window: str) -> str:
-    """The series present while the counts over `window` can be judged (judged_expr)."""
+    """The series present while both versions' counts over `window` span it (judged_expr)."""
     return names.canary_judged(names.app_metric(definitions.service, "requests"), window)
 
 
 def judged_expr(definitions: Definitions, window: str) -> str:
-    """Present per job while both versions' counts over `window` span it and, for a window longer than the
-    shortest, their split is the current one: the new version's requests over the old one's within SPLIT_HELD
-    times (either way) the same over the shortest window. A series spans the window when it has a sample within
-    FRESH scrape intervals of its end and of one interval after its start: a version that missed its last
-    scrapes counts none of a fault that began since, one that missed them at the window's start counts none of a
-    fault that ended then, and the other version does; either would be put on the new version. Absent with no
-    request of either version over either window (a division by 0)."""
+    """Present per job (the versions counted) while both versions' counts over `window` span it: no series of the
+    job missed its scrapes at the window's end (a sample in the last MISSED scrape intervals, none in the last
+    FRESH) or at its start (a sample in the MISSED intervals before the window and one in it, none in the FRESH
+    intervals up to one interval into it). A version that missed its last scrapes counts none of a fault that
+    began since, one that missed them at the window's start none of a fault that ended then, while the other
+    version does: the test would put a fault both versions share on the new version alone. A series that began
+    in the window, or ended over MISSED intervals ago, is no missed scrape."""
+    counted = evidence(definitions, _canary(definitions).checks[0], window).requests
+    counter = definitions.placeholders["requests_total"]
+    scrape = duration_seconds(definitions.profile.scrape_interval)
+    start = duration_seconds(window) - scrape  # one scrape interval into the window
+    late, missed = f"{FRESH * scrape:g}", f"{MISSED * scrape:g}s"
+    end_missed = f"last_over_time({counter}[{missed}]) unless time() - timestamp({counter}) < {late}"
+    start_missed = (f"last_over_time({counter}[{window}]) and last_over_time({counter}[{missed}] offset {window})"
+                    f" unless time() - {start:g} - timestamp({counter} offset {start:g}s) < {late}")
+    return (f"count without ({names.VERSION}) ({counted}) unless on ({names.JOB}) ({end_missed} or "
+            f"{start_missed})")
+
+
+def held_series(definitions: Definitions, window: str) -> str | None:
+    """The series present while the split over `window` is the current one (held_expr); None for the shortest
+    window, which judges at once."""
+    if window == windows(definitions)[0]:
+        return None
+    return names.canary_split_held(names.app_metric(definitions.service, "requests"), window)
+
+
+def held_expr(definitions: Definitions, window: str) -> str:
+    """The new version's requests over the old one's, over `window`, within SPLIT_HELD times (either way) the same
+    over the shortest window: the split has held for the whole window. Absent with no request of either version
+    over either window (a division by 0)."""
     def odds(counted: str) -> str:
         return f"({version_of(counted, 'new')} / {version_of(counted, 'old')})"
 
     first = evidence(definitions, _canary(definitions).checks[0], window).requests
     shortest = evidence(definitions, _canary(definitions).checks[0], windows(definitions)[0]).requests
-    split = f"count without ({names.VERSION}) ({first})" if window == windows(definitions)[0] else \
-        f"{odds(first)} / {odds(shortest)} < {SPLIT_HELD:g} > {1 / SPLIT_HELD:g}"
-    counter = definitions.placeholders["requests_total"]
-    scrape = duration_seconds(definitions.profile.scrape_interval)
-    start = duration_seconds(window) - scrape  # one scrape interval into the window
-    late = f"{FRESH * scrape:g}"
-    seen = f"last_over_time({counter}[{window}])"
-    return (f"{split} unless on ({names.JOB}) ({seen} unless time() - timestamp({counter}) < {late}"
-            f" or {seen} unless time() - {start:g} - timestamp({counter} offset {start:g}s) < {late})")
+    return f"{odds(first)} / {odds(shortest)} < {SPLIT_HELD:g} > {1 / SPLIT_HELD:g}"
 
 
 def version_of(series: str, version: str) -> str:
@@ -138,20 +155,30 @@ def baseline_expr(check: CanaryCheck, found: Evidence) -> str:
     return f"{version_of(found.bad, 'old')} > {floor} or {floor}"
 
 
-def llr_expr(check: CanaryCheck, found: Evidence, judged: str) -> str:
+def llr_expr(definitions: Definitions, check: CanaryCheck, window: str) -> str:
     """Wald's log-likelihood ratio, conditional on the bad requests of both versions (see the module):
-    k_new ln(ratio) - (k_new + k_old) ln((ratio n_new + n_old) / (n_new + n_old)); only while `judged` is present
-    (judged_expr)."""
+    k_new ln(ratio) - (k_new + k_old) ln((ratio n_new + n_old) / (n_new + n_old)); only while both versions' counts
+    span the window (judged_expr) and, over a window longer than the shortest, while its split is the current one
+    (held_expr) or the shortest window's evidence does not clear the new version. After the split changes, a fault
+    both versions share falls on the new split, and a window that still holds the old split weighs it against the
+    old split's share: the new version looks worse while the shortest window, all on the new split, says it is
+    not; a new version that is worse is worse over the shortest window too."""
+    found = evidence(definitions, check, window)
     ratio, log_ratio = f"{check.ratio:g}", f"{math.log(check.ratio):.6g}"  # PromQL's ln takes no scalar
     k, n = version_of(found.bad, "new"), version_of(found.requests, "new")
     n_old = version_of(found.requests, "old")
+    held = held_series(definitions, window)
+    shortest = evidence(definitions, check, windows(definitions)[0]).llr
+    split = "" if held is None else \
+        f" and on ({names.JOB}) ({held} or {shortest} > {bound(_canary(definitions).lower_bound)})"
     return (f"{k} * {log_ratio} - ({k} + {found.baseline})"
-            f" * ln(({ratio} * {n} + {n_old}) / ({n} + {n_old})) and on ({names.JOB}) {judged}")
+            f" * ln(({ratio} * {n} + {n_old}) / ({n} + {n_old}))"
+            f" and on ({names.JOB}) {judged_series(definitions, window)}{split}")
 
 
 def recording_rules(definitions: Definitions) -> list[dict[str, Any]]:
-    """The per-version counts, whether they can be judged (judged_expr), then each check's baseline and
-    log-likelihood ratio, window by window; and the
+    """The per-version counts, whether they span the window (judged_expr) and hold the current split (held_expr),
+    then each check's baseline and log-likelihood ratio, window by window; and the
     per-version signals the canary dashboard shows."""
     canary = _canary(definitions)
     rules: list[dict[str, Any]] = [
@@ -162,13 +189,15 @@ def recording_rules(definitions: Definitions) -> list[dict[str, Any]]:
     for window in windows(definitions):
         first = evidence(definitions, canary.checks[0], window)
         rules.append({"record": first.requests, "expr": requests_expr(definitions, window)})
-        judged = judged_series(definitions, window)
-        rules.append({"record": judged, "expr": judged_expr(definitions, window)})
+        rules.append({"record": judged_series(definitions, window), "expr": judged_expr(definitions, window)})
+        held = held_series(definitions, window)
+        if held is not None:
+            rules.append({"record": held, "expr": held_expr(definitions, window)})
         for check in canary.checks:
             found = evidence(definitions, check, window)
             rules += [{"record": found.bad, "expr": bad_expr(definitions, check, window)},
                       {"record": found.baseline, "expr": baseline_expr(check, found)},
-                      {"record": found.llr, "expr": llr_expr(check, found, judged)}]
+                      {"record": found.llr, "expr": llr_expr(definitions, check, window)}]
     return rules
 
 

@@ -141,9 +141,14 @@ def canary_llr(stem: str, window: str) -> str:
 
 
 def canary_judged(stem: str, window: str) -> str:
-    """Present while the counts of `stem` (requests) over `window` can be judged: both versions' samples span it,
-    and their split is the current one."""
+    """Present while both versions' counts of `stem` (requests) over `window` span it (no missed scrapes at its
+    ends)."""
     return f"{JOB}:{stem}:canary_judged{window}"
+
+
+def canary_split_held(stem: str, window: str) -> str:
+    """Present while the split of `stem` (requests) between the versions over `window` is the current one."""
+    return f"{JOB}:{stem}:canary_split_held{window}"
 
 
 def shared_fault(alert: str) -> str:
