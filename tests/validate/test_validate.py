@@ -203,16 +203,3 @@ def test_schema_family_rejects_a_legacy_dashboard(tree: Path, ref: Path, monkeyp
           '"uid": "genesis-prometheus"\n      },', '"datasource": "Prometheus",')
     problems = _run(tree, "schema")
     assert problems and all("datasource" in p for p in problems)
-
-
-def test_the_engines_dry_run_rejects_a_template_vmalert_cannot_parse(tree: Path) -> None:
-    """The vmalert family is VictoriaMetrics' dry run (monitoring/engines/victoriametrics.py): a broken template
-    fails it with vmalert's words; the committed files pass it."""
-    try:
-        find("vmalert")
-    except MissingBinary:
-        pytest.skip("vmalert not installed (make debs)")
-    assert _run(tree, "vmalert") == []
-    _edit(tree, RULES, "summary: ", "summary: {{ .Nope ")
-    problems = _run(tree, "vmalert")
-    assert len(problems) == 1 and problems[0].startswith(f"{RULES}: vmalert -dryRun failed:"), problems
