@@ -30,8 +30,8 @@ from monitoring.definitions.model import (
 )
 
 SPLIT_HELD = 1.25  # how far (a factor) a window's split may stray from the shortest window's and still be the same
-FRESH = 1.5  # scrape intervals: a sample older than this at a window's end (or start) means missed scrapes
-MISSED = 8  # scrape intervals: a series without a sample for longer ended (or had not begun), it missed nothing
+FRESH = 1.5  # scrape intervals: the versions' newest samples this far apart mean one missed its scrapes
+MISSED = 8  # scrape intervals: a series without a sample for longer ended (a replaced instance): left out
 SERVING = "1m"  # a version whose requests did not grow over this window no longer serves
 
 
