@@ -8,11 +8,8 @@ counts, so the old version's unknown error rate drops out and a false rollback s
 whatever that rate is (a two-sample test of two Poisson rates). Every request moves the evidence: a bad one of
 the new version up, a bad one of the old version down. The old version's bad requests are taken as at least
 `floor` of its requests, which only lowers the evidence: a spotless old version does not make a single error
-look damning. No old traffic (100 %) or no new traffic means no evidence: silence. A window is judged only while
-both versions' counts span it (no missed scrapes at its ends) and, if longer than the shortest, once the split it
-holds is the current one or while the shortest window does not clear the new version: for a window after the
-split changes, the test would weigh a fault both versions share, which falls on the new split, against the old
-split's share. The design, the bounds and the error rates are in docs/canary-analysis.md.
+look damning. No old traffic (100 %) or no new traffic means no evidence: silence. A window is judged only when
+its counts are comparable (llr_expr). The design, the bounds and the error rates are in docs/canary-analysis.md.
 """
 
 from __future__ import annotations
@@ -33,8 +30,8 @@ from monitoring.definitions.model import (
 )
 
 SPLIT_HELD = 1.25  # how far (a factor) a window's split may stray from the shortest window's and still be the same
-FRESH = 1.5  # scrape intervals: a sample older than this at a window's end (or start) means missed scrapes
-MISSED = 8  # scrape intervals: a series without a sample for longer ended (or had not begun), it missed nothing
+FRESH = 1.5  # scrape intervals: the versions' newest samples this far apart mean one missed its scrapes
+MISSED = 8  # scrape intervals: a series without a sample for longer ended (a replaced instance): left out
 SERVING = "1m"  # a version whose requests did not grow over this window no longer serves
 
 
@@ -104,23 +101,21 @@ def judged_series(definitions: Definitions, window: str) -> str:
 
 
 def judged_expr(definitions: Definitions, window: str) -> str:
-    """Present per job (the versions counted) while both versions' counts over `window` span it: no series of the
-    job missed its scrapes at the window's end (a sample in the last MISSED scrape intervals, none in the last
-    FRESH) or at its start (a sample in the MISSED intervals before the window and one in it, none in the FRESH
-    intervals up to one interval into it). A version that missed its last scrapes counts none of a fault that
-    began since, one that missed them at the window's start none of a fault that ended then, while the other
-    version does: the test would put a fault both versions share on the new version alone. A series that began
-    in the window, or ended over MISSED intervals ago, is no missed scrape."""
+    """Present per job (the versions counted) while both versions' counts over `window` span the same time: the
+    newest samples of the job's series (those of the last MISSED scrape intervals), at the window's end and one
+    interval into it, lie within FRESH intervals of each other. A version that missed its scrapes there counts less
+    of a fault than the other, which the test would put on the new version."""
     counted = evidence(definitions, _canary(definitions).checks[0], window).requests
     counter = definitions.placeholders["requests_total"]
     scrape = duration_seconds(definitions.profile.scrape_interval)
     start = duration_seconds(window) - scrape  # one scrape interval into the window
-    late, missed = f"{FRESH * scrape:g}", f"{MISSED * scrape:g}s"
-    end_missed = f"last_over_time({counter}[{missed}]) unless time() - timestamp({counter}) < {late}"
-    start_missed = (f"last_over_time({counter}[{window}]) and last_over_time({counter}[{missed}] offset {window})"
-                    f" unless time() - {start:g} - timestamp({counter} offset {start:g}s) < {late}")
-    return (f"count without ({names.VERSION}) ({counted}) unless on ({names.JOB}) ({end_missed} or "
-            f"{start_missed})")
+    late, missed = f"{FRESH * scrape:g}", MISSED * scrape
+    spreads = []
+    for back in (0.0, start):
+        shift = f" offset {back:g}s" if back else ""
+        newest = f"timestamp({counter}{shift}) > time() - {back + missed:g}"
+        spreads.append(f"max by ({names.JOB}) ({newest}) - min by ({names.JOB}) ({newest}) >= {late}")
+    return f"count without ({names.VERSION}) ({counted}) unless on ({names.JOB}) ({' or '.join(spreads)})"
 
 
 def held_series(definitions: Definitions, window: str) -> str | None:
@@ -158,11 +153,9 @@ def baseline_expr(check: CanaryCheck, found: Evidence) -> str:
 def llr_expr(definitions: Definitions, check: CanaryCheck, window: str) -> str:
     """Wald's log-likelihood ratio, conditional on the bad requests of both versions (see the module):
     k_new ln(ratio) - (k_new + k_old) ln((ratio n_new + n_old) / (n_new + n_old)); only while both versions' counts
-    span the window (judged_expr) and, over a window longer than the shortest, while its split is the current one
-    (held_expr) or the shortest window's evidence does not clear the new version. After the split changes, a fault
-    both versions share falls on the new split, and a window that still holds the old split weighs it against the
-    old split's share: the new version looks worse while the shortest window, all on the new split, says it is
-    not; a new version that is worse is worse over the shortest window too."""
+    span the window (judged_expr) and, for a longer window, while its split is the current one (held_expr) or the
+    shortest window does not clear the new version: after the split changes, a fault both versions share falls on
+    the new split, and a window still holding the old one blames the new version for it."""
     found = evidence(definitions, check, window)
     ratio, log_ratio = f"{check.ratio:g}", f"{math.log(check.ratio):.6g}"  # PromQL's ln takes no scalar
     k, n = version_of(found.bad, "new"), version_of(found.requests, "new")
@@ -185,7 +178,7 @@ def recording_rules(definitions: Definitions) -> list[dict[str, Any]]:
         {"record": definitions.recorded(s, per_version=True),
          "expr": definitions.windowed(s.expr, f"signal {s.name!r} field expr", per_version=True)}
         for s in signals(definitions)]
-    if SERVING not in windows(definitions):  # else the window's own count is the same series (one rule each)
+    if SERVING not in windows(definitions):  # else recorded with the windows' counts
         rules.append({"record": serving_series(definitions), "expr": requests_expr(definitions, SERVING)})
     for window in windows(definitions):
         first = evidence(definitions, canary.checks[0], window)
@@ -224,9 +217,8 @@ def serving_series(definitions: Definitions) -> str:
 
 def both_serving(definitions: Definitions) -> str:
     """Both versions served requests over the shortest window, and the old version still serves (its requests did
-    not stop over the last SERVING; missed scrapes do not count as stopped): something to compare, now. At 100 %
-    the shortest window's last old requests, from before the step, are no comparison for the new version's since,
-    which take every request of a fault both versions share."""
+    not stop over the last SERVING; missed scrapes are no stop): something to compare, now. At 100 % its last
+    requests, from before the step, are no comparison for the new version's since."""
     counted = evidence(definitions, _canary(definitions).checks[0], windows(definitions)[0]).requests
     return (f"{version_of(counted, 'new')} > 0 and on ({names.JOB}) {version_of(counted, 'old')} > 0"
             f" unless on ({names.JOB}) {version_of(serving_series(definitions), 'old')} == 0")
