@@ -6,7 +6,10 @@ started again), stalled (SIGSTOP, then SIGCONT), restarted (SIGTERM, then starte
 (its folder immutable, `chattr +i`: even root cannot create or rename a file in it) for a few seconds to a minute.
 Then the run waits for the rollback, and a while longer for a second one. The part `deploy` is the rollout's own
 command: `monitoring deploy` walks the flag to 10 % and soaks there when the new version turns bad, and is killed
-(then `--resume`d) or stalled around it (monitoring.bench.deploy_fault).
+(then `--resume`d) or stalled around it (monitoring.bench.deploy_fault); `deploy-verdict` the same with every
+rollback alert in shadow mode, so that deploy's own ROLLBACK verdict is what must roll back. The parts `vmalert`
+and `victoriametrics` run on the VictoriaMetrics engine (monitoring.engines.victoriametrics): its rule evaluator,
+and its single-node server in the Prometheus role.
 
 For each part and fault the table says how many runs rolled the flag back, the worst delay between the part's return
 and the rollback (beside the floor the configuration allows), how many runs recorded more than one rollback
