@@ -9,17 +9,16 @@ version failing at 10 % and shows the mechanism the rollback then rests on:
   is written once the state can be written again;
 - the same for the flag systems: a flagd file that cannot be written, Unleash's PostgreSQL SIGKILLed while the
   Unleash server is SIGSTOPped (PostgreSQL started again on its data, as a supervisor would);
-- on the VictoriaMetrics engine, vmalert SIGKILLed before the fault rolls nothing back while it is out and rolls
-  back once when started again;
 (Unleash's own exit without its database, and the local stack's wrapper starting it again, is in
-test_unleash_supervised.py: it waits a minute for Unleash to give up, longer than this short form may take.)
+test_unleash_supervised.py: it waits a minute for Unleash to give up, longer than this short form may take; vmalert
+killed on the VictoriaMetrics engine is in test_faults_victoriametrics.py: its stack alone takes about as long as
+two of these tests.)
 """
 
 from __future__ import annotations
 
 import contextlib
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,7 +27,6 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitoring.definitions import names
-from monitoring.engines.victoriametrics import ENGINE as VICTORIA_METRICS
 from monitoring.engines.victoriametrics import VMALERT
 from monitoring.genesis import DEFINITIONS
 from monitoring.local.faults import (
@@ -45,7 +43,7 @@ from monitoring.local.faults import (
     wait,
 )
 from monitoring.local.observe import query
-from monitoring.local.scenarios import floor_seconds, patience, scenarios
+from monitoring.local.scenarios import patience, scenarios
 from monitoring.local.stack import UNLEASH, Stack, on_free_ports
 from monitoring.processes import free_port
 from tests.support.servers import local_stack
@@ -55,7 +53,6 @@ pytestmark = pytest.mark.slow  # local stacks
 DEFINITIONS_COMPRESSED = DEFINITIONS.with_profile("compressed")
 SCENARIO = scenarios(DEFINITIONS_COMPRESSED)["fleet"]
 PATIENCE = patience(DEFINITIONS_COMPRESSED, SCENARIO.alert)
-FLOOR = floor_seconds(DEFINITIONS_COMPRESSED, SCENARIO.alert)
 
 
 @contextlib.contextmanager
@@ -172,17 +169,3 @@ def test_unleash_stalled_and_its_postgresql_killed_are_refused_and_the_rollback_
     with _rolled_out(tmp_path / "stack", "unleash") as stack:
         _refused_then_rolled_back_once(stack, (UNLEASH, "kill", "postgres"), (UNLEASH, "stall", "node"))
 
-
-def test_vmalert_killed_on_victoriametrics_rolls_back_nothing_while_out_and_once_after_its_restart(
-        tmp_path: Path) -> None:
-    """vmalert keeps no storage of its own: started again, it reads its rules' state back from victoria-metrics
-    (`-remoteRead.url`), evaluates, and Alertmanager gets the alert once more; the new version's failures were
-    scraped and stored meanwhile by victoria-metrics, which runs on."""
-    with _rolled_out(tmp_path / "stack", engine=VICTORIA_METRICS.name) as stack:
-        signal_groups(pids(stack, VMALERT), signal.SIGKILL)
-        break_new_version(stack, SCENARIO.fault)
-        time.sleep(2 * FLOOR)  # twice what a rollback takes with vmalert running
-        assert automatic_rollbacks(stack) == [], "nothing evaluates the rules while vmalert is out"
-        assert stack.flag().read() == SCENARIO.rollout
-        stack.up(say=lambda line: None)  # vmalert again, on the same victoria-metrics
-        _rolled_back_once_when_quiet(stack)
