@@ -7,6 +7,11 @@ rolled back once (by the alert path or by deploy's own ROLLBACK verdict), and de
 the rollback, nor on evidence that was not fresh: a raise more than the freshness bound after the verdict that
 allowed it (a deploy stalled between its verdict and its write), or at a moment Prometheus had no fresh data of
 the application.
+
+The alert path usually rolls back before the soak ends, so in a second variant every rollback alert is in shadow
+mode (the definitions' `shadow`: it fires, the receiver records "would have rolled back" and moves nothing) and
+the soak is longer: deploy's ROLLBACK verdict at the soak's end, taken by a deploy that was killed and resumed or
+stalled and continued, is then what must roll back, once.
 """
 
 from __future__ import annotations
@@ -18,11 +23,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from monitoring.analysis.prometheus import Prometheus
 from monitoring.definitions import names
-from monitoring.definitions.model import Definitions
+from monitoring.definitions.alerts import every_alert
+from monitoring.definitions.model import Definitions, duration_seconds
 from monitoring.flags.history import State
 from monitoring.flags.store import CorruptState, StateStore, parse_time
 from monitoring.local.faults import served
@@ -38,21 +45,27 @@ PROJECT = Path(__file__).resolve().parents[2]
 DEPLOY = "deploy"  # the part's role: not a server of the stack, the command walking the rollout
 STEPS = "0,10,25"  # the scenario's 10 %, then a step it must never reach on the bad version's evidence
 SOAK = "25s"  # the 10 % soak: the fault lands inside it, and its end (the verdict) around the alert's floor after it
+VERDICT_SOAK = "45s"  # with the rollback alerts in shadow: the verdict judges a soak mostly of the bad version
 HOLD = "10s"  # a HOLD verdict extends the soak this much (the profile's own hold is hours)
 ENDED = 90.0  # seconds the command is given to end after the rollback (it stops on the conflict, exit 3)
 CALMED = ("cpu",)  # the host's own CPU, which other work shares: its alert would hold every step (rollout_demo)
 
 
-def definitions_for(definitions: Definitions) -> Definitions:
-    """The definitions the part's stack runs: the host's CPU calmed, as in the rollout demo."""
-    return calm(definitions, CALMED)
+def definitions_for(definitions: Definitions, shadow: bool = False) -> Definitions:
+    """The definitions the part's stack runs: the host's CPU calmed, as in the rollout demo; with `shadow`, every
+    rollback alert in shadow mode (it fires, the receiver records "would have rolled back" and moves nothing), so
+    that only deploy's own ROLLBACK verdict rolls the bad version back."""
+    calmed = calm(definitions, CALMED)
+    if not shadow:
+        return calmed
+    return replace(calmed, shadow=tuple(a.name for a in every_alert(calmed) if a.action == names.ROLLBACK))
 
 
 class Deployer:
     """The `monitoring deploy` process of one run, in a session of its own (so its group can be signalled)."""
 
-    def __init__(self, stack: Stack, log: Path) -> None:
-        self.stack, self.log = stack, log
+    def __init__(self, stack: Stack, log: Path, soak: str = SOAK) -> None:
+        self.stack, self.log, self.soak = stack, log, soak
         self.common = ["--state", str(stack.state), "--profile", "compressed",
                        "--prometheus", stack.url(names.PROMETHEUS)]
         self.process: subprocess.Popen[bytes] | None = None
@@ -64,11 +77,12 @@ class Deployer:
                                             stdin=subprocess.DEVNULL, start_new_session=True)
 
     def start(self, scenario: Scenario, timeout: float) -> None:
-        """Deploy started once the stack is quiet; back when it soaks the scenario's step and Prometheus sees it."""
+        """Deploy started once the stack is quiet; back when it soaks the scenario's step and Prometheus sees it
+        (within `timeout` beside a soak: the step before it may soak too)."""
         quiet(Prometheus(self.stack.url(names.PROMETHEUS)), self.stack.definitions, lambda line: None)
-        self._run("--strategy", "custom", "--steps", STEPS, "--wait", SOAK, "--hold", HOLD, "--check-every", "1s")
+        self._run("--strategy", "custom", "--steps", STEPS, "--wait", self.soak, "--hold", HOLD, "--check-every", "1s")
         store = StateStore(self.stack.state, self.stack.definitions.flag_name)
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout + duration_seconds(self.soak)
         while not (store.read()["current_percentage"] == scenario.rollout
                    and progress_of(store.read()).get("status") == "soaking"):
             if time.monotonic() > deadline or (self.process and self.process.poll() is not None):

@@ -6,7 +6,10 @@ started again), stalled (SIGSTOP, then SIGCONT), restarted (SIGTERM, then starte
 (its folder immutable, `chattr +i`: even root cannot create or rename a file in it) for a few seconds to a minute.
 Then the run waits for the rollback, and a while longer for a second one. The part `deploy` is the rollout's own
 command: `monitoring deploy` walks the flag to 10 % and soaks there when the new version turns bad, and is killed
-(then `--resume`d) or stalled around it (monitoring.bench.deploy_fault).
+(then `--resume`d) or stalled around it (monitoring.bench.deploy_fault); `deploy-verdict` the same with every
+rollback alert in shadow mode, so that deploy's own ROLLBACK verdict is what must roll back. The parts `vmalert`
+and `victoriametrics` run on the VictoriaMetrics engine (monitoring.engines.victoriametrics): its rule evaluator,
+and its single-node server in the Prometheus role.
 
 For each part and fault the table says how many runs rolled the flag back, the worst delay between the part's return
 and the rollback (beside the floor the configuration allows), how many runs recorded more than one rollback
@@ -31,9 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
-from monitoring.bench.deploy_fault import DEPLOY, Deployer, definitions_for, unfresh_raises
+from monitoring.bench.deploy_fault import DEPLOY, SOAK, VERDICT_SOAK, Deployer, definitions_for, unfresh_raises
 from monitoring.bench.tables import table
 from monitoring.definitions import names
+from monitoring.engines.victoriametrics import ENGINE as VICTORIA_METRICS
+from monitoring.engines.victoriametrics import VMALERT
 from monitoring.genesis import DEFINITIONS
 from monitoring.local.faults import (
     FAULTS,
@@ -56,12 +61,15 @@ OUT = (5.0, 60.0)  # how long a part stays out, seconds (the production profile'
 AROUND = (-5.0, 8.0)  # when it goes out, seconds after the new version turns bad (the floor is about 8 s)
 SAY = functools.partial(print, flush=True)  # a line per run as it ends
 READY = 60.0  # seconds to wait for the stack to serve the rollout before the fault
+VM = VICTORIA_METRICS.name  # the engine of the vmalert and victoria-metrics parts
 
 
 @dataclass(frozen=True)
 class Part:
     """A part of the pipeline: which servers of the stack (by role; `one`: the first of them only), the faults it
-    takes, the number of Prometheus and Alertmanager peers and the flag system of its stack."""
+    takes, the number of Prometheus and Alertmanager peers, the flag system and the engine of its stack; for
+    `monitoring deploy`, whether the rollback alerts are in shadow mode (`verdict`: only deploy's own ROLLBACK
+    verdict can then move the flag)."""
 
     title: str
     role: str | None  # FOLDER: the stack's folder, where the flag (flagd file or state file) is written
@@ -70,6 +78,8 @@ class Part:
     peers: int = 1
     flags: str = "state"
     program: str | None = None  # only the processes of the server's group that run it (a stall)
+    engine: str | None = None  # None: the stack's default (Prometheus)
+    verdict: bool = False
 
 
 PARTS = {
@@ -84,6 +94,11 @@ PARTS = {
     "postgres": Part("Unleash's PostgreSQL (flags=unleash)", UNLEASH, ("kill", "stall"), flags="unleash",
                      program="postgres"),
     "deploy": Part("monitoring deploy, soaking 10 %", DEPLOY, ("kill", "stall")),
+    "deploy-verdict": Part("monitoring deploy, soaking 10 %, rollback alerts in shadow", DEPLOY, ("kill", "stall"),
+                           verdict=True),
+    "vmalert": Part("vmalert (engine=victoriametrics)", VMALERT, ("kill", "stall", "restart"), engine=VM),
+    "victoriametrics": Part("victoria-metrics (engine=victoriametrics)", names.PROMETHEUS, ("kill", "stall", "restart"),
+                            engine=VM),
 }
 
 
@@ -120,15 +135,16 @@ def one_run(part_name: str, fault: str, chooser: random.Random, say: Callable[[s
     definitions = DEFINITIONS.with_profile("compressed")
     deploying = part.role == DEPLOY
     if deploying:
-        definitions = definitions_for(definitions)
+        definitions = definitions_for(definitions, shadow=part.verdict)
     scenario = scenarios(definitions)["fleet"]
     floor = floor_seconds(definitions, scenario.alert)
     run = Run(part_name, fault, chooser.uniform(*AROUND))
     seconds = chooser.uniform(*OUT)
     with tempfile.TemporaryDirectory(prefix="monitoring-bench-faults-") as folder:
         stack = Stack(Path(folder), on_free_ports(definitions, part.peers), flags=part.flags,
-                      unleash_port=free_port())  # not Unleash's own 4242, which another stack may hold
-        deployer = Deployer(stack, stack.root / "logs" / "deploy.log")
+                      unleash_port=free_port(),  # not Unleash's own 4242, which another stack may hold
+                      engine=part.engine, engine_ports={VMALERT: free_port()} if part.engine else None)
+        deployer = Deployer(stack, stack.root / "logs" / "deploy.log", soak=VERDICT_SOAK if part.verdict else SOAK)
         try:
             stack.up(say=lambda line: None)
             if deploying:

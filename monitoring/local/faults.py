@@ -44,8 +44,10 @@ FOLDER = None  # the part a `read-only` fault takes: the stack's folder, not a s
 
 
 def pids(stack: Stack, role: str, one: bool = False) -> list[int]:
-    """The recorded processes of the stack's servers of `role` (UNLEASH: the flag system's), or the first only."""
-    servers = [stack.unleash] if role == UNLEASH else stack.definitions.servers_of(role)
+    """The recorded processes of the stack's servers of `role` (UNLEASH: the flag system's; the engine's own, such as
+    vmalert, among them), or the first only."""
+    servers = [stack.unleash] if role == UNLEASH else [*stack.definitions.servers_of(role),
+                                                       *(s for s in stack.beside if s.role == role)]
     recorded = stack.recorded()
     return [recorded[s.name]["pid"] for s in (servers[:1] if one else servers)]
 

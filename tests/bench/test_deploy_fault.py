@@ -1,12 +1,17 @@
 """The fault table's check on `monitoring deploy` (monitoring.bench.deploy_fault): a step raised after the rollback,
 long after the verdict that allowed it, or on data that was not fresh counts; a raise right after its PROCEED on
-fresh data does not, nor deploy's rollback or its conflict entry."""
+fresh data does not, nor deploy's rollback or its conflict entry. The variant in which only deploy's verdict rolls
+back has every rollback alert in shadow mode, the plain one none."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from monitoring.bench.deploy_fault import raised_without_fresh_evidence
+from monitoring.bench.deploy_fault import definitions_for, raised_without_fresh_evidence
+from monitoring.definitions import names
+from monitoring.definitions.alerts import alert_labels, every_alert
+from monitoring.definitions.checks import check
+from monitoring.genesis import DEFINITIONS
 
 BOUND = 3.0
 
@@ -43,3 +48,14 @@ def test_a_raise_long_after_its_verdict_or_on_stale_data_counts() -> None:
     assert raised_without_fresh_evidence(late, BOUND, _fresh) == 1
     on_time = _state(_entry("rollout", 0, 10, "00.000"), _entry("rollout", 10, 25, "20.100"))
     assert raised_without_fresh_evidence(on_time, BOUND, lambda at: "the application's scrapes fail") == 2
+
+
+def test_the_verdict_variant_puts_every_rollback_alert_in_shadow_and_the_plain_one_none() -> None:
+    """With its rollback alerts in shadow only deploy's verdict can move the flag; the plain variant keeps them."""
+    base = DEFINITIONS.with_profile("compressed")
+    shadowed, plain = definitions_for(base, shadow=True), definitions_for(base)
+    rollback = [a for a in every_alert(base) if a.action == names.ROLLBACK]
+    assert rollback and {a.name for a in rollback} == set(shadowed.shadow)
+    check(shadowed)  # the definitions' own rule: shadow names rollback alerts only
+    assert all(alert_labels(shadowed, a).get(names.SHADOW) == names.SHADOW_VALUE for a in rollback)
+    assert plain.shadow == () and not any(names.SHADOW in alert_labels(plain, a) for a in rollback)

@@ -10,7 +10,9 @@ version failing at 10 % and shows the mechanism the rollback then rests on:
 - the same for the flag systems: a flagd file that cannot be written, Unleash's PostgreSQL SIGKILLed while the
   Unleash server is SIGSTOPped (PostgreSQL started again on its data, as a supervisor would);
 (Unleash's own exit without its database, and the local stack's wrapper starting it again, is in
-test_unleash_supervised.py: it waits a minute for Unleash to give up, longer than this short form may take.)
+test_unleash_supervised.py: it waits a minute for Unleash to give up, longer than this short form may take; vmalert
+killed on the VictoriaMetrics engine is in test_faults_victoriametrics.py: its stack alone takes about as long as
+two of these tests.)
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitoring.definitions import names
+from monitoring.engines.victoriametrics import VMALERT
 from monitoring.genesis import DEFINITIONS
 from monitoring.local.faults import (
     FOLDER,
@@ -53,12 +56,12 @@ PATIENCE = patience(DEFINITIONS_COMPRESSED, SCENARIO.alert)
 
 
 @contextlib.contextmanager
-def _rolled_out(root: Path, flags: str = "state") -> Iterator[Stack]:
-    """A local stack writing the flag to `flags`, at the scenario's rollout; whatever a fault started again is
-    stopped after it."""
+def _rolled_out(root: Path, flags: str = "state", engine: str | None = None) -> Iterator[Stack]:
+    """A local stack writing the flag to `flags`, on `engine` (None: Prometheus), at the scenario's rollout;
+    whatever a fault started again is stopped after it."""
     try:
-        with local_stack(Stack(root, on_free_ports(DEFINITIONS_COMPRESSED), flags=flags,
-                               unleash_port=free_port())) as running:
+        with local_stack(Stack(root, on_free_ports(DEFINITIONS_COMPRESSED), flags=flags, unleash_port=free_port(),
+                               engine=engine, engine_ports={VMALERT: free_port()} if engine else None)) as running:
             roll_out(running, SCENARIO, PATIENCE, "test: faults")
             yield running
             break_new_version(running, {"clear": True})
@@ -165,3 +168,4 @@ def test_unleash_stalled_and_its_postgresql_killed_are_refused_and_the_rollback_
         tmp_path: Path) -> None:
     with _rolled_out(tmp_path / "stack", "unleash") as stack:
         _refused_then_rolled_back_once(stack, (UNLEASH, "kill", "postgres"), (UNLEASH, "stall", "node"))
+
