@@ -177,7 +177,8 @@ def recording_rules(definitions: Definitions) -> list[dict[str, Any]]:
         {"record": definitions.recorded(s, per_version=True),
          "expr": definitions.windowed(s.expr, f"signal {s.name!r} field expr", per_version=True)}
         for s in signals(definitions)]
-    rules.append({"record": serving_series(definitions), "expr": requests_expr(definitions, SERVING)})
+    if SERVING not in windows(definitions):  # else recorded with the windows' counts (vmalert refuses a twin)
+        rules.append({"record": serving_series(definitions), "expr": requests_expr(definitions, SERVING)})
     for window in windows(definitions):
         first = evidence(definitions, canary.checks[0], window)
         rules.append({"record": first.requests, "expr": requests_expr(definitions, window)})
