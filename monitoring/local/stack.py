@@ -49,7 +49,6 @@ if TYPE_CHECKING:
     from monitoring.flags.recorded import RecordedFlag
 
 DEFAULT_ROOT = ".stack"
-FLAG_SYSTEMS = SYSTEMS
 UNLEASH = "unleash"  # the flag system's server, started before the servers of the definitions
 UNLEASH_PORT = 4242  # Unleash's own default
 READY_PATHS = {names.ALERTMANAGER: "/-/ready", names.NODE: "/metrics", names.APP: "/healthz",
@@ -107,7 +106,7 @@ class Stack:
     def __init__(self, root: Path, definitions: Definitions, gossip: dict[str, int] | None = None,
                  flags: str | None = None, unleash_port: int | None = None, engine: str | None = None,
                  engine_ports: Mapping[str, int] | None = None) -> None:
-        """`flags` is the flag system (FLAG_SYSTEMS) and `unleash_port` Unleash's port; `engine` the engine
+        """`flags` is the flag system (SYSTEMS) and `unleash_port` Unleash's port; `engine` the engine
         (monitoring.engines.ENGINES) and `engine_ports` the ports of the servers it runs beside the
         store, by role. None means what the stack running in `root` was started with, else `state`,
         UNLEASH_PORT, Prometheus and the engine's default ports."""
@@ -115,8 +114,8 @@ class Stack:
         running = any(map(still_running, self.recorded().values()))
         recorded = self._recorded_flags() if running else {}
         self.flags = flags or recorded.get("system", "state")
-        if self.flags not in FLAG_SYSTEMS:
-            raise StackRefused(f"flag system {self.flags!r}: not one of {', '.join(FLAG_SYSTEMS)}")
+        if self.flags not in SYSTEMS:
+            raise StackRefused(f"flag system {self.flags!r}: not one of {', '.join(SYSTEMS)}")
         port = recorded.get("unleash_port")
         self.unleash = Server(UNLEASH, "127.0.0.1", unleash_port or (port if type(port) is int else UNLEASH_PORT),
                               UNLEASH)
