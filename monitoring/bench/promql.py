@@ -132,13 +132,30 @@ class Evaluation:
     def has(self, selector: str, version: str) -> bool:
         return (selector, version) in self.samples.counters
 
+    def _index(self, key: Counter) -> Indexed:
+        if key not in self._indexed:
+            self._indexed[key] = Indexed.of(self.samples.counters[key])
+        return self._indexed[key]
+
     def _extrapolated(self, key: Counter, range_ms: int) -> tuple[np.ndarray, np.ndarray]:
         if (key, range_ms) not in self._rise:
-            if key not in self._indexed:
-                self._indexed[key] = Indexed.of(self.samples.counters[key])
-            self._rise[(key, range_ms)] = extrapolated(self._indexed[key], self.samples.scrape_ms, self.times_ms,
+            self._rise[(key, range_ms)] = extrapolated(self._index(key), self.samples.scrape_ms, self.times_ms,
                                                        range_ms)
         return self._rise[(key, range_ms)]
+
+    def sampled(self, selector: str, version: str, back_ms: int, range_ms: int, closed: bool) -> np.ndarray:
+        """Per run and evaluation time t: whether the counter has a sample in [t - back - range, t - back] (closed)
+        or in (t - back - range, t - back]. `last_over_time(x[range])` is present where it has one in the closed
+        range (back 0); `time() - back - timestamp(x offset back) < range` holds where it has one in the open one
+        (the newest sample at or before t - back is younger than `range` there; the lookback is longer)."""
+        counter, scrape = self._index((selector, version)), self.samples.scrape_ms
+        scrapes = counter.values.shape[1]
+        low, high = self.times_ms - back_ms - range_ms, self.times_ms - back_ms
+        first = -(-low // scrape) if closed else low // scrape + 1
+        first, end = np.clip(first, 0, scrapes), np.clip(high // scrape + 1, 0, scrapes)
+        count = counter.present_before[:, end] - counter.present_before[:, first]
+        found: np.ndarray = (end > first) & (count > 0)
+        return found
 
     def increase(self, selector: str, version: str, range_ms: int) -> np.ndarray:
         rise, factor = self._extrapolated((selector, version), range_ms)

@@ -11,8 +11,13 @@ Only the rules of those alerts, with their semantics:
 - the canary's recording rules (monitoring/definitions/canary.py): per-version counts; the old version's bad
   requests, at least `floor` of its requests and none when it served none; Wald's log-likelihood ratio
   conditional on both versions' bad requests, k_new ln(ratio) - (k_new + old) ln((ratio n_new + n_old) /
-  (n_new + n_old)); its alert: any window's ratio at or above the upper bound while both versions served
-  requests over the shortest window;
+  (n_new + n_old)), only while both versions' counts span the window (no version's counter with a sample in the
+  last missed_ms but none in the last fresh_ms, or with one in the window and in the missed_ms before it but none
+  in the fresh_ms up to one scrape into it)
+  and, over a window longer than the shortest, while its split held (the new version's requests over the old
+  one's within split_held times, either way, the same over the shortest window) or the shortest window's ratio is
+  above the lower bound; its alert: any window's ratio at or above the upper bound while both versions served
+  requests over the shortest window and the old one over serving_ms;
 - the burn records (monitoring/definitions/burn.py): sum of the versions' rates of failed requests over the
   sum of their rates of requests, and the sum of their increases of requests; each window's share above
   threshold + noise * sqrt(threshold / requests), and the tiers' `and` / `or`;
@@ -78,8 +83,16 @@ def _check_series(rules: RollbackRules, check: Check, evaluation: Evaluation, re
     if not all(evaluation.has(s, v) for s, _ in check.bad for v in names.VERSIONS) or \
             not all(evaluation.has(rules.requests, v) for v in names.VERSIONS):
         return active
-    for window, found in zip(rules.windows_ms, check.evidence, strict=True):
+    for window, found, judged_name, held_name in zip(rules.windows_ms, check.evidence, rules.judged, rules.held,
+                                                     strict=True):
         requests = {v: evaluation.increase(rules.requests, v, window) for v in names.VERSIONS}
+        judged, value = _judged(rules, evaluation, window)
+        replay.recorded[judged_name] = np.where(judged, value, np.nan)
+        if held_name is not None:  # `and on (job) (held or the shortest window's llr > lower)`
+            replay.recorded[held_name] = _held(rules, evaluation, window)
+            with np.errstate(invalid="ignore"):
+                judged = judged & (~np.isnan(replay.recorded[held_name])
+                                   | (replay.recorded[check.evidence[0].llr] > rules.lower))
         bad = {}
         for version in names.VERSIONS:
             signed = [evaluation.increase(s, version, window) for s, _ in check.bad]
@@ -94,6 +107,7 @@ def _check_series(rules: RollbackRules, check: Check, evaluation: Evaluation, re
             baseline = np.where(bad["old"] > floor, bad["old"], floor)
             k, n, n_old = bad["new"], requests["new"], requests["old"]
             llr = k * check.log_ratio - (k + baseline) * np.log((check.ratio * n + n_old) / (n + n_old))
+            llr = np.where(judged, llr, np.nan)
         for version in names.VERSIONS:
             replay.recorded[_version(found.requests, version)] = requests[version]
             replay.recorded[_version(found.bad, version)] = bad[version]
@@ -101,9 +115,49 @@ def _check_series(rules: RollbackRules, check: Check, evaluation: Evaluation, re
         replay.recorded[found.llr] = llr
         with np.errstate(invalid="ignore"):
             active |= llr >= rules.bound
-    with np.errstate(invalid="ignore"):  # `and on (job)` each version's requests over the shortest window > 0
-        return active & (evaluation.increase(rules.requests, "new", rules.windows_ms[0]) > 0) \
-            & (evaluation.increase(rules.requests, "old", rules.windows_ms[0]) > 0)
+    reached: np.ndarray = active & _both_serving(rules, evaluation)
+    return reached
+
+
+def _both_serving(rules: RollbackRules, evaluation: Evaluation) -> np.ndarray:
+    """Each version's requests over the shortest window > 0, unless the old version's over serving_ms == 0."""
+    with np.errstate(invalid="ignore"):
+        serving: np.ndarray = (evaluation.increase(rules.requests, "new", rules.windows_ms[0]) > 0) \
+            & (evaluation.increase(rules.requests, "old", rules.windows_ms[0]) > 0) \
+            & ~(evaluation.increase(rules.requests, "old", rules.serving_ms) == 0)
+    return serving
+
+
+def _judged(rules: RollbackRules, evaluation: Evaluation, window_ms: int) -> tuple[np.ndarray, np.ndarray]:
+    """Whether both versions' counts span a window (canary.judged_expr), and its value as recorded (the versions
+    counted): some version's requests counted, unless a version's counter has a sample in the last missed_ms but
+    none in the last fresh_ms, or one in the window and in the missed_ms before it but none in the fresh_ms up to
+    one scrape interval into it."""
+    requests = [evaluation.increase(rules.requests, v, window_ms) for v in names.VERSIONS]
+    value = np.sum([~np.isnan(r) for r in requests], axis=0).astype(float)
+    judged: np.ndarray = value > 0
+    start = window_ms - rules.scrape_ms
+    for version in names.VERSIONS:
+        def sampled(back_ms: int, range_ms: int, closed: bool = True) -> np.ndarray:
+            return evaluation.sampled(rules.requests, version, back_ms, range_ms, closed)  # noqa: B023
+
+        end_missed = sampled(0, rules.missed_ms) & ~sampled(0, rules.fresh_ms, closed=False)
+        start_missed = sampled(0, window_ms) & sampled(window_ms, rules.missed_ms) \
+            & ~sampled(start, rules.fresh_ms, closed=False)
+        judged &= ~(end_missed | start_missed)
+    return judged, value
+
+
+def _held(rules: RollbackRules, evaluation: Evaluation, window_ms: int) -> np.ndarray:
+    """The split held over a window (canary.held_expr), its value where it did, NaN elsewhere: (new / old) / (new /
+    old over the shortest window) < split_held > 1 / split_held."""
+    requests = {v: evaluation.increase(rules.requests, v, window_ms) for v in names.VERSIONS}
+    shortest = {v: evaluation.increase(rules.requests, v, rules.windows_ms[0]) for v in names.VERSIONS}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = (requests["new"] / requests["old"]) / (shortest["new"] / shortest["old"])
+        held: np.ndarray = np.where((ratio < rules.split_held) & (ratio > written(1 / rules.split_held, "g")), ratio,
+                                    np.nan)
+    return held
 
 
 def _over(ratio: np.ndarray, requests: np.ndarray | None, threshold: float, noise: float) -> np.ndarray:
@@ -197,9 +251,10 @@ def _shared_series(rules: RollbackRules, shared: Shared, evaluation: Evaluation,
         old = none
     with np.errstate(invalid="ignore"):
         cleared = rec[shortest.llr] <= rules.lower
-        serving = (rec[_version(shortest.requests, "new")] > 0) & (rec[_version(shortest.requests, "old")] > 0)
         incriminated = np.logical_or.reduce([rec[e.llr] >= rules.bound for e in shared.check.evidence])
-    held: np.ndarray = (old | cleared) & serving & ~incriminated
+    serving = _both_serving(rules, evaluation)
+    unjudged = serving & np.isnan(rec[rules.judged[0]])
+    held: np.ndarray = (old | cleared | unjudged) & serving & ~incriminated
     rec[shared.record] = np.where(held, 1.0, np.nan)
     return held
 

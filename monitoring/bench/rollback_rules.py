@@ -145,6 +145,13 @@ class RollbackRules:
     shared: tuple[Shared, ...] = ()
     page: str | None = None  # the alert that pages for a shared fault
     page_for_ms: int = 0
+    judged: tuple[str, ...] = ()  # each window's series present while both versions' counts span it
+    held: tuple[str | None, ...] = ()  # each window's series present while its split held (None: the shortest)
+    split_held: float = math.inf  # how far a window's split may stray from the shortest's, as written
+    scrape_ms: int = 0
+    fresh_ms: int = 0  # a sample older than this at a window's end (or one interval after its start): missed
+    missed_ms: int = 0  # a series without a sample for longer ended or had not begun: it missed nothing
+    serving_ms: int = 0  # the old version's requests not growing over this: it no longer serves
 
     @classmethod
     def of(cls, definitions: Definitions) -> RollbackRules:
@@ -196,7 +203,13 @@ class RollbackRules:
                         if definitions.canary else (math.inf, -math.inf))
         return cls(_ms(profile.evaluation_interval, "profile field evaluation_interval"), requests,
                    tuple(_ms(w, "evidence window") for w in windows), tuple(windows), upper, tuple(checks),
-                   burn_rules, bands, lower, tuple(shared), page, for_ms[page] if page else 0)
+                   burn_rules, bands, lower, tuple(shared), page, for_ms[page] if page else 0,
+                   tuple(canary.judged_series(definitions, w) for w in windows),
+                   tuple(canary.held_series(definitions, w) for w in windows), written(canary.SPLIT_HELD, "g"),
+                   _ms(profile.scrape_interval, "profile field scrape_interval"),
+                   round(written(canary.FRESH * duration_seconds(profile.scrape_interval), "g") * 1000),
+                   round(canary.MISSED * duration_seconds(profile.scrape_interval) * 1000),
+                   _ms(canary.SERVING, "canary serving window"))
 
     @property
     def alerts(self) -> tuple[str, ...]:

@@ -98,8 +98,10 @@ def upper_bound(fired: int, n: int, confidence: float = 0.95) -> float:
 
 
 def _step_at(definitions: Definitions, soak: float, seconds: float) -> tuple[int, float]:
+    """The step whose traffic an evaluation `seconds` into the rollout judges, and how far into it: the samples at
+    a step's end close its last scrape interval, so an evaluation at exactly k soaks is still step k - 1's."""
     steps = definitions.rollout.steps
-    index = min(max(0, int(seconds // soak)), len(steps) - 1)
+    index = min(max(0, math.ceil(seconds / soak) - 1), len(steps) - 1)
     return steps[index], seconds - index * soak
 
 

@@ -60,15 +60,20 @@ def _old_breach(definitions: Definitions, alert: AlertRule) -> str:
 
 def shared_expr(definitions: Definitions, alert: AlertRule) -> str:
     """1 per job while the fault behind `alert` is shared: both versions serve requests now, the old one breaches
-    too or the canary clears the new one, and the canary does not incriminate the new one over any window."""
+    too or the canary clears the new one, and the canary does not incriminate the new one over any window. While a
+    version's missed scrapes leave the shortest window unjudged (canary.judged_expr), the fault is taken as shared
+    too: the old version's counts may hold less of it than the new one's, and the canary can tell neither way; the
+    hold lasts as long as the missed scrapes."""
     assert definitions.canary is not None
     check, job = check_of(definitions, alert), names.JOB
     windows = canary.windows(definitions)
     shortest = canary.evidence(definitions, check, windows[0])
     lower, upper = canary.bound(definitions.canary.lower_bound), canary.bound(definitions.canary.upper_bound)
     incriminated = " or ".join(f"{canary.evidence(definitions, check, w).llr} >= {upper}" for w in windows)
-    return (f"sgn(count by ({job}) ({_old_breach(definitions, alert)} or {shortest.llr} <= {lower}))"
-            f" and on ({job}) {canary.both_serving(definitions)}"
+    serving = canary.both_serving(definitions)
+    unjudged = f"{serving} unless on ({job}) {canary.judged_series(definitions, windows[0])}"
+    return (f"sgn(count by ({job}) ({_old_breach(definitions, alert)} or {shortest.llr} <= {lower} or {unjudged}))"
+            f" and on ({job}) {serving}"
             f" unless on ({job}) ({incriminated})")
 
 

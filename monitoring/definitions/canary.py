@@ -8,8 +8,8 @@ counts, so the old version's unknown error rate drops out and a false rollback s
 whatever that rate is (a two-sample test of two Poisson rates). Every request moves the evidence: a bad one of
 the new version up, a bad one of the old version down. The old version's bad requests are taken as at least
 `floor` of its requests, which only lowers the evidence: a spotless old version does not make a single error
-look damning. No old traffic (100 %) or no new traffic means no evidence: silence. The design, the bounds and
-the error rates are in docs/canary-analysis.md.
+look damning. No old traffic (100 %) or no new traffic means no evidence: silence. A window is judged only when
+its counts are comparable (llr_expr). The design, the bounds and the error rates are in docs/canary-analysis.md.
 """
 
 from __future__ import annotations
@@ -19,7 +19,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitoring.definitions import names
-from monitoring.definitions.model import AlertRule, Canary, CanaryCheck, DefinitionError, Definitions, Signal
+from monitoring.definitions.model import (
+    AlertRule,
+    Canary,
+    CanaryCheck,
+    DefinitionError,
+    Definitions,
+    Signal,
+    duration_seconds,
+)
+
+SPLIT_HELD = 1.25  # how far (a factor) a window's split may stray from the shortest window's and still be the same
+FRESH = 1.5  # scrape intervals: the versions' newest samples this far apart mean one missed its scrapes
+MISSED = 8  # scrape intervals: a series without a sample for longer ended (a replaced instance): left out
+SERVING = "1m"  # a version whose requests did not grow over this window no longer serves
 
 
 def _canary(definitions: Definitions) -> Canary:
@@ -82,6 +95,48 @@ def bad_expr(definitions: Definitions, check: CanaryCheck, window: str) -> str:
             f"[{window}]))")
 
 
+def judged_series(definitions: Definitions, window: str) -> str:
+    """The series present while both versions' counts over `window` span it (judged_expr)."""
+    return names.canary_judged(names.app_metric(definitions.service, "requests"), window)
+
+
+def judged_expr(definitions: Definitions, window: str) -> str:
+    """Present per job (the versions counted) while both versions' counts over `window` span it: no series missed
+    its scrapes at the window's end (a sample in the last MISSED scrape intervals, none in the last FRESH) or start
+    (a sample in the MISSED before it and in it, none in the FRESH up to one interval into it). A version that missed
+    them counts less of a fault than the other, which the test would put on the new version."""
+    counted = evidence(definitions, _canary(definitions).checks[0], window).requests
+    counter = definitions.placeholders["requests_total"]
+    scrape = duration_seconds(definitions.profile.scrape_interval)
+    start = duration_seconds(window) - scrape  # one scrape interval into the window
+    late, missed = f"{FRESH * scrape:g}", f"{MISSED * scrape:g}s"
+    end_missed = f"last_over_time({counter}[{missed}]) unless time() - timestamp({counter}) < {late}"
+    start_missed = (f"last_over_time({counter}[{window}]) and last_over_time({counter}[{missed}] offset {window})"
+                    f" unless time() - {start:g} - timestamp({counter} offset {start:g}s) < {late}")
+    return (f"count without ({names.VERSION}) ({counted}) unless on ({names.JOB}) ({end_missed} or "
+            f"{start_missed})")
+
+
+def held_series(definitions: Definitions, window: str) -> str | None:
+    """The series present while the split over `window` is the current one (held_expr); None for the shortest
+    window, which judges at once."""
+    if window == windows(definitions)[0]:
+        return None
+    return names.canary_split_held(names.app_metric(definitions.service, "requests"), window)
+
+
+def held_expr(definitions: Definitions, window: str) -> str:
+    """The new version's requests over the old one's, over `window`, within SPLIT_HELD times (either way) the same
+    over the shortest window: the split has held for the whole window. Absent with no request of either version
+    over either window (a division by 0)."""
+    def odds(counted: str) -> str:
+        return f"({version_of(counted, 'new')} / {version_of(counted, 'old')})"
+
+    first = evidence(definitions, _canary(definitions).checks[0], window).requests
+    shortest = evidence(definitions, _canary(definitions).checks[0], windows(definitions)[0]).requests
+    return f"{odds(first)} / {odds(shortest)} < {SPLIT_HELD:g} > {1 / SPLIT_HELD:g}"
+
+
 def version_of(series: str, version: str) -> str:
     """The series of one version, without its version label (so it matches the job-level series)."""
     return f'sum without ({names.VERSION}) ({series}{{{names.VERSION}="{version}"}})'
@@ -94,32 +149,48 @@ def baseline_expr(check: CanaryCheck, found: Evidence) -> str:
     return f"{version_of(found.bad, 'old')} > {floor} or {floor}"
 
 
-def llr_expr(check: CanaryCheck, found: Evidence) -> str:
+def llr_expr(definitions: Definitions, check: CanaryCheck, window: str) -> str:
     """Wald's log-likelihood ratio, conditional on the bad requests of both versions (see the module):
-    k_new ln(ratio) - (k_new + k_old) ln((ratio n_new + n_old) / (n_new + n_old))."""
+    k_new ln(ratio) - (k_new + k_old) ln((ratio n_new + n_old) / (n_new + n_old)); only while both versions' counts
+    span the window (judged_expr) and, for a longer window, while its split is the current one (held_expr) or the
+    shortest window does not clear the new version: after the split changes, a fault both versions share falls on
+    the new split, and a window still holding the old one blames the new version for it."""
+    found = evidence(definitions, check, window)
     ratio, log_ratio = f"{check.ratio:g}", f"{math.log(check.ratio):.6g}"  # PromQL's ln takes no scalar
     k, n = version_of(found.bad, "new"), version_of(found.requests, "new")
     n_old = version_of(found.requests, "old")
+    held = held_series(definitions, window)
+    shortest = evidence(definitions, check, windows(definitions)[0]).llr
+    split = "" if held is None else \
+        f" and on ({names.JOB}) ({held} or {shortest} > {bound(_canary(definitions).lower_bound)})"
     return (f"{k} * {log_ratio} - ({k} + {found.baseline})"
-            f" * ln(({ratio} * {n} + {n_old}) / ({n} + {n_old}))")
+            f" * ln(({ratio} * {n} + {n_old}) / ({n} + {n_old}))"
+            f" and on ({names.JOB}) {judged_series(definitions, window)}{split}")
 
 
 def recording_rules(definitions: Definitions) -> list[dict[str, Any]]:
-    """The per-version counts, then each check's baseline and log-likelihood ratio, window by window; and the
+    """The per-version counts, whether they span the window (judged_expr) and hold the current split (held_expr),
+    then each check's baseline and log-likelihood ratio, window by window; and the
     per-version signals the canary dashboard shows."""
     canary = _canary(definitions)
     rules: list[dict[str, Any]] = [
         {"record": definitions.recorded(s, per_version=True),
          "expr": definitions.windowed(s.expr, f"signal {s.name!r} field expr", per_version=True)}
         for s in signals(definitions)]
+    if SERVING not in windows(definitions):  # else recorded with the windows' counts (vmalert refuses a twin)
+        rules.append({"record": serving_series(definitions), "expr": requests_expr(definitions, SERVING)})
     for window in windows(definitions):
         first = evidence(definitions, canary.checks[0], window)
         rules.append({"record": first.requests, "expr": requests_expr(definitions, window)})
+        rules.append({"record": judged_series(definitions, window), "expr": judged_expr(definitions, window)})
+        held = held_series(definitions, window)
+        if held is not None:
+            rules.append({"record": held, "expr": held_expr(definitions, window)})
         for check in canary.checks:
             found = evidence(definitions, check, window)
             rules += [{"record": found.bad, "expr": bad_expr(definitions, check, window)},
                       {"record": found.baseline, "expr": baseline_expr(check, found)},
-                      {"record": found.llr, "expr": llr_expr(check, found)}]
+                      {"record": found.llr, "expr": llr_expr(definitions, check, window)}]
     return rules
 
 
@@ -129,19 +200,27 @@ def bound(value: float) -> str:
 
 
 def rollback_expr(definitions: Definitions, check: CanaryCheck) -> str:
-    """Any window's evidence at or above the upper bound, while both versions still serve requests (over the
-    shortest window): once the new version is rolled back, the alert resolves within that window, not the longest;
-    and at 100 % the longest window's last old requests, from before the step, are no comparison for the new
-    version's requests since (a fault both versions share would be put on the new version alone)."""
+    """Any window's evidence at or above the upper bound, while both versions still serve requests (both_serving):
+    once the new version is rolled back, the alert resolves within the shortest window, not the longest; and at
+    100 % the old version's last requests, from before the step, are no comparison for the new version's requests
+    since (a fault both versions share would be put on the new version alone)."""
     upper = bound(_canary(definitions).upper_bound)
     reached = " or ".join(f"{evidence(definitions, check, w).llr} >= {upper}" for w in windows(definitions))
     return f"({reached}) and on ({names.JOB}) {both_serving(definitions)}"
 
 
+def serving_series(definitions: Definitions) -> str:
+    """Each version's requests over SERVING."""
+    return names.canary_count(names.app_metric(definitions.service, "requests"), SERVING)
+
+
 def both_serving(definitions: Definitions) -> str:
-    """Both versions served requests over the shortest window: something to compare, now."""
+    """Both versions served requests over the shortest window, and the old version still serves (its requests did
+    not stop over the last SERVING; missed scrapes are no stop): something to compare, now. At 100 % its last
+    requests, from before the step, are no comparison for the new version's since."""
     counted = evidence(definitions, _canary(definitions).checks[0], windows(definitions)[0]).requests
-    return f"{version_of(counted, 'new')} > 0 and on ({names.JOB}) {version_of(counted, 'old')} > 0"
+    return (f"{version_of(counted, 'new')} > 0 and on ({names.JOB}) {version_of(counted, 'old')} > 0"
+            f" unless on ({names.JOB}) {version_of(serving_series(definitions), 'old')} == 0")
 
 
 def judgement_exprs(definitions: Definitions, check: CanaryCheck) -> list[str]:

@@ -140,6 +140,17 @@ def canary_llr(stem: str, window: str) -> str:
     return f"{JOB}:{stem}:canary_llr{window}"
 
 
+def canary_judged(stem: str, window: str) -> str:
+    """Present while both versions' counts of `stem` (requests) over `window` span it (no missed scrapes at its
+    ends)."""
+    return f"{JOB}:{stem}:canary_judged{window}"
+
+
+def canary_split_held(stem: str, window: str) -> str:
+    """Present while the split of `stem` (requests) between the versions over `window` is the current one."""
+    return f"{JOB}:{stem}:canary_split_held{window}"
+
+
 def shared_fault(alert: str) -> str:
     """1 while the fleet alarm `alert` would blame the new version for a fault both versions share."""
     return f"{JOB}:{alert}:shared_fault"

@@ -77,10 +77,16 @@ def test_the_numbers_are_the_definitions_as_the_generated_rules_write_them() -> 
         alert = generated[check.alert]
         assert alert["for"] == f"{check.for_ms // 1000}s"
         serving = [f'sum without (version) ({check.evidence[0].requests}{{version="{v}"}}) > 0' for v in ("new", "old")]
-        assert " ".join(alert["expr"].split()).endswith(  # both versions over the shortest window
-            f") and on (job) {serving[0]} and on (job) {serving[1]}")
-        for window, found in zip(rules.windows, check.evidence, strict=True):
+        stopped = 'sum without (version) (job_version:genesis_requests:increase1m{version="old"}) == 0'
+        assert " ".join(alert["expr"].split()).endswith(  # both versions over the shortest window, the old one now
+            f") and on (job) {serving[0]} and on (job) {serving[1]} unless on (job) {stopped}")
+        assert rules.serving_ms == 60_000
+        for i, (window, found) in enumerate(zip(rules.windows, check.evidence, strict=True)):
             assert f"{found.llr} >= {rules.bound:g}" in alert["expr"]
+            gate = f" and on (job) {rules.judged[i]}" + ("" if rules.held[i] is None else
+                                                        f" and on (job) ({rules.held[i]} or {check.evidence[0].llr}"
+                                                        f" > {rules.lower:g})")
+            assert " ".join(generated[found.llr]["expr"].split()).endswith(gate)
             old = f'sum without (version) ({found.requests}{{version="old"}}) > 0'
             floor = f"{check.floor:g} * ({old})"
             assert generated[found.baseline]["expr"] == f'sum without (version) ({found.bad}{{version="old"}}) > ' \
@@ -90,6 +96,20 @@ def test_the_numbers_are_the_definitions_as_the_generated_rules_write_them() -> 
             assert f"[{window}]" in generated[found.bad]["expr"]
             for selector, _ in check.bad:
                 assert selector in generated[found.bad]["expr"]
+    # a window is judged while both versions' samples span it, and a longer one while its split held (or the
+    # shortest window does not clear the new version)
+    assert (rules.scrape_ms, rules.fresh_ms, rules.missed_ms, rules.split_held) == (15_000, 22_500, 120_000, 1.25)
+    assert rules.held == (None, "job:genesis_requests:canary_split_held30m")
+    for window, judged in zip(rules.windows, rules.judged, strict=True):
+        expr = " ".join(generated[judged]["expr"].split())
+        start = (rules.windows_ms[rules.windows.index(window)] - rules.scrape_ms) // 1000
+        assert "last_over_time(genesis_requests_total[120s]) unless time() - timestamp(genesis_requests_total) " \
+            "< 22.5" in expr
+        probe = f"time() - {start} - timestamp(genesis_requests_total offset {start}s) < 22.5"
+        assert f"last_over_time(genesis_requests_total[{window}]) and last_over_time(genesis_requests_total[120s] " \
+            f"offset {window}) unless {probe}" in expr
+    held = " ".join(generated[rules.held[1]]["expr"].split())
+    assert held.endswith(" < 1.25 > 0.8") and "increase30m" in held and "increase5m" in held
     burn, alert = rules.burn, generated[rules.burn.alert]
     assert alert["for"] == f"{burn.for_ms // 1000}s"
     for tier in burn.tiers:
@@ -229,7 +249,8 @@ def both() -> tuple[list[str], replay.Replay, dict, dict]:
     jobs = [r.name for r in rollouts]
     rules = replay.RollbackRules.of(DEFINITIONS)
     probed = [e.llr for c in rules.checks for e in c.evidence] + [e.baseline for c in rules.checks for e in c.evidence]
-    probed += [b.record for b in rules.bands] + [s.record for s in rules.shared]
+    probed += [b.record for b in rules.bands] + [s.record for s in rules.shared] + list(rules.judged)
+    probed += [name for name in rules.held if name]
     probed += list(dict.fromkeys(name for tier in rules.burn.tiers + rules.burn.version_tiers
                                  for name in (tier.long, tier.short, tier.long_requests, tier.short_requests) if name))
     firing, values = bench.promtool_firing(DEFINITIONS, samples, jobs, rules.replayed,
