@@ -127,6 +127,12 @@ def closed_loop(stack: Stack, scenario: str | Scenario = "fleet", say: Callable[
     rollout = names.flag_rollout_series(definitions.service, definitions.flag_name)
     _wait(_safe(lambda: bool(query(prometheus, f"{rollout} == {chosen.rollout}"))), timeout,
           f"the rollout percentage in {engine}")
+    if definitions.canary and 0 < chosen.rollout < 100:
+        # Until both versions' counts span the canary's shortest window, blame holds the fleet's alerts back (a
+        # window not judged is no evidence either way): a fault injected then would show that hold, not this path.
+        judged = canary.judged_series(definitions, canary.windows(definitions)[0])
+        _wait(_safe(lambda: bool(query(prometheus, judged))), longest + timeout,
+              f"the canary to judge both versions over its shortest window ({judged})")
 
     timeline = Timeline(alertname)
     history_before = len(store.read()["rollout_history"])
