@@ -143,19 +143,18 @@ class Evaluation:
                                                        range_ms)
         return self._rise[(key, range_ms)]
 
-    def sampled(self, selector: str, version: str, back_ms: int, range_ms: int, closed: bool) -> np.ndarray:
-        """Per run and evaluation time t: whether the counter has a sample in [t - back - range, t - back] (closed)
-        or in (t - back - range, t - back]. `last_over_time(x[range])` is present where it has one in the closed
-        range (back 0); `time() - back - timestamp(x offset back) < range` holds where it has one in the open one
-        (the newest sample at or before t - back is younger than `range` there; the lookback is longer)."""
+    def newest(self, selector: str, version: str, back_ms: int, within_ms: int) -> np.ndarray:
+        """Per run and evaluation time t: `timestamp(x offset back) > time() - back - within` in seconds, the
+        newest sample at or before t - back if it is later than t - back - within (the lookback is longer); NaN
+        where there is none."""
         counter, scrape = self._index((selector, version)), self.samples.scrape_ms
-        scrapes = counter.values.shape[1]
-        low, high = self.times_ms - back_ms - range_ms, self.times_ms - back_ms
-        first = -(-low // scrape) if closed else low // scrape + 1
-        first, end = np.clip(first, 0, scrapes), np.clip(high // scrape + 1, 0, scrapes)
-        count = counter.present_before[:, end] - counter.present_before[:, first]
-        found: np.ndarray = (end > first) & (count > 0)
-        return found
+        at = self.times_ms - back_ms
+        index = np.clip(at // scrape, 0, counter.values.shape[1] - 1)
+        last = counter.last_present[:, index]
+        newest = last * scrape
+        found = (at >= 0) & (last >= 0) & (newest > at - within_ms)
+        seconds: np.ndarray = np.where(found, newest / 1000, np.nan)
+        return seconds
 
     def increase(self, selector: str, version: str, range_ms: int) -> np.ndarray:
         rise, factor = self._extrapolated((selector, version), range_ms)

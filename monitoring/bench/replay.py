@@ -11,9 +11,8 @@ Only the rules of those alerts, with their semantics:
 - the canary's recording rules (monitoring/definitions/canary.py): per-version counts; the old version's bad
   requests, at least `floor` of its requests and none when it served none; Wald's log-likelihood ratio
   conditional on both versions' bad requests, k_new ln(ratio) - (k_new + old) ln((ratio n_new + n_old) /
-  (n_new + n_old)), only while both versions' counts span the window (no version's counter with a sample in the
-  last missed_ms but none in the last fresh_ms, or with one in the window and in the missed_ms before it but none
-  in the fresh_ms up to one scrape into it)
+  (n_new + n_old)), only while both versions' counts span the window (their newest samples of the last missed_ms,
+  at its end and one scrape interval into it, less than fresh_ms apart)
   and, over a window longer than the shortest, while its split held (the new version's requests over the old
   one's within split_held times, either way, the same over the shortest window) or the shortest window's ratio is
   above the lower bound; its alert: any window's ratio at or above the upper bound while both versions served
@@ -39,6 +38,7 @@ them.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -130,21 +130,16 @@ def _both_serving(rules: RollbackRules, evaluation: Evaluation) -> np.ndarray:
 
 def _judged(rules: RollbackRules, evaluation: Evaluation, window_ms: int) -> tuple[np.ndarray, np.ndarray]:
     """Whether both versions' counts span a window (canary.judged_expr), and its value as recorded (the versions
-    counted): some version's requests counted, unless a version's counter has a sample in the last missed_ms but
-    none in the last fresh_ms, or one in the window and in the missed_ms before it but none in the fresh_ms up to
-    one scrape interval into it."""
+    counted): some version's requests counted, unless the versions' newest samples (of the last missed_ms) at the
+    window's end, or one scrape interval into it, lie fresh_ms or more apart."""
     requests = [evaluation.increase(rules.requests, v, window_ms) for v in names.VERSIONS]
     value = np.sum([~np.isnan(r) for r in requests], axis=0).astype(float)
     judged: np.ndarray = value > 0
-    start = window_ms - rules.scrape_ms
-    for version in names.VERSIONS:
-        def sampled(back_ms: int, range_ms: int, closed: bool = True) -> np.ndarray:
-            return evaluation.sampled(rules.requests, version, back_ms, range_ms, closed)  # noqa: B023
-
-        end_missed = sampled(0, rules.missed_ms) & ~sampled(0, rules.fresh_ms, closed=False)
-        start_missed = sampled(0, window_ms) & sampled(window_ms, rules.missed_ms) \
-            & ~sampled(start, rules.fresh_ms, closed=False)
-        judged &= ~(end_missed | start_missed)
+    for back in (0, window_ms - rules.scrape_ms):  # the window's end, and one scrape interval into it
+        newest = np.stack([evaluation.newest(rules.requests, v, back, rules.missed_ms) for v in names.VERSIONS])
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: no series, no spread
+            judged &= ~(np.nanmax(newest, axis=0) - np.nanmin(newest, axis=0) >= rules.fresh_ms / 1000)
     return judged, value
 
 

@@ -101,20 +101,21 @@ def judged_series(definitions: Definitions, window: str) -> str:
 
 
 def judged_expr(definitions: Definitions, window: str) -> str:
-    """Present per job (the versions counted) while both versions' counts over `window` span it: no series missed
-    its scrapes at the window's end (a sample in the last MISSED scrape intervals, none in the last FRESH) or start
-    (a sample in the MISSED before it and in it, none in the FRESH up to one interval into it). A version that missed
-    them counts less of a fault than the other, which the test would put on the new version."""
+    """Present per job (the versions counted) while both versions' counts over `window` span the same time: the
+    newest samples of the job's series (those of the last MISSED scrape intervals), at the window's end and one
+    interval into it, lie within FRESH intervals of each other. A version that missed its scrapes there counts less
+    of a fault than the other, which the test would put on the new version."""
     counted = evidence(definitions, _canary(definitions).checks[0], window).requests
     counter = definitions.placeholders["requests_total"]
     scrape = duration_seconds(definitions.profile.scrape_interval)
     start = duration_seconds(window) - scrape  # one scrape interval into the window
-    late, missed = f"{FRESH * scrape:g}", f"{MISSED * scrape:g}s"
-    end_missed = f"last_over_time({counter}[{missed}]) unless time() - timestamp({counter}) < {late}"
-    start_missed = (f"last_over_time({counter}[{window}]) and last_over_time({counter}[{missed}] offset {window})"
-                    f" unless time() - {start:g} - timestamp({counter} offset {start:g}s) < {late}")
-    return (f"count without ({names.VERSION}) ({counted}) unless on ({names.JOB}) ({end_missed} or "
-            f"{start_missed})")
+    late, missed = f"{FRESH * scrape:g}", MISSED * scrape
+    spreads = []
+    for back in (0.0, start):
+        shift = f" offset {back:g}s" if back else ""
+        newest = f"timestamp({counter}{shift}) > time() - {back + missed:g}"
+        spreads.append(f"max by ({names.JOB}) ({newest}) - min by ({names.JOB}) ({newest}) >= {late}")
+    return f"count without ({names.VERSION}) ({counted}) unless on ({names.JOB}) ({' or '.join(spreads)})"
 
 
 def held_series(definitions: Definitions, window: str) -> str | None:

@@ -65,13 +65,10 @@ SCENARIOS = tuple(replace(s, index=k) for k, s in enumerate((
 
 @cache
 def service(index: int) -> Definitions:
-    """The Genesis monitoring as the service `scenario<index>`, its servers renamed so its jobs are its own, and
-    scraped every STEP: the rules tell missed scrapes by the scrape interval, and the history has a sample a STEP."""
+    """The Genesis monitoring as the service `scenario<index>`, its servers renamed so its jobs are its own."""
     name = f"scenario{index}"
     servers = tuple(replace(s, name=f"{s.name}-{index}") for s in DEFINITIONS.servers)
-    profiles = tuple(replace(p, scrape_interval=f"{STEP}s") for p in DEFINITIONS.profiles)
-    return replace(DEFINITIONS, service=name, team=name, servers=servers, jobs=jobs_for(name, servers),
-                   profiles=profiles, profile=None)
+    return replace(DEFINITIONS, service=name, team=name, servers=servers, jobs=jobs_for(name, servers))
 
 
 def __getattr__(attribute: str) -> Definitions:
