@@ -45,7 +45,7 @@ def bundle(definitions: Definitions = DEFINITIONS) -> Bundle:
 
 def with_red(red: float, definitions: Definitions = DEFINITIONS) -> Definitions:
     """The definitions with another red band for the error rate: 1.005 or 1.002 still pass the hand-written
-    promtool tests (1.0 % does not fire, 1.01 % does), 3.0 does not."""
+    promtool tests (1.0 % does not fire, 1.01 % does), 1.02 or 3.0 do not."""
     signals = tuple(replace(s, bands=replace(s.bands, red=red)) if s.name == "error_rate" else s
                     for s in definitions.signals)
     return replace(definitions, signals=signals)
