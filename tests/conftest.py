@@ -27,6 +27,23 @@ GENERATED = ("dashboards", "rules", "config", "docs", "kubernetes")
 pytest_plugins = ["tests.support.unleash_server"]
 
 
+# The files that take a minute or more alone (docs/tests.md, "What each file costs"), longest first. `make test`
+# hands whole files to its workers in collection order; these are collected first, so the suite does not end
+# with one worker alone on a long file that started late.
+LONGEST_FIRST = (
+    "rollout/test_deploy_e2e.py", "bench/test_alert_replay.py", "local/test_faults.py", "local/test_closed_loop.py",
+    "receiver/test_receiver.py", "local/test_unleash_supervised.py", "receiver/test_receiver_crash.py",
+    "analysis/test_analysis_history.py", "local/test_shared_fault.py", "receiver/test_receiver_files.py",
+    "apply/test_apply_validation.py", "flags/test_stack_flags.py", "local/test_faults_victoriametrics.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The long files first, in LONGEST_FIRST's order; every other file, and the tests within each, as collected."""
+    rank = {PROJECT / "tests" / name: k for k, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path, len(rank)))
+
+
 def reference_root() -> Path:
     given = os.environ.get("MONITORING_REF")
     return Path(given) if given else PROJECT.parent / "shared" / "ref"

@@ -6,6 +6,10 @@ same tests serve the committed tree and any tree generated elsewhere. They are w
 definitions' first profile (their time steps assume its windows); a tree rendered in another profile
 (the compressed one of a local stack) differs only in its windows, so its tests run on the first
 profile's rendering of the same definitions, and the check says so.
+
+The checks and each unit test file are remembered apart (monitoring/validate/cache.py): a unit test reads only
+the rule files and itself, never prometheus.yml, so a tree that differs only in its ports (a local stack's)
+or in one rule a single test rejects runs again only what those bytes reach.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from pathlib import Path
 from generators import yamltext
 from monitoring.artifacts import PROMETHEUS, rule_files
 from monitoring.definitions.model import Definitions
-from monitoring.validate.cache import Fingerprint, remembered
+from monitoring.validate.cache import Cached, Fingerprint, remembered
 from monitoring.validate.tools import verdict
 
 
@@ -36,16 +40,21 @@ def check(root: Path, definitions: Definitions) -> list[str]:
     if not tests:
         return [*_checked(root, rules), f"{definitions.rule_tests}: no promtool unit test files (*.yml)"]
     tested = _tested_rules(root, definitions, rules)
-    fingerprint = Fingerprint("rules", sys.modules[__name__])
-    fingerprint.tool("promtool")
+    fingerprint = _fingerprint("checks")
     fingerprint.configuration(root, PROMETHEUS, "rule_files")
     for each in rules:
         fingerprint.file(each, root / each)
-    for name, data in sorted(tested.items()):
-        fingerprint.content(f"tested {name}", data)
-    for test in tests:
-        fingerprint.file(f"test {test.name}", test)
-    return remembered(fingerprint, lambda: _checked(root, rules) + _unit_tests(definitions, tested, tests))
+    results = [remembered(fingerprint, lambda: _checked(root, rules)), *_unit_tests(definitions, tested, tests)]
+    if all(isinstance(result, Cached) for result in results):
+        return Cached()
+    return [problem for result in results for problem in result]
+
+
+def _fingerprint(part: str) -> Fingerprint:
+    fingerprint = Fingerprint("rules", sys.modules[__name__])
+    fingerprint.text("part", part)
+    fingerprint.tool("promtool")
+    return fingerprint
 
 
 def _checked(root: Path, rules: list[str]) -> list[str]:
@@ -64,8 +73,8 @@ def _tested_rules(root: Path, definitions: Definitions, rules: list[str]) -> dic
             for name, data in rule_files(definitions.with_profile(tests_profile.name)).items()}
 
 
-def _unit_tests(definitions: Definitions, tested: dict[str, bytes], tests: list[Path]) -> list[str]:
-    problems: list[str] = []
+def _unit_tests(definitions: Definitions, tested: dict[str, bytes], tests: list[Path]) -> list[list[str]]:
+    """Each test file's problems, in the files' order; a pass remembered by the rule files and the test's bytes."""
     with tempfile.TemporaryDirectory(prefix="monitoring-rule-tests-") as staged:
         stage = Path(staged)
         (stage / "rules" / "tests").mkdir(parents=True)
@@ -75,12 +84,14 @@ def _unit_tests(definitions: Definitions, tested: dict[str, bytes], tests: list[
             shutil.copyfile(test, stage / "rules" / "tests" / test.name)
 
         def unit_tests(test: Path) -> list[str]:
-            return verdict("promtool", ["test", "rules", f"rules/tests/{test.name}"], stage,
-                           f"{definitions.rule_tests}/{test.name}")
+            fingerprint = _fingerprint("unit test")
+            for name, data in sorted(tested.items()):
+                fingerprint.content(f"tested {name}", data)
+            fingerprint.file(f"test {test.name}", test)
+            return remembered(fingerprint, lambda: verdict("promtool", ["test", "rules", f"rules/tests/{test.name}"],
+                                                           stage, f"{definitions.rule_tests}/{test.name}"))
 
         # Each file is its own promtool process, and they share nothing: run them side by side (the canary's and
         # blame's take most of the time), and report in the files' order.
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            for found in pool.map(unit_tests, tests):
-                problems += found
-    return problems
+            return list(pool.map(unit_tests, tests))

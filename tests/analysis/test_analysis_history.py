@@ -20,7 +20,7 @@ from monitoring.definitions import names
 from monitoring.definitions.model import duration_seconds
 from monitoring.genesis import DEFINITIONS
 from tests.support import servers
-from tests.support.tsdb import SCENARIOS, Scenario, history_prometheus
+from tests.support.tsdb import SCENARIOS, STEP, Scenario, history_prometheus
 
 pytestmark = pytest.mark.slow  # a real Prometheus over the backfilled histories
 
@@ -44,6 +44,15 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def every_minute(definitions):
+    """The definitions evaluated every 60 s rather than 15 s, for a backtest in Python: the histories' samples are
+    STEP (120 s) apart, so a 15 s evaluation sees each sample eight times and finds the same episodes as one a
+    minute, to within that minute; a quarter of the points keeps the replay of every rule in the file light.
+    (`monitoring backtest` on the command line replays at the definitions' own 15 s.)"""
+    assert duration_seconds(definitions.profile.evaluation_interval) == 15 and STEP == 120
+    return replace(definitions, profile=replace(definitions.profile, evaluation_interval="60s"))
 
 
 @pytest.mark.parametrize("name", [s.name for s in SCENARIOS])
@@ -214,16 +223,17 @@ def test_the_backtest_finds_the_rollback_and_a_tighter_threshold_fires_earlier(h
     url, _ = history
     prometheus = Prometheus(url)
     s = scenario(history, "rollback in the window")
-    result = backtest(prometheus, s.definitions, s.start, s.end)
-    assert result.rollback is not None and result.rollback.alert == "HighErrorRate"
+    result = backtest(prometheus, every_minute(s.definitions), s.start, s.end)
+    assert result.step == 60 and result.rollback is not None and result.rollback.alert == "HighErrorRate"
     burn = s.start + (s.rollback_hour - BURN) * 3600
     # Both versions burn alike in this history: a shared fault, which HighErrorRate (the last resort) holds back until
     # the fleet has been red for `sustained`, then rolls back after its own `for` (the history's steps are 2 minutes).
     late = duration_seconds(s.definitions.blame.sustained) + duration_seconds("5m")
     assert burn + late <= result.rollback.firing_at < burn + late + 5 * 60
     green = scenario(history, "all green")
-    assert backtest(prometheus, green.definitions, green.start, green.end).rollback is None
-    tighter = backtest(prometheus, with_bands(green.definitions, ["error_rate.yellow=0.02", "error_rate.red=0.04"]),
+    assert backtest(prometheus, every_minute(green.definitions), green.start, green.end).rollback is None
+    tighter = backtest(prometheus, with_bands(every_minute(green.definitions),
+                                              ["error_rate.yellow=0.02", "error_rate.red=0.04"]),
                        green.start, green.end)
     assert tighter.rollback is not None and tighter.rollback.alert == "HighErrorRate"
 
@@ -231,7 +241,7 @@ def test_the_backtest_finds_the_rollback_and_a_tighter_threshold_fires_earlier(h
 def test_the_backtest_replays_the_canary_rules_per_version(history) -> None:
     url, _ = history
     s = scenario(history, "a bad canary under a yellow fleet")
-    result = backtest(Prometheus(url), s.definitions, s.start, s.end)
+    result = backtest(Prometheus(url), every_minute(s.definitions), s.start, s.end)
     fired = {e.alert for e in result.episodes if e.firing_at is not None}
     assert "CanaryErrorRate" in fired and "HighErrorRate" not in fired
     assert result.rollback is not None and result.rollback.alert == "CanaryErrorRate"
@@ -240,7 +250,8 @@ def test_the_backtest_replays_the_canary_rules_per_version(history) -> None:
 def test_the_backtest_command_prints_pending_firing_and_the_rollback(history, capsys) -> None:
     url, _ = history
     s = scenario(history, "one red")
-    code, out, _ = ask(capsys, url, s, "backtest", "--from", rfc3339(s.start), "--to", rfc3339(s.end))
+    # its last 3 hours, red throughout: the command replays at the definitions' own 15 s, a point per rule and step
+    code, out, _ = ask(capsys, url, s, "backtest", "--from", rfc3339(s.end - 3 * 3600), "--to", rfc3339(s.end))
     job = s.definitions.job(names.APP)
     assert code == 0 and re.search(rf"HighLatency\s+critical\s+job={job}\s+\S+\s+\S+\s+still active", out)
     assert "rollback: at " in out and "HighLatency firing" in out
@@ -251,7 +262,7 @@ def test_an_edited_signal_expression_is_replayed_as_written(history) -> None:
     s = scenario(history, "all green")
     signals = tuple(replace(x, expr=x.expr.replace("${errors_total}", "${requests_total}"))
                     if x.name == "error_rate" else x for x in s.definitions.signals)
-    result = backtest(Prometheus(url), replace(s.definitions, signals=signals), s.start, s.end, raw=True)
+    result = backtest(Prometheus(url), every_minute(replace(s.definitions, signals=signals)), s.start, s.end, raw=True)
     assert result.rollback is not None and result.rollback.alert == "HighErrorRate"
 
 

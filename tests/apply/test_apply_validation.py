@@ -30,9 +30,10 @@ DASHBOARD = dashboard_file(GENESIS)
 TEMPLATES = names.NOTIFICATION_TEMPLATE
 CANARY_RULES = "rules/genesis-canary.rules.yml"
 
-# HighErrorRate at 3 % instead of 1 %: valid PromQL and a valid config, but the hand-written promtool tests
-# (2 % must fire) reject it.
-BROKEN = with_red(3.0)
+# HighErrorRate at 1.02 % instead of 1 %: valid PromQL and a valid config, but the hand-written promtool tests
+# (1.01 % must fire) reject it. Only rules/tests/error_rate.yml does (3 % fails blame's and the canary's too): a
+# failure is validated again each time, while the files that pass on the same bytes are remembered.
+BROKEN = with_red(1.02)
 
 
 @pytest.fixture

@@ -142,3 +142,58 @@ def test_a_unit_test_broken_after_a_pass_fails(tree: Path, cache: Path) -> None:
     test.write_text(test.read_text().replace("exp_alerts: []", "exp_alerts: [{exp_labels: {}}]", 1))
     said = _said(tree, "rules", definitions)
     assert said.startswith("FAIL rules") and "promtool test rules failed" in said
+
+
+def _logged_promtool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """promtool behind a wrapper that logs each command it runs (one line each, `--version` left out)."""
+    log, wrapper = tmp_path / "promtool.log", tmp_path / "promtool"
+    wrapper.write_text(f'#!/bin/sh\n[ "$1" = --version ] || echo "$@" >> {log}\nexec {find("promtool")} "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("MONITORING_PROMTOOL", str(wrapper))
+    return log
+
+
+def _ran(log: Path) -> list[str]:
+    """The commands logged since the last call, their verb and subject: `test rules availability.yml`."""
+    lines = log.read_text().splitlines() if log.exists() else []
+    log.unlink(missing_ok=True)
+    return sorted(" ".join([*line.split()[:2], Path(line.split()[-1]).name]) for line in lines)
+
+
+@pytest.mark.slow  # promtool's unit tests, several times: seconds
+def test_the_unit_tests_are_remembered_apart_from_prometheus_yml_and_from_each_other(
+        tree: Path, cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A unit test reads the rule files and itself, never prometheus.yml: another prometheus.yml (a stack's ports)
+    checks the configuration again, not the unit tests; a byte of one test file runs that file alone, and a
+    byte of a rule file every file, since every test reads it."""
+    log = _logged_promtool(tmp_path, monkeypatch)
+    definitions, first = _one_test(tree)
+    second = first.with_name("test_pass_rate.yml")
+    shutil.copyfile(tree / "rules" / "tests" / second.name, second)
+    checks = ["check config prometheus.yml", "check rules genesis-canary.rules.yml", "check rules genesis.rules.yml"]
+    units = ["test rules availability.yml", "test rules test_pass_rate.yml"]
+    assert "cached" not in _said(tree, "rules", definitions) and _ran(log) == checks + units
+    assert _said(tree, "rules", definitions) == "ok   rules (cached)" and _ran(log) == []
+    _append(tree / artifacts.PROMETHEUS, b"\n")
+    assert "cached" not in _said(tree, "rules", definitions) and _ran(log) == checks
+    _append(second, b"\n")
+    assert "cached" not in _said(tree, "rules", definitions) and _ran(log) == units[1:]
+    _append(tree / RULES, b"\n")
+    assert "cached" not in _said(tree, "rules", definitions) and _ran(log) == checks + units
+    assert _said(tree, "rules", definitions) == "ok   rules (cached)" and _ran(log) == []
+
+
+@pytest.mark.slow  # promtool's unit tests, several times: seconds
+def test_a_failing_unit_test_runs_again_each_time_and_the_others_are_remembered(
+        tree: Path, cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = _logged_promtool(tmp_path, monkeypatch)
+    definitions, first = _one_test(tree)
+    second = first.with_name("test_pass_rate.yml")
+    shutil.copyfile(tree / "rules" / "tests" / second.name, second)
+    second.write_text(second.read_text().replace("exp_alerts: []", "exp_alerts: [{exp_labels: {}}]", 1))
+    for attempt in range(2):
+        said = _said(tree, "rules", definitions)
+        assert said.startswith("FAIL rules") and "test_pass_rate.yml: promtool test rules failed" in said
+        assert "availability.yml" not in said
+        ran = [line for line in _ran(log) if line.startswith("test rules")]
+        assert ran == (["test rules availability.yml"] if attempt == 0 else []) + ["test rules test_pass_rate.yml"]
