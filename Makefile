@@ -91,7 +91,13 @@ check: venv debs lint check-generated validate ## the quick tier (under a minute
 	$(BIN)/pytest -q -m "not slow" -n auto --durations=10
 
 TEST_WORKERS ?= 4
-test: venv debs unleash lint validate ## lint, validate, then the whole test suite against the real binaries, TEST_WORKERS (4) in parallel
+# What CI runs. The set-up side by side where it can be: the Debian packages alone (`unleash` may call apt-get too,
+# and two apt-gets at once fail on its lock), then pip beside npm, then lint beside validate. No --output-sync: it
+# would hold pytest's progress back until the whole suite ends.
+test: ## install what is missing, lint, validate, then the whole test suite against the real binaries, TEST_WORKERS (4) in parallel
+	@$(MAKE) --no-print-directory debs
+	@$(MAKE) --no-print-directory --jobs=2 venv unleash
+	@$(MAKE) --no-print-directory --jobs=2 lint validate
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=10
 
 bench: venv debs unleash ## benchmarks: generation, receiver, detection to rollback, faults survived, printed as tables
