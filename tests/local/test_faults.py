@@ -26,6 +26,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from monitoring.analysis.prometheus import Prometheus
 from monitoring.definitions import names
 from monitoring.engines.victoriametrics import VMALERT
 from monitoring.genesis import DEFINITIONS
@@ -82,7 +83,7 @@ def _seen(stack: Stack, expr: str) -> bool:
 def _alerts(stack: Stack, state: str | None = None, **labels: str) -> list[dict]:
     """The alerts Prometheus's rules hold now (not the ALERTS series, whose last samples outlive a killed Prometheus
     for the lookback), with `labels`, in `state` (pending or firing; None: either)."""
-    answer = requests.get(f"{stack.url(names.PROMETHEUS)}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
+    answer = Prometheus(stack.url(names.PROMETHEUS), timeout=5).alerts()  # vmalert answers none with null
     return [a for a in answer if state in (None, a["state"]) and labels.items() <= a["labels"].items()]
 
 
