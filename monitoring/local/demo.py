@@ -68,6 +68,11 @@ def _safe(check: Callable[[], bool]) -> Callable[[], bool]:
     return guarded
 
 
+def _wait_for_series(prometheus: str, expr: str, timeout: float, what: str) -> None:
+    """Until `expr` returns a series (a server that does not answer yet counts as not yet)."""
+    _wait(_safe(lambda: bool(query(prometheus, expr))), timeout, what)
+
+
 def notifications(stack: Stack) -> float:
     """How many notifications with a firing rollback alert the receiver has answered, from its own metrics
     (resolved ones, which it ignores, do not count)."""
@@ -123,16 +128,15 @@ def closed_loop(stack: Stack, scenario: str | Scenario = "fleet", say: Callable[
     say(f"  rollout set to {chosen.rollout} % in {flag.where()}; waiting for the application to serve it and for "
         f"{engine} to see traffic on {series}")
     _wait(lambda: _seen_by_clients(stack)[0] > 0, timeout, "the application to see the rollout")
-    _wait(_safe(lambda: bool(query(prometheus, f"{series} > -Inf"))), timeout, f"{series} in {engine}")
+    _wait_for_series(prometheus, f"{series} > -Inf", timeout, f"{series} in {engine}")
     rollout = names.flag_rollout_series(definitions.service, definitions.flag_name)
-    _wait(_safe(lambda: bool(query(prometheus, f"{rollout} == {chosen.rollout}"))), timeout,
-          f"the rollout percentage in {engine}")
+    _wait_for_series(prometheus, f"{rollout} == {chosen.rollout}", timeout, f"the rollout percentage in {engine}")
     if definitions.canary and 0 < chosen.rollout < 100:
         # Until both versions' counts span the canary's shortest window, blame holds the fleet's alerts back (a
         # window not judged is no evidence either way): a fault injected then would show that hold, not this path.
         judged = canary.judged_series(definitions, canary.windows(definitions)[0])
-        _wait(_safe(lambda: bool(query(prometheus, judged))), longest + timeout,
-              f"the canary to judge both versions over its shortest window ({judged})")
+        _wait_for_series(prometheus, judged, longest + timeout,
+                         f"the canary to judge both versions over its shortest window ({judged})")
 
     timeline = Timeline(alertname)
     history_before = len(store.read()["rollout_history"])
@@ -220,7 +224,7 @@ def shared_loop(stack: Stack, say: Callable[[str], None] = print, watched: float
         "canary's evidence")
     _wait(lambda: _seen_by_clients(stack)[0] > 0, timeout, "the application to see the rollout")
     both = canary.both_serving(definitions)
-    _wait(_safe(lambda: bool(query(prometheus, both))), timeout, "both versions' requests in the canary's evidence")
+    _wait_for_series(prometheus, both, timeout, "both versions' requests in the canary's evidence")
 
     timeline = Timeline(blame.alert)
     history_before = len(store.read()["rollout_history"])
