@@ -38,6 +38,7 @@ class Check:
     log_ratio: float  # ln(ratio), as written (PromQL's ln takes no scalar)
     for_ms: int
     evidence: tuple[canary.Evidence, ...]  # the names of its recorded series, window by window
+    split: canary.Split  # the names of its recorded series over the sub-window
 
 
 @dataclass(frozen=True)
@@ -146,8 +147,8 @@ class RollbackRules:
     page: str | None = None  # the alert that pages for a shared fault
     page_for_ms: int = 0
     judged: tuple[str, ...] = ()  # each window's series present while both versions' counts span it
-    held: tuple[str | None, ...] = ()  # each window's series present while its split held (None: the shortest)
-    split_held: float = math.inf  # how far a window's split may stray from the shortest's, as written
+    share: str = ""  # the new version's share of the requests over the sub-window
+    sub_ms: int = 0  # the sub-window over which each split is taken
     scrape_ms: int = 0
     fresh_ms: int = 0  # a sample older than this at a window's end (or one interval after its start): missed
     missed_ms: int = 0  # a series without a sample for longer ended or had not begun: it missed nothing
@@ -171,7 +172,8 @@ class RollbackRules:
                 bad = ((f'{bucket}{{{names.LE}="+Inf"}}', 1), (f'{bucket}{{{names.LE}="{red}"}}', -1))
             checks.append(Check(check.alert, bad, written(check.floor / 100, "g"), written(check.ratio, "g"),
                                 written(math.log(check.ratio), ".6g"), for_ms[check.alert],
-                                tuple(canary.evidence(definitions, check, w) for w in windows)))
+                                tuple(canary.evidence(definitions, check, w) for w in windows),
+                                canary.split(definitions, check)))
         fleet = definitions.fleet_burn
         burn_rules = None
         if fleet is not None:
@@ -205,7 +207,8 @@ class RollbackRules:
                    tuple(_ms(w, "evidence window") for w in windows), tuple(windows), upper, tuple(checks),
                    burn_rules, bands, lower, tuple(shared), page, for_ms[page] if page else 0,
                    tuple(canary.judged_series(definitions, w) for w in windows),
-                   tuple(canary.held_series(definitions, w) for w in windows), written(canary.SPLIT_HELD, "g"),
+                   canary.share_series(definitions) if definitions.canary else "",
+                   _ms(canary.sub_window(definitions), "canary sub-window") if definitions.canary else 0,
                    _ms(profile.scrape_interval, "profile field scrape_interval"),
                    round(written(canary.FRESH * duration_seconds(profile.scrape_interval), "g") * 1000),
                    round(canary.MISSED * duration_seconds(profile.scrape_interval) * 1000),
