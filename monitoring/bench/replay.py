@@ -21,8 +21,8 @@ Only the rules of those alerts, with their semantics:
   sum of their rates of requests, and the sum of their increases of requests; each window's share above
   threshold + noise * sqrt(threshold / requests), and the tiers' `and` / `or`;
 - blame (monitoring/definitions/blame.py): for each attributed alert, its shared-fault series: 1 where the old
-  version breaches the same way (the burn tiers over its own ratios, each above its threshold with no noise
-  guard, or its own value of the signal in the band) or the shortest window's evidence is at or below the lower
+  version breaches the same way (its own ratio over some tier's short window above that tier's threshold, with
+  no noise guard, or its own value of the signal in the band) or the shortest window's evidence is at or below the lower
   bound, both versions
   served requests over the shortest window, and no window's evidence reaches the upper bound; for a last
   resort, `unless` its recorded signal stayed in the band over all of the last `sustained` (min_over_time); the
@@ -44,10 +44,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from monitoring.bench.promql import Evaluation, Samples, firing, histogram_quantile, over_time, sum_over_time, summed
-from monitoring.bench.rollback_rules import Band, Burn, Check, RollbackRules, Shared, Tier, written
+from monitoring.bench.rollback_rules import Band, Burn, Check, Now, RollbackRules, Shared, Tier, written
 from monitoring.definitions import names
 
-__all__ = ["Band", "Burn", "Check", "Replay", "RollbackRules", "Shared", "Tier", "replay", "written"]
+__all__ = ["Band", "Burn", "Check", "Now", "Replay", "RollbackRules", "Shared", "Tier", "replay", "written"]
 
 
 @dataclass
@@ -161,17 +161,17 @@ def _judged(rules: RollbackRules, evaluation: Evaluation, window_ms: int) -> tup
     return judged, value
 
 
-def _over(ratio: np.ndarray, requests: np.ndarray | None, threshold: float, noise: float) -> np.ndarray:
-    """ratio > threshold + noise * sqrt(threshold / requests); ratio > threshold without requests (unguarded)."""
+def _over(ratio: np.ndarray, requests: np.ndarray, threshold: float, noise: float) -> np.ndarray:
+    """ratio > threshold + noise * sqrt(threshold / requests)."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        return ratio > (threshold if requests is None else threshold + noise * np.sqrt(threshold / requests))
+        return ratio > threshold + noise * np.sqrt(threshold / requests)
 
 
 def _tiers_active(fleet: Burn, tiers: tuple[Tier, ...], series: dict[str, np.ndarray]) -> np.ndarray:
     """The tiers' `or` of each tier's long `and` short window over these recorded series."""
 
-    def over(ratio: str, requests: str | None, threshold: float) -> np.ndarray:
-        return _over(series[ratio], None if requests is None else series[requests], threshold, fleet.noise)
+    def over(ratio: str, requests: str, threshold: float) -> np.ndarray:
+        return _over(series[ratio], series[requests], threshold, fleet.noise)
 
     active: np.ndarray = np.logical_or.reduce([over(t.long, t.long_requests, t.threshold)
                                                & over(t.short, t.short_requests, t.threshold) for t in tiers])
@@ -201,15 +201,14 @@ def _burn_series(rules: RollbackRules, fleet: Burn, evaluation: Evaluation, repl
     for tier in fleet.tiers:
         for ratio, requests, window in ((tier.long, tier.long_requests, tier.long_ms),
                                         (tier.short, tier.short_requests, tier.short_ms)):
-            if ratio not in replay.recorded and requests is not None:
+            if ratio not in replay.recorded:
                 replay.recorded[ratio] = _ratio(evaluation, fleet.bad, rules.requests, window, names.VERSIONS)
                 parts = _versions(evaluation, rules.requests, names.VERSIONS)
                 replay.recorded[requests] = summed([evaluation.increase(rules.requests, v, window) for v in parts])
-    for tier in fleet.version_tiers:
-        for ratio, window in ((tier.long, tier.long_ms), (tier.short, tier.short_ms)):
-            for version in _versions(evaluation, rules.requests, names.VERSIONS):
-                replay.recorded[_version(ratio, version)] = _ratio(evaluation, fleet.bad, rules.requests, window,
-                                                                   (version,))
+    for now in fleet.version_now:
+        for version in _versions(evaluation, rules.requests, names.VERSIONS):
+            replay.recorded[_version(now.ratio, version)] = _ratio(evaluation, fleet.bad, rules.requests,
+                                                                   now.window_ms, (version,))
     return _tiers_active(fleet, fleet.tiers, replay.recorded)
 
 
@@ -245,9 +244,9 @@ def _shared_series(rules: RollbackRules, shared: Shared, evaluation: Evaluation,
     rec = replay.recorded
     if shared.band is not None:
         old = _breach(shared.band, _signal(rules, shared.band, evaluation, ("old",)))
-    elif rules.burn is not None and _version(rules.burn.version_tiers[0].long, "old") in rec:
-        old_series = {name: rec[_version(name, "old")] for t in rules.burn.version_tiers for name in (t.long, t.short)}
-        old = _tiers_active(rules.burn, rules.burn.version_tiers, old_series)
+    elif rules.burn is not None and _version(rules.burn.version_now[0].ratio, "old") in rec:
+        with np.errstate(invalid="ignore"):  # some tier's short window over the threshold, unguarded
+            old = np.logical_or.reduce([rec[_version(n.ratio, "old")] > n.threshold for n in rules.burn.version_now])
     else:
         old = none
     with np.errstate(invalid="ignore"):

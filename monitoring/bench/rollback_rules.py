@@ -43,16 +43,25 @@ class Check:
 
 @dataclass(frozen=True)
 class Tier:
-    """One burn-rate tier: its long and short window, and the names of their recorded ratios and requests (None:
-    no noise guard, as each version's tiers in blame's judgement)."""
+    """One burn-rate tier: its long and short window, and the names of their recorded ratios and requests."""
 
     long_ms: int
     short_ms: int
     threshold: float  # a fraction, as written
     long: str
     short: str
-    long_requests: str | None
-    short_requests: str | None
+    long_requests: str
+    short_requests: str
+
+
+@dataclass(frozen=True)
+class Now:
+    """One tier's short window over each version's own share of failed requests: blame's test of whether the old
+    version burns now (unguarded)."""
+
+    window_ms: int
+    threshold: float  # a fraction, as written
+    ratio: str  # the recorded ratio, per version
 
 
 @dataclass(frozen=True)
@@ -62,7 +71,7 @@ class Burn:
     tiers: tuple[Tier, ...]
     noise: float  # as written
     for_ms: int
-    version_tiers: tuple[Tier, ...] = ()  # the same tiers over each version's own ratios, unguarded (attributed)
+    version_now: tuple[Now, ...] = ()  # the tiers' short windows over each version's own ratios (attributed)
 
 
 @dataclass(frozen=True)
@@ -119,15 +128,23 @@ def _band(definitions: Definitions, alert: AlertRule, for_ms: int) -> Band:
                 float(quantile["q"]) if quantile else math.nan, op == ">", float(border), for_ms)
 
 
-def _tiers(definitions: Definitions, ratio: Callable[[str], str],
-           requests: Callable[[str], str | None]) -> tuple[Tier, ...]:
-    """The fleet burn alert's tiers, over the series `ratio(window)` and `requests(window)` (None: unguarded)."""
+def _tiers(definitions: Definitions, ratio: Callable[[str], str], requests: Callable[[str], str]) -> tuple[Tier, ...]:
+    """The fleet burn alert's tiers, over the series `ratio(window)` and `requests(window)`."""
     fleet = definitions.fleet_burn
     assert fleet is not None
     spend = burn.budget(definitions, fleet)
     return tuple(Tier(_ms(long, "burn window"), _ms(short, "burn window"), written(factor * spend, ".6g"),
                       ratio(long), ratio(short), requests(long), requests(short))
                  for factor, (long, short) in zip(fleet.factors, definitions.profile.burn_windows, strict=True))
+
+
+def _now(definitions: Definitions, stem: str) -> tuple[Now, ...]:
+    """Each tier's short window over each version's own ratio (burn.version_expr)."""
+    fleet = definitions.fleet_burn
+    assert fleet is not None
+    spend = burn.budget(definitions, fleet)
+    return tuple(Now(_ms(short, "burn window"), written(factor * spend, ".6g"), names.version_burn_ratio(stem, short))
+                 for factor, (_, short) in zip(fleet.factors, definitions.profile.burn_windows, strict=True))
 
 
 @dataclass(frozen=True)
@@ -183,8 +200,7 @@ class RollbackRules:
             burn_rules = Burn(fleet.alert, failed, _tiers(definitions, lambda w: names.burn_ratio(stem, w),
                                                        lambda w: names.burn_requests(served, w)),
                               written(fleet.noise, "g"), for_ms[fleet.alert],
-                              _tiers(definitions, lambda w: names.version_burn_ratio(stem, w),
-                                     lambda w: None) if attributed else ())
+                              _now(definitions, stem) if attributed else ())
         bands = tuple(_band(definitions, a, for_ms[a.name]) for a in definitions.alerts
                       if a.action == names.ROLLBACK and a.band is not None)
         known = {*(b.alert for b in bands), *(c.alert for c in checks), *((fleet.alert,) if fleet else ())}

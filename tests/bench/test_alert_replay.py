@@ -153,13 +153,12 @@ def test_the_numbers_are_the_definitions_as_the_generated_rules_write_them() -> 
     assert (rules.lower, rules.page) == (-4.605, "SharedFault")
     assert " ".join(generated[burn.alert]["expr"].split()).endswith(f"unless on (job) {shared.record}")
     held = " ".join(generated[shared.record]["expr"].split())
-    for tier in burn.version_tiers:  # the old version's share over each window above the threshold, unguarded
-        assert (tier.long_requests, tier.short_requests) == (None, None)
-        old = [f'sum without (version) ({ratio}{{version="old"}}) > {tier.threshold:g}'
-               for ratio in (tier.long, tier.short)]
-        assert f"({old[0]} and {old[1]})" in held
-        for ratio in (tier.long, tier.short):
-            assert generated[ratio]["expr"].startswith("sum by (job, version) (rate(")
+    # the old version's share over each tier's short window above the tier's threshold, unguarded
+    assert [(n.window_ms, n.threshold) for n in burn.version_now] == [(t.short_ms, t.threshold) for t in burn.tiers]
+    old = " or ".join(f'sum without (version) ({n.ratio}{{version="old"}}) > {n.threshold:g}' for n in burn.version_now)
+    assert f"sgn(count by (job) ({old} or " in held
+    for now in burn.version_now:
+        assert generated[now.ratio]["expr"].startswith("sum by (job, version) (rate(")
     shortest = shared.check.evidence[0]
     assert f"{shortest.llr} <= {rules.lower:g}" in held
     for version in ("new", "old"):
@@ -253,8 +252,9 @@ def both() -> tuple[list[str], replay.Replay, dict, dict]:
     probed = [e.llr for c in rules.checks for e in c.evidence] + [e.baseline for c in rules.checks for e in c.evidence]
     probed += [b.record for b in rules.bands] + [s.record for s in rules.shared] + list(rules.judged)
     probed += [e.alike for c in rules.checks for e in c.evidence] + [rules.share]
-    probed += list(dict.fromkeys(name for tier in rules.burn.tiers + rules.burn.version_tiers
-                                 for name in (tier.long, tier.short, tier.long_requests, tier.short_requests) if name))
+    probed += list(dict.fromkeys(name for tier in rules.burn.tiers
+                                 for name in (tier.long, tier.short, tier.long_requests, tier.short_requests)))
+    probed += [now.ratio for now in rules.burn.version_now]
     firing, values = bench.promtool_firing(DEFINITIONS, samples, jobs, rules.replayed,
                                            probe=f'{{__name__=~"{"|".join(probed)}"}}', probe_every=4)
     return jobs, replay.replay(rules, samples), firing, values
@@ -311,7 +311,7 @@ def test_promtool_and_the_evaluator_record_the_same_values(both) -> None:
     rules = replay.RollbackRules.of(DEFINITIONS)
     seen = {name for name, _, _ in promtool}
     assert {*(b.record for b in rules.bands), *(s.record for s in rules.shared),
-            *(f'{t.long}{{version="{v}"}}' for t in rules.burn.version_tiers for v in ("old", "new"))} <= seen
+            *(f'{n.ratio}{{version="{v}"}}' for n in rules.burn.version_now for v in ("old", "new"))} <= seen
     for name in seen:
         for job in jobs:
             present = [t for t in probed_times if not math.isnan(result.recorded[name][row[job], index[t]])]
