@@ -324,6 +324,12 @@ def check(definitions: Definitions) -> None:
             raise DefinitionError(f"canary field {name}: {rate!r} must be a probability between 0 and 0.5")
     if not windows(definitions):
         raise DefinitionError(f"profile {definitions.profile.name!r} field evidence_windows: at least one window")
+    scrape, sub = duration_seconds(definitions.profile.scrape_interval), duration_seconds(sub_window(definitions))
+    if sub < 2 * scrape:
+        raise DefinitionError(
+            f"profile {definitions.profile.name!r} field evidence_windows: the shortest window "
+            f"{windows(definitions)[0]} over {SPLITS} ({sub_window(definitions)}, the minutes each split is taken over) must span two scrape "
+            f"intervals ({definitions.profile.scrape_interval} each), or no increase is seen over it")
     for each in canary.checks:
         where = f"canary check {each.alert!r}"
         signal = definitions.signal(each.signal)
