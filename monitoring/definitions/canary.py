@@ -328,7 +328,7 @@ def check(definitions: Definitions) -> None:
     if sub < 2 * scrape:
         raise DefinitionError(
             f"profile {definitions.profile.name!r} field evidence_windows: the shortest window "
-            f"{windows(definitions)[0]} over {SPLITS} ({sub_window(definitions)}, the minutes each split is taken over) "
+            f"{windows(definitions)[0]} over {SPLITS} ({sub_window(definitions)}, each split taken over it) "
             f"must span two scrape intervals ({definitions.profile.scrape_interval} each), or no increase is seen "
             "over it")
     for each in canary.checks:
