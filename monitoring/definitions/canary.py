@@ -67,7 +67,7 @@ def bad_stem(definitions: Definitions, check: CanaryCheck) -> str:
 def evidence(definitions: Definitions, check: CanaryCheck, window: str) -> Evidence:
     stem, requests = bad_stem(definitions, check), names.app_metric(definitions.service, "requests")
     return Evidence(requests=names.canary_count(requests, window), bad=names.canary_count(stem, window),
-                    baseline=names.canary_baseline(stem, window), alike=names.canary_alike(stem, window),
+                    baseline=names.canary_baseline(stem, window), alike=names.canary_split(stem, names.ALIKE, window),
                     llr=names.canary_llr(stem, window))
 
 
@@ -82,7 +82,8 @@ class Split:
 
 def split(definitions: Definitions, check: CanaryCheck) -> Split:
     stem, sub = bad_stem(definitions, check), sub_window(definitions)
-    return Split(bad=names.canary_sub_bad(stem, sub), expected=names.canary_expected(stem, sub))
+    return Split(bad=names.canary_split(stem, names.SUB_BAD, sub),
+                 expected=names.canary_split(stem, names.EXPECTED, sub))
 
 
 def sub_window(definitions: Definitions) -> str:
@@ -93,7 +94,7 @@ def sub_window(definitions: Definitions) -> str:
 
 def share_series(definitions: Definitions) -> str:
     """The new version's share of the requests over the sub-window."""
-    return names.canary_share(names.app_metric(definitions.service, "requests"), sub_window(definitions))
+    return names.canary_split(names.app_metric(definitions.service, "requests"), names.SHARE, sub_window(definitions))
 
 
 def counted_windows(definitions: Definitions) -> tuple[str, ...]:

@@ -146,24 +146,15 @@ def canary_judged(stem: str, window: str) -> str:
     return f"{JOB}:{stem}:canary_judged{window}"
 
 
-def canary_share(stem: str, window: str) -> str:
-    """The new version's share of `stem` (requests) over `window` (a sub-window: the split there)."""
-    return f"{JOB}:{stem}:canary_share{window}"
+# The series by which the canary weighs each bad request by the split of the minute it came in (canary.alike_expr):
+# per sub-window the new version's share of the requests (SHARE), both versions' bad requests while it is known
+# (SUB_BAD) and those times the share (EXPECTED); per window the new version's share of its bad requests were it
+# alike (ALIKE).
+SHARE, SUB_BAD, EXPECTED, ALIKE = "canary_share", "canary_increase", "canary_expected", "canary_alike_share"
 
 
-def canary_sub_bad(stem: str, window: str) -> str:
-    """Both versions' bad requests over a sub-window, while its split is known."""
-    return f"{JOB}:{stem}:canary_increase{window}"
-
-
-def canary_expected(stem: str, window: str) -> str:
-    """Those bad requests times the new version's share of the requests over the sub-window."""
-    return f"{JOB}:{stem}:canary_expected{window}"
-
-
-def canary_alike(stem: str, window: str) -> str:
-    """The new version's share of the window's bad requests were it alike (at the splits they came under)."""
-    return f"{JOB}:{stem}:canary_alike_share{window}"
+def canary_split(stem: str, part: str, window: str) -> str:
+    return f"{JOB}:{stem}:{part}{window}"
 
 
 def shared_fault(alert: str) -> str:
