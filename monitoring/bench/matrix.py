@@ -15,6 +15,8 @@ from collections import Counter
 from dataclasses import dataclass
 from itertools import groupby, product
 
+import numpy as np
+
 from monitoring.bench import tables
 from monitoring.bench.ideal import canary_of, ideal_seconds, pipeline_floor
 from monitoring.bench.promtool import TestGroup, first_firing, run_promtool
@@ -22,8 +24,8 @@ from monitoring.bench.step import ERRORS, FOLLOW, LATENCY, OLD, Run, Timeline, i
 from monitoring.bench.tables import Table, clock
 from monitoring.definitions import names
 from monitoring.definitions.alerts import every_alert
-from monitoring.definitions.canary import bucket_bound
-from monitoring.definitions.model import CanaryCheck, DefinitionError, Definitions
+from monitoring.definitions.canary import bucket_bound, llr
+from monitoring.definitions.model import CanaryCheck, DefinitionError, Definitions, duration_seconds
 from monitoring.genesis import DEFINITIONS
 
 # The metric a signal reads tells which fault moves it: error faults move errors_total, latency faults the buckets.
@@ -142,12 +144,14 @@ def fault_label(kind: str, value: float) -> str:
 @dataclass(frozen=True)
 class Detection:
     """A cell's runs through promtool: seconds from the fault to each run's first rollback alert (inf: none
-    within its follow), which alert that was, and when the canary's check on the fault alone fired."""
+    within its follow), which alert that was, when the canary's check on the fault alone fired, and the decision
+    at the soak's end (soak_decision)."""
 
     cell: Cell
     seconds: tuple[float, ...]
     first: tuple[str, ...]
     canary: tuple[float, ...]
+    at_soak_end: tuple[str, ...] = ()
 
     @property
     def caught(self) -> int:
@@ -158,13 +162,47 @@ class Detection:
         return statistics.median(self.seconds)
 
 
+ROLLBACK, NO_WORSE, INCONCLUSIVE = "rollback", "no worse", "inconclusive"
+
+
+def soak_decision(definitions: Definitions, cell: Cell, seed: int, fired_at: float) -> str:
+    """A run's decision at the end of a whole soak (the RolloutPolicy's, 12 h), as `monitoring gonogo` takes it
+    (analysis.criteria.evidence_row): rollback when a rollback alert fired within the soak; else the evidence of
+    every request of the soak (canary.llr: the same test, the old version's floor) against the two bounds. The
+    soak's counts are drawn at the cell's rates (Poisson requests, binomial bad ones), from the run's seed."""
+    soak = duration_seconds(definitions.rollout.soak)
+    if fired_at <= soak:
+        return ROLLBACK
+    canary, check = canary_of(definitions), canary_check(definitions, cell.kind)
+    new_bad, old_bad = cell.true_bad(definitions)
+    old_rps = cell.new_rps * (100 - cell.rollout) / cell.rollout
+    rng = np.random.default_rng([seed, int(cell.rollout * 100), int(cell.new_rps * 100), int(cell.fault * 10_000)])
+    n_new, n_old = (int(rng.poisson(rps * soak)) for rps in (cell.new_rps, old_rps))
+    k_new, k_old = int(rng.binomial(n_new, new_bad)), int(rng.binomial(n_old, old_bad))
+    evidence = llr(check, k_new, n_new, k_old, n_old)
+    return ROLLBACK if evidence >= canary.upper_bound else NO_WORSE if evidence <= canary.lower_bound \
+        else INCONCLUSIVE
+
+
+def soak_goal(definitions: Definitions, cell: Cell, decided: tuple[str, ...]) -> str:
+    """Within 2 x the ideal at the soak's end: every run rolled back where the ideal decides within half the soak,
+    none where it never rolls back; no goal where the ideal needs more than half the soak."""
+    ideal = cell.ideal(definitions)[1]
+    rolled = decided.count(ROLLBACK)
+    if math.isinf(ideal):
+        return "silent: yes" if rolled == 0 else f"silent: NO ({rolled} rolled back)"
+    if 2 * ideal <= duration_seconds(definitions.rollout.soak):
+        return "yes" if rolled == len(decided) else "MISS"
+    return "-"
+
+
 def detections(definitions: Definitions, fired: dict[tuple[str, str], float], chosen: list[Cell],
                repeats: int = REPEATS) -> list[Detection]:
     """Each chosen cell's runs, from when each alert first fired (`evaluate`)."""
     start, alerts = Timeline.of(definitions).start, rollback_alerts(definitions)
     found = []
     for cell in chosen:
-        seconds, first, alone = [], [], []
+        seconds, first, alone, decided = [], [], [], []
         check = canary_check(definitions, cell.kind).alert
         for run in cell.runs(definitions, repeats):
             times = {alert: fired[(run.name, alert)] - start for alert in alerts if (run.name, alert) in fired}
@@ -172,7 +210,8 @@ def detections(definitions: Definitions, fired: dict[tuple[str, str], float], ch
             seconds.append(times.get(alert, math.inf))
             first.append(alert)
             alone.append(times.get(check, math.inf))
-        found.append(Detection(cell, tuple(seconds), tuple(first), tuple(alone)))
+            decided.append(soak_decision(definitions, cell, run.seed, seconds[-1]))
+        found.append(Detection(cell, tuple(seconds), tuple(first), tuple(alone), tuple(decided)))
     return found
 
 
@@ -193,16 +232,20 @@ def matrix_rows(definitions: Definitions, found: list[Detection]) -> list[list[s
         else:
             value = d.median / (ideal + floor)
             ratio, goal = f"{value:.2f}", "yes" if value <= 2 else "MISS"
+        decided = " ".join(f"{what}" if n == len(d.at_soak_end) else f"{what} {n}/{len(d.at_soak_end)}"
+                           for what, n in Counter(d.at_soak_end).most_common())
         rows.append([fault_label(cell.kind, cell.fault), f"{new * 100:.3g} %", f"{cell.rollout:g} %",
                      f"{cell.new_rps:g}", first, clock(d.median), f"{d.caught}/{len(d.seconds)}",
                      clock(statistics.median(d.canary)),
-                     "-" if math.isinf(requests) else f"{requests:.0f}", clock(ideal), ratio, goal, cell.target])
+                     "-" if math.isinf(requests) else f"{requests:.0f}", clock(ideal), ratio, goal, decided,
+                     soak_goal(definitions, cell, d.at_soak_end), cell.target])
     return rows
 
 
 MATRIX_HEADER = ["new fault", "bad share", "rollout", "new req/s", "first rollback alert", "measured", "caught",
-                 "canary alone", "ideal new req.", "ideal E[T]", "ratio", "goal <= 2", "issue target"]
-GOAL = MATRIX_HEADER.index("goal <= 2")
+                 "canary alone", "ideal new req.", "ideal E[T]", "ratio", "goal <= 2", "at the soak's end",
+                 "soak goal", "issue target"]
+GOAL, SOAK_GOAL = MATRIX_HEADER.index("goal <= 2"), MATRIX_HEADER.index("soak goal")
 
 
 def print_matrix(definitions: Definitions, table: Table, processes: int = 2, chosen: list[Cell] | None = None,
@@ -227,6 +270,12 @@ def print_matrix(definitions: Definitions, table: Table, processes: int = 2, cho
     misses = [row for row in rows if row[GOAL] not in ("yes", "silent: yes")]
     print(f"  {len(rows) - len(misses)} of {len(rows)} cells meet the goal (measured <= 2 x (ideal + floor), or "
           f"silent where the ideal test never rolls back); {len(misses)} miss it")
+    soak = definitions.rollout.soak
+    missed = [row for row in rows if row[SOAK_GOAL] not in ("yes", "silent: yes", "-")]
+    print(f"  at the soak's end ({soak}: a rollback alert fired in it, else the evidence of all of its requests, as "
+          f"`monitoring gonogo` judges it; its counts drawn at the cell's rates): {len(rows) - len(missed)} of "
+          f"{len(rows)} cells meet the goal (rolled back in every run where the ideal decides within half the soak, "
+          f"in none where it never rolls back; '-': it needs more than half); {len(missed)} miss it")
     print(f"  real promtool on the generated rule files, {used.name} profile ({used.scrape_interval} scrapes "
           f"and evaluations, windows of evidence {', '.join(used.evidence_windows)}); each run: "
           f"{Timeline.of(definitions).start / 60:g} m of old-only traffic, then the new version for 2 x (ideal + "

@@ -159,6 +159,26 @@ def test_matrix_rows_compare_the_median_with_the_ideal_and_name_what_fired_first
     assert rows["+400 ms"]["goal <= 2"] == "silent: yes" and rows["+400 ms"]["ideal E[T]"] == "never"
 
 
+def test_the_soak_decides_at_its_end_what_the_sliding_windows_missed_and_clears_a_version_as_good() -> None:
+    """0.5 % errors at 0.5 new req/s: no sliding window catches it (the ideal needs 2 h), the soak's 12 h do; a new
+    version as good as the old one is no worse at the soak's end; a run whose alert fired in the soak rolled back."""
+    trickle = matrix.Cell(step.ERRORS, 5, 0.5, 0.005)
+    alike = matrix.Cell(step.ERRORS, 25, 0.5, 0.001)
+    silent = matrix.Cell(step.LATENCY, 5, 10, 0.4)
+    decided = {cell: tuple(matrix.soak_decision(DEFINITIONS, cell, seed, math.inf) for seed in range(5))
+               for cell in (trickle, alike, silent)}
+    assert decided[trickle] == (matrix.ROLLBACK,) * 5
+    assert matrix.soak_goal(DEFINITIONS, trickle, decided[trickle]) == "yes"
+    assert matrix.soak_goal(DEFINITIONS, trickle, (matrix.INCONCLUSIVE,) + decided[trickle][1:]) == "MISS"
+    assert decided[alike] == (matrix.NO_WORSE,) * 5
+    assert matrix.soak_goal(DEFINITIONS, alike, decided[alike]) == "silent: yes"
+    assert matrix.ROLLBACK not in decided[silent]
+    assert matrix.soak_decision(DEFINITIONS, alike, 0, 45.0) == matrix.ROLLBACK  # an alert fired in the soak
+    found = [matrix.Detection(trickle, (math.inf,) * 5, ("-",) * 5, (math.inf,) * 5, decided[trickle])]
+    row = dict(zip(matrix.MATRIX_HEADER, matrix.matrix_rows(DEFINITIONS, found)[0], strict=True))
+    assert (row["goal <= 2"], row["at the soak's end"], row["soak goal"]) == ("MISS", "rollback", "yes")
+
+
 # promtool 2.42's report on tests expecting no alerts, as it prints it (annotations shortened).
 REPORT = """Unit Testing:  bench-0.yml
   FAILED:
