@@ -169,7 +169,7 @@ def test_the_soak_decides_at_its_end_what_the_sliding_windows_missed_and_clears_
                for cell in (trickle, alike, silent)}
     assert decided[trickle] == (matrix.ROLLBACK,) * 5
     assert matrix.soak_goal(DEFINITIONS, trickle, decided[trickle]) == "yes"
-    assert matrix.soak_goal(DEFINITIONS, trickle, (matrix.INCONCLUSIVE,) + decided[trickle][1:]) == "MISS"
+    assert matrix.soak_goal(DEFINITIONS, trickle, (matrix.INCONCLUSIVE, *decided[trickle][1:])) == "MISS"
     assert decided[alike] == (matrix.NO_WORSE,) * 5
     assert matrix.soak_goal(DEFINITIONS, alike, decided[alike]) == "silent: yes"
     assert matrix.ROLLBACK not in decided[silent]
