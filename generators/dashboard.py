@@ -17,6 +17,7 @@ from grafanalib import core as g
 
 from generators.dashboard_corrections import correct
 from monitoring.definitions import canary, names
+from monitoring.definitions.canary_alerts import describe as hypothesis
 from monitoring.definitions.model import Bands, DefinitionError, Definitions, PanelKind, Query, Signal, Worse
 
 SCHEMA_VERSION = 39
@@ -177,7 +178,7 @@ def evidence_signals(definitions: Definitions) -> tuple[Signal, ...]:
                unit="none", expr="", bands=bounds, axis=(bounds.yellow, bounds.red), width=12,
                queries=tuple(Query(expr=canary.evidence(definitions, check, window).llr, legend=f"over {window}",
                                    ref=chr(ord("A") + index)) for index, window in enumerate(windows)),
-               description=(f"The log-likelihood ratio of the evidence that {canary.describe(definitions, check)}, "
+               description=(f"The log-likelihood ratio of the evidence that {hypothesis(definitions, check)}, "
                             f"over each window. At or above {upper} (red) over any window, {check.alert} rolls "
                             f"back; at or below {lower} (green) over {windows[-1]}, the new version is no worse; "
                             "in between (yellow), inconclusive."))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from monitoring.definitions import blame, burn, canary
+from monitoring.definitions import blame, burn, canary, canary_alerts
 from monitoring.definitions.alerts import alert_expr, alert_labels, fleet_alerts
 from monitoring.definitions.model import AlertRule, Definitions
 
@@ -52,6 +52,6 @@ def canary_rule_file(definitions: Definitions) -> dict[str, Any]:
             {"name": f"{definitions.team}.canary.recording", "interval": interval,
              "rules": canary.recording_rules(definitions) + blame.recording_rules(definitions)},
             {"name": f"{definitions.team}.canary.alerts", "interval": interval,
-             "rules": alerting_rules(definitions, canary.alerts(definitions))},
+             "rules": alerting_rules(definitions, canary_alerts.alerts(definitions))},
         ]
     }

@@ -121,6 +121,19 @@ def over_time(values: np.ndarray, evaluation_ms: int, range_ms: int, lowest: boo
     return found
 
 
+def sum_over_time(values: np.ndarray, evaluation_ms: int, range_ms: int) -> np.ndarray:
+    """sum_over_time(series[range]) of a series recorded at every evaluation, (runs, evaluations) with NaN where it
+    has no sample: the sum of its samples in [t - range, t], NaN where it has none."""
+    present = ~np.isnan(values)
+    found, count = np.where(present, values, 0.0), present.astype(np.int64)
+    total, seen = found.copy(), count.copy()
+    for back in range(1, range_ms // evaluation_ms + 1):
+        total[:, back:] += found[:, :-back]
+        seen[:, back:] += count[:, :-back]
+    summed: np.ndarray = np.where(seen > 0, total, np.nan)
+    return summed
+
+
 class Evaluation:
     """The rules' expressions over one batch of samples, each increase computed once."""
 

@@ -10,19 +10,19 @@ Only the rules of those alerts, with their semantics:
   summed by bound), compared with the band's border;
 - the canary's recording rules (monitoring/definitions/canary.py): per-version counts; the old version's bad
   requests, at least `floor` of its requests and none when it served none; Wald's log-likelihood ratio
-  conditional on both versions' bad requests, k_new ln(ratio) - (k_new + old) ln((ratio n_new + n_old) /
-  (n_new + n_old)), only while both versions' counts span the window (their newest samples of the last missed_ms,
-  at its end and one scrape interval into it, less than fresh_ms apart)
-  and, over a window longer than the shortest, while its split held (the new version's requests over the old
-  one's within split_held times, either way, the same over the shortest window) or the shortest window's ratio is
-  above the lower bound; its alert: any window's ratio at or above the upper bound while both versions served
-  requests over the shortest window and the old one over serving_ms;
+  conditional on both versions' bad requests, k_new ln(ratio) - (k_new + old) ln(1 + (ratio - 1) p), p the
+  new version's share of them were it alike: over each sub-window (sub_ms) both versions' bad requests times the
+  new version's share of the requests, summed over the window's recorded sub-windows, over those bad requests
+  summed (sum_over_time), or with none the window's own split n_new / (n_new + n_old); only while both versions'
+  counts span the window (their newest samples of the last missed_ms, at its end and one scrape interval into
+  it, less than fresh_ms apart); its alert: any window's ratio at or above the upper bound while both versions
+  served requests over the shortest window and the old one over serving_ms;
 - the burn records (monitoring/definitions/burn.py): sum of the versions' rates of failed requests over the
   sum of their rates of requests, and the sum of their increases of requests; each window's share above
   threshold + noise * sqrt(threshold / requests), and the tiers' `and` / `or`;
 - blame (monitoring/definitions/blame.py): for each attributed alert, its shared-fault series: 1 where the old
-  version breaches the same way (the burn tiers over its own ratios, each above its threshold with no noise
-  guard, or its own value of the signal in the band) or the shortest window's evidence is at or below the lower
+  version breaches the same way (its own ratio over some tier's short window above that tier's threshold, with
+  no noise guard, or its own value of the signal in the band) or the shortest window's evidence is at or below the lower
   bound, both versions
   served requests over the shortest window, and no window's evidence reaches the upper bound; for a last
   resort, `unless` its recorded signal stayed in the band over all of the last `sustained` (min_over_time); the
@@ -43,11 +43,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from monitoring.bench.promql import Evaluation, Samples, firing, histogram_quantile, over_time, summed
-from monitoring.bench.rollback_rules import Band, Burn, Check, RollbackRules, Shared, Tier, written
+from monitoring.bench.promql import Evaluation, Samples, firing, histogram_quantile, over_time, sum_over_time, summed
+from monitoring.bench.rollback_rules import Band, Burn, Check, Now, RollbackRules, Shared, Tier, written
 from monitoring.definitions import names
 
-__all__ = ["Band", "Burn", "Check", "Replay", "RollbackRules", "Shared", "Tier", "replay", "written"]
+__all__ = ["Band", "Burn", "Check", "Now", "Replay", "RollbackRules", "Shared", "Tier", "replay", "written"]
 
 
 @dataclass
@@ -77,41 +77,59 @@ def _version(name: str, version: str) -> str:
     return f'{name}{{{names.VERSION}="{version}"}}'
 
 
+def _bad(check: Check, evaluation: Evaluation, version: str, window_ms: int) -> np.ndarray:
+    """One version's bad requests over a window: the increases of the check's counters, with their signs."""
+    signed = [evaluation.increase(s, version, window_ms) for s, _ in check.bad]
+    value = signed[0]
+    for (_, sign), more in zip(check.bad[1:], signed[1:], strict=True):
+        value = value + more if sign > 0 else value - more
+    return value
+
+
+def _split_series(rules: RollbackRules, check: Check, evaluation: Evaluation, replay: Replay) -> None:
+    """Over the sub-window: the new version's share of the requests, both versions' bad requests while it is known,
+    and those times it (canary.share_expr, sub_bad_expr, expected_expr)."""
+    requests = {v: evaluation.increase(rules.requests, v, rules.sub_ms) for v in names.VERSIONS}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        total = requests["new"] + requests["old"]
+        share = requests["new"] / np.where(total > 0, total, np.nan)
+    bad = _bad(check, evaluation, "new", rules.sub_ms) + _bad(check, evaluation, "old", rules.sub_ms)
+    bad = np.where(np.isnan(share), np.nan, bad)
+    replay.recorded[rules.share] = share
+    replay.recorded[check.split.bad] = bad
+    replay.recorded[check.split.expected] = bad * share
+
+
 def _check_series(rules: RollbackRules, check: Check, evaluation: Evaluation, replay: Replay) -> np.ndarray:
     """A check's recording rules, window by window; whether its alert's expression has a sample."""
     active = np.zeros((evaluation.samples.runs, len(evaluation.times_ms)), dtype=bool)
     if not all(evaluation.has(s, v) for s, _ in check.bad for v in names.VERSIONS) or \
             not all(evaluation.has(rules.requests, v) for v in names.VERSIONS):
         return active
-    for window, found, judged_name, held_name in zip(rules.windows_ms, check.evidence, rules.judged, rules.held,
-                                                     strict=True):
+    _split_series(rules, check, evaluation, replay)
+    for window, found, judged_name in zip(rules.windows_ms, check.evidence, rules.judged, strict=True):
         requests = {v: evaluation.increase(rules.requests, v, window) for v in names.VERSIONS}
         judged, value = _judged(rules, evaluation, window)
         replay.recorded[judged_name] = np.where(judged, value, np.nan)
-        if held_name is not None:  # `and on (job) (held or the shortest window's llr > lower)`
-            replay.recorded[held_name] = _held(rules, evaluation, window)
-            with np.errstate(invalid="ignore"):
-                judged = judged & (~np.isnan(replay.recorded[held_name])
-                                   | (replay.recorded[check.evidence[0].llr] > rules.lower))
-        bad = {}
-        for version in names.VERSIONS:
-            signed = [evaluation.increase(s, version, window) for s, _ in check.bad]
-            value = signed[0]
-            for (_, sign), more in zip(check.bad[1:], signed[1:], strict=True):
-                value = value + more if sign > 0 else value - more
-            bad[version] = value
+        bad = {version: _bad(check, evaluation, version, window) for version in names.VERSIONS}
+        back = window - rules.sub_ms
+        weighed = sum_over_time(replay.recorded[check.split.bad], rules.evaluation_ms, back)
+        expected = sum_over_time(replay.recorded[check.split.expected], rules.evaluation_ms, back)
         with np.errstate(invalid="ignore", divide="ignore"):
             # old bad > floor * (old requests > 0) or floor * (old requests > 0): none without old requests, the
             # floor where the old version's bad count is lower, or has no sample
             floor = check.floor * np.where(requests["old"] > 0, requests["old"], np.nan)
             baseline = np.where(bad["old"] > floor, bad["old"], floor)
             k, n, n_old = bad["new"], requests["new"], requests["old"]
-            llr = k * check.log_ratio - (k + baseline) * np.log((check.ratio * n + n_old) / (n + n_old))
+            # sum_over_time(expected) / (sum_over_time(bad) > 0) or n / (n + n_old)
+            alike = np.where(weighed > 0, expected / np.where(weighed > 0, weighed, np.nan), n / (n + n_old))
+            llr = k * check.log_ratio - (k + baseline) * np.log(1 + (check.ratio - 1) * alike)
             llr = np.where(judged, llr, np.nan)
         for version in names.VERSIONS:
             replay.recorded[_version(found.requests, version)] = requests[version]
             replay.recorded[_version(found.bad, version)] = bad[version]
         replay.recorded[found.baseline] = baseline
+        replay.recorded[found.alike] = alike
         replay.recorded[found.llr] = llr
         with np.errstate(invalid="ignore"):
             active |= llr >= rules.bound
@@ -143,29 +161,17 @@ def _judged(rules: RollbackRules, evaluation: Evaluation, window_ms: int) -> tup
     return judged, value
 
 
-def _held(rules: RollbackRules, evaluation: Evaluation, window_ms: int) -> np.ndarray:
-    """The split held over a window (canary.held_expr), its value where it did, NaN elsewhere: (new / old) / (new /
-    old over the shortest window) < split_held > 1 / split_held."""
-    requests = {v: evaluation.increase(rules.requests, v, window_ms) for v in names.VERSIONS}
-    shortest = {v: evaluation.increase(rules.requests, v, rules.windows_ms[0]) for v in names.VERSIONS}
+def _over(ratio: np.ndarray, requests: np.ndarray, threshold: float, noise: float) -> np.ndarray:
+    """ratio > threshold + noise * sqrt(threshold / requests)."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = (requests["new"] / requests["old"]) / (shortest["new"] / shortest["old"])
-        held: np.ndarray = np.where((ratio < rules.split_held) & (ratio > written(1 / rules.split_held, "g")), ratio,
-                                    np.nan)
-    return held
-
-
-def _over(ratio: np.ndarray, requests: np.ndarray | None, threshold: float, noise: float) -> np.ndarray:
-    """ratio > threshold + noise * sqrt(threshold / requests); ratio > threshold without requests (unguarded)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return ratio > (threshold if requests is None else threshold + noise * np.sqrt(threshold / requests))
+        return ratio > threshold + noise * np.sqrt(threshold / requests)
 
 
 def _tiers_active(fleet: Burn, tiers: tuple[Tier, ...], series: dict[str, np.ndarray]) -> np.ndarray:
     """The tiers' `or` of each tier's long `and` short window over these recorded series."""
 
-    def over(ratio: str, requests: str | None, threshold: float) -> np.ndarray:
-        return _over(series[ratio], None if requests is None else series[requests], threshold, fleet.noise)
+    def over(ratio: str, requests: str, threshold: float) -> np.ndarray:
+        return _over(series[ratio], series[requests], threshold, fleet.noise)
 
     active: np.ndarray = np.logical_or.reduce([over(t.long, t.long_requests, t.threshold)
                                                & over(t.short, t.short_requests, t.threshold) for t in tiers])
@@ -195,15 +201,14 @@ def _burn_series(rules: RollbackRules, fleet: Burn, evaluation: Evaluation, repl
     for tier in fleet.tiers:
         for ratio, requests, window in ((tier.long, tier.long_requests, tier.long_ms),
                                         (tier.short, tier.short_requests, tier.short_ms)):
-            if ratio not in replay.recorded and requests is not None:
+            if ratio not in replay.recorded:
                 replay.recorded[ratio] = _ratio(evaluation, fleet.bad, rules.requests, window, names.VERSIONS)
                 parts = _versions(evaluation, rules.requests, names.VERSIONS)
                 replay.recorded[requests] = summed([evaluation.increase(rules.requests, v, window) for v in parts])
-    for tier in fleet.version_tiers:
-        for ratio, window in ((tier.long, tier.long_ms), (tier.short, tier.short_ms)):
-            for version in _versions(evaluation, rules.requests, names.VERSIONS):
-                replay.recorded[_version(ratio, version)] = _ratio(evaluation, fleet.bad, rules.requests, window,
-                                                                   (version,))
+    for now in fleet.version_now:
+        for version in _versions(evaluation, rules.requests, names.VERSIONS):
+            replay.recorded[_version(now.ratio, version)] = _ratio(evaluation, fleet.bad, rules.requests,
+                                                                   now.window_ms, (version,))
     return _tiers_active(fleet, fleet.tiers, replay.recorded)
 
 
@@ -239,9 +244,9 @@ def _shared_series(rules: RollbackRules, shared: Shared, evaluation: Evaluation,
     rec = replay.recorded
     if shared.band is not None:
         old = _breach(shared.band, _signal(rules, shared.band, evaluation, ("old",)))
-    elif rules.burn is not None and _version(rules.burn.version_tiers[0].long, "old") in rec:
-        old_series = {name: rec[_version(name, "old")] for t in rules.burn.version_tiers for name in (t.long, t.short)}
-        old = _tiers_active(rules.burn, rules.burn.version_tiers, old_series)
+    elif rules.burn is not None and _version(rules.burn.version_now[0].ratio, "old") in rec:
+        with np.errstate(invalid="ignore"):  # some tier's short window over the threshold, unguarded
+            old = np.logical_or.reduce([rec[_version(n.ratio, "old")] > n.threshold for n in rules.burn.version_now])
     else:
         old = none
     with np.errstate(invalid="ignore"):

@@ -38,20 +38,30 @@ class Check:
     log_ratio: float  # ln(ratio), as written (PromQL's ln takes no scalar)
     for_ms: int
     evidence: tuple[canary.Evidence, ...]  # the names of its recorded series, window by window
+    split: canary.Split  # the names of its recorded series over the sub-window
 
 
 @dataclass(frozen=True)
 class Tier:
-    """One burn-rate tier: its long and short window, and the names of their recorded ratios and requests (None:
-    no noise guard, as each version's tiers in blame's judgement)."""
+    """One burn-rate tier: its long and short window, and the names of their recorded ratios and requests."""
 
     long_ms: int
     short_ms: int
     threshold: float  # a fraction, as written
     long: str
     short: str
-    long_requests: str | None
-    short_requests: str | None
+    long_requests: str
+    short_requests: str
+
+
+@dataclass(frozen=True)
+class Now:
+    """One tier's short window over each version's own share of failed requests: blame's test of whether the old
+    version burns now (unguarded)."""
+
+    window_ms: int
+    threshold: float  # a fraction, as written
+    ratio: str  # the recorded ratio, per version
 
 
 @dataclass(frozen=True)
@@ -61,7 +71,7 @@ class Burn:
     tiers: tuple[Tier, ...]
     noise: float  # as written
     for_ms: int
-    version_tiers: tuple[Tier, ...] = ()  # the same tiers over each version's own ratios, unguarded (attributed)
+    version_now: tuple[Now, ...] = ()  # the tiers' short windows over each version's own ratios (attributed)
 
 
 @dataclass(frozen=True)
@@ -118,15 +128,23 @@ def _band(definitions: Definitions, alert: AlertRule, for_ms: int) -> Band:
                 float(quantile["q"]) if quantile else math.nan, op == ">", float(border), for_ms)
 
 
-def _tiers(definitions: Definitions, ratio: Callable[[str], str],
-           requests: Callable[[str], str | None]) -> tuple[Tier, ...]:
-    """The fleet burn alert's tiers, over the series `ratio(window)` and `requests(window)` (None: unguarded)."""
+def _tiers(definitions: Definitions, ratio: Callable[[str], str], requests: Callable[[str], str]) -> tuple[Tier, ...]:
+    """The fleet burn alert's tiers, over the series `ratio(window)` and `requests(window)`."""
     fleet = definitions.fleet_burn
     assert fleet is not None
     spend = burn.budget(definitions, fleet)
     return tuple(Tier(_ms(long, "burn window"), _ms(short, "burn window"), written(factor * spend, ".6g"),
                       ratio(long), ratio(short), requests(long), requests(short))
                  for factor, (long, short) in zip(fleet.factors, definitions.profile.burn_windows, strict=True))
+
+
+def _now(definitions: Definitions, stem: str) -> tuple[Now, ...]:
+    """Each tier's short window over each version's own ratio (burn.version_expr)."""
+    fleet = definitions.fleet_burn
+    assert fleet is not None
+    spend = burn.budget(definitions, fleet)
+    return tuple(Now(_ms(short, "burn window"), written(factor * spend, ".6g"), names.version_burn_ratio(stem, short))
+                 for factor, (_, short) in zip(fleet.factors, definitions.profile.burn_windows, strict=True))
 
 
 @dataclass(frozen=True)
@@ -146,8 +164,8 @@ class RollbackRules:
     page: str | None = None  # the alert that pages for a shared fault
     page_for_ms: int = 0
     judged: tuple[str, ...] = ()  # each window's series present while both versions' counts span it
-    held: tuple[str | None, ...] = ()  # each window's series present while its split held (None: the shortest)
-    split_held: float = math.inf  # how far a window's split may stray from the shortest's, as written
+    share: str = ""  # the new version's share of the requests over the sub-window
+    sub_ms: int = 0  # the sub-window over which each split is taken
     scrape_ms: int = 0
     fresh_ms: int = 0  # a sample older than this at a window's end (or one interval after its start): missed
     missed_ms: int = 0  # a series without a sample for longer ended or had not begun: it missed nothing
@@ -171,7 +189,8 @@ class RollbackRules:
                 bad = ((f'{bucket}{{{names.LE}="+Inf"}}', 1), (f'{bucket}{{{names.LE}="{red}"}}', -1))
             checks.append(Check(check.alert, bad, written(check.floor / 100, "g"), written(check.ratio, "g"),
                                 written(math.log(check.ratio), ".6g"), for_ms[check.alert],
-                                tuple(canary.evidence(definitions, check, w) for w in windows)))
+                                tuple(canary.evidence(definitions, check, w) for w in windows),
+                                canary.split(definitions, check)))
         fleet = definitions.fleet_burn
         burn_rules = None
         if fleet is not None:
@@ -181,8 +200,7 @@ class RollbackRules:
             burn_rules = Burn(fleet.alert, failed, _tiers(definitions, lambda w: names.burn_ratio(stem, w),
                                                        lambda w: names.burn_requests(served, w)),
                               written(fleet.noise, "g"), for_ms[fleet.alert],
-                              _tiers(definitions, lambda w: names.version_burn_ratio(stem, w),
-                                     lambda w: None) if attributed else ())
+                              _now(definitions, stem) if attributed else ())
         bands = tuple(_band(definitions, a, for_ms[a.name]) for a in definitions.alerts
                       if a.action == names.ROLLBACK and a.band is not None)
         known = {*(b.alert for b in bands), *(c.alert for c in checks), *((fleet.alert,) if fleet else ())}
@@ -205,7 +223,8 @@ class RollbackRules:
                    tuple(_ms(w, "evidence window") for w in windows), tuple(windows), upper, tuple(checks),
                    burn_rules, bands, lower, tuple(shared), page, for_ms[page] if page else 0,
                    tuple(canary.judged_series(definitions, w) for w in windows),
-                   tuple(canary.held_series(definitions, w) for w in windows), written(canary.SPLIT_HELD, "g"),
+                   canary.share_series(definitions) if definitions.canary else "",
+                   _ms(canary.sub_window(definitions), "canary sub-window") if definitions.canary else 0,
                    _ms(profile.scrape_interval, "profile field scrape_interval"),
                    round(written(canary.FRESH * duration_seconds(profile.scrape_interval), "g") * 1000),
                    round(canary.MISSED * duration_seconds(profile.scrape_interval) * 1000),

@@ -6,14 +6,14 @@ validation, analysis and the demos all ask here, so an alert is the same whereve
 
 from __future__ import annotations
 
-from monitoring.definitions import blame, burn, canary, names
+from monitoring.definitions import blame, burn, canary_alerts, names
 from monitoring.definitions.model import AlertRule, Definitions
 
 
 def every_alert(definitions: Definitions) -> tuple[AlertRule, ...]:
     """The alerts as defined, then the fleet's burn-rate alert, the page for a shared fault and the canary alerts
     derived from the definitions."""
-    return fleet_alerts(definitions) + canary.alerts(definitions)
+    return fleet_alerts(definitions) + canary_alerts.alerts(definitions)
 
 
 def fleet_alerts(definitions: Definitions) -> tuple[AlertRule, ...]:

@@ -45,8 +45,8 @@ def check_of(definitions: Definitions, alert: AlertRule) -> CanaryCheck:
 
 
 def _old_breach(definitions: Definitions, alert: AlertRule) -> str:
-    """The old version breaching the way the fleet alarm does: the same burn tiers over its traffic alone (without
-    the noise guard: burn.version_expr), or its own value of the signal in the alert's band."""
+    """The old version breaching the way the fleet alarm does: burning over its traffic alone now (a tier's short
+    window, without the noise guard: burn.version_expr), or its own value of the signal in the alert's band."""
     fleet = definitions.fleet_burn
     if fleet is not None and alert.name == fleet.alert:
         return burn.version_expr(definitions, fleet, "old")
@@ -178,8 +178,8 @@ def explain(definitions: Definitions, blame: Blame) -> str:
     plain = [a for a in blame.alerts if a not in blame.last_resort]
     return "\n".join([
         f"While both versions serve requests, {', '.join(blame.alerts)} roll back only when the new version is to "
-        "blame. The fault is shared when the old version breaches the same way (the same tiers over its own "
-        "traffic, its share of failed requests above each threshold without the fleet's noise guard, or its own "
+        "blame. The fault is shared when the old version breaches the same way (its own share of failed requests "
+        "over a tier's short window above the tier's threshold, without the fleet's noise guard, or its own "
         f"value of the signal in the band), or when the canary's evidence over {shortest} is at or below "
         f"{definitions.canary.lower_bound:.1f} (no worse); unless the new version's evidence reaches "
         f"{definitions.canary.upper_bound:.1f} over any window, which means it also fails on its own.",

@@ -72,23 +72,28 @@ def alert_expr(definitions: Definitions, burn: FleetBurn) -> str:
 
 
 def version_recording_rules(definitions: Definitions, burn: FleetBurn) -> list[dict[str, Any]]:
-    """Each version's share of failed requests over the tiers' windows, so the old version can be judged by the
-    same tiers."""
+    """Each version's share of failed requests over the tiers' short windows, so the old version can be judged
+    the way the fleet burns now (version_expr)."""
     by, stem = definitions.version_placeholders["by"], _stem(definitions, burn)
     bad = definitions.windowed(burn.bad, "fleet_burn field bad")
     requests = definitions.placeholders["requests_total"]
     return [{"record": names.version_burn_ratio(stem, w),
              "expr": f"sum by ({by}) (rate({bad}[{w}])) / sum by ({by}) (rate({requests}[{w}]))"}
-            for w in dict.fromkeys(w for pair in _windows(definitions) for w in pair)]
+            for w in dict.fromkeys(short for _, short in _windows(definitions))]
 
 
 def version_expr(definitions: Definitions, burn: FleetBurn, version: str) -> str:
-    """The tiers over one version's traffic alone, its share above each threshold without the noise guard: does
-    that version burn the budget the way the fleet does? The guard keeps chance from rolling back; here it would
-    keep a shared fault from being seen as one whenever the fleet clears its guard by a little and the version,
-    over fewer requests (a quarter of them at 75 %), does not: blame's test on a healthy version is this one."""
+    """One version burning now: its share of failed requests over some tier's short window above that tier's
+    threshold, without the noise guard and without the long window. Both would keep a shared fault from being seen
+    as one: the guard whenever the fleet clears it by a little and the version, over fewer requests (a quarter of
+    them at 75 %), does not; the long window while a burst is young, as the version's fewer requests fail under the
+    threshold over it by chance (a burst at 75 % with 128 old requests a minute: 3 of them failed in its first
+    minute, under 1.44 % over two). The tiers' long windows keep the fleet alert from firing on a blip; whether the
+    old version shares a fault is a question of now. Blame's test on a healthy version is this one."""
     stem = _stem(definitions, burn)
-    return _tiers(definitions, burn, lambda w: version_of(names.version_burn_ratio(stem, w), version), None)
+    spend = budget(definitions, burn)
+    return " or ".join(f"{version_of(names.version_burn_ratio(stem, short), version)} > {factor * spend:.6g}"
+                       for factor, (_, short) in zip(burn.factors, _windows(definitions), strict=True))
 
 
 def alerts(definitions: Definitions) -> tuple[AlertRule, ...]:

@@ -8,8 +8,10 @@ counts, so the old version's unknown error rate drops out and a false rollback s
 whatever that rate is (a two-sample test of two Poisson rates). Every request moves the evidence: a bad one of
 the new version up, a bad one of the old version down. The old version's bad requests are taken as at least
 `floor` of its requests, which only lowers the evidence: a spotless old version does not make a single error
-look damning. No old traffic (100 %) or no new traffic means no evidence: silence. A window is judged only when
-its counts are comparable (llr_expr). The design, the bounds and the error rates are in docs/canary-analysis.md.
+look damning. A bad request's chance of being the new version's is the split of the traffic when it came, so a
+window that spans a change of split weighs its bad requests by the split of the minute each came in (alike_expr).
+No old traffic (100 %) or no new traffic means no evidence: silence. A window is judged only when its counts are
+comparable (llr_expr). The design, the bounds and the error rates are in docs/canary-analysis.md.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitoring.definitions import names
+from monitoring.definitions.durations import duration_text
 from monitoring.definitions.model import (
-    AlertRule,
     Canary,
     CanaryCheck,
     DefinitionError,
@@ -29,7 +31,7 @@ from monitoring.definitions.model import (
     duration_seconds,
 )
 
-SPLIT_HELD = 1.25  # how far (a factor) a window's split may stray from the shortest window's and still be the same
+SPLITS = 5  # the shortest window holds this many sub-windows, each taken at its own split (sub_window)
 FRESH = 1.5  # scrape intervals: the versions' newest samples this far apart mean one missed its scrapes
 MISSED = 8  # scrape intervals: a series without a sample for longer ended (a replaced instance): left out
 SERVING = "1m"  # a version whose requests did not grow over this window no longer serves
@@ -48,6 +50,7 @@ class Evidence:
     requests: str  # job_version: requests of each version in the window
     bad: str  # job_version: bad requests of each version in the window
     baseline: str  # job: the old version's bad requests, at least the floor of its requests (none without any)
+    alike: str  # job: the new version's share of the bad requests were it alike, at the splits they came under
     llr: str  # job: the log-likelihood ratio of the evidence
 
 
@@ -64,7 +67,39 @@ def bad_stem(definitions: Definitions, check: CanaryCheck) -> str:
 def evidence(definitions: Definitions, check: CanaryCheck, window: str) -> Evidence:
     stem, requests = bad_stem(definitions, check), names.app_metric(definitions.service, "requests")
     return Evidence(requests=names.canary_count(requests, window), bad=names.canary_count(stem, window),
-                    baseline=names.canary_baseline(stem, window), llr=names.canary_llr(stem, window))
+                    baseline=names.canary_baseline(stem, window), alike=names.canary_alike(stem, window),
+                    llr=names.canary_llr(stem, window))
+
+
+@dataclass(frozen=True)
+class Split:
+    """The series of one check over each sub-window: the bad requests of both versions while the split is known,
+    and as many times the new version's share of the requests (what the new version would have, were it alike)."""
+
+    bad: str  # job: both versions' bad requests over the sub-window, while both versions' requests are counted
+    expected: str  # job: those times the new version's share of the requests over the sub-window
+
+
+def split(definitions: Definitions, check: CanaryCheck) -> Split:
+    stem, sub = bad_stem(definitions, check), sub_window(definitions)
+    return Split(bad=names.canary_sub_bad(stem, sub), expected=names.canary_expected(stem, sub))
+
+
+def sub_window(definitions: Definitions) -> str:
+    """The sub-window over which a split is taken: the shortest window over SPLITS (1m of 5m). Shorter ones follow a
+    change of split more closely; longer ones count more requests, so their split is less noisy."""
+    return duration_text(duration_seconds(windows(definitions)[0]) / SPLITS)
+
+
+def share_series(definitions: Definitions) -> str:
+    """The new version's share of the requests over the sub-window."""
+    return names.canary_share(names.app_metric(definitions.service, "requests"), sub_window(definitions))
+
+
+def counted_windows(definitions: Definitions) -> tuple[str, ...]:
+    """Every window over which each version's requests are recorded, each once (vmalert refuses a twin): the
+    sub-window, SERVING and the evidence windows."""
+    return tuple(dict.fromkeys((sub_window(definitions), SERVING, *windows(definitions))))
 
 
 def windows(definitions: Definitions) -> tuple[str, ...]:
@@ -118,24 +153,36 @@ def judged_expr(definitions: Definitions, window: str) -> str:
     return f"count without ({names.VERSION}) ({counted}) unless on ({names.JOB}) ({' or '.join(spreads)})"
 
 
-def held_series(definitions: Definitions, window: str) -> str | None:
-    """The series present while the split over `window` is the current one (held_expr); None for the shortest
-    window, which judges at once."""
-    if window == windows(definitions)[0]:
-        return None
-    return names.canary_split_held(names.app_metric(definitions.service, "requests"), window)
+def share_expr(definitions: Definitions) -> str:
+    """The new version's requests over the sub-window, over both versions'; absent unless both are counted and
+    served some."""
+    counted = names.canary_count(names.app_metric(definitions.service, "requests"), sub_window(definitions))
+    new, old = version_of(counted, "new"), version_of(counted, "old")
+    return f"{new} / ({new} + {old} > 0)"
 
 
-def held_expr(definitions: Definitions, window: str) -> str:
-    """The new version's requests over the old one's, over `window`, within SPLIT_HELD times (either way) the same
-    over the shortest window: the split has held for the whole window. Absent with no request of either version
-    over either window (a division by 0)."""
-    def odds(counted: str) -> str:
-        return f"({version_of(counted, 'new')} / {version_of(counted, 'old')})"
+def sub_bad_expr(definitions: Definitions, check: CanaryCheck) -> str:
+    """Both versions' bad requests over the sub-window, while the split over it is known."""
+    counted = names.canary_count(bad_stem(definitions, check), sub_window(definitions))
+    return (f"{version_of(counted, 'new')} + {version_of(counted, 'old')}"
+            f" and on ({names.JOB}) {share_series(definitions)}")
 
-    first = evidence(definitions, _canary(definitions).checks[0], window).requests
-    shortest = evidence(definitions, _canary(definitions).checks[0], windows(definitions)[0]).requests
-    return f"{odds(first)} / {odds(shortest)} < {SPLIT_HELD:g} > {1 / SPLIT_HELD:g}"
+
+def expected_expr(definitions: Definitions, check: CanaryCheck) -> str:
+    return f"{split(definitions, check).bad} * on ({names.JOB}) {share_series(definitions)}"
+
+
+def alike_expr(definitions: Definitions, check: CanaryCheck, window: str) -> str:
+    """The chance that a bad request of the window is the new version's were the two alike: the split of the
+    sub-window it came in, averaged over the window's bad requests (the sub-windows recorded over the window:
+    sum_over_time(expected) / sum_over_time(bad)). After a step the window's own split still holds the old one,
+    while a fault both versions share falls on the new one: weighed by the window's split, it would blame the new
+    version. With no bad request in a recorded sub-window, the window's own split (the requests' shares)."""
+    found, parts = evidence(definitions, check, window), split(definitions, check)
+    back = duration_text(duration_seconds(window) - duration_seconds(sub_window(definitions)))
+    n, n_old = version_of(found.requests, "new"), version_of(found.requests, "old")
+    return (f"sum_over_time({parts.expected}[{back}]) / (sum_over_time({parts.bad}[{back}]) > 0)"
+            f" or {n} / ({n} + {n_old})")
 
 
 def version_of(series: str, version: str) -> str:
@@ -152,45 +199,44 @@ def baseline_expr(check: CanaryCheck, found: Evidence) -> str:
 
 def llr_expr(definitions: Definitions, check: CanaryCheck, window: str) -> str:
     """Wald's log-likelihood ratio, conditional on the bad requests of both versions (see the module):
-    k_new ln(ratio) - (k_new + k_old) ln((ratio n_new + n_old) / (n_new + n_old)); only while both versions' counts
-    span the window (judged_expr) and, for a longer window, while its split is the current one (held_expr) or the
-    shortest window does not clear the new version: after the split changes, a fault both versions share falls on
-    the new split, and a window still holding the old one blames the new version for it."""
+    k_new ln(ratio) - (k_new + k_old) ln(1 + (ratio - 1) p), where p is the new version's share of them were it
+    alike (alike_expr; n_new / (n_new + n_old) at a steady split); only while both versions' counts span the window
+    (judged_expr)."""
     found = evidence(definitions, check, window)
-    ratio, log_ratio = f"{check.ratio:g}", f"{math.log(check.ratio):.6g}"  # PromQL's ln takes no scalar
-    k, n = version_of(found.bad, "new"), version_of(found.requests, "new")
-    n_old = version_of(found.requests, "old")
-    held = held_series(definitions, window)
-    shortest = evidence(definitions, check, windows(definitions)[0]).llr
-    split = "" if held is None else \
-        f" and on ({names.JOB}) ({held} or {shortest} > {bound(_canary(definitions).lower_bound)})"
-    return (f"{k} * {log_ratio} - ({k} + {found.baseline})"
-            f" * ln(({ratio} * {n} + {n_old}) / ({n} + {n_old}))"
-            f" and on ({names.JOB}) {judged_series(definitions, window)}{split}")
+    log_ratio = f"{math.log(check.ratio):.6g}"  # PromQL's ln takes no scalar
+    k = version_of(found.bad, "new")
+    return (f"{k} * {log_ratio} - ({k} + {found.baseline}) * ln(1 + {check.ratio - 1:g} * {found.alike})"
+            f" and on ({names.JOB}) {judged_series(definitions, window)}")
 
 
 def recording_rules(definitions: Definitions) -> list[dict[str, Any]]:
-    """The per-version counts, whether they span the window (judged_expr) and hold the current split (held_expr),
-    then each check's baseline and log-likelihood ratio, window by window; and the
-    per-version signals the canary dashboard shows."""
+    """The per-version signals the canary dashboard shows; each version's requests over every window counted; over
+    the sub-window the split and each check's bad requests at it; then window by window whether the counts span it
+    (judged_expr) and each check's counts, baseline, share were it alike and log-likelihood ratio."""
     canary = _canary(definitions)
+    requests = names.app_metric(definitions.service, "requests")
     rules: list[dict[str, Any]] = [
         {"record": definitions.recorded(s, per_version=True),
          "expr": definitions.windowed(s.expr, f"signal {s.name!r} field expr", per_version=True)}
         for s in signals(definitions)]
-    if SERVING not in windows(definitions):  # else recorded with the windows' counts (vmalert refuses a twin)
-        rules.append({"record": serving_series(definitions), "expr": requests_expr(definitions, SERVING)})
+    extra = [w for w in counted_windows(definitions) if w not in windows(definitions)]
+    rules += [{"record": names.canary_count(requests, w), "expr": requests_expr(definitions, w)} for w in extra]
+    rules.append({"record": share_series(definitions), "expr": share_expr(definitions)})
+    for check in canary.checks:
+        parts = split(definitions, check)
+        rules += [{"record": names.canary_count(bad_stem(definitions, check), sub_window(definitions)),
+                   "expr": bad_expr(definitions, check, sub_window(definitions))},
+                  {"record": parts.bad, "expr": sub_bad_expr(definitions, check)},
+                  {"record": parts.expected, "expr": expected_expr(definitions, check)}]
     for window in windows(definitions):
         first = evidence(definitions, canary.checks[0], window)
         rules.append({"record": first.requests, "expr": requests_expr(definitions, window)})
         rules.append({"record": judged_series(definitions, window), "expr": judged_expr(definitions, window)})
-        held = held_series(definitions, window)
-        if held is not None:
-            rules.append({"record": held, "expr": held_expr(definitions, window)})
         for check in canary.checks:
             found = evidence(definitions, check, window)
             rules += [{"record": found.bad, "expr": bad_expr(definitions, check, window)},
                       {"record": found.baseline, "expr": baseline_expr(check, found)},
+                      {"record": found.alike, "expr": alike_expr(definitions, check, window)},
                       {"record": found.llr, "expr": llr_expr(definitions, check, window)}]
     return rules
 
@@ -245,12 +291,6 @@ def inconclusive_expr(definitions: Definitions) -> str:
     return f"({between}) and on ({names.JOB}) {both_serving(definitions)}"
 
 
-def bad_words(definitions: Definitions, check: CanaryCheck) -> str:
-    """What the check counts, in words: "failed requests", "requests slower than 500 ms"."""
-    what = bad_adjective(definitions, check)
-    return f"{what} requests" if check.bad is not None else f"requests {what}"
-
-
 def bad_adjective(definitions: Definitions, check: CanaryCheck) -> str:
     """What makes a request bad for the check: "failed", "slower than 500 ms"."""
     signal = definitions.signal(check.signal)
@@ -259,105 +299,12 @@ def bad_adjective(definitions: Definitions, check: CanaryCheck) -> str:
     return f"slower than {signal.banded.red:g} {names.UNIT_SYMBOLS[signal.unit]}"
 
 
-def describe(definitions: Definitions, check: CanaryCheck) -> str:
-    """The check's hypothesis in words: "the new version's share of failed requests is 6 times the old
-    version's (taken as at least 0.1 %)"."""
-    what = bad_words(definitions, check)
-    return (f"the new version's share of {what} is {check.ratio:g} times the old version's (taken as at least "
-            f"{check.floor:g} %)")
-
-
 def llr(check: CanaryCheck, bad: float, requests: float, old_bad: float, old_requests: float) -> float:
     """The log-likelihood ratio the rules record, in Python (runbooks, benchmarks): the new version's `bad` of
     `requests` against the old version's `old_bad` of `old_requests`."""
     old_bad = max(old_bad, check.floor / 100 * old_requests)
     spread = (check.ratio * requests + old_requests) / (requests + old_requests)
     return bad * math.log(check.ratio) - (bad + old_bad) * math.log(spread)
-
-
-def bad_to_roll_back(canary: Canary, check: CanaryCheck, requests: int, old_requests: int) -> int | None:
-    """The fewest bad requests out of `requests` that reach the upper bound, beside an old version serving
-    `old_requests` at the floor; None when even all do not."""
-    for bad in range(requests + 1):
-        if llr(check, bad, requests, 0, old_requests) >= canary.upper_bound:
-            return bad
-    return None
-
-
-def explain(definitions: Definitions, check: CanaryCheck) -> str:
-    """The runbook's account of the evidence: what each request does to it, and worked examples."""
-    canary = _canary(definitions)
-    signal = definitions.signal(check.signal)
-    bad = "failed" if check.bad is not None else \
-        f"took longer than {signal.banded.red:g} {names.UNIT_SYMBOLS[signal.unit]}"
-    share = 5  # the new version's share of traffic in the examples: the first step of a rollout
-    rows = []
-    for requests in (5, 20, 150, 1000, 10000):
-        needed = bad_to_roll_back(canary, check, requests, requests * (100 - share) // share)
-        if needed is not None:
-            rows.append(f"| {requests:,} | {needed:,} ({100 * needed / requests:.3g} %) |")
-    example = next((r for r in (150, 1000, 20)
-                    if bad_to_roll_back(canary, check, r, r * (100 - share) // share) is not None), 20)
-    needed = bad_to_roll_back(canary, check, example, example * (100 - share) // share)
-    odds = f"{1 / canary.false_rollback:,.0f}"
-    return "\n".join([
-        f"Every request is evidence. Of the requests that {bad}, in both versions together, each one is the new "
-        f"version's with a chance that depends only on how many requests each version served, when the two are "
-        f"alike; it is {check.ratio:g} times likelier when the new version is {check.ratio:g} times worse. So a "
-        f"request of the new version that {bad} moves the log-likelihood ratio up, one of the old version moves it "
-        f"down, and the old version's own error rate, whatever it is, cannot make a healthy new version look bad. "
-        f"The old version's count is taken as at least {check.floor:g} % of its requests. At "
-        f"{canary.upper_bound:.1f} the new version is rolled back; at {canary.lower_bound:.1f} it is no worse; in "
-        f"between, the evidence is inconclusive. The windows are {', '.join(windows(definitions))}, sliding.",
-        "",
-        f"For example, at {share} % rollout: the new version {bad} {needed} of {example} requests while the old "
-        f"one stayed at {check.floor:g} %. A version no worse than the old one does that by chance less than once "
-        f"in {odds} judgements, so the rollback is no false alarm; and a version truly {check.ratio:g} times worse "
-        f"is called no worse less than once in {1 / canary.miss:,.0f}.",
-        "",
-        f"| new version's requests in a window ({share} % rollout) | {bad} that roll back (old version at "
-        f"{check.floor:g} %) |",
-        "| --- | --- |",
-        *rows,
-        "",
-        "`monitoring gonogo` prints each version's requests, bad requests and share behind the evidence.",
-    ])
-
-
-def alerts(definitions: Definitions) -> tuple[AlertRule, ...]:
-    """The canary alerts: one rollback alert per check, and the inconclusive warning."""
-    if definitions.canary is None:
-        return ()
-    canary = definitions.canary
-    value = '{{ $value | printf "%.1f" }}'
-    odds = f"{1 / canary.false_rollback:,.0f}"
-    derived = []
-    for check in canary.checks:
-        signal = definitions.signal(check.signal)
-        derived.append(AlertRule(
-            name=check.alert, signal=signal.name, severity="critical", for_=canary.for_, action=names.ROLLBACK,
-            expr=rollback_expr(definitions, check),
-            condition=(f"the evidence that {describe(definitions, check)} reaches "
-                       f"the upper bound {canary.upper_bound:.1f} over one of the windows "
-                       f"{', '.join(windows(definitions))}"),
-            summary=f"The new version's {signal.title.lower()} is worse than the old version's",
-            description=(f"The evidence against the new version's {signal.title.lower()} is {value}, at or past "
-                         f"the bound {canary.upper_bound:.1f}: a version no worse than the old one gets here "
-                         f"less than once in {odds} judgements."),
-            evidence=explain(definitions, check)))
-    longest = windows(definitions)[-1]
-    derived.append(AlertRule(
-        name=canary.inconclusive_alert, signal=canary.checks[0].signal, severity="warning", for_=longest,
-        expr=inconclusive_expr(definitions),
-        condition=(f"both versions serve traffic, but over {longest} the evidence is between the bounds "
-                   f"{canary.lower_bound:.1f} and {canary.upper_bound:.1f}: neither worse nor no worse yet"),
-        summary="Canary analysis is inconclusive: the new version's evidence is between the bounds",
-        description=(f"Over {longest} the evidence on the new version is {value}, between the bounds "
-                     f"{canary.lower_bound:.1f} (no worse) and {canary.upper_bound:.1f} (roll back)."),
-        evidence=("Too few requests of the new version, or a difference too small to judge yet. It is never a "
-                  "rollback. More traffic settles it: at the end of a soak `monitoring gonogo` says "
-                  "INCONCLUSIVE for the canary and `monitoring deploy` holds the step rather than raise it.")))
-    return tuple(derived)
 
 
 def signals(definitions: Definitions) -> tuple[Signal, ...]:
@@ -377,6 +324,13 @@ def check(definitions: Definitions) -> None:
             raise DefinitionError(f"canary field {name}: {rate!r} must be a probability between 0 and 0.5")
     if not windows(definitions):
         raise DefinitionError(f"profile {definitions.profile.name!r} field evidence_windows: at least one window")
+    scrape, sub = duration_seconds(definitions.profile.scrape_interval), duration_seconds(sub_window(definitions))
+    if sub < 2 * scrape:
+        raise DefinitionError(
+            f"profile {definitions.profile.name!r} field evidence_windows: the shortest window "
+            f"{windows(definitions)[0]} over {SPLITS} ({sub_window(definitions)}, each split taken over it) "
+            f"must span two scrape intervals ({definitions.profile.scrape_interval} each), or no increase is seen "
+            "over it")
     for each in canary.checks:
         where = f"canary check {each.alert!r}"
         signal = definitions.signal(each.signal)

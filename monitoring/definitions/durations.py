@@ -17,3 +17,12 @@ def duration_seconds(text: str, where: str = "duration") -> float:
         raise DefinitionError(f"{where}: {text!r} is not a duration (Prometheus form, e.g. 30s, 5m, 1h30m)")
     numbers = match.groups()[1::2]
     return sum(int(n) * unit for n, unit in zip(numbers, _UNIT_SECONDS, strict=True) if n)
+
+
+def duration_text(seconds: float) -> str:
+    """`seconds` as a Prometheus duration in its largest whole unit: 60 -> "1m", 2 -> "2s", 0.5 -> "500ms"."""
+    milliseconds = round(seconds * 1000)
+    for unit, size in (("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if milliseconds and milliseconds % size == 0:
+            return f"{milliseconds // size}{unit}"
+    return f"{milliseconds}ms"

@@ -146,9 +146,24 @@ def canary_judged(stem: str, window: str) -> str:
     return f"{JOB}:{stem}:canary_judged{window}"
 
 
-def canary_split_held(stem: str, window: str) -> str:
-    """Present while the split of `stem` (requests) between the versions over `window` is the current one."""
-    return f"{JOB}:{stem}:canary_split_held{window}"
+def canary_share(stem: str, window: str) -> str:
+    """The new version's share of `stem` (requests) over `window` (a sub-window: the split there)."""
+    return f"{JOB}:{stem}:canary_share{window}"
+
+
+def canary_sub_bad(stem: str, window: str) -> str:
+    """Both versions' bad requests over a sub-window, while its split is known."""
+    return f"{JOB}:{stem}:canary_increase{window}"
+
+
+def canary_expected(stem: str, window: str) -> str:
+    """Those bad requests times the new version's share of the requests over the sub-window."""
+    return f"{JOB}:{stem}:canary_expected{window}"
+
+
+def canary_alike(stem: str, window: str) -> str:
+    """The new version's share of the window's bad requests were it alike (at the splits they came under)."""
+    return f"{JOB}:{stem}:canary_alike_share{window}"
 
 
 def shared_fault(alert: str) -> str:

@@ -17,6 +17,9 @@ What differs from Prometheus, and how each difference is handled:
 - The alerts API. victoria-metrics proxies /api/v1/alerts and /api/v1/rules to vmalert
   (`-vmalert.proxyURL`), so the one URL in the Prometheus role answers queries and alerts, as Prometheus
   does, for the demo and the analysis alike.
+- Query length. The backtest and the verdicts replay an alert over raw counters, every recorded series it reads
+  inlined (a blamed alert reads the canary's evidence, which reads each minute's split): longer than the 16 KiB
+  victoria-metrics accepts by default (`-search.maxQueryLen`); here MAX_QUERY_BYTES.
 - Freshness. victoria-metrics hides the newest 30 s from instant queries by default
   (`-search.latencyOffset`); here one scrape interval, so a 1 s scrape is seen within seconds.
 - Lookback. vmalert asks with a 5-minute step by default (`-datasource.queryStep`), which victoria-metrics
@@ -85,6 +88,7 @@ VMALERT_PORT = 8880  # vmalert's own default
 IMPORT_PATH = "/api/v1/import/prometheus"  # Prometheus text format, timestamps in milliseconds
 FLUSH_PATH = "/internal/force_flush"  # makes what was just written visible to queries
 DEFAULT_FLUSH = 5.0  # seconds: vmalert's default -remoteWrite.flushInterval
+MAX_QUERY_BYTES = 65536  # the longest query taken: inlined blamed alerts exceed the default 16 KiB
 VMALERT_RELOAD = "vmalert_config_last_reload"  # vmalert's reload metrics: _total, _errors_total, _successful, ...
 SCRAPE_RELOAD = "vm_promscrape_config"  # victoria-metrics': _reloads_total (1.79), _reloads_errors_total (later)
 SETTLE_SECONDS = 15.0  # the longest wait for an asynchronous reload to show
@@ -97,7 +101,8 @@ Found = TypeVar("Found")
 
 def store_command(listen: str, data: str, *extra: str) -> tuple[str, ...]:
     """victoria-metrics listening on `listen` with its data in `data`, and `extra` flags."""
-    return (find("victoria-metrics"), f"-httpListenAddr={listen}", f"-storageDataPath={data}", *extra)
+    return (find("victoria-metrics"), f"-httpListenAddr={listen}", f"-storageDataPath={data}",
+            f"-search.maxQueryLen={MAX_QUERY_BYTES}", *extra)
 
 
 class VictoriaMetrics(Engine):
@@ -126,7 +131,8 @@ class VictoriaMetrics(Engine):
             return store_command(
                 server.address, str(context.data / server.name),
                 f"-promscrape.config={context.config / 'prometheus.yml'}", "-promscrape.config.strictParse=false",
-                f"-search.latencyOffset={profile.scrape_interval}", f"-vmalert.proxyURL=http://{context.companion(VMALERT).address}")
+                f"-search.latencyOffset={profile.scrape_interval}",
+                f"-vmalert.proxyURL=http://{context.companion(VMALERT).address}")
         if server.role == VMALERT:
             flush = f"{min(duration_seconds(profile.evaluation_interval), DEFAULT_FLUSH):g}s"
             return (find("vmalert"), f"-httpListenAddr={server.address}",

@@ -83,31 +83,35 @@ def test_the_numbers_are_the_definitions_as_the_generated_rules_write_them() -> 
         assert rules.serving_ms == 60_000
         for i, (window, found) in enumerate(zip(rules.windows, check.evidence, strict=True)):
             assert f"{found.llr} >= {rules.bound:g}" in alert["expr"]
-            gate = f" and on (job) {rules.judged[i]}" + ("" if rules.held[i] is None else
-                                                        f" and on (job) ({rules.held[i]} or {check.evidence[0].llr}"
-                                                        f" > {rules.lower:g})")
-            assert " ".join(generated[found.llr]["expr"].split()).endswith(gate)
+            assert " ".join(generated[found.llr]["expr"].split()).endswith(f" and on (job) {rules.judged[i]}")
             old = f'sum without (version) ({found.requests}{{version="old"}}) > 0'
             floor = f"{check.floor:g} * ({old})"
             assert generated[found.baseline]["expr"] == f'sum without (version) ({found.bad}{{version="old"}}) > ' \
                 f"{floor} or {floor}"
             llr = " ".join(generated[found.llr]["expr"].split())
-            assert f") * {check.log_ratio:g} - (" in llr and f" + {found.baseline}) * ln(({check.ratio:g} * " in llr
+            assert f") * {check.log_ratio:g} - (" in llr and \
+                f" + {found.baseline}) * ln(1 + {check.ratio - 1:g} * {found.alike})" in llr
+            # the bad requests weighed by the split of the sub-window each came in, over the window's sub-windows
+            back = f"{(rules.windows_ms[i] - rules.sub_ms) // 60_000}m"
+            alike = " ".join(generated[found.alike]["expr"].split())
+            assert alike.startswith(f"sum_over_time({check.split.expected}[{back}]) / "
+                                    f"(sum_over_time({check.split.bad}[{back}]) > 0) or ")
             assert f"[{window}]" in generated[found.bad]["expr"]
             for selector, _ in check.bad:
                 assert selector in generated[found.bad]["expr"]
-    # a window is judged while both versions' samples span it, and a longer one while its split held (or the
-    # shortest window does not clear the new version)
-    assert (rules.scrape_ms, rules.fresh_ms, rules.missed_ms, rules.split_held) == (15_000, 22_500, 120_000, 1.25)
-    assert rules.held == (None, "job:genesis_requests:canary_split_held30m")
+    # a window is judged while both versions' samples span it; the split is taken over each minute
+    assert (rules.scrape_ms, rules.fresh_ms, rules.missed_ms, rules.sub_ms) == (15_000, 22_500, 120_000, 60_000)
+    assert " ".join(generated[rules.share]["expr"].split()).endswith(" > 0)") and \
+        "increase1m" in generated[rules.share]["expr"]
+    for check in rules.checks:
+        assert generated[check.split.expected]["expr"] == f"{check.split.bad} * on (job) {rules.share}"
+        assert generated[check.split.bad]["expr"].endswith(f" and on (job) {rules.share}")
     for window, judged in zip(rules.windows, rules.judged, strict=True):
         expr = " ".join(generated[judged]["expr"].split())
         start = (rules.windows_ms[rules.windows.index(window)] - rules.scrape_ms) // 1000
         for newest in ("timestamp(genesis_requests_total) > time() - 120",
                        f"timestamp(genesis_requests_total offset {start}s) > time() - {start + 120}"):
             assert f"max by (job) ({newest}) - min by (job) ({newest}) >= 22.5" in expr
-    held = " ".join(generated[rules.held[1]]["expr"].split())
-    assert held.endswith(" < 1.25 > 0.8") and "increase30m" in held and "increase5m" in held
     burn, alert = rules.burn, generated[rules.burn.alert]
     assert alert["for"] == f"{burn.for_ms // 1000}s"
     for tier in burn.tiers:
@@ -149,13 +153,12 @@ def test_the_numbers_are_the_definitions_as_the_generated_rules_write_them() -> 
     assert (rules.lower, rules.page) == (-4.605, "SharedFault")
     assert " ".join(generated[burn.alert]["expr"].split()).endswith(f"unless on (job) {shared.record}")
     held = " ".join(generated[shared.record]["expr"].split())
-    for tier in burn.version_tiers:  # the old version's share over each window above the threshold, unguarded
-        assert (tier.long_requests, tier.short_requests) == (None, None)
-        old = [f'sum without (version) ({ratio}{{version="old"}}) > {tier.threshold:g}'
-               for ratio in (tier.long, tier.short)]
-        assert f"({old[0]} and {old[1]})" in held
-        for ratio in (tier.long, tier.short):
-            assert generated[ratio]["expr"].startswith("sum by (job, version) (rate(")
+    # the old version's share over each tier's short window above the tier's threshold, unguarded
+    assert [(n.window_ms, n.threshold) for n in burn.version_now] == [(t.short_ms, t.threshold) for t in burn.tiers]
+    old = " or ".join(f'sum without (version) ({n.ratio}{{version="old"}}) > {n.threshold:g}' for n in burn.version_now)
+    assert f"sgn(count by (job) ({old} or " in held
+    for now in burn.version_now:
+        assert generated[now.ratio]["expr"].startswith("sum by (job, version) (rate(")
     shortest = shared.check.evidence[0]
     assert f"{shortest.llr} <= {rules.lower:g}" in held
     for version in ("new", "old"):
@@ -248,9 +251,10 @@ def both() -> tuple[list[str], replay.Replay, dict, dict]:
     rules = replay.RollbackRules.of(DEFINITIONS)
     probed = [e.llr for c in rules.checks for e in c.evidence] + [e.baseline for c in rules.checks for e in c.evidence]
     probed += [b.record for b in rules.bands] + [s.record for s in rules.shared] + list(rules.judged)
-    probed += [name for name in rules.held if name]
-    probed += list(dict.fromkeys(name for tier in rules.burn.tiers + rules.burn.version_tiers
-                                 for name in (tier.long, tier.short, tier.long_requests, tier.short_requests) if name))
+    probed += [e.alike for c in rules.checks for e in c.evidence] + [rules.share]
+    probed += list(dict.fromkeys(name for tier in rules.burn.tiers
+                                 for name in (tier.long, tier.short, tier.long_requests, tier.short_requests)))
+    probed += [now.ratio for now in rules.burn.version_now]
     firing, values = bench.promtool_firing(DEFINITIONS, samples, jobs, rules.replayed,
                                            probe=f'{{__name__=~"{"|".join(probed)}"}}', probe_every=4)
     return jobs, replay.replay(rules, samples), firing, values
@@ -307,7 +311,7 @@ def test_promtool_and_the_evaluator_record_the_same_values(both) -> None:
     rules = replay.RollbackRules.of(DEFINITIONS)
     seen = {name for name, _, _ in promtool}
     assert {*(b.record for b in rules.bands), *(s.record for s in rules.shared),
-            *(f'{t.long}{{version="{v}"}}' for t in rules.burn.version_tiers for v in ("old", "new"))} <= seen
+            *(f'{n.ratio}{{version="{v}"}}' for n in rules.burn.version_now for v in ("old", "new"))} <= seen
     for name in seen:
         for job in jobs:
             present = [t for t in probed_times if not math.isnan(result.recorded[name][row[job], index[t]])]

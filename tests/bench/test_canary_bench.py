@@ -13,6 +13,7 @@ import pytest
 
 from monitoring import artifacts
 from monitoring.bench import ideal, matrix, promtool, step, traffic
+from monitoring.definitions import canary
 from monitoring.definitions.model import DefinitionError
 from monitoring.genesis import DEFINITIONS
 from monitoring.local.demo_app import LATENCY_BUCKETS
@@ -88,6 +89,16 @@ def test_the_rollback_alerts_are_every_alert_that_rolls_back() -> None:
     assert matrix.canary_check(DEFINITIONS, step.LATENCY).alert == "CanaryLatency"
     with pytest.raises(DefinitionError, match="canary"):
         matrix.canary_check(replace(DEFINITIONS, canary=None), step.ERRORS)
+
+
+def test_each_split_is_taken_over_a_fifth_of_the_shortest_window_which_must_span_two_scrapes() -> None:
+    assert canary.sub_window(DEFINITIONS) == "1m"
+    assert canary.sub_window(DEFINITIONS.with_profile("compressed")) == "2s"
+    canary.check(DEFINITIONS.with_profile("compressed"))  # 2 s over 1 s scrapes: two samples
+    short = replace(DEFINITIONS, profile=replace(DEFINITIONS.profile, evidence_windows=("2m", "30m")))
+    with pytest.raises(DefinitionError, match=r"evidence_windows: the shortest window 2m over 5 \(24s, .*two scrape "
+                                              r"intervals \(15s each\)"):
+        canary.check(short)
 
 
 def test_the_ideal_is_walds_expected_time_of_the_conditional_test_at_the_true_rates() -> None:
