@@ -33,8 +33,8 @@ pytest_plugins = ["tests.support.unleash_server"]
 # with one worker alone on a long file that started late. (flags/test_flags_unleash.py stands for the unit of the
 # files SHARING_UNLEASH names.)
 LONGEST_FIRST = (
-    "rollout/test_deploy_e2e.py", "analysis/test_analysis_history.py", "bench/test_alert_replay.py",
-    "local/test_faults.py", "flags/test_flags_unleash.py", "local/test_closed_loop.py", "flags/test_stack_flags.py",
+    "rollout/test_deploy_e2e.py", "bench/test_alert_replay.py", "local/test_faults.py", "local/test_closed_loop.py",
+    "analysis/test_analysis_history.py", "flags/test_flags_unleash.py", "flags/test_stack_flags.py",
     "rollout/test_deploy_processes.py", "test_package.py", "local/test_unleash_supervised.py",
     "local/test_shared_fault.py", "local/test_engine_victoriametrics.py", "local/test_faults_victoriametrics.py",
     "receiver/test_receiver.py", "receiver/test_receiver_crash.py", "receiver/test_receiver_files.py",
