@@ -94,6 +94,9 @@ TEST_WORKERS ?= 4
 # What CI runs. The set-up side by side where it can be: the Debian packages alone (`unleash` may call apt-get too,
 # and two apt-gets at once fail on its lock), then pip beside npm, then lint beside validate. No --output-sync: it
 # would hold pytest's progress back until the whole suite ends.
+# Python keeps the package's bytecode under test (an environment that sets PYTHONDONTWRITEBYTECODE made each of the
+# suite's hundreds of Python processes compile the package again: about 0.04 CPU-s each, docs/tests.md).
+test: export PYTHONDONTWRITEBYTECODE :=
 test: ## install what is missing, lint, validate, then the whole test suite against the real binaries, TEST_WORKERS (4) in parallel
 	@$(MAKE) --no-print-directory debs
 	@$(MAKE) --no-print-directory --jobs=2 venv unleash

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,13 +30,42 @@ pytest_plugins = ["tests.support.unleash_server"]
 
 # The files that take a minute or more alone (docs/tests.md, "What each file costs"), longest first. `make test`
 # hands whole files to its workers in collection order; these are collected first, so the suite does not end
-# with one worker alone on a long file that started late.
+# with one worker alone on a long file that started late. (flags/test_flags_unleash.py stands for the unit of the
+# files SHARING_UNLEASH names.)
 LONGEST_FIRST = (
     "rollout/test_deploy_e2e.py", "bench/test_alert_replay.py", "local/test_faults.py", "local/test_closed_loop.py",
-    "receiver/test_receiver.py", "local/test_unleash_supervised.py", "receiver/test_receiver_crash.py",
-    "analysis/test_analysis_history.py", "local/test_shared_fault.py", "receiver/test_receiver_files.py",
-    "apply/test_apply_validation.py", "flags/test_stack_flags.py", "local/test_faults_victoriametrics.py",
+    "analysis/test_analysis_history.py", "flags/test_flags_unleash.py", "flags/test_stack_flags.py",
+    "rollout/test_deploy_processes.py", "test_package.py", "local/test_unleash_supervised.py",
+    "local/test_shared_fault.py", "local/test_engine_victoriametrics.py", "local/test_faults_victoriametrics.py",
+    "receiver/test_receiver.py", "receiver/test_receiver_crash.py", "receiver/test_receiver_files.py",
+    "apply/test_apply_validation.py",
 )
+
+
+# The files whose tests use the session's Unleash server (`unleash_server`, tests/support/unleash_server.py).
+# `make test` gives them to one worker as one unit of work, so one Unleash and its PostgreSQL start (about 15 s and
+# 8 CPU-s, then 0.5 CPU-s a minute until the session ends) rather than one on each worker that took one of them.
+SHARING_UNLEASH = ("flags/test_flags_unleash.py", "receiver/test_receiver_flags.py", "rollout/test_deploy_flags.py")
+
+
+def work_unit(nodeid: str) -> str:
+    """What `--dist loadfile` hands a worker whole: a test's file, or SHARING_UNLEASH's first for any of them."""
+    path = nodeid.split("::", 1)[0]
+    return f"tests/{SHARING_UNLEASH[0]}" if path.removeprefix("tests/") in SHARING_UNLEASH else path
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile` with `work_unit`'s units; any other distribution as pytest-xdist does it."""
+    if config.getoption("dist", None) != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class Units(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return Units(config, log)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -11,19 +11,20 @@ again, so its message is fresh. An entry that cannot be read or does not carry i
 Where: MONITORING_VALIDATION_CACHE names the folder (`off` disables the cache); else `.cache/validation` in
 the working folder when it has a `.cache/` (the project), else `$XDG_CACHE_HOME/monitoring/validation`
 (`~/.cache/...`). Entries are written atomically, and removed after KEEP_DAYS unused; deleting the folder
-empties the cache.
+empties the cache. One process at a time checks the same input (a lock file beside its entry while it does).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -193,6 +194,35 @@ def _remembered(path: Path, fingerprint: Fingerprint) -> bool:
 def remembered(fingerprint: Fingerprint, check: Callable[[], list[str]]) -> list[str]:
     """Cached([]) when this exact input passed before; else `check()`, remembered when it found no problem."""
     path = _entry(fingerprint)
+    with _alone(path):
+        return _remembered_or_checked(path, fingerprint, check)
+
+
+@contextlib.contextmanager
+def _alone(path: Path | None) -> Iterator[None]:
+    """One process at a time checks a fingerprint: parallel test workers ask for the same bytes at once (every
+    apply test's bundle), and those that wait then find the first one's pass rather than run promtool again. The
+    lock file goes when its holder is done (a waiter still holding the old one only means a check run twice)."""
+    if path is None:
+        yield
+        return
+    lock_path = path.with_suffix(".lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        yield  # a cache that cannot be written only means the next run validates again
+        return
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            lock_path.unlink()
+        os.close(lock)
+
+
+def _remembered_or_checked(path: Path | None, fingerprint: Fingerprint, check: Callable[[], list[str]]) -> list[str]:
     if path is not None and _remembered(path, fingerprint):
         with contextlib.suppress(OSError):
             os.utime(path)  # used: kept another KEEP_DAYS

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from monitoring import artifacts
 from monitoring.binaries import find
 from monitoring.genesis import DEFINITIONS
 from monitoring.validate import validate
-from monitoring.validate.cache import KEEP_DAYS
+from monitoring.validate.cache import KEEP_DAYS, Cached, Fingerprint, remembered
 
 RULES = artifacts.rules_file(DEFINITIONS)
 
@@ -119,6 +121,41 @@ def test_off_runs_every_time_and_keeps_nothing(tree: Path, tmp_path: Path, monke
     for _ in range(2):
         assert "cached" not in _said(tree, "routes")
     assert list((tmp_path / ".cache").iterdir()) == []
+
+
+def _fingerprint(text: str) -> Fingerprint:
+    fingerprint = Fingerprint("routes")
+    fingerprint.text("input", text)
+    return fingerprint
+
+
+def test_the_same_input_asked_at_once_is_checked_once_and_other_input_does_not_wait(cache: Path) -> None:
+    """Parallel workers asking for the same bytes: the second waits for the first's pass and runs no check; a
+    check of other bytes meanwhile runs at once."""
+    inside, release = threading.Event(), threading.Event()
+    checks: list[str] = []
+
+    def first() -> list[str]:
+        checks.append("first")
+        inside.set()
+        assert release.wait(10)
+        return []
+
+    def again() -> list[str]:
+        checks.append("again")
+        return []
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        holding = pool.submit(remembered, _fingerprint("same"), first)
+        assert inside.wait(10)
+        waiting = pool.submit(remembered, _fingerprint("same"), again)
+        assert remembered(_fingerprint("other"), lambda: checks.append("other") or []) == []
+        assert checks == ["first", "other"] and not waiting.done(), "the same bytes wait, other bytes do not"
+        release.set()
+        assert holding.result(10) == [] and not isinstance(holding.result(), Cached)
+        assert isinstance(waiting.result(10), Cached)
+    assert checks == ["first", "other"]
+    assert sorted(entry.suffix for entry in cache.iterdir()) == [".json", ".json"], "no lock file is left"
 
 
 @pytest.mark.slow  # promtool's unit tests, several times: seconds
