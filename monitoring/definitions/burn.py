@@ -8,7 +8,6 @@ label, so it stops a total failure at any step, 100 % included, and for applicat
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from monitoring.definitions import names
@@ -51,24 +50,18 @@ def recording_rules(definitions: Definitions) -> list[dict[str, Any]]:
          "expr": f"sum by ({job}) (increase({requests}[{w}]))"})]
 
 
-def _tiers(definitions: Definitions, burn: FleetBurn, ratio: Callable[[str], str],
-           requests: Callable[[str], str] | None) -> str:
-    """The tiers over the series `ratio(window)`: each window's share of failed requests above the tier's
-    threshold, in both windows of some tier; with `requests(window)`, above it by more than `noise` standard
-    errors of a share at the threshold over the window's requests (a few unlucky requests are no burn)."""
-    spend = budget(definitions, burn)
+def alert_expr(definitions: Definitions, burn: FleetBurn) -> str:
+    """The tiers: each window's share of failed requests above the tier's threshold by more than `noise` standard
+    errors of a share at the threshold over the window's requests (a few unlucky requests are no burn), in both
+    windows of some tier."""
+    stem, requests, spend = _stem(definitions, burn), _requests(definitions), budget(definitions, burn)
     tiers = []
     for factor, (long, short) in zip(burn.factors, _windows(definitions), strict=True):
         threshold = f"{factor * spend:.6g}"
-        over = [f"{ratio(w)} > {threshold}"
-                + (f" + {burn.noise:g} * sqrt({threshold} / {requests(w)})" if requests else "") for w in (long, short)]
+        over = [f"{names.burn_ratio(stem, w)} > {threshold}"
+                f" + {burn.noise:g} * sqrt({threshold} / {names.burn_requests(requests, w)})" for w in (long, short)]
         tiers.append(f"({over[0]} and {over[1]})")
     return " or ".join(tiers)
-
-
-def alert_expr(definitions: Definitions, burn: FleetBurn) -> str:
-    stem, requests = _stem(definitions, burn), _requests(definitions)
-    return _tiers(definitions, burn, lambda w: names.burn_ratio(stem, w), lambda w: names.burn_requests(requests, w))
 
 
 def version_recording_rules(definitions: Definitions, burn: FleetBurn) -> list[dict[str, Any]]:
